@@ -1,0 +1,674 @@
+//! JSON → Arrow decoding. A chunk of raw records from one stream becomes one
+//! `RecordBatch` of valid rows plus the malformed records, each with its position
+//! in the chunk (arrival order matters to the watermark) and, when it could be
+//! read, its `ts` (every record with a valid `ts` advances its stream's watermark).
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    ArrayRef, Float64Builder, Int32Builder, Int64Builder, StringBuilder,
+};
+use datafusion::arrow::record_batch::RecordBatch;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+
+use super::Topic;
+use super::deadletter::{DeadLetter, Reason};
+use super::schema::schema;
+use crate::time::{Millis, parse_rfc3339};
+
+/// One undecoded input record.
+#[derive(Debug, Clone, Copy)]
+pub struct RawRecord<'a> {
+    /// Kafka partition or replay file index.
+    pub partition: i32,
+    /// Kafka offset or replay line number.
+    pub offset: i64,
+    /// The message value / NDJSON line.
+    pub payload: &'a [u8],
+}
+
+/// A record that failed decoding.
+#[derive(Debug, Clone)]
+pub struct Malformed {
+    /// Index of the record within its chunk.
+    pub position: usize,
+    /// Its `ts`, when that field alone could be read.
+    pub ts: Option<Millis>,
+    /// The dead letter to emit.
+    pub dead: DeadLetter,
+}
+
+/// The result of decoding one chunk from one stream.
+#[derive(Debug, Clone)]
+pub struct DecodedChunk {
+    /// Topic of every record in the chunk.
+    pub topic: Topic,
+    /// Partition (or file index) of every record in the chunk.
+    pub partition: i32,
+    /// Valid rows in arrival order.
+    pub batch: RecordBatch,
+    /// Malformed records in arrival order.
+    pub malformed: Vec<Malformed>,
+}
+
+impl DecodedChunk {
+    /// Number of input records (valid + malformed).
+    pub fn len(&self) -> usize {
+        self.batch.num_rows() + self.malformed.len()
+    }
+    /// True when the chunk holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// An event time as it appears on input: RFC 3339 string or integer epoch ms.
+#[derive(Debug, Clone, Copy)]
+struct Ts(Millis);
+
+impl<'de> Deserialize<'de> for Ts {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Ts;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an RFC 3339 string or integer epoch milliseconds")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Ts, E> {
+                Ok(Ts(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Ts, E> {
+                i64::try_from(v)
+                    .map(Ts)
+                    .map_err(|_| E::custom("epoch milliseconds out of range"))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Ts, E> {
+                parse_rfc3339(v).map(Ts).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Deserialize)]
+struct TsOnly {
+    ts: Option<Ts>,
+}
+
+#[derive(Deserialize)]
+struct MonitoringJson<'a> {
+    #[serde(borrow)]
+    event_id: Cow<'a, str>,
+    ts: Ts,
+    #[serde(borrow)]
+    service: Cow<'a, str>,
+    #[serde(borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow, default)]
+    source: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    status: Option<Cow<'a, str>>,
+    #[serde(default)]
+    latency_ms: Option<f64>,
+    #[serde(borrow, default)]
+    resource: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    metric: Option<Cow<'a, str>>,
+    #[serde(default)]
+    value: Option<f64>,
+    #[serde(default)]
+    capacity: Option<f64>,
+    #[serde(default)]
+    start: Option<Ts>,
+    #[serde(default)]
+    end: Option<Ts>,
+    #[serde(borrow, default)]
+    change_id: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct TicketJson<'a> {
+    #[serde(borrow)]
+    event_id: Cow<'a, str>,
+    ts: Ts,
+    #[serde(borrow)]
+    ticket: Cow<'a, str>,
+    #[serde(borrow, rename = "type")]
+    kind_of_event: Cow<'a, str>,
+    #[serde(borrow, default)]
+    customer: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    service: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    priority: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    status: Option<Cow<'a, str>>,
+}
+
+fn required<'s>(v: &'s Option<Cow<'_, str>>, name: &str, what: &str) -> Result<&'s str, String> {
+    match v.as_deref() {
+        Some(s) if !s.is_empty() => Ok(s),
+        _ => Err(format!("{what} event needs a non-empty `{name}`")),
+    }
+}
+
+fn non_empty(v: &str, name: &str) -> Result<(), String> {
+    if v.is_empty() {
+        Err(format!("`{name}` must not be empty"))
+    } else {
+        Ok(())
+    }
+}
+
+/// Column builders shared by both topics.
+struct Common {
+    partition: Int32Builder,
+    offset: Int64Builder,
+    event_id: StringBuilder,
+    ts: Int64Builder,
+    raw: StringBuilder,
+    key: StringBuilder,
+}
+
+impl Common {
+    fn new(n: usize) -> Self {
+        Common {
+            partition: Int32Builder::with_capacity(n),
+            offset: Int64Builder::with_capacity(n),
+            event_id: StringBuilder::with_capacity(n, n * 16),
+            ts: Int64Builder::with_capacity(n),
+            raw: StringBuilder::with_capacity(n, n * 160),
+            key: StringBuilder::with_capacity(n, n * 8),
+        }
+    }
+    fn push(&mut self, r: &RawRecord, event_id: &str, ts: Millis, raw: &str, key: &str) {
+        self.partition.append_value(r.partition);
+        self.offset.append_value(r.offset);
+        self.event_id.append_value(event_id);
+        self.ts.append_value(ts);
+        self.raw.append_value(raw);
+        self.key.append_value(key);
+    }
+    fn finish(mut self) -> Vec<ArrayRef> {
+        vec![
+            Arc::new(self.partition.finish()),
+            Arc::new(self.offset.finish()),
+            Arc::new(self.event_id.finish()),
+            Arc::new(self.ts.finish()),
+            Arc::new(self.raw.finish()),
+            Arc::new(self.key.finish()),
+        ]
+    }
+}
+
+/// Decodes raw records of one topic into Arrow batches.
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    topic: Topic,
+    topic_name: Arc<str>,
+}
+
+impl Decoder {
+    /// A decoder for `topic`, naming it `topic_name` in dead letters.
+    pub fn new(topic: Topic, topic_name: &str) -> Self {
+        Decoder {
+            topic,
+            topic_name: Arc::from(topic_name),
+        }
+    }
+
+    /// The topic this decoder reads.
+    pub fn topic(&self) -> Topic {
+        self.topic
+    }
+
+    /// The topic name used in dead letters.
+    pub fn topic_name(&self) -> &str {
+        &self.topic_name
+    }
+
+    /// Decodes a chunk of records that all come from `partition`.
+    pub fn decode(&self, partition: i32, records: &[RawRecord]) -> DecodedChunk {
+        match self.topic {
+            Topic::Monitoring => self.decode_monitoring(partition, records),
+            Topic::Tickets => self.decode_tickets(partition, records),
+        }
+    }
+
+    fn malformed(
+        &self,
+        position: usize,
+        r: &RawRecord,
+        ts: Option<Millis>,
+        error: String,
+    ) -> Malformed {
+        Malformed {
+            position,
+            ts,
+            dead: DeadLetter {
+                reason: Reason::Malformed,
+                error,
+                topic: self.topic_name.to_string(),
+                partition: r.partition,
+                offset: r.offset,
+                raw: String::from_utf8_lossy(r.payload).into_owned(),
+            },
+        }
+    }
+
+    /// Best-effort `ts` of a record that failed full decoding.
+    fn salvage_ts(payload: &[u8]) -> Option<Millis> {
+        serde_json::from_slice::<TsOnly>(payload)
+            .ok()
+            .and_then(|t| t.ts)
+            .map(|t| t.0)
+    }
+
+    fn decode_monitoring(&self, partition: i32, records: &[RawRecord]) -> DecodedChunk {
+        let n = records.len();
+        let mut c = Common::new(n);
+        let mut kind = StringBuilder::with_capacity(n, n * 6);
+        let mut source = StringBuilder::with_capacity(n, n * 6);
+        let mut status = StringBuilder::with_capacity(n, n * 4);
+        let mut latency = Float64Builder::with_capacity(n);
+        let mut resource = StringBuilder::new();
+        let mut metric = StringBuilder::new();
+        let mut value = Float64Builder::with_capacity(n);
+        let mut capacity = Float64Builder::with_capacity(n);
+        let mut start = Int64Builder::with_capacity(n);
+        let mut end = Int64Builder::with_capacity(n);
+        let mut change = StringBuilder::new();
+        let mut malformed = Vec::new();
+
+        for (pos, r) in records.iter().enumerate() {
+            let raw = match std::str::from_utf8(r.payload) {
+                Ok(s) => s,
+                Err(e) => {
+                    malformed.push(self.malformed(pos, r, None, format!("not UTF-8: {e}")));
+                    continue;
+                }
+            };
+            let ev: MonitoringJson = match serde_json::from_str(raw) {
+                Ok(ev) => ev,
+                Err(e) => {
+                    malformed.push(self.malformed(
+                        pos,
+                        r,
+                        Self::salvage_ts(r.payload),
+                        e.to_string(),
+                    ));
+                    continue;
+                }
+            };
+            let checked = (|| -> Result<(), String> {
+                non_empty(&ev.event_id, "event_id")?;
+                non_empty(&ev.service, "service")?;
+                match ev.kind.as_ref() {
+                    "probe" => {
+                        required(&ev.source, "source", "probe")?;
+                        match ev.status.as_deref() {
+                            Some("up" | "degraded" | "down") => {}
+                            Some(s) => {
+                                return Err(format!(
+                                    "unknown probe status {s:?} (up | degraded | down)"
+                                ));
+                            }
+                            None => return Err("probe event needs `status`".into()),
+                        }
+                        if ev.latency_ms.is_some_and(|l| !l.is_finite() || l < 0.0) {
+                            return Err("`latency_ms` must be a non-negative number".into());
+                        }
+                    }
+                    "metric" => {
+                        required(&ev.resource, "resource", "metric")?;
+                        required(&ev.metric, "metric", "metric")?;
+                        match ev.value {
+                            Some(v) if v.is_finite() => {}
+                            _ => return Err("metric event needs a finite numeric `value`".into()),
+                        }
+                        if ev.capacity.is_some_and(|c| !(c.is_finite() && c > 0.0)) {
+                            return Err("`capacity` must be a positive number".into());
+                        }
+                    }
+                    "maintenance" => match (ev.start, ev.end) {
+                        (Some(s), Some(e)) if e.0 > s.0 => {}
+                        (Some(_), Some(_)) => {
+                            return Err("maintenance `end` must be after `start`".into());
+                        }
+                        _ => return Err("maintenance event needs `start` and `end`".into()),
+                    },
+                    other => {
+                        return Err(format!(
+                            "unknown monitoring kind {other:?} (probe | metric | maintenance)"
+                        ));
+                    }
+                }
+                Ok(())
+            })();
+            if let Err(e) = checked {
+                malformed.push(self.malformed(pos, r, Some(ev.ts.0), e));
+                continue;
+            }
+            c.push(r, &ev.event_id, ev.ts.0, raw, &ev.service);
+            kind.append_value(&ev.kind);
+            let is = |k: &str| ev.kind == k;
+            source.append_option(ev.source.as_deref().filter(|_| is("probe")));
+            status.append_option(ev.status.as_deref().filter(|_| is("probe")));
+            latency.append_option(ev.latency_ms.filter(|_| is("probe")));
+            resource.append_option(ev.resource.as_deref().filter(|_| is("metric")));
+            metric.append_option(ev.metric.as_deref().filter(|_| is("metric")));
+            value.append_option(ev.value.filter(|_| is("metric")));
+            capacity.append_option(ev.capacity.filter(|_| is("metric")));
+            start.append_option(ev.start.map(|t| t.0).filter(|_| is("maintenance")));
+            end.append_option(ev.end.map(|t| t.0).filter(|_| is("maintenance")));
+            change.append_option(ev.change_id.as_deref().filter(|_| is("maintenance")));
+        }
+        let mut cols = c.finish();
+        cols.extend([
+            Arc::new(kind.finish()) as ArrayRef,
+            Arc::new(source.finish()),
+            Arc::new(status.finish()),
+            Arc::new(latency.finish()),
+            Arc::new(resource.finish()),
+            Arc::new(metric.finish()),
+            Arc::new(value.finish()),
+            Arc::new(capacity.finish()),
+            Arc::new(start.finish()),
+            Arc::new(end.finish()),
+            Arc::new(change.finish()),
+        ]);
+        self.chunk(partition, cols, malformed)
+    }
+
+    fn decode_tickets(&self, partition: i32, records: &[RawRecord]) -> DecodedChunk {
+        let n = records.len();
+        let mut c = Common::new(n);
+        let mut ty = StringBuilder::with_capacity(n, n * 8);
+        let mut customer = StringBuilder::new();
+        let mut service = StringBuilder::new();
+        let mut priority = StringBuilder::new();
+        let mut kind = StringBuilder::new();
+        let mut status = StringBuilder::new();
+        let mut malformed = Vec::new();
+
+        for (pos, r) in records.iter().enumerate() {
+            let raw = match std::str::from_utf8(r.payload) {
+                Ok(s) => s,
+                Err(e) => {
+                    malformed.push(self.malformed(pos, r, None, format!("not UTF-8: {e}")));
+                    continue;
+                }
+            };
+            let ev: TicketJson = match serde_json::from_str(raw) {
+                Ok(ev) => ev,
+                Err(e) => {
+                    malformed.push(self.malformed(
+                        pos,
+                        r,
+                        Self::salvage_ts(r.payload),
+                        e.to_string(),
+                    ));
+                    continue;
+                }
+            };
+            let checked = (|| -> Result<(), String> {
+                non_empty(&ev.event_id, "event_id")?;
+                non_empty(&ev.ticket, "ticket")?;
+                let check_priority = |what: &str| match ev.priority.as_deref() {
+                    Some("P1" | "P2" | "P3" | "P4") => Ok(()),
+                    Some(p) => Err(format!("unknown priority {p:?} (P1..P4)")),
+                    None => Err(format!("{what} event needs `priority`")),
+                };
+                match ev.kind_of_event.as_ref() {
+                    "created" => {
+                        required(&ev.customer, "customer", "created")?;
+                        check_priority("created")?;
+                        match ev.kind.as_deref() {
+                            Some("incident" | "request") => {}
+                            Some(k) => {
+                                return Err(format!(
+                                    "unknown ticket kind {k:?} (incident | request)"
+                                ));
+                            }
+                            None => return Err("created event needs `kind`".into()),
+                        }
+                    }
+                    "responded" => {}
+                    "status" => {
+                        required(&ev.status, "status", "status")?;
+                    }
+                    "priority" => check_priority("priority")?,
+                    other => {
+                        return Err(format!(
+                            "unknown ticket event type {other:?} (created | responded | status | priority)"
+                        ));
+                    }
+                }
+                Ok(())
+            })();
+            if let Err(e) = checked {
+                malformed.push(self.malformed(pos, r, Some(ev.ts.0), e));
+                continue;
+            }
+            c.push(r, &ev.event_id, ev.ts.0, raw, &ev.ticket);
+            let t = ev.kind_of_event.as_ref();
+            ty.append_value(t);
+            customer.append_option(ev.customer.as_deref().filter(|_| t == "created"));
+            service.append_option(ev.service.as_deref().filter(|_| t == "created"));
+            priority.append_option(
+                ev.priority
+                    .as_deref()
+                    .filter(|_| t == "created" || t == "priority"),
+            );
+            kind.append_option(ev.kind.as_deref().filter(|_| t == "created"));
+            status.append_option(ev.status.as_deref().filter(|_| t == "status"));
+        }
+        let mut cols = c.finish();
+        cols.extend([
+            Arc::new(ty.finish()) as ArrayRef,
+            Arc::new(customer.finish()),
+            Arc::new(service.finish()),
+            Arc::new(priority.finish()),
+            Arc::new(kind.finish()),
+            Arc::new(status.finish()),
+        ]);
+        self.chunk(partition, cols, malformed)
+    }
+
+    fn chunk(
+        &self,
+        partition: i32,
+        cols: Vec<ArrayRef>,
+        malformed: Vec<Malformed>,
+    ) -> DecodedChunk {
+        // The builders above produce exactly the schema's columns and types, so
+        // construction cannot fail; fall back to an empty batch defensively.
+        let schema = schema(self.topic);
+        let batch = RecordBatch::try_new(schema.clone(), cols)
+            .unwrap_or_else(|_| RecordBatch::new_empty(schema));
+        DecodedChunk {
+            topic: self.topic,
+            partition,
+            batch,
+            malformed,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::schema::{col, mon, tkt};
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::datatypes::{Float64Type, Int64Type};
+
+    fn decode(topic: Topic, lines: &[&str]) -> DecodedChunk {
+        let recs: Vec<RawRecord> = lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| RawRecord {
+                partition: 3,
+                offset: i as i64,
+                payload: l.as_bytes(),
+            })
+            .collect();
+        Decoder::new(topic, "t").decode(3, &recs)
+    }
+
+    fn s(b: &RecordBatch, c: usize, r: usize) -> Option<String> {
+        let a = b.column(c).as_string::<i32>();
+        a.is_valid(r).then(|| a.value(r).to_owned())
+    }
+
+    #[test]
+    fn monitoring_kinds_and_both_time_formats() {
+        let c = decode(
+            Topic::Monitoring,
+            &[
+                r#"{"event_id":"m1","ts":"2026-11-02T10:00:00Z","service":"web","kind":"probe","source":"eu-1","status":"up","latency_ms":41.5}"#,
+                r#"{"event_id":"m2","ts":1793613600000,"service":"web","kind":"metric","resource":"db-1","metric":"disk_used","value":812.5,"capacity":1000}"#,
+                r#"{"event_id":"m3","ts":"2026-11-02T11:00:00+01:00","service":"web","kind":"maintenance","start":"2026-11-02T22:00:00Z","end":"2026-11-02T23:00:00Z","change_id":"CHG-12"}"#,
+            ],
+        );
+        assert!(c.malformed.is_empty(), "{:?}", c.malformed);
+        let b = &c.batch;
+        assert_eq!(b.num_rows(), 3);
+        let ts = b.column(col::TS).as_primitive::<Int64Type>();
+        assert_eq!(
+            (ts.value(0), ts.value(1), ts.value(2)),
+            (1_793_613_600_000, 1_793_613_600_000, 1_793_613_600_000)
+        );
+        assert_eq!(s(b, mon::KIND, 0).as_deref(), Some("probe"));
+        assert_eq!(s(b, mon::STATUS, 0).as_deref(), Some("up"));
+        assert_eq!(
+            b.column(mon::LATENCY_MS)
+                .as_primitive::<Float64Type>()
+                .value(0),
+            41.5
+        );
+        assert_eq!(s(b, mon::RESOURCE, 1).as_deref(), Some("db-1"));
+        assert_eq!(
+            b.column(mon::CAPACITY)
+                .as_primitive::<Float64Type>()
+                .value(1),
+            1000.0
+        );
+        assert_eq!(
+            b.column(mon::START).as_primitive::<Int64Type>().value(2),
+            1_793_656_800_000
+        );
+        assert_eq!(s(b, mon::CHANGE_ID, 2).as_deref(), Some("CHG-12"));
+        assert_eq!(s(b, col::KEY, 2).as_deref(), Some("web"));
+        assert_eq!(s(b, mon::SOURCE, 1), None);
+        assert_eq!(
+            b.column(col::PARTITION)
+                .as_primitive::<datafusion::arrow::datatypes::Int32Type>()
+                .value(0),
+            3
+        );
+        assert_eq!(
+            b.column(col::OFFSET).as_primitive::<Int64Type>().value(2),
+            2
+        );
+    }
+
+    #[test]
+    fn ticket_types() {
+        let c = decode(
+            Topic::Tickets,
+            &[
+                r#"{"event_id":"t1","ts":"2026-11-02T10:00:00Z","ticket":"INC-1","type":"created","customer":"acme","service":"web","priority":"P2","kind":"incident"}"#,
+                r#"{"event_id":"t2","ts":"2026-11-02T10:05:00Z","ticket":"INC-1","type":"responded"}"#,
+                r#"{"event_id":"t3","ts":1793614000000,"ticket":"INC-1","type":"status","status":"pending_customer"}"#,
+                r#"{"event_id":"t4","ts":"2026-11-02T10:09:00Z","ticket":"INC-1","type":"priority","priority":"P1"}"#,
+            ],
+        );
+        assert!(c.malformed.is_empty(), "{:?}", c.malformed);
+        let b = &c.batch;
+        assert_eq!(s(b, tkt::TYPE, 0).as_deref(), Some("created"));
+        assert_eq!(s(b, tkt::CUSTOMER, 0).as_deref(), Some("acme"));
+        assert_eq!(s(b, tkt::KIND, 0).as_deref(), Some("incident"));
+        assert_eq!(s(b, tkt::PRIORITY, 0).as_deref(), Some("P2"));
+        assert_eq!(s(b, tkt::TYPE, 1).as_deref(), Some("responded"));
+        assert_eq!(s(b, tkt::STATUS, 2).as_deref(), Some("pending_customer"));
+        assert_eq!(s(b, tkt::PRIORITY, 3).as_deref(), Some("P1"));
+        assert_eq!(s(b, col::KEY, 3).as_deref(), Some("INC-1"));
+    }
+
+    #[test]
+    fn malformed_records_keep_position_ts_and_raw() {
+        let lines = [
+            "not json",
+            r#"{"event_id":"a","ts":"2026-11-02T10:00:00Z","service":"web","kind":"probe","source":"x","status":"sideways"}"#,
+            r#"{"event_id":"b","ts":"yesterday","service":"web","kind":"probe","source":"x","status":"up"}"#,
+            r#"{"event_id":"c","ts":1.5,"service":"web","kind":"probe","source":"x","status":"up"}"#,
+            r#"{"event_id":"d","ts":5,"service":"web","kind":"teleport"}"#,
+            r#"{"event_id":"e","ts":5,"service":"web","kind":"probe","status":"up"}"#,
+            r#"{"event_id":"f","ts":5,"service":"web","kind":"metric","resource":"r","metric":"m"}"#,
+            r#"{"event_id":"g","ts":5,"service":"web","kind":"maintenance","start":10,"end":10}"#,
+            r#"{"event_id":"h","ts":5,"kind":"probe","source":"x","status":"up"}"#,
+            r#"{"event_id":"i","ts":5,"service":"web","kind":"probe","source":"x","status":"up"}"#,
+            r#"{"event_id":"","ts":5,"service":"web","kind":"probe","source":"x","status":"up"}"#,
+        ];
+        let c = decode(Topic::Monitoring, &lines);
+        assert_eq!(c.batch.num_rows(), 1);
+        assert_eq!(c.malformed.len(), 10);
+        let pos: Vec<usize> = c.malformed.iter().map(|m| m.position).collect();
+        assert_eq!(pos, vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 10]);
+        assert!(
+            c.malformed
+                .iter()
+                .all(|m| m.dead.reason == Reason::Malformed)
+        );
+        assert_eq!(c.malformed[0].ts, None);
+        assert_eq!(c.malformed[1].ts, Some(1_793_613_600_000));
+        assert!(c.malformed[1].dead.error.contains("sideways"));
+        assert_eq!(c.malformed[2].ts, None);
+        assert_eq!(
+            c.malformed[3].ts, None,
+            "fractional epoch is not a valid ts"
+        );
+        assert_eq!(c.malformed[4].ts, Some(5));
+        assert_eq!(c.malformed[8].ts, Some(5), "missing service keeps ts");
+        assert_eq!(c.malformed[0].dead.raw, "not json");
+        assert_eq!(c.malformed[5].dead.offset, 5);
+        assert_eq!(c.malformed[5].dead.partition, 3);
+        assert_eq!(c.len(), lines.len());
+    }
+
+    #[test]
+    fn malformed_tickets() {
+        let lines = [
+            r#"{"event_id":"a","ts":5,"ticket":"T","type":"created","customer":"acme","priority":"P9","kind":"incident"}"#,
+            r#"{"event_id":"b","ts":5,"ticket":"T","type":"created","customer":"acme","priority":"P1","kind":"chore"}"#,
+            r#"{"event_id":"c","ts":5,"ticket":"T","type":"created","priority":"P1","kind":"incident"}"#,
+            r#"{"event_id":"d","ts":5,"ticket":"T","type":"status"}"#,
+            r#"{"event_id":"e","ts":5,"ticket":"T","type":"priority"}"#,
+            r#"{"event_id":"f","ts":5,"ticket":"T","type":"escalated"}"#,
+            r#"{"event_id":"g","ts":5,"type":"responded"}"#,
+            r#"[1,2,3]"#,
+        ];
+        let c = decode(Topic::Tickets, &lines);
+        assert_eq!(c.batch.num_rows(), 0);
+        assert_eq!(c.malformed.len(), lines.len());
+        assert!(c.malformed[..7].iter().all(|m| m.ts == Some(5)));
+    }
+
+    #[test]
+    fn invalid_utf8_is_malformed_with_lossy_raw() {
+        let recs = [RawRecord {
+            partition: 0,
+            offset: 9,
+            payload: b"{\"a\":\xff}",
+        }];
+        let c = Decoder::new(Topic::Tickets, "tickets.events").decode(0, &recs);
+        assert_eq!(c.malformed.len(), 1);
+        assert_eq!(c.malformed[0].dead.topic, "tickets.events");
+        assert!(c.malformed[0].dead.raw.contains('\u{FFFD}'));
+    }
+}

@@ -1,0 +1,435 @@
+//! Event time (contract section 3): per-stream watermarks and lateness, dedup by
+//! `event_id`, per-key ordering by `ts` (ties keep arrival order) and release to the
+//! engine once the global watermark reaches a record's `ts`.
+//!
+//! Pure: no clocks, no I/O. Live drivers pass the wall clock in; replay passes none.
+//! Release is global `(ts, arrival)` order, which implies per-key order.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+
+use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::compute::interleave_record_batch;
+use datafusion::arrow::datatypes::Int64Type;
+
+use crate::event::schema::col;
+use crate::event::{DeadLetter, DecodedChunk, Reason, Topic};
+use crate::time::Millis;
+
+/// One input stream: a Kafka partition or a replay file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StreamId {
+    /// Topic of the stream.
+    pub topic: Topic,
+    /// Kafka partition, or replay file index.
+    pub partition: i32,
+}
+
+/// Event-time settings (from `[engine]`).
+#[derive(Debug, Clone, Copy)]
+pub struct EventTimeConfig {
+    /// Watermark lag behind a stream's highest `ts`.
+    pub allowed_lateness: Millis,
+    /// How long event ids are remembered.
+    pub dedup_horizon: Millis,
+    /// Quiet time after which a caught-up partition stops holding the watermark.
+    pub idle_timeout: Millis,
+}
+
+/// A business check run after dedup (unknown service/customer); returns the
+/// dead-letter reason and message to reject the row.
+pub type Admit<'a> = dyn FnMut(Topic, &RecordBatch, usize) -> Option<(Reason, String)> + 'a;
+
+#[derive(Debug)]
+struct Stream {
+    generation: u64,
+    max_ts: Option<Millis>,
+    finished: bool,
+    caught_up: bool,
+    last_record_wall: Millis,
+    next_offset: i64,
+    pending: BTreeSet<i64>,
+}
+
+impl Stream {
+    fn watermark(&self, lateness: Millis) -> Option<Millis> {
+        self.max_ts.map(|m| m.saturating_sub(lateness))
+    }
+    fn idle(&self, wall: Millis, idle_timeout: Millis) -> bool {
+        self.caught_up && wall.saturating_sub(self.last_record_wall) >= idle_timeout
+    }
+}
+
+#[derive(Debug, Default)]
+struct Dedup {
+    seen: HashMap<Box<str>, Millis>,
+    swept_at: Millis,
+}
+
+#[derive(Debug)]
+struct Buffered {
+    batch: RecordBatch,
+    remaining: usize,
+}
+
+/// Heap entry: (ts, arrival seq, slot, row, stream generation).
+type Entry = Reverse<(Millis, u64, usize, usize, u64)>;
+
+/// Records released to the engine: one batch per topic, rows in `(ts, arrival)` order.
+#[derive(Debug, Default)]
+pub struct Released {
+    /// Monitoring rows, if any.
+    pub monitoring: Option<RecordBatch>,
+    /// Ticket rows, if any.
+    pub tickets: Option<RecordBatch>,
+    /// Buffered rows dropped because their partition was revoked.
+    pub handed_off: u64,
+}
+
+/// The event-time layer's state.
+#[derive(Debug)]
+pub struct EventTime {
+    cfg: EventTimeConfig,
+    topic_names: [String; 2],
+    streams: BTreeMap<StreamId, Stream>,
+    dedup: [Dedup; 2],
+    slots: Vec<Option<Buffered>>,
+    slot_topic: Vec<Topic>,
+    slot_stream: Vec<StreamId>,
+    free_slots: Vec<usize>,
+    heap: BinaryHeap<Entry>,
+    watermark: Millis,
+    seq: u64,
+    generation: u64,
+}
+
+impl EventTime {
+    /// A new layer with no streams; the global watermark starts at the beginning of time.
+    /// `topic_names` (monitoring, tickets) name the topics in dead letters.
+    pub fn new(cfg: EventTimeConfig, topic_names: [String; 2]) -> Self {
+        EventTime {
+            cfg,
+            topic_names,
+            streams: BTreeMap::new(),
+            dedup: Default::default(),
+            slots: Vec::new(),
+            slot_topic: Vec::new(),
+            slot_stream: Vec::new(),
+            free_slots: Vec::new(),
+            heap: BinaryHeap::new(),
+            watermark: Millis::MIN,
+            seq: 0,
+            generation: 0,
+        }
+    }
+
+    /// The global watermark: every record and deadline at or before it is final.
+    pub fn watermark(&self) -> Millis {
+        self.watermark
+    }
+
+    /// A stream's own watermark (highest `ts` − allowed lateness), if it has seen a `ts`.
+    pub fn stream_watermark(&self, id: StreamId) -> Option<Millis> {
+        self.streams
+            .get(&id)
+            .and_then(|s| s.watermark(self.cfg.allowed_lateness))
+    }
+
+    /// Registers a stream (a new replay file or an assigned partition).
+    /// `wall` is the live wall clock (ignored in replay).
+    pub fn add_stream(&mut self, id: StreamId, wall: Millis) {
+        self.generation += 1;
+        let generation = self.generation;
+        self.streams.entry(id).or_insert(Stream {
+            generation,
+            max_ts: None,
+            finished: false,
+            caught_up: false,
+            last_record_wall: wall,
+            next_offset: 0,
+            pending: BTreeSet::new(),
+        });
+    }
+
+    /// Forgets a stream (its partition was revoked); its buffered rows are dropped at
+    /// the next release, since the partition's new owner will read them again.
+    pub fn remove_stream(&mut self, id: StreamId) {
+        self.streams.remove(&id);
+    }
+
+    /// Streams currently registered.
+    pub fn streams(&self) -> impl Iterator<Item = StreamId> + '_ {
+        self.streams.keys().copied()
+    }
+
+    /// Marks a replay file as fully read: it no longer holds the watermark back.
+    pub fn finish_stream(&mut self, id: StreamId) {
+        if let Some(s) = self.streams.get_mut(&id) {
+            s.finished = true;
+        }
+    }
+
+    /// Records whether a live partition has been read to its end.
+    pub fn set_caught_up(&mut self, id: StreamId, caught_up: bool) {
+        if let Some(s) = self.streams.get_mut(&id) {
+            s.caught_up = caught_up;
+        }
+    }
+
+    /// The offset up to which (exclusive) every record of the stream has had its
+    /// fate decided: the lowest still-buffered offset, or the next offset to read.
+    pub fn safe_offset(&self, id: StreamId) -> Option<i64> {
+        let s = self.streams.get(&id)?;
+        Some(s.pending.first().copied().unwrap_or(s.next_offset))
+    }
+
+    /// Number of rows waiting for the watermark.
+    pub fn buffered(&self) -> usize {
+        self.heap.len()
+    }
+
+    /// Takes in one decoded chunk, in arrival order: advances the stream watermark,
+    /// dead-letters late, duplicate and inadmissible records, buffers the rest.
+    pub fn ingest(
+        &mut self,
+        chunk: DecodedChunk,
+        wall: Millis,
+        admit: &mut Admit,
+        dead: &mut Vec<DeadLetter>,
+    ) {
+        let id = StreamId {
+            topic: chunk.topic,
+            partition: chunk.partition,
+        };
+        self.add_stream(id, wall);
+        let lateness = self.cfg.allowed_lateness;
+        let horizon = self.cfg.dedup_horizon;
+        let chunk_len = chunk.len();
+        let batch = chunk.batch;
+        let ts_col = batch.column(col::TS).as_primitive::<Int64Type>().clone();
+        let offsets = batch
+            .column(col::OFFSET)
+            .as_primitive::<Int64Type>()
+            .clone();
+        let ids = batch.column(col::EVENT_ID).as_string::<i32>().clone();
+
+        let slot = self.free_slots.pop().unwrap_or_else(|| {
+            self.slots.push(None);
+            self.slot_topic.push(id.topic);
+            self.slot_stream.push(id);
+            self.slots.len() - 1
+        });
+        self.slot_topic[slot] = id.topic;
+        self.slot_stream[slot] = id;
+        let mut kept = 0usize;
+
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return;
+        };
+        if chunk_len > 0 {
+            stream.last_record_wall = wall;
+        }
+        let generation = stream.generation;
+        let dedup = &mut self.dedup[id.topic.index()];
+        let mut malformed = chunk.malformed.into_iter().peekable();
+        let mut row = 0usize;
+        let total = batch.num_rows() + malformed.len();
+        for pos in 0..total {
+            if malformed.peek().is_some_and(|m| m.position == pos) {
+                if let Some(m) = malformed.next() {
+                    if let Some(ts) = m.ts {
+                        stream.max_ts = Some(stream.max_ts.map_or(ts, |x| x.max(ts)));
+                    }
+                    stream.next_offset = stream.next_offset.max(m.dead.offset + 1);
+                    dead.push(m.dead);
+                }
+                continue;
+            }
+            let r = row;
+            row += 1;
+            let ts = ts_col.value(r);
+            let offset = offsets.value(r);
+            stream.next_offset = stream.next_offset.max(offset + 1);
+            let topic_name = &self.topic_names[id.topic.index()];
+            let reject =
+                |reason: Reason, error: String, dead: &mut Vec<DeadLetter>, topic: &str| {
+                    dead.push(DeadLetter::from_row(&batch, r, topic, reason, error));
+                };
+            if let Some(wm) = stream.watermark(lateness)
+                && ts < wm
+            {
+                reject(
+                    Reason::Late,
+                    format!("ts {ts} is older than the stream watermark {wm}"),
+                    dead,
+                    topic_name,
+                );
+                continue;
+            }
+            stream.max_ts = Some(stream.max_ts.map_or(ts, |x| x.max(ts)));
+            let event_id = ids.value(r);
+            match dedup.seen.get_mut(event_id) {
+                Some(seen) if (ts - *seen).abs() < horizon => {
+                    reject(
+                        Reason::Duplicate,
+                        format!("event_id {event_id:?} already seen"),
+                        dead,
+                        topic_name,
+                    );
+                    continue;
+                }
+                Some(seen) => *seen = ts,
+                None => {
+                    dedup.seen.insert(event_id.into(), ts);
+                }
+            }
+            if let Some((reason, error)) = admit(id.topic, &batch, r) {
+                reject(reason, error, dead, topic_name);
+                continue;
+            }
+            self.seq += 1;
+            self.heap.push(Reverse((ts, self.seq, slot, r, generation)));
+            stream.pending.insert(offset);
+            kept += 1;
+        }
+        if kept > 0 {
+            self.slots[slot] = Some(Buffered {
+                batch,
+                remaining: kept,
+            });
+        } else {
+            self.free_slots.push(slot);
+        }
+    }
+
+    /// Recomputes the global watermark (`wall` = live wall clock, `None` in replay)
+    /// and releases every buffered record with `ts` ≤ it.
+    pub fn advance(&mut self, wall: Option<Millis>) -> Released {
+        if let Some(wm) = self.compute_watermark(wall)
+            && wm > self.watermark
+        {
+            self.watermark = wm;
+        }
+        self.sweep_dedup();
+        self.release(self.watermark)
+    }
+
+    /// End of replay input: releases everything and sets the watermark to at least
+    /// `final_watermark`.
+    pub fn finish(&mut self, final_watermark: Millis) -> Released {
+        self.watermark = self.watermark.max(final_watermark);
+        self.release(Millis::MAX)
+    }
+
+    fn compute_watermark(&self, wall: Option<Millis>) -> Option<Millis> {
+        let mut min: Option<Millis> = None;
+        let mut holding = false;
+        for s in self.streams.values() {
+            if s.finished || wall.is_some_and(|w| s.idle(w, self.cfg.idle_timeout)) {
+                continue;
+            }
+            holding = true;
+            let w = s.watermark(self.cfg.allowed_lateness)?;
+            min = Some(min.map_or(w, |m| m.min(w)));
+        }
+        if holding {
+            min
+        } else {
+            // Every stream is finished or idle: in live mode time moves with the clock.
+            wall.map(|w| w.saturating_sub(self.cfg.allowed_lateness))
+        }
+    }
+
+    fn sweep_dedup(&mut self) {
+        // Safe eviction: any future record has ts ≥ the global watermark, so an
+        // entry older than watermark − horizon can no longer match.
+        let horizon = self.cfg.dedup_horizon;
+        let wm = self.watermark;
+        if wm == Millis::MIN {
+            return;
+        }
+        for d in &mut self.dedup {
+            if wm.saturating_sub(d.swept_at) >= horizon / 4 {
+                d.seen.retain(|_, ts| ts.saturating_add(horizon) > wm);
+                d.swept_at = wm;
+            }
+        }
+    }
+
+    fn release(&mut self, upto: Millis) -> Released {
+        let mut picks: [Vec<(usize, usize)>; 2] = Default::default();
+        let mut handed_off = 0;
+        while let Some(Reverse((ts, _, slot, row, generation))) = self.heap.peek().copied() {
+            if ts > upto {
+                break;
+            }
+            self.heap.pop();
+            let sid = self.slot_stream[slot];
+            let live = match self.streams.get_mut(&sid) {
+                Some(s) if s.generation == generation => {
+                    if let Some(Buffered { batch, .. }) = &self.slots[slot] {
+                        let off = batch
+                            .column(col::OFFSET)
+                            .as_primitive::<Int64Type>()
+                            .value(row);
+                        s.pending.remove(&off);
+                    }
+                    true
+                }
+                _ => false,
+            };
+            if live {
+                picks[self.slot_topic[slot].index()].push((slot, row));
+            } else {
+                handed_off += 1;
+                self.unref(slot);
+            }
+        }
+        let mut out = Released {
+            handed_off,
+            ..Default::default()
+        };
+        for topic in Topic::ALL {
+            let p = std::mem::take(&mut picks[topic.index()]);
+            if p.is_empty() {
+                continue;
+            }
+            let batch = self.gather(&p);
+            for &(slot, _) in &p {
+                self.unref(slot);
+            }
+            match topic {
+                Topic::Monitoring => out.monitoring = batch,
+                Topic::Tickets => out.tickets = batch,
+            }
+        }
+        out
+    }
+
+    fn gather(&self, picks: &[(usize, usize)]) -> Option<RecordBatch> {
+        let mut index: HashMap<usize, usize> = HashMap::new();
+        let mut batches: Vec<&RecordBatch> = Vec::new();
+        let mut idx = Vec::with_capacity(picks.len());
+        for &(slot, row) in picks {
+            let Some(buffered) = self.slots[slot].as_ref() else {
+                continue;
+            };
+            let b = *index.entry(slot).or_insert_with(|| {
+                batches.push(&buffered.batch);
+                batches.len() - 1
+            });
+            idx.push((b, row));
+        }
+        interleave_record_batch(&batches, &idx).ok()
+    }
+
+    fn unref(&mut self, slot: usize) {
+        if let Some(b) = &mut self.slots[slot] {
+            b.remaining -= 1;
+            if b.remaining == 0 {
+                self.slots[slot] = None;
+                self.free_slots.push(slot);
+            }
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! slaflow: a stream processor that turns monitoring and ticket events into SLA
+//! evidence (availability, response/resolution times, capacity, incidents).
+//!
+//! Data flow, one module per stage: [`source`] → [`event`] (decode) →
+//! [`eventtime`] → [`engine`] → [`sink`]; [`pipeline`] wires the pure stages
+//! together for every driver ([`replay`], [`run`]).
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod engine;
+pub mod event;
+pub mod eventtime;
+pub mod pipeline;
+pub mod replay;
+pub mod run;
+pub mod sink;
+pub mod source;
+pub mod time;

@@ -1,0 +1,210 @@
+//! The one processing path every driver uses (replay, `run`, demo, tests):
+//! decode → event time → engine. No I/O: drivers feed raw records and collect
+//! [`Outputs`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{AsArray, RecordBatch};
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::engine::{Engine, Outputs};
+use crate::event::schema::{col, tkt};
+use crate::event::{Decoder, RawRecord, Reason, Topic};
+use crate::eventtime::{EventTime, EventTimeConfig, StreamId};
+use crate::time::Millis;
+
+/// Record counts; invariant: `read = applied + Σ deadletter + handed_off + buffered`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Counts {
+    /// Records read from all inputs.
+    pub read: u64,
+    /// Records applied to the engine.
+    pub applied: u64,
+    /// Dead-lettered records by reason (every reason listed, zeros included).
+    pub deadletter: BTreeMap<&'static str, u64>,
+    /// Records dropped because their partition was revoked before release (live only).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub handed_off: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+impl Counts {
+    fn new() -> Self {
+        Counts {
+            deadletter: Reason::ALL.iter().map(|r| (r.as_str(), 0)).collect(),
+            ..Default::default()
+        }
+    }
+    /// Total dead-lettered.
+    pub fn deadlettered(&self) -> u64 {
+        self.deadletter.values().sum()
+    }
+}
+
+/// Decode, event time and engine, wired together.
+pub struct Pipeline {
+    config: Arc<Config>,
+    decoders: [Decoder; 2],
+    eventtime: EventTime,
+    engine: Engine,
+    counts: Counts,
+    max_ts: Option<Millis>,
+}
+
+impl Pipeline {
+    /// A pipeline for `config`; `topic_names` (monitoring, tickets) name topics in dead letters.
+    pub fn new(config: Arc<Config>, topic_names: [String; 2]) -> Self {
+        let e = &config.engine;
+        let et = EventTimeConfig {
+            allowed_lateness: e.allowed_lateness.0,
+            dedup_horizon: e.dedup_horizon.0,
+            idle_timeout: e.idle_timeout.0,
+        };
+        Pipeline {
+            decoders: [
+                Decoder::new(Topic::Monitoring, &topic_names[0]),
+                Decoder::new(Topic::Tickets, &topic_names[1]),
+            ],
+            engine: Engine::new(&topic_names[1]),
+            eventtime: EventTime::new(et, topic_names),
+            config,
+            counts: Counts::new(),
+            max_ts: None,
+        }
+    }
+
+    /// Counts so far.
+    pub fn counts(&self) -> &Counts {
+        &self.counts
+    }
+
+    /// The event-time layer (stream registration, offsets, watermark).
+    pub fn eventtime(&self) -> &EventTime {
+        &self.eventtime
+    }
+
+    /// Mutable access to the event-time layer (stream registration by drivers).
+    pub fn eventtime_mut(&mut self) -> &mut EventTime {
+        &mut self.eventtime
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Highest valid `ts` read so far, on any stream.
+    pub fn max_ts(&self) -> Option<Millis> {
+        self.max_ts
+    }
+
+    /// Decodes and admits a chunk of records of one stream. `wall` is the live wall
+    /// clock (any value in replay: it only matters for idleness).
+    pub fn ingest(
+        &mut self,
+        stream: StreamId,
+        records: &[RawRecord],
+        wall: Millis,
+        out: &mut Outputs,
+    ) {
+        if records.is_empty() {
+            return;
+        }
+        self.counts.read += records.len() as u64;
+        let chunk = self.decoders[stream.topic.index()].decode(stream.partition, records);
+        let chunk_max = chunk
+            .batch
+            .column(col::TS)
+            .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+            .iter()
+            .flatten()
+            .chain(chunk.malformed.iter().filter_map(|m| m.ts))
+            .max();
+        if let Some(m) = chunk_max {
+            self.max_ts = Some(self.max_ts.map_or(m, |x| x.max(m)));
+        }
+        let config = &self.config;
+        let mut admit =
+            |topic: Topic, batch: &RecordBatch, row: usize| admit(config, topic, batch, row);
+        let before = out.dead_letters.len();
+        self.eventtime
+            .ingest(chunk, wall, &mut admit, &mut out.dead_letters);
+        self.count_dead(out, before);
+    }
+
+    /// Recomputes the watermark, applies released records and fires due deadlines.
+    pub fn advance(&mut self, wall: Option<Millis>, out: &mut Outputs) {
+        let released = self.eventtime.advance(wall);
+        self.apply(released, out);
+    }
+
+    /// End of replay input: the watermark becomes the later of `to` and the highest
+    /// `ts` read; everything buffered is applied and deadlines up to it fire.
+    pub fn finish(&mut self, to: Option<Millis>, out: &mut Outputs) {
+        let final_wm = match (to, self.max_ts) {
+            (Some(a), Some(b)) => a.max(b),
+            (a, b) => a.or(b).unwrap_or(Millis::MIN),
+        };
+        let released = self.eventtime.finish(final_wm);
+        self.apply(released, out);
+    }
+
+    fn apply(&mut self, released: crate::eventtime::Released, out: &mut Outputs) {
+        let before = out.dead_letters.len();
+        let applied_before = out.applied;
+        self.counts.handed_off += released.handed_off;
+        if let Some(b) = &released.monitoring {
+            self.engine.apply_monitoring(b, out);
+        }
+        if let Some(b) = &released.tickets {
+            self.engine.apply_tickets(b, out);
+        }
+        self.engine.advance(self.eventtime.watermark(), out);
+        self.counts.applied += out.applied - applied_before;
+        self.count_dead(out, before);
+    }
+
+    fn count_dead(&mut self, out: &Outputs, from: usize) {
+        for d in &out.dead_letters[from..] {
+            *self.counts.deadletter.entry(d.reason.as_str()).or_default() += 1;
+        }
+    }
+}
+
+/// Config-based admission after dedup: `unknown_service`, `unknown_customer`.
+fn admit(
+    config: &Config,
+    topic: Topic,
+    batch: &RecordBatch,
+    row: usize,
+) -> Option<(Reason, String)> {
+    match topic {
+        Topic::Monitoring => {
+            let service = batch.column(col::KEY).as_string::<i32>().value(row);
+            config.service(service).is_none().then(|| {
+                (
+                    Reason::UnknownService,
+                    format!("service {service:?} is not configured"),
+                )
+            })
+        }
+        Topic::Tickets => {
+            let customers = batch.column(tkt::CUSTOMER).as_string::<i32>();
+            if batch.column(tkt::TYPE).as_string::<i32>().value(row) != "created" {
+                return None;
+            }
+            let customer = customers.value(row);
+            config.customer(customer).is_none().then(|| {
+                (
+                    Reason::UnknownCustomer,
+                    format!("customer {customer:?} is not configured"),
+                )
+            })
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! Sources: where raw records come from (NDJSON files, Kafka).
+
+pub mod file;
+pub mod kafka;
