@@ -47,7 +47,9 @@ struct Stream {
     finished: bool,
     caught_up: bool,
     last_record_wall: Millis,
-    next_offset: i64,
+    /// Next offset to read; `None` until a record was read (then the committed
+    /// offset, unknown here, must not be overwritten).
+    next_offset: Option<i64>,
     pending: BTreeSet<i64>,
 }
 
@@ -146,7 +148,7 @@ impl EventTime {
             finished: false,
             caught_up: false,
             last_record_wall: wall,
-            next_offset: 0,
+            next_offset: None,
             pending: BTreeSet::new(),
         });
     }
@@ -177,10 +179,11 @@ impl EventTime {
     }
 
     /// The offset up to which (exclusive) every record of the stream has had its
-    /// fate decided: the lowest still-buffered offset, or the next offset to read.
+    /// fate decided: the lowest still-buffered offset, or the next offset to read;
+    /// `None` before the stream's first record.
     pub fn safe_offset(&self, id: StreamId) -> Option<i64> {
         let s = self.streams.get(&id)?;
-        Some(s.pending.first().copied().unwrap_or(s.next_offset))
+        s.pending.first().copied().or(s.next_offset)
     }
 
     /// Number of rows waiting for the watermark.
@@ -240,7 +243,11 @@ impl EventTime {
                     if let Some(ts) = m.ts {
                         stream.max_ts = Some(stream.max_ts.map_or(ts, |x| x.max(ts)));
                     }
-                    stream.next_offset = stream.next_offset.max(m.dead.offset + 1);
+                    stream.next_offset = Some(
+                        stream
+                            .next_offset
+                            .map_or(m.dead.offset + 1, |o| o.max(m.dead.offset + 1)),
+                    );
                     dead.push(m.dead);
                 }
                 continue;
@@ -249,7 +256,7 @@ impl EventTime {
             row += 1;
             let ts = ts_col.value(r);
             let offset = offsets.value(r);
-            stream.next_offset = stream.next_offset.max(offset + 1);
+            stream.next_offset = Some(stream.next_offset.map_or(offset + 1, |o| o.max(offset + 1)));
             let topic_name = &self.topic_names[id.topic.index()];
             let reject =
                 |reason: Reason, error: String, dead: &mut Vec<DeadLetter>, topic: &str| {
@@ -431,5 +438,268 @@ impl EventTime {
                 self.free_slots.push(slot);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Decoder, RawRecord};
+
+    const MON: StreamId = StreamId {
+        topic: Topic::Monitoring,
+        partition: 0,
+    };
+    const MON2: StreamId = StreamId {
+        topic: Topic::Monitoring,
+        partition: 1,
+    };
+
+    fn et() -> EventTime {
+        let cfg = EventTimeConfig {
+            allowed_lateness: 30_000,
+            dedup_horizon: 3_600_000,
+            idle_timeout: 10_000,
+        };
+        EventTime::new(cfg, ["monitoring.events".into(), "tickets.events".into()])
+    }
+
+    fn probe(id: &str, ts: i64, service: &str) -> String {
+        format!(
+            r#"{{"event_id":"{id}","ts":{ts},"service":"{service}","kind":"probe","source":"a","status":"up"}}"#
+        )
+    }
+
+    /// Ingests lines on `stream` starting at `first_offset`; returns dead letters.
+    fn ingest(
+        et: &mut EventTime,
+        stream: StreamId,
+        first_offset: i64,
+        lines: &[String],
+    ) -> Vec<DeadLetter> {
+        let recs: Vec<RawRecord> = lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| RawRecord {
+                partition: stream.partition,
+                offset: first_offset + i as i64,
+                payload: l.as_bytes(),
+            })
+            .collect();
+        let chunk = Decoder::new(stream.topic, "monitoring.events").decode(stream.partition, &recs);
+        let mut dead = Vec::new();
+        let mut admit = |_: Topic, b: &RecordBatch, r: usize| {
+            (b.column(col::KEY).as_string::<i32>().value(r) == "ghost")
+                .then(|| (Reason::UnknownService, "no".to_owned()))
+        };
+        et.ingest(chunk, 0, &mut admit, &mut dead);
+        dead
+    }
+
+    fn ids(r: &Released) -> Vec<String> {
+        r.monitoring
+            .as_ref()
+            .map(|b| {
+                b.column(col::EVENT_ID)
+                    .as_string::<i32>()
+                    .iter()
+                    .map(|s| s.unwrap_or("").to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn reasons(d: &[DeadLetter]) -> Vec<Reason> {
+        d.iter().map(|d| d.reason).collect()
+    }
+
+    #[test]
+    fn late_is_judged_against_the_stream_watermark() {
+        let mut e = et();
+        let dead = ingest(
+            &mut e,
+            MON,
+            0,
+            &[
+                probe("a", 100_000, "web"),
+                probe("b", 70_000, "web"),
+                probe("c", 69_999, "web"),
+            ],
+        );
+        assert_eq!(reasons(&dead), vec![Reason::Late]);
+        assert_eq!(dead[0].offset, 2);
+        assert!(dead[0].raw.contains("\"c\""));
+        assert_eq!(e.stream_watermark(MON), Some(70_000));
+    }
+
+    #[test]
+    fn late_beats_duplicate_and_duplicate_beats_admission() {
+        let mut e = et();
+        let dead = ingest(
+            &mut e,
+            MON,
+            0,
+            &[
+                probe("a", 100_000, "web"),
+                probe("a", 10_000, "web"),   // late and duplicate: late
+                probe("a", 90_000, "web"),   // duplicate
+                probe("g", 95_000, "ghost"), // unknown service
+                probe("g", 96_000, "web"), // duplicate of a rejected record: it entered the dedup set
+            ],
+        );
+        assert_eq!(
+            reasons(&dead),
+            vec![
+                Reason::Late,
+                Reason::Duplicate,
+                Reason::UnknownService,
+                Reason::Duplicate
+            ]
+        );
+    }
+
+    #[test]
+    fn dedup_forgets_beyond_horizon() {
+        let mut e = et();
+        let dead = ingest(
+            &mut e,
+            MON,
+            0,
+            &[
+                probe("a", 0, "web"),
+                probe("a", 3_600_000, "web"),
+                probe("a", 3_600_001, "web"),
+            ],
+        );
+        assert_eq!(reasons(&dead), vec![Reason::Duplicate]);
+        assert_eq!(dead[0].offset, 2);
+    }
+
+    #[test]
+    fn malformed_record_with_ts_advances_watermark() {
+        let mut e = et();
+        let bad = r#"{"event_id":"x","ts":100000,"service":"web","kind":"probe","source":"a","status":"sideways"}"#;
+        let dead = ingest(&mut e, MON, 0, &[bad.to_owned(), probe("b", 60_000, "web")]);
+        assert_eq!(reasons(&dead), vec![Reason::Malformed, Reason::Late]);
+    }
+
+    #[test]
+    fn release_waits_for_the_slowest_stream_and_keeps_order() {
+        let mut e = et();
+        ingest(
+            &mut e,
+            MON,
+            0,
+            &[
+                probe("a2", 20_000, "web"),
+                probe("a1", 10_000, "web"),
+                probe("a3", 20_000, "web"),
+            ],
+        );
+        assert!(
+            ids(&e.advance(None)).is_empty(),
+            "one stream: watermark −10s releases nothing"
+        );
+        ingest(&mut e, MON, 3, &[probe("a4", 60_000, "web")]);
+        assert_eq!(
+            ids(&e.advance(None)),
+            vec!["a1", "a2", "a3"],
+            "wm 30s: ts order, ties in arrival order"
+        );
+        e.add_stream(MON2, 0);
+        ingest(&mut e, MON, 4, &[probe("a5", 200_000, "web")]);
+        assert!(
+            ids(&e.advance(None)).is_empty(),
+            "a second stream with no ts holds the watermark"
+        );
+        ingest(&mut e, MON2, 0, &[probe("b1", 65_000, "db")]);
+        assert_eq!(e.watermark(), 30_000);
+        assert!(ids(&e.advance(None)).is_empty(), "wm = min(170s, 35s)");
+        e.finish_stream(MON2);
+        assert_eq!(ids(&e.advance(None)), vec!["a4", "b1"]);
+        assert_eq!(e.watermark(), 170_000);
+        let r = e.finish(500_000);
+        assert_eq!(ids(&r), vec!["a5"]);
+        assert_eq!(e.watermark(), 500_000);
+        assert_eq!(e.buffered(), 0);
+    }
+
+    #[test]
+    fn idle_partitions_stop_holding_and_wall_clock_advances() {
+        let mut e = et();
+        e.add_stream(MON, 0);
+        e.add_stream(MON2, 0);
+        ingest(&mut e, MON, 0, &[probe("a", 1_000_000, "web")]);
+        assert_eq!(
+            e.advance(Some(1_000)).monitoring,
+            None,
+            "empty MON2 holds the watermark"
+        );
+        e.set_caught_up(MON2, true);
+        assert_eq!(
+            e.advance(Some(5_000)).monitoring,
+            None,
+            "not idle for idle_timeout yet"
+        );
+        assert!(ids(&e.advance(Some(10_000))).is_empty());
+        assert_eq!(e.watermark(), 970_000, "MON2 idle: MON alone holds");
+        e.set_caught_up(MON, true);
+        let r = e.advance(Some(1_040_000));
+        assert_eq!(ids(&r), vec!["a"], "all idle: watermark = wall − lateness");
+        assert_eq!(e.watermark(), 1_010_000);
+        e.set_caught_up(MON, false);
+        e.advance(Some(2_000_000));
+        assert_eq!(
+            e.watermark(),
+            1_010_000,
+            "a backlog being read never advances with the wall clock"
+        );
+    }
+
+    #[test]
+    fn safe_offsets_follow_buffered_records() {
+        let mut e = et();
+        e.add_stream(MON, 0);
+        assert_eq!(
+            e.safe_offset(MON),
+            None,
+            "nothing read: keep the committed offset"
+        );
+        ingest(
+            &mut e,
+            MON,
+            10,
+            &[
+                probe("a", 100_000, "web"),
+                "junk".to_owned(),
+                probe("b", 200_000, "web"),
+            ],
+        );
+        assert_eq!(
+            e.safe_offset(MON),
+            Some(10),
+            "a and b are buffered; junk's fate is decided"
+        );
+        assert_eq!(ids(&e.advance(None)), vec!["a"], "wm 170s releases a");
+        assert_eq!(e.safe_offset(MON), Some(12), "b still buffered");
+        ingest(&mut e, MON, 13, &[probe("c", 300_000, "web")]);
+        assert_eq!(ids(&e.advance(None)), vec!["b"]);
+        assert_eq!(e.safe_offset(MON), Some(13));
+        e.finish(0);
+        assert_eq!(
+            e.safe_offset(MON),
+            Some(14),
+            "nothing buffered: next offset to read"
+        );
+    }
+
+    #[test]
+    fn revoked_partition_rows_are_handed_off() {
+        let mut e = et();
+        ingest(&mut e, MON, 0, &[probe("a", 100_000, "web")]);
+        e.remove_stream(MON);
+        let r = e.finish(0);
+        assert_eq!(r.handed_off, 1);
+        assert!(r.monitoring.is_none());
     }
 }

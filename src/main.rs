@@ -4,7 +4,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use slaflow::config::Config;
@@ -65,8 +64,8 @@ fn main() -> ExitCode {
     match execute(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            // One line: the chain of causes joined.
-            eprintln!("slaflow: error: {e:#}");
+            // One line: each error type already names its cause.
+            eprintln!("slaflow: error: {e}");
             ExitCode::FAILURE
         }
     }
@@ -92,7 +91,7 @@ fn execute(command: Command) -> anyhow::Result<()> {
         }
         Command::Run { config } => {
             let config = Arc::new(Config::load(&config)?);
-            slaflow::run::run(config).context("run failed")
+            Ok(slaflow::run::run(config)?)
         }
         Command::Replay {
             config,

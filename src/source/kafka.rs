@@ -1,1 +1,290 @@
-//! Kafka source (rdkafka).
+//! Kafka source: one consumer in the group, subscribed to both input topics.
+//!
+//! A blocking `BaseConsumer` poll loop run on its own thread (never on the async
+//! runtime), so rebalance callbacks are served promptly. Offsets are never stored
+//! automatically (`enable.auto.offset.store=false`): the driver stores only offsets
+//! whose records' effects are safe, and librdkafka commits what was stored.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rdkafka::ClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+
+use crate::config::KafkaConfig;
+use crate::event::Topic;
+use crate::eventtime::StreamId;
+
+/// An owned record read from Kafka.
+#[derive(Debug, Clone)]
+pub struct OwnedRecord {
+    /// Offset in its partition.
+    pub offset: i64,
+    /// Message value (empty for a null value).
+    pub payload: Vec<u8>,
+}
+
+/// What the source tells the driver, in order.
+#[derive(Debug)]
+pub enum SourceEvent {
+    /// Records of one partition, in offset order.
+    Records(StreamId, Vec<OwnedRecord>),
+    /// Partitions assigned to this instance.
+    Assigned(Vec<StreamId>),
+    /// Partitions taken away from this instance.
+    Revoked(Vec<StreamId>),
+    /// Whether a partition has been read to its end.
+    CaughtUp(StreamId, bool),
+}
+
+/// Kafka source errors.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaSourceError {
+    /// Client creation or subscription failed.
+    #[error("kafka consumer: {0}")]
+    Kafka(#[from] KafkaError),
+}
+
+/// Collects rebalance notifications raised inside `poll`.
+#[derive(Default)]
+pub struct RebalanceContext {
+    topics: [String; 2],
+    events: Mutex<Vec<SourceEvent>>,
+}
+
+impl RebalanceContext {
+    fn streams(&self, tpl: &TopicPartitionList) -> Vec<StreamId> {
+        tpl.elements()
+            .iter()
+            .filter_map(|e| {
+                let topic = Topic::ALL
+                    .into_iter()
+                    .find(|t| self.topics[t.index()] == e.topic())?;
+                Some(StreamId {
+                    topic,
+                    partition: e.partition(),
+                })
+            })
+            .collect()
+    }
+    fn push(&self, ev: SourceEvent) {
+        if let Ok(mut q) = self.events.lock() {
+            q.push(ev);
+        }
+    }
+}
+
+impl ClientContext for RebalanceContext {}
+
+impl ConsumerContext for RebalanceContext {
+    fn pre_rebalance(&self, _c: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let s = self.streams(tpl);
+            tracing::info!(partitions = ?s, "partitions revoked");
+            self.push(SourceEvent::Revoked(s));
+        }
+    }
+    fn post_rebalance(&self, _c: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                let s = self.streams(tpl);
+                tracing::info!(partitions = ?s, "partitions assigned");
+                self.push(SourceEvent::Assigned(s));
+            }
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+            Rebalance::Revoke(_) => {}
+        }
+    }
+}
+
+/// The consumer over both input topics.
+pub struct KafkaSource {
+    consumer: BaseConsumer<RebalanceContext>,
+    topics: [String; 2],
+    stored: BTreeMap<StreamId, i64>,
+}
+
+impl KafkaSource {
+    /// Creates the consumer and subscribes to the monitoring and ticket topics.
+    pub fn new(kafka: &KafkaConfig) -> Result<Self, KafkaSourceError> {
+        let topics = [kafka.monitoring_topic.clone(), kafka.tickets_topic.clone()];
+        let mut cfg = ClientConfig::new();
+        cfg.set("bootstrap.servers", &kafka.brokers)
+            .set("group.id", &kafka.group_id)
+            .set("enable.auto.offset.store", "false")
+            .set("enable.auto.commit", "true")
+            .set("auto.commit.interval.ms", "1000")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "true");
+        for (k, v) in &kafka.options {
+            cfg.set(k, v);
+        }
+        // These two carry the delivery guarantee; user options may not override them.
+        cfg.set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "true");
+        let ctx = RebalanceContext {
+            topics: topics.clone(),
+            events: Mutex::new(Vec::new()),
+        };
+        let consumer: BaseConsumer<RebalanceContext> = cfg.create_with_context(ctx)?;
+        consumer.subscribe(&[&topics[0], &topics[1]])?;
+        Ok(KafkaSource {
+            consumer,
+            topics,
+            stored: BTreeMap::new(),
+        })
+    }
+
+    /// Polls for up to `timeout`, then drains what is ready, up to `max_records`.
+    /// Returns events in the order they happened.
+    pub fn poll_batch(&mut self, max_records: usize, timeout: Duration) -> Vec<SourceEvent> {
+        let mut out = Vec::new();
+        let mut pending: BTreeMap<StreamId, Vec<OwnedRecord>> = BTreeMap::new();
+        let mut n = 0;
+        let mut wait = timeout;
+        while n < max_records {
+            let polled = self.consumer.poll(wait);
+            wait = Duration::ZERO;
+            self.take_rebalance_events(&mut pending, &mut out);
+            match polled {
+                None => break,
+                Some(Ok(m)) => {
+                    let Some(topic) = self.topic_of(m.topic()) else {
+                        continue;
+                    };
+                    let stream = StreamId {
+                        topic,
+                        partition: m.partition(),
+                    };
+                    let payload = m.payload().map(<[u8]>::to_vec).unwrap_or_default();
+                    pending.entry(stream).or_default().push(OwnedRecord {
+                        offset: m.offset(),
+                        payload,
+                    });
+                    n += 1;
+                }
+                Some(Err(KafkaError::PartitionEOF(p))) => {
+                    flush(&mut pending, &mut out);
+                    self.check_caught_up(p, &mut out);
+                }
+                Some(Err(e)) => tracing::warn!(error = %e, "kafka consumer error"),
+            }
+        }
+        flush(&mut pending, &mut out);
+        out
+    }
+
+    fn take_rebalance_events(
+        &self,
+        pending: &mut BTreeMap<StreamId, Vec<OwnedRecord>>,
+        out: &mut Vec<SourceEvent>,
+    ) {
+        let events = match self.consumer.context().events.lock() {
+            Ok(mut q) => std::mem::take(&mut *q),
+            Err(_) => return,
+        };
+        if !events.is_empty() {
+            flush(pending, out);
+            out.extend(events);
+        }
+    }
+
+    fn topic_of(&self, name: &str) -> Option<Topic> {
+        Topic::ALL
+            .into_iter()
+            .find(|t| self.topics[t.index()] == name)
+    }
+
+    /// End of partition `p` was reached on some topic. librdkafka does not say which,
+    /// so compare the consumed position with the high watermark for each topic.
+    fn check_caught_up(&self, p: i32, out: &mut Vec<SourceEvent>) {
+        let Ok(positions) = self.consumer.position() else {
+            return;
+        };
+        for topic in Topic::ALL {
+            let name = &self.topics[topic.index()];
+            let Some(elem) = positions.find_partition(name, p) else {
+                continue;
+            };
+            let Ok((low, high)) = self
+                .consumer
+                .fetch_watermarks(name, p, Duration::from_secs(2))
+            else {
+                continue;
+            };
+            let pos = match elem.offset() {
+                Offset::Offset(o) => o,
+                _ => low,
+            };
+            out.push(SourceEvent::CaughtUp(
+                StreamId {
+                    topic,
+                    partition: p,
+                },
+                pos >= high,
+            ));
+        }
+    }
+
+    /// Stores offsets (next offset to read) for the given streams, to be committed
+    /// by librdkafka. Offsets never move backwards; unassigned partitions are skipped.
+    pub fn store_offsets(&mut self, offsets: &[(StreamId, i64)]) -> Result<(), KafkaError> {
+        let mut tpl = TopicPartitionList::new();
+        for &(s, off) in offsets {
+            if self.stored.get(&s).is_some_and(|&prev| prev >= off) {
+                continue;
+            }
+            tpl.add_partition_offset(
+                &self.topics[s.topic.index()],
+                s.partition,
+                Offset::Offset(off),
+            )?;
+        }
+        if tpl.count() == 0 {
+            return Ok(());
+        }
+        match self.consumer.store_offsets(&tpl) {
+            Ok(()) => {
+                for &(s, off) in offsets {
+                    let e = self.stored.entry(s).or_insert(off);
+                    *e = (*e).max(off);
+                }
+                Ok(())
+            }
+            // A partition revoked in between: its new owner decides.
+            Err(e) => {
+                tracing::debug!(error = %e, "store_offsets");
+                Ok(())
+            }
+        }
+    }
+
+    /// Forgets stored offsets of revoked partitions.
+    pub fn forget(&mut self, streams: &[StreamId]) {
+        for s in streams {
+            self.stored.remove(s);
+        }
+    }
+
+    /// Commits stored offsets synchronously (at shutdown).
+    pub fn commit_stored(&self) -> Result<(), KafkaError> {
+        match self
+            .consumer
+            .commit_consumer_state(rdkafka::consumer::CommitMode::Sync)
+        {
+            Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => Ok(()),
+            other => other,
+        }
+    }
+}
+
+fn flush(pending: &mut BTreeMap<StreamId, Vec<OwnedRecord>>, out: &mut Vec<SourceEvent>) {
+    for (s, recs) in std::mem::take(pending) {
+        out.push(SourceEvent::Records(s, recs));
+    }
+}

@@ -1,0 +1,204 @@
+//! `slaflow run` against a real broker: dead letters on the dead-letter topic,
+//! offsets committed only for decided records, no re-reading after a restart.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::*;
+
+const PARTITIONS: i32 = 4;
+
+fn config(dir: &std::path::Path, brokers: &str, t: &Topics) -> std::path::PathBuf {
+    let text = format!(
+        r#"
+[engine]
+allowed_lateness = "1s"
+idle_timeout = "1s"
+data_dir = "{data}"
+
+[kafka]
+brokers = "{brokers}"
+group_id = "{group}"
+monitoring_topic = "{mon}"
+tickets_topic = "{tkt}"
+incidents_topic = "{inc}"
+deadletter_topic = "{dl}"
+[kafka.options]
+"fetch.wait.max.ms" = "100"
+
+[[customers]]
+id = "acme"
+
+[[services]]
+id = "web"
+customer = "acme"
+"#,
+        data = dir.join("data").display(),
+        group = t.group,
+        mon = t.mon,
+        tkt = t.tkt,
+        inc = t.inc,
+        dl = t.dl,
+    );
+    let path = dir.join("slaflow.toml");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+struct Topics {
+    mon: String,
+    tkt: String,
+    inc: String,
+    dl: String,
+    group: String,
+}
+
+fn reasons(dead: &[(String, String)]) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for (_, v) in dead {
+        let j: serde_json::Value = serde_json::from_str(v).expect("dead letter is JSON");
+        for k in ["reason", "error", "topic", "partition", "offset", "raw"] {
+            assert!(j.get(k).is_some(), "dead letter lacks {k}: {v}");
+        }
+        *m.entry(j["reason"].as_str().unwrap_or("?").to_owned())
+            .or_insert(0) += 1;
+    }
+    m
+}
+
+#[test]
+fn run_dead_letters_bad_records_and_commits_offsets() {
+    let brokers = brokers();
+    let t = Topics {
+        mon: unique("mon"),
+        tkt: unique("tkt"),
+        inc: unique("inc"),
+        dl: unique("dl"),
+        group: unique("group"),
+    };
+    create_topics(&brokers, &[&t.mon, &t.tkt, &t.inc, &t.dl], PARTITIONS);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(dir.path(), &brokers, &t);
+
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut mon = Vec::new();
+    for i in 0..20 {
+        let ts = now - 60_000 + i * 1_000;
+        mon.push(("web".to_owned(), format!(r#"{{"event_id":"p{i}","ts":{ts},"service":"web","kind":"probe","source":"eu-1","status":"up"}}"#)));
+    }
+    mon.push(("web".into(), "this is not json".into()));
+    mon.push(("ghost".into(), format!(r#"{{"event_id":"g1","ts":{now},"service":"ghost","kind":"probe","source":"eu-1","status":"up"}}"#)));
+    mon.push(("web".into(), format!(r#"{{"event_id":"p3","ts":{now},"service":"web","kind":"probe","source":"eu-1","status":"up"}}"#)));
+    let tk = |id: &str, body: &str| {
+        (
+            "INC-1".to_owned(),
+            format!(r#"{{"event_id":"{id}","ts":{now},"ticket":"INC-1",{body}}}"#),
+        )
+    };
+    let tkt = vec![
+        tk(
+            "t1",
+            r#""type":"created","customer":"acme","priority":"P2","kind":"incident""#,
+        ),
+        tk("t2", r#""type":"responded""#),
+        tk(
+            "t3",
+            r#""type":"created","customer":"acme","priority":"P2","kind":"incident""#,
+        ),
+        (
+            "INC-9".into(),
+            format!(r#"{{"event_id":"t4","ts":{now},"ticket":"INC-9","type":"responded"}}"#),
+        ),
+        (
+            "INC-2".into(),
+            format!(
+                r#"{{"event_id":"t5","ts":{now},"ticket":"INC-2","type":"created","customer":"nobody","priority":"P1","kind":"incident"}}"#
+            ),
+        ),
+    ];
+    produce(&brokers, &t.mon, &mon);
+    produce(&brokers, &t.tkt, &tkt);
+
+    let run = Running::start(&cfg, &dir.path().join("run1.log"));
+    let dead = consume_all(&brokers, &t.dl, PARTITIONS, 6, Duration::from_secs(60));
+    let want: BTreeMap<String, usize> = [
+        ("malformed", 1),
+        ("unknown_service", 1),
+        ("duplicate", 1),
+        ("conflict", 1),
+        ("unknown_ticket", 1),
+        ("unknown_customer", 1),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    assert_eq!(
+        reasons(&dead),
+        want,
+        "dead letters: {dead:?}\nlog:\n{}",
+        run.log_text()
+    );
+
+    // Every record's fate is decided, so the group's committed offsets reach the end.
+    let caught_up = wait_until(Duration::from_secs(30), || {
+        committed(&brokers, &t.group, &t.mon, PARTITIONS)
+            == end_offsets(&brokers, &t.mon, PARTITIONS)
+                .into_iter()
+                .filter(|(_, o)| *o > 0)
+                .collect()
+            && committed(&brokers, &t.group, &t.tkt, PARTITIONS)
+                == end_offsets(&brokers, &t.tkt, PARTITIONS)
+                    .into_iter()
+                    .filter(|(_, o)| *o > 0)
+                    .collect()
+    });
+    assert!(
+        caught_up,
+        "offsets not committed: {:?} vs end {:?}\nlog:\n{}",
+        committed(&brokers, &t.group, &t.mon, PARTITIONS),
+        end_offsets(&brokers, &t.mon, PARTITIONS),
+        run.log_text()
+    );
+    let log1 = run.log_text();
+    let status = run.terminate();
+    assert!(status.success(), "exit {status:?}; log:\n{log1}");
+
+    // A restarted consumer does not re-read committed records: one new bad record
+    // yields exactly one new dead letter.
+    let run = Running::start(&cfg, &dir.path().join("run2.log"));
+    produce(&brokers, &t.mon, &[("web".into(), "{broken".into())]);
+    let dead = consume_all(&brokers, &t.dl, PARTITIONS, 7, Duration::from_secs(60));
+    assert_eq!(dead.len(), 7, "log:\n{}", run.log_text());
+    std::thread::sleep(Duration::from_secs(3));
+    let dead = consume_all(&brokers, &t.dl, PARTITIONS, 100, Duration::from_secs(5));
+    assert_eq!(
+        dead.len(),
+        7,
+        "re-read after restart: {dead:?}\nlog:\n{}",
+        run.log_text()
+    );
+    assert_eq!(reasons(&dead)["malformed"], 2);
+    let status = run.terminate();
+    assert!(status.success());
+}
+
+#[test]
+fn run_refuses_a_bad_config_with_one_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "[kafka]\nbrokers = 42\n").expect("write");
+    let out = slaflow()
+        .args(["run", "--config"])
+        .arg(&path)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("bad.toml:2") && err.contains("kafka.brokers"),
+        "{err}"
+    );
+}
