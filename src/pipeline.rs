@@ -208,3 +208,60 @@ fn admit(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    const CONFIG: &str = "[[customers]]\nid = \"acme\"\n[[services]]\nid = \"web\"\ncustomer = \"acme\"\n";
+    const TKT: StreamId = StreamId { topic: Topic::Tickets, partition: 0 };
+
+    fn pipeline() -> Pipeline {
+        let config = Arc::new(Config::parse(CONFIG, Path::new("t.toml")).expect("config"));
+        Pipeline::new(config, ["mon".into(), "tkt".into()])
+    }
+
+    fn feed(p: &mut Pipeline, stream: StreamId, lines: &[&str]) -> Outputs {
+        let recs: Vec<RawRecord> =
+            lines.iter().enumerate().map(|(i, l)| RawRecord { partition: 0, offset: i as i64, payload: l.as_bytes() }).collect();
+        let mut out = Outputs::default();
+        p.ingest(stream, &recs, 0, &mut out);
+        p.finish(None, &mut out);
+        out
+    }
+
+    #[test]
+    fn ticket_reasons_are_decided_in_event_time_order() {
+        let mut p = pipeline();
+        let out = feed(&mut p, TKT, &[
+            // Arrives before its `created` but is later in event time: applied.
+            r#"{"event_id":"1","ts":2000,"ticket":"A","type":"responded"}"#,
+            r#"{"event_id":"2","ts":1000,"ticket":"A","type":"created","customer":"acme","priority":"P1","kind":"incident"}"#,
+            r#"{"event_id":"3","ts":3000,"ticket":"A","type":"created","customer":"acme","priority":"P1","kind":"incident"}"#,
+            r#"{"event_id":"4","ts":500,"ticket":"B","type":"status","status":"open"}"#,
+            r#"{"event_id":"5","ts":4000,"ticket":"B","type":"created","customer":"initech","priority":"P1","kind":"incident"}"#,
+            r#"{"event_id":"6","ts":900,"ticket":"C","type":"priority","priority":"P3"}"#,
+            r#"{"event_id":"7","ts":1000,"ticket":"C","type":"created","customer":"acme","priority":"P2","kind":"request"}"#,
+        ]);
+        let fate: Vec<(i64, Reason)> = out.dead_letters.iter().map(|d| (d.offset, d.reason)).collect();
+        assert_eq!(fate, vec![(4, Reason::UnknownCustomer), (3, Reason::UnknownTicket), (5, Reason::UnknownTicket), (2, Reason::Conflict)]);
+        let c = p.counts();
+        assert_eq!((c.read, c.applied, c.deadlettered()), (7, 3, 4));
+        assert_eq!(c.deadletter["unknown_customer"], 1);
+        assert_eq!(c.deadletter["conflict"], 1);
+        assert_eq!(p.engine().ticket_count(), 2);
+    }
+
+    #[test]
+    fn finish_sets_watermark_to_later_of_to_and_max_ts() {
+        let mut p = pipeline();
+        let mon = StreamId { topic: Topic::Monitoring, partition: 1 };
+        feed(&mut p, mon, &[r#"{"event_id":"a","ts":5000,"service":"web","kind":"probe","source":"x","status":"up"}"#]);
+        assert_eq!(p.eventtime().watermark(), 5000);
+        let mut out = Outputs::default();
+        p.finish(Some(9000), &mut out);
+        assert_eq!(p.eventtime().watermark(), 9000);
+        assert_eq!(p.max_ts(), Some(5000));
+    }
+}

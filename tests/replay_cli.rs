@@ -1,0 +1,151 @@
+//! `slaflow replay` as a user runs it: counts add up on a large input, and bad
+//! arguments get a one-line error and a non-zero exit.
+
+mod common;
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use common::slaflow;
+
+const CONFIG: &str = r#"
+[[customers]]
+id = "acme"
+
+[[services]]
+id = "web"
+customer = "acme"
+"#;
+
+const T0: i64 = 1_793_577_600_000; // 2026-11-02T00:00:00Z
+
+/// 270,000 monitoring lines with 270 each of malformed, duplicate, late and
+/// unknown-service records.
+fn monitoring(path: &Path) {
+    let mut s = String::with_capacity(270_000 * 110);
+    for i in 0..270_000i64 {
+        let ts = T0 + i * 1_000;
+        match i % 1000 {
+            500 => writeln!(s, "garbage line {i}"),
+            700 => writeln!(s, r#"{{"event_id":"m{}","ts":{ts},"service":"web","kind":"probe","source":"a","status":"up"}}"#, i - 1),
+            900 => writeln!(s, r#"{{"event_id":"m{i}","ts":{},"service":"web","kind":"probe","source":"a","status":"down"}}"#, ts - 120_000),
+            300 => writeln!(s, r#"{{"event_id":"m{i}","ts":{ts},"service":"ghost","kind":"probe","source":"a","status":"up"}}"#),
+            _ => writeln!(s, r#"{{"event_id":"m{i}","ts":{ts},"service":"web","kind":"probe","source":"a","status":"up"}}"#),
+        }
+        .expect("write");
+    }
+    std::fs::write(path, s).expect("write monitoring");
+}
+
+/// 30,000 ticket lines (10,000 tickets × 3) with 10 conflicts, 10 unknown
+/// customers (whose 20 follow-ups are unknown tickets) and 10 more unknown tickets.
+fn tickets(path: &Path) {
+    let mut s = String::new();
+    for k in 0..10_000i64 {
+        let t = T0 + k * 3_000;
+        let customer = if k % 1000 == 30 { "nobody" } else { "acme" };
+        writeln!(s, r#"{{"event_id":"c{k}","ts":{t},"ticket":"T{k}","type":"created","customer":"{customer}","priority":"P2","kind":"incident"}}"#).expect("w");
+        let target = if k % 1000 == 10 { format!("GHOST{k}") } else { format!("T{k}") };
+        writeln!(s, r#"{{"event_id":"r{k}","ts":{},"ticket":"{target}","type":"responded"}}"#, t + 1_000).expect("w");
+        if k % 1000 == 20 {
+            writeln!(s, r#"{{"event_id":"x{k}","ts":{},"ticket":"T{k}","type":"created","customer":"acme","priority":"P1","kind":"incident"}}"#, t + 2_000).expect("w");
+        } else {
+            writeln!(s, r#"{{"event_id":"s{k}","ts":{},"ticket":"T{k}","type":"status","status":"resolved"}}"#, t + 2_000).expect("w");
+        }
+    }
+    std::fs::write(path, s).expect("write tickets");
+}
+
+#[test]
+fn replay_of_300k_lines_accounts_for_every_record() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cfg, mon, tkt, out) = (dir.path().join("c.toml"), dir.path().join("m.ndjson"), dir.path().join("t.ndjson"), dir.path().join("out"));
+    std::fs::write(&cfg, CONFIG).expect("config");
+    monitoring(&mon);
+    tickets(&tkt);
+    let res = slaflow()
+        .args(["replay", "--config"])
+        .arg(&cfg)
+        .arg("--monitoring")
+        .arg(&mon)
+        .arg("--tickets")
+        .arg(&tkt)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("run replay");
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).expect("summary")).expect("json");
+    let dl = &summary["deadletter"];
+    let expect = [
+        ("malformed", 270),
+        ("late", 270),
+        ("duplicate", 270),
+        ("unknown_service", 270),
+        ("unknown_customer", 10),
+        ("unknown_ticket", 30),
+        ("conflict", 10),
+    ];
+    for (reason, n) in expect {
+        assert_eq!(dl[reason], n, "{reason}: {summary}");
+    }
+    let dead_total: u64 = expect.iter().map(|(_, n)| *n as u64).sum();
+    assert_eq!(summary["read"], 300_000);
+    assert_eq!(summary["applied"].as_u64(), Some(300_000 - dead_total));
+    let lines = std::fs::read_to_string(out.join("deadletter.ndjson")).expect("deadletter");
+    assert_eq!(lines.lines().count() as u64, dead_total);
+    // Every dead letter points back at its input line.
+    for l in lines.lines().take(50) {
+        let d: serde_json::Value = serde_json::from_str(l).expect("json line");
+        let file = if d["partition"] == 0 { &mon } else { &tkt };
+        let n = d["offset"].as_u64().expect("offset") as usize;
+        let original = std::fs::read_to_string(file).expect("read").lines().nth(n).map(str::to_owned);
+        assert_eq!(original.as_deref(), d["raw"].as_str(), "{l}");
+    }
+}
+
+#[test]
+fn replay_is_deterministic() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cfg, tkt) = (dir.path().join("c.toml"), dir.path().join("t.ndjson"));
+    std::fs::write(&cfg, CONFIG).expect("config");
+    tickets(&tkt);
+    let run = |out: &str| {
+        let o = slaflow().args(["replay", "--config"]).arg(&cfg).arg("--tickets").arg(&tkt).arg("--out").arg(dir.path().join(out)).output().expect("replay");
+        assert!(o.status.success());
+        (std::fs::read(dir.path().join(out).join("deadletter.ndjson")).expect("dl"), std::fs::read(dir.path().join(out).join("summary.json")).expect("s"))
+    };
+    assert_eq!(run("a"), run("b"));
+}
+
+fn one_line_error(args: &[&str]) -> String {
+    let out = slaflow().args(args).output().expect("run");
+    assert!(!out.status.success(), "{args:?} should fail");
+    let err = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+    assert_eq!(err.lines().count(), 1, "not one line: {err}");
+    err
+}
+
+#[test]
+fn missing_input_file_is_one_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, CONFIG).expect("config");
+    let out = dir.path().join("out");
+    let err = one_line_error(&["replay", "--config", cfg.to_str().unwrap_or(""), "--monitoring", "/no/such.ndjson", "--out", out.to_str().unwrap_or("")]);
+    assert!(err.contains("/no/such.ndjson"), "{err}");
+    assert!(!out.exists(), "no output directory for a failed start");
+}
+
+#[test]
+fn bad_config_is_one_line_with_file_line_and_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, format!("{CONFIG}stale_after = \"soon\"\n")).expect("config");
+    let err = one_line_error(&["replay", "--config", cfg.to_str().unwrap_or(""), "--monitoring", "/dev/null", "--out", "/tmp/x"]);
+    assert!(err.contains("c.toml:8") && err.contains("services[0].stale_after") && err.contains("soon"), "{err}");
+    let err = one_line_error(&["replay", "--config", "/no/config.toml", "--monitoring", "/dev/null", "--out", "/tmp/x"]);
+    assert!(err.contains("/no/config.toml"), "{err}");
+    let err = one_line_error(&["replay", "--config", cfg.to_str().unwrap_or(""), "--from", "someday"]);
+    assert!(err.contains("someday"), "{err}");
+}
