@@ -60,7 +60,21 @@ fn time_arg(s: &str) -> Result<Millis, String> {
 
 fn main() -> ExitCode {
     init_tracing();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            // The contract asks for one line: keep clap's message, drop usage and hints.
+            let text = e.to_string();
+            let msg: Vec<&str> = text.lines().map(str::trim).take_while(|l| !l.is_empty()).collect();
+            eprintln!("slaflow: {}", msg.join(" "));
+            return ExitCode::from(2);
+        }
+    };
     match execute(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
