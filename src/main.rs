@@ -70,7 +70,11 @@ fn main() -> ExitCode {
         Err(e) => {
             // The contract asks for one line: keep clap's message, drop usage and hints.
             let text = e.to_string();
-            let msg: Vec<&str> = text.lines().map(str::trim).take_while(|l| !l.is_empty()).collect();
+            let msg: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .take_while(|l| !l.is_empty())
+                .collect();
             eprintln!("slaflow: {}", msg.join(" "));
             return ExitCode::from(2);
         }

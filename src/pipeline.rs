@@ -70,7 +70,7 @@ impl Pipeline {
                 Decoder::new(Topic::Monitoring, &topic_names[0]),
                 Decoder::new(Topic::Tickets, &topic_names[1]),
             ],
-            engine: Engine::new(&topic_names[1]),
+            engine: Engine::new(&config, &topic_names[1]),
             eventtime: EventTime::new(et, topic_names),
             config,
             counts: Counts::new(),
@@ -214,8 +214,12 @@ mod tests {
     use super::*;
     use std::path::Path;
 
-    const CONFIG: &str = "[[customers]]\nid = \"acme\"\n[[services]]\nid = \"web\"\ncustomer = \"acme\"\n";
-    const TKT: StreamId = StreamId { topic: Topic::Tickets, partition: 0 };
+    const CONFIG: &str =
+        "[[customers]]\nid = \"acme\"\n[[services]]\nid = \"web\"\ncustomer = \"acme\"\n";
+    const TKT: StreamId = StreamId {
+        topic: Topic::Tickets,
+        partition: 0,
+    };
 
     fn pipeline() -> Pipeline {
         let config = Arc::new(Config::parse(CONFIG, Path::new("t.toml")).expect("config"));
@@ -223,8 +227,15 @@ mod tests {
     }
 
     fn feed(p: &mut Pipeline, stream: StreamId, lines: &[&str]) -> Outputs {
-        let recs: Vec<RawRecord> =
-            lines.iter().enumerate().map(|(i, l)| RawRecord { partition: 0, offset: i as i64, payload: l.as_bytes() }).collect();
+        let recs: Vec<RawRecord> = lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| RawRecord {
+                partition: 0,
+                offset: i as i64,
+                payload: l.as_bytes(),
+            })
+            .collect();
         let mut out = Outputs::default();
         p.ingest(stream, &recs, 0, &mut out);
         p.finish(None, &mut out);
@@ -234,18 +245,34 @@ mod tests {
     #[test]
     fn ticket_reasons_are_decided_in_event_time_order() {
         let mut p = pipeline();
-        let out = feed(&mut p, TKT, &[
-            // Arrives before its `created` but is later in event time: applied.
-            r#"{"event_id":"1","ts":2000,"ticket":"A","type":"responded"}"#,
-            r#"{"event_id":"2","ts":1000,"ticket":"A","type":"created","customer":"acme","priority":"P1","kind":"incident"}"#,
-            r#"{"event_id":"3","ts":3000,"ticket":"A","type":"created","customer":"acme","priority":"P1","kind":"incident"}"#,
-            r#"{"event_id":"4","ts":500,"ticket":"B","type":"status","status":"open"}"#,
-            r#"{"event_id":"5","ts":4000,"ticket":"B","type":"created","customer":"initech","priority":"P1","kind":"incident"}"#,
-            r#"{"event_id":"6","ts":900,"ticket":"C","type":"priority","priority":"P3"}"#,
-            r#"{"event_id":"7","ts":1000,"ticket":"C","type":"created","customer":"acme","priority":"P2","kind":"request"}"#,
-        ]);
-        let fate: Vec<(i64, Reason)> = out.dead_letters.iter().map(|d| (d.offset, d.reason)).collect();
-        assert_eq!(fate, vec![(4, Reason::UnknownCustomer), (3, Reason::UnknownTicket), (5, Reason::UnknownTicket), (2, Reason::Conflict)]);
+        let out = feed(
+            &mut p,
+            TKT,
+            &[
+                // Arrives before its `created` but is later in event time: applied.
+                r#"{"event_id":"1","ts":2000,"ticket":"A","type":"responded"}"#,
+                r#"{"event_id":"2","ts":1000,"ticket":"A","type":"created","customer":"acme","priority":"P1","kind":"incident"}"#,
+                r#"{"event_id":"3","ts":3000,"ticket":"A","type":"created","customer":"acme","priority":"P1","kind":"incident"}"#,
+                r#"{"event_id":"4","ts":500,"ticket":"B","type":"status","status":"open"}"#,
+                r#"{"event_id":"5","ts":4000,"ticket":"B","type":"created","customer":"initech","priority":"P1","kind":"incident"}"#,
+                r#"{"event_id":"6","ts":900,"ticket":"C","type":"priority","priority":"P3"}"#,
+                r#"{"event_id":"7","ts":1000,"ticket":"C","type":"created","customer":"acme","priority":"P2","kind":"request"}"#,
+            ],
+        );
+        let fate: Vec<(i64, Reason)> = out
+            .dead_letters
+            .iter()
+            .map(|d| (d.offset, d.reason))
+            .collect();
+        assert_eq!(
+            fate,
+            vec![
+                (4, Reason::UnknownCustomer),
+                (3, Reason::UnknownTicket),
+                (5, Reason::UnknownTicket),
+                (2, Reason::Conflict)
+            ]
+        );
         let c = p.counts();
         assert_eq!((c.read, c.applied, c.deadlettered()), (7, 3, 4));
         assert_eq!(c.deadletter["unknown_customer"], 1);
@@ -256,8 +283,17 @@ mod tests {
     #[test]
     fn finish_sets_watermark_to_later_of_to_and_max_ts() {
         let mut p = pipeline();
-        let mon = StreamId { topic: Topic::Monitoring, partition: 1 };
-        feed(&mut p, mon, &[r#"{"event_id":"a","ts":5000,"service":"web","kind":"probe","source":"x","status":"up"}"#]);
+        let mon = StreamId {
+            topic: Topic::Monitoring,
+            partition: 1,
+        };
+        feed(
+            &mut p,
+            mon,
+            &[
+                r#"{"event_id":"a","ts":5000,"service":"web","kind":"probe","source":"x","status":"up"}"#,
+            ],
+        );
         assert_eq!(p.eventtime().watermark(), 5000);
         let mut out = Outputs::default();
         p.finish(Some(9000), &mut out);

@@ -77,9 +77,16 @@ fn reference(recs: &[Rec]) -> (Vec<(usize, Reason)>, Vec<usize>) {
 
 /// Runs the real layer; records are identified by (stream, offset) = (stream, index).
 fn actual(recs: &[Rec], chunks: &[usize]) -> (Vec<(usize, Reason)>, Vec<usize>) {
-    let cfg = EventTimeConfig { allowed_lateness: LATENESS, dedup_horizon: HORIZON, idle_timeout: 1 };
+    let cfg = EventTimeConfig {
+        allowed_lateness: LATENESS,
+        dedup_horizon: HORIZON,
+        idle_timeout: 1,
+    };
     let mut et = EventTime::new(cfg, ["m".into(), "t".into()]);
-    let streams = [0, 1].map(|p| StreamId { topic: Topic::Monitoring, partition: p });
+    let streams = [0, 1].map(|p| StreamId {
+        topic: Topic::Monitoring,
+        partition: p,
+    });
     for s in streams {
         et.add_stream(s, 0);
     }
@@ -87,7 +94,8 @@ fn actual(recs: &[Rec], chunks: &[usize]) -> (Vec<(usize, Reason)>, Vec<usize>) 
     let mut dead = Vec::new();
     let mut released: Vec<RecordBatch> = Vec::new();
     let mut admit = |_: Topic, b: &RecordBatch, r: usize| {
-        (b.column(col::KEY).as_string::<i32>().value(r) == "ghost").then(|| (Reason::UnknownService, String::new()))
+        (b.column(col::KEY).as_string::<i32>().value(r) == "ghost")
+            .then(|| (Reason::UnknownService, String::new()))
     };
     let mut i = 0;
     let mut c = 0;
@@ -100,12 +108,23 @@ fn actual(recs: &[Rec], chunks: &[usize]) -> (Vec<(usize, Reason)>, Vec<usize>) 
         while j < recs.len() && j - i < n && recs[j].stream == s {
             j += 1;
         }
-        let raw: Vec<RawRecord> =
-            (i..j).map(|k| RawRecord { partition: s, offset: k as i64, payload: recs[k].line.as_bytes() }).collect();
+        let raw: Vec<RawRecord> = (i..j)
+            .map(|k| RawRecord {
+                partition: s,
+                offset: k as i64,
+                payload: recs[k].line.as_bytes(),
+            })
+            .collect();
         et.ingest(decoder.decode(s, &raw), 0, &mut admit, &mut dead);
         let r = et.advance(None);
         if let Some(b) = r.monitoring {
-            assert!(b.column(col::TS).as_primitive::<Int64Type>().iter().flatten().all(|ts| ts <= et.watermark()));
+            assert!(
+                b.column(col::TS)
+                    .as_primitive::<Int64Type>()
+                    .iter()
+                    .flatten()
+                    .all(|ts| ts <= et.watermark())
+            );
             released.push(b);
         }
         i = j;

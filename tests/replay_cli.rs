@@ -45,8 +45,17 @@ fn tickets(path: &Path) {
         let t = T0 + k * 3_000;
         let customer = if k % 1000 == 30 { "nobody" } else { "acme" };
         writeln!(s, r#"{{"event_id":"c{k}","ts":{t},"ticket":"T{k}","type":"created","customer":"{customer}","priority":"P2","kind":"incident"}}"#).expect("w");
-        let target = if k % 1000 == 10 { format!("GHOST{k}") } else { format!("T{k}") };
-        writeln!(s, r#"{{"event_id":"r{k}","ts":{},"ticket":"{target}","type":"responded"}}"#, t + 1_000).expect("w");
+        let target = if k % 1000 == 10 {
+            format!("GHOST{k}")
+        } else {
+            format!("T{k}")
+        };
+        writeln!(
+            s,
+            r#"{{"event_id":"r{k}","ts":{},"ticket":"{target}","type":"responded"}}"#,
+            t + 1_000
+        )
+        .expect("w");
         if k % 1000 == 20 {
             writeln!(s, r#"{{"event_id":"x{k}","ts":{},"ticket":"T{k}","type":"created","customer":"acme","priority":"P1","kind":"incident"}}"#, t + 2_000).expect("w");
         } else {
@@ -59,7 +68,12 @@ fn tickets(path: &Path) {
 #[test]
 fn replay_of_300k_lines_accounts_for_every_record() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (cfg, mon, tkt, out) = (dir.path().join("c.toml"), dir.path().join("m.ndjson"), dir.path().join("t.ndjson"), dir.path().join("out"));
+    let (cfg, mon, tkt, out) = (
+        dir.path().join("c.toml"),
+        dir.path().join("m.ndjson"),
+        dir.path().join("t.ndjson"),
+        dir.path().join("out"),
+    );
     std::fs::write(&cfg, CONFIG).expect("config");
     monitoring(&mon);
     tickets(&tkt);
@@ -74,8 +88,14 @@ fn replay_of_300k_lines_accounts_for_every_record() {
         .arg(&out)
         .output()
         .expect("run replay");
-    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
-    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).expect("summary")).expect("json");
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).expect("summary"))
+            .expect("json");
     let dl = &summary["deadletter"];
     let expect = [
         ("malformed", 270),
@@ -99,7 +119,11 @@ fn replay_of_300k_lines_accounts_for_every_record() {
         let d: serde_json::Value = serde_json::from_str(l).expect("json line");
         let file = if d["partition"] == 0 { &mon } else { &tkt };
         let n = d["offset"].as_u64().expect("offset") as usize;
-        let original = std::fs::read_to_string(file).expect("read").lines().nth(n).map(str::to_owned);
+        let original = std::fs::read_to_string(file)
+            .expect("read")
+            .lines()
+            .nth(n)
+            .map(str::to_owned);
         assert_eq!(original.as_deref(), d["raw"].as_str(), "{l}");
     }
 }
@@ -111,9 +135,20 @@ fn replay_is_deterministic() {
     std::fs::write(&cfg, CONFIG).expect("config");
     tickets(&tkt);
     let run = |out: &str| {
-        let o = slaflow().args(["replay", "--config"]).arg(&cfg).arg("--tickets").arg(&tkt).arg("--out").arg(dir.path().join(out)).output().expect("replay");
+        let o = slaflow()
+            .args(["replay", "--config"])
+            .arg(&cfg)
+            .arg("--tickets")
+            .arg(&tkt)
+            .arg("--out")
+            .arg(dir.path().join(out))
+            .output()
+            .expect("replay");
         assert!(o.status.success());
-        (std::fs::read(dir.path().join(out).join("deadletter.ndjson")).expect("dl"), std::fs::read(dir.path().join(out).join("summary.json")).expect("s"))
+        (
+            std::fs::read(dir.path().join(out).join("deadletter.ndjson")).expect("dl"),
+            std::fs::read(dir.path().join(out).join("summary.json")).expect("s"),
+        )
     };
     assert_eq!(run("a"), run("b"));
 }
@@ -132,7 +167,15 @@ fn missing_input_file_is_one_line() {
     let cfg = dir.path().join("c.toml");
     std::fs::write(&cfg, CONFIG).expect("config");
     let out = dir.path().join("out");
-    let err = one_line_error(&["replay", "--config", cfg.to_str().unwrap_or(""), "--monitoring", "/no/such.ndjson", "--out", out.to_str().unwrap_or("")]);
+    let err = one_line_error(&[
+        "replay",
+        "--config",
+        cfg.to_str().unwrap_or(""),
+        "--monitoring",
+        "/no/such.ndjson",
+        "--out",
+        out.to_str().unwrap_or(""),
+    ]);
     assert!(err.contains("/no/such.ndjson"), "{err}");
     assert!(!out.exists(), "no output directory for a failed start");
 }
@@ -142,10 +185,35 @@ fn bad_config_is_one_line_with_file_line_and_key() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = dir.path().join("c.toml");
     std::fs::write(&cfg, format!("{CONFIG}stale_after = \"soon\"\n")).expect("config");
-    let err = one_line_error(&["replay", "--config", cfg.to_str().unwrap_or(""), "--monitoring", "/dev/null", "--out", "/tmp/x"]);
-    assert!(err.contains("c.toml:8") && err.contains("services[0].stale_after") && err.contains("soon"), "{err}");
-    let err = one_line_error(&["replay", "--config", "/no/config.toml", "--monitoring", "/dev/null", "--out", "/tmp/x"]);
+    let err = one_line_error(&[
+        "replay",
+        "--config",
+        cfg.to_str().unwrap_or(""),
+        "--monitoring",
+        "/dev/null",
+        "--out",
+        "/tmp/x",
+    ]);
+    assert!(
+        err.contains("c.toml:8") && err.contains("services[0].stale_after") && err.contains("soon"),
+        "{err}"
+    );
+    let err = one_line_error(&[
+        "replay",
+        "--config",
+        "/no/config.toml",
+        "--monitoring",
+        "/dev/null",
+        "--out",
+        "/tmp/x",
+    ]);
     assert!(err.contains("/no/config.toml"), "{err}");
-    let err = one_line_error(&["replay", "--config", cfg.to_str().unwrap_or(""), "--from", "someday"]);
+    let err = one_line_error(&[
+        "replay",
+        "--config",
+        cfg.to_str().unwrap_or(""),
+        "--from",
+        "someday",
+    ]);
     assert!(err.contains("someday"), "{err}");
 }

@@ -1,14 +1,20 @@
 //! The SLA engine core: pure, no I/O, no clocks. It takes released batches (rows in
 //! event-time order) and watermark advances, and returns outputs.
 
-use std::collections::HashMap;
+pub mod availability;
+pub mod incidents;
+
+use std::collections::{BTreeMap, HashMap};
 
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::Int64Type;
 
-use crate::event::schema::{col, tkt};
+use crate::config::Config;
+use crate::event::schema::{col, mon, tkt};
 use crate::event::{DeadLetter, Reason};
 use crate::time::Millis;
+use availability::{ServiceTimeline, Status};
+use incidents::Incident;
 
 /// What one engine step produced.
 #[derive(Debug, Default)]
@@ -17,6 +23,8 @@ pub struct Outputs {
     pub dead_letters: Vec<DeadLetter>,
     /// Records applied to state.
     pub applied: u64,
+    /// Incident actions, in the order they fired.
+    pub incidents: Vec<Incident>,
 }
 
 /// The engine's state.
@@ -25,20 +33,50 @@ pub struct Engine {
     tickets_topic: String,
     /// Ticket id → `created` time, for the `unknown_ticket`/`conflict` checks.
     tickets: HashMap<String, Millis>,
+    /// Availability per configured service.
+    services: BTreeMap<String, ServiceTimeline>,
 }
 
 impl Engine {
-    /// An empty engine; `tickets_topic` names the ticket topic in dead letters.
-    pub fn new(tickets_topic: &str) -> Self {
+    /// An empty engine for `config`; `tickets_topic` names the ticket topic in dead letters.
+    pub fn new(config: &Config, tickets_topic: &str) -> Self {
+        let bucket = config.engine.bucket.0;
+        let services = config
+            .services
+            .iter()
+            .map(|s| (s.id.get_ref().clone(), ServiceTimeline::new(s, bucket)))
+            .collect();
         Engine {
             tickets_topic: tickets_topic.to_owned(),
             tickets: HashMap::new(),
+            services,
         }
     }
 
-    /// Applies released monitoring rows (in `ts` order).
+    /// Applies released monitoring rows (in `ts` order). Rows were admitted
+    /// against the config, so every service is known.
     pub fn apply_monitoring(&mut self, batch: &RecordBatch, out: &mut Outputs) {
-        out.applied += batch.num_rows() as u64;
+        let ts = batch.column(col::TS).as_primitive::<Int64Type>();
+        let service = batch.column(col::KEY).as_string::<i32>();
+        let kind = batch.column(mon::KIND).as_string::<i32>();
+        let source = batch.column(mon::SOURCE).as_string::<i32>();
+        let status = batch.column(mon::STATUS).as_string::<i32>();
+        let start = batch.column(mon::START).as_primitive::<Int64Type>();
+        let end = batch.column(mon::END).as_primitive::<Int64Type>();
+        for r in 0..batch.num_rows() {
+            let Some(timeline) = self.services.get_mut(service.value(r)) else {
+                continue;
+            };
+            let t = ts.value(r);
+            match (kind.value(r), Status::parse(status.value(r))) {
+                ("probe", Some(st)) => timeline.probe(t, source.value(r), st, &mut out.incidents),
+                ("maintenance", _) => {
+                    timeline.maintenance(t, start.value(r), end.value(r), &mut out.incidents)
+                }
+                _ => timeline.touch(t, &mut out.incidents),
+            }
+            out.applied += 1;
+        }
     }
 
     /// Applies released ticket rows (in `ts` order).
@@ -84,7 +122,16 @@ impl Engine {
     }
 
     /// Fires every deadline at or before `watermark`.
-    pub fn advance(&mut self, _watermark: Millis, _out: &mut Outputs) {}
+    pub fn advance(&mut self, watermark: Millis, out: &mut Outputs) {
+        for s in self.services.values_mut() {
+            s.advance(watermark, &mut out.incidents);
+        }
+    }
+
+    /// Availability timelines by service id.
+    pub fn services(&self) -> &BTreeMap<String, ServiceTimeline> {
+        &self.services
+    }
 
     /// Number of tickets known.
     pub fn ticket_count(&self) -> usize {

@@ -1,0 +1,554 @@
+//! Availability (contract section 4) and outage incidents (section 5).
+//!
+//! Each service keeps its probe sources and maintenance windows and walks its
+//! timeline forward in event time. It stops at every instant where the state can
+//! change (a probe going stale, a window opening or closing), at every outage
+//! deadline and at every bucket boundary. So durations are exact to the
+//! millisecond, and no deadline is found by polling.
+
+use std::collections::BTreeMap;
+
+use crate::config::{DownWhen, ServiceConfig};
+use crate::engine::incidents::{Action, Incident};
+use crate::time::{Millis, format_ms};
+
+/// A service's state at an instant, in the contract's precedence order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum State {
+    /// All known sources up.
+    Up = 0,
+    /// Some known source not up, quorum not down.
+    Degraded = 1,
+    /// `down_when` quorum down.
+    Down = 2,
+    /// Inside an announced maintenance window.
+    Maintenance = 3,
+    /// No source known.
+    NoData = 4,
+}
+
+impl State {
+    /// All states, indexable by `as usize`.
+    pub const ALL: [State; 5] = [
+        State::Up,
+        State::Degraded,
+        State::Down,
+        State::Maintenance,
+        State::NoData,
+    ];
+
+    /// Lower-case name used in tables and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Up => "up",
+            State::Degraded => "degraded",
+            State::Down => "down",
+            State::Maintenance => "maintenance",
+            State::NoData => "nodata",
+        }
+    }
+}
+
+/// A probe status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Up.
+    Up,
+    /// Degraded.
+    Degraded,
+    /// Down.
+    Down,
+}
+
+impl Status {
+    /// Parses a decoded probe status.
+    pub fn parse(s: &str) -> Option<Status> {
+        match s {
+            "up" => Some(Status::Up),
+            "degraded" => Some(Status::Degraded),
+            "down" => Some(Status::Down),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    /// `max(start, announcement ts)`: no retroactive exclusion.
+    from: Millis,
+    end: Millis,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Episode {
+    start: Millis,
+    /// End of the last down interval, while not down.
+    last_down_end: Option<Millis>,
+    triggered: bool,
+}
+
+/// Per-state milliseconds of one bucket.
+pub type Durations = [Millis; 5];
+
+/// One service's availability state.
+#[derive(Debug)]
+pub struct ServiceTimeline {
+    id: String,
+    customer: String,
+    down_when: DownWhen,
+    stale_after: Millis,
+    outage_after: Millis,
+    resolve_after: Millis,
+    bucket: Millis,
+    sources: BTreeMap<String, (Status, Millis)>,
+    windows: Vec<Window>,
+    /// Everything before `cursor` is accounted for; `None` before the first record.
+    cursor: Option<Millis>,
+    state: State,
+    run_start: Millis,
+    /// Closed maximal intervals `(start, end, state)`, adjacent ones of one state merged.
+    intervals: Vec<(Millis, Millis, State)>,
+    buckets: BTreeMap<Millis, Durations>,
+    down_since: Option<Millis>,
+    prev_down_since: Option<Millis>,
+    episode: Option<Episode>,
+}
+
+impl ServiceTimeline {
+    /// A timeline for a configured service; `bucket` is `engine.bucket` in ms.
+    pub fn new(cfg: &ServiceConfig, bucket: Millis) -> Self {
+        ServiceTimeline {
+            id: cfg.id.get_ref().clone(),
+            customer: cfg.customer.get_ref().clone(),
+            down_when: cfg.down_when,
+            stale_after: cfg.stale_after.0,
+            outage_after: cfg.outage_after.0,
+            resolve_after: cfg.resolve_after.0,
+            bucket,
+            sources: BTreeMap::new(),
+            windows: Vec::new(),
+            cursor: None,
+            state: State::NoData,
+            run_start: Millis::MIN,
+            intervals: Vec::new(),
+            buckets: BTreeMap::new(),
+            down_since: None,
+            prev_down_since: None,
+            episode: None,
+        }
+    }
+
+    /// Applies a probe at `ts`.
+    pub fn probe(&mut self, ts: Millis, source: &str, status: Status, out: &mut Vec<Incident>) {
+        let ts = self.start_or_clamp(ts, out);
+        match self.sources.get_mut(source) {
+            Some(s) => *s = (status, ts),
+            None => {
+                self.sources.insert(source.to_owned(), (status, ts));
+            }
+        }
+        self.settle(ts, out);
+    }
+
+    /// Applies a maintenance announcement at `ts` for `[start, end)`.
+    pub fn maintenance(&mut self, ts: Millis, start: Millis, end: Millis, out: &mut Vec<Incident>) {
+        let ts = self.start_or_clamp(ts, out);
+        let from = start.max(ts);
+        if end > from {
+            self.windows.push(Window { from, end });
+        }
+        self.settle(ts, out);
+    }
+
+    /// A record of any kind at `ts` (e.g. a metric): starts the timeline and moves it forward.
+    pub fn touch(&mut self, ts: Millis, out: &mut Vec<Incident>) {
+        let ts = self.start_or_clamp(ts, out);
+        self.settle(ts, out);
+    }
+
+    /// Moves the timeline to `t` (a watermark), firing due deadlines.
+    pub fn advance(&mut self, t: Millis, out: &mut Vec<Incident>) {
+        if self.cursor.is_some_and(|c| c < t) {
+            self.walk(t, out);
+        }
+    }
+
+    /// Walks to `ts` (or starts the timeline there); a record older than the
+    /// cursor (possible only after an idle partition rejoins) applies at the cursor.
+    fn start_or_clamp(&mut self, ts: Millis, out: &mut Vec<Incident>) -> Millis {
+        match self.cursor {
+            None => {
+                self.cursor = Some(ts);
+                self.run_start = ts;
+                ts
+            }
+            Some(c) if ts < c => c,
+            Some(_) => {
+                self.walk(ts, out);
+                ts
+            }
+        }
+    }
+
+    fn settle(&mut self, at: Millis, out: &mut Vec<Incident>) {
+        self.fire_deadlines(at, out);
+        let s = self.state_at(at);
+        self.transition(at, s);
+        self.fire_deadlines(at, out);
+    }
+
+    fn walk(&mut self, t: Millis, out: &mut Vec<Incident>) {
+        let Some(mut cur) = self.cursor else { return };
+        while cur < t {
+            let next = self.next_stop(cur).min(t);
+            self.account(cur, next);
+            cur = next;
+            self.cursor = Some(cur);
+            self.settle(cur, out);
+        }
+        self.windows.retain(|w| w.end > cur);
+    }
+
+    fn next_stop(&self, x: Millis) -> Millis {
+        let mut next = (x.div_euclid(self.bucket) + 1) * self.bucket;
+        let mut consider = |c: Millis| {
+            if c > x && c < next {
+                next = c;
+            }
+        };
+        for &(_, ts) in self.sources.values() {
+            consider(ts.saturating_add(self.stale_after));
+        }
+        for w in &self.windows {
+            consider(w.from);
+            consider(w.end);
+        }
+        if let Some(s) = self.down_since
+            && self.episode.is_some_and(|e| !e.triggered)
+        {
+            consider(s.saturating_add(self.outage_after));
+        }
+        if let Some(e) = self.episode.and_then(|e| e.last_down_end) {
+            consider(e.saturating_add(self.resolve_after));
+        }
+        next
+    }
+
+    fn state_at(&self, x: Millis) -> State {
+        if self.windows.iter().any(|w| w.from <= x && x < w.end) {
+            return State::Maintenance;
+        }
+        let (mut known, mut down, mut not_up) = (0usize, 0usize, 0usize);
+        for &(status, ts) in self.sources.values() {
+            if ts <= x && x - ts < self.stale_after {
+                known += 1;
+                down += usize::from(status == Status::Down);
+                not_up += usize::from(status != Status::Up);
+            }
+        }
+        if known == 0 {
+            return State::NoData;
+        }
+        let quorum = match self.down_when {
+            DownWhen::Any => down >= 1,
+            DownWhen::Majority => down * 2 > known,
+            DownWhen::All => down == known,
+        };
+        if quorum {
+            State::Down
+        } else if not_up > 0 {
+            State::Degraded
+        } else {
+            State::Up
+        }
+    }
+
+    fn account(&mut self, a: Millis, b: Millis) {
+        let mut x = a;
+        while x < b {
+            let start = x.div_euclid(self.bucket) * self.bucket;
+            let end = (start + self.bucket).min(b);
+            self.buckets.entry(start).or_default()[self.state as usize] += end - x;
+            x = end;
+        }
+    }
+
+    fn transition(&mut self, x: Millis, new: State) {
+        let old = self.state;
+        if new == old {
+            return;
+        }
+        if x > self.run_start {
+            match self.intervals.last_mut() {
+                Some(last) if last.1 == self.run_start && last.2 == old => last.1 = x,
+                _ => self.intervals.push((self.run_start, x, old)),
+            }
+        } else if let Some(last) = self.intervals.last()
+            && last.1 == x
+            && last.2 == new
+        {
+            // A zero-length detour (two changes at one instant): resume the previous run.
+            self.run_start = last.0;
+            self.intervals.pop();
+            self.state = new;
+            self.outage_transition(x, old, new);
+            return;
+        }
+        self.run_start = x;
+        self.state = new;
+        self.outage_transition(x, old, new);
+    }
+
+    fn outage_transition(&mut self, x: Millis, old: State, new: State) {
+        if new == State::Down && old != State::Down {
+            match &mut self.episode {
+                Some(ep) if ep.last_down_end.is_some_and(|e| x - e < self.resolve_after) => {
+                    let continuous = ep.last_down_end == Some(x);
+                    ep.last_down_end = None;
+                    self.down_since = if continuous {
+                        self.prev_down_since.or(Some(x))
+                    } else {
+                        Some(x)
+                    };
+                }
+                _ => {
+                    self.episode = Some(Episode {
+                        start: x,
+                        last_down_end: None,
+                        triggered: false,
+                    });
+                    self.down_since = Some(x);
+                }
+            }
+        } else if old == State::Down && new != State::Down {
+            if let Some(ep) = &mut self.episode {
+                ep.last_down_end = Some(x);
+            }
+            self.prev_down_since = self.down_since.take();
+        }
+    }
+
+    fn fire_deadlines(&mut self, x: Millis, out: &mut Vec<Incident>) {
+        let Some(ep) = self.episode else { return };
+        if let Some(s) = self.down_since
+            && !ep.triggered
+            && s.saturating_add(self.outage_after) <= x
+        {
+            let at = s + self.outage_after;
+            out.push(self.outage(Action::Trigger, ep.start, at, None));
+            if let Some(e) = &mut self.episode {
+                e.triggered = true;
+            }
+        }
+        if let Some(end) = ep.last_down_end
+            && self.down_since.is_none()
+            && end.saturating_add(self.resolve_after) <= x
+        {
+            if ep.triggered {
+                out.push(self.outage(
+                    Action::Resolve,
+                    ep.start,
+                    end + self.resolve_after,
+                    Some(end),
+                ));
+            }
+            self.episode = None;
+        }
+    }
+
+    fn outage(&self, action: Action, start: Millis, at: Millis, ended: Option<Millis>) -> Incident {
+        let summary = match ended {
+            None => format!("{} down since {}", self.id, format_ms(start)),
+            Some(e) => format!(
+                "{} down from {} to {}",
+                self.id,
+                format_ms(start),
+                format_ms(e)
+            ),
+        };
+        Incident::service(
+            "outage",
+            "critical",
+            &self.id,
+            &self.customer,
+            &self.id,
+            action,
+            start,
+            at,
+            ended,
+            summary,
+        )
+    }
+
+    /// Service id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Customer id.
+    pub fn customer(&self) -> &str {
+        &self.customer
+    }
+
+    /// Maximal state intervals up to the cursor (the open run included), in time
+    /// order. Time before the first interval is `nodata`.
+    pub fn intervals(&self) -> impl Iterator<Item = (Millis, Millis, State)> + '_ {
+        let open = self
+            .cursor
+            .filter(|&c| c > self.run_start)
+            .map(|c| (self.run_start, c, self.state));
+        self.intervals.iter().copied().chain(open)
+    }
+
+    /// Per-bucket durations by state (bucket start → ms per [`State`]).
+    pub fn buckets(&self) -> &BTreeMap<Millis, Durations> {
+        &self.buckets
+    }
+
+    /// How far the timeline is accounted.
+    pub fn cursor(&self) -> Option<Millis> {
+        self.cursor
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use std::path::Path;
+
+    const M: Millis = 60_000;
+
+    fn timeline(extra: &str) -> ServiceTimeline {
+        let text = format!(
+            "[[customers]]\nid = \"c\"\n[[services]]\nid = \"web\"\ncustomer = \"c\"\n{extra}\n"
+        );
+        let cfg = Config::parse(&text, Path::new("t.toml")).expect("config");
+        ServiceTimeline::new(&cfg.services[0], M)
+    }
+
+    fn totals(t: &ServiceTimeline) -> [Millis; 5] {
+        let mut d = [0; 5];
+        for (a, b, s) in t.intervals() {
+            d[s as usize] += b - a;
+        }
+        d
+    }
+
+    fn actions(v: &[Incident]) -> Vec<(Action, Millis, Millis)> {
+        v.iter()
+            .map(|i| (i.action, i.started_ms, i.at_ms))
+            .collect()
+    }
+
+    #[test]
+    fn staleness_makes_nodata_and_buckets_match_intervals() {
+        let mut t = timeline("");
+        let mut out = Vec::new();
+        t.probe(0, "a", Status::Up, &mut out);
+        t.advance(5 * M, &mut out);
+        // up for stale_after (2m), then nodata.
+        assert_eq!(totals(&t), [2 * M, 0, 0, 0, 3 * M]);
+        let from_buckets = t.buckets().values().fold([0; 5], |mut acc, d| {
+            for i in 0..5 {
+                acc[i] += d[i];
+            }
+            acc
+        });
+        assert_eq!(from_buckets, totals(&t));
+        assert_eq!(t.buckets().len(), 5);
+    }
+
+    #[test]
+    fn quorum_variants() {
+        for (rule, want) in [
+            ("any", State::Down),
+            ("majority", State::Degraded),
+            ("all", State::Degraded),
+        ] {
+            let mut t = timeline(&format!("down_when = \"{rule}\""));
+            let mut out = Vec::new();
+            t.probe(0, "a", Status::Down, &mut out);
+            t.probe(0, "b", Status::Up, &mut out);
+            t.probe(0, "c", Status::Up, &mut out);
+            assert_eq!(t.state_at(0), want, "{rule}, 1 of 3 down");
+        }
+        let mut t = timeline("");
+        let mut out = Vec::new();
+        t.probe(0, "a", Status::Down, &mut out);
+        t.probe(0, "b", Status::Down, &mut out);
+        t.probe(0, "c", Status::Up, &mut out);
+        assert_eq!(t.state_at(0), State::Down, "majority, 2 of 3 down");
+        // A stale source no longer counts: at 2m only b's newer report is known.
+        t.probe(M, "b", Status::Down, &mut out);
+        assert_eq!(t.state_at(2 * M), State::Down, "majority of 1 known");
+    }
+
+    #[test]
+    fn maintenance_is_never_retroactive() {
+        let mut t = timeline("");
+        let mut out = Vec::new();
+        t.probe(0, "a", Status::Down, &mut out);
+        t.probe(M, "a", Status::Down, &mut out);
+        // Announced at 90s for [0, 3m): only [90s, 3m) is maintenance.
+        t.maintenance(90_000, 0, 3 * M, &mut out);
+        t.probe(2 * M, "a", Status::Down, &mut out);
+        t.advance(3 * M, &mut out);
+        assert_eq!(totals(&t), [0, 0, 90_000, 90_000, 0]);
+    }
+
+    #[test]
+    fn flapping_is_one_outage() {
+        let mut t = timeline("");
+        let mut out = Vec::new();
+        // down 0–90s, up 90s–150s (60s < resolve_after 2m), down 150s–300s, then up.
+        // (Without the 240s probe the 150s one would go stale at 270s.)
+        t.probe(0, "a", Status::Down, &mut out);
+        t.probe(90_000, "a", Status::Up, &mut out);
+        t.probe(150_000, "a", Status::Down, &mut out);
+        t.probe(240_000, "a", Status::Down, &mut out);
+        t.probe(300_000, "a", Status::Up, &mut out);
+        t.probe(400_000, "a", Status::Up, &mut out);
+        t.advance(600_000, &mut out);
+        assert_eq!(
+            actions(&out),
+            vec![(Action::Trigger, 0, 60_000), (Action::Resolve, 0, 420_000)]
+        );
+        assert_eq!(
+            out[1].ended_at.as_deref(),
+            Some(format_ms(300_000).as_str())
+        );
+        assert_eq!(out[0].incident_id, out[1].incident_id);
+    }
+
+    #[test]
+    fn short_downs_do_not_trigger_and_exact_threshold_does() {
+        let mut t = timeline("");
+        let mut out = Vec::new();
+        t.probe(0, "a", Status::Down, &mut out);
+        t.probe(59_999, "a", Status::Up, &mut out);
+        t.advance(10 * M, &mut out);
+        assert!(out.is_empty(), "59.999s down is below outage_after");
+        t.probe(10 * M, "a", Status::Down, &mut out);
+        t.probe(11 * M, "a", Status::Up, &mut out);
+        t.advance(20 * M, &mut out);
+        assert_eq!(
+            actions(&out),
+            vec![
+                (Action::Trigger, 10 * M, 11 * M),
+                (Action::Resolve, 10 * M, 13 * M)
+            ]
+        );
+    }
+
+    #[test]
+    fn deadline_fires_only_when_time_reaches_it() {
+        let mut t = timeline("");
+        let mut out = Vec::new();
+        t.probe(0, "a", Status::Down, &mut out);
+        t.advance(59_999, &mut out);
+        assert!(out.is_empty());
+        t.advance(60_000, &mut out);
+        assert_eq!(actions(&out), vec![(Action::Trigger, 0, 60_000)]);
+    }
+}
