@@ -12,6 +12,7 @@ pub mod event;
 pub mod eventtime;
 pub mod pipeline;
 pub mod replay;
+pub mod report;
 pub mod run;
 pub mod sink;
 pub mod source;

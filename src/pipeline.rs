@@ -54,6 +54,7 @@ pub struct Pipeline {
     engine: Engine,
     counts: Counts,
     max_ts: Option<Millis>,
+    min_ts: Option<Millis>,
 }
 
 impl Pipeline {
@@ -75,6 +76,7 @@ impl Pipeline {
             config,
             counts: Counts::new(),
             max_ts: None,
+            min_ts: None,
         }
     }
 
@@ -93,6 +95,11 @@ impl Pipeline {
         &mut self.eventtime
     }
 
+    /// The configuration.
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
     /// The engine.
     pub fn engine(&self) -> &Engine {
         &self.engine
@@ -101,6 +108,11 @@ impl Pipeline {
     /// Highest valid `ts` read so far, on any stream.
     pub fn max_ts(&self) -> Option<Millis> {
         self.max_ts
+    }
+
+    /// Lowest valid `ts` read so far, on any stream.
+    pub fn min_ts(&self) -> Option<Millis> {
+        self.min_ts
     }
 
     /// Decodes and admits a chunk of records of one stream. `wall` is the live wall
@@ -117,16 +129,17 @@ impl Pipeline {
         }
         self.counts.read += records.len() as u64;
         let chunk = self.decoders[stream.topic.index()].decode(stream.partition, records);
-        let chunk_max = chunk
+        let ts = chunk
             .batch
             .column(col::TS)
-            .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+            .as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+        for t in ts
             .iter()
             .flatten()
             .chain(chunk.malformed.iter().filter_map(|m| m.ts))
-            .max();
-        if let Some(m) = chunk_max {
-            self.max_ts = Some(self.max_ts.map_or(m, |x| x.max(m)));
+        {
+            self.max_ts = Some(self.max_ts.map_or(t, |x| x.max(t)));
+            self.min_ts = Some(self.min_ts.map_or(t, |x| x.min(t)));
         }
         let config = &self.config;
         let mut admit =

@@ -8,12 +8,14 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::engine::Outputs;
+use crate::engine::incidents::Incident;
 use crate::event::{RawRecord, Topic};
 use crate::eventtime::StreamId;
 use crate::pipeline::{Counts, Pipeline};
+use crate::report::{ReportError, sla_reports};
 use crate::sink::file::{FileSinkError, NdjsonWriter, write_json};
 use crate::source::file::{FileSourceError, Lines, NdjsonFile};
-use crate::time::Millis;
+use crate::time::{Millis, wall_now};
 
 /// Lines read from each file per round.
 pub const CHUNK_LINES: usize = 8192;
@@ -42,6 +44,9 @@ pub enum ReplayError {
     /// An output file.
     #[error(transparent)]
     Output(#[from] FileSinkError),
+    /// Report computation.
+    #[error(transparent)]
+    Report(#[from] ReportError),
     /// Arguments that cannot work.
     #[error("{0}")]
     Args(String),
@@ -86,6 +91,7 @@ pub fn replay(config: Arc<Config>, args: &ReplayArgs) -> Result<Counts, ReplayEr
     }
     let mut lines = Lines::new();
     let mut out = Outputs::default();
+    let mut incidents = Vec::new();
     while files.iter().any(|f| !f.is_done()) {
         for f in files.iter_mut().filter(|f| !f.is_done()) {
             f.read_chunk(CHUNK_LINES, &mut lines)?;
@@ -103,19 +109,50 @@ pub fn replay(config: Arc<Config>, args: &ReplayArgs) -> Result<Counts, ReplayEr
             }
         }
         pipeline.advance(None, &mut out);
-        drain(&mut out, &mut dead_out)?;
+        drain(&mut out, &mut dead_out, &mut incidents)?;
     }
     pipeline.finish(args.to, &mut out);
-    drain(&mut out, &mut dead_out)?;
+    drain(&mut out, &mut dead_out, &mut incidents)?;
     dead_out.close()?;
+
+    incidents.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+    let mut inc_out = NdjsonWriter::create(&args.out.join("incidents.ndjson"))?;
+    for i in &incidents {
+        inc_out.write_line(&i.to_json())?;
+    }
+    inc_out.close()?;
+
+    let watermark = pipeline.eventtime().watermark();
+    let to = args.to.unwrap_or(watermark);
+    let from = args.from.or(pipeline.min_ts()).unwrap_or(to).min(to);
+    let config = pipeline.config().clone();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| ReplayError::Args(format!("runtime: {e}")))?;
+    let reports = runtime.block_on(sla_reports(
+        &config,
+        pipeline.engine(),
+        &incidents,
+        from,
+        to,
+        wall_now(),
+    ))?;
+    for r in &reports {
+        write_json(&args.out.join(format!("report-{}.json", r.customer)), r)?;
+    }
     let counts = pipeline.counts().clone();
     write_json(&args.out.join("summary.json"), &counts)?;
     Ok(counts)
 }
 
-fn drain(out: &mut Outputs, dead_out: &mut NdjsonWriter) -> Result<(), FileSinkError> {
+fn drain(
+    out: &mut Outputs,
+    dead_out: &mut NdjsonWriter,
+    incidents: &mut Vec<Incident>,
+) -> Result<(), FileSinkError> {
     dead_out.write_dead_letters(&out.dead_letters)?;
     out.dead_letters.clear();
+    incidents.append(&mut out.incidents);
     Ok(())
 }
 

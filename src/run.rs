@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::config::Config;
+use crate::config::{Config, KafkaConfig};
 use crate::engine::Outputs;
 use crate::event::RawRecord;
 use crate::pipeline::Pipeline;
@@ -129,7 +129,7 @@ fn live_loop(config: Arc<Config>, stop: &AtomicBool) -> Result<(), RunError> {
             }
         }
         pipeline.advance(Some(wall_now()), &mut out);
-        publish(&sink, &kafka.deadletter_topic, &mut out)?;
+        publish(&sink, &kafka, &mut out)?;
         if last_commit.elapsed() >= COMMIT_EVERY {
             commit(&pipeline, &mut source, &sink)?;
             last_commit = Instant::now();
@@ -147,10 +147,14 @@ fn live_loop(config: Arc<Config>, stop: &AtomicBool) -> Result<(), RunError> {
     Ok(())
 }
 
-fn publish(sink: &KafkaSink, deadletter_topic: &str, out: &mut Outputs) -> Result<(), RunError> {
+/// Queues dead letters (key = `topic/partition/offset`) and incidents (key = incident id).
+fn publish(sink: &KafkaSink, kafka: &KafkaConfig, out: &mut Outputs) -> Result<(), RunError> {
     for d in out.dead_letters.drain(..) {
         let key = format!("{}/{}/{}", d.topic, d.partition, d.offset);
-        sink.send(deadletter_topic, &key, &d.to_json())?;
+        sink.send(&kafka.deadletter_topic, &key, &d.to_json())?;
+    }
+    for i in out.incidents.drain(..) {
+        sink.send(&kafka.incidents_topic, &i.incident_id, &i.to_json())?;
     }
     Ok(())
 }

@@ -1,0 +1,244 @@
+//! Reports (contract sections 9–10): the engine's state as Arrow tables,
+//! queried with DataFusion SQL from `queries/*.sql`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{AsArray, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema};
+use datafusion::error::DataFusionError;
+use datafusion::prelude::SessionContext;
+use datafusion::scalar::ScalarValue;
+use serde::Serialize;
+
+use crate::config::{Config, NoData};
+use crate::engine::Engine;
+use crate::engine::availability::State;
+use crate::engine::incidents::{Action, Incident};
+use crate::time::{Millis, format_ms, ms_to_s};
+
+/// The availability query, compiled into the binary.
+pub const AVAILABILITY_SQL: &str = include_str!("../queries/availability.sql");
+
+/// Report errors.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// Query planning or execution.
+    #[error("report query: {0}")]
+    Query(#[from] DataFusionError),
+    /// Arrow table construction.
+    #[error("report table: {0}")]
+    Arrow(#[from] datafusion::arrow::error::ArrowError),
+}
+
+/// `availability_intervals(service, state, start_ms, end_ms)`: every maximal state
+/// interval of every service, up to each service's accounted time.
+pub fn availability_intervals(engine: &Engine) -> Result<RecordBatch, ReportError> {
+    let (mut service, mut state, mut start, mut end) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (id, t) in engine.services() {
+        for (a, b, s) in t.intervals() {
+            service.push(id.as_str());
+            state.push(s.as_str());
+            start.push(a);
+            end.push(b);
+        }
+    }
+    let schema = Schema::new(vec![
+        Field::new("service", DataType::Utf8, false),
+        Field::new("state", DataType::Utf8, false),
+        Field::new("start_ms", DataType::Int64, false),
+        Field::new("end_ms", DataType::Int64, false),
+    ]);
+    Ok(RecordBatch::try_new(
+        Arc::new(schema),
+        vec![
+            Arc::new(StringArray::from(service)),
+            Arc::new(StringArray::from(state)),
+            Arc::new(Int64Array::from(start)),
+            Arc::new(Int64Array::from(end)),
+        ],
+    )?)
+}
+
+/// One service's line in the SLA report.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceReport {
+    /// Service id.
+    pub service: String,
+    /// Target, percent.
+    pub target_pct: f64,
+    /// Availability, percent; null when nothing was measured.
+    pub availability_pct: Option<f64>,
+    /// Period length, s.
+    pub period_s: f64,
+    /// Measured time, s.
+    pub measured_s: f64,
+    /// Up, s.
+    pub up_s: f64,
+    /// Degraded (counts as available), s.
+    pub degraded_s: f64,
+    /// Downtime (with `nodata = "down"`, nodata included), s.
+    pub downtime_s: f64,
+    /// Maintenance, s.
+    pub maintenance_s: f64,
+    /// No data, s.
+    pub nodata_s: f64,
+    /// Error budget, s.
+    pub budget_s: f64,
+    /// Budget left, s (negative when exceeded).
+    pub budget_remaining_s: f64,
+    /// Target met; null when nothing was measured.
+    pub met: Option<bool>,
+    /// Outage incidents started in the period.
+    pub outages: u64,
+    /// Longest maximal down interval, clipped to the period, s.
+    pub longest_outage_s: f64,
+}
+
+/// Incident counts in the period.
+#[derive(Debug, Clone, Serialize)]
+pub struct IncidentCounts {
+    /// Trigger actions with `at` in the period.
+    pub triggered: u64,
+    /// The same split by rule.
+    pub by_rule: BTreeMap<&'static str, u64>,
+}
+
+/// `report-<customer>.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SlaReport {
+    /// Customer id.
+    pub customer: String,
+    /// Period start.
+    pub from: String,
+    /// Period end (exclusive).
+    pub to: String,
+    /// When the report was made (the only field that differs between identical runs).
+    pub generated_at: String,
+    /// SHA-256 of the config file.
+    pub config_sha256: String,
+    /// One line per service of the customer.
+    pub services: Vec<ServiceReport>,
+    /// Incident counts.
+    pub incidents: IncidentCounts,
+}
+
+/// Builds the SLA report of every customer for `[from, to)`.
+pub async fn sla_reports(
+    config: &Config,
+    engine: &Engine,
+    incidents: &[Incident],
+    from: Millis,
+    to: Millis,
+    generated_at: Millis,
+) -> Result<Vec<SlaReport>, ReportError> {
+    let ctx = SessionContext::new();
+    ctx.register_batch("availability_intervals", availability_intervals(engine)?)?;
+    let batches = ctx
+        .sql(AVAILABILITY_SQL)
+        .await?
+        .with_param_values(vec![
+            ScalarValue::Int64(Some(from)),
+            ScalarValue::Int64(Some(to)),
+        ])?
+        .collect()
+        .await?;
+    // (service, state) → (ms, longest ms)
+    let mut per: BTreeMap<(String, String), (Millis, Millis)> = BTreeMap::new();
+    for b in &batches {
+        let svc = b.column(0).as_string::<i32>();
+        let st = b.column(1).as_string::<i32>();
+        let ms = b.column(2).as_primitive::<Int64Type>();
+        let longest = b.column(3).as_primitive::<Int64Type>();
+        for r in 0..b.num_rows() {
+            per.insert(
+                (svc.value(r).to_owned(), st.value(r).to_owned()),
+                (ms.value(r), longest.value(r)),
+            );
+        }
+    }
+    let period = to - from;
+    let mut reports = Vec::new();
+    for customer in &config.customers {
+        let cid = customer.id.get_ref();
+        let mut services = Vec::new();
+        for svc in config
+            .services
+            .iter()
+            .filter(|s| s.customer.get_ref() == cid)
+        {
+            let id = svc.id.get_ref();
+            let get = |s: State| {
+                per.get(&(id.clone(), s.as_str().to_owned()))
+                    .copied()
+                    .unwrap_or((0, 0))
+            };
+            let (up, degraded, down, maint) = (
+                get(State::Up).0,
+                get(State::Degraded).0,
+                get(State::Down).0,
+                get(State::Maintenance).0,
+            );
+            // Time before a service's first record or past its accounted time is nodata.
+            let nodata = period - up - degraded - down - maint;
+            let (measured, downtime) = match svc.nodata {
+                NoData::Exclude => (period - maint - nodata, down),
+                NoData::Down => (period - maint, down + nodata),
+                NoData::Up => (period - maint, down),
+            };
+            let availability =
+                (measured > 0).then(|| 100.0 * (measured - downtime) as f64 / measured as f64);
+            let budget_ms = (1.0 - svc.availability_target / 100.0) * measured as f64;
+            let outages = incidents
+                .iter()
+                .filter(|i| {
+                    i.rule == "outage"
+                        && i.action == Action::Trigger
+                        && i.service.as_deref() == Some(id.as_str())
+                })
+                .filter(|i| (from..to).contains(&i.started_ms))
+                .count() as u64;
+            services.push(ServiceReport {
+                service: id.clone(),
+                target_pct: svc.availability_target,
+                availability_pct: availability,
+                period_s: ms_to_s(period),
+                measured_s: ms_to_s(measured),
+                up_s: ms_to_s(up),
+                degraded_s: ms_to_s(degraded),
+                downtime_s: ms_to_s(downtime),
+                maintenance_s: ms_to_s(maint),
+                nodata_s: ms_to_s(nodata),
+                budget_s: round_ms(budget_ms / 1000.0),
+                budget_remaining_s: round_ms((budget_ms - downtime as f64) / 1000.0),
+                met: availability.map(|a| a >= svc.availability_target),
+                outages,
+                longest_outage_s: ms_to_s(get(State::Down).1),
+            });
+        }
+        let mut by_rule = BTreeMap::new();
+        let mut triggered = 0;
+        for i in incidents.iter().filter(|i| {
+            i.action == Action::Trigger && i.customer == *cid && (from..to).contains(&i.at_ms)
+        }) {
+            triggered += 1;
+            *by_rule.entry(i.rule).or_insert(0) += 1;
+        }
+        reports.push(SlaReport {
+            customer: cid.clone(),
+            from: format_ms(from),
+            to: format_ms(to),
+            generated_at: format_ms(generated_at),
+            config_sha256: config.sha256.clone(),
+            services,
+            incidents: IncidentCounts { triggered, by_rule },
+        });
+    }
+    Ok(reports)
+}
+
+/// Rounds seconds to millisecond precision.
+fn round_ms(s: f64) -> f64 {
+    (s * 1000.0).round() / 1000.0
+}
