@@ -125,7 +125,8 @@ impl EventTime {
         }
     }
 
-    /// The global watermark: every record and deadline at or before it is final.
+    /// The global watermark: every record with a `ts` before it has arrived (a later
+    /// one would be late), so everything strictly before it is final.
     pub fn watermark(&self) -> Millis {
         self.watermark
     }
@@ -310,7 +311,7 @@ impl EventTime {
     }
 
     /// Recomputes the global watermark (`wall` = live wall clock, `None` in replay)
-    /// and releases every buffered record with `ts` ≤ it.
+    /// and releases every buffered record with `ts` < it.
     pub fn advance(&mut self, wall: Option<Millis>) -> Released {
         if let Some(wm) = self.compute_watermark(wall)
             && wm > self.watermark
@@ -318,7 +319,9 @@ impl EventTime {
             self.watermark = wm;
         }
         self.sweep_dedup();
-        self.release(self.watermark)
+        // Strictly before the watermark: a record at exactly the watermark may still
+        // be joined by others of the same `ts`, which must be applied together.
+        self.release(self.watermark.saturating_sub(1))
     }
 
     /// End of replay input: releases everything and sets the watermark to at least
@@ -690,6 +693,32 @@ mod tests {
             e.safe_offset(MON),
             Some(14),
             "nothing buffered: next offset to read"
+        );
+    }
+
+    #[test]
+    fn a_record_at_exactly_the_watermark_waits() {
+        let mut e = et();
+        ingest(
+            &mut e,
+            MON,
+            0,
+            &[probe("a", 10_000, "web"), probe("b", 40_000, "web")],
+        );
+        assert!(
+            ids(&e.advance(None)).is_empty(),
+            "wm = 10s = ts of a: others at 10s may still come"
+        );
+        ingest(
+            &mut e,
+            MON,
+            2,
+            &[probe("c", 10_000, "web"), probe("d", 40_001, "web")],
+        );
+        assert_eq!(
+            ids(&e.advance(None)),
+            vec!["a", "c"],
+            "released together once wm passed 10s"
         );
     }
 

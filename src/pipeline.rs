@@ -153,7 +153,8 @@ impl Pipeline {
     /// Recomputes the watermark, applies released records and fires due deadlines.
     pub fn advance(&mut self, wall: Option<Millis>, out: &mut Outputs) {
         let released = self.eventtime.advance(wall);
-        self.apply(released, out);
+        let watermark = self.eventtime.watermark();
+        self.apply(released, watermark, out);
     }
 
     /// End of replay input: the watermark becomes the later of `to` and the highest
@@ -164,10 +165,12 @@ impl Pipeline {
             (a, b) => a.or(b).unwrap_or(Millis::MIN),
         };
         let released = self.eventtime.finish(final_wm);
-        self.apply(released, out);
+        // Input is complete: deadlines at the final watermark itself fire too.
+        self.apply(released, final_wm.saturating_add(1), out);
     }
 
-    fn apply(&mut self, released: crate::eventtime::Released, out: &mut Outputs) {
+    /// Applies released records, then fires deadlines strictly before `horizon`.
+    fn apply(&mut self, released: crate::eventtime::Released, horizon: Millis, out: &mut Outputs) {
         let before = out.dead_letters.len();
         let applied_before = out.applied;
         self.counts.handed_off += released.handed_off;
@@ -177,7 +180,7 @@ impl Pipeline {
         if let Some(b) = &released.tickets {
             self.engine.apply_tickets(b, out);
         }
-        self.engine.advance(self.eventtime.watermark(), out);
+        self.engine.advance(horizon, out);
         self.counts.applied += out.applied - applied_before;
         self.count_dead(out, before);
     }

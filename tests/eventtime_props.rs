@@ -123,7 +123,7 @@ fn actual(recs: &[Rec], chunks: &[usize]) -> (Vec<(usize, Reason)>, Vec<usize>) 
                     .as_primitive::<Int64Type>()
                     .iter()
                     .flatten()
-                    .all(|ts| ts <= et.watermark())
+                    .all(|ts| ts < et.watermark())
             );
             released.push(b);
         }

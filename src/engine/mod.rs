@@ -121,10 +121,12 @@ impl Engine {
         }
     }
 
-    /// Fires every deadline at or before `watermark`.
+    /// Fires every deadline strictly before `watermark` (everything before it is final;
+    /// events at the watermark itself may still arrive).
     pub fn advance(&mut self, watermark: Millis, out: &mut Outputs) {
+        let last_final = watermark.saturating_sub(1);
         for s in self.services.values_mut() {
-            s.advance(watermark, &mut out.incidents);
+            s.advance(last_final, &mut out.incidents);
         }
     }
 
