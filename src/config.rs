@@ -341,7 +341,9 @@ fn default_calendar() -> Spanned<String> {
 pub const BUILTIN_24X7: &str = "24x7";
 
 /// Ticket priorities.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize,
+)]
 pub enum Priority {
     /// Highest.
     P1,

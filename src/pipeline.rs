@@ -293,7 +293,7 @@ mod tests {
         assert_eq!((c.read, c.applied, c.deadlettered()), (7, 3, 4));
         assert_eq!(c.deadletter["unknown_customer"], 1);
         assert_eq!(c.deadletter["conflict"], 1);
-        assert_eq!(p.engine().ticket_count(), 2);
+        assert_eq!(p.engine().tickets().len(), 2);
     }
 
     #[test]

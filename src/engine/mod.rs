@@ -2,19 +2,22 @@
 //! event-time order) and watermark advances, and returns outputs.
 
 pub mod availability;
+pub mod calendar;
 pub mod incidents;
+pub mod tickets;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::Int64Type;
 
-use crate::config::Config;
+use crate::config::{Config, Priority};
 use crate::event::schema::{col, mon, tkt};
 use crate::event::{DeadLetter, Reason};
 use crate::time::Millis;
 use availability::{ServiceTimeline, Status};
 use incidents::Incident;
+use tickets::{Refusal, TicketEvent, Tickets};
 
 /// What one engine step produced.
 #[derive(Debug, Default)]
@@ -31,8 +34,8 @@ pub struct Outputs {
 #[derive(Debug)]
 pub struct Engine {
     tickets_topic: String,
-    /// Ticket id → `created` time, for the `unknown_ticket`/`conflict` checks.
-    tickets: HashMap<String, Millis>,
+    /// Ticket clocks (also behind the `unknown_ticket`/`conflict` checks).
+    tickets: Tickets,
     /// Availability per configured service.
     services: BTreeMap<String, ServiceTimeline>,
 }
@@ -48,7 +51,7 @@ impl Engine {
             .collect();
         Engine {
             tickets_topic: tickets_topic.to_owned(),
-            tickets: HashMap::new(),
+            tickets: Tickets::new(config),
             services,
         }
     }
@@ -79,44 +82,65 @@ impl Engine {
         }
     }
 
-    /// Applies released ticket rows (in `ts` order).
+    /// Applies released ticket rows (in `ts` order); `unknown_ticket` and
+    /// `conflict` are decided here, in event-time order.
     pub fn apply_tickets(&mut self, batch: &RecordBatch, out: &mut Outputs) {
         let ts = batch.column(col::TS).as_primitive::<Int64Type>();
         let ticket = batch.column(col::KEY).as_string::<i32>();
         let ty = batch.column(tkt::TYPE).as_string::<i32>();
+        let customer = batch.column(tkt::CUSTOMER).as_string::<i32>();
+        let service = batch.column(tkt::SERVICE).as_string::<i32>();
+        let priority = batch.column(tkt::PRIORITY).as_string::<i32>();
+        let kind = batch.column(tkt::KIND).as_string::<i32>();
+        let status = batch.column(tkt::STATUS).as_string::<i32>();
         for r in 0..batch.num_rows() {
-            let id = ticket.value(r);
-            let t = ts.value(r);
-            let verdict = if ty.value(r) == "created" {
-                if self.tickets.contains_key(id) {
-                    Err((
-                        Reason::Conflict,
-                        format!("ticket {id:?} was already created"),
-                    ))
-                } else {
-                    self.tickets.insert(id.to_owned(), t);
-                    Ok(())
+            let (id, t) = (ticket.value(r), ts.value(r));
+            // Decoding guarantees the fields each type needs; a bad priority cannot get here.
+            let prio = Priority::parse(priority.value(r)).unwrap_or(Priority::P4);
+            let result = match ty.value(r) {
+                "created" => {
+                    let svc = service.is_valid(r).then(|| service.value(r));
+                    self.tickets.create(
+                        t,
+                        id,
+                        customer.value(r),
+                        svc,
+                        kind.value(r),
+                        prio,
+                        &mut out.incidents,
+                    )
                 }
-            } else {
-                match self.tickets.get(id) {
-                    Some(&created) if created <= t => Ok(()),
-                    _ => Err((
-                        Reason::UnknownTicket,
-                        format!("ticket {id:?} has no `created` at or before ts {t}"),
-                    )),
+                "responded" => {
+                    self.tickets
+                        .apply(t, id, TicketEvent::Responded, &mut out.incidents)
                 }
+                "priority" => {
+                    self.tickets
+                        .apply(t, id, TicketEvent::Priority(prio), &mut out.incidents)
+                }
+                _ => self.tickets.apply(
+                    t,
+                    id,
+                    TicketEvent::Status(status.value(r)),
+                    &mut out.incidents,
+                ),
             };
-            match verdict {
+            match result {
                 Ok(()) => out.applied += 1,
-                Err((reason, error)) => {
-                    out.dead_letters.push(DeadLetter::from_row(
-                        batch,
-                        r,
-                        &self.tickets_topic,
-                        reason,
-                        error,
-                    ));
-                }
+                Err(Refusal::Conflict) => out.dead_letters.push(DeadLetter::from_row(
+                    batch,
+                    r,
+                    &self.tickets_topic,
+                    Reason::Conflict,
+                    format!("ticket {id:?} was already created"),
+                )),
+                Err(Refusal::Unknown) => out.dead_letters.push(DeadLetter::from_row(
+                    batch,
+                    r,
+                    &self.tickets_topic,
+                    Reason::UnknownTicket,
+                    format!("ticket {id:?} has no `created` at or before ts {t}"),
+                )),
             }
         }
     }
@@ -128,15 +152,16 @@ impl Engine {
         for s in self.services.values_mut() {
             s.advance(last_final, &mut out.incidents);
         }
+        self.tickets.advance(watermark, &mut out.incidents);
+    }
+
+    /// Ticket state.
+    pub fn tickets(&self) -> &Tickets {
+        &self.tickets
     }
 
     /// Availability timelines by service id.
     pub fn services(&self) -> &BTreeMap<String, ServiceTimeline> {
         &self.services
-    }
-
-    /// Number of tickets known.
-    pub fn ticket_count(&self) -> usize {
-        self.tickets.len()
     }
 }

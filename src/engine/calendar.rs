@@ -1,0 +1,250 @@
+//! Business calendars (contract section 6): weekly hours in a timezone, holidays,
+//! and the built-in `24x7`. Stateless: it measures business time between instants
+//! and finds the instant at which an amount of business time is reached, by
+//! walking the open intervals (correct across DST changes, never polling).
+
+use std::collections::HashSet;
+
+use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone};
+use chrono_tz::Tz;
+
+use crate::config::{CalendarConfig, DayHours};
+use crate::time::Millis;
+
+/// How many days of closed calendar to skip before giving up (a calendar with
+/// no hours at all never reaches a target).
+const MAX_EMPTY_DAYS: i64 = 3_700;
+
+/// A business calendar.
+#[derive(Debug, Clone)]
+pub enum Calendar {
+    /// Always open (`24x7`).
+    Always,
+    /// Weekly hours in a timezone, minus holidays.
+    Weekly {
+        /// Timezone of hours and holidays.
+        tz: Tz,
+        /// Monday-first day hours, minutes from local midnight.
+        week: [DayHours; 7],
+        /// Local dates without hours.
+        holidays: HashSet<NaiveDate>,
+    },
+}
+
+impl Calendar {
+    /// Builds a calendar from its config.
+    pub fn from_config(c: &CalendarConfig) -> Calendar {
+        let week = std::array::from_fn(|d| c.hours.day(d as u32).clone());
+        Calendar::Weekly {
+            tz: c.timezone.0,
+            week,
+            holidays: c.holidays.iter().copied().collect(),
+        }
+    }
+
+    /// Business milliseconds in `[a, b)`.
+    pub fn business_between(&self, a: Millis, b: Millis) -> Millis {
+        if b <= a {
+            return 0;
+        }
+        match self {
+            Calendar::Always => b - a,
+            Calendar::Weekly { .. } => {
+                let mut total = 0;
+                for (s, e) in self.open_intervals(a) {
+                    if s >= b {
+                        break;
+                    }
+                    total += e.min(b) - s.max(a);
+                }
+                total
+            }
+        }
+    }
+
+    /// The first instant `t ≥ a` with `business_between(a, t) = amount`, or `None`
+    /// if the calendar never accumulates that much.
+    pub fn add_business(&self, a: Millis, amount: Millis) -> Option<Millis> {
+        if amount <= 0 {
+            return Some(a);
+        }
+        match self {
+            Calendar::Always => a.checked_add(amount),
+            Calendar::Weekly { .. } => {
+                let mut left = amount;
+                for (s, e) in self.open_intervals(a) {
+                    let (s, e) = (s.max(a), e);
+                    if e - s >= left {
+                        return Some(s + left);
+                    }
+                    left -= e - s;
+                }
+                None
+            }
+        }
+    }
+
+    /// Open intervals `[start, end)` in UTC ms that end after `a`, in time order
+    /// (touching intervals are not merged: sums and walks do not need it). Ends
+    /// once `MAX_EMPTY_DAYS` consecutive days have no hours.
+    fn open_intervals(&self, a: Millis) -> impl Iterator<Item = (Millis, Millis)> + '_ {
+        let (tz, week, holidays) = match self {
+            Calendar::Weekly { tz, week, holidays } => (Some(*tz), Some(week), Some(holidays)),
+            Calendar::Always => (None, None, None),
+        };
+        // Start a day early: a local day can begin before `a`'s UTC date.
+        let first = tz
+            .and_then(|tz| tz.timestamp_millis_opt(a).earliest())
+            .map(|t| t.date_naive() - Duration::days(1));
+        let mut empty = 0i64;
+        std::iter::successors(first, |d| d.succ_opt())
+            .map_while(move |d| {
+                let (tz, week, holidays) = (tz?, week?, holidays?);
+                let hours: &[(u32, u32)] = if holidays.contains(&d) {
+                    &[]
+                } else {
+                    &week[d.weekday().num_days_from_monday() as usize]
+                };
+                empty = if hours.is_empty() { empty + 1 } else { 0 };
+                (empty <= MAX_EMPTY_DAYS).then(|| {
+                    hours
+                        .iter()
+                        .map(move |&(m1, m2)| (local_to_utc(tz, d, m1), local_to_utc(tz, d, m2)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .flatten()
+            .filter(move |&(s, e)| e > s && e > a)
+    }
+}
+
+/// The UTC instant of local `date` + `minutes` (up to 24:00). In a DST gap the
+/// first valid local time after it (the jump instant) is used; in an overlap, the
+/// earlier instant.
+fn local_to_utc(tz: Tz, date: NaiveDate, minutes: u32) -> Millis {
+    let base: NaiveDateTime =
+        date.and_hms_opt(0, 0, 0).unwrap_or_default() + Duration::minutes(i64::from(minutes));
+    (0..=180)
+        .find_map(|step| {
+            tz.from_local_datetime(&(base + Duration::minutes(step)))
+                .earliest()
+        })
+        .map_or_else(
+            || base.and_utc().timestamp_millis(),
+            |t| t.timestamp_millis(),
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::time::parse_rfc3339;
+    use std::path::Path;
+
+    fn cal(hours: &str, holidays: &str, tz: &str) -> Calendar {
+        let text = format!(
+            "[[calendars]]\nid = \"c\"\ntimezone = \"{tz}\"\nholidays = [{holidays}]\n[calendars.hours]\n{hours}\n"
+        );
+        let c = Config::parse(&text, Path::new("t.toml")).expect("config");
+        Calendar::from_config(&c.calendars[0])
+    }
+
+    fn t(s: &str) -> Millis {
+        parse_rfc3339(s).expect("time")
+    }
+
+    const H: Millis = 3_600_000;
+
+    #[test]
+    fn office_hours_with_lunch_break() {
+        let c = cal("wed = \"09:00-12:00,13:00-17:00\"", "", "UTC");
+        // Wednesday 2026-11-04.
+        assert_eq!(
+            c.business_between(t("2026-11-04T08:00:00Z"), t("2026-11-04T18:00:00Z")),
+            7 * H
+        );
+        assert_eq!(
+            c.business_between(t("2026-11-04T11:30:00Z"), t("2026-11-04T13:30:00Z")),
+            H
+        );
+        assert_eq!(
+            c.add_business(t("2026-11-04T11:30:00Z"), H),
+            Some(t("2026-11-04T13:30:00Z"))
+        );
+        // From Wednesday 16:00, 2h more lands on next Wednesday 10:00.
+        assert_eq!(
+            c.add_business(t("2026-11-04T16:00:00Z"), 2 * H),
+            Some(t("2026-11-11T10:00:00Z"))
+        );
+        // Exactly at the end of a range: the instant is the range end, not the next opening.
+        assert_eq!(
+            c.add_business(t("2026-11-04T16:00:00Z"), H),
+            Some(t("2026-11-04T17:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn holidays_are_closed() {
+        let c = cal(
+            "fri = \"09:00-17:00\"\nmon = \"09:00-17:00\"",
+            "\"2026-12-25\"",
+            "Europe/Paris",
+        );
+        // Thu 24 Dec 18:00 Paris → Fri 25 is a holiday → Mon 28 09:00 Paris (08:00Z) + 1h.
+        assert_eq!(
+            c.add_business(t("2026-12-24T17:00:00Z"), H),
+            Some(t("2026-12-28T09:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn dst_changes_keep_local_hours() {
+        // Paris leaves DST on Sunday 2026-10-25: Friday opens 07:00Z, Monday 08:00Z.
+        let c = cal(
+            "fri = \"09:00-17:00\"\nmon = \"09:00-17:00\"\nsun = \"01:00-04:00\"",
+            "",
+            "Europe/Paris",
+        );
+        assert_eq!(
+            c.add_business(t("2026-10-23T06:00:00Z"), H),
+            Some(t("2026-10-23T08:00:00Z"))
+        );
+        assert_eq!(
+            c.add_business(t("2026-10-26T06:00:00Z"), H),
+            Some(t("2026-10-26T09:00:00Z"))
+        );
+        // Sunday 01:00-04:00 local that night lasts 4 real hours (02:00-03:00 happens twice).
+        assert_eq!(
+            c.business_between(t("2026-10-24T12:00:00Z"), t("2026-10-25T12:00:00Z")),
+            4 * H
+        );
+        // Spring forward (2026-03-29, 02:00→03:00): 01:00-04:00 lasts 2 real hours.
+        assert_eq!(
+            c.business_between(t("2026-03-28T12:00:00Z"), t("2026-03-29T12:00:00Z")),
+            2 * H
+        );
+    }
+
+    #[test]
+    fn always_and_never() {
+        assert_eq!(Calendar::Always.add_business(5, 10), Some(15));
+        assert_eq!(Calendar::Always.business_between(5, 15), 10);
+        let never = cal("", "", "UTC");
+        assert_eq!(never.add_business(0, 1), None);
+        assert_eq!(never.business_between(0, 1_000_000_000), 0);
+    }
+
+    #[test]
+    fn overnight_ranges_merge_across_midnight() {
+        let c = cal("mon = \"22:00-24:00\"\ntue = \"00:00-06:00\"", "", "UTC");
+        assert_eq!(
+            c.add_business(t("2026-11-02T23:00:00Z"), 2 * H),
+            Some(t("2026-11-03T01:00:00Z"))
+        );
+        assert_eq!(
+            c.business_between(t("2026-11-02T00:00:00Z"), t("2026-11-04T00:00:00Z")),
+            8 * H
+        );
+    }
+}

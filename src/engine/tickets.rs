@@ -1,0 +1,956 @@
+//! Ticket SLA clocks (contract section 6): SLA selection, response and resolution
+//! clocks on business calendars, pauses, reopen, priority changes, and warning and
+//! breach incidents at exactly computed instants.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::config::{BUILTIN_24X7, Config, Priority};
+use crate::engine::calendar::Calendar;
+use crate::engine::incidents::{Action, Incident, incident_id};
+use crate::time::{Millis, format_ms, ms_to_s};
+
+/// Which clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ClockKind {
+    /// Time to first response.
+    Response = 0,
+    /// Time to resolution.
+    Resolution = 1,
+}
+
+impl ClockKind {
+    fn name(self) -> &'static str {
+        match self {
+            ClockKind::Response => "response",
+            ClockKind::Resolution => "resolution",
+        }
+    }
+    fn rules(self) -> (&'static str, &'static str) {
+        match self {
+            ClockKind::Response => ("response_warning", "response_breach"),
+            ClockKind::Resolution => ("resolution_warning", "resolution_breach"),
+        }
+    }
+}
+
+/// A clock's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Stopped and never breached.
+    Met,
+    /// A breach fired.
+    Breached,
+    /// Running or paused.
+    Pending,
+}
+
+/// One SLA clock.
+#[derive(Debug, Clone, Default)]
+pub struct Clock {
+    /// Business ms counted before `since`.
+    acc: Millis,
+    /// Running since this instant.
+    since: Option<Millis>,
+    /// Stopped (by response or a terminal status); else paused when `since` is None.
+    stopped: bool,
+    /// Trigger instants of the incidents fired, if any.
+    warned: Option<Millis>,
+    breached: Option<Millis>,
+    /// Whether those incidents were resolved.
+    warn_open: bool,
+    breach_open: bool,
+    /// Scheduled warning and breach instants.
+    warn_due: Option<Millis>,
+    breach_due: Option<Millis>,
+}
+
+impl Clock {
+    fn running(&self) -> bool {
+        self.since.is_some()
+    }
+    fn elapsed(&self, cal: &Calendar, t: Millis) -> Millis {
+        self.acc + self.since.map_or(0, |s| cal.business_between(s, t))
+    }
+    fn halt(&mut self, cal: &Calendar, t: Millis) {
+        if let Some(s) = self.since.take() {
+            self.acc += cal.business_between(s, t);
+        }
+    }
+    /// The verdict now.
+    pub fn verdict(&self) -> Verdict {
+        if self.breached.is_some() {
+            Verdict::Breached
+        } else if self.stopped {
+            Verdict::Met
+        } else {
+            Verdict::Pending
+        }
+    }
+}
+
+/// The SLA a ticket is held to.
+#[derive(Debug)]
+struct Sla {
+    customer: String,
+    kinds: Vec<String>,
+    calendar: Arc<Calendar>,
+    pause: HashSet<String>,
+    warn_at: f64,
+    targets: HashMap<Priority, [Option<Millis>; 2]>,
+}
+
+/// One tracked ticket.
+#[derive(Debug)]
+pub struct Ticket {
+    /// Ticket id.
+    pub id: String,
+    /// Customer.
+    pub customer: String,
+    /// Service, if given.
+    pub service: Option<String>,
+    /// `incident` or `request`.
+    pub kind: String,
+    /// Current priority.
+    pub priority: Priority,
+    /// `created` instant.
+    pub created: Millis,
+    /// Current status (`new` until a status event).
+    pub status: String,
+    sla: Option<usize>,
+    clocks: [Clock; 2],
+}
+
+/// A ticket line of `tickets.ndjson`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TicketLine {
+    /// Ticket id.
+    pub ticket: String,
+    /// Customer.
+    pub customer: String,
+    /// Current priority.
+    pub priority: Priority,
+    /// RFC 3339 creation time.
+    pub created: String,
+    /// Current status.
+    pub status: String,
+    /// Business seconds to response, while that clock is stopped.
+    pub response_s: Option<f64>,
+    /// Business seconds to resolution, while that clock is stopped.
+    pub resolution_s: Option<f64>,
+    /// true = met, false = breached, null = pending.
+    pub response_met: Option<bool>,
+    /// true = met, false = breached, null = pending.
+    pub resolution_met: Option<bool>,
+}
+
+/// Ticket events as the engine applies them.
+#[derive(Debug, Clone, Copy)]
+pub enum TicketEvent<'a> {
+    /// `responded`.
+    Responded,
+    /// `status`.
+    Status(&'a str),
+    /// `priority`.
+    Priority(Priority),
+}
+
+/// Why a ticket event was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// No such ticket (at or before the event).
+    Unknown,
+    /// A second `created`.
+    Conflict,
+}
+
+/// All tickets and their timers.
+#[derive(Debug)]
+pub struct Tickets {
+    slas: Vec<Sla>,
+    always: Arc<Calendar>,
+    tickets: HashMap<String, Ticket>,
+    /// (instant, ticket) of every scheduled warning or breach.
+    timers: BTreeSet<(Millis, String)>,
+}
+
+impl Tickets {
+    /// Tickets engine for `config`'s SLAs and calendars.
+    pub fn new(config: &Config) -> Self {
+        let always = Arc::new(Calendar::Always);
+        let calendars: HashMap<&str, Arc<Calendar>> = config
+            .calendars
+            .iter()
+            .map(|c| (c.id.get_ref().as_str(), Arc::new(Calendar::from_config(c))))
+            .collect();
+        let slas = config
+            .slas
+            .iter()
+            .map(|s| Sla {
+                customer: s.customer.get_ref().clone(),
+                kinds: s.kinds.get_ref().clone(),
+                calendar: match s.calendar.get_ref().as_str() {
+                    BUILTIN_24X7 => always.clone(),
+                    id => calendars.get(id).cloned().unwrap_or_else(|| always.clone()),
+                },
+                pause: s.pause_statuses.iter().cloned().collect(),
+                warn_at: s.warn_at,
+                targets: s
+                    .targets
+                    .iter()
+                    .map(|(p, t)| (*p, [t.response.map(|d| d.0), t.resolution.map(|d| d.0)]))
+                    .collect(),
+            })
+            .collect();
+        Tickets {
+            slas,
+            always,
+            tickets: HashMap::new(),
+            timers: BTreeSet::new(),
+        }
+    }
+
+    /// Number of tickets tracked.
+    pub fn len(&self) -> usize {
+        self.tickets.len()
+    }
+
+    /// True when no ticket is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.tickets.is_empty()
+    }
+
+    /// A ticket by id.
+    pub fn get(&self, id: &str) -> Option<&Ticket> {
+        self.tickets.get(id)
+    }
+
+    /// Fires every warning and breach strictly before `horizon`.
+    pub fn advance(&mut self, horizon: Millis, out: &mut Vec<Incident>) {
+        while let Some((t, id)) = self.timers.first().cloned() {
+            if t >= horizon {
+                break;
+            }
+            self.timers.pop_first();
+            self.fire(&id, t, out);
+        }
+    }
+
+    /// Applies `created` at `ts`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn create(
+        &mut self,
+        ts: Millis,
+        id: &str,
+        customer: &str,
+        service: Option<&str>,
+        kind: &str,
+        priority: Priority,
+        out: &mut Vec<Incident>,
+    ) -> Result<(), Refusal> {
+        self.advance(ts, out);
+        if self.tickets.contains_key(id) {
+            return Err(Refusal::Conflict);
+        }
+        let sla = self
+            .slas
+            .iter()
+            .position(|s| s.customer == customer && s.kinds.iter().any(|k| k == kind));
+        let running = Clock {
+            since: Some(ts),
+            ..Clock::default()
+        };
+        let ticket = Ticket {
+            id: id.to_owned(),
+            customer: customer.to_owned(),
+            service: service.map(str::to_owned),
+            kind: kind.to_owned(),
+            priority,
+            created: ts,
+            status: "new".to_owned(),
+            sla,
+            clocks: [running.clone(), running],
+        };
+        self.tickets.insert(id.to_owned(), ticket);
+        self.schedule(id, ts);
+        Ok(())
+    }
+
+    /// Applies a non-`created` event at `ts`.
+    pub fn apply(
+        &mut self,
+        ts: Millis,
+        id: &str,
+        ev: TicketEvent,
+        out: &mut Vec<Incident>,
+    ) -> Result<(), Refusal> {
+        self.advance(ts, out);
+        let (sla, cal) = match self.tickets.get(id) {
+            Some(t) if t.created <= ts => (t.sla, self.calendar(t.sla)),
+            _ => return Err(Refusal::Unknown),
+        };
+        let pause = |s: &str| sla.is_some_and(|i| self.slas[i].pause.contains(s));
+        let terminal = |s: &str| s == "resolved" || s == "closed";
+        let mut stops = Vec::new();
+        let Some(t) = self.tickets.get_mut(id) else {
+            return Err(Refusal::Unknown);
+        };
+        match ev {
+            TicketEvent::Responded => {
+                if !t.clocks[0].stopped {
+                    stops.push(ClockKind::Response);
+                }
+            }
+            TicketEvent::Priority(p) => t.priority = p,
+            TicketEvent::Status(s) => {
+                t.status = s.to_owned();
+                let res = &mut t.clocks[1];
+                if terminal(s) {
+                    if !t.clocks[0].stopped {
+                        stops.push(ClockKind::Response);
+                    }
+                    if !t.clocks[1].stopped {
+                        stops.push(ClockKind::Resolution);
+                    }
+                } else if pause(s) {
+                    res.halt(&cal, ts);
+                    // A pause status after a stop reopens the ticket, paused.
+                    res.stopped = false;
+                } else if !res.running() {
+                    res.stopped = false;
+                    res.since = Some(ts);
+                }
+            }
+        }
+        for kind in stops {
+            self.stop(id, kind, ts, &cal, out);
+        }
+        self.schedule(id, ts);
+        Ok(())
+    }
+
+    fn calendar(&self, sla: Option<usize>) -> Arc<Calendar> {
+        sla.map_or_else(|| self.always.clone(), |i| self.slas[i].calendar.clone())
+    }
+
+    fn target(&self, t: &Ticket, kind: ClockKind) -> Option<Millis> {
+        let sla = &self.slas[t.sla?];
+        sla.targets.get(&t.priority)?[kind as usize]
+    }
+
+    fn stop(
+        &mut self,
+        id: &str,
+        kind: ClockKind,
+        ts: Millis,
+        cal: &Calendar,
+        out: &mut Vec<Incident>,
+    ) {
+        let Some(t) = self.tickets.get_mut(id) else {
+            return;
+        };
+        let c = &mut t.clocks[kind as usize];
+        c.halt(cal, ts);
+        c.stopped = true;
+        let (warn_rule, breach_rule) = kind.rules();
+        let mut resolved = Vec::new();
+        if c.warn_open {
+            c.warn_open = false;
+            resolved.push((warn_rule, c.warned));
+        }
+        if c.breach_open {
+            c.breach_open = false;
+            resolved.push((breach_rule, c.breached));
+        }
+        for (rule, started) in resolved {
+            let Some(started) = started else { continue };
+            let Some(t) = self.tickets.get(id) else {
+                return;
+            };
+            out.push(ticket_incident(
+                t,
+                rule,
+                severity(rule, t.priority),
+                Action::Resolve,
+                started,
+                ts,
+                Some(ts),
+                kind,
+            ));
+        }
+    }
+
+    /// Recomputes a ticket's warning and breach instants from `now`.
+    fn schedule(&mut self, id: &str, now: Millis) {
+        let Some(t) = self.tickets.get(id) else {
+            return;
+        };
+        let cal = self.calendar(t.sla);
+        let warn_at = t.sla.map_or(1.0, |i| self.slas[i].warn_at);
+        let mut due: [(Option<Millis>, Option<Millis>); 2] = [(None, None); 2];
+        for kind in [ClockKind::Response, ClockKind::Resolution] {
+            let c = &t.clocks[kind as usize];
+            let Some(target) = self.target(t, kind) else {
+                continue;
+            };
+            if !c.running() {
+                continue;
+            }
+            let elapsed = c.elapsed(&cal, now);
+            let at = |threshold: Millis| {
+                if elapsed >= threshold {
+                    Some(now)
+                } else {
+                    cal.add_business(now, threshold - elapsed)
+                }
+            };
+            let warn_threshold = (warn_at * target as f64).round() as Millis;
+            due[kind as usize] = (
+                if c.warned.is_none() {
+                    at(warn_threshold)
+                } else {
+                    None
+                },
+                if c.breached.is_none() {
+                    at(target)
+                } else {
+                    None
+                },
+            );
+        }
+        let Some(t) = self.tickets.get_mut(id) else {
+            return;
+        };
+        for (c, (w, b)) in t.clocks.iter_mut().zip(due) {
+            for old in [c.warn_due, c.breach_due].into_iter().flatten() {
+                self.timers.remove(&(old, id.to_owned()));
+            }
+            c.warn_due = w;
+            c.breach_due = b;
+            for new in [w, b].into_iter().flatten() {
+                self.timers.insert((new, id.to_owned()));
+            }
+        }
+    }
+
+    fn fire(&mut self, id: &str, at: Millis, out: &mut Vec<Incident>) {
+        let Some(t) = self.tickets.get_mut(id) else {
+            return;
+        };
+        let mut fired = Vec::new();
+        for kind in [ClockKind::Response, ClockKind::Resolution] {
+            let c = &mut t.clocks[kind as usize];
+            let (warn_rule, breach_rule) = kind.rules();
+            if c.warn_due.is_some_and(|d| d <= at) && c.warned.is_none() {
+                c.warned = Some(at);
+                c.warn_open = true;
+                fired.push((warn_rule, kind));
+            }
+            if c.breach_due.is_some_and(|d| d <= at) && c.breached.is_none() {
+                c.breached = Some(at);
+                c.breach_open = true;
+                fired.push((breach_rule, kind));
+            }
+        }
+        for (rule, kind) in fired {
+            out.push(ticket_incident(
+                t,
+                rule,
+                severity(rule, t.priority),
+                Action::Trigger,
+                at,
+                at,
+                None,
+                kind,
+            ));
+        }
+        self.schedule(id, at);
+    }
+
+    /// Lines for `tickets.ndjson`, sorted by ticket id.
+    pub fn lines(&self) -> Vec<TicketLine> {
+        let mut v: Vec<&Ticket> = self.tickets.values().collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v.into_iter()
+            .map(|t| {
+                let (r, s) = (&t.clocks[0], &t.clocks[1]);
+                let secs = |c: &Clock| c.stopped.then(|| ms_to_s(c.acc));
+                TicketLine {
+                    ticket: t.id.clone(),
+                    customer: t.customer.clone(),
+                    priority: t.priority,
+                    created: format_ms(t.created),
+                    status: t.status.clone(),
+                    response_s: secs(r),
+                    resolution_s: secs(s),
+                    response_met: met(r),
+                    resolution_met: met(s),
+                }
+            })
+            .collect()
+    }
+
+    /// Every ticket.
+    pub fn iter(&self) -> impl Iterator<Item = &Ticket> {
+        self.tickets.values()
+    }
+
+    /// A target of the customer's first SLA defining one for `priority` (for reports).
+    pub fn report_target(
+        &self,
+        customer: &str,
+        priority: Priority,
+        kind: ClockKind,
+    ) -> Option<Millis> {
+        self.slas
+            .iter()
+            .filter(|s| s.customer == customer)
+            .find_map(|s| s.targets.get(&priority).and_then(|t| t[kind as usize]))
+    }
+}
+
+impl Ticket {
+    /// A clock of this ticket.
+    pub fn clock(&self, kind: ClockKind) -> &Clock {
+        &self.clocks[kind as usize]
+    }
+    /// Business ms counted by a stopped clock.
+    pub fn stopped_ms(&self, kind: ClockKind) -> Option<Millis> {
+        let c = self.clock(kind);
+        c.stopped.then_some(c.acc)
+    }
+}
+
+fn met(c: &Clock) -> Option<bool> {
+    match c.verdict() {
+        Verdict::Met => Some(true),
+        Verdict::Breached => Some(false),
+        Verdict::Pending => None,
+    }
+}
+
+fn severity(rule: &str, p: Priority) -> &'static str {
+    if rule.ends_with("warning") {
+        return "warning";
+    }
+    match p {
+        Priority::P1 => "critical",
+        Priority::P2 => "major",
+        Priority::P3 | Priority::P4 => "minor",
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn ticket_incident(
+    t: &Ticket,
+    rule: &'static str,
+    severity: &'static str,
+    action: Action,
+    started: Millis,
+    at: Millis,
+    ended: Option<Millis>,
+    kind: ClockKind,
+) -> Incident {
+    let what = if rule.ends_with("warning") {
+        "nearing its target"
+    } else {
+        "breached"
+    };
+    let summary = match action {
+        Action::Trigger => format!("{} {} {} ({})", t.id, kind.name(), what, t.priority),
+        Action::Resolve => format!("{} {} clock stopped", t.id, kind.name()),
+    };
+    Incident {
+        incident_id: incident_id(rule, &t.id, started),
+        action,
+        rule,
+        severity,
+        customer: t.customer.clone(),
+        service: t.service.clone(),
+        ticket: Some(t.id.clone()),
+        started_at: format_ms(started),
+        at: format_ms(at),
+        ended_at: ended.map(format_ms),
+        summary,
+        details: serde_json::json!({ "priority": t.priority.as_str(), "clock": kind.name() }),
+        at_ms: at,
+        started_ms: started,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::parse_rfc3339;
+    use std::path::Path;
+
+    const CONFIG: &str = r#"
+[[customers]]
+id = "acme"
+[[calendars]]
+id = "office"
+timezone = "UTC"
+[calendars.hours]
+mon = "09:00-17:00"
+tue = "09:00-17:00"
+wed = "09:00-17:00"
+thu = "09:00-17:00"
+fri = "09:00-17:00"
+[[slas]]
+id = "gold"
+customer = "acme"
+calendar = "office"
+kinds = ["incident"]
+pause_statuses = ["pending_customer"]
+warn_at = 0.75
+[slas.targets.P1]
+response = "15m"
+resolution = "4h"
+[slas.targets.P2]
+response = "1h"
+resolution = "1d"
+"#;
+
+    fn t(s: &str) -> Millis {
+        parse_rfc3339(s).expect("time")
+    }
+
+    fn tickets() -> Tickets {
+        Tickets::new(&Config::parse(CONFIG, Path::new("t.toml")).expect("config"))
+    }
+
+    fn created(tk: &mut Tickets, at: &str, p: Priority, kind: &str, out: &mut Vec<Incident>) {
+        tk.create(t(at), "INC-1", "acme", Some("web"), kind, p, out)
+            .expect("create");
+    }
+
+    fn ev(tk: &mut Tickets, at: &str, e: TicketEvent, out: &mut Vec<Incident>) {
+        tk.apply(t(at), "INC-1", e, out).expect("apply");
+    }
+
+    fn seen(out: &[Incident]) -> Vec<(&'static str, Action, String, &'static str)> {
+        out.iter()
+            .map(|i| (i.rule, i.action, i.at.clone(), i.severity))
+            .collect()
+    }
+
+    const MON: &str = "2026-11-02";
+
+    fn at(hms: &str) -> String {
+        format!("{MON}T{hms}.000Z")
+    }
+
+    #[test]
+    fn response_warning_and_breach_fire_at_exact_instants_and_resolve_on_response() {
+        let mut tk = tickets();
+        let mut out = Vec::new();
+        created(&mut tk, &at("09:00:00"), Priority::P1, "incident", &mut out);
+        tk.advance(t(&at("09:20:00")), &mut out);
+        ev(&mut tk, &at("09:30:00"), TicketEvent::Responded, &mut out);
+        assert_eq!(
+            seen(&out),
+            vec![
+                (
+                    "response_warning",
+                    Action::Trigger,
+                    at("09:11:15"),
+                    "warning"
+                ),
+                (
+                    "response_breach",
+                    Action::Trigger,
+                    at("09:15:00"),
+                    "critical"
+                ),
+                (
+                    "response_warning",
+                    Action::Resolve,
+                    at("09:30:00"),
+                    "warning"
+                ),
+                (
+                    "response_breach",
+                    Action::Resolve,
+                    at("09:30:00"),
+                    "critical"
+                ),
+            ]
+        );
+        assert_eq!(out[0].incident_id, out[2].incident_id);
+        assert_eq!(
+            out[0].incident_id,
+            incident_id("response_warning", "INC-1", t(&at("09:11:15")))
+        );
+        assert_eq!(out[3].ended_at.as_deref(), Some(at("09:30:00").as_str()));
+        let line = &tk.lines()[0];
+        assert_eq!(
+            (line.response_s, line.response_met),
+            (Some(1800.0), Some(false))
+        );
+        assert_eq!((line.resolution_s, line.resolution_met), (None, None));
+    }
+
+    #[test]
+    fn stop_exactly_at_the_breach_instant_is_met() {
+        let mut tk = tickets();
+        let mut out = Vec::new();
+        created(&mut tk, &at("09:00:00"), Priority::P1, "incident", &mut out);
+        ev(&mut tk, &at("09:15:00"), TicketEvent::Responded, &mut out);
+        tk.advance(t(&at("23:00:00")), &mut out);
+        let response: Vec<_> = seen(&out)
+            .into_iter()
+            .filter(|s| s.0.starts_with("response"))
+            .collect();
+        assert_eq!(
+            response,
+            vec![
+                (
+                    "response_warning",
+                    Action::Trigger,
+                    at("09:11:15"),
+                    "warning"
+                ),
+                (
+                    "response_warning",
+                    Action::Resolve,
+                    at("09:15:00"),
+                    "warning"
+                ),
+            ]
+        );
+        assert_eq!(tk.lines()[0].response_met, Some(true));
+    }
+
+    #[test]
+    fn breach_instant_walks_the_calendar_over_a_weekend() {
+        let mut tk = tickets();
+        let mut out = Vec::new();
+        created(
+            &mut tk,
+            "2026-11-06T16:55:00Z",
+            Priority::P1,
+            "incident",
+            &mut out,
+        ); // Friday
+        tk.advance(t("2026-11-09T12:00:00Z"), &mut out);
+        let r: Vec<_> = seen(&out)
+            .into_iter()
+            .filter(|s| s.0 == "response_breach")
+            .collect();
+        assert_eq!(
+            r,
+            vec![(
+                "response_breach",
+                Action::Trigger,
+                "2026-11-09T09:10:00.000Z".to_owned(),
+                "critical"
+            )]
+        );
+    }
+
+    #[test]
+    fn pause_then_resolve_counts_only_running_business_time() {
+        let mut tk = tickets();
+        let mut out = Vec::new();
+        created(&mut tk, &at("09:00:00"), Priority::P1, "incident", &mut out);
+        ev(&mut tk, &at("09:05:00"), TicketEvent::Responded, &mut out);
+        ev(
+            &mut tk,
+            &at("10:00:00"),
+            TicketEvent::Status("pending_customer"),
+            &mut out,
+        );
+        ev(
+            &mut tk,
+            &at("12:00:00"),
+            TicketEvent::Status("in_progress"),
+            &mut out,
+        );
+        ev(
+            &mut tk,
+            &at("14:00:00"),
+            TicketEvent::Status("resolved"),
+            &mut out,
+        );
+        tk.advance(t("2026-11-20T00:00:00Z"), &mut out);
+        assert!(
+            out.iter().all(|i| !i.rule.starts_with("resolution")),
+            "{:?}",
+            seen(&out)
+        );
+        let line = &tk.lines()[0];
+        assert_eq!(
+            (line.resolution_s, line.resolution_met),
+            (Some(10_800.0), Some(true))
+        );
+        assert_eq!(line.status, "resolved");
+    }
+
+    #[test]
+    fn paused_clock_breaches_when_it_resumes() {
+        let mut tk = tickets();
+        let mut out = Vec::new();
+        created(&mut tk, &at("09:00:00"), Priority::P2, "incident", &mut out);
+        ev(&mut tk, &at("09:05:00"), TicketEvent::Responded, &mut out);
+        ev(
+            &mut tk,
+            &at("16:00:00"),
+            TicketEvent::Status("pending_customer"),
+            &mut out,
+        );
+        ev(
+            &mut tk,
+            &at("16:30:00"),
+            TicketEvent::Priority(Priority::P1),
+            &mut out,
+        );
+        tk.advance(t(&at("17:00:00")), &mut out);
+        assert!(
+            out.iter().all(|i| i.rule != "resolution_breach"),
+            "paused: no breach yet"
+        );
+        ev(
+            &mut tk,
+            &at("17:30:00"),
+            TicketEvent::Status("in_progress"),
+            &mut out,
+        );
+        tk.advance(t(&at("17:30:01")), &mut out);
+        let b: Vec<_> = seen(&out)
+            .into_iter()
+            .filter(|s| s.0 == "resolution_breach")
+            .collect();
+        assert_eq!(
+            b,
+            vec![(
+                "resolution_breach",
+                Action::Trigger,
+                at("17:30:00"),
+                "critical"
+            )]
+        );
+    }
+
+    #[test]
+    fn raising_priority_past_elapsed_time_breaches_at_that_instant() {
+        let mut tk = tickets();
+        let mut out = Vec::new();
+        created(&mut tk, &at("09:00:00"), Priority::P2, "incident", &mut out);
+        ev(&mut tk, &at("09:05:00"), TicketEvent::Responded, &mut out);
+        ev(
+            &mut tk,
+            &at("13:00:00"),
+            TicketEvent::Priority(Priority::P1),
+            &mut out,
+        );
+        tk.advance(t(&at("13:00:01")), &mut out);
+        let r: Vec<_> = seen(&out)
+            .into_iter()
+            .filter(|s| s.0.starts_with("resolution"))
+            .collect();
+        assert_eq!(
+            r,
+            vec![
+                (
+                    "resolution_warning",
+                    Action::Trigger,
+                    at("13:00:00"),
+                    "warning"
+                ),
+                (
+                    "resolution_breach",
+                    Action::Trigger,
+                    at("13:00:00"),
+                    "critical"
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn reopen_resumes_and_adds_to_counted_time() {
+        let mut tk = tickets();
+        let mut out = Vec::new();
+        created(&mut tk, &at("09:00:00"), Priority::P1, "incident", &mut out);
+        ev(
+            &mut tk,
+            &at("10:00:00"),
+            TicketEvent::Status("resolved"),
+            &mut out,
+        );
+        assert_eq!(tk.lines()[0].resolution_met, Some(true));
+        ev(
+            &mut tk,
+            &at("11:00:00"),
+            TicketEvent::Status("reopened"),
+            &mut out,
+        );
+        let line = &tk.lines()[0];
+        assert_eq!(
+            (line.resolution_s, line.resolution_met),
+            (None, None),
+            "reopened: pending again"
+        );
+        assert_eq!(
+            (line.response_s, line.response_met),
+            (Some(3600.0), Some(false)),
+            "response never restarts"
+        );
+        ev(
+            &mut tk,
+            &at("12:00:00"),
+            TicketEvent::Status("closed"),
+            &mut out,
+        );
+        let line = &tk.lines()[0];
+        assert_eq!(
+            (line.resolution_s, line.resolution_met),
+            (Some(7200.0), Some(true))
+        );
+    }
+
+    #[test]
+    fn tickets_without_sla_have_no_targets() {
+        let mut tk = tickets();
+        let mut out = Vec::new();
+        created(&mut tk, &at("09:00:00"), Priority::P1, "request", &mut out);
+        tk.advance(t("2026-12-01T00:00:00Z"), &mut out);
+        ev(
+            &mut tk,
+            "2026-12-01T00:00:00Z",
+            TicketEvent::Responded,
+            &mut out,
+        );
+        assert!(out.is_empty());
+        // No SLA: measured on the 24x7 calendar.
+        assert_eq!(
+            tk.lines()[0].response_s,
+            Some(ms_to_s(t("2026-12-01T00:00:00Z") - t(&at("09:00:00"))))
+        );
+    }
+
+    #[test]
+    fn unknown_and_conflict() {
+        let mut tk = tickets();
+        let mut out = Vec::new();
+        assert_eq!(
+            tk.apply(0, "X", TicketEvent::Responded, &mut out),
+            Err(Refusal::Unknown)
+        );
+        created(&mut tk, &at("09:00:00"), Priority::P1, "incident", &mut out);
+        assert_eq!(
+            tk.create(
+                t(&at("10:00:00")),
+                "INC-1",
+                "acme",
+                None,
+                "incident",
+                Priority::P1,
+                &mut out
+            ),
+            Err(Refusal::Conflict)
+        );
+    }
+}
