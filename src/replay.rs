@@ -121,6 +121,11 @@ pub fn replay(config: Arc<Config>, args: &ReplayArgs) -> Result<Counts, ReplayEr
         inc_out.write_line(&i.to_json())?;
     }
     inc_out.close()?;
+    let mut tickets_out = NdjsonWriter::create(&args.out.join("tickets.ndjson"))?;
+    for line in pipeline.engine().tickets().lines() {
+        tickets_out.write_line(&serde_json::to_string(&line).unwrap_or_default())?;
+    }
+    tickets_out.close()?;
 
     let watermark = pipeline.eventtime().watermark();
     let to = args.to.unwrap_or(watermark);

@@ -4,21 +4,24 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{AsArray, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::array::{Array, AsArray, Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema};
 use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
 use serde::Serialize;
 
-use crate::config::{Config, NoData};
+use crate::config::{Config, NoData, Priority};
 use crate::engine::Engine;
 use crate::engine::availability::State;
 use crate::engine::incidents::{Action, Incident};
+use crate::engine::tickets::{ClockKind, Ticket, Verdict};
 use crate::time::{Millis, format_ms, ms_to_s};
 
 /// The availability query, compiled into the binary.
 pub const AVAILABILITY_SQL: &str = include_str!("../queries/availability.sql");
+/// The ticket SLA query.
+pub const TICKETS_SQL: &str = include_str!("../queries/tickets.sql");
 
 /// Report errors.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +62,92 @@ pub fn availability_intervals(engine: &Engine) -> Result<RecordBatch, ReportErro
             Arc::new(Int64Array::from(end)),
         ],
     )?)
+}
+
+/// `tickets(ticket, customer, priority, created_ms, response_ms, response_verdict,
+/// resolution_ms, resolution_verdict)`; `*_ms` is null while the clock is not stopped.
+pub fn tickets_table(engine: &Engine) -> Result<RecordBatch, ReportError> {
+    let mut v: Vec<&Ticket> = engine.tickets().iter().collect();
+    v.sort_by(|a, b| a.id.cmp(&b.id));
+    let verdict = |t: &Ticket, k: ClockKind| match t.clock(k).verdict() {
+        Verdict::Met => "met",
+        Verdict::Breached => "breached",
+        Verdict::Pending => "pending",
+    };
+    let schema = Schema::new(vec![
+        Field::new("ticket", DataType::Utf8, false),
+        Field::new("customer", DataType::Utf8, false),
+        Field::new("priority", DataType::Utf8, false),
+        Field::new("created_ms", DataType::Int64, false),
+        Field::new("response_ms", DataType::Int64, true),
+        Field::new("response_verdict", DataType::Utf8, false),
+        Field::new("resolution_ms", DataType::Int64, true),
+        Field::new("resolution_verdict", DataType::Utf8, false),
+    ]);
+    Ok(RecordBatch::try_new(
+        Arc::new(schema),
+        vec![
+            Arc::new(StringArray::from_iter_values(
+                v.iter().map(|t| t.id.as_str()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                v.iter().map(|t| t.customer.as_str()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                v.iter().map(|t| t.priority.as_str()),
+            )),
+            Arc::new(Int64Array::from_iter_values(v.iter().map(|t| t.created))),
+            Arc::new(Int64Array::from_iter(
+                v.iter().map(|t| t.stopped_ms(ClockKind::Response)),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                v.iter().map(|t| verdict(t, ClockKind::Response)),
+            )),
+            Arc::new(Int64Array::from_iter(
+                v.iter().map(|t| t.stopped_ms(ClockKind::Resolution)),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                v.iter().map(|t| verdict(t, ClockKind::Resolution)),
+            )),
+        ],
+    )?)
+}
+
+/// One clock's results for a priority.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClockReport {
+    /// Target of that priority, s (null without a target).
+    pub target_s: Option<f64>,
+    /// Stopped and never breached.
+    pub met: i64,
+    /// Breached.
+    pub breached: i64,
+    /// Running or paused.
+    pub pending: i64,
+    /// Median over stopped clocks, s.
+    pub p50_s: Option<f64>,
+    /// 90th percentile over stopped clocks, s.
+    pub p90_s: Option<f64>,
+}
+
+/// Ticket results for one priority.
+#[derive(Debug, Clone, Serialize)]
+pub struct PriorityReport {
+    /// `P1`..`P4`.
+    pub priority: Priority,
+    /// Tickets created in the period with this current priority.
+    pub count: i64,
+    /// Response clock.
+    pub response: ClockReport,
+    /// Resolution clock.
+    pub resolution: ClockReport,
+}
+
+/// The tickets part of the SLA report.
+#[derive(Debug, Clone, Serialize)]
+pub struct TicketsReport {
+    /// Every priority, P1 first.
+    pub by_priority: Vec<PriorityReport>,
 }
 
 /// One service's line in the SLA report.
@@ -120,6 +209,8 @@ pub struct SlaReport {
     pub config_sha256: String,
     /// One line per service of the customer.
     pub services: Vec<ServiceReport>,
+    /// Ticket SLA results.
+    pub tickets: TicketsReport,
     /// Incident counts.
     pub incidents: IncidentCounts,
 }
@@ -135,6 +226,7 @@ pub async fn sla_reports(
 ) -> Result<Vec<SlaReport>, ReportError> {
     let ctx = SessionContext::new();
     ctx.register_batch("availability_intervals", availability_intervals(engine)?)?;
+    ctx.register_batch("tickets", tickets_table(engine)?)?;
     let batches = ctx
         .sql(AVAILABILITY_SQL)
         .await?
@@ -217,6 +309,7 @@ pub async fn sla_reports(
                 longest_outage_s: ms_to_s(get(State::Down).1),
             });
         }
+        let tickets = tickets_report(&ctx, engine, cid, from, to).await?;
         let mut by_rule = BTreeMap::new();
         let mut triggered = 0;
         for i in incidents.iter().filter(|i| {
@@ -232,10 +325,67 @@ pub async fn sla_reports(
             generated_at: format_ms(generated_at),
             config_sha256: config.sha256.clone(),
             services,
+            tickets,
             incidents: IncidentCounts { triggered, by_rule },
         });
     }
     Ok(reports)
+}
+
+async fn tickets_report(
+    ctx: &SessionContext,
+    engine: &Engine,
+    customer: &str,
+    from: Millis,
+    to: Millis,
+) -> Result<TicketsReport, ReportError> {
+    let params = vec![
+        ScalarValue::Utf8(Some(customer.to_owned())),
+        ScalarValue::Int64(Some(from)),
+        ScalarValue::Int64(Some(to)),
+    ];
+    let batches = ctx
+        .sql(TICKETS_SQL)
+        .await?
+        .with_param_values(params)?
+        .collect()
+        .await?;
+    let mut rows: BTreeMap<String, [Option<i64>; 11]> = BTreeMap::new();
+    for b in &batches {
+        let prio = b.column(0).as_string::<i32>();
+        for r in 0..b.num_rows() {
+            let mut vals = [None; 11];
+            for (i, v) in vals.iter_mut().enumerate() {
+                let c = b.column(i + 1);
+                let c = datafusion::arrow::compute::cast(c, &DataType::Int64)?;
+                let c = c.as_primitive::<Int64Type>();
+                *v = c.is_valid(r).then(|| c.value(r));
+            }
+            rows.insert(prio.value(r).to_owned(), vals);
+        }
+    }
+    let secs = |ms: Option<i64>| ms.map(ms_to_s);
+    let by_priority = [Priority::P1, Priority::P2, Priority::P3, Priority::P4]
+        .into_iter()
+        .map(|p| {
+            let v = rows.get(p.as_str()).copied().unwrap_or([None; 11]);
+            let clock = |k: ClockKind, o: usize| ClockReport {
+                target_s: secs(engine.tickets().report_target(customer, p, k)),
+                met: v[o].unwrap_or(0),
+                breached: v[o + 1].unwrap_or(0),
+                pending: v[o + 2].unwrap_or(0),
+                p50_s: secs(v[o + 3]),
+                p90_s: secs(v[o + 4]),
+            };
+            PriorityReport {
+                priority: p,
+                count: v[0].unwrap_or(0),
+                response: clock(ClockKind::Response, 1),
+                resolution: clock(ClockKind::Resolution, 6),
+            }
+        })
+        .collect();
+    Ok(TicketsReport { by_priority })
 }
 
 /// Rounds seconds to millisecond precision.
