@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use crate::config::{DownWhen, ServiceConfig};
+use crate::engine::episodes::{EpisodeEvent, Episodes};
 use crate::engine::incidents::{Action, Incident};
 use crate::time::{Millis, format_ms};
 
@@ -79,14 +80,6 @@ struct Window {
     end: Millis,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Episode {
-    start: Millis,
-    /// End of the last down interval, while not down.
-    last_down_end: Option<Millis>,
-    triggered: bool,
-}
-
 /// Per-state milliseconds of one bucket.
 pub type Durations = [Millis; 5];
 
@@ -97,8 +90,6 @@ pub struct ServiceTimeline {
     customer: String,
     down_when: DownWhen,
     stale_after: Millis,
-    outage_after: Millis,
-    resolve_after: Millis,
     bucket: Millis,
     sources: BTreeMap<String, (Status, Millis)>,
     windows: Vec<Window>,
@@ -109,9 +100,7 @@ pub struct ServiceTimeline {
     /// Closed maximal intervals `(start, end, state)`, adjacent ones of one state merged.
     intervals: Vec<(Millis, Millis, State)>,
     buckets: BTreeMap<Millis, Durations>,
-    down_since: Option<Millis>,
-    prev_down_since: Option<Millis>,
-    episode: Option<Episode>,
+    outages: Episodes,
 }
 
 impl ServiceTimeline {
@@ -122,8 +111,6 @@ impl ServiceTimeline {
             customer: cfg.customer.get_ref().clone(),
             down_when: cfg.down_when,
             stale_after: cfg.stale_after.0,
-            outage_after: cfg.outage_after.0,
-            resolve_after: cfg.resolve_after.0,
             bucket,
             sources: BTreeMap::new(),
             windows: Vec::new(),
@@ -132,9 +119,7 @@ impl ServiceTimeline {
             run_start: Millis::MIN,
             intervals: Vec::new(),
             buckets: BTreeMap::new(),
-            down_since: None,
-            prev_down_since: None,
-            episode: None,
+            outages: Episodes::new(cfg.outage_after.0, cfg.resolve_after.0),
         }
     }
 
@@ -223,13 +208,8 @@ impl ServiceTimeline {
             consider(w.from);
             consider(w.end);
         }
-        if let Some(s) = self.down_since
-            && self.episode.is_some_and(|e| !e.triggered)
-        {
-            consider(s.saturating_add(self.outage_after));
-        }
-        if let Some(e) = self.episode.and_then(|e| e.last_down_end) {
-            consider(e.saturating_add(self.resolve_after));
+        if let Some(d) = self.outages.next_deadline(x) {
+            consider(d);
         }
         next
     }
@@ -300,59 +280,23 @@ impl ServiceTimeline {
     }
 
     fn outage_transition(&mut self, x: Millis, old: State, new: State) {
-        if new == State::Down && old != State::Down {
-            match &mut self.episode {
-                Some(ep) if ep.last_down_end.is_some_and(|e| x - e < self.resolve_after) => {
-                    let continuous = ep.last_down_end == Some(x);
-                    ep.last_down_end = None;
-                    self.down_since = if continuous {
-                        self.prev_down_since.or(Some(x))
-                    } else {
-                        Some(x)
-                    };
-                }
-                _ => {
-                    self.episode = Some(Episode {
-                        start: x,
-                        last_down_end: None,
-                        triggered: false,
-                    });
-                    self.down_since = Some(x);
-                }
-            }
-        } else if old == State::Down && new != State::Down {
-            if let Some(ep) = &mut self.episode {
-                ep.last_down_end = Some(x);
-            }
-            self.prev_down_since = self.down_since.take();
+        if (old == State::Down) != (new == State::Down) {
+            self.outages.set_bad(x, new == State::Down);
         }
     }
 
     fn fire_deadlines(&mut self, x: Millis, out: &mut Vec<Incident>) {
-        let Some(ep) = self.episode else { return };
-        if let Some(s) = self.down_since
-            && !ep.triggered
-            && s.saturating_add(self.outage_after) <= x
-        {
-            let at = s + self.outage_after;
-            out.push(self.outage(Action::Trigger, ep.start, at, None));
-            if let Some(e) = &mut self.episode {
-                e.triggered = true;
-            }
-        }
-        if let Some(end) = ep.last_down_end
-            && self.down_since.is_none()
-            && end.saturating_add(self.resolve_after) <= x
-        {
-            if ep.triggered {
-                out.push(self.outage(
-                    Action::Resolve,
-                    ep.start,
-                    end + self.resolve_after,
-                    Some(end),
-                ));
-            }
-            self.episode = None;
+        let mut events = Vec::new();
+        self.outages.fire(x, &mut |e| events.push(e));
+        for e in events {
+            out.push(match e {
+                EpisodeEvent::Trigger { start, at } => {
+                    self.outage(Action::Trigger, start, at, None)
+                }
+                EpisodeEvent::Resolve { start, end, at } => {
+                    self.outage(Action::Resolve, start, at, Some(end))
+                }
+            });
         }
     }
 

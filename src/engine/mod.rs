@@ -3,6 +3,7 @@
 
 pub mod availability;
 pub mod calendar;
+pub mod episodes;
 pub mod incidents;
 pub mod tickets;
 
