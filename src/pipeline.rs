@@ -71,7 +71,7 @@ impl Pipeline {
                 Decoder::new(Topic::Monitoring, &topic_names[0]),
                 Decoder::new(Topic::Tickets, &topic_names[1]),
             ],
-            engine: Engine::new(&config, &topic_names[1]),
+            engine: Engine::new(config.clone(), &topic_names[1]),
             eventtime: EventTime::new(et, topic_names),
             config,
             counts: Counts::new(),

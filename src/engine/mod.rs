@@ -3,20 +3,23 @@
 
 pub mod availability;
 pub mod calendar;
+pub mod capacity;
 pub mod episodes;
 pub mod incidents;
 pub mod tickets;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
-use datafusion::arrow::datatypes::Int64Type;
+use datafusion::arrow::datatypes::{Float64Type, Int64Type};
 
 use crate::config::{Config, Priority};
 use crate::event::schema::{col, mon, tkt};
 use crate::event::{DeadLetter, Reason};
 use crate::time::Millis;
 use availability::{ServiceTimeline, Status};
+use capacity::Series;
 use incidents::Incident;
 use tickets::{Refusal, TicketEvent, Tickets};
 
@@ -39,11 +42,14 @@ pub struct Engine {
     tickets: Tickets,
     /// Availability per configured service.
     services: BTreeMap<String, ServiceTimeline>,
+    /// Capacity per metric series (service, resource, metric).
+    capacity: BTreeMap<(String, String, String), Series>,
+    config: Arc<Config>,
 }
 
 impl Engine {
     /// An empty engine for `config`; `tickets_topic` names the ticket topic in dead letters.
-    pub fn new(config: &Config, tickets_topic: &str) -> Self {
+    pub fn new(config: Arc<Config>, tickets_topic: &str) -> Self {
         let bucket = config.engine.bucket.0;
         let services = config
             .services
@@ -52,7 +58,9 @@ impl Engine {
             .collect();
         Engine {
             tickets_topic: tickets_topic.to_owned(),
-            tickets: Tickets::new(config),
+            tickets: Tickets::new(&config),
+            capacity: BTreeMap::new(),
+            config,
             services,
         }
     }
@@ -67,6 +75,10 @@ impl Engine {
         let status = batch.column(mon::STATUS).as_string::<i32>();
         let start = batch.column(mon::START).as_primitive::<Int64Type>();
         let end = batch.column(mon::END).as_primitive::<Int64Type>();
+        let resource = batch.column(mon::RESOURCE).as_string::<i32>();
+        let metric = batch.column(mon::METRIC).as_string::<i32>();
+        let value = batch.column(mon::VALUE).as_primitive::<Float64Type>();
+        let capacity = batch.column(mon::CAPACITY).as_primitive::<Float64Type>();
         for r in 0..batch.num_rows() {
             let Some(timeline) = self.services.get_mut(service.value(r)) else {
                 continue;
@@ -77,7 +89,26 @@ impl Engine {
                 ("maintenance", _) => {
                     timeline.maintenance(t, start.value(r), end.value(r), &mut out.incidents)
                 }
-                _ => timeline.touch(t, &mut out.incidents),
+                _ => {
+                    timeline.touch(t, &mut out.incidents);
+                    let key = (
+                        service.value(r).to_owned(),
+                        resource.value(r).to_owned(),
+                        metric.value(r).to_owned(),
+                    );
+                    let series = match self.capacity.get_mut(&key) {
+                        Some(s) => s,
+                        None => match self.config.service(&key.0) {
+                            Some(cfg) => self
+                                .capacity
+                                .entry(key.clone())
+                                .or_insert_with(|| Series::new(cfg, &key.1, &key.2)),
+                            None => continue,
+                        },
+                    };
+                    let cap = capacity.is_valid(r).then(|| capacity.value(r));
+                    series.sample(t, value.value(r), cap, &mut out.incidents);
+                }
             }
             out.applied += 1;
         }
@@ -153,7 +184,15 @@ impl Engine {
         for s in self.services.values_mut() {
             s.advance(last_final, &mut out.incidents);
         }
+        for s in self.capacity.values_mut() {
+            s.advance(last_final, &mut out.incidents);
+        }
         self.tickets.advance(watermark, &mut out.incidents);
+    }
+
+    /// Capacity series by (service, resource, metric).
+    pub fn capacity(&self) -> &BTreeMap<(String, String, String), Series> {
+        &self.capacity
     }
 
     /// Ticket state.
