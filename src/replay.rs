@@ -12,7 +12,7 @@ use crate::engine::incidents::Incident;
 use crate::event::{RawRecord, Topic};
 use crate::eventtime::StreamId;
 use crate::pipeline::{Counts, Pipeline};
-use crate::report::{ReportError, sla_reports};
+use crate::report::{ReportError, capacity_report, sla_reports};
 use crate::sink::file::{FileSinkError, NdjsonWriter, write_json};
 use crate::source::file::{FileSourceError, Lines, NdjsonFile};
 use crate::time::{Millis, wall_now};
@@ -144,6 +144,11 @@ pub fn replay(config: Arc<Config>, args: &ReplayArgs) -> Result<Counts, ReplayEr
     ))?;
     for r in &reports {
         write_json(&args.out.join(format!("report-{}.json", r.customer)), r)?;
+        let cap = capacity_report(pipeline.engine(), &incidents, &r.customer, from, to);
+        write_json(
+            &args.out.join(format!("capacity-{}.json", r.customer)),
+            &cap,
+        )?;
     }
     let counts = pipeline.counts().clone();
     write_json(&args.out.join("summary.json"), &counts)?;

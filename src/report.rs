@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::config::{Config, NoData, Priority};
 use crate::engine::Engine;
 use crate::engine::availability::State;
+use crate::engine::capacity::Forecast;
 use crate::engine::incidents::{Action, Incident};
 use crate::engine::tickets::{ClockKind, Ticket, Verdict};
 use crate::time::{Millis, format_ms, ms_to_s};
@@ -386,6 +387,136 @@ async fn tickets_report(
         })
         .collect();
     Ok(TicketsReport { by_priority })
+}
+
+/// Utilisation statistics of one hour.
+#[derive(Debug, Clone, Serialize)]
+pub struct UtilisationStats {
+    /// Smallest.
+    pub min: f64,
+    /// Largest.
+    pub max: f64,
+    /// Mean.
+    pub mean: f64,
+    /// 95th percentile.
+    pub p95: f64,
+}
+
+/// One hour of a series.
+#[derive(Debug, Clone, Serialize)]
+pub struct HourReport {
+    /// Hour start.
+    pub hour: String,
+    /// Samples.
+    pub count: u64,
+    /// Smallest value.
+    pub min: f64,
+    /// Largest value.
+    pub max: f64,
+    /// Mean value.
+    pub mean: f64,
+    /// Median.
+    pub p50: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Null for series without capacity.
+    pub utilisation: Option<UtilisationStats>,
+}
+
+/// One series in the capacity report.
+#[derive(Debug, Clone, Serialize)]
+pub struct SeriesReport {
+    /// Service.
+    pub service: String,
+    /// Resource.
+    pub resource: String,
+    /// Metric.
+    pub metric: String,
+    /// Hours whose start is in the period.
+    pub hours: Vec<HourReport>,
+    /// Exhaustion forecast over `[to − forecast_window, to)`.
+    pub forecast: Forecast,
+    /// Capacity incidents triggered in the period.
+    pub incidents: u64,
+}
+
+/// `capacity-<customer>.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CapacityReport {
+    /// Customer id.
+    pub customer: String,
+    /// Period start.
+    pub from: String,
+    /// Period end (exclusive).
+    pub to: String,
+    /// The customer's series.
+    pub series: Vec<SeriesReport>,
+}
+
+/// Builds the capacity report of `customer` for `[from, to)`.
+pub fn capacity_report(
+    engine: &Engine,
+    incidents: &[Incident],
+    customer: &str,
+    from: Millis,
+    to: Millis,
+) -> CapacityReport {
+    let series = engine
+        .capacity()
+        .values()
+        .filter(|s| s.customer == customer)
+        .map(|s| {
+            let key = s.key();
+            let hours = s
+                .hours()
+                .range(from..to)
+                .map(|(h, st)| HourReport {
+                    hour: format_ms(*h),
+                    count: st.value.count(),
+                    min: st.value.min(),
+                    max: st.value.max(),
+                    mean: st.value.mean(),
+                    p50: st.value.quantile(0.5),
+                    p95: st.value.quantile(0.95),
+                    p99: st.value.quantile(0.99),
+                    utilisation: st.util.as_ref().map(|u| UtilisationStats {
+                        min: u.min(),
+                        max: u.max(),
+                        mean: u.mean(),
+                        p95: u.quantile(0.95),
+                    }),
+                })
+                .collect();
+            let incidents = incidents
+                .iter()
+                .filter(|i| {
+                    i.rule == "capacity"
+                        && i.action == Action::Trigger
+                        && (from..to).contains(&i.at_ms)
+                })
+                .filter(|i| {
+                    i.incident_id
+                        == crate::engine::incidents::incident_id("capacity", &key, i.started_ms)
+                })
+                .count() as u64;
+            SeriesReport {
+                service: s.service.clone(),
+                resource: s.resource.clone(),
+                metric: s.metric.clone(),
+                hours,
+                forecast: s.forecast(to),
+                incidents,
+            }
+        })
+        .collect();
+    CapacityReport {
+        customer: customer.to_owned(),
+        from: format_ms(from),
+        to: format_ms(to),
+        series,
+    }
 }
 
 /// Rounds seconds to millisecond precision.
