@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::{DownWhen, ServiceConfig};
+use crate::config::{DownWhen, NoData, ServiceConfig};
 use crate::engine::episodes::{EpisodeEvent, Episodes};
 use crate::engine::incidents::{Action, Incident};
 use crate::time::{Millis, format_ms};
@@ -101,6 +101,14 @@ pub struct ServiceTimeline {
     intervals: Vec<(Millis, Millis, State)>,
     buckets: BTreeMap<Millis, Durations>,
     outages: Episodes,
+    target_pct: f64,
+    nodata: NoData,
+    /// The UTC month being accounted for the error-budget rule: [start, end).
+    month: (Millis, Millis),
+    /// Per-state time accounted in `month`.
+    month_acc: Durations,
+    /// `availability_breach` trigger instant in the current month, if it fired.
+    budget_breached: Option<Millis>,
 }
 
 impl ServiceTimeline {
@@ -120,6 +128,11 @@ impl ServiceTimeline {
             intervals: Vec::new(),
             buckets: BTreeMap::new(),
             outages: Episodes::new(cfg.outage_after.0, cfg.resolve_after.0),
+            target_pct: cfg.availability_target,
+            nodata: cfg.nodata,
+            month: (0, 0),
+            month_acc: [0; 5],
+            budget_breached: None,
         }
     }
 
@@ -165,6 +178,7 @@ impl ServiceTimeline {
             None => {
                 self.cursor = Some(ts);
                 self.run_start = ts;
+                self.month = month_of(ts);
                 ts
             }
             Some(c) if ts < c => c,
@@ -189,6 +203,7 @@ impl ServiceTimeline {
             self.account(cur, next);
             cur = next;
             self.cursor = Some(cur);
+            self.month_boundaries(cur, out);
             self.settle(cur, out);
         }
         self.windows.retain(|w| w.end > cur);
@@ -201,6 +216,7 @@ impl ServiceTimeline {
                 next = c;
             }
         };
+        consider(self.month.1);
         for &(_, ts) in self.sources.values() {
             consider(ts.saturating_add(self.stale_after));
         }
@@ -249,6 +265,7 @@ impl ServiceTimeline {
             let start = x.div_euclid(self.bucket) * self.bucket;
             let end = (start + self.bucket).min(b);
             self.buckets.entry(start).or_default()[self.state as usize] += end - x;
+            self.month_acc[self.state as usize] += end - x;
             x = end;
         }
     }
@@ -277,6 +294,73 @@ impl ServiceTimeline {
         self.run_start = x;
         self.state = new;
         self.outage_transition(x, old, new);
+    }
+
+    /// At a bucket close, checks the month's error budget; at a month end, resolves
+    /// the month's `availability_breach` and starts the next month.
+    fn month_boundaries(&mut self, x: Millis, out: &mut Vec<Incident>) {
+        let (start, end) = self.month;
+        if x.rem_euclid(self.bucket) == 0 || x == end {
+            if self.budget_breached.is_none() && self.budget_exceeded(x) {
+                self.budget_breached = Some(x);
+                out.push(self.budget_incident(Action::Trigger, x, x, None));
+            }
+        }
+        if x >= end {
+            if let Some(started) = self.budget_breached.take() {
+                out.push(self.budget_incident(Action::Resolve, started, end, Some(end)));
+            }
+            self.month = month_of(x);
+            self.month_acc = [0; 5];
+            debug_assert!(self.month.0 >= start);
+        }
+    }
+
+    /// Downtime since month start > (1 − target) × (month length − maintenance − nodata),
+    /// with nodata counted as the service's `nodata` policy says.
+    fn budget_exceeded(&self, x: Millis) -> bool {
+        let (start, end) = self.month;
+        let a = &self.month_acc;
+        let known: Millis = a[..4].iter().sum();
+        let nodata = (x - start) - known;
+        let maint = a[State::Maintenance as usize];
+        let down = a[State::Down as usize];
+        let (basis, downtime) = match self.nodata {
+            NoData::Exclude => (end - start - maint - nodata, down),
+            NoData::Down => (end - start - maint, down + nodata),
+            NoData::Up => (end - start - maint, down),
+        };
+        downtime as f64 > (1.0 - self.target_pct / 100.0) * basis as f64
+    }
+
+    fn budget_incident(
+        &self,
+        action: Action,
+        started: Millis,
+        at: Millis,
+        ended: Option<Millis>,
+    ) -> Incident {
+        let month = format_ms(self.month.0);
+        let summary = format!(
+            "{} exceeded its {}% monthly error budget ({})",
+            self.id,
+            self.target_pct,
+            &month[..7]
+        );
+        let mut i = Incident::service(
+            "availability_breach",
+            "major",
+            &self.id,
+            &self.customer,
+            &self.id,
+            action,
+            started,
+            at,
+            ended,
+            summary,
+        );
+        i.details = serde_json::json!({ "month": &month[..7], "target_pct": self.target_pct });
+        i
     }
 
     fn outage_transition(&mut self, x: Millis, old: State, new: State) {
@@ -352,6 +436,27 @@ impl ServiceTimeline {
     /// How far the timeline is accounted.
     pub fn cursor(&self) -> Option<Millis> {
         self.cursor
+    }
+}
+
+/// The UTC calendar month containing `t`: `[start, end)`.
+pub fn month_of(t: Millis) -> (Millis, Millis) {
+    use chrono::{Datelike, TimeZone, Utc};
+    let Some(d) = Utc.timestamp_millis_opt(t).single() else {
+        return (t, t.saturating_add(1));
+    };
+    let start = Utc
+        .with_ymd_and_hms(d.year(), d.month(), 1, 0, 0, 0)
+        .single();
+    let (ny, nm) = if d.month() == 12 {
+        (d.year() + 1, 1)
+    } else {
+        (d.year(), d.month() + 1)
+    };
+    let end = Utc.with_ymd_and_hms(ny, nm, 1, 0, 0, 0).single();
+    match (start, end) {
+        (Some(s), Some(e)) => (s.timestamp_millis(), e.timestamp_millis()),
+        _ => (t, t.saturating_add(1)),
     }
 }
 
@@ -483,6 +588,42 @@ mod tests {
                 (Action::Resolve, 10 * M, 13 * M)
             ]
         );
+    }
+
+    #[test]
+    fn error_budget_breach_fires_at_the_first_bucket_close_over_budget_and_resolves_at_month_end() {
+        // 99.9% of November (30 days = 2,592,000 s) allows 2,592 s = 43.2 min of downtime,
+        // with the whole month measured (a probe every minute keeps it known).
+        let mut t =
+            timeline("availability_target = 99.9\nstale_after = \"2m\"\noutage_after = \"100d\"");
+        let mut out = Vec::new();
+        let nov = crate::time::parse_rfc3339("2026-11-01T00:00:00Z").expect("t");
+        for i in 0..44 {
+            t.probe(nov + i * M, "a", Status::Down, &mut out);
+        }
+        t.advance(nov + 43 * M, &mut out);
+        assert!(out.is_empty(), "43 min of downtime is within budget");
+        for i in 44..60 {
+            t.probe(nov + i * M, "a", Status::Down, &mut out);
+        }
+        for i in 60..(60 * 24 * 31) {
+            t.probe(nov + i * M, "a", Status::Up, &mut out);
+        }
+        t.advance(nov + 60 * 24 * 31 * M, &mut out);
+        // Budget counts the whole month length (contract): 43.2 min, so the close of the
+        // bucket ending at 00:44 (44 min down) is the first over budget.
+        let got: Vec<_> = out
+            .iter()
+            .map(|i| (i.rule, i.action, i.at_ms - nov))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("availability_breach", Action::Trigger, 44 * M),
+                ("availability_breach", Action::Resolve, 30 * 24 * 60 * M),
+            ]
+        );
+        assert_eq!(month_of(nov + 5), (nov, nov + 30 * 24 * 60 * M));
     }
 
     #[test]
