@@ -300,11 +300,12 @@ impl ServiceTimeline {
     /// the month's `availability_breach` and starts the next month.
     fn month_boundaries(&mut self, x: Millis, out: &mut Vec<Incident>) {
         let (start, end) = self.month;
-        if x.rem_euclid(self.bucket) == 0 || x == end {
-            if self.budget_breached.is_none() && self.budget_exceeded(x) {
-                self.budget_breached = Some(x);
-                out.push(self.budget_incident(Action::Trigger, x, x, None));
-            }
+        if (x.rem_euclid(self.bucket) == 0 || x == end)
+            && self.budget_breached.is_none()
+            && self.budget_exceeded(x)
+        {
+            self.budget_breached = Some(x);
+            out.push(self.budget_incident(Action::Trigger, x, x, None));
         }
         if x >= end {
             if let Some(started) = self.budget_breached.take() {

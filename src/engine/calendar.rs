@@ -25,7 +25,7 @@ pub enum Calendar {
         /// Timezone of hours and holidays.
         tz: Tz,
         /// Monday-first day hours, minutes from local midnight.
-        week: [DayHours; 7],
+        week: Box<[DayHours; 7]>,
         /// Local dates without hours.
         holidays: HashSet<NaiveDate>,
     },
@@ -34,7 +34,7 @@ pub enum Calendar {
 impl Calendar {
     /// Builds a calendar from its config.
     pub fn from_config(c: &CalendarConfig) -> Calendar {
-        let week = std::array::from_fn(|d| c.hours.day(d as u32).clone());
+        let week = Box::new(std::array::from_fn(|d| c.hours.day(d as u32).clone()));
         Calendar::Weekly {
             tz: c.timezone.0,
             week,

@@ -1,0 +1,612 @@
+//! Property tests of the whole engine: the incremental pipeline (decode → event
+//! time → engine) equals a deliberately simple, offline reference model on random
+//! streams with disorder within the lateness, duplicates and bad records; and the
+//! results do not depend on chunk sizes or on how events are split into partitions.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use slaflow::config::Config;
+use slaflow::engine::Outputs;
+use slaflow::engine::availability::State;
+use slaflow::engine::incidents::Incident;
+use slaflow::engine::tickets::TicketLine;
+use slaflow::event::{RawRecord, Topic};
+use slaflow::eventtime::StreamId;
+use slaflow::pipeline::Pipeline;
+
+const LATENESS: i64 = 30_000;
+const STALE: i64 = 120_000;
+const OUTAGE_AFTER: i64 = 60_000;
+const RESOLVE_AFTER: i64 = 120_000;
+const T0: i64 = 1_793_577_600_000;
+
+const CONFIG: &str = r#"
+[engine]
+allowed_lateness = "30s"
+[[customers]]
+id = "acme"
+[[services]]
+id = "s0"
+customer = "acme"
+[[services]]
+id = "s1"
+customer = "acme"
+down_when = "any"
+[[slas]]
+id = "sla"
+customer = "acme"
+calendar = "24x7"
+kinds = ["incident"]
+pause_statuses = ["waiting"]
+warn_at = 0.75
+[slas.targets.P1]
+response = "10m"
+resolution = "1h"
+[slas.targets.P2]
+response = "30m"
+resolution = "3h"
+"#;
+
+/// One generated event (already JSON), its key and its event time.
+#[derive(Debug, Clone)]
+struct Ev {
+    topic: Topic,
+    key: String,
+    ts: i64,
+    line: String,
+    body: Body,
+}
+
+#[derive(Debug, Clone)]
+enum Body {
+    Probe { source: usize, status: u8 },
+    Maintenance { start: i64, end: i64 },
+    Created { priority: u8 },
+    Responded,
+    Status(&'static str),
+    Priority(u8),
+}
+
+const STATUSES: [&str; 3] = ["up", "degraded", "down"];
+const TICKET_STATUSES: [&str; 5] = ["in_progress", "waiting", "resolved", "reopened", "closed"];
+
+fn events() -> impl Strategy<Value = (Vec<Ev>, Vec<(usize, usize)>)> {
+    let probes = prop::collection::vec((0..2usize, 0..3usize, 1..90_000i64, 0..10u8), 20..160);
+    let maint = prop::collection::vec(
+        (
+            0..2usize,
+            0..10_000_000i64,
+            -600_000..600_000i64,
+            60_000..900_000i64,
+        ),
+        0..3,
+    );
+    let tickets = prop::collection::vec(
+        (
+            0..6_000_000i64,
+            0..2u8,
+            prop::collection::vec((1..2_400_000i64, 0..8u8), 0..6),
+        ),
+        0..8,
+    );
+    let noise = prop::collection::vec((0..1000usize, 0..2usize), 0..12);
+    (probes, maint, tickets, noise).prop_map(|(probes, maint, tickets, noise)| {
+        let mut evs = Vec::new();
+        let mut clock = [[T0; 3]; 2];
+        let mut last = [[0u8; 3]; 2];
+        for (i, (svc, src, step, dice)) in probes.into_iter().enumerate() {
+            clock[svc][src] += step;
+            // Sticky statuses, so outages and flapping both happen.
+            let status = match dice {
+                0..=5 => last[svc][src],
+                6 | 7 => 2,
+                8 => 1,
+                _ => 0,
+            };
+            last[svc][src] = status;
+            let ts = clock[svc][src];
+            evs.push(Ev {
+                topic: Topic::Monitoring,
+                key: format!("s{svc}"),
+                ts,
+                line: format!(r#"{{"event_id":"p{i}","ts":{ts},"service":"s{svc}","kind":"probe","source":"src{src}","status":"{}"}}"#, STATUSES[status as usize]),
+                body: Body::Probe { source: src, status },
+            });
+        }
+        for (i, (svc, at, offset, len)) in maint.into_iter().enumerate() {
+            let ts = T0 + at;
+            let start = ts + offset;
+            let end = start + len;
+            evs.push(Ev {
+                topic: Topic::Monitoring,
+                key: format!("s{svc}"),
+                ts,
+                line: format!(r#"{{"event_id":"w{i}","ts":{ts},"service":"s{svc}","kind":"maintenance","start":{start},"end":{end}}}"#),
+                body: Body::Maintenance { start, end },
+            });
+        }
+        for (k, (at, prio, steps)) in tickets.into_iter().enumerate() {
+            let mut ts = T0 + at;
+            let p = prio + 1;
+            evs.push(Ev {
+                topic: Topic::Tickets,
+                key: format!("T{k}"),
+                ts,
+                line: format!(r#"{{"event_id":"c{k}","ts":{ts},"ticket":"T{k}","type":"created","customer":"acme","priority":"P{p}","kind":"incident"}}"#),
+                body: Body::Created { priority: p },
+            });
+            for (j, (step, what)) in steps.into_iter().enumerate() {
+                ts += step;
+                let (frag, body) = match what {
+                    0 => (r#""type":"responded""#.to_owned(), Body::Responded),
+                    1 => (r#""type":"priority","priority":"P1""#.to_owned(), Body::Priority(1)),
+                    2 => (r#""type":"priority","priority":"P2""#.to_owned(), Body::Priority(2)),
+                    n => {
+                        let s = TICKET_STATUSES[(n - 3) as usize];
+                        (format!(r#""type":"status","status":"{s}""#), Body::Status(s))
+                    }
+                };
+                evs.push(Ev {
+                    topic: Topic::Tickets,
+                    key: format!("T{k}"),
+                    ts,
+                    line: format!(r#"{{"event_id":"e{k}-{j}","ts":{ts},"ticket":"T{k}",{frag}}}"#),
+                    body,
+                });
+            }
+        }
+        evs.sort_by_key(|e| e.ts);
+        (evs, noise)
+    })
+}
+
+/// Arrival order: each event may arrive up to the lateness after its time, so it
+/// is never late; `noise` adds duplicates and garbage lines.
+fn arrivals(
+    evs: &[Ev],
+    jitter_seed: u64,
+    noise: &[(usize, usize)],
+) -> Vec<(Topic, String, String)> {
+    let mut x = jitter_seed | 1;
+    let mut keyed: Vec<(i64, usize)> = evs
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (e.ts + (x % (LATENESS as u64 - 1)) as i64, i)
+        })
+        .collect();
+    keyed.sort();
+    let mut out: Vec<(Topic, String, String)> = keyed
+        .iter()
+        .map(|&(_, i)| (evs[i].topic, evs[i].key.clone(), evs[i].line.clone()))
+        .collect();
+    for &(pos, kind) in noise {
+        if out.is_empty() {
+            break;
+        }
+        let at = pos % out.len();
+        let (topic, key, line) = out[at].clone();
+        let extra = if kind == 0 {
+            line
+        } else {
+            "{\"not\": json".to_owned()
+        };
+        out.insert(at + 1, (topic, key, extra));
+    }
+    out
+}
+
+/// (rule, incident id, action, at).
+type IncidentKey = (String, String, String, i64);
+
+struct Result {
+    incidents: Vec<IncidentKey>,
+    intervals: BTreeMap<String, Vec<(i64, i64, State)>>,
+    tickets: Vec<String>,
+}
+
+fn run(stream: &[(Topic, String, String)], partitions: i32, chunk: usize) -> Result {
+    let config = Arc::new(Config::parse(CONFIG, Path::new("t.toml")).expect("config"));
+    let mut p = Pipeline::new(config, ["m".into(), "t".into()]);
+    let part = |key: &str| key.bytes().map(i32::from).sum::<i32>() % partitions;
+    let mut per: BTreeMap<StreamId, Vec<String>> = BTreeMap::new();
+    for t in Topic::ALL {
+        for q in 0..partitions {
+            per.insert(
+                StreamId {
+                    topic: t,
+                    partition: q,
+                },
+                Vec::new(),
+            );
+        }
+    }
+    for (topic, key, line) in stream {
+        per.entry(StreamId {
+            topic: *topic,
+            partition: part(key),
+        })
+        .or_default()
+        .push(line.clone());
+    }
+    for &s in per.keys() {
+        p.eventtime_mut().add_stream(s, 0);
+    }
+    let mut out = Outputs::default();
+    let mut pos: BTreeMap<StreamId, usize> = per.keys().map(|&s| (s, 0)).collect();
+    loop {
+        let mut progressed = false;
+        for (&s, lines) in &per {
+            let at = pos[&s];
+            if at >= lines.len() {
+                continue;
+            }
+            let end = (at + chunk).min(lines.len());
+            let recs: Vec<RawRecord> = (at..end)
+                .map(|i| RawRecord {
+                    partition: s.partition,
+                    offset: i as i64,
+                    payload: lines[i].as_bytes(),
+                })
+                .collect();
+            p.ingest(s, &recs, 0, &mut out);
+            pos.insert(s, end);
+            if end == lines.len() {
+                p.eventtime_mut().finish_stream(s);
+            }
+            progressed = true;
+        }
+        for (&s, lines) in &per {
+            if lines.is_empty() {
+                p.eventtime_mut().finish_stream(s);
+            }
+        }
+        p.advance(None, &mut out);
+        if !progressed {
+            break;
+        }
+    }
+    p.finish(None, &mut out);
+    let c = p.counts();
+    assert_eq!(c.read, stream.len() as u64);
+    assert_eq!(
+        c.read,
+        c.applied + c.deadlettered(),
+        "read = applied + dead-lettered"
+    );
+    let mut incidents: Vec<_> = out.incidents.iter().map(key_of).collect();
+    incidents.sort();
+    let intervals = p
+        .engine()
+        .services()
+        .iter()
+        .map(|(id, t)| (id.clone(), t.intervals().collect()))
+        .collect();
+    let tickets = p
+        .engine()
+        .tickets()
+        .lines()
+        .iter()
+        .map(|l: &TicketLine| serde_json::to_string(l).unwrap_or_default())
+        .collect();
+    Result {
+        incidents,
+        intervals,
+        tickets,
+    }
+}
+
+fn key_of(i: &Incident) -> IncidentKey {
+    (
+        i.rule.to_owned(),
+        i.incident_id.clone(),
+        format!("{:?}", i.action),
+        i.at_ms,
+    )
+}
+
+// ---------------------------------------------------------------- reference model
+
+/// Service state at `t` from scratch: latest probe per source at or before `t`
+/// (ties: the last in event order), staleness, quorum, maintenance.
+fn state_at(evs: &[&Ev], t: i64, any: bool) -> State {
+    let mut latest: [Option<(i64, u8)>; 3] = [None; 3];
+    let mut maint = false;
+    for e in evs.iter().filter(|e| e.ts <= t) {
+        match e.body {
+            Body::Probe { source, status } => latest[source] = Some((e.ts, status)),
+            Body::Maintenance { start, end } => maint |= start.max(e.ts) <= t && t < end,
+            _ => {}
+        }
+    }
+    if maint {
+        return State::Maintenance;
+    }
+    let known: Vec<u8> = latest
+        .iter()
+        .flatten()
+        .filter(|(ts, _)| t - ts < STALE)
+        .map(|&(_, s)| s)
+        .collect();
+    let down = known.iter().filter(|&&s| s == 2).count();
+    if known.is_empty() {
+        State::NoData
+    } else if (any && down >= 1) || (!any && down * 2 > known.len()) {
+        State::Down
+    } else if known.iter().any(|&s| s != 0) {
+        State::Degraded
+    } else {
+        State::Up
+    }
+}
+
+fn reference_intervals(evs: &[&Ev], end: i64, any: bool) -> Vec<(i64, i64, State)> {
+    let Some(first) = evs.first().map(|e| e.ts) else {
+        return Vec::new();
+    };
+    let mut points: Vec<i64> = vec![first, end];
+    for e in evs {
+        points.push(e.ts);
+        points.push(e.ts + STALE);
+        if let Body::Maintenance { start, end } = e.body {
+            points.push(start.max(e.ts));
+            points.push(end);
+        }
+    }
+    points.retain(|&p| p >= first && p <= end);
+    points.sort();
+    points.dedup();
+    let mut out: Vec<(i64, i64, State)> = Vec::new();
+    for w in points.windows(2) {
+        let s = state_at(evs, w[0], any);
+        match out.last_mut() {
+            Some(last) if last.2 == s && last.1 == w[0] => last.1 = w[1],
+            _ => out.push((w[0], w[1], s)),
+        }
+    }
+    out
+}
+
+/// Outage actions from the interval list: episodes merge down intervals separated
+/// by less than resolve_after; deadlines fire only up to `end`.
+fn reference_outages(
+    service: &str,
+    iv: &[(i64, i64, State)],
+    end: i64,
+) -> Vec<(String, String, String, i64)> {
+    let downs: Vec<(i64, i64)> = iv
+        .iter()
+        .filter(|i| i.2 == State::Down)
+        .map(|i| (i.0, i.1))
+        .collect();
+    let mut episodes: Vec<Vec<(i64, i64)>> = Vec::new();
+    for d in downs {
+        match episodes.last_mut() {
+            Some(ep) if d.0 - ep.last().map_or(i64::MIN, |l| l.1) < RESOLVE_AFTER => ep.push(d),
+            _ => episodes.push(vec![d]),
+        }
+    }
+    let mut out = Vec::new();
+    for ep in episodes {
+        let start = ep[0].0;
+        // The first down interval lasting outage_after triggers (its end ≤ `end`).
+        let Some(trigger) = ep
+            .iter()
+            .find(|d| d.1 - d.0 >= OUTAGE_AFTER)
+            .map(|d| d.0 + OUTAGE_AFTER)
+        else {
+            continue;
+        };
+        let id = slaflow::engine::incidents::incident_id("outage", service, start);
+        out.push((
+            "outage".to_owned(),
+            id.clone(),
+            "Trigger".to_owned(),
+            trigger,
+        ));
+        let last_end = ep.last().map_or(start, |d| d.1);
+        if last_end < end && last_end + RESOLVE_AFTER <= end {
+            out.push((
+                "outage".to_owned(),
+                id,
+                "Resolve".to_owned(),
+                last_end + RESOLVE_AFTER,
+            ));
+        }
+    }
+    out
+}
+
+/// A clock of the reference model (24x7 calendar: business time = wall time).
+#[derive(Default, Clone)]
+struct RefClock {
+    acc: i64,
+    since: Option<i64>,
+    stopped: bool,
+    warned: Option<i64>,
+    breached: Option<i64>,
+    open: Vec<(&'static str, i64)>,
+}
+
+/// Offline ticket model: walks each ticket's events, checking thresholds inside
+/// each segment between event instants (and at an instant after its events).
+fn reference_tickets(evs: &[Ev], end: i64) -> (Vec<String>, Vec<IncidentKey>) {
+    use slaflow::config::Priority;
+    let targets = |p: u8| {
+        if p == 1 {
+            [600_000i64, 3_600_000]
+        } else {
+            [1_800_000, 10_800_000]
+        }
+    };
+    let rules = [
+        ("response_warning", "response_breach"),
+        ("resolution_warning", "resolution_breach"),
+    ];
+    let mut by_ticket: BTreeMap<String, Vec<&Ev>> = BTreeMap::new();
+    for e in evs.iter().filter(|e| e.topic == Topic::Tickets) {
+        by_ticket.entry(e.key.clone()).or_default().push(e);
+    }
+    let mut lines = Vec::new();
+    let mut incidents = Vec::new();
+    let id = |rule: &str, t: &str, at: i64| slaflow::engine::incidents::incident_id(rule, t, at);
+    for (tid, tevs) in by_ticket {
+        let Body::Created { priority } = tevs[0].body else {
+            continue;
+        };
+        let created = tevs[0].ts;
+        let mut prio = priority;
+        let mut status = "new";
+        let mut clocks = [
+            RefClock {
+                since: Some(created),
+                ..Default::default()
+            },
+            RefClock {
+                since: Some(created),
+                ..Default::default()
+            },
+        ];
+        let mut i = 1;
+        let mut x = created;
+        loop {
+            // Segment [x, y): thresholds reached inside it fire at that instant.
+            let y = tevs.get(i).map_or(end + 1, |e| e.ts);
+            for k in 0..2 {
+                let c = &mut clocks[k];
+                let Some(since) = c.since else { continue };
+                let target = targets(prio)[k];
+                let warn = (0.75 * target as f64).round() as i64;
+                let elapsed = c.acc + (x - since);
+                for (threshold, is_breach) in [(warn, false), (target, true)] {
+                    let done = if is_breach {
+                        c.breached.is_some()
+                    } else {
+                        c.warned.is_some()
+                    };
+                    let at = x + (threshold - elapsed).max(0);
+                    if !done && at < y {
+                        let rule = if is_breach { rules[k].1 } else { rules[k].0 };
+                        incidents.push((
+                            rule.to_owned(),
+                            id(rule, &tid, at),
+                            "Trigger".to_owned(),
+                            at,
+                        ));
+                        c.open.push((rule, at));
+                        if is_breach {
+                            c.breached = Some(at)
+                        } else {
+                            c.warned = Some(at)
+                        }
+                    }
+                }
+            }
+            let Some(e) = tevs.get(i) else { break };
+            x = e.ts;
+            let stop = |c: &mut RefClock, incidents: &mut Vec<_>| {
+                if let Some(s) = c.since.take() {
+                    c.acc += x - s;
+                }
+                c.stopped = true;
+                for (rule, at) in c.open.drain(..) {
+                    incidents.push((rule.to_owned(), id(rule, &tid, at), "Resolve".to_owned(), x));
+                }
+            };
+            match e.body {
+                Body::Responded if !clocks[0].stopped => stop(&mut clocks[0], &mut incidents),
+                Body::Priority(p) => prio = p,
+                Body::Status(s) => {
+                    status = s;
+                    if s == "resolved" || s == "closed" {
+                        for c in clocks.iter_mut() {
+                            if !c.stopped {
+                                stop(c, &mut incidents);
+                            }
+                        }
+                    } else if s == "waiting" {
+                        let c = &mut clocks[1];
+                        if let Some(since) = c.since.take() {
+                            c.acc += x - since;
+                        }
+                        c.stopped = false;
+                    } else if clocks[1].since.is_none() {
+                        clocks[1].stopped = false;
+                        clocks[1].since = Some(x);
+                    }
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        let met = |c: &RefClock| {
+            if c.breached.is_some() {
+                Some(false)
+            } else if c.stopped {
+                Some(true)
+            } else {
+                None
+            }
+        };
+        let line = TicketLine {
+            ticket: tid.clone(),
+            customer: "acme".to_owned(),
+            priority: Priority::parse(&format!("P{prio}")).unwrap_or(Priority::P4),
+            created: slaflow::time::format_ms(created),
+            status: status.to_owned(),
+            response_s: clocks[0].stopped.then(|| clocks[0].acc as f64 / 1000.0),
+            resolution_s: clocks[1].stopped.then(|| clocks[1].acc as f64 / 1000.0),
+            response_met: met(&clocks[0]),
+            resolution_met: met(&clocks[1]),
+        };
+        lines.push(serde_json::to_string(&line).unwrap_or_default());
+    }
+    incidents.sort();
+    (lines, incidents)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(120))]
+
+    #[test]
+    fn engine_matches_reference_and_is_independent_of_chunks_and_partitions(
+        (evs, noise) in events(),
+        seed in any::<u64>(),
+        chunk_a in 1..40usize,
+        chunk_b in 1..500usize,
+        parts in 1..4i32,
+    ) {
+        let stream = arrivals(&evs, seed, &noise);
+        let a = run(&stream, 1, chunk_a);
+        let b = run(&stream, parts, chunk_b);
+        prop_assert_eq!(&a.incidents, &b.incidents);
+        prop_assert_eq!(&a.intervals, &b.intervals);
+        prop_assert_eq!(&a.tickets, &b.tickets);
+
+        let end = evs.iter().map(|e| e.ts).max().unwrap_or(T0);
+        for (svc, any) in [("s0", false), ("s1", true)] {
+            let mine: Vec<&Ev> = evs.iter().filter(|e| e.topic == Topic::Monitoring && e.key == svc).collect();
+            let want = reference_intervals(&mine, end, any);
+            prop_assert_eq!(a.intervals.get(svc).cloned().unwrap_or_default(), want.clone(), "intervals of {}", svc);
+            let mut got: Vec<_> = a.incidents.iter().filter(|i| i.0 == "outage").cloned().collect();
+            let want_outages = {
+                let mut all = reference_outages("s0", &reference_intervals(&evs.iter().filter(|e| e.topic == Topic::Monitoring && e.key == "s0").collect::<Vec<_>>(), end, false), end);
+                all.extend(reference_outages("s1", &reference_intervals(&evs.iter().filter(|e| e.topic == Topic::Monitoring && e.key == "s1").collect::<Vec<_>>(), end, true), end));
+                all.sort();
+                all
+            };
+            got.sort();
+            prop_assert_eq!(got, want_outages);
+        }
+        let (lines, ticket_incidents) = reference_tickets(&evs, end);
+        prop_assert_eq!(&a.tickets, &lines);
+        let got: Vec<_> = a.incidents.iter().filter(|i| i.0.starts_with("res")).cloned().collect();
+        prop_assert_eq!(got, ticket_incidents);
+    }
+}
