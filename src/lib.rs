@@ -10,6 +10,7 @@ pub mod config;
 pub mod engine;
 pub mod event;
 pub mod eventtime;
+pub mod generate;
 pub mod pipeline;
 pub mod replay;
 pub mod report;

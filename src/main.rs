@@ -31,6 +31,24 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Write realistic generated traffic (and a matching config) for replay.
+    Generate {
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// How many days of traffic.
+        #[arg(long, default_value_t = 7)]
+        days: u32,
+        /// Random seed (same seed, same files).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// First instant (RFC 3339, epoch ms or YYYY-MM-DD).
+        #[arg(long, value_parser = time_arg, default_value = "2026-11-02")]
+        start: Millis,
+        /// Monitoring files (streams), services split among them by key.
+        #[arg(long, default_value_t = 1)]
+        monitoring_files: u32,
+    },
     /// Replay NDJSON files and write all outputs to a directory.
     Replay {
         /// Config file (TOML).
@@ -110,6 +128,27 @@ fn execute(command: Command) -> anyhow::Result<()> {
         Command::Run { config } => {
             let config = Arc::new(Config::load(&config)?);
             Ok(slaflow::run::run(config)?)
+        }
+        Command::Generate {
+            out,
+            days,
+            seed,
+            start,
+            monitoring_files,
+        } => {
+            let counts =
+                slaflow::generate::write_files(&out, days, seed, start, monitoring_files.max(1))?;
+            println!(
+                "generate: {} monitoring and {} ticket lines → {}",
+                counts.0,
+                counts.1,
+                out.display()
+            );
+            println!(
+                "replay with: slaflow replay --config {0}/config.toml --monitoring {0}/monitoring-*.ndjson --tickets {0}/tickets.ndjson --out {0}/results",
+                out.display()
+            );
+            Ok(())
         }
         Command::Replay {
             config,
