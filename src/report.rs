@@ -523,3 +523,146 @@ pub fn capacity_report(
 fn round_ms(s: f64) -> f64 {
     (s * 1000.0).round() / 1000.0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Outputs;
+    use crate::event::{RawRecord, Topic};
+    use crate::eventtime::StreamId;
+    use crate::pipeline::Pipeline;
+    use std::path::Path;
+
+    const M: Millis = 60_000;
+    const CONFIG: &str = r#"
+[[customers]]
+id = "acme"
+[[services]]
+id = "web"
+customer = "acme"
+[[services]]
+id = "web2"
+customer = "acme"
+nodata = "down"
+[[services]]
+id = "web3"
+customer = "acme"
+nodata = "up"
+"#;
+
+    fn reports(from: Millis, to: Millis) -> (SlaReport, Vec<Incident>) {
+        let config = Arc::new(Config::parse(CONFIG, Path::new("t.toml")).expect("config"));
+        let mut p = Pipeline::new(config.clone(), ["m".into(), "t".into()]);
+        let mut lines = Vec::new();
+        // One stream, in time order.
+        for i in 0..30 {
+            for svc in ["web", "web2", "web3"] {
+                let status = match i {
+                    0..=9 => "up",
+                    20..=29 => "down",
+                    _ => continue,
+                };
+                lines.push(format!(r#"{{"event_id":"{svc}-{i}","ts":{},"service":"{svc}","kind":"probe","source":"a","status":"{status}"}}"#, i * M));
+            }
+        }
+        let recs: Vec<RawRecord> = lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| RawRecord {
+                partition: 0,
+                offset: i as i64,
+                payload: l.as_bytes(),
+            })
+            .collect();
+        let mut out = Outputs::default();
+        let s = StreamId {
+            topic: Topic::Monitoring,
+            partition: 0,
+        };
+        p.ingest(s, &recs, 0, &mut out);
+        p.finish(Some(40 * M), &mut out);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let r = rt
+            .block_on(sla_reports(
+                &config,
+                p.engine(),
+                &out.incidents,
+                from,
+                to,
+                0,
+            ))
+            .expect("report");
+        (r.into_iter().next().expect("acme"), out.incidents)
+    }
+
+    #[test]
+    fn nodata_policies_period_clipping_and_outages() {
+        // up [0, 11m), nodata [11m, 20m), down [20m, 31m), nodata [31m, 40m).
+        let (r, incidents) = reports(0, 40 * M);
+        let by = |id: &str| {
+            r.services
+                .iter()
+                .find(|s| s.service == id)
+                .cloned()
+                .expect("service")
+        };
+        let web = by("web");
+        assert_eq!(
+            (web.up_s, web.downtime_s, web.nodata_s, web.measured_s),
+            (660.0, 660.0, 1080.0, 1320.0)
+        );
+        assert_eq!(web.availability_pct, Some(50.0));
+        assert_eq!(web.budget_s, 1.32);
+        assert_eq!(web.budget_remaining_s, -658.68);
+        assert_eq!(web.met, Some(false));
+        assert_eq!((web.outages, web.longest_outage_s), (1, 660.0));
+        let down = by("web2");
+        assert_eq!(
+            (down.measured_s, down.downtime_s, down.availability_pct),
+            (2400.0, 1740.0, Some(27.5))
+        );
+        let up = by("web3");
+        assert_eq!(
+            (up.measured_s, up.downtime_s, up.availability_pct),
+            (2400.0, 660.0, Some(72.5))
+        );
+        assert_eq!(r.incidents.triggered, 3);
+        assert_eq!(r.incidents.by_rule.get("outage"), Some(&3));
+        assert!(incidents.iter().all(|i| i.rule == "outage"));
+
+        let (r, _) = reports(25 * M, 40 * M);
+        let web = r
+            .services
+            .iter()
+            .find(|s| s.service == "web")
+            .cloned()
+            .expect("web");
+        assert_eq!(
+            (
+                web.period_s,
+                web.downtime_s,
+                web.longest_outage_s,
+                web.outages
+            ),
+            (900.0, 360.0, 360.0, 0)
+        );
+        assert_eq!(
+            r.incidents.triggered, 0,
+            "triggers at 21m are before the period"
+        );
+
+        let (r, _) = reports(50 * M, 60 * M);
+        let web = r
+            .services
+            .iter()
+            .find(|s| s.service == "web")
+            .cloned()
+            .expect("web");
+        assert_eq!(
+            (web.nodata_s, web.measured_s, web.availability_pct, web.met),
+            (600.0, 0.0, None, None)
+        );
+    }
+}

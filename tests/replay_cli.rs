@@ -129,28 +129,81 @@ fn replay_of_300k_lines_accounts_for_every_record() {
 }
 
 #[test]
-fn replay_is_deterministic() {
+fn replay_writes_every_output_and_is_deterministic() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (cfg, tkt) = (dir.path().join("c.toml"), dir.path().join("t.ndjson"));
-    std::fs::write(&cfg, CONFIG).expect("config");
-    tickets(&tkt);
+    let data = dir.path().join("data");
+    let g = slaflow()
+        .args([
+            "generate",
+            "--days",
+            "1",
+            "--seed",
+            "9",
+            "--monitoring-files",
+            "2",
+            "--out",
+        ])
+        .arg(&data)
+        .output()
+        .expect("generate");
+    assert!(g.status.success(), "{}", String::from_utf8_lossy(&g.stderr));
     let run = |out: &str| {
         let o = slaflow()
             .args(["replay", "--config"])
-            .arg(&cfg)
+            .arg(data.join("config.toml"))
+            .arg("--monitoring")
+            .arg(data.join("monitoring-0.ndjson"))
+            .arg(data.join("monitoring-1.ndjson"))
             .arg("--tickets")
-            .arg(&tkt)
-            .arg("--out")
+            .arg(data.join("tickets.ndjson"))
+            .args(["--from", "2026-11-02", "--to", "2026-11-03", "--out"])
             .arg(dir.path().join(out))
             .output()
             .expect("replay");
-        assert!(o.status.success());
-        (
-            std::fs::read(dir.path().join(out).join("deadletter.ndjson")).expect("dl"),
-            std::fs::read(dir.path().join(out).join("summary.json")).expect("s"),
-        )
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let mut files: Vec<(String, String)> = std::fs::read_dir(dir.path().join(out))
+            .expect("out dir")
+            .map(|e| {
+                let p = e.expect("entry").path();
+                let text = std::fs::read_to_string(&p).expect("read");
+                // generated_at is the only field allowed to differ.
+                let text: String = text
+                    .lines()
+                    .filter(|l| !l.contains("\"generated_at\""))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                (
+                    p.file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    text,
+                )
+            })
+            .collect();
+        files.sort();
+        files
     };
-    assert_eq!(run("a"), run("b"));
+    let a = run("a");
+    let names: Vec<&str> = a.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        vec![
+            "capacity-acme.json",
+            "capacity-globex.json",
+            "deadletter.ndjson",
+            "incidents.ndjson",
+            "report-acme.json",
+            "report-globex.json",
+            "summary.json",
+            "tickets.ndjson"
+        ]
+    );
+    for (name, text) in &a {
+        if name != "deadletter.ndjson" {
+            assert!(!text.trim().is_empty(), "{name} is empty");
+        }
+    }
+    assert_eq!(a, run("b"));
 }
 
 fn one_line_error(args: &[&str]) -> String {

@@ -548,6 +548,29 @@ mod tests {
     }
 
     #[test]
+    fn maintenance_announced_before_or_after_the_window() {
+        // Announced an hour before: the whole window counts.
+        let mut t = timeline("");
+        let mut out = Vec::new();
+        t.maintenance(0, 60 * M, 90 * M, &mut out);
+        for i in 0..=120 {
+            t.probe(i * M, "a", Status::Down, &mut out);
+        }
+        t.advance(120 * M, &mut out);
+        assert_eq!(totals(&t), [0, 0, 90 * M, 30 * M, 0]);
+        // Announced after the window ended: nothing is excluded.
+        let mut t = timeline("");
+        for i in 0..=120 {
+            t.probe(i * M, "a", Status::Down, &mut out);
+            if i == 100 {
+                t.maintenance(100 * M, 60 * M, 90 * M, &mut out);
+            }
+        }
+        t.advance(120 * M, &mut out);
+        assert_eq!(totals(&t), [0, 0, 120 * M, 0, 0]);
+    }
+
+    #[test]
     fn flapping_is_one_outage() {
         let mut t = timeline("");
         let mut out = Vec::new();
