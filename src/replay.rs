@@ -12,7 +12,7 @@ use crate::engine::incidents::Incident;
 use crate::event::{RawRecord, Topic};
 use crate::eventtime::StreamId;
 use crate::pipeline::{Counts, Pipeline};
-use crate::report::{ReportError, capacity_report, sla_reports};
+use crate::report::{ReportError, Tables, capacity_report, sla_reports};
 use crate::sink::file::{FileSinkError, NdjsonWriter, write_json};
 use crate::source::file::{FileSourceError, Lines, NdjsonFile};
 use crate::time::{Millis, wall_now};
@@ -134,9 +134,10 @@ pub fn replay(config: Arc<Config>, args: &ReplayArgs) -> Result<Counts, ReplayEr
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .map_err(|e| ReplayError::Args(format!("runtime: {e}")))?;
+    let tables = Tables::from_engine(pipeline.engine(), &incidents)?;
     let reports = runtime.block_on(sla_reports(
         &config,
-        pipeline.engine(),
+        &tables,
         &incidents,
         from,
         to,

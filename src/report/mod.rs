@@ -2,10 +2,9 @@
 //! queried with DataFusion SQL from `queries/*.sql`.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, AsArray, Int64Array, RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema};
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
@@ -16,13 +15,16 @@ use crate::engine::Engine;
 use crate::engine::availability::State;
 use crate::engine::capacity::Forecast;
 use crate::engine::incidents::{Action, Incident};
-use crate::engine::tickets::{ClockKind, Ticket, Verdict};
+use crate::engine::tickets::ClockKind;
 use crate::time::{Millis, format_ms, ms_to_s};
 
 /// The availability query, compiled into the binary.
-pub const AVAILABILITY_SQL: &str = include_str!("../queries/availability.sql");
+pub const AVAILABILITY_SQL: &str = include_str!("../../queries/availability.sql");
 /// The ticket SLA query.
-pub const TICKETS_SQL: &str = include_str!("../queries/tickets.sql");
+pub const TICKETS_SQL: &str = include_str!("../../queries/tickets.sql");
+
+pub mod tables;
+pub use tables::Tables;
 
 /// Report errors.
 #[derive(Debug, thiserror::Error)]
@@ -33,85 +35,6 @@ pub enum ReportError {
     /// Arrow table construction.
     #[error("report table: {0}")]
     Arrow(#[from] datafusion::arrow::error::ArrowError),
-}
-
-/// `availability_intervals(service, state, start_ms, end_ms)`: every maximal state
-/// interval of every service, up to each service's accounted time.
-pub fn availability_intervals(engine: &Engine) -> Result<RecordBatch, ReportError> {
-    let (mut service, mut state, mut start, mut end) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for (id, t) in engine.services() {
-        for (a, b, s) in t.intervals() {
-            service.push(id.as_str());
-            state.push(s.as_str());
-            start.push(a);
-            end.push(b);
-        }
-    }
-    let schema = Schema::new(vec![
-        Field::new("service", DataType::Utf8, false),
-        Field::new("state", DataType::Utf8, false),
-        Field::new("start_ms", DataType::Int64, false),
-        Field::new("end_ms", DataType::Int64, false),
-    ]);
-    Ok(RecordBatch::try_new(
-        Arc::new(schema),
-        vec![
-            Arc::new(StringArray::from(service)),
-            Arc::new(StringArray::from(state)),
-            Arc::new(Int64Array::from(start)),
-            Arc::new(Int64Array::from(end)),
-        ],
-    )?)
-}
-
-/// `tickets(ticket, customer, priority, created_ms, response_ms, response_verdict,
-/// resolution_ms, resolution_verdict)`; `*_ms` is null while the clock is not stopped.
-pub fn tickets_table(engine: &Engine) -> Result<RecordBatch, ReportError> {
-    let mut v: Vec<&Ticket> = engine.tickets().iter().collect();
-    v.sort_by(|a, b| a.id.cmp(&b.id));
-    let verdict = |t: &Ticket, k: ClockKind| match t.clock(k).verdict() {
-        Verdict::Met => "met",
-        Verdict::Breached => "breached",
-        Verdict::Pending => "pending",
-    };
-    let schema = Schema::new(vec![
-        Field::new("ticket", DataType::Utf8, false),
-        Field::new("customer", DataType::Utf8, false),
-        Field::new("priority", DataType::Utf8, false),
-        Field::new("created_ms", DataType::Int64, false),
-        Field::new("response_ms", DataType::Int64, true),
-        Field::new("response_verdict", DataType::Utf8, false),
-        Field::new("resolution_ms", DataType::Int64, true),
-        Field::new("resolution_verdict", DataType::Utf8, false),
-    ]);
-    Ok(RecordBatch::try_new(
-        Arc::new(schema),
-        vec![
-            Arc::new(StringArray::from_iter_values(
-                v.iter().map(|t| t.id.as_str()),
-            )),
-            Arc::new(StringArray::from_iter_values(
-                v.iter().map(|t| t.customer.as_str()),
-            )),
-            Arc::new(StringArray::from_iter_values(
-                v.iter().map(|t| t.priority.as_str()),
-            )),
-            Arc::new(Int64Array::from_iter_values(v.iter().map(|t| t.created))),
-            Arc::new(Int64Array::from_iter(
-                v.iter().map(|t| t.stopped_ms(ClockKind::Response)),
-            )),
-            Arc::new(StringArray::from_iter_values(
-                v.iter().map(|t| verdict(t, ClockKind::Response)),
-            )),
-            Arc::new(Int64Array::from_iter(
-                v.iter().map(|t| t.stopped_ms(ClockKind::Resolution)),
-            )),
-            Arc::new(StringArray::from_iter_values(
-                v.iter().map(|t| verdict(t, ClockKind::Resolution)),
-            )),
-        ],
-    )?)
 }
 
 /// One clock's results for a priority.
@@ -219,15 +142,41 @@ pub struct SlaReport {
 /// Builds the SLA report of every customer for `[from, to)`.
 pub async fn sla_reports(
     config: &Config,
-    engine: &Engine,
+    tables: &Tables,
     incidents: &[Incident],
     from: Millis,
     to: Millis,
     generated_at: Millis,
 ) -> Result<Vec<SlaReport>, ReportError> {
-    let ctx = SessionContext::new();
-    ctx.register_batch("availability_intervals", availability_intervals(engine)?)?;
-    ctx.register_batch("tickets", tickets_table(engine)?)?;
+    let mut out = Vec::new();
+    for c in &config.customers {
+        out.push(
+            sla_report(
+                config,
+                tables,
+                incidents,
+                c.id.get_ref(),
+                from,
+                to,
+                generated_at,
+            )
+            .await?,
+        );
+    }
+    Ok(out)
+}
+
+/// Builds the SLA report of one customer for `[from, to)`.
+pub async fn sla_report(
+    config: &Config,
+    tables: &Tables,
+    incidents: &[Incident],
+    customer: &str,
+    from: Millis,
+    to: Millis,
+    generated_at: Millis,
+) -> Result<SlaReport, ReportError> {
+    let ctx = tables.session()?;
     let batches = ctx
         .sql(AVAILABILITY_SQL)
         .await?
@@ -252,9 +201,8 @@ pub async fn sla_reports(
         }
     }
     let period = to - from;
-    let mut reports = Vec::new();
-    for customer in &config.customers {
-        let cid = customer.id.get_ref();
+    let cid = &customer.to_owned();
+    {
         let mut services = Vec::new();
         for svc in config
             .services
@@ -310,7 +258,7 @@ pub async fn sla_reports(
                 longest_outage_s: ms_to_s(get(State::Down).1),
             });
         }
-        let tickets = tickets_report(&ctx, engine, cid, from, to).await?;
+        let tickets = tickets_report(&ctx, config, cid, from, to).await?;
         let mut by_rule = BTreeMap::new();
         let mut triggered = 0;
         for i in incidents.iter().filter(|i| {
@@ -319,7 +267,7 @@ pub async fn sla_reports(
             triggered += 1;
             *by_rule.entry(i.rule).or_insert(0) += 1;
         }
-        reports.push(SlaReport {
+        Ok(SlaReport {
             customer: cid.clone(),
             from: format_ms(from),
             to: format_ms(to),
@@ -328,14 +276,13 @@ pub async fn sla_reports(
             services,
             tickets,
             incidents: IncidentCounts { triggered, by_rule },
-        });
+        })
     }
-    Ok(reports)
 }
 
 async fn tickets_report(
     ctx: &SessionContext,
-    engine: &Engine,
+    config: &Config,
     customer: &str,
     from: Millis,
     to: Millis,
@@ -371,7 +318,7 @@ async fn tickets_report(
         .map(|p| {
             let v = rows.get(p.as_str()).copied().unwrap_or([None; 11]);
             let clock = |k: ClockKind, o: usize| ClockReport {
-                target_s: secs(engine.tickets().report_target(customer, p, k)),
+                target_s: secs(report_target(config, customer, p, k)),
                 met: v[o].unwrap_or(0),
                 breached: v[o + 1].unwrap_or(0),
                 pending: v[o + 2].unwrap_or(0),
@@ -519,6 +466,27 @@ pub fn capacity_report(
     }
 }
 
+/// The target of the customer's first SLA that defines one for `priority`.
+fn report_target(
+    config: &Config,
+    customer: &str,
+    priority: Priority,
+    kind: ClockKind,
+) -> Option<Millis> {
+    config
+        .slas
+        .iter()
+        .filter(|s| s.customer.get_ref() == customer)
+        .find_map(|s| {
+            let t = s.targets.get(&priority)?;
+            match kind {
+                ClockKind::Response => t.response,
+                ClockKind::Resolution => t.resolution,
+            }
+            .map(|d| d.0)
+        })
+}
+
 /// Rounds seconds to millisecond precision.
 fn round_ms(s: f64) -> f64 {
     (s * 1000.0).round() / 1000.0
@@ -532,6 +500,7 @@ mod tests {
     use crate::eventtime::StreamId;
     use crate::pipeline::Pipeline;
     use std::path::Path;
+    use std::sync::Arc;
 
     const M: Millis = 60_000;
     const CONFIG: &str = r#"
@@ -584,15 +553,9 @@ nodata = "up"
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime");
+        let tables = Tables::from_engine(p.engine(), &out.incidents).expect("tables");
         let r = rt
-            .block_on(sla_reports(
-                &config,
-                p.engine(),
-                &out.incidents,
-                from,
-                to,
-                0,
-            ))
+            .block_on(sla_reports(&config, &tables, &out.incidents, from, to, 0))
             .expect("report");
         (r.into_iter().next().expect("acme"), out.incidents)
     }

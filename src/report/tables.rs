@@ -1,0 +1,286 @@
+//! The engine's state as Arrow tables: what reports and `POST /v1/query` read.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Float64Array, Int64Array, RecordBatch, StringArray, UInt64Array};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::prelude::SessionContext;
+
+use super::ReportError;
+use crate::engine::Engine;
+use crate::engine::availability::State;
+use crate::engine::incidents::Incident;
+use crate::engine::tickets::{ClockKind, Ticket, Verdict};
+
+/// A consistent snapshot of the state tables.
+#[derive(Debug, Clone)]
+pub struct Tables {
+    /// `availability_intervals(service, state, start_ms, end_ms)`.
+    pub availability_intervals: RecordBatch,
+    /// `availability_buckets(service, bucket_ms, up_ms, degraded_ms, down_ms, maintenance_ms, nodata_ms)`.
+    pub availability_buckets: RecordBatch,
+    /// `tickets(ticket, customer, priority, created_ms, response_ms, response_verdict, resolution_ms, resolution_verdict)`.
+    pub tickets: RecordBatch,
+    /// `incidents(incident_id, action, rule, severity, customer, service, ticket, started_ms, at_ms, ended_ms, summary)`.
+    pub incidents: RecordBatch,
+    /// `capacity_hours(service, resource, metric, hour_ms, count, min, max, mean, p50, p95, p99, util_mean, util_max, util_p95)`.
+    pub capacity_hours: RecordBatch,
+}
+
+impl Tables {
+    /// Snapshots the engine and the incident log.
+    pub fn from_engine(engine: &Engine, incidents: &[Incident]) -> Result<Tables, ReportError> {
+        Ok(Tables {
+            availability_intervals: availability_intervals(engine)?,
+            availability_buckets: availability_buckets(engine)?,
+            tickets: tickets_table(engine)?,
+            incidents: incidents_table(incidents)?,
+            capacity_hours: capacity_hours(engine)?,
+        })
+    }
+
+    /// A DataFusion session with every table registered.
+    pub fn session(&self) -> Result<SessionContext, ReportError> {
+        let ctx = SessionContext::new();
+        for (name, batch) in self.named() {
+            ctx.register_batch(name, batch.clone())?;
+        }
+        Ok(ctx)
+    }
+
+    /// (name, table) pairs.
+    pub fn named(&self) -> [(&'static str, &RecordBatch); 5] {
+        [
+            ("availability_intervals", &self.availability_intervals),
+            ("availability_buckets", &self.availability_buckets),
+            ("tickets", &self.tickets),
+            ("incidents", &self.incidents),
+            ("capacity_hours", &self.capacity_hours),
+        ]
+    }
+}
+
+fn batch(
+    fields: Vec<Field>,
+    cols: Vec<datafusion::arrow::array::ArrayRef>,
+) -> Result<RecordBatch, ReportError> {
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?)
+}
+
+/// `availability_intervals(service, state, start_ms, end_ms)`: every maximal state
+/// interval of every service, up to each service's accounted time.
+fn availability_intervals(engine: &Engine) -> Result<RecordBatch, ReportError> {
+    let (mut service, mut state, mut start, mut end) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (id, t) in engine.services() {
+        for (a, b, s) in t.intervals() {
+            service.push(id.as_str());
+            state.push(s.as_str());
+            start.push(a);
+            end.push(b);
+        }
+    }
+    let schema = Schema::new(vec![
+        Field::new("service", DataType::Utf8, false),
+        Field::new("state", DataType::Utf8, false),
+        Field::new("start_ms", DataType::Int64, false),
+        Field::new("end_ms", DataType::Int64, false),
+    ]);
+    Ok(RecordBatch::try_new(
+        Arc::new(schema),
+        vec![
+            Arc::new(StringArray::from(service)),
+            Arc::new(StringArray::from(state)),
+            Arc::new(Int64Array::from(start)),
+            Arc::new(Int64Array::from(end)),
+        ],
+    )?)
+}
+
+/// `tickets(ticket, customer, priority, created_ms, response_ms, response_verdict,
+/// resolution_ms, resolution_verdict)`; `*_ms` is null while the clock is not stopped.
+fn tickets_table(engine: &Engine) -> Result<RecordBatch, ReportError> {
+    let mut v: Vec<&Ticket> = engine.tickets().iter().collect();
+    v.sort_by(|a, b| a.id.cmp(&b.id));
+    let verdict = |t: &Ticket, k: ClockKind| match t.clock(k).verdict() {
+        Verdict::Met => "met",
+        Verdict::Breached => "breached",
+        Verdict::Pending => "pending",
+    };
+    let schema = Schema::new(vec![
+        Field::new("ticket", DataType::Utf8, false),
+        Field::new("customer", DataType::Utf8, false),
+        Field::new("priority", DataType::Utf8, false),
+        Field::new("created_ms", DataType::Int64, false),
+        Field::new("response_ms", DataType::Int64, true),
+        Field::new("response_verdict", DataType::Utf8, false),
+        Field::new("resolution_ms", DataType::Int64, true),
+        Field::new("resolution_verdict", DataType::Utf8, false),
+    ]);
+    Ok(RecordBatch::try_new(
+        Arc::new(schema),
+        vec![
+            Arc::new(StringArray::from_iter_values(
+                v.iter().map(|t| t.id.as_str()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                v.iter().map(|t| t.customer.as_str()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                v.iter().map(|t| t.priority.as_str()),
+            )),
+            Arc::new(Int64Array::from_iter_values(v.iter().map(|t| t.created))),
+            Arc::new(Int64Array::from_iter(
+                v.iter().map(|t| t.stopped_ms(ClockKind::Response)),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                v.iter().map(|t| verdict(t, ClockKind::Response)),
+            )),
+            Arc::new(Int64Array::from_iter(
+                v.iter().map(|t| t.stopped_ms(ClockKind::Resolution)),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                v.iter().map(|t| verdict(t, ClockKind::Resolution)),
+            )),
+        ],
+    )?)
+}
+
+fn availability_buckets(engine: &Engine) -> Result<RecordBatch, ReportError> {
+    let mut svc = Vec::new();
+    let mut start = Vec::new();
+    let mut per: [Vec<i64>; 5] = Default::default();
+    for (id, t) in engine.services() {
+        for (b, d) in t.buckets() {
+            svc.push(id.as_str());
+            start.push(*b);
+            for s in State::ALL {
+                per[s as usize].push(d[s as usize]);
+            }
+        }
+    }
+    let mut fields = vec![
+        Field::new("service", DataType::Utf8, false),
+        Field::new("bucket_ms", DataType::Int64, false),
+    ];
+    let mut cols: Vec<datafusion::arrow::array::ArrayRef> = vec![
+        Arc::new(StringArray::from(svc)),
+        Arc::new(Int64Array::from(start)),
+    ];
+    for s in State::ALL {
+        fields.push(Field::new(
+            format!("{}_ms", s.as_str()),
+            DataType::Int64,
+            false,
+        ));
+        cols.push(Arc::new(Int64Array::from(std::mem::take(
+            &mut per[s as usize],
+        ))));
+    }
+    batch(fields, cols)
+}
+
+fn incidents_table(incidents: &[Incident]) -> Result<RecordBatch, ReportError> {
+    let s = |f: fn(&Incident) -> Option<&str>| {
+        Arc::new(StringArray::from_iter(incidents.iter().map(f)))
+    };
+    batch(
+        vec![
+            Field::new("incident_id", DataType::Utf8, true),
+            Field::new("action", DataType::Utf8, true),
+            Field::new("rule", DataType::Utf8, true),
+            Field::new("severity", DataType::Utf8, true),
+            Field::new("customer", DataType::Utf8, true),
+            Field::new("service", DataType::Utf8, true),
+            Field::new("ticket", DataType::Utf8, true),
+            Field::new("started_ms", DataType::Int64, false),
+            Field::new("at_ms", DataType::Int64, false),
+            Field::new("summary", DataType::Utf8, true),
+        ],
+        vec![
+            s(|i| Some(i.incident_id.as_str())),
+            s(|i| {
+                Some(match i.action {
+                    crate::engine::incidents::Action::Trigger => "trigger",
+                    crate::engine::incidents::Action::Resolve => "resolve",
+                })
+            }),
+            s(|i| Some(i.rule)),
+            s(|i| Some(i.severity)),
+            s(|i| Some(i.customer.as_str())),
+            s(|i| i.service.as_deref()),
+            s(|i| i.ticket.as_deref()),
+            Arc::new(Int64Array::from_iter_values(
+                incidents.iter().map(|i| i.started_ms),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                incidents.iter().map(|i| i.at_ms),
+            )),
+            s(|i| Some(i.summary.as_str())),
+        ],
+    )
+}
+
+fn capacity_hours(engine: &Engine) -> Result<RecordBatch, ReportError> {
+    let mut svc = Vec::new();
+    let mut res = Vec::new();
+    let mut met = Vec::new();
+    let mut hour = Vec::new();
+    let mut count = Vec::new();
+    let mut f: [Vec<f64>; 6] = Default::default();
+    let mut u: [Vec<Option<f64>>; 3] = Default::default();
+    for s in engine.capacity().values() {
+        for (h, st) in s.hours() {
+            svc.push(s.service.as_str());
+            res.push(s.resource.as_str());
+            met.push(s.metric.as_str());
+            hour.push(*h);
+            count.push(st.value.count());
+            for (i, v) in [
+                st.value.min(),
+                st.value.max(),
+                st.value.mean(),
+                st.value.quantile(0.5),
+                st.value.quantile(0.95),
+                st.value.quantile(0.99),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                f[i].push(v);
+            }
+            u[0].push(st.util.as_ref().map(|d| d.mean()));
+            u[1].push(st.util.as_ref().map(|d| d.max()));
+            u[2].push(st.util.as_ref().map(|d| d.quantile(0.95)));
+        }
+    }
+    let mut fields = vec![
+        Field::new("service", DataType::Utf8, false),
+        Field::new("resource", DataType::Utf8, false),
+        Field::new("metric", DataType::Utf8, false),
+        Field::new("hour_ms", DataType::Int64, false),
+        Field::new("count", DataType::UInt64, false),
+    ];
+    let mut cols: Vec<datafusion::arrow::array::ArrayRef> = vec![
+        Arc::new(StringArray::from(svc)),
+        Arc::new(StringArray::from(res)),
+        Arc::new(StringArray::from(met)),
+        Arc::new(Int64Array::from(hour)),
+        Arc::new(UInt64Array::from(count)),
+    ];
+    for (i, name) in ["min", "max", "mean", "p50", "p95", "p99"]
+        .into_iter()
+        .enumerate()
+    {
+        fields.push(Field::new(name, DataType::Float64, false));
+        cols.push(Arc::new(Float64Array::from(std::mem::take(&mut f[i]))));
+    }
+    for (i, name) in ["util_mean", "util_max", "util_p95"]
+        .into_iter()
+        .enumerate()
+    {
+        fields.push(Field::new(name, DataType::Float64, true));
+        cols.push(Arc::new(Float64Array::from(std::mem::take(&mut u[i]))));
+    }
+    batch(fields, cols)
+}
