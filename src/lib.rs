@@ -6,15 +6,19 @@
 //! together for every driver ([`replay`], [`run`]).
 #![warn(missing_docs)]
 
+pub mod api;
 pub mod config;
+pub mod demo;
 pub mod engine;
 pub mod event;
 pub mod eventtime;
 pub mod generate;
+pub mod metrics;
 pub mod pipeline;
 pub mod replay;
 pub mod report;
 pub mod run;
 pub mod sink;
+pub mod state;
 pub mod source;
 pub mod time;

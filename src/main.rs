@@ -24,7 +24,20 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Embedded generator + engine + API + dashboard; no external services.
-    Demo,
+    Demo {
+        /// Listen address (loopback).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Simulated minutes per real second.
+        #[arg(long, default_value_t = 10)]
+        speed: u32,
+        /// Days of history generated before serving.
+        #[arg(long, default_value_t = 3)]
+        history_days: u32,
+        /// Generator seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Live: consume both Kafka topics, publish incidents and dead letters.
     Run {
         /// Config file (TOML).
@@ -118,12 +131,8 @@ fn init_tracing() {
 
 fn execute(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Demo => {
-            println!("slaflow demo: coming soon (the dashboard and API land with the API issue).");
-            println!(
-                "Meanwhile: slaflow replay --config deploy/slaflow.toml --monitoring FILE --tickets FILE --out DIR"
-            );
-            Ok(())
+        Command::Demo { listen, speed, history_days, seed } => {
+            Ok(slaflow::demo::demo(slaflow::demo::DemoArgs { listen, speed: speed.max(1), history_days, seed })?)
         }
         Command::Run { config } => {
             let config = Arc::new(Config::load(&config)?);

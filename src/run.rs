@@ -64,7 +64,8 @@ pub fn run(config: Arc<Config>) -> Result<(), RunError> {
     }
 }
 
-async fn wait_for_signal() {
+/// Resolves on SIGTERM or SIGINT.
+pub async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

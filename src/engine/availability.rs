@@ -409,6 +409,11 @@ impl ServiceTimeline {
         )
     }
 
+    /// The state at the cursor.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
     /// Service id.
     pub fn id(&self) -> &str {
         &self.id

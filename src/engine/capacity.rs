@@ -311,7 +311,7 @@ impl Series {
 }
 
 /// The exhaustion forecast of a series.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Forecast {
     /// Utilisation change per day; null without two hours of utilisation.
     pub slope_per_day: Option<f64>,

@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 use crate::time::{Millis, format_ms};
 
 /// `trigger` or `resolve`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     /// The incident starts.
@@ -23,7 +23,7 @@ pub fn incident_id(rule: &str, key: &str, started_at: Millis) -> String {
 }
 
 /// One incident action, serialised exactly as the contract's record.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Incident {
     /// Deterministic id.
     pub incident_id: String,
@@ -48,6 +48,7 @@ pub struct Incident {
     /// Human summary.
     pub summary: String,
     /// Rule-specific details.
+    #[schema(value_type = Object)]
     pub details: serde_json::Value,
     /// `at` in ms, for ordering.
     #[serde(skip)]

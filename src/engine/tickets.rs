@@ -124,7 +124,7 @@ pub struct Ticket {
 }
 
 /// A ticket line of `tickets.ndjson`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TicketLine {
     /// Ticket id.
     pub ticket: String,
@@ -220,6 +220,11 @@ impl Tickets {
     /// True when no ticket is tracked.
     pub fn is_empty(&self) -> bool {
         self.tickets.is_empty()
+    }
+
+    /// Tickets whose resolution clock has not stopped.
+    pub fn open_count(&self) -> usize {
+        self.tickets.values().filter(|t| !t.clocks[1].stopped).count()
     }
 
     /// A ticket by id.
@@ -473,23 +478,12 @@ impl Tickets {
     pub fn lines(&self) -> Vec<TicketLine> {
         let mut v: Vec<&Ticket> = self.tickets.values().collect();
         v.sort_by(|a, b| a.id.cmp(&b.id));
-        v.into_iter()
-            .map(|t| {
-                let (r, s) = (&t.clocks[0], &t.clocks[1]);
-                let secs = |c: &Clock| c.stopped.then(|| ms_to_s(c.acc));
-                TicketLine {
-                    ticket: t.id.clone(),
-                    customer: t.customer.clone(),
-                    priority: t.priority,
-                    created: format_ms(t.created),
-                    status: t.status.clone(),
-                    response_s: secs(r),
-                    resolution_s: secs(s),
-                    response_met: met(r),
-                    resolution_met: met(s),
-                }
-            })
-            .collect()
+        v.into_iter().map(Ticket::line).collect()
+    }
+
+    /// The `tickets.ndjson` line of one ticket.
+    pub fn line(&self, id: &str) -> Option<TicketLine> {
+        self.tickets.get(id).map(Ticket::line)
     }
 
     /// Every ticket.
@@ -512,6 +506,23 @@ impl Tickets {
 }
 
 impl Ticket {
+    /// This ticket's `tickets.ndjson` line.
+    pub fn line(&self) -> TicketLine {
+        let (r, s) = (&self.clocks[0], &self.clocks[1]);
+        let secs = |c: &Clock| c.stopped.then(|| ms_to_s(c.acc));
+        TicketLine {
+            ticket: self.id.clone(),
+            customer: self.customer.clone(),
+            priority: self.priority,
+            created: format_ms(self.created),
+            status: self.status.clone(),
+            response_s: secs(r),
+            resolution_s: secs(s),
+            response_met: met(r),
+            resolution_met: met(s),
+        }
+    }
+
     /// A clock of this ticket.
     pub fn clock(&self, kind: ClockKind) -> &Clock {
         &self.clocks[kind as usize]

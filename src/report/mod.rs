@@ -38,7 +38,7 @@ pub enum ReportError {
 }
 
 /// One clock's results for a priority.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ClockReport {
     /// Target of that priority, s (null without a target).
     pub target_s: Option<f64>,
@@ -55,7 +55,7 @@ pub struct ClockReport {
 }
 
 /// Ticket results for one priority.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PriorityReport {
     /// `P1`..`P4`.
     pub priority: Priority,
@@ -68,14 +68,14 @@ pub struct PriorityReport {
 }
 
 /// The tickets part of the SLA report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TicketsReport {
     /// Every priority, P1 first.
     pub by_priority: Vec<PriorityReport>,
 }
 
 /// One service's line in the SLA report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ServiceReport {
     /// Service id.
     pub service: String,
@@ -110,7 +110,7 @@ pub struct ServiceReport {
 }
 
 /// Incident counts in the period.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct IncidentCounts {
     /// Trigger actions with `at` in the period.
     pub triggered: u64,
@@ -119,7 +119,7 @@ pub struct IncidentCounts {
 }
 
 /// `report-<customer>.json`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SlaReport {
     /// Customer id.
     pub customer: String,
@@ -337,7 +337,7 @@ async fn tickets_report(
 }
 
 /// Utilisation statistics of one hour.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UtilisationStats {
     /// Smallest.
     pub min: f64,
@@ -350,7 +350,7 @@ pub struct UtilisationStats {
 }
 
 /// One hour of a series.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct HourReport {
     /// Hour start.
     pub hour: String,
@@ -373,7 +373,7 @@ pub struct HourReport {
 }
 
 /// One series in the capacity report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SeriesReport {
     /// Service.
     pub service: String,
@@ -390,7 +390,7 @@ pub struct SeriesReport {
 }
 
 /// `capacity-<customer>.json`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CapacityReport {
     /// Customer id.
     pub customer: String,

@@ -1,0 +1,77 @@
+//! The HTTP API (contract section 10): axum routes, bearer auth, OpenAPI generated
+//! from the route definitions, Prometheus metrics and the dashboard.
+
+pub mod auth;
+pub mod error;
+pub mod routes;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::response::Html;
+use axum::routing::get;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::state::Shared;
+
+/// The dashboard page (no build step: plain HTML, CSS and JS).
+const DASHBOARD: &str = include_str!("dashboard.html");
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "slaflow", description = "SLA evidence from monitoring and ticket events: availability, ticket SLAs, capacity, incidents."),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+    }
+}
+
+/// The router and its OpenAPI document.
+pub fn router(shared: Arc<Shared>) -> (Router, utoipa::openapi::OpenApi) {
+    let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(routes::sla))
+        .routes(routes!(routes::capacity))
+        .routes(routes!(routes::availability))
+        .routes(routes!(routes::incidents))
+        .routes(routes!(routes::ticket))
+        .routes(routes!(routes::maintenance))
+        .routes(routes!(routes::query))
+        .routes(routes!(routes::overview))
+        .routes(routes!(routes::metrics))
+        .routes(routes!(routes::healthz))
+        .routes(routes!(routes::readyz))
+        .with_state(shared)
+        .split_for_parts();
+    let doc = api.clone();
+    let router = router
+        .route("/openapi.json", get(move || async move { axum::Json(doc) }))
+        .route("/", get(|| async { Html(DASHBOARD) }))
+        .fallback(|| async { error::ApiError::not_found("no such endpoint") })
+        .layer(CatchPanicLayer::new())
+        .layer(RequestBodyLimitLayer::new(64 * 1024))
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(30)))
+        .layer(TraceLayer::new_for_http());
+    (router, api)
+}
+
+/// Serves the API on `listener` until `shutdown` completes.
+pub async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    let (router, _) = router(shared);
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+}

@@ -1,0 +1,530 @@
+//! The endpoints of contract section 10, each documented for OpenAPI.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use datafusion::execution::context::SQLOptions;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::{IntoParams, ToSchema};
+
+use super::auth::Principal;
+use super::error::ApiError;
+use crate::engine::availability::State as SvcState;
+use crate::engine::incidents::Incident;
+use crate::engine::tickets::TicketLine;
+use crate::report::{capacity_report, sla_report, CapacityReport, SlaReport};
+use crate::state::Shared;
+use crate::time::{format_ms, ms_to_s, parse_flexible, Millis};
+
+type Shared_ = State<Arc<Shared>>;
+
+/// Longest report period accepted (guards against absurd ranges).
+const MAX_PERIOD: Millis = 400 * 86_400_000;
+/// At most this many steps in an availability series.
+const MAX_STEPS: i64 = 5_000;
+/// Rows returned by `POST /v1/query` at most.
+const MAX_ROWS: usize = 10_000;
+/// Time a query may run.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `customer`, `from`, `to` (RFC 3339, epoch ms or YYYY-MM-DD).
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ReportParams {
+    /// Customer id.
+    customer: Option<String>,
+    /// Period start; default `to` − 7 days.
+    from: Option<String>,
+    /// Period end (exclusive); default the current watermark.
+    to: Option<String>,
+    /// `json` (default) or `csv` (SLA report only).
+    format: Option<String>,
+}
+
+fn parse_time(name: &str, v: &Option<String>) -> Result<Option<Millis>, ApiError> {
+    v.as_deref().map(|s| parse_flexible(s).map_err(|e| ApiError::bad_request(format!("{name}: {e}")))).transpose()
+}
+
+/// Resolves `[from, to)` with defaults, rejecting empty or huge periods.
+fn period(shared: &Shared, from: &Option<String>, to: &Option<String>) -> Result<(Millis, Millis), ApiError> {
+    let default_to = {
+        let core = shared.core();
+        let wm = core.pipeline.eventtime().watermark();
+        if wm == Millis::MIN { core.now } else { wm }
+    };
+    let to = parse_time("to", to)?.unwrap_or(default_to);
+    let from = parse_time("from", from)?.unwrap_or(to.saturating_sub(7 * 86_400_000));
+    if from >= to {
+        return Err(ApiError::bad_request("`from` must be before `to`"));
+    }
+    if to - from > MAX_PERIOD {
+        return Err(ApiError::bad_request("period longer than 400 days"));
+    }
+    Ok((from, to))
+}
+
+fn customer_param(shared: &Shared, who: &Principal, c: &Option<String>) -> Result<String, ApiError> {
+    let customer = match (c, who) {
+        (Some(c), _) => c.clone(),
+        (None, Principal::Customer(c)) => c.clone(),
+        (None, Principal::Admin) => return Err(ApiError::bad_request("missing `customer`")),
+    };
+    if shared.config.customer(&customer).is_none() {
+        // Same answer for unknown and forbidden customers to a customer token.
+        who.check_customer(&customer)?;
+        return Err(ApiError::not_found(format!("unknown customer {customer:?}")));
+    }
+    who.check_customer(&customer)?;
+    Ok(customer)
+}
+
+/// One row of the SLA report as CSV.
+#[derive(Serialize)]
+struct CsvRow<'a> {
+    customer: &'a str,
+    from: &'a str,
+    to: &'a str,
+    service: &'a str,
+    target_pct: f64,
+    availability_pct: Option<f64>,
+    period_s: f64,
+    measured_s: f64,
+    up_s: f64,
+    degraded_s: f64,
+    downtime_s: f64,
+    maintenance_s: f64,
+    nodata_s: f64,
+    budget_s: f64,
+    budget_remaining_s: f64,
+    met: Option<bool>,
+    outages: u64,
+    longest_outage_s: f64,
+}
+
+fn to_csv(r: &SlaReport) -> Result<String, ApiError> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    for s in &r.services {
+        w.serialize(CsvRow {
+            customer: &r.customer,
+            from: &r.from,
+            to: &r.to,
+            service: &s.service,
+            target_pct: s.target_pct,
+            availability_pct: s.availability_pct,
+            period_s: s.period_s,
+            measured_s: s.measured_s,
+            up_s: s.up_s,
+            degraded_s: s.degraded_s,
+            downtime_s: s.downtime_s,
+            maintenance_s: s.maintenance_s,
+            nodata_s: s.nodata_s,
+            budget_s: s.budget_s,
+            budget_remaining_s: s.budget_remaining_s,
+            met: s.met,
+            outages: s.outages,
+            longest_outage_s: s.longest_outage_s,
+        })
+        .map_err(ApiError::internal)?;
+    }
+    let bytes = w.into_inner().map_err(ApiError::internal)?;
+    String::from_utf8(bytes).map_err(ApiError::internal)
+}
+
+/// SLA report of a customer (same JSON as `report-<customer>.json`), or CSV.
+#[utoipa::path(get, path = "/v1/reports/sla", params(ReportParams), security(("bearer" = [])),
+    responses((status = 200, body = SlaReport, description = "JSON report; `format=csv` gives one CSV row per service"),
+        (status = 400, description = "bad parameters"), (status = 401), (status = 403)))]
+pub async fn sla(State(shared): Shared_, who: Principal, q: Result<Query<ReportParams>, QueryRejection>) -> Result<Response, ApiError> {
+    let Query(q) = q?;
+    let customer = customer_param(&shared, &who, &q.customer)?;
+    let (from, to) = period(&shared, &q.from, &q.to)?;
+    let csv = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(f) => return Err(ApiError::bad_request(format!("unknown format {f:?} (json | csv)"))),
+    };
+    let (tables, incidents, now) = {
+        let core = shared.core();
+        (core.tables().map_err(ApiError::internal)?, core.incidents.clone(), core.now)
+    };
+    let report = sla_report(&shared.config, &tables, &incidents, &customer, from, to, now).await.map_err(ApiError::internal)?;
+    if csv {
+        Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], to_csv(&report)?).into_response())
+    } else {
+        Ok(Json(report).into_response())
+    }
+}
+
+/// Capacity report of a customer (same JSON as `capacity-<customer>.json`).
+#[utoipa::path(get, path = "/v1/reports/capacity", params(ReportParams), security(("bearer" = [])),
+    responses((status = 200, body = CapacityReport), (status = 400), (status = 401), (status = 403)))]
+pub async fn capacity(State(shared): Shared_, who: Principal, q: Result<Query<ReportParams>, QueryRejection>) -> Result<Json<CapacityReport>, ApiError> {
+    let Query(q) = q?;
+    let customer = customer_param(&shared, &who, &q.customer)?;
+    let (from, to) = period(&shared, &q.from, &q.to)?;
+    let core = shared.core();
+    Ok(Json(capacity_report(core.pipeline.engine(), &core.incidents, &customer, from, to)))
+}
+
+/// `from`, `to`, `step`.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct SeriesParams {
+    /// Start; default `to` − 1 day.
+    from: Option<String>,
+    /// End (exclusive); default the current watermark.
+    to: Option<String>,
+    /// Step as a duration (`1h`, `15m`); default `1h`.
+    step: Option<String>,
+}
+
+/// One step of an availability series.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AvailabilityStep {
+    /// Step start.
+    pub from: String,
+    /// Step end.
+    pub to: String,
+    /// Availability (nodata excluded); null when nothing was measured.
+    pub availability_pct: Option<f64>,
+    /// Up, s.
+    pub up_s: f64,
+    /// Degraded, s.
+    pub degraded_s: f64,
+    /// Down, s.
+    pub down_s: f64,
+    /// Maintenance, s.
+    pub maintenance_s: f64,
+    /// No data, s.
+    pub nodata_s: f64,
+}
+
+/// A service's availability over time.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AvailabilitySeries {
+    /// Service id.
+    pub service: String,
+    /// Current state.
+    pub state: String,
+    /// The steps.
+    pub steps: Vec<AvailabilityStep>,
+}
+
+/// Availability of one service in steps.
+#[utoipa::path(get, path = "/v1/services/{id}/availability", params(("id" = String, Path, description = "service id"), SeriesParams),
+    security(("bearer" = [])), responses((status = 200, body = AvailabilitySeries), (status = 400), (status = 401), (status = 403), (status = 404)))]
+pub async fn availability(
+    State(shared): Shared_,
+    who: Principal,
+    id: Result<Path<String>, PathRejection>,
+    q: Result<Query<SeriesParams>, QueryRejection>,
+) -> Result<Json<AvailabilitySeries>, ApiError> {
+    let (Path(id), Query(q)) = (id?, q?);
+    let svc = shared.config.service(&id).ok_or_else(|| ApiError::not_found(format!("unknown service {id:?}")))?;
+    who.check_customer(svc.customer.get_ref())?;
+    let step = match &q.step {
+        None => 3_600_000,
+        Some(s) => humantime::parse_duration(s)
+            .map_err(|e| ApiError::bad_request(format!("step: {e}")))?
+            .as_millis()
+            .try_into()
+            .map_err(|_| ApiError::bad_request("step too large"))?,
+    };
+    if step < 1000 {
+        return Err(ApiError::bad_request("step must be at least 1s"));
+    }
+    let to_default = q.to.clone();
+    let (from, to) = {
+        let (f, t) = period(&shared, &None, &to_default)?;
+        let _ = f;
+        let from = parse_time("from", &q.from)?.unwrap_or(t.saturating_sub(86_400_000));
+        if from >= t {
+            return Err(ApiError::bad_request("`from` must be before `to`"));
+        }
+        (from, t)
+    };
+    if (to - from) / step > MAX_STEPS {
+        return Err(ApiError::bad_request(format!("more than {MAX_STEPS} steps: use a larger step")));
+    }
+    let (intervals, state) = {
+        let core = shared.core();
+        let t = core.pipeline.engine().services().get(&id).ok_or_else(|| ApiError::not_found("service has no timeline"))?;
+        let iv: Vec<(Millis, Millis, SvcState)> = t.intervals().filter(|(a, b, _)| *b > from && *a < to).collect();
+        (iv, t.state().as_str().to_owned())
+    };
+    let mut steps = Vec::new();
+    let mut s = from;
+    while s < to {
+        let e = (s + step).min(to);
+        let mut d = [0i64; 5];
+        for &(a, b, st) in &intervals {
+            let (x, y) = (a.max(s), b.min(e));
+            if y > x {
+                d[st as usize] += y - x;
+            }
+        }
+        let known: i64 = d[..4].iter().sum();
+        let nodata = (e - s) - known;
+        let measured = (e - s) - d[SvcState::Maintenance as usize] - nodata;
+        steps.push(AvailabilityStep {
+            from: format_ms(s),
+            to: format_ms(e),
+            availability_pct: (measured > 0).then(|| 100.0 * (measured - d[SvcState::Down as usize]) as f64 / measured as f64),
+            up_s: ms_to_s(d[0]),
+            degraded_s: ms_to_s(d[1]),
+            down_s: ms_to_s(d[2]),
+            maintenance_s: ms_to_s(d[3]),
+            nodata_s: ms_to_s(nodata),
+        });
+        s = e;
+    }
+    Ok(Json(AvailabilitySeries { service: id, state, steps }))
+}
+
+/// `status=open|all`, optional `customer`, `limit`.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct IncidentParams {
+    /// `open` (default): triggered and not resolved; `all`: every action, newest first.
+    status: Option<String>,
+    /// Only this customer.
+    customer: Option<String>,
+    /// At most this many (default 500, max 5000).
+    limit: Option<usize>,
+}
+
+/// Incidents visible to the caller.
+#[utoipa::path(get, path = "/v1/incidents", params(IncidentParams), security(("bearer" = [])),
+    responses((status = 200, body = Vec<Incident>), (status = 400), (status = 401), (status = 403)))]
+pub async fn incidents(State(shared): Shared_, who: Principal, q: Result<Query<IncidentParams>, QueryRejection>) -> Result<Json<Vec<Incident>>, ApiError> {
+    let Query(q) = q?;
+    if let Some(c) = &q.customer {
+        who.check_customer(c)?;
+    }
+    let limit = q.limit.unwrap_or(500).min(5000);
+    let keep = |i: &&Incident| who.sees(&i.customer) && q.customer.as_ref().is_none_or(|c| *c == i.customer);
+    let core = shared.core();
+    let list: Vec<Incident> = match q.status.as_deref() {
+        None | Some("open") => {
+            let mut v: Vec<Incident> = core.open.values().filter(keep).cloned().collect();
+            v.sort_by(|a, b| b.at_ms.cmp(&a.at_ms).then_with(|| a.incident_id.cmp(&b.incident_id)));
+            v.truncate(limit);
+            v
+        }
+        Some("all") => core.incidents.iter().rev().filter(keep).take(limit).cloned().collect(),
+        Some(s) => return Err(ApiError::bad_request(format!("unknown status {s:?} (open | all)"))),
+    };
+    Ok(Json(list))
+}
+
+/// A ticket with its SLA state and incidents.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TicketView {
+    /// As in `tickets.ndjson`.
+    #[serde(flatten)]
+    pub line: TicketLine,
+    /// Service, if any.
+    pub service: Option<String>,
+    /// `incident` or `request`.
+    pub kind: String,
+    /// Incident actions about this ticket.
+    pub incidents: Vec<Incident>,
+}
+
+/// One ticket.
+#[utoipa::path(get, path = "/v1/tickets/{id}", params(("id" = String, Path, description = "ticket id")), security(("bearer" = [])),
+    responses((status = 200, body = TicketView), (status = 401), (status = 403), (status = 404)))]
+pub async fn ticket(State(shared): Shared_, who: Principal, id: Result<Path<String>, PathRejection>) -> Result<Json<TicketView>, ApiError> {
+    let Path(id) = id?;
+    let core = shared.core();
+    let tickets = core.pipeline.engine().tickets();
+    let (Some(t), Some(line)) = (tickets.get(&id), tickets.line(&id)) else {
+        return Err(ApiError::not_found(format!("unknown ticket {id:?}")));
+    };
+    who.check_customer(&t.customer)?;
+    let incidents = core.incidents.iter().filter(|i| i.ticket.as_deref() == Some(id.as_str())).cloned().collect();
+    Ok(Json(TicketView { line, service: t.service.clone(), kind: t.kind.clone(), incidents }))
+}
+
+/// A maintenance window to record.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct MaintenanceRequest {
+    /// Service id.
+    pub service: String,
+    /// Window start (RFC 3339 or epoch ms).
+    #[schema(value_type = String)]
+    pub start: serde_json::Value,
+    /// Window end (exclusive).
+    #[schema(value_type = String)]
+    pub end: serde_json::Value,
+    /// Change reference.
+    pub change_id: Option<String>,
+}
+
+fn json_time(name: &str, v: &serde_json::Value) -> Result<Millis, ApiError> {
+    match v {
+        serde_json::Value::Number(n) => n.as_i64().ok_or_else(|| ApiError::bad_request(format!("{name}: expected integer epoch ms"))),
+        serde_json::Value::String(s) => parse_flexible(s).map_err(|e| ApiError::bad_request(format!("{name}: {e}"))),
+        _ => Err(ApiError::bad_request(format!("{name}: expected RFC 3339 or epoch ms"))),
+    }
+}
+
+/// Records a maintenance window as a monitoring event (published to the
+/// monitoring topic in `run`, so it is durable and replayable).
+#[utoipa::path(post, path = "/v1/maintenance", request_body = MaintenanceRequest, security(("bearer" = [])),
+    responses((status = 202, description = "accepted; the event is returned", body = Object), (status = 400), (status = 401), (status = 403)))]
+pub async fn maintenance(State(shared): Shared_, who: Principal, body: Result<Json<MaintenanceRequest>, JsonRejection>) -> Result<Response, ApiError> {
+    who.check_admin()?;
+    let Json(req) = body?;
+    if shared.config.service(&req.service).is_none() {
+        return Err(ApiError::bad_request(format!("unknown service {:?}", req.service)));
+    }
+    let (start, end) = (json_time("start", &req.start)?, json_time("end", &req.end)?);
+    if end <= start {
+        return Err(ApiError::bad_request("`end` must be after `start`"));
+    }
+    let ts = shared.core().now;
+    let digest = Sha256::digest(format!("{}|{start}|{end}|{ts}", req.service).as_bytes());
+    let event = serde_json::json!({
+        "event_id": format!("api-maint-{}", hex::encode(&digest[..8])),
+        "ts": ts,
+        "service": req.service,
+        "kind": "maintenance",
+        "start": start,
+        "end": end,
+        "change_id": req.change_id,
+    });
+    shared.maintenance.submit(&req.service, event.to_string()).map_err(ApiError::unavailable)?;
+    Ok((StatusCode::ACCEPTED, Json(event)).into_response())
+}
+
+/// A read-only SQL query over the state tables.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct QueryRequest {
+    /// One SELECT statement. Tables: availability_intervals, availability_buckets,
+    /// tickets, incidents, capacity_hours.
+    pub sql: String,
+    /// Row limit (default 1000, max 10000).
+    pub limit: Option<usize>,
+}
+
+/// Query result.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueryResponse {
+    /// Column names.
+    pub columns: Vec<String>,
+    /// Rows as objects.
+    #[schema(value_type = Vec<Object>)]
+    pub rows: Vec<serde_json::Value>,
+    /// True when rows were cut at the limit.
+    pub truncated: bool,
+}
+
+/// Runs read-only DataFusion SQL over the state tables (admin).
+#[utoipa::path(post, path = "/v1/query", request_body = QueryRequest, security(("bearer" = [])),
+    responses((status = 200, body = QueryResponse), (status = 400, description = "bad SQL or not read-only"), (status = 401), (status = 403)))]
+pub async fn query(State(shared): Shared_, who: Principal, body: Result<Json<QueryRequest>, JsonRejection>) -> Result<Json<QueryResponse>, ApiError> {
+    who.check_admin()?;
+    let Json(req) = body?;
+    let limit = req.limit.unwrap_or(1000).min(MAX_ROWS);
+    let tables = shared.core().tables().map_err(ApiError::internal)?;
+    let ctx = tables.session().map_err(ApiError::internal)?;
+    let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
+    let run = async {
+        let df = ctx.sql_with_options(&req.sql, options).await?;
+        df.limit(0, Some(limit + 1))?.collect().await
+    };
+    let batches = tokio::time::timeout(QUERY_TIMEOUT, run)
+        .await
+        .map_err(|_| ApiError::bad_request("query took longer than 10s"))?
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let columns: Vec<String> = batches.first().map(|b| b.schema().fields().iter().map(|f| f.name().clone()).collect()).unwrap_or_default();
+    let mut writer = datafusion::arrow::json::ArrayWriter::new(Vec::new());
+    let refs: Vec<&datafusion::arrow::record_batch::RecordBatch> = batches.iter().collect();
+    writer.write_batches(&refs).map_err(ApiError::internal)?;
+    writer.finish().map_err(ApiError::internal)?;
+    let buf = writer.into_inner();
+    let mut rows: Vec<serde_json::Value> = if buf.is_empty() { Vec::new() } else { serde_json::from_slice(&buf).map_err(ApiError::internal)? };
+    let truncated = rows.len() > limit;
+    rows.truncate(limit);
+    Ok(Json(QueryResponse { columns, rows, truncated }))
+}
+
+/// What the dashboard needs to start: customers visible to the token and clocks.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Overview {
+    /// Customers (id, name) the token may see.
+    pub customers: Vec<CustomerView>,
+    /// Event-time "now" of the driver.
+    pub now: String,
+    /// Global watermark (everything before it is final).
+    pub watermark: Option<String>,
+    /// Records read so far.
+    pub records_read: u64,
+    /// Open incidents visible to the token.
+    pub open_incidents: usize,
+}
+
+/// A customer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CustomerView {
+    /// Id.
+    pub id: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// Services of the customer.
+    pub services: Vec<String>,
+    /// Calendar timezone of the customer.
+    pub timezone: String,
+}
+
+/// Customers and clocks for the dashboard.
+#[utoipa::path(get, path = "/v1/overview", security(("bearer" = [])), responses((status = 200, body = Overview), (status = 401)))]
+pub async fn overview(State(shared): Shared_, who: Principal) -> Json<Overview> {
+    let customers = shared
+        .config
+        .customers
+        .iter()
+        .filter(|c| who.sees(c.id.get_ref()))
+        .map(|c| CustomerView {
+            id: c.id.get_ref().clone(),
+            name: c.name.clone(),
+            services: shared.config.services.iter().filter(|s| s.customer.get_ref() == c.id.get_ref()).map(|s| s.id.get_ref().clone()).collect(),
+            timezone: c.timezone.0.name().to_owned(),
+        })
+        .collect();
+    let core = shared.core();
+    let wm = core.pipeline.eventtime().watermark();
+    Json(Overview {
+        customers,
+        now: format_ms(core.now),
+        watermark: (wm > Millis::MIN).then(|| format_ms(wm)),
+        records_read: core.pipeline.counts().read,
+        open_incidents: core.open.values().filter(|i| who.sees(&i.customer)).count(),
+    })
+}
+
+/// Prometheus metrics (text exposition format).
+#[utoipa::path(get, path = "/metrics", responses((status = 200, content_type = "text/plain", body = String)))]
+pub async fn metrics(State(shared): Shared_) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], shared.metrics.render()).into_response()
+}
+
+/// Liveness.
+#[utoipa::path(get, path = "/healthz", responses((status = 200, body = Object)))]
+pub async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// Readiness: state restored and partitions assigned.
+#[utoipa::path(get, path = "/readyz", responses((status = 200, body = Object), (status = 503, body = Object)))]
+pub async fn readyz(State(shared): Shared_) -> Response {
+    if shared.is_ready() {
+        Json(serde_json::json!({ "status": "ready" })).into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "status": "starting" }))).into_response()
+    }
+}

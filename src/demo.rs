@@ -1,0 +1,215 @@
+//! `slaflow demo`: the embedded generator drives the one engine at accelerated
+//! time, and the API and dashboard serve the results on 127.0.0.1. No external
+//! services.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+use crate::engine::Outputs;
+use crate::event::{RawRecord, Topic};
+use crate::eventtime::StreamId;
+use crate::generate::{roughen, scenario_config, Generator};
+use crate::pipeline::Pipeline;
+use crate::state::{Core, MaintenanceIntake, Shared};
+use crate::time::{format_ms, wall_now, Millis};
+
+const MINUTE: Millis = 60_000;
+const MON: StreamId = StreamId { topic: Topic::Monitoring, partition: 0 };
+const TKT: StreamId = StreamId { topic: Topic::Tickets, partition: 0 };
+
+/// Demo settings.
+#[derive(Debug, Clone)]
+pub struct DemoArgs {
+    /// Listen address (loopback).
+    pub listen: String,
+    /// Simulated minutes per real second.
+    pub speed: u32,
+    /// Days of history generated before serving.
+    pub history_days: u32,
+    /// Generator seed.
+    pub seed: u64,
+}
+
+/// Demo failures.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// The generated config did not parse (a bug).
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// Socket or runtime.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Maintenance requests queued for the generator's monitoring stream.
+#[derive(Default)]
+struct QueueIntake(Mutex<Vec<String>>);
+
+impl MaintenanceIntake for Arc<QueueIntake> {
+    fn submit(&self, _service: &str, json: String) -> Result<(), String> {
+        self.0.lock().map_err(|_| "intake unavailable".to_owned())?.push(json);
+        Ok(())
+    }
+}
+
+/// Tokens of the demo, in clear (printed once) and the config they go into.
+struct Tokens {
+    admin: String,
+    customers: Vec<(String, String)>,
+}
+
+fn make_tokens(seed: u64) -> Tokens {
+    // Fresh per start; good enough for a loopback demo (not for production tokens).
+    let mut rng = SmallRng::seed_from_u64(seed ^ wall_now() as u64 ^ u64::from(std::process::id()));
+    let mut token = |prefix: &str| format!("{prefix}-{:016x}{:08x}", rng.random::<u64>(), rng.random::<u32>());
+    Tokens { admin: token("admin"), customers: vec![("acme".into(), token("acme")), ("globex".into(), token("globex"))] }
+}
+
+fn demo_config(tokens: &Tokens, listen: &str) -> String {
+    let sha = |t: &str| hex::encode(Sha256::digest(t.as_bytes()));
+    let mut s = scenario_config();
+    s.push_str(&format!("\n[api]\nlisten = \"{listen}\"\n[[api.tokens]]\nsha256 = \"{}\"\n", sha(&tokens.admin)));
+    for (c, t) in &tokens.customers {
+        s.push_str(&format!("[[api.tokens]]\nsha256 = \"{}\"\ncustomer = \"{c}\"\n", sha(t)));
+    }
+    s
+}
+
+/// Feeds generated minutes into the shared core.
+struct Feeder {
+    generator: Generator,
+    seed: u64,
+    offsets: [i64; 2],
+    intake: Arc<QueueIntake>,
+}
+
+impl Feeder {
+    fn step(&mut self, shared: &Shared, minutes: u32) {
+        let started = Instant::now();
+        let mut records = Vec::new();
+        for _ in 0..minutes {
+            records.extend(self.generator.minute());
+        }
+        let now = self.generator.now();
+        self.seed = self.seed.wrapping_add(1);
+        let records = roughen(records, self.seed, 20_000, 0.004, 0.001, 0.0);
+        let mut lines: [Vec<String>; 2] = Default::default();
+        for g in records {
+            lines[g.topic.index()].push(g.line);
+        }
+        if let Ok(mut q) = self.intake.0.lock() {
+            // API maintenance requests join the monitoring stream now (event time).
+            for json in q.drain(..) {
+                let mut v: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
+                v["ts"] = serde_json::json!(now - 1);
+                lines[0].push(v.to_string());
+            }
+        }
+        let mut out = Outputs::default();
+        let mut core = shared.core();
+        for (stream, ls) in [(MON, &lines[0]), (TKT, &lines[1])] {
+            let first = self.offsets[stream.topic.index()];
+            let recs: Vec<RawRecord> = ls
+                .iter()
+                .enumerate()
+                .map(|(i, l)| RawRecord { partition: 0, offset: first + i as i64, payload: l.as_bytes() })
+                .collect();
+            self.offsets[stream.topic.index()] += recs.len() as i64;
+            core.pipeline.ingest(stream, &recs, now, &mut out);
+        }
+        core.pipeline.advance(None, &mut out);
+        core.now = now;
+        core.record(&out.incidents);
+        shared.metrics.observe(&core, started.elapsed(), &out.incidents);
+    }
+}
+
+/// Runs the demo until SIGTERM or SIGINT.
+pub fn demo(args: DemoArgs) -> Result<(), DemoError> {
+    let tokens = make_tokens(args.seed);
+    let text = demo_config(&tokens, &args.listen);
+    let config = Arc::new(Config::parse(&text, std::path::Path::new("<demo>"))?);
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let listener = runtime.block_on(tokio::net::TcpListener::bind(&args.listen)).map_err(|e| {
+        std::io::Error::new(e.kind(), format!("cannot listen on {}: {e} (try --listen 127.0.0.1:0)", args.listen))
+    })?;
+    let addr = listener.local_addr()?;
+
+    let mut pipeline = Pipeline::new(config.clone(), ["monitoring.events".into(), "tickets.events".into()]);
+    pipeline.eventtime_mut().add_stream(MON, 0);
+    pipeline.eventtime_mut().add_stream(TKT, 0);
+    let intake = Arc::new(QueueIntake::default());
+    let shared = Arc::new(Shared::new(config, Core::new(pipeline), Box::new(intake.clone())));
+    let start = (wall_now() / MINUTE - i64::from(args.history_days) * 1440) * MINUTE;
+    let mut feeder = Feeder { generator: Generator::new(args.seed, start, 3.0), seed: args.seed, offsets: [0, 0], intake };
+
+    println!("slaflow demo: generating {} days of history…", args.history_days);
+    let t0 = Instant::now();
+    while feeder.generator.now() < wall_now() {
+        feeder.step(&shared, 60);
+    }
+    shared.set_ready(true);
+    {
+        let core = shared.core();
+        println!(
+            "  {} records in {:.1}s, {} incidents ({} open)",
+            core.pipeline.counts().read,
+            t0.elapsed().as_secs_f64(),
+            core.incidents.len(),
+            core.open.len()
+        );
+    }
+    println!();
+    println!("  Dashboard:  http://{addr}/#token={}", tokens.admin);
+    println!("  API docs:   http://{addr}/openapi.json");
+    println!("  Tokens:     admin  {}", tokens.admin);
+    for (c, t) in &tokens.customers {
+        println!("              {c:<6} {t}");
+    }
+    println!("  Try:        curl -H 'Authorization: Bearer {}' 'http://{addr}/v1/reports/sla?customer=acme'", tokens.admin);
+    println!();
+    println!("  Time runs at {}× ({} simulated minutes per second). Ctrl-C stops.", args.speed * 60, args.speed);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let server = {
+        let (shared, stop) = (shared.clone(), stop.clone());
+        runtime.spawn(async move {
+            let shutdown = async move {
+                crate::run::wait_for_signal().await;
+                stop.store(true, Ordering::SeqCst);
+            };
+            crate::api::serve(listener, shared, shutdown).await
+        })
+    };
+    let tick = Duration::from_millis(100);
+    let per_tick = args.speed.div_ceil(10).max(1);
+    let mut last_report = Instant::now();
+    while !stop.load(Ordering::SeqCst) {
+        let t = Instant::now();
+        feeder.step(&shared, per_tick);
+        if last_report.elapsed() >= Duration::from_secs(10) {
+            last_report = Instant::now();
+            let core = shared.core();
+            println!(
+                "  event time {}  records {}  incidents {} ({} open)",
+                format_ms(core.now),
+                core.pipeline.counts().read,
+                core.incidents.len(),
+                core.open.len()
+            );
+        }
+        std::thread::sleep(tick.saturating_sub(t.elapsed()));
+    }
+    println!("slaflow demo: stopping");
+    match runtime.block_on(server) {
+        Ok(r) => r?,
+        Err(e) => return Err(DemoError::Io(std::io::Error::other(e))),
+    }
+    Ok(())
+}

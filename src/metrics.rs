@@ -1,0 +1,157 @@
+//! Prometheus metrics (text exposition format via `prometheus-client`).
+
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::engine::incidents::{Action, Incident};
+use crate::event::Topic;
+use crate::eventtime::StreamId;
+use crate::state::Core;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StreamLabel {
+    topic: String,
+    partition: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct IncidentLabel {
+    rule: String,
+    action: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: String,
+}
+
+/// The process's metrics.
+pub struct Metrics {
+    registry: Registry,
+    read: Counter,
+    applied: Counter,
+    deadlettered: Family<ReasonLabel, Counter>,
+    watermark_lag: Family<StreamLabel, Gauge<f64, AtomicU64>>,
+    consumer_lag: Family<StreamLabel, Gauge>,
+    incidents: Family<IncidentLabel, Counter>,
+    open_incidents: Gauge,
+    open_tickets: Gauge,
+    services: Family<StateLabel, Gauge>,
+    latency: Histogram,
+    watermark: Gauge<f64, AtomicU64>,
+    last: Mutex<(u64, u64, Vec<(String, u64)>)>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn stream_label(s: StreamId) -> StreamLabel {
+    let topic = match s.topic {
+        Topic::Monitoring => "monitoring",
+        Topic::Tickets => "tickets",
+    };
+    StreamLabel { topic: topic.to_owned(), partition: s.partition.to_string() }
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("slaflow");
+        let m = Metrics {
+            read: Counter::default(),
+            applied: Counter::default(),
+            deadlettered: Family::default(),
+            watermark_lag: Family::default(),
+            consumer_lag: Family::default(),
+            incidents: Family::default(),
+            open_incidents: Gauge::default(),
+            open_tickets: Gauge::default(),
+            services: Family::default(),
+            latency: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            watermark: Gauge::default(),
+            last: Mutex::new((0, 0, Vec::new())),
+            registry: Registry::default(),
+        };
+        registry.register("records_read", "Input records read", m.read.clone());
+        registry.register("records_applied", "Input records applied to the engine", m.applied.clone());
+        registry.register("records_deadlettered", "Input records dead-lettered, by reason", m.deadlettered.clone());
+        registry.register("watermark_lag_seconds", "Event-time now minus each stream's watermark", m.watermark_lag.clone());
+        registry.register("consumer_lag_records", "Records behind the partition end (live)", m.consumer_lag.clone());
+        registry.register("incidents", "Incident actions, by rule and action", m.incidents.clone());
+        registry.register("open_incidents", "Incidents triggered and not resolved", m.open_incidents.clone());
+        registry.register("open_tickets", "Tickets whose resolution clock has not stopped", m.open_tickets.clone());
+        registry.register("services", "Services by current state", m.services.clone());
+        registry.register("processing_latency_seconds", "Duration of one processing step", m.latency.clone());
+        registry.register("watermark_seconds", "Global event-time watermark (Unix seconds)", m.watermark.clone());
+        Metrics { registry, ..m }
+    }
+
+    /// Updates from the core after a processing step that took `step` and fired `fired`.
+    pub fn observe(&self, core: &Core, step: Duration, fired: &[Incident]) {
+        self.latency.observe(step.as_secs_f64());
+        let c = core.pipeline.counts();
+        if let Ok(mut last) = self.last.lock() {
+            self.read.inc_by(c.read.saturating_sub(last.0));
+            self.applied.inc_by(c.applied.saturating_sub(last.1));
+            for (reason, n) in &c.deadletter {
+                let before = last.2.iter().find(|(r, _)| r == reason).map_or(0, |(_, n)| *n);
+                self.deadlettered.get_or_create(&ReasonLabel { reason: (*reason).to_owned() }).inc_by(n.saturating_sub(before));
+            }
+            *last = (c.read, c.applied, c.deadletter.iter().map(|(r, n)| ((*r).to_owned(), *n)).collect());
+        }
+        for i in fired {
+            let action = if i.action == Action::Trigger { "trigger" } else { "resolve" };
+            self.incidents.get_or_create(&IncidentLabel { rule: i.rule.to_owned(), action: action.to_owned() }).inc();
+        }
+        self.open_incidents.set(core.open.len() as i64);
+        let et = core.pipeline.eventtime();
+        let wm = et.watermark();
+        if wm > i64::MIN {
+            self.watermark.set(wm as f64 / 1000.0);
+        }
+        for s in et.streams() {
+            if let Some(w) = et.stream_watermark(s) {
+                self.watermark_lag.get_or_create(&stream_label(s)).set((core.now - w) as f64 / 1000.0);
+            }
+        }
+        let engine = core.pipeline.engine();
+        self.open_tickets.set(engine.tickets().open_count() as i64);
+        let mut by_state = std::collections::BTreeMap::new();
+        for t in engine.services().values() {
+            *by_state.entry(t.state().as_str()).or_insert(0i64) += 1;
+        }
+        for s in crate::engine::availability::State::ALL {
+            self.services.get_or_create(&StateLabel { state: s.as_str().to_owned() }).set(by_state.get(s.as_str()).copied().unwrap_or(0));
+        }
+    }
+
+    /// Records the consumer lag of a partition (live mode).
+    pub fn set_consumer_lag(&self, stream: StreamId, lag: i64) {
+        self.consumer_lag.get_or_create(&stream_label(stream)).set(lag);
+    }
+
+    /// The text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}

@@ -1,0 +1,93 @@
+//! State shared between a driver (`run`, `demo`) and the HTTP API: the pipeline,
+//! the incident log, readiness and the maintenance intake.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::config::Config;
+use crate::engine::incidents::{Action, Incident};
+use crate::metrics::Metrics;
+use crate::pipeline::Pipeline;
+use crate::report::{ReportError, Tables};
+use crate::time::Millis;
+
+/// The processing state: pipeline plus every incident action so far.
+pub struct Core {
+    /// Decode → event time → engine.
+    pub pipeline: Pipeline,
+    /// Every incident action, in the order fired.
+    pub incidents: Vec<Incident>,
+    /// Triggered and not yet resolved, by id.
+    pub open: BTreeMap<String, Incident>,
+    /// The driver's notion of "now" in event time (demo clock or wall clock).
+    pub now: Millis,
+}
+
+impl Core {
+    /// A core around `pipeline`.
+    pub fn new(pipeline: Pipeline) -> Self {
+        Core { pipeline, incidents: Vec::new(), open: BTreeMap::new(), now: 0 }
+    }
+
+    /// Appends incident actions to the log and tracks which are open.
+    pub fn record(&mut self, incidents: &[Incident]) {
+        for i in incidents {
+            match i.action {
+                Action::Trigger => {
+                    self.open.insert(i.incident_id.clone(), i.clone());
+                }
+                Action::Resolve => {
+                    self.open.remove(&i.incident_id);
+                }
+            }
+        }
+        self.incidents.extend_from_slice(incidents);
+    }
+
+    /// A snapshot of the state tables.
+    pub fn tables(&self) -> Result<Tables, ReportError> {
+        Tables::from_engine(self.pipeline.engine(), &self.incidents)
+    }
+}
+
+/// Where `POST /v1/maintenance` sends the maintenance event it builds.
+pub trait MaintenanceIntake: Send + Sync {
+    /// Accepts one monitoring event (JSON) keyed by service; `Err` is shown to the client.
+    fn submit(&self, service: &str, json: String) -> Result<(), String>;
+}
+
+/// Everything the API reads.
+pub struct Shared {
+    /// The configuration.
+    pub config: Arc<Config>,
+    core: Mutex<Core>,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
+    ready: AtomicBool,
+    /// Maintenance intake (Kafka in `run`, the generator's stream in `demo`).
+    pub maintenance: Box<dyn MaintenanceIntake>,
+}
+
+impl Shared {
+    /// Shared state for `config` around `core`.
+    pub fn new(config: Arc<Config>, core: Core, maintenance: Box<dyn MaintenanceIntake>) -> Self {
+        Shared { config, core: Mutex::new(core), metrics: Metrics::new(), ready: AtomicBool::new(false), maintenance }
+    }
+
+    /// Locks the core. A panic while holding the lock cannot leave the engine half
+    /// updated in a way readers care about, so a poisoned lock is still used.
+    pub fn core(&self) -> MutexGuard<'_, Core> {
+        self.core.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Marks the service ready (state restored, partitions assigned).
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::SeqCst);
+    }
+
+    /// Whether `/readyz` says ready.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+}
