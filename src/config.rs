@@ -342,7 +342,17 @@ pub const BUILTIN_24X7: &str = "24x7";
 
 /// Ticket priorities.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize, utoipa::ToSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Deserialize,
+    serde::Serialize,
+    utoipa::ToSchema,
 )]
 pub enum Priority {
     /// Highest.

@@ -14,14 +14,20 @@ use crate::config::Config;
 use crate::engine::Outputs;
 use crate::event::{RawRecord, Topic};
 use crate::eventtime::StreamId;
-use crate::generate::{roughen, scenario_config, Generator};
+use crate::generate::{Generator, roughen, scenario_config};
 use crate::pipeline::Pipeline;
 use crate::state::{Core, MaintenanceIntake, Shared};
-use crate::time::{format_ms, wall_now, Millis};
+use crate::time::{Millis, format_ms, wall_now};
 
 const MINUTE: Millis = 60_000;
-const MON: StreamId = StreamId { topic: Topic::Monitoring, partition: 0 };
-const TKT: StreamId = StreamId { topic: Topic::Tickets, partition: 0 };
+const MON: StreamId = StreamId {
+    topic: Topic::Monitoring,
+    partition: 0,
+};
+const TKT: StreamId = StreamId {
+    topic: Topic::Tickets,
+    partition: 0,
+};
 
 /// Demo settings.
 #[derive(Debug, Clone)]
@@ -53,7 +59,10 @@ struct QueueIntake(Mutex<Vec<String>>);
 
 impl MaintenanceIntake for Arc<QueueIntake> {
     fn submit(&self, _service: &str, json: String) -> Result<(), String> {
-        self.0.lock().map_err(|_| "intake unavailable".to_owned())?.push(json);
+        self.0
+            .lock()
+            .map_err(|_| "intake unavailable".to_owned())?
+            .push(json);
         Ok(())
     }
 }
@@ -67,16 +76,34 @@ struct Tokens {
 fn make_tokens(seed: u64) -> Tokens {
     // Fresh per start; good enough for a loopback demo (not for production tokens).
     let mut rng = SmallRng::seed_from_u64(seed ^ wall_now() as u64 ^ u64::from(std::process::id()));
-    let mut token = |prefix: &str| format!("{prefix}-{:016x}{:08x}", rng.random::<u64>(), rng.random::<u32>());
-    Tokens { admin: token("admin"), customers: vec![("acme".into(), token("acme")), ("globex".into(), token("globex"))] }
+    let mut token = |prefix: &str| {
+        format!(
+            "{prefix}-{:016x}{:08x}",
+            rng.random::<u64>(),
+            rng.random::<u32>()
+        )
+    };
+    Tokens {
+        admin: token("admin"),
+        customers: vec![
+            ("acme".into(), token("acme")),
+            ("globex".into(), token("globex")),
+        ],
+    }
 }
 
 fn demo_config(tokens: &Tokens, listen: &str) -> String {
     let sha = |t: &str| hex::encode(Sha256::digest(t.as_bytes()));
     let mut s = scenario_config();
-    s.push_str(&format!("\n[api]\nlisten = \"{listen}\"\n[[api.tokens]]\nsha256 = \"{}\"\n", sha(&tokens.admin)));
+    s.push_str(&format!(
+        "\n[api]\nlisten = \"{listen}\"\n[[api.tokens]]\nsha256 = \"{}\"\n",
+        sha(&tokens.admin)
+    ));
     for (c, t) in &tokens.customers {
-        s.push_str(&format!("[[api.tokens]]\nsha256 = \"{}\"\ncustomer = \"{c}\"\n", sha(t)));
+        s.push_str(&format!(
+            "[[api.tokens]]\nsha256 = \"{}\"\ncustomer = \"{c}\"\n",
+            sha(t)
+        ));
     }
     s
 }
@@ -118,7 +145,11 @@ impl Feeder {
             let recs: Vec<RawRecord> = ls
                 .iter()
                 .enumerate()
-                .map(|(i, l)| RawRecord { partition: 0, offset: first + i as i64, payload: l.as_bytes() })
+                .map(|(i, l)| RawRecord {
+                    partition: 0,
+                    offset: first + i as i64,
+                    payload: l.as_bytes(),
+                })
                 .collect();
             self.offsets[stream.topic.index()] += recs.len() as i64;
             core.pipeline.ingest(stream, &recs, now, &mut out);
@@ -126,7 +157,9 @@ impl Feeder {
         core.pipeline.advance(None, &mut out);
         core.now = now;
         core.record(&out.incidents);
-        shared.metrics.observe(&core, started.elapsed(), &out.incidents);
+        shared
+            .metrics
+            .observe(&core, started.elapsed(), &out.incidents);
     }
 }
 
@@ -135,21 +168,47 @@ pub fn demo(args: DemoArgs) -> Result<(), DemoError> {
     let tokens = make_tokens(args.seed);
     let text = demo_config(&tokens, &args.listen);
     let config = Arc::new(Config::parse(&text, std::path::Path::new("<demo>"))?);
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let listener = runtime.block_on(tokio::net::TcpListener::bind(&args.listen)).map_err(|e| {
-        std::io::Error::new(e.kind(), format!("cannot listen on {}: {e} (try --listen 127.0.0.1:0)", args.listen))
-    })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(&args.listen))
+        .map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot listen on {}: {e} (try --listen 127.0.0.1:0)",
+                    args.listen
+                ),
+            )
+        })?;
     let addr = listener.local_addr()?;
 
-    let mut pipeline = Pipeline::new(config.clone(), ["monitoring.events".into(), "tickets.events".into()]);
+    let mut pipeline = Pipeline::new(
+        config.clone(),
+        ["monitoring.events".into(), "tickets.events".into()],
+    );
     pipeline.eventtime_mut().add_stream(MON, 0);
     pipeline.eventtime_mut().add_stream(TKT, 0);
     let intake = Arc::new(QueueIntake::default());
-    let shared = Arc::new(Shared::new(config, Core::new(pipeline), Box::new(intake.clone())));
+    let shared = Arc::new(Shared::new(
+        config,
+        Core::new(pipeline),
+        Box::new(intake.clone()),
+    ));
     let start = (wall_now() / MINUTE - i64::from(args.history_days) * 1440) * MINUTE;
-    let mut feeder = Feeder { generator: Generator::new(args.seed, start, 3.0), seed: args.seed, offsets: [0, 0], intake };
+    let mut feeder = Feeder {
+        generator: Generator::new(args.seed, start, 3.0),
+        seed: args.seed,
+        offsets: [0, 0],
+        intake,
+    };
 
-    println!("slaflow demo: generating {} days of history…", args.history_days);
+    println!(
+        "slaflow demo: generating {} days of history…",
+        args.history_days
+    );
     let t0 = Instant::now();
     while feeder.generator.now() < wall_now() {
         feeder.step(&shared, 60);
@@ -172,9 +231,16 @@ pub fn demo(args: DemoArgs) -> Result<(), DemoError> {
     for (c, t) in &tokens.customers {
         println!("              {c:<6} {t}");
     }
-    println!("  Try:        curl -H 'Authorization: Bearer {}' 'http://{addr}/v1/reports/sla?customer=acme'", tokens.admin);
+    println!(
+        "  Try:        curl -H 'Authorization: Bearer {}' 'http://{addr}/v1/reports/sla?customer=acme'",
+        tokens.admin
+    );
     println!();
-    println!("  Time runs at {}× ({} simulated minutes per second). Ctrl-C stops.", args.speed * 60, args.speed);
+    println!(
+        "  Time runs at {}× ({} simulated minutes per second). Ctrl-C stops.",
+        args.speed * 60,
+        args.speed
+    );
 
     let stop = Arc::new(AtomicBool::new(false));
     let server = {

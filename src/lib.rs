@@ -19,6 +19,6 @@ pub mod replay;
 pub mod report;
 pub mod run;
 pub mod sink;
-pub mod state;
 pub mod source;
+pub mod state;
 pub mod time;

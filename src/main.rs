@@ -131,9 +131,17 @@ fn init_tracing() {
 
 fn execute(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Demo { listen, speed, history_days, seed } => {
-            Ok(slaflow::demo::demo(slaflow::demo::DemoArgs { listen, speed: speed.max(1), history_days, seed })?)
-        }
+        Command::Demo {
+            listen,
+            speed,
+            history_days,
+            seed,
+        } => Ok(slaflow::demo::demo(slaflow::demo::DemoArgs {
+            listen,
+            speed: speed.max(1),
+            history_days,
+            seed,
+        })?),
         Command::Run { config } => {
             let config = Arc::new(Config::load(&config)?);
             Ok(slaflow::run::run(config)?)

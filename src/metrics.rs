@@ -67,7 +67,10 @@ fn stream_label(s: StreamId) -> StreamLabel {
         Topic::Monitoring => "monitoring",
         Topic::Tickets => "tickets",
     };
-    StreamLabel { topic: topic.to_owned(), partition: s.partition.to_string() }
+    StreamLabel {
+        topic: topic.to_owned(),
+        partition: s.partition.to_string(),
+    }
 }
 
 impl Metrics {
@@ -90,16 +93,52 @@ impl Metrics {
             registry: Registry::default(),
         };
         registry.register("records_read", "Input records read", m.read.clone());
-        registry.register("records_applied", "Input records applied to the engine", m.applied.clone());
-        registry.register("records_deadlettered", "Input records dead-lettered, by reason", m.deadlettered.clone());
-        registry.register("watermark_lag_seconds", "Event-time now minus each stream's watermark", m.watermark_lag.clone());
-        registry.register("consumer_lag_records", "Records behind the partition end (live)", m.consumer_lag.clone());
-        registry.register("incidents", "Incident actions, by rule and action", m.incidents.clone());
-        registry.register("open_incidents", "Incidents triggered and not resolved", m.open_incidents.clone());
-        registry.register("open_tickets", "Tickets whose resolution clock has not stopped", m.open_tickets.clone());
+        registry.register(
+            "records_applied",
+            "Input records applied to the engine",
+            m.applied.clone(),
+        );
+        registry.register(
+            "records_deadlettered",
+            "Input records dead-lettered, by reason",
+            m.deadlettered.clone(),
+        );
+        registry.register(
+            "watermark_lag_seconds",
+            "Event-time now minus each stream's watermark",
+            m.watermark_lag.clone(),
+        );
+        registry.register(
+            "consumer_lag_records",
+            "Records behind the partition end (live)",
+            m.consumer_lag.clone(),
+        );
+        registry.register(
+            "incidents",
+            "Incident actions, by rule and action",
+            m.incidents.clone(),
+        );
+        registry.register(
+            "open_incidents",
+            "Incidents triggered and not resolved",
+            m.open_incidents.clone(),
+        );
+        registry.register(
+            "open_tickets",
+            "Tickets whose resolution clock has not stopped",
+            m.open_tickets.clone(),
+        );
         registry.register("services", "Services by current state", m.services.clone());
-        registry.register("processing_latency_seconds", "Duration of one processing step", m.latency.clone());
-        registry.register("watermark_seconds", "Global event-time watermark (Unix seconds)", m.watermark.clone());
+        registry.register(
+            "processing_latency_seconds",
+            "Duration of one processing step",
+            m.latency.clone(),
+        );
+        registry.register(
+            "watermark_seconds",
+            "Global event-time watermark (Unix seconds)",
+            m.watermark.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -111,14 +150,38 @@ impl Metrics {
             self.read.inc_by(c.read.saturating_sub(last.0));
             self.applied.inc_by(c.applied.saturating_sub(last.1));
             for (reason, n) in &c.deadletter {
-                let before = last.2.iter().find(|(r, _)| r == reason).map_or(0, |(_, n)| *n);
-                self.deadlettered.get_or_create(&ReasonLabel { reason: (*reason).to_owned() }).inc_by(n.saturating_sub(before));
+                let before = last
+                    .2
+                    .iter()
+                    .find(|(r, _)| r == reason)
+                    .map_or(0, |(_, n)| *n);
+                self.deadlettered
+                    .get_or_create(&ReasonLabel {
+                        reason: (*reason).to_owned(),
+                    })
+                    .inc_by(n.saturating_sub(before));
             }
-            *last = (c.read, c.applied, c.deadletter.iter().map(|(r, n)| ((*r).to_owned(), *n)).collect());
+            *last = (
+                c.read,
+                c.applied,
+                c.deadletter
+                    .iter()
+                    .map(|(r, n)| ((*r).to_owned(), *n))
+                    .collect(),
+            );
         }
         for i in fired {
-            let action = if i.action == Action::Trigger { "trigger" } else { "resolve" };
-            self.incidents.get_or_create(&IncidentLabel { rule: i.rule.to_owned(), action: action.to_owned() }).inc();
+            let action = if i.action == Action::Trigger {
+                "trigger"
+            } else {
+                "resolve"
+            };
+            self.incidents
+                .get_or_create(&IncidentLabel {
+                    rule: i.rule.to_owned(),
+                    action: action.to_owned(),
+                })
+                .inc();
         }
         self.open_incidents.set(core.open.len() as i64);
         let et = core.pipeline.eventtime();
@@ -128,7 +191,9 @@ impl Metrics {
         }
         for s in et.streams() {
             if let Some(w) = et.stream_watermark(s) {
-                self.watermark_lag.get_or_create(&stream_label(s)).set((core.now - w) as f64 / 1000.0);
+                self.watermark_lag
+                    .get_or_create(&stream_label(s))
+                    .set((core.now - w) as f64 / 1000.0);
             }
         }
         let engine = core.pipeline.engine();
@@ -138,13 +203,19 @@ impl Metrics {
             *by_state.entry(t.state().as_str()).or_insert(0i64) += 1;
         }
         for s in crate::engine::availability::State::ALL {
-            self.services.get_or_create(&StateLabel { state: s.as_str().to_owned() }).set(by_state.get(s.as_str()).copied().unwrap_or(0));
+            self.services
+                .get_or_create(&StateLabel {
+                    state: s.as_str().to_owned(),
+                })
+                .set(by_state.get(s.as_str()).copied().unwrap_or(0));
         }
     }
 
     /// Records the consumer lag of a partition (live mode).
     pub fn set_consumer_lag(&self, stream: StreamId, lag: i64) {
-        self.consumer_lag.get_or_create(&stream_label(stream)).set(lag);
+        self.consumer_lag
+            .get_or_create(&stream_label(stream))
+            .set(lag);
     }
 
     /// The text exposition.

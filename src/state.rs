@@ -27,7 +27,12 @@ pub struct Core {
 impl Core {
     /// A core around `pipeline`.
     pub fn new(pipeline: Pipeline) -> Self {
-        Core { pipeline, incidents: Vec::new(), open: BTreeMap::new(), now: 0 }
+        Core {
+            pipeline,
+            incidents: Vec::new(),
+            open: BTreeMap::new(),
+            now: 0,
+        }
     }
 
     /// Appends incident actions to the log and tracks which are open.
@@ -72,7 +77,13 @@ pub struct Shared {
 impl Shared {
     /// Shared state for `config` around `core`.
     pub fn new(config: Arc<Config>, core: Core, maintenance: Box<dyn MaintenanceIntake>) -> Self {
-        Shared { config, core: Mutex::new(core), metrics: Metrics::new(), ready: AtomicBool::new(false), maintenance }
+        Shared {
+            config,
+            core: Mutex::new(core),
+            metrics: Metrics::new(),
+            ready: AtomicBool::new(false),
+            maintenance,
+        }
     }
 
     /// Locks the core. A panic while holding the lock cannot leave the engine half

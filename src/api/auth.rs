@@ -26,7 +26,9 @@ impl Principal {
         match self {
             Principal::Admin => Ok(()),
             Principal::Customer(c) if c == customer => Ok(()),
-            Principal::Customer(_) => Err(ApiError::forbidden(format!("this token may not see customer {customer:?}"))),
+            Principal::Customer(_) => Err(ApiError::forbidden(format!(
+                "this token may not see customer {customer:?}"
+            ))),
         }
     }
 
@@ -34,7 +36,9 @@ impl Principal {
     pub fn check_admin(&self) -> Result<(), ApiError> {
         match self {
             Principal::Admin => Ok(()),
-            Principal::Customer(_) => Err(ApiError::forbidden("this operation needs an admin token")),
+            Principal::Customer(_) => {
+                Err(ApiError::forbidden("this operation needs an admin token"))
+            }
         }
     }
 
@@ -49,7 +53,9 @@ pub fn authenticate(shared: &Shared, token: &str) -> Option<Principal> {
     let digest = Sha256::digest(token.as_bytes());
     let mut found = None;
     for t in shared.config.api.iter().flat_map(|a| a.tokens.iter()) {
-        let Ok(want) = hex::decode(t.sha256.get_ref()) else { continue };
+        let Ok(want) = hex::decode(t.sha256.get_ref()) else {
+            continue;
+        };
         // Compare every token, matched or not, so timing does not tell which one matched.
         if bool::from(digest.as_slice().ct_eq(&want)) && found.is_none() {
             found = Some(match &t.customer {
@@ -64,7 +70,10 @@ pub fn authenticate(shared: &Shared, token: &str) -> Option<Principal> {
 impl FromRequestParts<Arc<Shared>> for Principal {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, shared: &Arc<Shared>) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        shared: &Arc<Shared>,
+    ) -> Result<Self, Self::Rejection> {
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)

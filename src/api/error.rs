@@ -16,34 +16,56 @@ pub struct ApiError {
 impl ApiError {
     /// 400.
     pub fn bad_request(m: impl Into<String>) -> Self {
-        ApiError { status: StatusCode::BAD_REQUEST, message: m.into() }
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message: m.into(),
+        }
     }
     /// 401.
     pub fn unauthorized(m: impl Into<String>) -> Self {
-        ApiError { status: StatusCode::UNAUTHORIZED, message: m.into() }
+        ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            message: m.into(),
+        }
     }
     /// 403.
     pub fn forbidden(m: impl Into<String>) -> Self {
-        ApiError { status: StatusCode::FORBIDDEN, message: m.into() }
+        ApiError {
+            status: StatusCode::FORBIDDEN,
+            message: m.into(),
+        }
     }
     /// 404.
     pub fn not_found(m: impl Into<String>) -> Self {
-        ApiError { status: StatusCode::NOT_FOUND, message: m.into() }
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            message: m.into(),
+        }
     }
     /// 503.
     pub fn unavailable(m: impl Into<String>) -> Self {
-        ApiError { status: StatusCode::SERVICE_UNAVAILABLE, message: m.into() }
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: m.into(),
+        }
     }
     /// 500: only for faults of slaflow itself, never for client input.
     pub fn internal(m: impl std::fmt::Display) -> Self {
         tracing::error!(error = %m, "internal error answering a request");
-        ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message: "internal error".into() }
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: "internal error".into(),
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(serde_json::json!({ "error": self.message }))).into_response()
+        (
+            self.status,
+            Json(serde_json::json!({ "error": self.message })),
+        )
+            .into_response()
     }
 }
 

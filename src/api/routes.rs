@@ -18,9 +18,9 @@ use super::error::ApiError;
 use crate::engine::availability::State as SvcState;
 use crate::engine::incidents::Incident;
 use crate::engine::tickets::TicketLine;
-use crate::report::{capacity_report, sla_report, CapacityReport, SlaReport};
+use crate::report::{CapacityReport, SlaReport, capacity_report, sla_report};
 use crate::state::Shared;
-use crate::time::{format_ms, ms_to_s, parse_flexible, Millis};
+use crate::time::{Millis, format_ms, ms_to_s, parse_flexible};
 
 type Shared_ = State<Arc<Shared>>;
 
@@ -38,7 +38,7 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct ReportParams {
     /// Customer id.
     customer: Option<String>,
-    /// Period start; default `to` − 7 days.
+    /// Period start; default `to` − 7 days (not before the first hour with data).
     from: Option<String>,
     /// Period end (exclusive); default the current watermark.
     to: Option<String>,
@@ -47,18 +47,34 @@ pub struct ReportParams {
 }
 
 fn parse_time(name: &str, v: &Option<String>) -> Result<Option<Millis>, ApiError> {
-    v.as_deref().map(|s| parse_flexible(s).map_err(|e| ApiError::bad_request(format!("{name}: {e}")))).transpose()
+    v.as_deref()
+        .map(|s| parse_flexible(s).map_err(|e| ApiError::bad_request(format!("{name}: {e}"))))
+        .transpose()
 }
 
 /// Resolves `[from, to)` with defaults, rejecting empty or huge periods.
-fn period(shared: &Shared, from: &Option<String>, to: &Option<String>) -> Result<(Millis, Millis), ApiError> {
-    let default_to = {
+fn period(
+    shared: &Shared,
+    from: &Option<String>,
+    to: &Option<String>,
+) -> Result<(Millis, Millis), ApiError> {
+    let (default_to, first) = {
         let core = shared.core();
         let wm = core.pipeline.eventtime().watermark();
-        if wm == Millis::MIN { core.now } else { wm }
+        (
+            if wm == Millis::MIN { core.now } else { wm },
+            core.pipeline.min_ts(),
+        )
     };
     let to = parse_time("to", to)?.unwrap_or(default_to);
-    let from = parse_time("from", from)?.unwrap_or(to.saturating_sub(7 * 86_400_000));
+    // Default: the last 7 days, but not before the first hour with data.
+    let week_ago = to.saturating_sub(7 * 86_400_000);
+    let default_from = first.map_or(week_ago, |f| {
+        week_ago
+            .max(f.div_euclid(3_600_000) * 3_600_000)
+            .min(to - 1)
+    });
+    let from = parse_time("from", from)?.unwrap_or(default_from);
     if from >= to {
         return Err(ApiError::bad_request("`from` must be before `to`"));
     }
@@ -68,7 +84,11 @@ fn period(shared: &Shared, from: &Option<String>, to: &Option<String>) -> Result
     Ok((from, to))
 }
 
-fn customer_param(shared: &Shared, who: &Principal, c: &Option<String>) -> Result<String, ApiError> {
+fn customer_param(
+    shared: &Shared,
+    who: &Principal,
+    c: &Option<String>,
+) -> Result<String, ApiError> {
     let customer = match (c, who) {
         (Some(c), _) => c.clone(),
         (None, Principal::Customer(c)) => c.clone(),
@@ -77,7 +97,9 @@ fn customer_param(shared: &Shared, who: &Principal, c: &Option<String>) -> Resul
     if shared.config.customer(&customer).is_none() {
         // Same answer for unknown and forbidden customers to a customer token.
         who.check_customer(&customer)?;
-        return Err(ApiError::not_found(format!("unknown customer {customer:?}")));
+        return Err(ApiError::not_found(format!(
+            "unknown customer {customer:?}"
+        )));
     }
     who.check_customer(&customer)?;
     Ok(customer)
@@ -139,22 +161,48 @@ fn to_csv(r: &SlaReport) -> Result<String, ApiError> {
 #[utoipa::path(get, path = "/v1/reports/sla", params(ReportParams), security(("bearer" = [])),
     responses((status = 200, body = SlaReport, description = "JSON report; `format=csv` gives one CSV row per service"),
         (status = 400, description = "bad parameters"), (status = 401), (status = 403)))]
-pub async fn sla(State(shared): Shared_, who: Principal, q: Result<Query<ReportParams>, QueryRejection>) -> Result<Response, ApiError> {
+pub async fn sla(
+    State(shared): Shared_,
+    who: Principal,
+    q: Result<Query<ReportParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
     let Query(q) = q?;
     let customer = customer_param(&shared, &who, &q.customer)?;
     let (from, to) = period(&shared, &q.from, &q.to)?;
     let csv = match q.format.as_deref() {
         None | Some("json") => false,
         Some("csv") => true,
-        Some(f) => return Err(ApiError::bad_request(format!("unknown format {f:?} (json | csv)"))),
+        Some(f) => {
+            return Err(ApiError::bad_request(format!(
+                "unknown format {f:?} (json | csv)"
+            )));
+        }
     };
     let (tables, incidents, now) = {
         let core = shared.core();
-        (core.tables().map_err(ApiError::internal)?, core.incidents.clone(), core.now)
+        (
+            core.tables().map_err(ApiError::internal)?,
+            core.incidents.clone(),
+            core.now,
+        )
     };
-    let report = sla_report(&shared.config, &tables, &incidents, &customer, from, to, now).await.map_err(ApiError::internal)?;
+    let report = sla_report(
+        &shared.config,
+        &tables,
+        &incidents,
+        &customer,
+        from,
+        to,
+        now,
+    )
+    .await
+    .map_err(ApiError::internal)?;
     if csv {
-        Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], to_csv(&report)?).into_response())
+        Ok((
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            to_csv(&report)?,
+        )
+            .into_response())
     } else {
         Ok(Json(report).into_response())
     }
@@ -163,12 +211,22 @@ pub async fn sla(State(shared): Shared_, who: Principal, q: Result<Query<ReportP
 /// Capacity report of a customer (same JSON as `capacity-<customer>.json`).
 #[utoipa::path(get, path = "/v1/reports/capacity", params(ReportParams), security(("bearer" = [])),
     responses((status = 200, body = CapacityReport), (status = 400), (status = 401), (status = 403)))]
-pub async fn capacity(State(shared): Shared_, who: Principal, q: Result<Query<ReportParams>, QueryRejection>) -> Result<Json<CapacityReport>, ApiError> {
+pub async fn capacity(
+    State(shared): Shared_,
+    who: Principal,
+    q: Result<Query<ReportParams>, QueryRejection>,
+) -> Result<Json<CapacityReport>, ApiError> {
     let Query(q) = q?;
     let customer = customer_param(&shared, &who, &q.customer)?;
     let (from, to) = period(&shared, &q.from, &q.to)?;
     let core = shared.core();
-    Ok(Json(capacity_report(core.pipeline.engine(), &core.incidents, &customer, from, to)))
+    Ok(Json(capacity_report(
+        core.pipeline.engine(),
+        &core.incidents,
+        &customer,
+        from,
+        to,
+    )))
 }
 
 /// `from`, `to`, `step`.
@@ -224,7 +282,10 @@ pub async fn availability(
     q: Result<Query<SeriesParams>, QueryRejection>,
 ) -> Result<Json<AvailabilitySeries>, ApiError> {
     let (Path(id), Query(q)) = (id?, q?);
-    let svc = shared.config.service(&id).ok_or_else(|| ApiError::not_found(format!("unknown service {id:?}")))?;
+    let svc = shared
+        .config
+        .service(&id)
+        .ok_or_else(|| ApiError::not_found(format!("unknown service {id:?}")))?;
     who.check_customer(svc.customer.get_ref())?;
     let step = match &q.step {
         None => 3_600_000,
@@ -248,12 +309,22 @@ pub async fn availability(
         (from, t)
     };
     if (to - from) / step > MAX_STEPS {
-        return Err(ApiError::bad_request(format!("more than {MAX_STEPS} steps: use a larger step")));
+        return Err(ApiError::bad_request(format!(
+            "more than {MAX_STEPS} steps: use a larger step"
+        )));
     }
     let (intervals, state) = {
         let core = shared.core();
-        let t = core.pipeline.engine().services().get(&id).ok_or_else(|| ApiError::not_found("service has no timeline"))?;
-        let iv: Vec<(Millis, Millis, SvcState)> = t.intervals().filter(|(a, b, _)| *b > from && *a < to).collect();
+        let t = core
+            .pipeline
+            .engine()
+            .services()
+            .get(&id)
+            .ok_or_else(|| ApiError::not_found("service has no timeline"))?;
+        let iv: Vec<(Millis, Millis, SvcState)> = t
+            .intervals()
+            .filter(|(a, b, _)| *b > from && *a < to)
+            .collect();
         (iv, t.state().as_str().to_owned())
     };
     let mut steps = Vec::new();
@@ -273,7 +344,8 @@ pub async fn availability(
         steps.push(AvailabilityStep {
             from: format_ms(s),
             to: format_ms(e),
-            availability_pct: (measured > 0).then(|| 100.0 * (measured - d[SvcState::Down as usize]) as f64 / measured as f64),
+            availability_pct: (measured > 0)
+                .then(|| 100.0 * (measured - d[SvcState::Down as usize]) as f64 / measured as f64),
             up_s: ms_to_s(d[0]),
             degraded_s: ms_to_s(d[1]),
             down_s: ms_to_s(d[2]),
@@ -282,7 +354,11 @@ pub async fn availability(
         });
         s = e;
     }
-    Ok(Json(AvailabilitySeries { service: id, state, steps }))
+    Ok(Json(AvailabilitySeries {
+        service: id,
+        state,
+        steps,
+    }))
 }
 
 /// `status=open|all`, optional `customer`, `limit`.
@@ -299,23 +375,44 @@ pub struct IncidentParams {
 /// Incidents visible to the caller.
 #[utoipa::path(get, path = "/v1/incidents", params(IncidentParams), security(("bearer" = [])),
     responses((status = 200, body = Vec<Incident>), (status = 400), (status = 401), (status = 403)))]
-pub async fn incidents(State(shared): Shared_, who: Principal, q: Result<Query<IncidentParams>, QueryRejection>) -> Result<Json<Vec<Incident>>, ApiError> {
+pub async fn incidents(
+    State(shared): Shared_,
+    who: Principal,
+    q: Result<Query<IncidentParams>, QueryRejection>,
+) -> Result<Json<Vec<Incident>>, ApiError> {
     let Query(q) = q?;
     if let Some(c) = &q.customer {
         who.check_customer(c)?;
     }
     let limit = q.limit.unwrap_or(500).min(5000);
-    let keep = |i: &&Incident| who.sees(&i.customer) && q.customer.as_ref().is_none_or(|c| *c == i.customer);
+    let keep = |i: &&Incident| {
+        who.sees(&i.customer) && q.customer.as_ref().is_none_or(|c| *c == i.customer)
+    };
     let core = shared.core();
     let list: Vec<Incident> = match q.status.as_deref() {
         None | Some("open") => {
             let mut v: Vec<Incident> = core.open.values().filter(keep).cloned().collect();
-            v.sort_by(|a, b| b.at_ms.cmp(&a.at_ms).then_with(|| a.incident_id.cmp(&b.incident_id)));
+            v.sort_by(|a, b| {
+                b.at_ms
+                    .cmp(&a.at_ms)
+                    .then_with(|| a.incident_id.cmp(&b.incident_id))
+            });
             v.truncate(limit);
             v
         }
-        Some("all") => core.incidents.iter().rev().filter(keep).take(limit).cloned().collect(),
-        Some(s) => return Err(ApiError::bad_request(format!("unknown status {s:?} (open | all)"))),
+        Some("all") => core
+            .incidents
+            .iter()
+            .rev()
+            .filter(keep)
+            .take(limit)
+            .cloned()
+            .collect(),
+        Some(s) => {
+            return Err(ApiError::bad_request(format!(
+                "unknown status {s:?} (open | all)"
+            )));
+        }
     };
     Ok(Json(list))
 }
@@ -337,7 +434,11 @@ pub struct TicketView {
 /// One ticket.
 #[utoipa::path(get, path = "/v1/tickets/{id}", params(("id" = String, Path, description = "ticket id")), security(("bearer" = [])),
     responses((status = 200, body = TicketView), (status = 401), (status = 403), (status = 404)))]
-pub async fn ticket(State(shared): Shared_, who: Principal, id: Result<Path<String>, PathRejection>) -> Result<Json<TicketView>, ApiError> {
+pub async fn ticket(
+    State(shared): Shared_,
+    who: Principal,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<TicketView>, ApiError> {
     let Path(id) = id?;
     let core = shared.core();
     let tickets = core.pipeline.engine().tickets();
@@ -345,8 +446,18 @@ pub async fn ticket(State(shared): Shared_, who: Principal, id: Result<Path<Stri
         return Err(ApiError::not_found(format!("unknown ticket {id:?}")));
     };
     who.check_customer(&t.customer)?;
-    let incidents = core.incidents.iter().filter(|i| i.ticket.as_deref() == Some(id.as_str())).cloned().collect();
-    Ok(Json(TicketView { line, service: t.service.clone(), kind: t.kind.clone(), incidents }))
+    let incidents = core
+        .incidents
+        .iter()
+        .filter(|i| i.ticket.as_deref() == Some(id.as_str()))
+        .cloned()
+        .collect();
+    Ok(Json(TicketView {
+        line,
+        service: t.service.clone(),
+        kind: t.kind.clone(),
+        incidents,
+    }))
 }
 
 /// A maintenance window to record.
@@ -366,9 +477,15 @@ pub struct MaintenanceRequest {
 
 fn json_time(name: &str, v: &serde_json::Value) -> Result<Millis, ApiError> {
     match v {
-        serde_json::Value::Number(n) => n.as_i64().ok_or_else(|| ApiError::bad_request(format!("{name}: expected integer epoch ms"))),
-        serde_json::Value::String(s) => parse_flexible(s).map_err(|e| ApiError::bad_request(format!("{name}: {e}"))),
-        _ => Err(ApiError::bad_request(format!("{name}: expected RFC 3339 or epoch ms"))),
+        serde_json::Value::Number(n) => n
+            .as_i64()
+            .ok_or_else(|| ApiError::bad_request(format!("{name}: expected integer epoch ms"))),
+        serde_json::Value::String(s) => {
+            parse_flexible(s).map_err(|e| ApiError::bad_request(format!("{name}: {e}")))
+        }
+        _ => Err(ApiError::bad_request(format!(
+            "{name}: expected RFC 3339 or epoch ms"
+        ))),
     }
 }
 
@@ -376,11 +493,18 @@ fn json_time(name: &str, v: &serde_json::Value) -> Result<Millis, ApiError> {
 /// monitoring topic in `run`, so it is durable and replayable).
 #[utoipa::path(post, path = "/v1/maintenance", request_body = MaintenanceRequest, security(("bearer" = [])),
     responses((status = 202, description = "accepted; the event is returned", body = Object), (status = 400), (status = 401), (status = 403)))]
-pub async fn maintenance(State(shared): Shared_, who: Principal, body: Result<Json<MaintenanceRequest>, JsonRejection>) -> Result<Response, ApiError> {
+pub async fn maintenance(
+    State(shared): Shared_,
+    who: Principal,
+    body: Result<Json<MaintenanceRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
     who.check_admin()?;
     let Json(req) = body?;
     if shared.config.service(&req.service).is_none() {
-        return Err(ApiError::bad_request(format!("unknown service {:?}", req.service)));
+        return Err(ApiError::bad_request(format!(
+            "unknown service {:?}",
+            req.service
+        )));
     }
     let (start, end) = (json_time("start", &req.start)?, json_time("end", &req.end)?);
     if end <= start {
@@ -397,7 +521,10 @@ pub async fn maintenance(State(shared): Shared_, who: Principal, body: Result<Js
         "end": end,
         "change_id": req.change_id,
     });
-    shared.maintenance.submit(&req.service, event.to_string()).map_err(ApiError::unavailable)?;
+    shared
+        .maintenance
+        .submit(&req.service, event.to_string())
+        .map_err(ApiError::unavailable)?;
     Ok((StatusCode::ACCEPTED, Json(event)).into_response())
 }
 
@@ -426,13 +553,20 @@ pub struct QueryResponse {
 /// Runs read-only DataFusion SQL over the state tables (admin).
 #[utoipa::path(post, path = "/v1/query", request_body = QueryRequest, security(("bearer" = [])),
     responses((status = 200, body = QueryResponse), (status = 400, description = "bad SQL or not read-only"), (status = 401), (status = 403)))]
-pub async fn query(State(shared): Shared_, who: Principal, body: Result<Json<QueryRequest>, JsonRejection>) -> Result<Json<QueryResponse>, ApiError> {
+pub async fn query(
+    State(shared): Shared_,
+    who: Principal,
+    body: Result<Json<QueryRequest>, JsonRejection>,
+) -> Result<Json<QueryResponse>, ApiError> {
     who.check_admin()?;
     let Json(req) = body?;
     let limit = req.limit.unwrap_or(1000).min(MAX_ROWS);
     let tables = shared.core().tables().map_err(ApiError::internal)?;
     let ctx = tables.session().map_err(ApiError::internal)?;
-    let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
+    let options = SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false);
     let run = async {
         let df = ctx.sql_with_options(&req.sql, options).await?;
         df.limit(0, Some(limit + 1))?.collect().await
@@ -441,16 +575,33 @@ pub async fn query(State(shared): Shared_, who: Principal, body: Result<Json<Que
         .await
         .map_err(|_| ApiError::bad_request("query took longer than 10s"))?
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let columns: Vec<String> = batches.first().map(|b| b.schema().fields().iter().map(|f| f.name().clone()).collect()).unwrap_or_default();
+    let columns: Vec<String> = batches
+        .first()
+        .map(|b| {
+            b.schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect()
+        })
+        .unwrap_or_default();
     let mut writer = datafusion::arrow::json::ArrayWriter::new(Vec::new());
     let refs: Vec<&datafusion::arrow::record_batch::RecordBatch> = batches.iter().collect();
     writer.write_batches(&refs).map_err(ApiError::internal)?;
     writer.finish().map_err(ApiError::internal)?;
     let buf = writer.into_inner();
-    let mut rows: Vec<serde_json::Value> = if buf.is_empty() { Vec::new() } else { serde_json::from_slice(&buf).map_err(ApiError::internal)? };
+    let mut rows: Vec<serde_json::Value> = if buf.is_empty() {
+        Vec::new()
+    } else {
+        serde_json::from_slice(&buf).map_err(ApiError::internal)?
+    };
     let truncated = rows.len() > limit;
     rows.truncate(limit);
-    Ok(Json(QueryResponse { columns, rows, truncated }))
+    Ok(Json(QueryResponse {
+        columns,
+        rows,
+        truncated,
+    }))
 }
 
 /// What the dashboard needs to start: customers visible to the token and clocks.
@@ -492,7 +643,13 @@ pub async fn overview(State(shared): Shared_, who: Principal) -> Json<Overview> 
         .map(|c| CustomerView {
             id: c.id.get_ref().clone(),
             name: c.name.clone(),
-            services: shared.config.services.iter().filter(|s| s.customer.get_ref() == c.id.get_ref()).map(|s| s.id.get_ref().clone()).collect(),
+            services: shared
+                .config
+                .services
+                .iter()
+                .filter(|s| s.customer.get_ref() == c.id.get_ref())
+                .map(|s| s.id.get_ref().clone())
+                .collect(),
             timezone: c.timezone.0.name().to_owned(),
         })
         .collect();
@@ -510,7 +667,14 @@ pub async fn overview(State(shared): Shared_, who: Principal) -> Json<Overview> 
 /// Prometheus metrics (text exposition format).
 #[utoipa::path(get, path = "/metrics", responses((status = 200, content_type = "text/plain", body = String)))]
 pub async fn metrics(State(shared): Shared_) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], shared.metrics.render()).into_response()
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        shared.metrics.render(),
+    )
+        .into_response()
 }
 
 /// Liveness.
@@ -525,6 +689,10 @@ pub async fn readyz(State(shared): Shared_) -> Response {
     if shared.is_ready() {
         Json(serde_json::json!({ "status": "ready" })).into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "status": "starting" }))).into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "status": "starting" })),
+        )
+            .into_response()
     }
 }

@@ -224,7 +224,10 @@ impl Tickets {
 
     /// Tickets whose resolution clock has not stopped.
     pub fn open_count(&self) -> usize {
-        self.tickets.values().filter(|t| !t.clocks[1].stopped).count()
+        self.tickets
+            .values()
+            .filter(|t| !t.clocks[1].stopped)
+            .count()
     }
 
     /// A ticket by id.
