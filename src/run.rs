@@ -1,11 +1,12 @@
-//! `slaflow run`: the live driver. Kafka → pipeline → Kafka.
+//! `slaflow run`: the live driver. Kafka → pipeline → Kafka, plus the HTTP API.
 //!
 //! One dedicated thread polls and processes (the consumer never waits on the async
-//! runtime); the runtime only watches for SIGTERM/SIGINT. Offsets are stored only
-//! for records whose fate is decided and whose outputs Kafka has acknowledged.
+//! runtime, so rebalances are served promptly); the runtime serves the API and
+//! watches for SIGTERM/SIGINT. Offsets are stored only for records whose fate is
+//! decided and whose outputs Kafka has acknowledged.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, KafkaConfig};
@@ -14,12 +15,15 @@ use crate::event::RawRecord;
 use crate::pipeline::Pipeline;
 use crate::sink::kafka::{KafkaSink, KafkaSinkError};
 use crate::source::kafka::{KafkaSource, KafkaSourceError, SourceEvent};
+use crate::state::{Core, MaintenanceIntake, Shared};
 use crate::time::wall_now;
 
 /// Records drained from the consumer per processing step.
 const POLL_RECORDS: usize = 4096;
 /// How often delivered outputs let input offsets be stored.
 const COMMIT_EVERY: Duration = Duration::from_secs(1);
+/// How often consumer lag is measured.
+const LAG_EVERY: Duration = Duration::from_secs(5);
 
 /// Live-run failures.
 #[derive(Debug, thiserror::Error)]
@@ -33,18 +37,39 @@ pub enum RunError {
     /// Offset store/commit.
     #[error("kafka offsets: {0}")]
     Offsets(#[from] rdkafka::error::KafkaError),
-    /// Runtime setup.
-    #[error("runtime: {0}")]
-    Runtime(#[from] std::io::Error),
+    /// Runtime or socket setup.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
 }
 
-/// Runs the live pipeline until SIGTERM or SIGINT.
+/// `POST /v1/maintenance` in `run`: the event goes to the monitoring topic, so it
+/// is durable and replayable like any other event.
+struct KafkaIntake {
+    sink: KafkaSink,
+    topic: String,
+}
+
+impl MaintenanceIntake for KafkaIntake {
+    fn submit(&self, service: &str, json: String) -> Result<(), String> {
+        self.sink.send(&self.topic, service, &json).map_err(|e| e.to_string())?;
+        self.sink.flush(Duration::from_secs(5)).map_err(|e| e.to_string())
+    }
+}
+
+/// Runs the live pipeline and the API until SIGTERM or SIGINT.
 pub fn run(config: Arc<Config>) -> Result<(), RunError> {
+    let kafka = config.kafka_or_default();
+    let listen = config.api.clone().unwrap_or_default().listen;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(&listen))
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {listen}: {e}")))?;
+    let pipeline = Pipeline::new(config.clone(), [kafka.monitoring_topic.clone(), kafka.tickets_topic.clone()]);
+    let intake = KafkaIntake { sink: KafkaSink::new(&kafka)?, topic: kafka.monitoring_topic.clone() };
+    let shared = Arc::new(Shared::new(config, Core::new(pipeline), Box::new(intake)));
+    tracing::info!(listen = %listener.local_addr()?, "API listening");
+
     let stop = Arc::new(AtomicBool::new(false));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()?;
     {
         let stop = stop.clone();
         runtime.spawn(async move {
@@ -53,15 +78,21 @@ pub fn run(config: Arc<Config>) -> Result<(), RunError> {
             stop.store(true, Ordering::SeqCst);
         });
     }
-    let worker = std::thread::Builder::new()
-        .name("slaflow-live".into())
-        .spawn(move || live_loop(config, &stop))?;
-    match worker.join() {
-        Ok(r) => r,
-        Err(_) => Err(RunError::Runtime(std::io::Error::other(
-            "live loop panicked",
-        ))),
+    let (api_stop, api_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = runtime.spawn(crate::api::serve(listener, shared.clone(), async move {
+        let _ = api_stopped.await;
+    }));
+    let worker = {
+        let (shared, stop) = (shared.clone(), stop.clone());
+        std::thread::Builder::new().name("slaflow-live".into()).spawn(move || live_loop(&shared, &kafka, &stop))?
+    };
+    let result = worker.join().unwrap_or_else(|_| Err(RunError::Io(std::io::Error::other("live loop panicked"))));
+    // The API stops after the consumer has committed and left the group.
+    let _ = api_stop.send(());
+    if let Ok(Err(e)) = runtime.block_on(server) {
+        tracing::warn!(error = %e, "API server");
     }
+    result
 }
 
 /// Resolves on SIGTERM or SIGINT.
@@ -87,64 +118,68 @@ pub async fn wait_for_signal() {
     }
 }
 
-fn live_loop(config: Arc<Config>, stop: &AtomicBool) -> Result<(), RunError> {
-    let kafka = config.kafka_or_default();
-    let mut source = KafkaSource::new(&kafka)?;
-    let sink = KafkaSink::new(&kafka)?;
-    let mut pipeline = Pipeline::new(
-        config,
-        [kafka.monitoring_topic.clone(), kafka.tickets_topic.clone()],
-    );
+fn live_loop(shared: &Shared, kafka: &KafkaConfig, stop: &AtomicBool) -> Result<(), RunError> {
+    let mut source = KafkaSource::new(kafka)?;
+    let sink = KafkaSink::new(kafka)?;
     let mut out = Outputs::default();
     let mut last_commit = Instant::now();
+    let mut last_lag = Instant::now();
     tracing::info!(brokers = %kafka.brokers, group = %kafka.group_id, "slaflow run started");
 
     while !stop.load(Ordering::SeqCst) {
-        for ev in source.poll_batch(POLL_RECORDS, Duration::from_millis(100)) {
+        let events = source.poll_batch(POLL_RECORDS, Duration::from_millis(100));
+        let started = Instant::now();
+        {
+            let mut core = shared.core();
             let wall = wall_now();
-            match ev {
-                SourceEvent::Records(stream, recs) => {
-                    let raw: Vec<RawRecord> = recs
-                        .iter()
-                        .map(|r| RawRecord {
-                            partition: stream.partition,
-                            offset: r.offset,
-                            payload: &r.payload,
-                        })
-                        .collect();
-                    pipeline.ingest(stream, &raw, wall, &mut out);
-                    pipeline.eventtime_mut().set_caught_up(stream, false);
-                }
-                SourceEvent::Assigned(streams) => {
-                    for s in streams {
-                        pipeline.eventtime_mut().add_stream(s, wall);
+            core.now = wall;
+            let p = &mut core.pipeline;
+            for ev in events {
+                match ev {
+                    SourceEvent::Records(stream, recs) => {
+                        let raw: Vec<RawRecord> = recs
+                            .iter()
+                            .map(|r| RawRecord { partition: stream.partition, offset: r.offset, payload: &r.payload })
+                            .collect();
+                        p.ingest(stream, &raw, wall, &mut out);
+                        p.eventtime_mut().set_caught_up(stream, false);
                     }
-                }
-                SourceEvent::Revoked(streams) => {
-                    for &s in &streams {
-                        pipeline.eventtime_mut().remove_stream(s);
+                    SourceEvent::Assigned(streams) => {
+                        for s in streams {
+                            p.eventtime_mut().add_stream(s, wall);
+                        }
+                        shared.set_ready(true);
                     }
-                    source.forget(&streams);
+                    SourceEvent::Revoked(streams) => {
+                        for &s in &streams {
+                            p.eventtime_mut().remove_stream(s);
+                        }
+                        source.forget(&streams);
+                    }
+                    SourceEvent::CaughtUp(s, c) => p.eventtime_mut().set_caught_up(s, c),
                 }
-                SourceEvent::CaughtUp(s, c) => pipeline.eventtime_mut().set_caught_up(s, c),
             }
+            p.advance(Some(wall), &mut out);
+            core.record(&out.incidents);
+            shared.metrics.observe(&core, started.elapsed(), &out.incidents);
         }
-        pipeline.advance(Some(wall_now()), &mut out);
-        publish(&sink, &kafka, &mut out)?;
+        publish(&sink, kafka, &mut out)?;
         if last_commit.elapsed() >= COMMIT_EVERY {
-            commit(&pipeline, &mut source, &sink)?;
+            commit(shared, &mut source, &sink)?;
             last_commit = Instant::now();
         }
+        if last_lag.elapsed() >= LAG_EVERY {
+            for (stream, lag) in source.lags() {
+                shared.metrics.set_consumer_lag(stream, lag);
+            }
+            last_lag = Instant::now();
+        }
     }
-    commit(&pipeline, &mut source, &sink)?;
+    commit(shared, &mut source, &sink)?;
     source.commit_stored()?;
-    let c = pipeline.counts();
-    tracing::info!(
-        read = c.read,
-        applied = c.applied,
-        deadlettered = c.deadlettered(),
-        "slaflow run stopped"
-    );
+    let core = shared.core();
+    let c = core.pipeline.counts();
+    tracing::info!(read = c.read, applied = c.applied, deadlettered = c.deadlettered(), "slaflow run stopped");
     Ok(())
 }
 
@@ -161,13 +196,13 @@ fn publish(sink: &KafkaSink, kafka: &KafkaConfig, out: &mut Outputs) -> Result<(
 }
 
 /// Flushes outputs, then stores the offsets they cover.
-fn commit(pipeline: &Pipeline, source: &mut KafkaSource, sink: &KafkaSink) -> Result<(), RunError> {
+fn commit(shared: &Shared, source: &mut KafkaSource, sink: &KafkaSink) -> Result<(), RunError> {
     // Offsets are taken before the flush: everything they cover was already queued.
-    let et = pipeline.eventtime();
-    let offsets: Vec<_> = et
-        .streams()
-        .filter_map(|s| Some((s, et.safe_offset(s)?)))
-        .collect();
+    let offsets: Vec<_> = {
+        let core = shared.core();
+        let et = core.pipeline.eventtime();
+        et.streams().filter_map(|s| Some((s, et.safe_offset(s)?))).collect()
+    };
     sink.flush(Duration::from_secs(30))?;
     source.store_offsets(&offsets)?;
     Ok(())

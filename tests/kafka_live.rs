@@ -18,6 +18,9 @@ allowed_lateness = "1s"
 idle_timeout = "1s"
 data_dir = "{data}"
 
+[api]
+listen = "127.0.0.1:0"
+
 [kafka]
 brokers = "{brokers}"
 group_id = "{group}"

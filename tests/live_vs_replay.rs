@@ -146,7 +146,7 @@ fn run_publishes_the_same_incidents_as_replay() {
     // Live.
     let live_cfg = dir.path().join("live.toml");
     let kafka = format!(
-        "\n[kafka]\nbrokers = \"{brokers}\"\ngroup_id = \"{group}\"\nmonitoring_topic = \"{mon_t}\"\ntickets_topic = \"{tkt_t}\"\nincidents_topic = \"{inc_t}\"\ndeadletter_topic = \"{dl_t}\"\n"
+        "\n[api]\nlisten = \"127.0.0.1:0\"\n[kafka]\nbrokers = \"{brokers}\"\ngroup_id = \"{group}\"\nmonitoring_topic = \"{mon_t}\"\ntickets_topic = \"{tkt_t}\"\nincidents_topic = \"{inc_t}\"\ndeadletter_topic = \"{dl_t}\"\n"
     );
     let live_text =
         cfg_text.replacen("[engine]\n", "[engine]\nidle_timeout = \"1s\"\n", 1) + &kafka;

@@ -231,6 +231,24 @@ impl KafkaSource {
         }
     }
 
+    /// Records behind the end of each assigned partition (high watermark − position).
+    pub fn lags(&self) -> Vec<(StreamId, i64)> {
+        let Ok(positions) = self.consumer.position() else { return Vec::new() };
+        positions
+            .elements()
+            .iter()
+            .filter_map(|e| {
+                let topic = self.topic_of(e.topic())?;
+                let (_, high) = self.consumer.fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(1)).ok()?;
+                let pos = match e.offset() {
+                    Offset::Offset(o) => o,
+                    _ => return Some((StreamId { topic, partition: e.partition() }, 0)),
+                };
+                Some((StreamId { topic, partition: e.partition() }, (high - pos).max(0)))
+            })
+            .collect()
+    }
+
     /// Stores offsets (next offset to read) for the given streams, to be committed
     /// by librdkafka. Offsets never move backwards; unassigned partitions are skipped.
     pub fn store_offsets(&mut self, offsets: &[(StreamId, i64)]) -> Result<(), KafkaError> {
