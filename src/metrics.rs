@@ -15,6 +15,7 @@ use prometheus_client::registry::Registry;
 use crate::engine::incidents::{Action, Incident};
 use crate::event::Topic;
 use crate::eventtime::StreamId;
+use crate::pipeline::Counts;
 use crate::state::Core;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -53,7 +54,8 @@ pub struct Metrics {
     services: Family<StateLabel, Gauge>,
     latency: Histogram,
     watermark: Gauge<f64, AtomicU64>,
-    last: Mutex<(u64, u64, Vec<(String, u64)>)>,
+    /// Counts at the previous observation, to turn totals into counter increments.
+    last: Mutex<Counts>,
 }
 
 impl Default for Metrics {
@@ -89,7 +91,7 @@ impl Metrics {
             services: Family::default(),
             latency: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             watermark: Gauge::default(),
-            last: Mutex::new((0, 0, Vec::new())),
+            last: Mutex::new(Counts::default()),
             registry: Registry::default(),
         };
         registry.register("records_read", "Input records read", m.read.clone());
@@ -147,28 +149,17 @@ impl Metrics {
         self.latency.observe(step.as_secs_f64());
         let c = core.pipeline.counts();
         if let Ok(mut last) = self.last.lock() {
-            self.read.inc_by(c.read.saturating_sub(last.0));
-            self.applied.inc_by(c.applied.saturating_sub(last.1));
+            self.read.inc_by(c.read.saturating_sub(last.read));
+            self.applied.inc_by(c.applied.saturating_sub(last.applied));
             for (reason, n) in &c.deadletter {
-                let before = last
-                    .2
-                    .iter()
-                    .find(|(r, _)| r == reason)
-                    .map_or(0, |(_, n)| *n);
+                let before = last.deadletter.get(reason).copied().unwrap_or(0);
                 self.deadlettered
                     .get_or_create(&ReasonLabel {
                         reason: (*reason).to_owned(),
                     })
                     .inc_by(n.saturating_sub(before));
             }
-            *last = (
-                c.read,
-                c.applied,
-                c.deadletter
-                    .iter()
-                    .map(|(r, n)| ((*r).to_owned(), *n))
-                    .collect(),
-            );
+            *last = c.clone();
         }
         for i in fired {
             let action = if i.action == Action::Trigger {

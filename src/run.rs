@@ -5,8 +5,8 @@
 //! watches for SIGTERM/SIGINT. Offsets are stored only for records whose fate is
 //! decided and whose outputs Kafka has acknowledged.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, KafkaConfig};
@@ -51,8 +51,12 @@ struct KafkaIntake {
 
 impl MaintenanceIntake for KafkaIntake {
     fn submit(&self, service: &str, json: String) -> Result<(), String> {
-        self.sink.send(&self.topic, service, &json).map_err(|e| e.to_string())?;
-        self.sink.flush(Duration::from_secs(5)).map_err(|e| e.to_string())
+        self.sink
+            .send(&self.topic, service, &json)
+            .map_err(|e| e.to_string())?;
+        self.sink
+            .flush(Duration::from_secs(5))
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -60,12 +64,21 @@ impl MaintenanceIntake for KafkaIntake {
 pub fn run(config: Arc<Config>) -> Result<(), RunError> {
     let kafka = config.kafka_or_default();
     let listen = config.api.clone().unwrap_or_default().listen;
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind(&listen))
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {listen}: {e}")))?;
-    let pipeline = Pipeline::new(config.clone(), [kafka.monitoring_topic.clone(), kafka.tickets_topic.clone()]);
-    let intake = KafkaIntake { sink: KafkaSink::new(&kafka)?, topic: kafka.monitoring_topic.clone() };
+    let pipeline = Pipeline::new(
+        config.clone(),
+        [kafka.monitoring_topic.clone(), kafka.tickets_topic.clone()],
+    );
+    let intake = KafkaIntake {
+        sink: KafkaSink::new(&kafka)?,
+        topic: kafka.monitoring_topic.clone(),
+    };
     let shared = Arc::new(Shared::new(config, Core::new(pipeline), Box::new(intake)));
     tracing::info!(listen = %listener.local_addr()?, "API listening");
 
@@ -84,9 +97,13 @@ pub fn run(config: Arc<Config>) -> Result<(), RunError> {
     }));
     let worker = {
         let (shared, stop) = (shared.clone(), stop.clone());
-        std::thread::Builder::new().name("slaflow-live".into()).spawn(move || live_loop(&shared, &kafka, &stop))?
+        std::thread::Builder::new()
+            .name("slaflow-live".into())
+            .spawn(move || live_loop(&shared, &kafka, &stop))?
     };
-    let result = worker.join().unwrap_or_else(|_| Err(RunError::Io(std::io::Error::other("live loop panicked"))));
+    let result = worker
+        .join()
+        .unwrap_or_else(|_| Err(RunError::Io(std::io::Error::other("live loop panicked"))));
     // The API stops after the consumer has committed and left the group.
     let _ = api_stop.send(());
     if let Ok(Err(e)) = runtime.block_on(server) {
@@ -139,7 +156,11 @@ fn live_loop(shared: &Shared, kafka: &KafkaConfig, stop: &AtomicBool) -> Result<
                     SourceEvent::Records(stream, recs) => {
                         let raw: Vec<RawRecord> = recs
                             .iter()
-                            .map(|r| RawRecord { partition: stream.partition, offset: r.offset, payload: &r.payload })
+                            .map(|r| RawRecord {
+                                partition: stream.partition,
+                                offset: r.offset,
+                                payload: &r.payload,
+                            })
                             .collect();
                         p.ingest(stream, &raw, wall, &mut out);
                         p.eventtime_mut().set_caught_up(stream, false);
@@ -161,7 +182,9 @@ fn live_loop(shared: &Shared, kafka: &KafkaConfig, stop: &AtomicBool) -> Result<
             }
             p.advance(Some(wall), &mut out);
             core.record(&out.incidents);
-            shared.metrics.observe(&core, started.elapsed(), &out.incidents);
+            shared
+                .metrics
+                .observe(&core, started.elapsed(), &out.incidents);
         }
         publish(&sink, kafka, &mut out)?;
         if last_commit.elapsed() >= COMMIT_EVERY {
@@ -179,7 +202,12 @@ fn live_loop(shared: &Shared, kafka: &KafkaConfig, stop: &AtomicBool) -> Result<
     source.commit_stored()?;
     let core = shared.core();
     let c = core.pipeline.counts();
-    tracing::info!(read = c.read, applied = c.applied, deadlettered = c.deadlettered(), "slaflow run stopped");
+    tracing::info!(
+        read = c.read,
+        applied = c.applied,
+        deadlettered = c.deadlettered(),
+        "slaflow run stopped"
+    );
     Ok(())
 }
 
@@ -201,7 +229,9 @@ fn commit(shared: &Shared, source: &mut KafkaSource, sink: &KafkaSink) -> Result
     let offsets: Vec<_> = {
         let core = shared.core();
         let et = core.pipeline.eventtime();
-        et.streams().filter_map(|s| Some((s, et.safe_offset(s)?))).collect()
+        et.streams()
+            .filter_map(|s| Some((s, et.safe_offset(s)?)))
+            .collect()
     };
     sink.flush(Duration::from_secs(30))?;
     source.store_offsets(&offsets)?;

@@ -233,18 +233,37 @@ impl KafkaSource {
 
     /// Records behind the end of each assigned partition (high watermark − position).
     pub fn lags(&self) -> Vec<(StreamId, i64)> {
-        let Ok(positions) = self.consumer.position() else { return Vec::new() };
+        let Ok(positions) = self.consumer.position() else {
+            return Vec::new();
+        };
         positions
             .elements()
             .iter()
             .filter_map(|e| {
                 let topic = self.topic_of(e.topic())?;
-                let (_, high) = self.consumer.fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(1)).ok()?;
+                let (_, high) = self
+                    .consumer
+                    .fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(1))
+                    .ok()?;
                 let pos = match e.offset() {
                     Offset::Offset(o) => o,
-                    _ => return Some((StreamId { topic, partition: e.partition() }, 0)),
+                    _ => {
+                        return Some((
+                            StreamId {
+                                topic,
+                                partition: e.partition(),
+                            },
+                            0,
+                        ));
+                    }
                 };
-                Some((StreamId { topic, partition: e.partition() }, (high - pos).max(0)))
+                Some((
+                    StreamId {
+                        topic,
+                        partition: e.partition(),
+                    },
+                    (high - pos).max(0),
+                ))
             })
             .collect()
     }
