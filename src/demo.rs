@@ -142,15 +142,7 @@ impl Feeder {
         let mut core = shared.core();
         for (stream, ls) in [(MON, &lines[0]), (TKT, &lines[1])] {
             let first = self.offsets[stream.topic.index()];
-            let recs: Vec<RawRecord> = ls
-                .iter()
-                .enumerate()
-                .map(|(i, l)| RawRecord {
-                    partition: 0,
-                    offset: first + i as i64,
-                    payload: l.as_bytes(),
-                })
-                .collect();
+            let recs = RawRecord::numbered(ls, 0, first);
             self.offsets[stream.topic.index()] += recs.len() as i64;
             core.pipeline.ingest(stream, &recs, now, &mut out);
         }

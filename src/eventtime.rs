@@ -480,15 +480,7 @@ mod tests {
         first_offset: i64,
         lines: &[String],
     ) -> Vec<DeadLetter> {
-        let recs: Vec<RawRecord> = lines
-            .iter()
-            .enumerate()
-            .map(|(i, l)| RawRecord {
-                partition: stream.partition,
-                offset: first_offset + i as i64,
-                payload: l.as_bytes(),
-            })
-            .collect();
+        let recs = RawRecord::numbered(lines, stream.partition, first_offset);
         let chunk = Decoder::new(stream.topic, "monitoring.events").decode(stream.partition, &recs);
         let mut dead = Vec::new();
         let mut admit = |_: Topic, b: &RecordBatch, r: usize| {

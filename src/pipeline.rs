@@ -243,15 +243,7 @@ mod tests {
     }
 
     fn feed(p: &mut Pipeline, stream: StreamId, lines: &[&str]) -> Outputs {
-        let recs: Vec<RawRecord> = lines
-            .iter()
-            .enumerate()
-            .map(|(i, l)| RawRecord {
-                partition: 0,
-                offset: i as i64,
-                payload: l.as_bytes(),
-            })
-            .collect();
+        let recs = RawRecord::numbered(lines, 0, 0);
         let mut out = Outputs::default();
         p.ingest(stream, &recs, 0, &mut out);
         p.finish(None, &mut out);

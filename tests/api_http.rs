@@ -62,7 +62,7 @@ fn server() -> &'static Server {
             let s = StreamId { topic, partition: 0 };
             p.eventtime_mut().add_stream(s, 0);
             let lines: Vec<&str> = evs.iter().filter(|e| e.topic == topic).map(|e| e.line.as_str()).collect();
-            let recs: Vec<RawRecord> = lines.iter().enumerate().map(|(i, l)| RawRecord { partition: 0, offset: i as i64, payload: l.as_bytes() }).collect();
+            let recs = RawRecord::numbered(&lines, 0, 0);
             p.ingest(s, &recs, 0, &mut out);
             p.eventtime_mut().finish_stream(s);
         }

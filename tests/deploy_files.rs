@@ -10,7 +10,11 @@ fn deploy_configs_parse() {
         let path = entry.expect("entry").path();
         if path.extension().is_some_and(|e| e == "toml") {
             let c = slaflow::config::Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
-            assert!(!c.services.is_empty() && c.kafka.is_some() && c.api.is_some(), "{}", path.display());
+            assert!(
+                !c.services.is_empty() && c.kafka.is_some() && c.api.is_some(),
+                "{}",
+                path.display()
+            );
             n += 1;
         }
     }

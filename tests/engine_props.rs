@@ -248,13 +248,7 @@ fn run(stream: &[(Topic, String, String)], partitions: i32, chunk: usize) -> Res
                 continue;
             }
             let end = (at + chunk).min(lines.len());
-            let recs: Vec<RawRecord> = (at..end)
-                .map(|i| RawRecord {
-                    partition: s.partition,
-                    offset: i as i64,
-                    payload: lines[i].as_bytes(),
-                })
-                .collect();
+            let recs = RawRecord::numbered(&lines[at..end], s.partition, at as i64);
             p.ingest(s, &recs, 0, &mut out);
             pos.insert(s, end);
             if end == lines.len() {

@@ -30,6 +30,25 @@ pub struct RawRecord<'a> {
     pub payload: &'a [u8],
 }
 
+impl<'a> RawRecord<'a> {
+    /// Records for consecutive `lines` of one stream, numbered from `first_offset`.
+    pub fn numbered<L: AsRef<[u8]>>(
+        lines: &'a [L],
+        partition: i32,
+        first_offset: i64,
+    ) -> Vec<RawRecord<'a>> {
+        lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| RawRecord {
+                partition,
+                offset: first_offset + i as i64,
+                payload: l.as_ref(),
+            })
+            .collect()
+    }
+}
+
 /// A record that failed decoding.
 #[derive(Debug, Clone)]
 pub struct Malformed {
@@ -261,6 +280,29 @@ impl Decoder {
         }
     }
 
+    /// UTF-8 and JSON decoding of one record; on failure it is recorded as malformed.
+    fn parse<'r, T: Deserialize<'r>>(
+        &self,
+        pos: usize,
+        r: &RawRecord<'r>,
+        malformed: &mut Vec<Malformed>,
+    ) -> Option<(&'r str, T)> {
+        let raw = match std::str::from_utf8(r.payload) {
+            Ok(s) => s,
+            Err(e) => {
+                malformed.push(self.malformed(pos, r, None, format!("not UTF-8: {e}")));
+                return None;
+            }
+        };
+        match serde_json::from_str(raw) {
+            Ok(ev) => Some((raw, ev)),
+            Err(e) => {
+                malformed.push(self.malformed(pos, r, Self::salvage_ts(r.payload), e.to_string()));
+                None
+            }
+        }
+    }
+
     /// Best-effort `ts` of a record that failed full decoding.
     fn salvage_ts(payload: &[u8]) -> Option<Millis> {
         serde_json::from_slice::<TsOnly>(payload)
@@ -286,24 +328,8 @@ impl Decoder {
         let mut malformed = Vec::new();
 
         for (pos, r) in records.iter().enumerate() {
-            let raw = match std::str::from_utf8(r.payload) {
-                Ok(s) => s,
-                Err(e) => {
-                    malformed.push(self.malformed(pos, r, None, format!("not UTF-8: {e}")));
-                    continue;
-                }
-            };
-            let ev: MonitoringJson = match serde_json::from_str(raw) {
-                Ok(ev) => ev,
-                Err(e) => {
-                    malformed.push(self.malformed(
-                        pos,
-                        r,
-                        Self::salvage_ts(r.payload),
-                        e.to_string(),
-                    ));
-                    continue;
-                }
+            let Some((raw, ev)) = self.parse::<MonitoringJson>(pos, r, &mut malformed) else {
+                continue;
             };
             let checked = (|| -> Result<(), String> {
                 non_empty(&ev.event_id, "event_id")?;
@@ -397,24 +423,8 @@ impl Decoder {
         let mut malformed = Vec::new();
 
         for (pos, r) in records.iter().enumerate() {
-            let raw = match std::str::from_utf8(r.payload) {
-                Ok(s) => s,
-                Err(e) => {
-                    malformed.push(self.malformed(pos, r, None, format!("not UTF-8: {e}")));
-                    continue;
-                }
-            };
-            let ev: TicketJson = match serde_json::from_str(raw) {
-                Ok(ev) => ev,
-                Err(e) => {
-                    malformed.push(self.malformed(
-                        pos,
-                        r,
-                        Self::salvage_ts(r.payload),
-                        e.to_string(),
-                    ));
-                    continue;
-                }
+            let Some((raw, ev)) = self.parse::<TicketJson>(pos, r, &mut malformed) else {
+                continue;
             };
             let checked = (|| -> Result<(), String> {
                 non_empty(&ev.event_id, "event_id")?;
@@ -508,15 +518,7 @@ mod tests {
     use datafusion::arrow::datatypes::{Float64Type, Int64Type};
 
     fn decode(topic: Topic, lines: &[&str]) -> DecodedChunk {
-        let recs: Vec<RawRecord> = lines
-            .iter()
-            .enumerate()
-            .map(|(i, l)| RawRecord {
-                partition: 3,
-                offset: i as i64,
-                payload: l.as_bytes(),
-            })
-            .collect();
+        let recs = RawRecord::numbered(lines, 3, 0);
         Decoder::new(topic, "t").decode(3, &recs)
     }
 

@@ -534,15 +534,7 @@ nodata = "up"
                 lines.push(format!(r#"{{"event_id":"{svc}-{i}","ts":{},"service":"{svc}","kind":"probe","source":"a","status":"{status}"}}"#, i * M));
             }
         }
-        let recs: Vec<RawRecord> = lines
-            .iter()
-            .enumerate()
-            .map(|(i, l)| RawRecord {
-                partition: 0,
-                offset: i as i64,
-                payload: l.as_bytes(),
-            })
-            .collect();
+        let recs = RawRecord::numbered(&lines, 0, 0);
         let mut out = Outputs::default();
         let s = StreamId {
             topic: Topic::Monitoring,
