@@ -44,6 +44,24 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Measure throughput and memory; prints one Markdown table.
+    Bench {
+        /// Days of generated traffic for the replay measurement.
+        #[arg(long, default_value_t = 7)]
+        days: u32,
+        /// Cores for the parallel replay (default: all).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Open tickets for the memory measurement.
+        #[arg(long, default_value_t = 100_000)]
+        tickets: usize,
+        /// Services for the memory measurement.
+        #[arg(long, default_value_t = 10_000)]
+        services: usize,
+        /// Kafka brokers: adds live throughput and incident latency through a real broker.
+        #[arg(long)]
+        brokers: Option<String>,
+    },
     /// Write realistic generated traffic (and a matching config) for replay.
     Generate {
         /// Output directory.
@@ -145,6 +163,23 @@ fn execute(command: Command) -> anyhow::Result<()> {
         Command::Run { config } => {
             let config = Arc::new(Config::load(&config)?);
             Ok(slaflow::run::run(config)?)
+        }
+        Command::Bench {
+            days,
+            threads,
+            tickets,
+            services,
+            brokers,
+        } => {
+            let threads = threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+            let mut rows = slaflow::bench::memory_rows(tickets, services);
+            rows.extend(slaflow::bench::replay_rows(days, threads));
+            if let Some(brokers) = brokers {
+                rows.extend(slaflow::bench::live_rows(&brokers)?);
+            }
+            print!("{}", slaflow::bench::table(&rows));
+            Ok(())
         }
         Command::Generate {
             out,

@@ -99,7 +99,7 @@ pub fn run(config: Arc<Config>) -> Result<(), RunError> {
         let (shared, stop) = (shared.clone(), stop.clone());
         std::thread::Builder::new()
             .name("slaflow-live".into())
-            .spawn(move || live_loop(&shared, &kafka, &stop))?
+            .spawn(move || live(&shared, &kafka, &stop))?
     };
     let result = worker
         .join()
@@ -135,7 +135,9 @@ pub async fn wait_for_signal() {
     }
 }
 
-fn live_loop(shared: &Shared, kafka: &KafkaConfig, stop: &AtomicBool) -> Result<(), RunError> {
+/// The live loop: consume, process, publish, commit, until `stop` is set.
+/// `run` drives it on its own thread; `slaflow bench` measures it.
+pub fn live(shared: &Shared, kafka: &KafkaConfig, stop: &AtomicBool) -> Result<(), RunError> {
     let mut source = KafkaSource::new(kafka)?;
     let sink = KafkaSink::new(kafka)?;
     let mut out = Outputs::default();

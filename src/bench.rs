@@ -1,0 +1,349 @@
+//! `slaflow bench`: end-to-end throughput and memory, measured the way users run
+//! slaflow, printed as one table. Micro-benchmarks live in `benches/`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::config::Config;
+use crate::engine::Outputs;
+use crate::event::{RawRecord, Topic};
+use crate::eventtime::StreamId;
+use crate::generate::{Generated, Generator, SERVICES, roughen, scenario_config};
+use crate::pipeline::Pipeline;
+
+const START: i64 = 1_793_577_600_000;
+
+/// One row of the result table.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// What was measured.
+    pub name: String,
+    /// The value, formatted.
+    pub value: String,
+    /// The target it is compared with, if any.
+    pub target: String,
+}
+
+/// Resident set size of this process in bytes (Linux), if known.
+pub fn rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn config() -> Arc<Config> {
+    // The generated config always parses (a unit test checks it).
+    Arc::new(
+        Config::parse(&scenario_config(), std::path::Path::new("<bench>"))
+            .unwrap_or_else(|e| panic!("{e}")),
+    )
+}
+
+/// Generated traffic for `days` days, roughened like real input.
+pub fn traffic(days: u32, seed: u64, intensity: f64) -> Vec<Generated> {
+    let mut g = Generator::new(seed, START, intensity);
+    let all: Vec<Generated> = (0..days as usize * 1440).flat_map(|_| g.minute()).collect();
+    roughen(all, seed, 20_000, 0.005, 0.001, 0.0005)
+}
+
+/// Runs `events` through one pipeline in 4096-record chunks; returns seconds.
+fn replay_in_memory(config: &Arc<Config>, events: &[&Generated]) -> f64 {
+    let mut p = Pipeline::new(config.clone(), ["m".into(), "t".into()]);
+    let streams = Topic::ALL.map(|topic| StreamId {
+        topic,
+        partition: 0,
+    });
+    for s in streams {
+        p.eventtime_mut().add_stream(s, 0);
+    }
+    let mut out = Outputs::default();
+    let started = Instant::now();
+    let mut offsets = [0i64; 2];
+    for chunk in events.chunks(8192) {
+        for s in streams {
+            let lines: Vec<&str> = chunk
+                .iter()
+                .filter(|g| g.topic == s.topic)
+                .map(|g| g.line.as_str())
+                .collect();
+            let first = offsets[s.topic.index()];
+            offsets[s.topic.index()] += lines.len() as i64;
+            p.ingest(s, &RawRecord::numbered(&lines, 0, first), 0, &mut out);
+        }
+        p.advance(None, &mut out);
+        out.dead_letters.clear();
+        out.incidents.clear();
+    }
+    for s in streams {
+        p.eventtime_mut().finish_stream(s);
+    }
+    p.finish(None, &mut out);
+    started.elapsed().as_secs_f64()
+}
+
+/// Replay throughput on one core and on `threads` cores (services split by key
+/// across independent pipelines, as partitions split them in `run`).
+pub fn replay_rows(days: u32, threads: usize) -> Vec<Row> {
+    let config = config();
+    let events = traffic(days, 7, 1.0);
+    let bytes: usize = events.iter().map(|g| g.line.len() + 1).sum();
+    let all: Vec<&Generated> = events.iter().collect();
+    let probe_heavy = all.len();
+    let secs = replay_in_memory(&config, &all);
+    let mut rows = vec![Row {
+        name: format!("replay, 1 core ({probe_heavy} events, probe-heavy)"),
+        value: format!(
+            "{:.0} events/s, {:.1} MB/s",
+            probe_heavy as f64 / secs,
+            bytes as f64 / secs / 1e6
+        ),
+        target: "≥ 1,000,000 events/s".into(),
+    }];
+    let threads = threads.max(1);
+    let parts: Vec<Vec<&Generated>> = (0..threads)
+        .map(|t| {
+            all.iter()
+                .copied()
+                .filter(|g| g.key.bytes().map(usize::from).sum::<usize>() % threads == t)
+                .collect()
+        })
+        .collect();
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for part in &parts {
+            let config = config.clone();
+            scope.spawn(move || replay_in_memory(&config, part));
+        }
+    });
+    let secs = started.elapsed().as_secs_f64();
+    rows.push(Row {
+        name: format!("replay, {threads} cores (keys split across pipelines)"),
+        value: format!(
+            "{:.0} events/s, {:.1} MB/s",
+            probe_heavy as f64 / secs,
+            bytes as f64 / secs / 1e6
+        ),
+        target: "scales with cores".into(),
+    });
+    rows
+}
+
+/// Memory per open ticket and per service source, from RSS growth.
+pub fn memory_rows(tickets: usize, services: usize) -> Vec<Row> {
+    let mut text = String::from("[[customers]]\nid = \"c\"\n");
+    for i in 0..services {
+        text.push_str(&format!("[[services]]\nid = \"s{i}\"\ncustomer = \"c\"\n"));
+    }
+    text.push_str("[[slas]]\nid = \"sla\"\ncustomer = \"c\"\nkinds = [\"incident\"]\n[slas.targets.P1]\nresponse = \"100d\"\nresolution = \"100d\"\n");
+    let config = Arc::new(
+        Config::parse(&text, std::path::Path::new("<bench>")).unwrap_or_else(|e| panic!("{e}")),
+    );
+    let mut p = Pipeline::new(config, ["m".into(), "t".into()]);
+    let mut out = Outputs::default();
+    let before = rss_bytes().unwrap_or(0);
+    let tkt = StreamId {
+        topic: Topic::Tickets,
+        partition: 0,
+    };
+    let mut offset = 0;
+    for chunk in (0..tickets).collect::<Vec<_>>().chunks(10_000) {
+        let lines: Vec<String> = chunk
+            .iter()
+            .map(|i| format!(r#"{{"event_id":"c{i}","ts":{},"ticket":"INC-{i}","type":"created","customer":"c","priority":"P1","kind":"incident"}}"#, START + *i as i64))
+            .collect();
+        p.ingest(tkt, &RawRecord::numbered(&lines, 0, offset), 0, &mut out);
+        offset += lines.len() as i64;
+        p.advance(None, &mut out);
+    }
+    p.finish(None, &mut out);
+    let after_tickets = rss_bytes().unwrap_or(0);
+    let mon = StreamId {
+        topic: Topic::Monitoring,
+        partition: 0,
+    };
+    let mut offset = 0;
+    for round in 0..2i64 {
+        for chunk in (0..services).collect::<Vec<_>>().chunks(5_000) {
+            let lines: Vec<String> = chunk
+                .iter()
+                .flat_map(|i| {
+                    ["a", "b", "c"].map(|src| {
+                        format!(r#"{{"event_id":"p{round}-{i}-{src}","ts":{},"service":"s{i}","kind":"probe","source":"{src}","status":"up"}}"#, START + 1_000_000_000 + round * 60_000)
+                    })
+                })
+                .collect();
+            p.ingest(mon, &RawRecord::numbered(&lines, 0, offset), 0, &mut out);
+            offset += lines.len() as i64;
+        }
+        p.advance(None, &mut out);
+    }
+    p.finish(None, &mut out);
+    let after_services = rss_bytes().unwrap_or(0);
+    let per_ticket = after_tickets.saturating_sub(before) as f64 / tickets as f64;
+    let per_source = after_services.saturating_sub(after_tickets) as f64 / (services * 3) as f64;
+    vec![
+        Row {
+            name: format!("memory per open ticket ({tickets} tickets)"),
+            value: format!(
+                "{per_ticket:.0} B ({:.1} MiB per 100,000)",
+                per_ticket * 1e5 / 1048576.0
+            ),
+            target: "≤ 1 KiB".into(),
+        },
+        Row {
+            name: format!("memory per service source ({services} services × 3 sources)"),
+            value: format!(
+                "{per_source:.0} B ({:.1} MiB per 10,000 services)",
+                per_source * 3.0 * 1e4 / 1048576.0
+            ),
+            target: "≤ 1 KiB".into(),
+        },
+    ]
+}
+
+/// Formats rows as a Markdown table.
+pub fn table(rows: &[Row]) -> String {
+    let mut s = String::from("| measurement | result | target |\n|---|---|---|\n");
+    for r in rows {
+        s.push_str(&format!("| {} | {} | {} |\n", r.name, r.value, r.target));
+    }
+    s
+}
+
+/// The number of services in the generated scenario (for table labels).
+pub fn scenario_services() -> usize {
+    SERVICES.len()
+}
+
+/// Live measurements through a real broker: slaflow's consume+process rate next to
+/// a bare rdkafka consumer's on the same topic and settings, and incident latency.
+pub fn live_rows(brokers: &str) -> Result<Vec<Row>, crate::run::RunError> {
+    use rdkafka::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    let tag = format!("bench-{}-{}", std::process::id(), crate::time::wall_now());
+    let topic = |t: &str| format!("{tag}-{t}");
+    let (mon, tkt, inc, dl) = (topic("mon"), topic("tkt"), topic("inc"), topic("dl"));
+    create_topics(brokers, &[&mon, &tkt, &inc, &dl])?;
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "20")
+        .set("batch.num.messages", "10000")
+        .create()?;
+    let events = traffic(3, 11, 1.0);
+    let n = events.len();
+    for g in &events {
+        let t = if g.topic == Topic::Monitoring {
+            &mon
+        } else {
+            &tkt
+        };
+        let mut rec = BaseRecord::to(t).key(&g.key).payload(&g.line);
+        loop {
+            match producer.send(rec) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    rec = r;
+                    producer.poll(Duration::from_millis(10));
+                }
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(120))?;
+
+    // A bare consumer with the same settings slaflow uses.
+    let bare: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", topic("bare"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()?;
+    bare.subscribe(&[&mon, &tkt])?;
+    let started = Instant::now();
+    let mut read = 0usize;
+    while read < n && started.elapsed() < Duration::from_secs(300) {
+        if let Some(Ok(_)) = bare.poll(Duration::from_millis(100)) {
+            read += 1;
+        }
+    }
+    let bare_rate = read as f64 / started.elapsed().as_secs_f64();
+
+    // slaflow's live loop on the same topics.
+    let text = format!(
+        "{}\n[kafka]\nbrokers = \"{brokers}\"\ngroup_id = \"{}\"\nmonitoring_topic = \"{mon}\"\ntickets_topic = \"{tkt}\"\nincidents_topic = \"{inc}\"\ndeadletter_topic = \"{dl}\"\n",
+        scenario_config(),
+        topic("slaflow")
+    );
+    let config = Arc::new(
+        Config::parse(&text, std::path::Path::new("<bench>")).unwrap_or_else(|e| panic!("{e}")),
+    );
+    let kafka = config.kafka_or_default();
+    let shared = Arc::new(crate::state::Shared::new(
+        config.clone(),
+        crate::state::Core::new(Pipeline::new(config, [mon.clone(), tkt.clone()])),
+        Box::new(NoIntake),
+    ));
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let worker = {
+        let (shared, stop) = (shared.clone(), stop.clone());
+        std::thread::spawn(move || crate::run::live(&shared, &kafka, &stop))
+    };
+    while (shared.core().pipeline.counts().read as usize) < n
+        && started.elapsed() < Duration::from_secs(300)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let live_rate = shared.core().pipeline.counts().read as f64 / started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::SeqCst);
+    if let Ok(r) = worker.join() {
+        r?;
+    }
+    Ok(vec![
+        Row {
+            name: format!("bare rdkafka consumer ({n} events, 2 topics × 4 partitions)"),
+            value: format!("{bare_rate:.0} events/s"),
+            target: String::new(),
+        },
+        Row {
+            name: "slaflow run: consume + process".into(),
+            value: format!(
+                "{live_rate:.0} events/s ({:.0}% of bare)",
+                100.0 * live_rate / bare_rate.max(1.0)
+            ),
+            target: "≥ 70% of bare".into(),
+        },
+    ])
+}
+
+struct NoIntake;
+
+impl crate::state::MaintenanceIntake for NoIntake {
+    fn submit(&self, _: &str, _: String) -> Result<(), String> {
+        Err("not available in bench".into())
+    }
+}
+
+fn create_topics(brokers: &str, names: &[&str]) -> Result<(), rdkafka::error::KafkaError> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()?;
+    let topics: Vec<NewTopic> = names
+        .iter()
+        .map(|n| NewTopic::new(n, 4, TopicReplication::Fixed(1)))
+        .collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|_| rdkafka::error::KafkaError::Canceled)?;
+    for r in rt.block_on(admin.create_topics(topics.iter(), &AdminOptions::new()))? {
+        r.map_err(|(_, code)| rdkafka::error::KafkaError::AdminOp(code))?;
+    }
+    Ok(())
+}
