@@ -400,11 +400,11 @@ fn incident_latency(brokers: &str, tag: &str) -> Result<Row, crate::run::RunErro
             if let Some(Ok(m)) = reader.poll(Duration::from_millis(20)) {
                 let v: serde_json::Value =
                     serde_json::from_slice(m.payload().unwrap_or_default()).unwrap_or_default();
-                if v["action"] == "trigger" {
-                    if let Some(svc) = v["service"].as_str() {
-                        seen.entry(svc.to_owned())
-                            .or_insert_with(crate::time::wall_now);
-                    }
+                if v["action"] == "trigger"
+                    && let Some(svc) = v["service"].as_str()
+                {
+                    seen.entry(svc.to_owned())
+                        .or_insert_with(crate::time::wall_now);
                 }
             }
         }
