@@ -499,6 +499,20 @@ pub fn roughen(
     out
 }
 
+/// A stable partition for `key` among `n`, like a Kafka key partitioner: FNV-1a
+/// with a murmur3 finaliser (FNV alone puts every key of one parity together).
+pub fn partition_of(key: &str, n: usize) -> usize {
+    let mut h = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^= h >> 33;
+    (h % n.max(1) as u64) as usize
+}
+
 /// Writes `config.toml`, `monitoring-<i>.ndjson` (services split by key) and
 /// `tickets.ndjson` for `days` days from `start`, roughened like real traffic.
 /// Returns the number of monitoring and ticket lines.
@@ -529,8 +543,7 @@ pub fn write_files(
     for g in &all {
         match g.topic {
             Topic::Monitoring => {
-                let i = g.key.bytes().map(u32::from).sum::<u32>() % files;
-                writeln!(mon[i as usize], "{}", g.line)?;
+                writeln!(mon[partition_of(&g.key, files as usize)], "{}", g.line)?;
                 m += 1;
             }
             Topic::Tickets => {

@@ -103,6 +103,11 @@ enum Command {
     },
 }
 
+// The hot path allocates per batch; mimalloc reuses memory instead of faulting in
+// fresh pages (profiled: the system allocator spent ~20% zeroing pages).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn time_arg(s: &str) -> Result<Millis, String> {
     parse_flexible(s).map_err(|e| e.to_string())
 }

@@ -102,6 +102,23 @@ impl ConsumerContext for RebalanceContext {
     }
 }
 
+/// The consumer settings slaflow uses (also for the bare-consumer benchmark).
+pub fn consumer_config(kafka: &KafkaConfig) -> ClientConfig {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", &kafka.brokers)
+        .set("group.id", &kafka.group_id)
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "1000")
+        .set("auto.offset.reset", "earliest");
+    for (k, v) in &kafka.options {
+        cfg.set(k, v);
+    }
+    // These two carry the delivery guarantee; user options may not override them.
+    cfg.set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "true");
+    cfg
+}
+
 /// The consumer over both input topics.
 pub struct KafkaSource {
     consumer: BaseConsumer<RebalanceContext>,
@@ -113,20 +130,7 @@ impl KafkaSource {
     /// Creates the consumer and subscribes to the monitoring and ticket topics.
     pub fn new(kafka: &KafkaConfig) -> Result<Self, KafkaSourceError> {
         let topics = [kafka.monitoring_topic.clone(), kafka.tickets_topic.clone()];
-        let mut cfg = ClientConfig::new();
-        cfg.set("bootstrap.servers", &kafka.brokers)
-            .set("group.id", &kafka.group_id)
-            .set("enable.auto.offset.store", "false")
-            .set("enable.auto.commit", "true")
-            .set("auto.commit.interval.ms", "1000")
-            .set("auto.offset.reset", "earliest")
-            .set("enable.partition.eof", "true");
-        for (k, v) in &kafka.options {
-            cfg.set(k, v);
-        }
-        // These two carry the delivery guarantee; user options may not override them.
-        cfg.set("enable.auto.offset.store", "false")
-            .set("enable.partition.eof", "true");
+        let cfg = consumer_config(kafka);
         let ctx = RebalanceContext {
             topics: topics.clone(),
             events: Mutex::new(Vec::new()),
@@ -211,10 +215,7 @@ impl KafkaSource {
             let Some(elem) = positions.find_partition(name, p) else {
                 continue;
             };
-            let Ok((low, high)) = self
-                .consumer
-                .fetch_watermarks(name, p, Duration::from_secs(2))
-            else {
+            let Some((low, high)) = self.cached_watermarks(name, p) else {
                 continue;
             };
             let pos = match elem.offset() {
@@ -231,6 +232,26 @@ impl KafkaSource {
         }
     }
 
+    /// The partition's low and high watermarks as last seen in fetch responses:
+    /// no network round trip, so the poll loop never blocks on it.
+    fn cached_watermarks(&self, topic: &str, partition: i32) -> Option<(i64, i64)> {
+        use rdkafka::bindings::{rd_kafka_get_watermark_offsets, rd_kafka_resp_err_t};
+        let topic = std::ffi::CString::new(topic).ok()?;
+        let (mut low, mut high) = (-1i64, -1i64);
+        // SAFETY: the client handle lives as long as `self.consumer`; the call only
+        // reads librdkafka's cached partition state into the two locals.
+        let err = unsafe {
+            rd_kafka_get_watermark_offsets(
+                self.consumer.client().native_ptr(),
+                topic.as_ptr(),
+                partition,
+                &mut low,
+                &mut high,
+            )
+        };
+        (err == rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some((low, high))
+    }
+
     /// Records behind the end of each assigned partition (high watermark − position).
     pub fn lags(&self) -> Vec<(StreamId, i64)> {
         let Ok(positions) = self.consumer.position() else {
@@ -241,10 +262,7 @@ impl KafkaSource {
             .iter()
             .filter_map(|e| {
                 let topic = self.topic_of(e.topic())?;
-                let (_, high) = self
-                    .consumer
-                    .fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(1))
-                    .ok()?;
+                let (_, high) = self.cached_watermarks(e.topic(), e.partition())?;
                 let pos = match e.offset() {
                     Offset::Offset(o) => o,
                     _ => {
