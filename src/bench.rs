@@ -98,7 +98,7 @@ pub fn replay_rows(days: u32, threads: usize) -> Vec<Row> {
     };
     let secs = median(&|| replay_in_memory(&config, &all));
     let mut rows = vec![Row {
-        name: format!("replay, 1 core ({probe_heavy} events, probe-heavy)"),
+        name: format!("replay, 1 core ({probe_heavy} events, probe-heavy; median of 3)"),
         value: format!(
             "{:.0} events/s, {:.1} MB/s",
             probe_heavy as f64 / secs,
@@ -126,7 +126,7 @@ pub fn replay_rows(days: u32, threads: usize) -> Vec<Row> {
         started.elapsed().as_secs_f64()
     });
     rows.push(Row {
-        name: format!("replay, {threads} cores (keys split across pipelines)"),
+        name: format!("replay, {threads} cores (keys split across pipelines; median of 3)"),
         value: format!(
             "{:.0} events/s, {:.1} MB/s",
             probe_heavy as f64 / secs,
