@@ -34,10 +34,7 @@ pub fn rss_bytes() -> Option<u64> {
 
 fn config() -> Arc<Config> {
     // The generated config always parses (a unit test checks it).
-    Arc::new(
-        Config::parse(&scenario_config(), std::path::Path::new("<bench>"))
-            .unwrap_or_else(|e| panic!("{e}")),
-    )
+    parse(&scenario_config())
 }
 
 /// Generated traffic for `days` days, roughened like real input.
@@ -153,9 +150,7 @@ pub fn memory_rows(tickets: usize, services: usize) -> Vec<Row> {
         text.push_str(&format!("[[services]]\nid = \"s{i}\"\ncustomer = \"c\"\n"));
     }
     text.push_str("[[slas]]\nid = \"sla\"\ncustomer = \"c\"\nkinds = [\"incident\"]\n[slas.targets.P1]\nresponse = \"100d\"\nresolution = \"100d\"\n");
-    let config = Arc::new(
-        Config::parse(&text, std::path::Path::new("<bench>")).unwrap_or_else(|e| panic!("{e}")),
-    );
+    let config = parse(&text);
     let mut p = Pipeline::new(config, ["m".into(), "t".into()]);
     let mut out = Outputs::default();
     let before = rss_bytes().unwrap_or(0);
@@ -234,7 +229,6 @@ pub fn live_rows(brokers: &str) -> Result<Vec<Row>, crate::run::RunError> {
     use rdkafka::ClientConfig;
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-    use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::Duration;
 
     let tag = format!("bench-{}-{}", std::process::id(), crate::time::wall_now());
@@ -294,31 +288,16 @@ pub fn live_rows(brokers: &str) -> Result<Vec<Row>, crate::run::RunError> {
         scenario_config(),
         topic("slaflow")
     );
-    let config = Arc::new(
-        Config::parse(&text, std::path::Path::new("<bench>")).unwrap_or_else(|e| panic!("{e}")),
-    );
-    let kafka = config.kafka_or_default();
-    let shared = Arc::new(crate::state::Shared::new(
-        config.clone(),
-        crate::state::Core::new(Pipeline::new(config, [mon.clone(), tkt.clone()])),
-        Box::new(NoIntake),
-    ));
-    let stop = Arc::new(AtomicBool::new(false));
+    let live = LiveLoop::start(&text);
     let started = Instant::now();
-    let worker = {
-        let (shared, stop) = (shared.clone(), stop.clone());
-        std::thread::spawn(move || crate::run::live(&shared, &kafka, &stop))
-    };
-    while (shared.core().pipeline.counts().read as usize) < n
+    while (live.shared.core().pipeline.counts().read as usize) < n
         && started.elapsed() < Duration::from_secs(300)
     {
         std::thread::sleep(Duration::from_millis(20));
     }
-    let live_rate = shared.core().pipeline.counts().read as f64 / started.elapsed().as_secs_f64();
-    stop.store(true, Ordering::SeqCst);
-    if let Ok(r) = worker.join() {
-        r?;
-    }
+    let live_rate =
+        live.shared.core().pipeline.counts().read as f64 / started.elapsed().as_secs_f64();
+    live.stop()?;
     let mut rows = vec![
         Row {
             name: format!("bare rdkafka consumer ({n} events, 2 topics × 4 partitions)"),
@@ -346,7 +325,6 @@ fn incident_latency(brokers: &str, tag: &str) -> Result<Row, crate::run::RunErro
     use rdkafka::message::Message;
     use rdkafka::producer::{BaseRecord, DefaultProducerContext, ThreadedProducer};
     use std::collections::BTreeMap;
-    use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::Duration;
 
     const N: usize = 20;
@@ -361,21 +339,8 @@ fn incident_latency(brokers: &str, tag: &str) -> Result<Row, crate::run::RunErro
     for i in 0..N {
         text.push_str(&format!("[[services]]\nid = \"lat{i}\"\ncustomer = \"c\"\noutage_after = \"2s\"\nstale_after = \"10s\"\n"));
     }
-    let config = Arc::new(
-        Config::parse(&text, std::path::Path::new("<bench>")).unwrap_or_else(|e| panic!("{e}")),
-    );
-    let kafka = config.kafka_or_default();
-    let shared = Arc::new(crate::state::Shared::new(
-        config.clone(),
-        crate::state::Core::new(Pipeline::new(config, [mon.clone(), tkt.clone()])),
-        Box::new(NoIntake),
-    ));
-    let stop = Arc::new(AtomicBool::new(false));
-    let worker = {
-        let (shared, stop) = (shared.clone(), stop.clone());
-        std::thread::spawn(move || crate::run::live(&shared, &kafka, &stop))
-    };
-    while !shared.is_ready() {
+    let live = LiveLoop::start(&text);
+    while !live.shared.is_ready() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let reader: BaseConsumer = ClientConfig::new()
@@ -425,10 +390,7 @@ fn incident_latency(brokers: &str, tag: &str) -> Result<Row, crate::run::RunErro
             }
         }
     }
-    stop.store(true, Ordering::SeqCst);
-    if let Ok(r) = worker.join() {
-        r?;
-    }
+    live.stop()?;
     let mut lat: Vec<i64> = seen
         .iter()
         .filter_map(|(s, at)| Some(at - (first_down.get(s)? + OUTAGE_AFTER)))
@@ -453,6 +415,55 @@ fn incident_latency(brokers: &str, tag: &str) -> Result<Row, crate::run::RunErro
         },
         target: "p99 ≤ allowed_lateness + 1 s (3 s)".into(),
     })
+}
+
+/// A live loop running on its own thread, as `slaflow run` runs it.
+struct LiveLoop {
+    shared: Arc<crate::state::Shared>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    worker: std::thread::JoinHandle<Result<(), crate::run::RunError>>,
+}
+
+impl LiveLoop {
+    /// Starts the live loop for the config `text` (generated here, so it parses).
+    fn start(text: &str) -> LiveLoop {
+        let config = parse(text);
+        let kafka = config.kafka_or_default();
+        let topics = [kafka.monitoring_topic.clone(), kafka.tickets_topic.clone()];
+        let shared = Arc::new(crate::state::Shared::new(
+            config.clone(),
+            crate::state::Core::new(Pipeline::new(config, topics)),
+            Box::new(NoIntake),
+        ));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let worker = {
+            let (shared, stop) = (shared.clone(), stop.clone());
+            std::thread::spawn(move || crate::run::live(&shared, &kafka, &stop))
+        };
+        LiveLoop {
+            shared,
+            stop,
+            worker,
+        }
+    }
+
+    /// Stops it and returns its result.
+    fn stop(self) -> Result<(), crate::run::RunError> {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.worker.join().unwrap_or_else(|_| {
+            Err(crate::run::RunError::Io(std::io::Error::other(
+                "live loop panicked",
+            )))
+        })
+    }
+}
+
+/// Parses a config generated by the bench itself.
+fn parse(text: &str) -> Arc<Config> {
+    Arc::new(
+        Config::parse(text, std::path::Path::new("<bench>"))
+            .unwrap_or_else(|e| panic!("bench config: {e}")),
+    )
 }
 
 struct NoIntake;
