@@ -134,7 +134,7 @@ pub fn replay(config: Arc<Config>, args: &ReplayArgs) -> Result<Counts, ReplayEr
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .map_err(|e| ReplayError::Args(format!("runtime: {e}")))?;
-    let tables = Tables::from_engine(pipeline.engine(), &incidents)?;
+    let tables = Tables::for_sla_report(pipeline.engine())?;
     let reports = runtime.block_on(sla_reports(
         &config,
         &tables,

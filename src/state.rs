@@ -50,9 +50,14 @@ impl Core {
         self.incidents.extend_from_slice(incidents);
     }
 
-    /// A snapshot of the state tables.
+    /// A snapshot of every state table.
     pub fn tables(&self) -> Result<Tables, ReportError> {
         Tables::from_engine(self.pipeline.engine(), &self.incidents)
+    }
+
+    /// A snapshot of the tables the SLA report reads.
+    pub fn report_tables(&self) -> Result<Tables, ReportError> {
+        Tables::for_sla_report(self.pipeline.engine())
     }
 }
 

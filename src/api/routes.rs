@@ -181,7 +181,7 @@ pub async fn sla(
     let (tables, incidents, now) = {
         let core = shared.core();
         (
-            core.tables().map_err(ApiError::internal)?,
+            core.report_tables().map_err(ApiError::internal)?,
             core.incidents.clone(),
             core.now,
         )

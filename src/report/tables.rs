@@ -12,51 +12,49 @@ use crate::engine::availability::State;
 use crate::engine::incidents::Incident;
 use crate::engine::tickets::{ClockKind, Ticket, Verdict};
 
-/// A consistent snapshot of the state tables.
+/// A consistent snapshot of state tables, by name:
+/// - `availability_intervals(service, state, start_ms, end_ms)`;
+/// - `availability_buckets(service, bucket_ms, up_ms, degraded_ms, down_ms, maintenance_ms, nodata_ms)`;
+/// - `tickets(ticket, customer, priority, created_ms, response_ms, response_verdict, resolution_ms, resolution_verdict)`;
+/// - `incidents(incident_id, action, rule, severity, customer, service, ticket, started_ms, at_ms, summary)`;
+/// - `capacity_hours(service, resource, metric, hour_ms, count, min, max, mean, p50, p95, p99, util_mean, util_max, util_p95)`.
 #[derive(Debug, Clone)]
 pub struct Tables {
-    /// `availability_intervals(service, state, start_ms, end_ms)`.
-    pub availability_intervals: RecordBatch,
-    /// `availability_buckets(service, bucket_ms, up_ms, degraded_ms, down_ms, maintenance_ms, nodata_ms)`.
-    pub availability_buckets: RecordBatch,
-    /// `tickets(ticket, customer, priority, created_ms, response_ms, response_verdict, resolution_ms, resolution_verdict)`.
-    pub tickets: RecordBatch,
-    /// `incidents(incident_id, action, rule, severity, customer, service, ticket, started_ms, at_ms, ended_ms, summary)`.
-    pub incidents: RecordBatch,
-    /// `capacity_hours(service, resource, metric, hour_ms, count, min, max, mean, p50, p95, p99, util_mean, util_max, util_p95)`.
-    pub capacity_hours: RecordBatch,
+    tables: Vec<(&'static str, RecordBatch)>,
 }
 
 impl Tables {
-    /// Snapshots the engine and the incident log.
+    /// Snapshots every table (for `POST /v1/query`).
     pub fn from_engine(engine: &Engine, incidents: &[Incident]) -> Result<Tables, ReportError> {
         Ok(Tables {
-            availability_intervals: availability_intervals(engine)?,
-            availability_buckets: availability_buckets(engine)?,
-            tickets: tickets_table(engine)?,
-            incidents: incidents_table(incidents)?,
-            capacity_hours: capacity_hours(engine)?,
+            tables: vec![
+                ("availability_intervals", availability_intervals(engine)?),
+                ("availability_buckets", availability_buckets(engine)?),
+                ("tickets", tickets_table(engine)?),
+                ("incidents", incidents_table(incidents)?),
+                ("capacity_hours", capacity_hours(engine)?),
+            ],
         })
     }
 
-    /// A DataFusion session with every table registered.
-    pub fn session(&self) -> Result<SessionContext, ReportError> {
-        let ctx = SessionContext::new();
-        for (name, batch) in self.named() {
-            ctx.register_batch(name, batch.clone())?;
-        }
-        Ok(ctx)
+    /// Snapshots only what the SLA report's queries read, so serving a report does
+    /// not compute capacity percentiles or copy buckets.
+    pub fn for_sla_report(engine: &Engine) -> Result<Tables, ReportError> {
+        Ok(Tables {
+            tables: vec![
+                ("availability_intervals", availability_intervals(engine)?),
+                ("tickets", tickets_table(engine)?),
+            ],
+        })
     }
 
-    /// (name, table) pairs.
-    pub fn named(&self) -> [(&'static str, &RecordBatch); 5] {
-        [
-            ("availability_intervals", &self.availability_intervals),
-            ("availability_buckets", &self.availability_buckets),
-            ("tickets", &self.tickets),
-            ("incidents", &self.incidents),
-            ("capacity_hours", &self.capacity_hours),
-        ]
+    /// A DataFusion session with every table of the snapshot registered.
+    pub fn session(&self) -> Result<SessionContext, ReportError> {
+        let ctx = SessionContext::new();
+        for (name, batch) in &self.tables {
+            ctx.register_batch(*name, batch.clone())?;
+        }
+        Ok(ctx)
     }
 }
 
