@@ -53,20 +53,21 @@ fn parse_time(name: &str, v: &Option<String>) -> Result<Option<Millis>, ApiError
 }
 
 /// Resolves `[from, to)` with defaults, rejecting empty or huge periods.
+/// The default end of a period: the watermark (everything before it is final),
+/// or the driver's clock before any record arrived.
+fn default_to(shared: &Shared) -> Millis {
+    let core = shared.core();
+    let wm = core.pipeline.eventtime().watermark();
+    if wm == Millis::MIN { core.now } else { wm }
+}
+
 fn period(
     shared: &Shared,
     from: &Option<String>,
     to: &Option<String>,
 ) -> Result<(Millis, Millis), ApiError> {
-    let (default_to, first) = {
-        let core = shared.core();
-        let wm = core.pipeline.eventtime().watermark();
-        (
-            if wm == Millis::MIN { core.now } else { wm },
-            core.pipeline.min_ts(),
-        )
-    };
-    let to = parse_time("to", to)?.unwrap_or(default_to);
+    let first = shared.core().pipeline.min_ts();
+    let to = parse_time("to", to)?.unwrap_or_else(|| default_to(shared));
     // Default: the last 7 days, but not before the first hour with data.
     let week_ago = to.saturating_sub(7 * 86_400_000);
     let default_from = first.map_or(week_ago, |f| {
@@ -298,16 +299,11 @@ pub async fn availability(
     if step < 1000 {
         return Err(ApiError::bad_request("step must be at least 1s"));
     }
-    let to_default = q.to.clone();
-    let (from, to) = {
-        let (f, t) = period(&shared, &None, &to_default)?;
-        let _ = f;
-        let from = parse_time("from", &q.from)?.unwrap_or(t.saturating_sub(86_400_000));
-        if from >= t {
-            return Err(ApiError::bad_request("`from` must be before `to`"));
-        }
-        (from, t)
-    };
+    let to = parse_time("to", &q.to)?.unwrap_or_else(|| default_to(&shared));
+    let from = parse_time("from", &q.from)?.unwrap_or(to.saturating_sub(86_400_000));
+    if from >= to {
+        return Err(ApiError::bad_request("`from` must be before `to`"));
+    }
     if (to - from) / step > MAX_STEPS {
         return Err(ApiError::bad_request(format!(
             "more than {MAX_STEPS} steps: use a larger step"
