@@ -468,8 +468,11 @@ fn parse(text: &str) -> Arc<Config> {
 
 struct NoIntake;
 
-impl crate::state::MaintenanceIntake for NoIntake {
-    fn submit(&self, _: &str, _: String) -> Result<(), String> {
+impl crate::ingest::Intake for NoIntake {
+    fn publish(&self, _: &[crate::ingest::Event]) -> Result<(), String> {
+        Err("not available in bench".into())
+    }
+    fn dead_letter(&self, _: &[crate::event::DeadLetter]) -> Result<(), String> {
         Err("not available in bench".into())
     }
 }

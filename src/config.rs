@@ -168,6 +168,18 @@ pub struct TokenConfig {
     pub sha256: Spanned<String>,
     /// Restricts the token to one customer; absent = admin.
     pub customer: Option<Spanned<String>>,
+    /// `"ingest"`: the token may only post to `/v1/ingest/*` (for Alertmanager,
+    /// ticket tools, collectors).
+    #[serde(default)]
+    pub scope: Option<Spanned<TokenScope>>,
+}
+
+/// What a token is limited to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenScope {
+    /// Only the ingest endpoints.
+    Ingest,
 }
 
 /// `[[customers]]`.
@@ -452,6 +464,15 @@ pub struct Config {
     /// SLAs.
     #[serde(default)]
     pub slas: Vec<SlaConfig>,
+    /// `[ingest]`: mapping of Alertmanager and Jira payloads.
+    #[serde(default)]
+    pub ingest: crate::ingest::IngestConfig,
+    /// `[delivery]`: outbox and retries.
+    #[serde(default)]
+    pub delivery: crate::sink::delivery::DeliverySettings,
+    /// `[[deliveries]]`: incident delivery targets (PagerDuty, webhooks).
+    #[serde(default)]
+    pub deliveries: Vec<crate::sink::delivery::DeliveryConfig>,
     /// SHA-256 hex of the file's bytes, quoted in reports.
     #[serde(skip)]
     pub sha256: String,
@@ -686,8 +707,16 @@ impl Config {
                         format!("unknown customer {:?}", c.get_ref()),
                     );
                 }
+                if let (Some(s), Some(_)) = (&t.scope, &t.customer) {
+                    return e(
+                        s.span(),
+                        format!("api.tokens[{i}].scope"),
+                        "an ingest token cannot also be limited to a customer".into(),
+                    );
+                }
             }
         }
+        self.validate_deliveries(&customers)?;
         self.service_index = self
             .services
             .iter()
@@ -700,6 +729,95 @@ impl Config {
             .enumerate()
             .map(|(i, c)| (c.id.get_ref().clone(), i))
             .collect();
+        Ok(())
+    }
+
+    /// `[[deliveries]]` and `[delivery]` checks.
+    fn validate_deliveries(
+        &self,
+        customers: &HashSet<String>,
+    ) -> Result<(), (std::ops::Range<usize>, String, String)> {
+        use crate::sink::delivery::{DeliveryType, RULES};
+        let d = &self.delivery;
+        if d.max_pending == 0
+            || d.timeout.0 <= 0
+            || d.min_backoff.0 <= 0
+            || d.max_backoff < d.min_backoff
+        {
+            return Err((
+                0..0,
+                "delivery".into(),
+                "max_pending, timeout and min_backoff must be positive, max_backoff ≥ min_backoff"
+                    .into(),
+            ));
+        }
+        let mut ids = HashSet::new();
+        for (i, t) in self.deliveries.iter().enumerate() {
+            let key = |k: &str| format!("deliveries[{i}].{k}");
+            let id = t.id.get_ref();
+            let id_ok = !id.is_empty()
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !id_ok || !ids.insert(id.clone()) {
+                return Err((
+                    t.id.span(),
+                    key("id"),
+                    format!("empty, duplicate or not [A-Za-z0-9_-]: {id:?}"),
+                ));
+            }
+            match &t.url {
+                Some(u)
+                    if !(u.get_ref().starts_with("http://")
+                        || u.get_ref().starts_with("https://")) =>
+                {
+                    return Err((
+                        u.span(),
+                        key("url"),
+                        "must be an http:// or https:// URL".into(),
+                    ));
+                }
+                None if t.kind == DeliveryType::Webhook => {
+                    return Err((t.id.span(), key("url"), "a webhook needs a url".into()));
+                }
+                _ => {}
+            }
+            if t.kind == DeliveryType::Pagerduty
+                && t.routing_key.is_none() == t.routing_key_env.is_none()
+            {
+                return Err((
+                    t.id.span(),
+                    key("routing_key"),
+                    "pagerduty needs exactly one of routing_key and routing_key_env".into(),
+                ));
+            }
+            if let Some(c) = t
+                .customers
+                .iter()
+                .find(|c| !customers.contains(c.get_ref()))
+            {
+                return Err((
+                    c.span(),
+                    key("customers"),
+                    format!("unknown customer {:?}", c.get_ref()),
+                ));
+            }
+            if let Some(r) = t
+                .rules
+                .iter()
+                .find(|r| !RULES.contains(&r.get_ref().as_str()))
+            {
+                return Err((
+                    r.span(),
+                    key("rules"),
+                    format!(
+                        "unknown rule {:?} (one of {})",
+                        r.get_ref(),
+                        RULES.join(", ")
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 

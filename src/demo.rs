@@ -12,11 +12,13 @@ use sha2::{Digest, Sha256};
 
 use crate::config::Config;
 use crate::engine::Outputs;
+use crate::event::DeadLetter;
 use crate::event::{RawRecord, Topic};
 use crate::eventtime::StreamId;
 use crate::generate::{Generator, roughen, scenario_config};
+use crate::ingest::{Event, Intake};
 use crate::pipeline::Pipeline;
-use crate::state::{Core, MaintenanceIntake, Shared};
+use crate::state::{Core, Shared};
 use crate::time::{Millis, format_ms, wall_now};
 
 const MINUTE: Millis = 60_000;
@@ -53,16 +55,24 @@ pub enum DemoError {
     Io(#[from] std::io::Error),
 }
 
-/// Maintenance requests queued for the generator's monitoring stream.
+/// Events posted over HTTP, queued for the generator's streams.
 #[derive(Default)]
-struct QueueIntake(Mutex<Vec<String>>);
+struct QueueIntake(Mutex<Vec<Event>>);
 
-impl MaintenanceIntake for Arc<QueueIntake> {
-    fn submit(&self, _service: &str, json: String) -> Result<(), String> {
+impl Intake for Arc<QueueIntake> {
+    fn publish(&self, events: &[Event]) -> Result<(), String> {
         self.0
             .lock()
             .map_err(|_| "intake unavailable".to_owned())?
-            .push(json);
+            .extend_from_slice(events);
+        Ok(())
+    }
+
+    /// The demo has no dead-letter output; refused items are logged.
+    fn dead_letter(&self, dead: &[DeadLetter]) -> Result<(), String> {
+        for d in dead {
+            tracing::warn!(reason = d.reason.as_str(), error = %d.error, source = %d.topic, "ingest item refused");
+        }
         Ok(())
     }
 }
@@ -131,11 +141,16 @@ impl Feeder {
             lines[g.topic.index()].push(g.line);
         }
         if let Ok(mut q) = self.intake.0.lock() {
-            // API maintenance requests join the monitoring stream now (event time).
-            for json in q.drain(..) {
-                let mut v: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
-                v["ts"] = serde_json::json!(now - 1);
-                lines[0].push(v.to_string());
+            for e in q.drain(..) {
+                let mut json = e.json;
+                // Maintenance requests join the monitoring stream now (demo event time).
+                if let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&json)
+                    && v["kind"] == "maintenance"
+                {
+                    v["ts"] = serde_json::json!(now - 1);
+                    json = v.to_string();
+                }
+                lines[e.topic.index()].push(json);
             }
         }
         let mut out = Outputs::default();

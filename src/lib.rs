@@ -3,7 +3,8 @@
 //!
 //! Data flow, one module per stage: [`source`] → [`event`] (decode) →
 //! [`eventtime`] → [`engine`] → [`sink`]; [`pipeline`] wires the pure stages
-//! together for every driver ([`replay`], [`run`]).
+//! together for every driver ([`replay`], [`run`]). [`ingest`] turns what
+//! monitoring stacks and ticket tools send over HTTP into input events.
 #![warn(missing_docs)]
 
 pub mod api;
@@ -14,6 +15,7 @@ pub mod engine;
 pub mod event;
 pub mod eventtime;
 pub mod generate;
+pub mod ingest;
 pub mod metrics;
 pub mod pipeline;
 pub mod replay;

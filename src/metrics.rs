@@ -16,6 +16,7 @@ use crate::engine::incidents::{Action, Incident};
 use crate::event::Topic;
 use crate::eventtime::StreamId;
 use crate::pipeline::Counts;
+use crate::sink::delivery::DeliveryMetrics;
 use crate::state::Core;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -33,6 +34,12 @@ struct StreamLabel {
 struct IncidentLabel {
     rule: String,
     action: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct IngestLabel {
+    endpoint: String,
+    result: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -54,6 +61,9 @@ pub struct Metrics {
     services: Family<StateLabel, Gauge>,
     latency: Histogram,
     watermark: Gauge<f64, AtomicU64>,
+    ingest: Family<IngestLabel, Counter>,
+    /// Incident delivery (PagerDuty, webhooks).
+    pub delivery: DeliveryMetrics,
     /// Counts at the previous observation, to turn totals into counter increments.
     last: Mutex<Counts>,
 }
@@ -91,6 +101,8 @@ impl Metrics {
             services: Family::default(),
             latency: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             watermark: Gauge::default(),
+            ingest: Family::default(),
+            delivery: DeliveryMetrics::default(),
             last: Mutex::new(Counts::default()),
             registry: Registry::default(),
         };
@@ -141,6 +153,12 @@ impl Metrics {
             "Global event-time watermark (Unix seconds)",
             m.watermark.clone(),
         );
+        registry.register(
+            "ingest_items",
+            "Items posted to /v1/ingest/*, by endpoint and result (accepted, duplicate, ignored, rejected)",
+            m.ingest.clone(),
+        );
+        m.delivery.register(&mut registry);
         Metrics { registry, ..m }
     }
 
@@ -207,6 +225,18 @@ impl Metrics {
         self.consumer_lag
             .get_or_create(&stream_label(stream))
             .set(lag);
+    }
+
+    /// Counts `n` items of an ingest request with this result.
+    pub fn count_ingest(&self, endpoint: &str, result: &str, n: usize) {
+        if n > 0 {
+            self.ingest
+                .get_or_create(&IngestLabel {
+                    endpoint: endpoint.to_owned(),
+                    result: result.to_owned(),
+                })
+                .inc_by(n as u64);
+        }
     }
 
     /// The text exposition.

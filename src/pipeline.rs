@@ -193,7 +193,7 @@ impl Pipeline {
 }
 
 /// Config-based admission after dedup: `unknown_service`, `unknown_customer`.
-fn admit(
+pub(crate) fn admit(
     config: &Config,
     topic: Topic,
     batch: &RecordBatch,

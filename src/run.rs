@@ -3,7 +3,8 @@
 //! One dedicated thread polls and processes (the consumer never waits on the async
 //! runtime, so rebalances are served promptly); the runtime serves the API and
 //! watches for SIGTERM/SIGINT. Offsets are stored only for records whose fate is
-//! decided and whose outputs Kafka has acknowledged.
+//! decided and whose outputs Kafka has acknowledged (and, for incident delivery
+//! targets, the durable outbox holds).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,10 +13,13 @@ use std::time::{Duration, Instant};
 use crate::config::{Config, KafkaConfig};
 use crate::engine::Outputs;
 use crate::event::RawRecord;
+use crate::event::{DeadLetter, Topic};
+use crate::ingest::{Event, Intake};
 use crate::pipeline::Pipeline;
+use crate::sink::delivery::Delivery;
 use crate::sink::kafka::{KafkaSink, KafkaSinkError};
 use crate::source::kafka::{KafkaSource, KafkaSourceError, SourceEvent};
-use crate::state::{Core, MaintenanceIntake, Shared};
+use crate::state::{Core, Shared};
 use crate::time::wall_now;
 
 /// Records drained from the consumer per processing step.
@@ -34,6 +38,9 @@ pub enum RunError {
     /// Producer side.
     #[error(transparent)]
     Sink(#[from] KafkaSinkError),
+    /// Incident delivery outbox.
+    #[error(transparent)]
+    Delivery(#[from] crate::sink::delivery::DeliveryError),
     /// Offset store/commit.
     #[error("kafka offsets: {0}")]
     Offsets(#[from] rdkafka::error::KafkaError),
@@ -42,21 +49,44 @@ pub enum RunError {
     Io(#[from] std::io::Error),
 }
 
-/// `POST /v1/maintenance` in `run`: the event goes to the monitoring topic, so it
-/// is durable and replayable like any other event.
+/// Events posted over HTTP in `run` go to their Kafka topic (keyed like any
+/// producer would), so they are durable and replayable like any other event;
+/// dead letters of refused items go to the dead-letter topic.
 struct KafkaIntake {
     sink: KafkaSink,
-    topic: String,
+    kafka: KafkaConfig,
 }
 
-impl MaintenanceIntake for KafkaIntake {
-    fn submit(&self, service: &str, json: String) -> Result<(), String> {
+impl KafkaIntake {
+    fn flush(&self) -> Result<(), String> {
         self.sink
-            .send(&self.topic, service, &json)
-            .map_err(|e| e.to_string())?;
-        self.sink
-            .flush(Duration::from_secs(5))
+            .flush(Duration::from_secs(10))
             .map_err(|e| e.to_string())
+    }
+}
+
+impl Intake for KafkaIntake {
+    fn publish(&self, events: &[Event]) -> Result<(), String> {
+        for e in events {
+            let topic = match e.topic {
+                Topic::Monitoring => &self.kafka.monitoring_topic,
+                Topic::Tickets => &self.kafka.tickets_topic,
+            };
+            self.sink
+                .send(topic, &e.key, &e.json)
+                .map_err(|e| e.to_string())?;
+        }
+        self.flush()
+    }
+
+    fn dead_letter(&self, dead: &[DeadLetter]) -> Result<(), String> {
+        for d in dead {
+            let key = format!("{}/{}/{}", d.topic, d.partition, d.offset);
+            self.sink
+                .send(&self.kafka.deadletter_topic, &key, &d.to_json())
+                .map_err(|e| e.to_string())?;
+        }
+        self.flush()
     }
 }
 
@@ -77,7 +107,7 @@ pub fn run(config: Arc<Config>) -> Result<(), RunError> {
     );
     let intake = KafkaIntake {
         sink: KafkaSink::new(&kafka)?,
-        topic: kafka.monitoring_topic.clone(),
+        kafka: kafka.clone(),
     };
     let shared = Arc::new(Shared::new(config, Core::new(pipeline), Box::new(intake)));
     tracing::info!(listen = %listener.local_addr()?, "API listening");
@@ -140,6 +170,7 @@ pub async fn wait_for_signal() {
 pub fn live(shared: &Shared, kafka: &KafkaConfig, stop: &AtomicBool) -> Result<(), RunError> {
     let mut source = KafkaSource::new(kafka)?;
     let sink = KafkaSink::new(kafka)?;
+    let delivery = Delivery::start(&shared.config, shared.metrics.delivery.clone())?;
     let mut out = Outputs::default();
     let mut last_commit = Instant::now();
     let mut last_lag = Instant::now();
@@ -187,6 +218,10 @@ pub fn live(shared: &Shared, kafka: &KafkaConfig, stop: &AtomicBool) -> Result<(
             shared
                 .metrics
                 .observe(&core, started.elapsed(), &out.incidents);
+        }
+        // Into the outbox before the offsets that produced them can be committed.
+        if let Some(d) = &delivery {
+            d.enqueue(&out.incidents)?;
         }
         publish(&sink, kafka, &mut out)?;
         if last_commit.elapsed() >= COMMIT_EVERY {

@@ -1,5 +1,5 @@
 //! State shared between a driver (`run`, `demo`) and the HTTP API: the pipeline,
-//! the incident log, readiness and the maintenance intake.
+//! the incident log, readiness and the intake of events posted over HTTP.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::config::Config;
 use crate::engine::incidents::{Action, Incident};
+use crate::ingest::{Intake, RecentIds};
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 use crate::report::{ReportError, Tables};
@@ -61,11 +62,8 @@ impl Core {
     }
 }
 
-/// Where `POST /v1/maintenance` sends the maintenance event it builds.
-pub trait MaintenanceIntake: Send + Sync {
-    /// Accepts one monitoring event (JSON) keyed by service; `Err` is shown to the client.
-    fn submit(&self, service: &str, json: String) -> Result<(), String>;
-}
+/// Event ids remembered to skip repeated HTTP deliveries of the same event.
+const RECENT_IDS: usize = 100_000;
 
 /// Everything the API reads.
 pub struct Shared {
@@ -75,19 +73,22 @@ pub struct Shared {
     /// Prometheus metrics.
     pub metrics: Metrics,
     ready: AtomicBool,
-    /// Maintenance intake (Kafka in `run`, the generator's stream in `demo`).
-    pub maintenance: Box<dyn MaintenanceIntake>,
+    /// Where events posted over HTTP go (Kafka in `run`, the engine in `demo`).
+    pub intake: Box<dyn Intake>,
+    /// Recently published event ids (HTTP retries and repeats are not republished).
+    pub recent: RecentIds,
 }
 
 impl Shared {
     /// Shared state for `config` around `core`.
-    pub fn new(config: Arc<Config>, core: Core, maintenance: Box<dyn MaintenanceIntake>) -> Self {
+    pub fn new(config: Arc<Config>, core: Core, intake: Box<dyn Intake>) -> Self {
         Shared {
             config,
             core: Mutex::new(core),
             metrics: Metrics::new(),
             ready: AtomicBool::new(false),
-            maintenance,
+            intake,
+            recent: RecentIds::new(RECENT_IDS),
         }
     }
 

@@ -12,11 +12,12 @@ use proptest::prelude::*;
 use sha2::{Digest, Sha256};
 use slaflow::config::Config;
 use slaflow::engine::Outputs;
-use slaflow::event::{RawRecord, Topic};
+use slaflow::event::{DeadLetter, RawRecord, Topic};
 use slaflow::eventtime::StreamId;
 use slaflow::generate::{Generator, roughen, scenario_config};
+use slaflow::ingest::{Event, Intake};
 use slaflow::pipeline::Pipeline;
-use slaflow::state::{Core, MaintenanceIntake, Shared};
+use slaflow::state::{Core, Shared};
 
 const ADMIN: &str = "admin-token-for-tests";
 const ACME: &str = "acme-token-for-tests";
@@ -24,9 +25,13 @@ const GLOBEX: &str = "globex-token-for-tests";
 
 struct Recorder(Arc<Mutex<Vec<String>>>);
 
-impl MaintenanceIntake for Recorder {
-    fn submit(&self, _service: &str, json: String) -> Result<(), String> {
-        self.0.lock().map_err(|e| e.to_string())?.push(json);
+impl Intake for Recorder {
+    fn publish(&self, events: &[Event]) -> Result<(), String> {
+        let mut submitted = self.0.lock().map_err(|e| e.to_string())?;
+        submitted.extend(events.iter().map(|e| e.json.clone()));
+        Ok(())
+    }
+    fn dead_letter(&self, _: &[DeadLetter]) -> Result<(), String> {
         Ok(())
     }
 }
@@ -178,6 +183,10 @@ fn auth_matrix_on_every_customer_endpoint() {
             r#"{"service":"web","start":"2026-11-03T00:00:00Z","end":"2026-11-03T01:00:00Z"}"#,
         ),
         ("/v1/query", r#"{"sql":"SELECT 1"}"#),
+        (
+            "/v1/ingest/events",
+            r#"{"event_id":"auth-1","ts":1,"service":"web","kind":"probe","source":"s","status":"up"}"#,
+        ),
     ] {
         assert_eq!(post(p, None, body).0, 401);
         assert_eq!(post(p, Some(ACME), body).0, 403);
@@ -421,6 +430,9 @@ fn openapi_document_matches_the_routes() {
         "/metrics",
         "/readyz",
         "/v1/incidents",
+        "/v1/ingest/alertmanager",
+        "/v1/ingest/events",
+        "/v1/ingest/jira",
         "/v1/maintenance",
         "/v1/overview",
         "/v1/query",
@@ -464,6 +476,7 @@ fn openapi_document_matches_the_routes() {
         "TicketView",
         "QueryRequest",
         "MaintenanceRequest",
+        "IngestResponse",
     ] {
         assert!(schemas.contains_key(name), "{name}");
     }
@@ -526,10 +539,12 @@ proptest! {
     #[test]
     fn no_request_gets_a_5xx(path in fuzz_path(), token in prop::sample::select(vec![Some(ADMIN), Some(ACME), None, Some("x")]),
                              body in prop_oneof![Just("{}".to_owned()), Just("[]".to_owned()), "[ -~]{0,40}", Just(r#"{"sql":"SELECT * FROM tickets"}"#.to_owned()),
-                                                 Just(r#"{"service":"web","start":1,"end":"x"}"#.to_owned()), Just(r#"{"sql":"SELECT 1/0"}"#.to_owned())]) {
+                                                 Just(r#"{"service":"web","start":1,"end":"x"}"#.to_owned()), Just(r#"{"sql":"SELECT 1/0"}"#.to_owned()),
+                                                 Just(r#"{"version":"4","alerts":[{},{"status":"firing","labels":{"service":"web"},"startsAt":"x","fingerprint":"f"}]}"#.to_owned()),
+                                                 Just(r#"{"webhookEvent":"jira:issue_updated","timestamp":1,"issue":{"id":"1","key":"K"},"changelog":{"items":[{"field":"priority","toString":"?"}]}}"#.to_owned())]) {
         let (s, b) = get(&path, token);
         prop_assert!(s < 500, "GET {} → {} {}", path, s, b);
-        for p in ["/v1/query", "/v1/maintenance"] {
+        for p in ["/v1/query", "/v1/maintenance", "/v1/ingest/alertmanager", "/v1/ingest/events", "/v1/ingest/jira"] {
             let (s, b) = post(p, token, &body);
             prop_assert!(s < 500, "POST {} {} → {} {}", p, body, s, b);
         }

@@ -18,6 +18,8 @@ pub enum Principal {
     Admin,
     /// Sees only this customer.
     Customer(String),
+    /// May only post to the ingest endpoints.
+    Ingest,
 }
 
 impl Principal {
@@ -26,7 +28,7 @@ impl Principal {
         match self {
             Principal::Admin => Ok(()),
             Principal::Customer(c) if c == customer => Ok(()),
-            Principal::Customer(_) => Err(ApiError::forbidden(format!(
+            Principal::Customer(_) | Principal::Ingest => Err(ApiError::forbidden(format!(
                 "this token may not see customer {customer:?}"
             ))),
         }
@@ -36,8 +38,18 @@ impl Principal {
     pub fn check_admin(&self) -> Result<(), ApiError> {
         match self {
             Principal::Admin => Ok(()),
-            Principal::Customer(_) => {
+            Principal::Customer(_) | Principal::Ingest => {
                 Err(ApiError::forbidden("this operation needs an admin token"))
+            }
+        }
+    }
+
+    /// 403 unless admin or an ingest token.
+    pub fn check_ingest(&self) -> Result<(), ApiError> {
+        match self {
+            Principal::Admin | Principal::Ingest => Ok(()),
+            Principal::Customer(_) => {
+                Err(ApiError::forbidden("ingest needs an admin or ingest token"))
             }
         }
     }
@@ -58,9 +70,10 @@ pub fn authenticate(shared: &Shared, token: &str) -> Option<Principal> {
         };
         // Compare every token, matched or not, so timing does not tell which one matched.
         if bool::from(digest.as_slice().ct_eq(&want)) && found.is_none() {
-            found = Some(match &t.customer {
-                Some(c) => Principal::Customer(c.get_ref().clone()),
-                None => Principal::Admin,
+            found = Some(match (&t.customer, &t.scope) {
+                (Some(c), _) => Principal::Customer(c.get_ref().clone()),
+                (None, Some(_)) => Principal::Ingest,
+                (None, None) => Principal::Admin,
             });
         }
     }
@@ -77,13 +90,36 @@ impl FromRequestParts<Arc<Shared>> for Principal {
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <token>"))?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| ApiError::unauthorized("expected Authorization: Bearer <token>"))?;
-        authenticate(shared, token).ok_or_else(|| ApiError::unauthorized("unknown token"))
+            .and_then(|v| v.to_str().ok());
+        // Webhook senders that cannot set headers (e.g. Jira's system webhooks)
+        // may pass `?token=` to the ingest endpoints, and only there.
+        let ingest = parts.uri.path().starts_with("/v1/ingest/");
+        let query_token = || {
+            let query = parts.uri.query().unwrap_or_default();
+            query.split('&').find_map(|kv| kv.strip_prefix("token="))
+        };
+        let token = match (header, ingest) {
+            (Some(h), _) => h
+                .strip_prefix("Bearer ")
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| ApiError::unauthorized("expected Authorization: Bearer <token>"))?,
+            (None, true) => query_token().ok_or_else(|| {
+                ApiError::unauthorized("missing Authorization: Bearer <token> or ?token=")
+            })?,
+            (None, false) => {
+                return Err(ApiError::unauthorized(
+                    "missing Authorization: Bearer <token>",
+                ));
+            }
+        };
+        let who =
+            authenticate(shared, token).ok_or_else(|| ApiError::unauthorized("unknown token"))?;
+        if who == Principal::Ingest && !ingest {
+            return Err(ApiError::forbidden(
+                "an ingest token may only post to /v1/ingest/*",
+            ));
+        }
+        Ok(who)
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod ingest;
 pub mod routes;
 
 use std::future::Future;
@@ -22,6 +23,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::state::Shared;
+
+/// Largest request body of the query endpoints.
+const BODY_LIMIT: usize = 64 * 1024;
+/// Largest request body of the ingest endpoints (batches, grouped alerts).
+const INGEST_BODY_LIMIT: usize = 8 * 1024 * 1024;
 
 /// The dashboard page (no build step: plain HTML, CSS and JS).
 const DASHBOARD: &str = include_str!("dashboard.html");
@@ -59,6 +65,14 @@ pub fn router(shared: Arc<Shared>) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::metrics))
         .routes(routes!(routes::healthz))
         .routes(routes!(routes::readyz))
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(ingest::alertmanager))
+                .routes(routes!(ingest::events))
+                .routes(routes!(ingest::jira))
+                .layer(RequestBodyLimitLayer::new(INGEST_BODY_LIMIT)),
+        )
         .with_state(shared)
         .split_for_parts();
     let doc = api.clone();
@@ -67,7 +81,6 @@ pub fn router(shared: Arc<Shared>) -> (Router, utoipa::openapi::OpenApi) {
         .route("/", get(|| async { Html(DASHBOARD) }))
         .fallback(|| async { error::ApiError::not_found("no such endpoint") })
         .layer(CatchPanicLayer::new())
-        .layer(RequestBodyLimitLayer::new(64 * 1024))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(30),

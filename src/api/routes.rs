@@ -94,6 +94,9 @@ fn customer_param(
         (Some(c), _) => c.clone(),
         (None, Principal::Customer(c)) => c.clone(),
         (None, Principal::Admin) => return Err(ApiError::bad_request("missing `customer`")),
+        (None, Principal::Ingest) => {
+            return Err(ApiError::forbidden("an ingest token sees no reports"));
+        }
     };
     if shared.config.customer(&customer).is_none() {
         // Same answer for unknown and forbidden customers to a customer token.
@@ -508,8 +511,9 @@ pub async fn maintenance(
     }
     let ts = shared.core().now;
     let digest = Sha256::digest(format!("{}|{start}|{end}|{ts}", req.service).as_bytes());
+    let event_id = format!("api-maint-{}", hex::encode(&digest[..8]));
     let event = serde_json::json!({
-        "event_id": format!("api-maint-{}", hex::encode(&digest[..8])),
+        "event_id": event_id,
         "ts": ts,
         "service": req.service,
         "kind": "maintenance",
@@ -517,9 +521,15 @@ pub async fn maintenance(
         "end": end,
         "change_id": req.change_id,
     });
+    let published = crate::ingest::Event {
+        topic: crate::event::Topic::Monitoring,
+        key: req.service,
+        event_id,
+        json: event.to_string(),
+    };
     shared
-        .maintenance
-        .submit(&req.service, event.to_string())
+        .intake
+        .publish(&[published])
         .map_err(ApiError::unavailable)?;
     Ok((StatusCode::ACCEPTED, Json(event)).into_response())
 }

@@ -211,6 +211,20 @@ impl Running {
         }
     }
 
+    /// The API address, read from the "API listening" log line (waits up to 60 s).
+    pub fn api_addr(&self) -> String {
+        let mut addr = None;
+        wait_until(Duration::from_secs(60), || {
+            addr = self.log_text().lines().find_map(|l| {
+                let rest = l.split("API listening").nth(1)?;
+                let v = rest.split("listen=").nth(1)?;
+                Some(v.split_whitespace().next()?.to_owned())
+            });
+            addr.is_some()
+        });
+        addr.unwrap_or_else(|| panic!("no API address in the log:\n{}", self.log_text()))
+    }
+
     /// The process's stderr so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

@@ -1,0 +1,347 @@
+//! Jira (Service Management) webhooks → ticket events.
+//!
+//! - `jira:issue_created` → `created` (customer, service, kind and priority read
+//!   from configurable JSON pointers into the payload and mapped by name);
+//! - `jira:issue_updated` → one `status` / `priority` event per changelog item, and
+//!   `responded` when the new status is one of `responded_statuses`;
+//! - `comment_created` → `responded` for a public comment by someone other than
+//!   the reporter (the first response to the customer).
+//!
+//! Event ids derive from the issue id and the changelog or comment id, so Jira's
+//! webhook retries deduplicate. Other webhook events are acknowledged and ignored.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Rejected, Translated};
+use crate::config::{Config, Priority};
+use crate::event::Topic;
+use crate::time::Millis;
+
+/// `[ingest.jira]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JiraConfig {
+    /// JSON pointer to the value naming the customer.
+    pub customer_field: String,
+    /// Customer id by that value; a value not listed is used as the id itself.
+    pub customers: BTreeMap<String, String>,
+    /// JSON pointer to the service id (optional in the payload).
+    pub service_field: String,
+    /// JSON pointer to the issue type name.
+    pub kind_field: String,
+    /// Ticket kind (`incident` | `request`) by issue type name.
+    pub kinds: BTreeMap<String, String>,
+    /// JSON pointer to the priority name.
+    pub priority_field: String,
+    /// Priority by Jira priority name.
+    pub priorities: BTreeMap<String, Priority>,
+    /// slaflow status by Jira status name; others are lower-cased with `_` for spaces.
+    pub statuses: BTreeMap<String, String>,
+    /// Entering one of these Jira statuses counts as the first response.
+    pub responded_statuses: Vec<String>,
+    /// A public comment by someone other than the reporter counts as a response.
+    pub respond_on_comment: bool,
+}
+
+impl Default for JiraConfig {
+    fn default() -> Self {
+        let map = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        JiraConfig {
+            customer_field: "/issue/fields/project/key".into(),
+            customers: BTreeMap::new(),
+            service_field: "/issue/fields/components/0/name".into(),
+            kind_field: "/issue/fields/issuetype/name".into(),
+            kinds: map(&[
+                ("Incident", "incident"),
+                ("Service Request", "request"),
+                ("Service request", "request"),
+                ("Service Request with Approvals", "request"),
+            ]),
+            priority_field: "/issue/fields/priority/name".into(),
+            priorities: BTreeMap::from([
+                ("Highest".into(), Priority::P1),
+                ("High".into(), Priority::P2),
+                ("Medium".into(), Priority::P3),
+                ("Low".into(), Priority::P4),
+                ("Lowest".into(), Priority::P4),
+            ]),
+            statuses: map(&[
+                ("Done", "resolved"),
+                ("Resolved", "resolved"),
+                ("Closed", "closed"),
+                ("Canceled", "closed"),
+                ("Waiting for customer", "pending_customer"),
+                ("Reopened", "reopened"),
+            ]),
+            responded_statuses: vec!["In Progress".into(), "Work in progress".into()],
+            respond_on_comment: true,
+        }
+    }
+}
+
+impl JiraConfig {
+    fn status(&self, jira: &str) -> String {
+        self.statuses
+            .get(jira)
+            .cloned()
+            .unwrap_or_else(|| jira.trim().to_lowercase().replace(' ', "_"))
+    }
+
+    fn priority(&self, issue: &Value) -> Result<Priority, String> {
+        let name = text_at(issue, &self.priority_field)?;
+        self.priorities.get(name).copied().ok_or_else(|| {
+            format!("Jira priority {name:?} is not mapped in [ingest.jira.priorities]")
+        })
+    }
+}
+
+/// The string at `pointer`, or why there is none.
+fn text_at<'v>(v: &'v Value, pointer: &str) -> Result<&'v str, String> {
+    v.pointer(pointer)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| format!("no text at {pointer:?}"))
+}
+
+/// Jira writes `2026-11-02T10:00:00.000+0100` (no colon in the offset).
+fn jira_time(s: &str) -> Option<Millis> {
+    chrono::DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z")
+        .ok()
+        .map(|t| t.timestamp_millis())
+}
+
+/// Translates one webhook body. `Err` when it is not a Jira issue webhook.
+pub fn translate(config: &Config, body: &[u8]) -> Result<Translated, Rejected> {
+    let raw = || String::from_utf8_lossy(body).into_owned();
+    let bad = |e: String| Rejected::malformed(0, e, raw());
+    let v: Value = serde_json::from_slice(body).map_err(|e| bad(format!("not JSON: {e}")))?;
+    let event = text_at(&v, "/webhookEvent")
+        .map_err(|_| bad("not a Jira webhook: no webhookEvent".into()))?;
+    let ts = v
+        .get("timestamp")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| bad("Jira webhook without a numeric timestamp".into()))?;
+    let (issue_id, ticket) = match (text_at(&v, "/issue/id"), text_at(&v, "/issue/key")) {
+        (Ok(id), Ok(key)) => (id, key),
+        _ => return Err(bad("Jira webhook without issue.id and issue.key".into())),
+    };
+    let map = &config.ingest.jira;
+    let mut out = Translated::default();
+    let push = |out: &mut Translated, event: Value| {
+        out.push(config, Topic::Tickets, 0, event.to_string());
+    };
+    let id = |suffix: &str| format!("jira-{issue_id}-{suffix}");
+    match event {
+        "jira:issue_created" => match created(map, &v) {
+            Ok((customer, service, kind, priority)) => {
+                let at = text_at(&v, "/issue/fields/created")
+                    .ok()
+                    .and_then(jira_time)
+                    .unwrap_or(ts);
+                push(
+                    &mut out,
+                    json!({"event_id": id("created"), "ts": at, "ticket": ticket,
+                    "type": "created", "customer": customer, "service": service,
+                    "priority": priority.as_str(), "kind": kind}),
+                );
+            }
+            Err(e) => return Err(bad(e)),
+        },
+        "jira:issue_updated" => {
+            let change = text_at(&v, "/changelog/id").unwrap_or("0");
+            let items = v.pointer("/changelog/items").and_then(Value::as_array);
+            for item in items.into_iter().flatten() {
+                let to = item
+                    .get("toString")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                match item.get("field").and_then(Value::as_str) {
+                    Some("status") => {
+                        if map.responded_statuses.iter().any(|s| s == to) {
+                            push(
+                                &mut out,
+                                json!({"event_id": id(&format!("{change}-responded")),
+                                "ts": ts, "ticket": ticket, "type": "responded"}),
+                            );
+                        }
+                        push(
+                            &mut out,
+                            json!({"event_id": id(&format!("{change}-status")),
+                            "ts": ts, "ticket": ticket, "type": "status", "status": map.status(to)}),
+                        );
+                    }
+                    Some("priority") => match map.priorities.get(to) {
+                        Some(p) => push(
+                            &mut out,
+                            json!({"event_id": id(&format!("{change}-priority")),
+                            "ts": ts, "ticket": ticket, "type": "priority", "priority": p.as_str()}),
+                        ),
+                        None => out.rejected.push(Rejected::malformed(
+                            0,
+                            format!(
+                                "Jira priority {to:?} is not mapped in [ingest.jira.priorities]"
+                            ),
+                            raw(),
+                        )),
+                    },
+                    _ => out.ignored += 1,
+                }
+            }
+        }
+        "comment_created" if map.respond_on_comment => {
+            let comment = text_at(&v, "/comment/id")
+                .map_err(|_| bad("comment_created without comment.id".into()))?;
+            let public = v
+                .pointer("/comment/jsdPublic")
+                .and_then(Value::as_bool)
+                .unwrap_or(true);
+            let author = text_at(&v, "/comment/author/accountId").ok();
+            let reporter = text_at(&v, "/issue/fields/reporter/accountId").ok();
+            if public && (author.is_none() || author != reporter) {
+                push(
+                    &mut out,
+                    json!({"event_id": id(&format!("comment-{comment}")),
+                    "ts": ts, "ticket": ticket, "type": "responded"}),
+                );
+            } else {
+                out.ignored += 1;
+            }
+        }
+        _ => out.ignored += 1,
+    }
+    Ok(out)
+}
+
+/// Customer, service, kind and priority of a new issue.
+fn created(
+    map: &JiraConfig,
+    v: &Value,
+) -> Result<(String, Option<String>, String, Priority), String> {
+    let customer = text_at(v, &map.customer_field)?;
+    let customer = map
+        .customers
+        .get(customer)
+        .map_or(customer, String::as_str)
+        .to_owned();
+    let service = text_at(v, &map.service_field).ok().map(str::to_owned);
+    let issue_type = text_at(v, &map.kind_field)?;
+    let kind = map.kinds.get(issue_type).cloned().ok_or_else(|| {
+        format!("Jira issue type {issue_type:?} is not mapped in [ingest.jira.kinds]")
+    })?;
+    Ok((customer, service, kind, map.priority(v)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Reason;
+    use crate::ingest::tests::config;
+
+    /// Shaped like Jira Cloud's `jira:issue_created` webhook (trimmed).
+    const CREATED: &str = r#"{"timestamp":1793613600000,"webhookEvent":"jira:issue_created",
+        "issue_event_type_name":"issue_created","user":{"accountId":"u-1"},
+        "issue":{"id":"10010","key":"SD-42","fields":{"issuetype":{"name":"Incident"},
+        "project":{"key":"SD","name":"Service Desk"},"priority":{"name":"High"},
+        "status":{"name":"Open"},"created":"2026-11-02T11:00:00.000+0100",
+        "reporter":{"accountId":"cust-1"},"components":[{"name":"web"}]}}}"#;
+
+    fn updated(items: &str) -> String {
+        format!(
+            r#"{{"timestamp":1793614500000,"webhookEvent":"jira:issue_updated",
+            "issue":{{"id":"10010","key":"SD-42","fields":{{"reporter":{{"accountId":"cust-1"}}}}}},
+            "changelog":{{"id":"20001","items":[{items}]}}}}"#
+        )
+    }
+
+    fn events(t: &Translated) -> Vec<Value> {
+        t.events
+            .iter()
+            .map(|e| serde_json::from_str(&e.json).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn issue_lifecycle() {
+        let c = config("[ingest.jira.customers]\nSD = \"acme\"\n");
+        let t = translate(&c, CREATED.as_bytes()).unwrap();
+        let e = &events(&t)[0];
+        assert_eq!(e["customer"], "acme");
+        assert_eq!(e["service"], "web");
+        assert_eq!(e["priority"], "P2");
+        assert_eq!(e["kind"], "incident");
+        assert_eq!(e["ts"], 1_793_613_600_000i64); // 11:00+01:00
+        assert_eq!(t.events[0].key, "SD-42");
+
+        let body = updated(
+            r#"{"field":"status","fromString":"Open","toString":"In Progress"},
+               {"field":"priority","fromString":"High","toString":"Highest"},
+               {"field":"assignee","toString":"Bob"}"#,
+        );
+        let t = translate(&c, body.as_bytes()).unwrap();
+        let types: Vec<_> = events(&t)
+            .iter()
+            .map(|e| e["type"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(types, ["responded", "status", "priority"]);
+        assert_eq!(events(&t)[1]["status"], "in_progress");
+        assert_eq!(events(&t)[2]["priority"], "P1");
+        assert_eq!(t.ignored, 1);
+
+        let t = translate(
+            &c,
+            updated(r#"{"field":"status","toString":"Waiting for customer"}"#).as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(events(&t)[0]["status"], "pending_customer");
+    }
+
+    #[test]
+    fn comments_count_as_responses_unless_private_or_by_the_reporter() {
+        let c = config("");
+        let comment = |author: &str, public: bool| {
+            format!(
+                r#"{{"timestamp":1793614000000,"webhookEvent":"comment_created",
+                "comment":{{"id":"77","author":{{"accountId":"{author}"}},"jsdPublic":{public}}},
+                "issue":{{"id":"10010","key":"SD-42","fields":{{"reporter":{{"accountId":"cust-1"}}}}}}}}"#
+            )
+        };
+        let t = translate(&c, comment("agent-1", true).as_bytes()).unwrap();
+        assert_eq!(events(&t)[0]["type"], "responded");
+        assert_eq!(t.events[0].event_id, "jira-10010-comment-77");
+        for (who, public) in [("cust-1", true), ("agent-1", false)] {
+            let t = translate(&c, comment(who, public).as_bytes()).unwrap();
+            assert_eq!((t.events.len(), t.ignored), (0, 1));
+        }
+    }
+
+    #[test]
+    fn unmapped_or_missing_fields_are_rejected() {
+        let c = config("");
+        // Project key SD is not a configured customer.
+        let t = translate(&c, CREATED.as_bytes()).unwrap();
+        assert_eq!(t.rejected[0].reason, Reason::UnknownCustomer);
+        let c = config("[ingest.jira.customers]\nSD = \"acme\"\n");
+        let e = translate(&c, CREATED.replace("\"High\"", "\"Urgent\"").as_bytes()).unwrap_err();
+        assert!(e.error.contains("Urgent"), "{e:?}");
+        for body in [
+            "[]",
+            "{}",
+            r#"{"webhookEvent":"jira:issue_created","timestamp":1}"#,
+        ] {
+            assert_eq!(
+                translate(&c, body.as_bytes()).unwrap_err().reason,
+                Reason::Malformed
+            );
+        }
+        let ignored = CREATED.replace("jira:issue_created", "jira:issue_deleted");
+        assert_eq!(translate(&c, ignored.as_bytes()).unwrap().ignored, 1);
+    }
+}

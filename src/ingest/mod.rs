@@ -1,0 +1,272 @@
+//! HTTP ingest: what monitoring stacks and ticket tools send (Alertmanager
+//! webhooks, Jira Service Management webhooks, batches of contract events) becomes
+//! contract events, validated exactly as Kafka input is (same decoder, same
+//! config checks), before an [`Intake`] publishes them.
+//!
+//! Everything here is pure translation; the HTTP handlers live in `api::ingest`.
+
+pub mod alertmanager;
+pub mod events;
+pub mod jira;
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+use crate::event::schema::col;
+use crate::event::{DeadLetter, Decoder, RawRecord, Reason, Topic};
+
+pub use alertmanager::AlertmanagerConfig;
+pub use jira::JiraConfig;
+
+/// `[ingest]`: how third-party payloads map to contract events.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// `[ingest.alertmanager]`.
+    pub alertmanager: AlertmanagerConfig,
+    /// `[ingest.jira]`.
+    pub jira: JiraConfig,
+}
+
+/// A validated contract event, ready to publish on its topic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// Its topic.
+    pub topic: Topic,
+    /// The message key: service (monitoring) or ticket (tickets).
+    pub key: String,
+    /// Its `event_id`.
+    pub event_id: String,
+    /// The JSON text.
+    pub json: String,
+}
+
+/// One item of a payload that could not become a valid event.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Rejected {
+    /// Position in the payload (alert, line or array element; 0 for the whole body).
+    pub index: usize,
+    /// Dead-letter reason.
+    #[schema(value_type = String)]
+    pub reason: Reason,
+    /// What is wrong.
+    pub error: String,
+    /// The item's text (the dead letter's `raw`).
+    #[serde(skip)]
+    pub raw: String,
+}
+
+impl Rejected {
+    /// A `malformed` item.
+    pub fn malformed(index: usize, error: impl Into<String>, raw: impl Into<String>) -> Self {
+        Rejected {
+            index,
+            reason: Reason::Malformed,
+            error: error.into(),
+            raw: raw.into(),
+        }
+    }
+
+    /// The dead-letter record; `source` names the endpoint (e.g. `http:/v1/ingest/events`),
+    /// partition is -1 and offset the item's index.
+    pub fn dead_letter(&self, source: &str) -> DeadLetter {
+        DeadLetter {
+            reason: self.reason,
+            error: self.error.clone(),
+            topic: source.to_owned(),
+            partition: -1,
+            offset: self.index as i64,
+            raw: self.raw.clone(),
+        }
+    }
+}
+
+/// What a payload turned into.
+#[derive(Debug, Default)]
+pub struct Translated {
+    /// Valid events.
+    pub events: Vec<Event>,
+    /// Items that are not valid events.
+    pub rejected: Vec<Rejected>,
+    /// Items that deliberately produce no event (e.g. an alert mapped to `ignore`).
+    pub ignored: usize,
+}
+
+impl Translated {
+    /// Validates `json` as a `topic` event and files it as accepted or rejected.
+    pub fn push(&mut self, config: &Config, topic: Topic, index: usize, json: String) {
+        match validate(config, topic, &json) {
+            Ok((key, event_id)) => self.events.push(Event {
+                topic,
+                key,
+                event_id,
+                json,
+            }),
+            Err((reason, error)) => self.rejected.push(Rejected {
+                index,
+                reason,
+                error,
+                raw: json,
+            }),
+        }
+    }
+}
+
+/// The stateless checks Kafka input goes through: decoding (`malformed`) and the
+/// config admission (`unknown_service`, `unknown_customer`). The stateful ones
+/// (`late`, `duplicate`, `unknown_ticket`, `conflict`) happen when the engine
+/// consumes the event. Returns the message key and the event id.
+pub fn validate(
+    config: &Config,
+    topic: Topic,
+    json: &str,
+) -> Result<(String, String), (Reason, String)> {
+    let record = RawRecord {
+        partition: -1,
+        offset: 0,
+        payload: json.as_bytes(),
+    };
+    let chunk = Decoder::new(topic, "http").decode(-1, &[record]);
+    if let Some(m) = chunk.malformed.into_iter().next() {
+        return Err((m.dead.reason, m.dead.error));
+    }
+    if let Some(rejection) = crate::pipeline::admit(config, topic, &chunk.batch, 0) {
+        return Err(rejection);
+    }
+    use datafusion::arrow::array::AsArray;
+    let text = |c: usize| chunk.batch.column(c).as_string::<i32>().value(0).to_owned();
+    Ok((text(col::KEY), text(col::EVENT_ID)))
+}
+
+/// A short, stable event id: `prefix` + the first 16 hex chars of SHA-256 of `parts`
+/// joined by `|`, so a payload sent twice yields the same ids.
+pub fn derived_id(prefix: &str, parts: &[&str]) -> String {
+    let digest = Sha256::digest(parts.join("|").as_bytes());
+    format!("{prefix}-{}", hex::encode(&digest[..8]))
+}
+
+/// Where ingested events go: Kafka in `run`, the engine directly in `demo`.
+pub trait Intake: Send + Sync {
+    /// Publishes validated events to their topics; returns once they are durable.
+    fn publish(&self, events: &[Event]) -> Result<(), String>;
+    /// Records dead letters for items that never became events.
+    fn dead_letter(&self, dead: &[DeadLetter]) -> Result<(), String>;
+}
+
+type IdKey = (Topic, String);
+
+/// Event ids published recently, per topic, so that webhook retries and
+/// Alertmanager's repeated notifications are not published twice (the engine's
+/// dedup set would catch them, but as `duplicate` dead letters). Bounded: the
+/// oldest ids are forgotten first.
+pub struct RecentIds {
+    inner: Mutex<(HashSet<IdKey>, VecDeque<IdKey>)>,
+    capacity: usize,
+}
+
+impl RecentIds {
+    /// Remembers up to `capacity` ids.
+    pub fn new(capacity: usize) -> Self {
+        RecentIds {
+            inner: Mutex::new((HashSet::new(), VecDeque::new())),
+            capacity,
+        }
+    }
+
+    /// Splits `events` into those not seen recently (in order) and a count of repeats.
+    pub fn fresh(&self, events: Vec<Event>) -> (Vec<Event>, usize) {
+        let guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let (seen, _) = &*guard;
+        let mut batch = HashSet::new();
+        let mut repeats = 0;
+        let fresh = events
+            .into_iter()
+            .filter(|e| {
+                let key = (e.topic, e.event_id.clone());
+                let new = !seen.contains(&key) && batch.insert(key);
+                repeats += usize::from(!new);
+                new
+            })
+            .collect();
+        (fresh, repeats)
+    }
+
+    /// Remembers published events.
+    pub fn remember(&self, events: &[Event]) {
+        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let (seen, order) = &mut *guard;
+        for e in events {
+            let key = (e.topic, e.event_id.clone());
+            if seen.insert(key.clone()) {
+                order.push_back(key);
+            }
+        }
+        while order.len() > self.capacity {
+            if let Some(old) = order.pop_front() {
+                seen.remove(&old);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::path::Path;
+
+    pub(crate) const CONFIG: &str =
+        "[[customers]]\nid = \"acme\"\n[[services]]\nid = \"web\"\ncustomer = \"acme\"\n";
+
+    pub(crate) fn config(extra: &str) -> Config {
+        Config::parse(&format!("{CONFIG}{extra}"), Path::new("t.toml")).unwrap()
+    }
+
+    #[test]
+    fn validation_matches_kafka_input() {
+        let c = config("");
+        let ok =
+            r#"{"event_id":"m1","ts":1,"service":"web","kind":"probe","source":"a","status":"up"}"#;
+        assert_eq!(
+            validate(&c, Topic::Monitoring, ok),
+            Ok(("web".into(), "m1".into()))
+        );
+        let unknown = ok.replace("\"web\"", "\"db\"");
+        assert_eq!(
+            validate(&c, Topic::Monitoring, &unknown).unwrap_err().0,
+            Reason::UnknownService
+        );
+        let bad = ok.replace("\"up\"", "\"sideways\"");
+        assert_eq!(
+            validate(&c, Topic::Monitoring, &bad).unwrap_err().0,
+            Reason::Malformed
+        );
+        let created = r#"{"event_id":"t1","ts":1,"ticket":"T-1","type":"created","customer":"globex","priority":"P1","kind":"incident"}"#;
+        assert_eq!(
+            validate(&c, Topic::Tickets, created).unwrap_err().0,
+            Reason::UnknownCustomer
+        );
+    }
+
+    #[test]
+    fn recent_ids_skip_repeats_within_and_across_requests() {
+        let ev = |id: &str| Event {
+            topic: Topic::Monitoring,
+            key: "web".into(),
+            event_id: id.into(),
+            json: String::new(),
+        };
+        let recent = RecentIds::new(2);
+        let (fresh, repeats) = recent.fresh(vec![ev("a"), ev("a"), ev("b")]);
+        assert_eq!((fresh.len(), repeats), (2, 1));
+        recent.remember(&fresh);
+        let (fresh, repeats) = recent.fresh(vec![ev("a"), ev("c")]);
+        assert_eq!((fresh.len(), repeats), (1, 1));
+        recent.remember(&fresh);
+        // Capacity 2: "a" was forgotten once "c" arrived.
+        assert_eq!(recent.fresh(vec![ev("a")]).1, 0);
+    }
+}

@@ -1,0 +1,584 @@
+//! Incident delivery beyond Kafka: PagerDuty Events API v2 and a generic
+//! (optionally HMAC-SHA256-signed) webhook, per `[[deliveries]]` target.
+//!
+//! Incidents enter a durable [`Outbox`] before the input offsets that produced
+//! them are committed; one thread (off the async runtime, blocking HTTP) delivers
+//! each target's queue in order, so a `resolve` never overtakes its `trigger`.
+//! Failures that may pass (network, timeouts, 408, 429, 5xx) are retried with
+//! exponential backoff; other 4xx answers are permanent and counted as rejected.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use rand::{Rng, SeedableRng};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::Sha256;
+use toml::Spanned;
+
+use super::outbox::{Outbox, OutboxError};
+use crate::config::{Config, Dur};
+use crate::engine::incidents::Incident;
+
+/// PagerDuty's Events API v2 endpoint.
+pub const PAGERDUTY_URL: &str = "https://events.pagerduty.com/v2/enqueue";
+/// Incident rules a target may select.
+pub const RULES: [&str; 7] = [
+    "outage",
+    "availability_breach",
+    "response_warning",
+    "resolution_warning",
+    "response_breach",
+    "resolution_breach",
+    "capacity",
+];
+
+/// Target type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryType {
+    /// PagerDuty Events API v2.
+    Pagerduty,
+    /// POST of the contract's incident JSON.
+    Webhook,
+}
+
+/// One `[[deliveries]]` target.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// Target id (letters, digits, `-`, `_`): metrics label and outbox key.
+    pub id: Spanned<String>,
+    /// `pagerduty` or `webhook`.
+    #[serde(rename = "type")]
+    pub kind: DeliveryType,
+    /// Endpoint; PagerDuty's by default for `pagerduty`.
+    #[serde(default)]
+    pub url: Option<Spanned<String>>,
+    /// PagerDuty integration (routing) key.
+    #[serde(default)]
+    pub routing_key: Option<String>,
+    /// Environment variable holding the routing key instead.
+    #[serde(default)]
+    pub routing_key_env: Option<String>,
+    /// Environment variable holding the webhook's HMAC-SHA256 secret (unsigned if absent).
+    #[serde(default)]
+    pub secret_env: Option<String>,
+    /// Header carrying `sha256=<hex HMAC of the body>`.
+    #[serde(default = "default_signature_header")]
+    pub signature_header: String,
+    /// Only incidents of these customers (all if empty).
+    #[serde(default)]
+    pub customers: Vec<Spanned<String>>,
+    /// Only incidents of these rules (all if empty).
+    #[serde(default)]
+    pub rules: Vec<Spanned<String>>,
+}
+
+fn default_signature_header() -> String {
+    "X-Slaflow-Signature".into()
+}
+
+/// `[delivery]`: outbox and retry settings shared by all targets.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliverySettings {
+    /// Outbox directory; default `<engine.data_dir>/outbox`.
+    pub outbox_dir: Option<PathBuf>,
+    /// Pending deliveries kept at most; beyond, the oldest is dropped (and counted).
+    pub max_pending: usize,
+    /// Per-request timeout.
+    pub timeout: Dur,
+    /// First retry delay; doubles per failed attempt.
+    pub min_backoff: Dur,
+    /// Longest retry delay.
+    pub max_backoff: Dur,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        DeliverySettings {
+            outbox_dir: None,
+            max_pending: 10_000,
+            timeout: Dur(10_000),
+            min_backoff: Dur(1_000),
+            max_backoff: Dur(300_000),
+        }
+    }
+}
+
+/// Delivery failures that stop `run` (disk or configuration).
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// The outbox could not be written or read.
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
+    /// The delivery thread could not start.
+    #[error("cannot start the delivery thread: {0}")]
+    Thread(std::io::Error),
+    /// A secret named by the config is missing.
+    #[error("delivery {target}: environment variable {var} is not set")]
+    MissingSecret {
+        /// Target id.
+        target: String,
+        /// Variable name.
+        var: String,
+    },
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    target: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TargetLabel {
+    target: String,
+}
+
+/// Delivery metrics: attempts by outcome, pending deliveries per target.
+#[derive(Clone, Default)]
+pub struct DeliveryMetrics {
+    attempts: Family<OutcomeLabel, Counter>,
+    pending: Family<TargetLabel, Gauge>,
+}
+
+impl DeliveryMetrics {
+    /// Registers the metrics.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "delivery_attempts",
+            "Incident delivery attempts by target and outcome (delivered, retry, rejected, dropped)",
+            self.attempts.clone(),
+        );
+        registry.register(
+            "delivery_pending",
+            "Incident deliveries waiting in the outbox, by target",
+            self.pending.clone(),
+        );
+    }
+
+    fn count(&self, target: &str, outcome: &str) {
+        self.attempts
+            .get_or_create(&OutcomeLabel {
+                target: target.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    fn set_pending(&self, target: &str, n: usize) {
+        self.pending
+            .get_or_create(&TargetLabel {
+                target: target.to_owned(),
+            })
+            .set(n as i64);
+    }
+}
+
+/// How a target formats and authenticates its requests.
+#[derive(Debug, Clone)]
+enum Format {
+    PagerDuty {
+        routing_key: String,
+    },
+    Webhook {
+        secret: Option<Vec<u8>>,
+        header: String,
+    },
+}
+
+/// A resolved target.
+#[derive(Debug, Clone)]
+struct Target {
+    id: String,
+    url: String,
+    format: Format,
+    customers: Vec<String>,
+    rules: Vec<String>,
+}
+
+fn env_secret(target: &str, var: &str) -> Result<String, DeliveryError> {
+    std::env::var(var).map_err(|_| DeliveryError::MissingSecret {
+        target: target.to_owned(),
+        var: var.to_owned(),
+    })
+}
+
+impl Target {
+    fn new(c: &DeliveryConfig) -> Result<Target, DeliveryError> {
+        let id = c.id.get_ref().clone();
+        let format = match c.kind {
+            DeliveryType::Pagerduty => Format::PagerDuty {
+                routing_key: match (&c.routing_key, &c.routing_key_env) {
+                    (_, Some(var)) => env_secret(&id, var)?,
+                    (Some(k), None) => k.clone(),
+                    // Refused by config validation.
+                    (None, None) => String::new(),
+                },
+            },
+            DeliveryType::Webhook => Format::Webhook {
+                secret: c
+                    .secret_env
+                    .as_deref()
+                    .map(|v| env_secret(&id, v).map(String::into_bytes))
+                    .transpose()?,
+                header: c.signature_header.clone(),
+            },
+        };
+        let url = c
+            .url
+            .as_ref()
+            .map_or(PAGERDUTY_URL, |u| u.get_ref())
+            .to_owned();
+        Ok(Target {
+            id,
+            url,
+            format,
+            customers: c.customers.iter().map(|s| s.get_ref().clone()).collect(),
+            rules: c.rules.iter().map(|s| s.get_ref().clone()).collect(),
+        })
+    }
+
+    fn wants(&self, i: &Incident) -> bool {
+        (self.customers.is_empty() || self.customers.contains(&i.customer))
+            && (self.rules.is_empty() || self.rules.iter().any(|r| r == i.rule))
+    }
+
+    /// Body and extra headers for one incident record.
+    fn request(&self, incident: &Value) -> (String, Vec<(String, String)>) {
+        match &self.format {
+            Format::PagerDuty { routing_key } => (
+                pagerduty_event(routing_key, incident).to_string(),
+                Vec::new(),
+            ),
+            Format::Webhook { secret, header } => {
+                let body = incident.to_string();
+                let headers = secret
+                    .as_deref()
+                    .map(|s| vec![(header.clone(), sign(s, body.as_bytes()))])
+                    .unwrap_or_default();
+                (body, headers)
+            }
+        }
+    }
+}
+
+/// A PagerDuty Events API v2 event for a contract incident record: `dedup_key` is
+/// the incident id, so PagerDuty merges repeats and matches the `resolve`.
+pub fn pagerduty_event(routing_key: &str, incident: &Value) -> Value {
+    let text = |k: &str| incident[k].as_str().unwrap_or_default();
+    if text("action") == "resolve" {
+        return json!({
+            "routing_key": routing_key,
+            "event_action": "resolve",
+            "dedup_key": text("incident_id"),
+        });
+    }
+    // PagerDuty knows critical, error, warning, info.
+    let severity = match text("severity") {
+        "critical" => "critical",
+        "major" => "error",
+        "minor" | "warning" => "warning",
+        _ => "info",
+    };
+    let source = incident["service"]
+        .as_str()
+        .or(incident["ticket"].as_str())
+        .unwrap_or("slaflow");
+    let summary: String = text("summary").chars().take(1024).collect();
+    json!({
+        "routing_key": routing_key,
+        "event_action": "trigger",
+        "dedup_key": text("incident_id"),
+        "payload": {
+            "summary": summary,
+            "source": source,
+            "severity": severity,
+            "timestamp": text("started_at"),
+            "component": incident["service"],
+            "group": text("customer"),
+            "class": text("rule"),
+            "custom_details": incident,
+        },
+    })
+}
+
+/// `sha256=<hex HMAC-SHA256(secret, body)>`.
+pub fn sign(secret: &[u8], body: &[u8]) -> String {
+    // HMAC accepts keys of any length, so this never returns early.
+    let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(secret) else {
+        return String::new();
+    };
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+enum Outcome {
+    Delivered,
+    Retry(String),
+    Rejected(String),
+}
+
+fn post(agent: &ureq::Agent, url: &str, body: &str, headers: &[(String, String)]) -> Outcome {
+    let mut req = agent.post(url).header("Content-Type", "application/json");
+    for (k, v) in headers {
+        req = req.header(k, v);
+    }
+    match req.send(body) {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            match status {
+                200..=299 => Outcome::Delivered,
+                408 | 429 | 500..=599 => Outcome::Retry(format!("HTTP {status}")),
+                _ => Outcome::Rejected(format!("HTTP {status}")),
+            }
+        }
+        Err(e) => Outcome::Retry(e.to_string()),
+    }
+}
+
+struct Queue {
+    outbox: Outbox,
+    /// Failed attempts in a row and when the head may be tried again, per target.
+    backoff: HashMap<String, (u32, Instant)>,
+    stop: bool,
+}
+
+struct Inner {
+    queue: Mutex<Queue>,
+    wake: Condvar,
+    targets: Vec<Target>,
+    settings: DeliverySettings,
+    metrics: DeliveryMetrics,
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The running delivery: enqueue from the processing loop, a thread delivers.
+pub struct Delivery {
+    inner: Arc<Inner>,
+    worker: Option<JoinHandle<()>>,
+}
+
+impl Delivery {
+    /// Opens the outbox and starts delivering; `None` when no target is configured.
+    pub fn start(
+        config: &Config,
+        metrics: DeliveryMetrics,
+    ) -> Result<Option<Delivery>, DeliveryError> {
+        if config.deliveries.is_empty() {
+            return Ok(None);
+        }
+        let targets = config
+            .deliveries
+            .iter()
+            .map(Target::new)
+            .collect::<Result<Vec<_>, _>>()?;
+        let settings = config.delivery.clone();
+        let dir = settings
+            .outbox_dir
+            .clone()
+            .unwrap_or_else(|| config.engine.data_dir.join("outbox"));
+        let (outbox, corrupt) = Outbox::open(&dir, settings.max_pending)?;
+        for path in corrupt {
+            tracing::error!(path = %path.display(), "unreadable outbox entry set aside, not delivered");
+        }
+        for t in &targets {
+            metrics.set_pending(&t.id, outbox.pending(&t.id));
+        }
+        tracing::info!(targets = targets.len(), pending = outbox.len(), outbox = %dir.display(), "incident delivery started");
+        let inner = Arc::new(Inner {
+            queue: Mutex::new(Queue {
+                outbox,
+                backoff: HashMap::new(),
+                stop: false,
+            }),
+            wake: Condvar::new(),
+            targets,
+            settings,
+            metrics,
+        });
+        let worker = {
+            let inner = inner.clone();
+            std::thread::Builder::new()
+                .name("slaflow-delivery".into())
+                .spawn(move || deliver(&inner))
+                .map_err(DeliveryError::Thread)?
+        };
+        Ok(Some(Delivery {
+            inner,
+            worker: Some(worker),
+        }))
+    }
+
+    /// Durably queues each incident action for every target that selects it.
+    pub fn enqueue(&self, incidents: &[Incident]) -> Result<(), DeliveryError> {
+        if incidents.is_empty() {
+            return Ok(());
+        }
+        let mut q = self.inner.lock();
+        for i in incidents {
+            let record = serde_json::to_value(i).unwrap_or_default();
+            for t in self.inner.targets.iter().filter(|t| t.wants(i)) {
+                let (_, dropped) = q.outbox.push(&t.id, record.clone())?;
+                if let Some(d) = dropped {
+                    tracing::error!(target = %d.target, incident = %d.incident["incident_id"], "outbox full: oldest delivery dropped");
+                    self.inner.metrics.count(&d.target, "dropped");
+                    self.inner
+                        .metrics
+                        .set_pending(&d.target, q.outbox.pending(&d.target));
+                }
+                self.inner
+                    .metrics
+                    .set_pending(&t.id, q.outbox.pending(&t.id));
+            }
+        }
+        self.inner.wake.notify_all();
+        Ok(())
+    }
+
+    /// Deliveries still pending.
+    pub fn pending(&self) -> usize {
+        self.inner.lock().outbox.len()
+    }
+}
+
+impl Drop for Delivery {
+    /// Stops the worker; what is pending stays in the outbox for the next start.
+    fn drop(&mut self) {
+        self.inner.lock().stop = true;
+        self.inner.wake.notify_all();
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+/// The worker: deliver each target's head when due, sleep until the next is due.
+fn deliver(inner: &Inner) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_millis(
+            inner.settings.timeout.0.max(1) as u64
+        )))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(std::process::id().into());
+    let mut q = inner.lock();
+    while !q.stop {
+        let now = Instant::now();
+        let due = inner.targets.iter().find_map(|t| {
+            let ready = q.backoff.get(&t.id).is_none_or(|&(_, at)| at <= now);
+            let head = q.outbox.head(&t.id).filter(|_| ready)?;
+            Some((t, head.seq, head.incident.clone()))
+        });
+        let Some((target, seq, incident)) = due else {
+            let next = q
+                .backoff
+                .values()
+                .map(|&(_, at)| at)
+                .filter(|&at| at > now)
+                .min();
+            let wait = next.map_or(Duration::from_secs(1), |at| at - now);
+            q = inner
+                .wake
+                .wait_timeout(q, wait)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+            continue;
+        };
+        drop(q);
+        let (body, headers) = target.request(&incident);
+        let outcome = post(&agent, &target.url, &body, &headers);
+        q = inner.lock();
+        let id = &target.id;
+        let finished = match outcome {
+            Outcome::Delivered => {
+                inner.metrics.count(id, "delivered");
+                true
+            }
+            Outcome::Rejected(why) => {
+                tracing::error!(target = %id, incident = %incident["incident_id"], error = %why, "delivery rejected by the receiver; not retried");
+                inner.metrics.count(id, "rejected");
+                true
+            }
+            Outcome::Retry(why) => {
+                let attempts = q.backoff.get(id).map_or(0, |b| b.0) + 1;
+                let base =
+                    inner.settings.min_backoff.0.max(1) as f64 * 2f64.powi(attempts as i32 - 1);
+                let delay =
+                    base.min(inner.settings.max_backoff.0 as f64) * rng.random_range(0.8..1.2);
+                tracing::warn!(target = %id, incident = %incident["incident_id"], error = %why, attempts, retry_in_ms = delay as u64, "delivery failed; will retry");
+                inner.metrics.count(id, "retry");
+                q.backoff.insert(
+                    id.clone(),
+                    (
+                        attempts,
+                        Instant::now() + Duration::from_millis(delay as u64),
+                    ),
+                );
+                false
+            }
+        };
+        if finished {
+            q.backoff.remove(id);
+            if q.outbox.head(id).is_some_and(|h| h.seq == seq)
+                && let Err(e) = q.outbox.pop(id)
+            {
+                tracing::error!(error = %e, "outbox");
+            }
+            inner.metrics.set_pending(id, q.outbox.pending(id));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn incident(action: &str) -> Value {
+        json!({"incident_id":"3f2a9c0b1d4e5f60","action":action,"rule":"outage","severity":"critical",
+            "customer":"acme","service":"web","ticket":null,"started_at":"2026-11-02T10:00:00.000Z",
+            "at":"2026-11-02T10:01:00.000Z","ended_at":null,"summary":"web down since 10:00","details":{}})
+    }
+
+    #[test]
+    fn pagerduty_shape() {
+        let e = pagerduty_event("R1", &incident("trigger"));
+        assert_eq!(e["event_action"], "trigger");
+        assert_eq!(e["dedup_key"], "3f2a9c0b1d4e5f60");
+        assert_eq!(e["payload"]["severity"], "critical");
+        assert_eq!(e["payload"]["source"], "web");
+        assert_eq!(e["payload"]["timestamp"], "2026-11-02T10:00:00.000Z");
+        assert_eq!(e["payload"]["summary"], "web down since 10:00");
+        let r = pagerduty_event("R1", &incident("resolve"));
+        assert_eq!(
+            r,
+            json!({"routing_key":"R1","event_action":"resolve","dedup_key":"3f2a9c0b1d4e5f60"})
+        );
+    }
+
+    #[test]
+    fn hmac_matches_rfc_4231_case_2() {
+        // RFC 4231 test case 2: key "Jefe", data "what do ya want for nothing?".
+        assert_eq!(
+            sign(b"Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+}
