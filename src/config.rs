@@ -259,7 +259,7 @@ impl WeekHours {
 }
 
 /// How a service's probes combine into `down` (contract 4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DownWhen {
     /// At least one known source is down.
@@ -272,7 +272,7 @@ pub enum DownWhen {
 }
 
 /// How `nodata` time counts in availability (contract 4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NoData {
     /// Not measured.
@@ -476,6 +476,11 @@ pub struct Config {
     /// SHA-256 hex of the file's bytes, quoted in reports.
     #[serde(skip)]
     pub sha256: String,
+    /// SHA-256 hex of the sections that shape engine state (everything but
+    /// `[kafka]`, `[api]`, `[ingest]`, `[delivery]`, `[[deliveries]]`): checkpoints
+    /// are only valid under the same value.
+    #[serde(skip)]
+    pub engine_sha256: String,
     #[serde(skip)]
     service_index: HashMap<String, usize>,
     #[serde(skip)]
@@ -527,6 +532,18 @@ fn parse_hhmm(s: &str) -> Option<u32> {
     (m < 60 && total <= 24 * 60).then_some(total)
 }
 
+/// Hash of the engine-relevant sections, independent of formatting, comments and
+/// key order (the parsed table, serialised canonically).
+fn engine_sha256(text: &str) -> String {
+    let mut table: toml::Table = text.parse().unwrap_or_default();
+    for k in ["kafka", "api", "ingest", "delivery", "deliveries"] {
+        table.remove(k);
+    }
+    hex::encode(Sha256::digest(
+        serde_json::to_vec(&table).unwrap_or_default(),
+    ))
+}
+
 fn line_of(src: &str, offset: usize) -> usize {
     src.as_bytes()[..offset.min(src.len())]
         .iter()
@@ -564,6 +581,7 @@ impl Config {
             invalid(line, key, inner.message().to_owned())
         })?;
         config.sha256 = hex::encode(Sha256::digest(text.as_bytes()));
+        config.engine_sha256 = engine_sha256(text);
         config
             .validate()
             .map_err(|(span, key, message)| invalid(line_of(text, span.start), key, message))?;
@@ -737,7 +755,8 @@ impl Config {
         &self,
         customers: &HashSet<String>,
     ) -> Result<(), (std::ops::Range<usize>, String, String)> {
-        use crate::sink::delivery::{DeliveryType, RULES};
+        use crate::engine::incidents::RULES;
+        use crate::sink::delivery::DeliveryType;
         let d = &self.delivery;
         if d.max_pending == 0
             || d.timeout.0 <= 0

@@ -13,11 +13,13 @@ use datafusion::arrow::compute::interleave_record_batch;
 use datafusion::arrow::datatypes::Int64Type;
 
 use crate::event::schema::col;
-use crate::event::{DeadLetter, DecodedChunk, Reason, Topic};
+use serde::{Deserialize, Serialize};
+
+use crate::event::{DeadLetter, DecodedChunk, Decoder, RawRecord, Reason, Topic};
 use crate::time::Millis;
 
 /// One input stream: a Kafka partition or a replay file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct StreamId {
     /// Topic of the stream.
     pub topic: Topic,
@@ -64,7 +66,8 @@ impl Stream {
 
 #[derive(Debug, Default)]
 struct Dedup {
-    seen: HashMap<Box<str>, Millis>,
+    /// Event id → (ts, partition) of its last sighting.
+    seen: HashMap<Box<str>, (Millis, i32)>,
     swept_at: Millis,
 }
 
@@ -86,6 +89,21 @@ pub struct Released {
     pub tickets: Option<RecordBatch>,
     /// Buffered rows dropped because their partition was revoked.
     pub handed_off: u64,
+}
+
+/// The event-time state of one stream: what a checkpoint holds for it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StreamState {
+    /// The stream.
+    pub stream: StreamId,
+    /// Highest `ts` seen (its watermark trails it by the allowed lateness).
+    pub max_ts: Option<Millis>,
+    /// Next offset to read: every record before it is decided or in `pending`.
+    pub next_offset: i64,
+    /// Event ids last seen on this stream within the dedup horizon, with their `ts`.
+    pub dedup: Vec<(String, Millis)>,
+    /// Records waiting for the watermark: (offset, arrival sequence, original text).
+    pub pending: Vec<(i64, u64, String)>,
 }
 
 /// The event-time layer's state.
@@ -187,6 +205,103 @@ impl EventTime {
         s.pending.first().copied().or(s.next_offset)
     }
 
+    /// The state of one stream, `None` before its first record.
+    pub fn export_stream(&self, id: StreamId) -> Option<StreamState> {
+        let s = self.streams.get(&id)?;
+        let next_offset = s.next_offset?;
+        let mut dedup: Vec<(String, Millis)> = self.dedup[id.topic.index()]
+            .seen
+            .iter()
+            .filter(|(_, (_, p))| *p == id.partition)
+            .map(|(k, (ts, _))| (k.to_string(), *ts))
+            .collect();
+        dedup.sort_unstable();
+        let mut pending: Vec<(i64, u64, String)> = self
+            .heap
+            .iter()
+            .filter_map(|&Reverse((_, seq, slot, row, generation))| {
+                if self.slot_stream[slot] != id || generation != s.generation {
+                    return None;
+                }
+                let batch = &self.slots[slot].as_ref()?.batch;
+                let offset = batch
+                    .column(col::OFFSET)
+                    .as_primitive::<Int64Type>()
+                    .value(row);
+                let raw = batch.column(col::RAW).as_string::<i32>().value(row);
+                Some((offset, seq, raw.to_owned()))
+            })
+            .collect();
+        pending.sort_unstable_by_key(|p| p.1);
+        Some(StreamState {
+            stream: id,
+            max_ts: s.max_ts,
+            next_offset,
+            dedup,
+            pending,
+        })
+    }
+
+    /// Restores a stream from its checkpointed state: its watermark, dedup ids
+    /// and buffered records (re-decoded from their text, already admitted, keeping
+    /// their arrival order). Reading resumes at `next_offset`.
+    pub fn import_stream(&mut self, state: StreamState, decoder: &Decoder, wall: Millis) {
+        let id = state.stream;
+        self.remove_stream(id);
+        self.add_stream(id, wall);
+        let dedup = &mut self.dedup[id.topic.index()];
+        for (event_id, ts) in state.dedup {
+            let e = dedup
+                .seen
+                .entry(event_id.into())
+                .or_insert((ts, id.partition));
+            if ts >= e.0 {
+                *e = (ts, id.partition);
+            }
+        }
+        if let Some(stream) = self.streams.get_mut(&id) {
+            stream.max_ts = state.max_ts;
+            stream.next_offset = Some(state.next_offset);
+        }
+        if state.pending.is_empty() {
+            return;
+        }
+        let records: Vec<RawRecord> = state
+            .pending
+            .iter()
+            .map(|(offset, _, raw)| RawRecord {
+                partition: id.partition,
+                offset: *offset,
+                payload: raw.as_bytes(),
+            })
+            .collect();
+        let batch = decoder.decode(id.partition, &records).batch;
+        let seqs: HashMap<i64, u64> = state.pending.iter().map(|(o, s, _)| (*o, *s)).collect();
+        let slot = self.take_slot(id);
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return;
+        };
+        let ts = batch.column(col::TS).as_primitive::<Int64Type>();
+        let offsets = batch.column(col::OFFSET).as_primitive::<Int64Type>();
+        for r in 0..batch.num_rows() {
+            let offset = offsets.value(r);
+            let seq = seqs.get(&offset).copied().unwrap_or(0);
+            self.seq = self.seq.max(seq);
+            self.heap
+                .push(Reverse((ts.value(r), seq, slot, r, stream.generation)));
+            stream.pending.insert(offset);
+        }
+        let kept = batch.num_rows();
+        if kept > 0 {
+            self.slots[slot] = Some(Buffered {
+                batch,
+                remaining: kept,
+            });
+        } else {
+            self.free_slots.push(slot);
+        }
+    }
+
     /// Number of rows waiting for the watermark.
     pub fn buffered(&self) -> usize {
         self.heap.len()
@@ -217,14 +332,7 @@ impl EventTime {
             .clone();
         let ids = batch.column(col::EVENT_ID).as_string::<i32>().clone();
 
-        let slot = self.free_slots.pop().unwrap_or_else(|| {
-            self.slots.push(None);
-            self.slot_topic.push(id.topic);
-            self.slot_stream.push(id);
-            self.slots.len() - 1
-        });
-        self.slot_topic[slot] = id.topic;
-        self.slot_stream[slot] = id;
+        let slot = self.take_slot(id);
         let mut kept = 0usize;
 
         let Some(stream) = self.streams.get_mut(&id) else {
@@ -277,7 +385,7 @@ impl EventTime {
             stream.max_ts = Some(stream.max_ts.map_or(ts, |x| x.max(ts)));
             let event_id = ids.value(r);
             match dedup.seen.get_mut(event_id) {
-                Some(seen) if (ts - *seen).abs() < horizon => {
+                Some(seen) if (ts - seen.0).abs() < horizon => {
                     reject(
                         Reason::Duplicate,
                         format!("event_id {event_id:?} already seen"),
@@ -286,9 +394,9 @@ impl EventTime {
                     );
                     continue;
                 }
-                Some(seen) => *seen = ts,
+                Some(seen) => *seen = (ts, id.partition),
                 None => {
-                    dedup.seen.insert(event_id.into(), ts);
+                    dedup.seen.insert(event_id.into(), (ts, id.partition));
                 }
             }
             if let Some((reason, error)) = admit(id.topic, &batch, r) {
@@ -360,7 +468,7 @@ impl EventTime {
         }
         for d in &mut self.dedup {
             if wm.saturating_sub(d.swept_at) >= horizon / 4 {
-                d.seen.retain(|_, ts| ts.saturating_add(horizon) > wm);
+                d.seen.retain(|_, (ts, _)| ts.saturating_add(horizon) > wm);
                 d.swept_at = wm;
             }
         }
@@ -431,6 +539,19 @@ impl EventTime {
             idx.push((b, row));
         }
         interleave_record_batch(&batches, &idx).ok()
+    }
+
+    /// A free buffer slot for rows of `id`.
+    fn take_slot(&mut self, id: StreamId) -> usize {
+        let slot = self.free_slots.pop().unwrap_or_else(|| {
+            self.slots.push(None);
+            self.slot_topic.push(id.topic);
+            self.slot_stream.push(id);
+            self.slots.len() - 1
+        });
+        self.slot_topic[slot] = id.topic;
+        self.slot_stream[slot] = id;
+        slot
     }
 
     fn unref(&mut self, slot: usize) {

@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod bench;
+pub mod checkpoint;
 pub mod config;
 pub mod demo;
 pub mod engine;

@@ -6,13 +6,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{AsArray, RecordBatch};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::engine::{Engine, Outputs};
+use crate::engine::{Engine, EngineSlice, Outputs};
 use crate::event::schema::{col, tkt};
 use crate::event::{Decoder, RawRecord, Reason, Topic};
-use crate::eventtime::{EventTime, EventTimeConfig, StreamId};
+use crate::eventtime::{EventTime, EventTimeConfig, StreamId, StreamState};
 use crate::time::Millis;
 
 /// Record counts; invariant: `read = applied + Σ deadletter + handed_off + buffered`.
@@ -150,6 +150,35 @@ impl Pipeline {
         self.count_dead(out, before);
     }
 
+    /// The state one input stream owns, `None` before its first record.
+    pub fn export(&self, stream: StreamId) -> Option<PartitionState> {
+        Some(PartitionState {
+            eventtime: self.eventtime.export_stream(stream)?,
+            engine: self.engine.export(stream),
+            min_ts: self.min_ts,
+            max_ts: self.max_ts,
+        })
+    }
+
+    /// Restores a stream's state (from a checkpoint or the changelog).
+    pub fn import(&mut self, state: PartitionState, wall: Millis) {
+        let stream = state.eventtime.stream;
+        self.engine.forget(stream);
+        self.engine.import(state.engine);
+        let decoder = &self.decoders[stream.topic.index()];
+        self.eventtime.import_stream(state.eventtime, decoder, wall);
+        for t in [state.min_ts, state.max_ts].into_iter().flatten() {
+            self.max_ts = Some(self.max_ts.map_or(t, |x| x.max(t)));
+            self.min_ts = Some(self.min_ts.map_or(t, |x| x.min(t)));
+        }
+    }
+
+    /// Drops everything a stream owns (its partition moved to another instance).
+    pub fn forget(&mut self, stream: StreamId) {
+        self.eventtime.remove_stream(stream);
+        self.engine.forget(stream);
+    }
+
     /// Recomputes the watermark, applies released records and fires due deadlines.
     pub fn advance(&mut self, wall: Option<Millis>, out: &mut Outputs) {
         let released = self.eventtime.advance(wall);
@@ -190,6 +219,19 @@ impl Pipeline {
             *self.counts.deadletter.entry(d.reason.as_str()).or_default() += 1;
         }
     }
+}
+
+/// The state one input partition owns: its event-time state and engine slice.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PartitionState {
+    /// Watermark, dedup ids, buffered records, next offset.
+    pub eventtime: StreamState,
+    /// Services, capacity series or tickets keyed to the partition.
+    pub engine: EngineSlice,
+    /// Lowest `ts` the process had read (default report periods start there).
+    pub min_ts: Option<Millis>,
+    /// Highest `ts` the process had read.
+    pub max_ts: Option<Millis>,
 }
 
 /// Config-based admission after dedup: `unknown_service`, `unknown_customer`.

@@ -5,8 +5,11 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::checkpoint::Checkpoint;
 use crate::config::Config;
 use crate::engine::incidents::{Action, Incident};
+use crate::event::Topic;
+use crate::eventtime::StreamId;
 use crate::ingest::{Intake, RecentIds};
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
@@ -49,6 +52,63 @@ impl Core {
             }
         }
         self.incidents.extend_from_slice(incidents);
+    }
+
+    /// The input partition whose state fired an incident.
+    fn stream_of(&self, i: &Incident) -> Option<StreamId> {
+        let engine = self.pipeline.engine();
+        match (&i.ticket, &i.service) {
+            (Some(t), _) => engine.tickets().get(t).map(|t| StreamId {
+                topic: Topic::Tickets,
+                partition: t.partition,
+            }),
+            (None, Some(s)) => engine
+                .services()
+                .get(s)?
+                .partition
+                .map(|partition| StreamId {
+                    topic: Topic::Monitoring,
+                    partition,
+                }),
+            (None, None) => None,
+        }
+    }
+
+    /// A checkpoint of one partition, `None` before its first record.
+    pub fn checkpoint(&self, stream: StreamId) -> Option<Checkpoint> {
+        let state = self.pipeline.export(stream)?;
+        let incidents = self
+            .incidents
+            .iter()
+            .filter(|i| self.stream_of(i) == Some(stream))
+            .cloned()
+            .collect();
+        Some(Checkpoint { state, incidents })
+    }
+
+    /// Restores a partition from its checkpoint.
+    pub fn restore(&mut self, cp: Checkpoint, wall: Millis) {
+        let stream = cp.stream();
+        self.forget(stream);
+        self.pipeline.import(cp.state, wall);
+        self.record(&cp.incidents);
+        self.incidents
+            .sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+    }
+
+    /// Drops a partition's state (revoked: another instance owns it now).
+    pub fn forget(&mut self, stream: StreamId) {
+        let gone: std::collections::HashSet<String> = self
+            .incidents
+            .iter()
+            .filter(|i| self.stream_of(i) == Some(stream))
+            .map(|i| i.incident_id.clone())
+            .collect();
+        if !gone.is_empty() {
+            self.incidents.retain(|i| !gone.contains(&i.incident_id));
+            self.open.retain(|id, _| !gone.contains(id));
+        }
+        self.pipeline.forget(stream);
     }
 
     /// A snapshot of every state table.

@@ -16,6 +16,7 @@ use slaflow::engine::tickets::TicketLine;
 use slaflow::event::{RawRecord, Topic};
 use slaflow::eventtime::StreamId;
 use slaflow::pipeline::Pipeline;
+use slaflow::state::Core;
 
 const LATENESS: i64 = 30_000;
 const STALE: i64 = 120_000;
@@ -211,9 +212,19 @@ struct Result {
     tickets: Vec<String>,
 }
 
-fn run(stream: &[(Topic, String, String)], partitions: i32, chunk: usize) -> Result {
+/// Runs the pipeline over `stream` split into `partitions` and fed in chunks. With
+/// `restart = Some(n)`, after the n-th round every partition is checkpointed
+/// (through the Arrow IPC encoding), the process "restarts" with an empty pipeline
+/// and restores from the checkpoints before reading on.
+fn run(
+    stream: &[(Topic, String, String)],
+    partitions: i32,
+    chunk: usize,
+    restart: Option<usize>,
+) -> Result {
     let config = Arc::new(Config::parse(CONFIG, Path::new("t.toml")).expect("config"));
-    let mut p = Pipeline::new(config, ["m".into(), "t".into()]);
+    let mut core = Core::new(Pipeline::new(config.clone(), ["m".into(), "t".into()]));
+    let p = &mut core.pipeline;
     let part = |key: &str| key.bytes().map(i32::from).sum::<i32>() % partitions;
     let mut per: BTreeMap<StreamId, Vec<String>> = BTreeMap::new();
     for t in Topic::ALL {
@@ -240,7 +251,36 @@ fn run(stream: &[(Topic, String, String)], partitions: i32, chunk: usize) -> Res
     }
     let mut out = Outputs::default();
     let mut pos: BTreeMap<StreamId, usize> = per.keys().map(|&s| (s, 0)).collect();
-    loop {
+    let (mut read, mut decided) = (0, 0);
+    for round in 0.. {
+        if restart == Some(round) {
+            let c = core.pipeline.counts();
+            read += c.read;
+            decided += c.applied + c.deadlettered();
+            let sha = &config.engine_sha256;
+            let cps: Vec<_> = per
+                .keys()
+                .filter_map(|&s| core.checkpoint(s))
+                .map(|cp| {
+                    slaflow::checkpoint::decode(&slaflow::checkpoint::encode(&cp, sha), sha)
+                        .expect("decode")
+                })
+                .collect();
+            core = Core::new(Pipeline::new(config.clone(), ["m".into(), "t".into()]));
+            for &s in per.keys() {
+                core.pipeline.eventtime_mut().add_stream(s, 0);
+            }
+            for cp in cps {
+                assert_eq!(cp.next_offset(), pos[&cp.stream()] as i64);
+                core.restore(cp, 0);
+            }
+            for (&s, lines) in &per {
+                if pos[&s] == lines.len() {
+                    core.pipeline.eventtime_mut().finish_stream(s);
+                }
+            }
+        }
+        let p = &mut core.pipeline;
         let mut progressed = false;
         for (&s, lines) in &per {
             let at = pos[&s];
@@ -266,12 +306,13 @@ fn run(stream: &[(Topic, String, String)], partitions: i32, chunk: usize) -> Res
             break;
         }
     }
+    let p = &mut core.pipeline;
     p.finish(None, &mut out);
     let c = p.counts();
-    assert_eq!(c.read, stream.len() as u64);
+    assert_eq!(read + c.read, stream.len() as u64);
     assert_eq!(
-        c.read,
-        c.applied + c.deadlettered(),
+        read + c.read,
+        decided + c.applied + c.deadlettered(),
         "read = applied + dead-lettered"
     );
     let mut incidents: Vec<_> = out.incidents.iter().map(key_of).collect();
@@ -575,13 +616,19 @@ proptest! {
         chunk_a in 1..40usize,
         chunk_b in 1..500usize,
         parts in 1..4i32,
+        restart in 0..12usize,
     ) {
         let stream = arrivals(&evs, seed, &noise);
-        let a = run(&stream, 1, chunk_a);
-        let b = run(&stream, parts, chunk_b);
+        let a = run(&stream, 1, chunk_a, None);
+        let b = run(&stream, parts, chunk_b, None);
         prop_assert_eq!(&a.incidents, &b.incidents);
         prop_assert_eq!(&a.intervals, &b.intervals);
         prop_assert_eq!(&a.tickets, &b.tickets);
+        // Checkpoint, restart from nothing, restore: the same results.
+        let c = run(&stream, parts, chunk_a, Some(restart));
+        prop_assert_eq!(&a.incidents, &c.incidents);
+        prop_assert_eq!(&a.intervals, &c.intervals);
+        prop_assert_eq!(&a.tickets, &c.tickets);
 
         let end = evs.iter().map(|e| e.ts).max().unwrap_or(T0);
         for (svc, any) in [("s0", false), ("s1", true)] {

@@ -8,13 +8,15 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+
 use crate::config::{DownWhen, NoData, ServiceConfig};
 use crate::engine::episodes::{EpisodeEvent, Episodes};
 use crate::engine::incidents::{Action, Incident};
 use crate::time::{Millis, format_ms};
 
 /// A service's state at an instant, in the contract's precedence order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum State {
     /// All known sources up.
     Up = 0,
@@ -51,7 +53,7 @@ impl State {
 }
 
 /// A probe status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Status {
     /// Up.
     Up,
@@ -73,7 +75,7 @@ impl Status {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 struct Window {
     /// `max(start, announcement ts)`: no retroactive exclusion.
     from: Millis,
@@ -83,9 +85,11 @@ struct Window {
 /// Per-state milliseconds of one bucket.
 pub type Durations = [Millis; 5];
 
-/// One service's availability state.
-#[derive(Debug)]
+/// One service's availability state (serialisable for checkpoints).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ServiceTimeline {
+    /// Input partition its records come from (`None` before the first one).
+    pub partition: Option<i32>,
     id: String,
     customer: String,
     down_when: DownWhen,
@@ -115,6 +119,7 @@ impl ServiceTimeline {
     /// A timeline for a configured service; `bucket` is `engine.bucket` in ms.
     pub fn new(cfg: &ServiceConfig, bucket: Millis) -> Self {
         ServiceTimeline {
+            partition: None,
             id: cfg.id.get_ref().clone(),
             customer: cfg.customer.get_ref().clone(),
             down_when: cfg.down_when,

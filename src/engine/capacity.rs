@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::ServiceConfig;
 use crate::engine::episodes::{EpisodeEvent, Episodes};
@@ -18,8 +18,10 @@ const DAY: f64 = 86_400_000.0;
 /// Values are recorded in thousandths; HdrHistogram keeps 2 significant digits (≤1%).
 const SCALE: f64 = 1000.0;
 
-/// A distribution: exact count/min/max/sum, approximate quantiles.
-#[derive(Debug, Clone)]
+/// A distribution: exact count/min/max/sum, approximate quantiles. Serialised
+/// as its recorded (value, count) pairs, which rebuild the same histogram buckets.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(into = "DistState", from = "DistState")]
 pub struct Dist {
     count: u64,
     min: f64,
@@ -101,8 +103,65 @@ impl Dist {
     }
 }
 
+/// The serialised form of a [`Dist`].
+#[derive(Serialize, Deserialize)]
+struct DistState {
+    count: u64,
+    min: f64,
+    max: f64,
+    sum: f64,
+    /// (value, count) recorded in the positive and negative histograms.
+    pos: Vec<(u64, u64)>,
+    neg: Vec<(u64, u64)>,
+}
+
+fn recorded(h: &Option<Histogram<u64>>) -> Vec<(u64, u64)> {
+    h.iter()
+        .flat_map(|h| {
+            h.iter_recorded()
+                .map(|v| (v.value_iterated_to(), v.count_at_value()))
+        })
+        .collect()
+}
+
+fn rebuilt(pairs: &[(u64, u64)]) -> Option<Histogram<u64>> {
+    let mut h = Histogram::new(2).ok()?;
+    for &(v, n) in pairs {
+        if h.record_n(v, n).is_err() {
+            h.saturating_record_n(v, n);
+        }
+    }
+    Some(h)
+}
+
+impl From<Dist> for DistState {
+    fn from(d: Dist) -> Self {
+        DistState {
+            count: d.count,
+            min: d.min,
+            max: d.max,
+            sum: d.sum,
+            pos: recorded(&d.pos),
+            neg: recorded(&d.neg),
+        }
+    }
+}
+
+impl From<DistState> for Dist {
+    fn from(s: DistState) -> Self {
+        Dist {
+            count: s.count,
+            min: s.min,
+            max: s.max,
+            sum: s.sum,
+            pos: rebuilt(&s.pos),
+            neg: rebuilt(&s.neg),
+        }
+    }
+}
+
 /// Statistics of one series in one hour.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Hour {
     /// Metric values.
     pub value: Dist,
@@ -111,8 +170,10 @@ pub struct Hour {
 }
 
 /// One metric series: (service, resource, metric).
-#[derive(Debug)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Series {
+    /// Input partition of its records.
+    pub partition: i32,
     /// Service id.
     pub service: String,
     /// Customer of the service.
@@ -135,6 +196,7 @@ impl Series {
     /// A new series of a configured service.
     pub fn new(cfg: &ServiceConfig, resource: &str, metric: &str) -> Self {
         Series {
+            partition: 0,
             service: cfg.id.get_ref().clone(),
             customer: cfg.customer.get_ref().clone(),
             resource: resource.to_owned(),

@@ -27,7 +27,7 @@ pub enum EpisodeEvent {
     },
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 struct Episode {
     start: Millis,
     last_bad_end: Option<Millis>,
@@ -35,7 +35,7 @@ struct Episode {
 }
 
 /// Episode tracking for one key.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Episodes {
     sustain: Millis,
     resolve_after: Millis,

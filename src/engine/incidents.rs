@@ -3,7 +3,21 @@
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::time::{Millis, format_ms};
+use crate::time::{Millis, format_ms, parse_rfc3339};
+
+/// Every incident rule (contract section 5).
+pub const RULES: [&str; 7] = [
+    "outage",
+    "availability_breach",
+    "response_warning",
+    "resolution_warning",
+    "response_breach",
+    "resolution_breach",
+    "capacity",
+];
+
+/// Every severity.
+pub const SEVERITIES: [&str; 4] = ["critical", "major", "minor", "warning"];
 
 /// `trigger` or `resolve`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, utoipa::ToSchema)]
@@ -100,6 +114,38 @@ impl Incident {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }
+
+    /// Reads a record written by [`Incident::to_json`] back (checkpoints);
+    /// `None` if it is not one.
+    pub fn from_json(text: &str) -> Option<Incident> {
+        let v: serde_json::Value = serde_json::from_str(text).ok()?;
+        let s = |k: &str| v.get(k).and_then(serde_json::Value::as_str);
+        let opt = |k: &str| s(k).map(str::to_owned);
+        let rule = RULES.iter().find(|r| Some(**r) == s("rule"))?;
+        let severity = SEVERITIES.iter().find(|r| Some(**r) == s("severity"))?;
+        let action = match s("action")? {
+            "trigger" => Action::Trigger,
+            "resolve" => Action::Resolve,
+            _ => return None,
+        };
+        let (started_at, at) = (s("started_at")?.to_owned(), s("at")?.to_owned());
+        Some(Incident {
+            incident_id: s("incident_id")?.to_owned(),
+            action,
+            rule,
+            severity,
+            customer: s("customer")?.to_owned(),
+            service: opt("service"),
+            ticket: opt("ticket"),
+            started_ms: parse_rfc3339(&started_at).ok()?,
+            at_ms: parse_rfc3339(&at).ok()?,
+            started_at,
+            at,
+            ended_at: opt("ended_at"),
+            summary: s("summary")?.to_owned(),
+            details: v.get("details").cloned().unwrap_or_default(),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -114,5 +160,23 @@ mod tests {
         let full = hex::encode(Sha256::digest(b"outage|web|1793613600000"));
         assert_eq!(id, full[..16]);
         assert_ne!(id, incident_id("outage", "web", 1_793_613_600_001));
+    }
+
+    #[test]
+    fn json_round_trip() {
+        let i = Incident::service(
+            "outage",
+            "critical",
+            "web",
+            "acme",
+            "web",
+            Action::Resolve,
+            1_793_613_600_000,
+            1_793_613_900_000,
+            Some(1_793_613_800_000),
+            "web down".into(),
+        );
+        assert_eq!(Incident::from_json(&i.to_json()), Some(i));
+        assert_eq!(Incident::from_json("{}"), None);
     }
 }

@@ -12,16 +12,31 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
-use datafusion::arrow::datatypes::{Float64Type, Int64Type};
+use datafusion::arrow::datatypes::{Float64Type, Int32Type, Int64Type};
+use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, Priority};
 use crate::event::schema::{col, mon, tkt};
-use crate::event::{DeadLetter, Reason};
+use crate::event::{DeadLetter, Reason, Topic};
+use crate::eventtime::StreamId;
 use crate::time::Millis;
 use availability::{ServiceTimeline, Status};
 use capacity::Series;
 use incidents::Incident;
-use tickets::{Refusal, TicketEvent, Tickets};
+use tickets::{Refusal, Ticket, TicketEvent, Tickets};
+
+/// The engine state of one input partition: what a checkpoint holds and what
+/// moves with the partition to another instance. State is partitioned by the
+/// message key (service or ticket), so each entity belongs to one partition.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct EngineSlice {
+    /// Availability timelines of the partition's services.
+    pub services: Vec<ServiceTimeline>,
+    /// Capacity series of those services.
+    pub capacity: Vec<Series>,
+    /// Tickets of the partition.
+    pub tickets: Vec<Ticket>,
+}
 
 /// What one engine step produced.
 #[derive(Debug, Default)]
@@ -79,10 +94,12 @@ impl Engine {
         let metric = batch.column(mon::METRIC).as_string::<i32>();
         let value = batch.column(mon::VALUE).as_primitive::<Float64Type>();
         let capacity = batch.column(mon::CAPACITY).as_primitive::<Float64Type>();
+        let partition = batch.column(col::PARTITION).as_primitive::<Int32Type>();
         for r in 0..batch.num_rows() {
             let Some(timeline) = self.services.get_mut(service.value(r)) else {
                 continue;
             };
+            timeline.partition = Some(partition.value(r));
             let t = ts.value(r);
             match (kind.value(r), Status::parse(status.value(r))) {
                 ("probe", Some(st)) => timeline.probe(t, source.value(r), st, &mut out.incidents),
@@ -106,6 +123,7 @@ impl Engine {
                             None => continue,
                         },
                     };
+                    series.partition = partition.value(r);
                     let cap = capacity.is_valid(r).then(|| capacity.value(r));
                     series.sample(t, value.value(r), cap, &mut out.incidents);
                 }
@@ -125,6 +143,7 @@ impl Engine {
         let priority = batch.column(tkt::PRIORITY).as_string::<i32>();
         let kind = batch.column(tkt::KIND).as_string::<i32>();
         let status = batch.column(tkt::STATUS).as_string::<i32>();
+        let partition = batch.column(col::PARTITION).as_primitive::<Int32Type>();
         for r in 0..batch.num_rows() {
             let (id, t) = (ticket.value(r), ts.value(r));
             // Decoding guarantees the fields each type needs; a bad priority cannot get here.
@@ -132,15 +151,17 @@ impl Engine {
             let result = match ty.value(r) {
                 "created" => {
                     let svc = service.is_valid(r).then(|| service.value(r));
-                    self.tickets.create(
-                        t,
-                        id,
-                        customer.value(r),
-                        svc,
-                        kind.value(r),
-                        prio,
-                        &mut out.incidents,
-                    )
+                    self.tickets
+                        .create(
+                            t,
+                            id,
+                            customer.value(r),
+                            svc,
+                            kind.value(r),
+                            prio,
+                            &mut out.incidents,
+                        )
+                        .inspect(|()| self.tickets.set_partition(id, partition.value(r)))
                 }
                 "responded" => {
                     self.tickets
@@ -188,6 +209,69 @@ impl Engine {
             s.advance(last_final, &mut out.incidents);
         }
         self.tickets.advance(watermark, &mut out.incidents);
+    }
+
+    /// Copies the state owned by one input partition (for a checkpoint).
+    pub fn export(&self, stream: StreamId) -> EngineSlice {
+        let p = stream.partition;
+        match stream.topic {
+            Topic::Monitoring => EngineSlice {
+                services: self
+                    .services
+                    .values()
+                    .filter(|s| s.partition == Some(p))
+                    .cloned()
+                    .collect(),
+                capacity: self
+                    .capacity
+                    .values()
+                    .filter(|s| s.partition == p)
+                    .cloned()
+                    .collect(),
+                tickets: Vec::new(),
+            },
+            Topic::Tickets => EngineSlice {
+                tickets: self.tickets.export(p),
+                ..EngineSlice::default()
+            },
+        }
+    }
+
+    /// Takes in restored state. Entities of services no longer configured are
+    /// dropped (the checkpoint was written under the same engine config, so this
+    /// only guards against misuse).
+    pub fn import(&mut self, slice: EngineSlice) {
+        for s in slice.services {
+            if let Some(t) = self.services.get_mut(s.id()) {
+                *t = s;
+            }
+        }
+        for s in slice.capacity {
+            if self.config.service(&s.service).is_some() {
+                self.capacity
+                    .insert((s.service.clone(), s.resource.clone(), s.metric.clone()), s);
+            }
+        }
+        self.tickets.import(slice.tickets);
+    }
+
+    /// Forgets the state owned by one input partition (it moved to another instance).
+    pub fn forget(&mut self, stream: StreamId) {
+        let p = stream.partition;
+        match stream.topic {
+            Topic::Monitoring => {
+                let bucket = self.config.engine.bucket.0;
+                for cfg in &self.config.services {
+                    if let Some(t) = self.services.get_mut(cfg.id.get_ref())
+                        && t.partition == Some(p)
+                    {
+                        *t = ServiceTimeline::new(cfg, bucket);
+                    }
+                }
+                self.capacity.retain(|_, s| s.partition != p);
+            }
+            Topic::Tickets => self.tickets.forget(p),
+        }
     }
 
     /// Capacity series by (service, resource, metric).

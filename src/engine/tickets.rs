@@ -5,7 +5,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{BUILTIN_24X7, Config, Priority};
 use crate::engine::calendar::Calendar;
@@ -48,7 +48,7 @@ pub enum Verdict {
 }
 
 /// One SLA clock.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Clock {
     /// Business ms counted before `since`.
     acc: Millis,
@@ -102,9 +102,11 @@ struct Sla {
     targets: HashMap<Priority, [Option<Millis>; 2]>,
 }
 
-/// One tracked ticket.
-#[derive(Debug)]
+/// One tracked ticket (serialisable for checkpoints).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Ticket {
+    /// Input partition of its records.
+    pub partition: i32,
     /// Ticket id.
     pub id: String,
     /// Customer.
@@ -235,6 +237,65 @@ impl Tickets {
         self.tickets.get(id)
     }
 
+    /// Records which input partition a ticket's records come from.
+    pub fn set_partition(&mut self, id: &str, partition: i32) {
+        if let Some(t) = self.tickets.get_mut(id) {
+            t.partition = partition;
+        }
+    }
+
+    /// Copies of the tickets of one input partition (for a checkpoint).
+    pub fn export(&self, partition: i32) -> Vec<Ticket> {
+        let mut v: Vec<Ticket> = self
+            .tickets
+            .values()
+            .filter(|t| t.partition == partition)
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+
+    /// Takes in restored tickets and re-arms their pending warnings and breaches.
+    pub fn import(&mut self, tickets: Vec<Ticket>) {
+        for t in tickets {
+            self.drop_ticket(&t.id);
+            for c in &t.clocks {
+                let due = [
+                    c.warn_due.filter(|_| c.warned.is_none()),
+                    c.breach_due.filter(|_| c.breached.is_none()),
+                ];
+                for at in due.into_iter().flatten() {
+                    self.timers.insert((at, t.id.clone()));
+                }
+            }
+            self.tickets.insert(t.id.clone(), t);
+        }
+    }
+
+    /// Forgets the tickets of one input partition (it moved to another instance).
+    pub fn forget(&mut self, partition: i32) {
+        let ids: Vec<String> = self
+            .tickets
+            .values()
+            .filter(|t| t.partition == partition)
+            .map(|t| t.id.clone())
+            .collect();
+        for id in ids {
+            self.drop_ticket(&id);
+        }
+    }
+
+    fn drop_ticket(&mut self, id: &str) {
+        if let Some(t) = self.tickets.remove(id) {
+            for c in &t.clocks {
+                for at in [c.warn_due, c.breach_due].into_iter().flatten() {
+                    self.timers.remove(&(at, t.id.clone()));
+                }
+            }
+        }
+    }
+
     /// Fires every warning and breach strictly before `horizon`.
     pub fn advance(&mut self, horizon: Millis, out: &mut Vec<Incident>) {
         while let Some((t, id)) = self.timers.first().cloned() {
@@ -271,6 +332,7 @@ impl Tickets {
             ..Clock::default()
         };
         let ticket = Ticket {
+            partition: 0,
             id: id.to_owned(),
             customer: customer.to_owned(),
             service: service.map(str::to_owned),

@@ -31,16 +31,6 @@ use crate::engine::incidents::Incident;
 
 /// PagerDuty's Events API v2 endpoint.
 pub const PAGERDUTY_URL: &str = "https://events.pagerduty.com/v2/enqueue";
-/// Incident rules a target may select.
-pub const RULES: [&str; 7] = [
-    "outage",
-    "availability_breach",
-    "response_warning",
-    "resolution_warning",
-    "response_breach",
-    "resolution_breach",
-    "capacity",
-];
 
 /// Target type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

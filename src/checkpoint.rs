@@ -1,0 +1,474 @@
+//! Checkpoints: for each input partition, the state it owns and the offset it
+//! covers, so a restart (or another instance taking the partition over) resumes
+//! exactly where processing stood.
+//!
+//! A checkpoint is an Arrow IPC file, one row per entity (`kind`, `key`, `state`:
+//! the entity's CBOR encoding), with the stream, the next offset and the engine
+//! config hash in the schema metadata. On disk each partition has its directory
+//! with the IPC file and a `MANIFEST.json` naming it with its size and SHA-256;
+//! both are written with write + fsync + rename, the manifest last. Reading checks
+//! the manifest, the size, the checksum, the config hash and the IPC structure:
+//! anything wrong is reported as corrupt, never half-used.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{Cursor, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, AsArray, BinaryArray, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::ipc::reader::FileReader;
+use datafusion::arrow::ipc::writer::FileWriter;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::engine::incidents::Incident;
+use crate::event::Topic;
+use crate::eventtime::StreamId;
+use crate::pipeline::PartitionState;
+use crate::time::{format_ms, wall_now};
+
+/// Format version, in the manifest and the IPC metadata.
+const VERSION: &str = "1";
+
+/// Checkpoint failures.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// Disk I/O.
+    #[error("checkpoint {path}: {source}")]
+    Io {
+        /// File or directory.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The checkpoint exists but cannot be trusted.
+    #[error("checkpoint of {stream} is corrupt: {reason}")]
+    Corrupt {
+        /// Which partition.
+        stream: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
+    move |source| CheckpointError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// `monitoring-3`, `tickets-0`.
+pub fn stream_name(s: StreamId) -> String {
+    let topic = match s.topic {
+        Topic::Monitoring => "monitoring",
+        Topic::Tickets => "tickets",
+    };
+    format!("{topic}-{}", s.partition)
+}
+
+/// One partition's checkpoint: its state and the incident actions its entities fired.
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    /// State (its `eventtime.next_offset` is where reading resumes).
+    pub state: PartitionState,
+    /// Incident log entries of the partition's services or tickets.
+    pub incidents: Vec<Incident>,
+}
+
+impl Checkpoint {
+    /// The partition.
+    pub fn stream(&self) -> StreamId {
+        self.state.eventtime.stream
+    }
+    /// Where reading resumes.
+    pub fn next_offset(&self) -> i64 {
+        self.state.eventtime.next_offset
+    }
+}
+
+/// The per-partition manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Format version.
+    pub version: String,
+    /// The partition.
+    pub stream: StreamId,
+    /// Where reading resumes.
+    pub next_offset: i64,
+    /// Engine config hash the state was computed under.
+    pub config_sha256: String,
+    /// When written (RFC 3339).
+    pub written_at: String,
+    /// The IPC file, relative to the partition directory.
+    pub file: String,
+    /// Its size.
+    pub bytes: u64,
+    /// Its SHA-256 (hex).
+    pub sha256: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Extents {
+    min_ts: Option<i64>,
+    max_ts: Option<i64>,
+}
+
+fn cbor<T: Serialize>(v: &T) -> Vec<u8> {
+    let mut out = Vec::new();
+    // Writing into a Vec cannot fail, and every state type serialises.
+    let _ = ciborium::into_writer(v, &mut out);
+    out
+}
+
+/// Encodes a checkpoint as Arrow IPC file bytes.
+pub fn encode(cp: &Checkpoint, config_sha256: &str) -> Vec<u8> {
+    let mut kind = Vec::new();
+    let mut key = Vec::new();
+    let mut state: Vec<Vec<u8>> = Vec::new();
+    let mut row = |k: &str, id: &str, bytes: Vec<u8>| {
+        kind.push(k.to_owned());
+        key.push(id.to_owned());
+        state.push(bytes);
+    };
+    let s = &cp.state;
+    row("stream", &stream_name(cp.stream()), cbor(&s.eventtime));
+    row(
+        "extents",
+        "",
+        cbor(&Extents {
+            min_ts: s.min_ts,
+            max_ts: s.max_ts,
+        }),
+    );
+    for t in &s.engine.services {
+        row("service", t.id(), cbor(t));
+    }
+    for c in &s.engine.capacity {
+        row("series", &c.key(), cbor(c));
+    }
+    for t in &s.engine.tickets {
+        row("ticket", &t.id, cbor(t));
+    }
+    for i in &cp.incidents {
+        row("incident", &i.incident_id, i.to_json().into_bytes());
+    }
+    let metadata = HashMap::from([
+        ("slaflow.version".to_owned(), VERSION.to_owned()),
+        ("slaflow.stream".to_owned(), stream_name(cp.stream())),
+        (
+            "slaflow.next_offset".to_owned(),
+            cp.next_offset().to_string(),
+        ),
+        ("slaflow.config_sha256".to_owned(), config_sha256.to_owned()),
+    ]);
+    let schema = Arc::new(
+        Schema::new(vec![
+            Field::new("kind", DataType::Utf8, false),
+            Field::new("key", DataType::Utf8, false),
+            Field::new("state", DataType::Binary, false),
+        ])
+        .with_metadata(metadata),
+    );
+    let columns: Vec<Arc<dyn Array>> = vec![
+        Arc::new(StringArray::from(kind)),
+        Arc::new(StringArray::from(key)),
+        Arc::new(BinaryArray::from_iter_values(state.iter())),
+    ];
+    let mut out = Vec::new();
+    // In-memory IPC writing of a well-formed batch does not fail.
+    if let Ok(batch) = RecordBatch::try_new(schema.clone(), columns)
+        && let Ok(mut w) = FileWriter::try_new(&mut out, &schema)
+    {
+        let _ = w.write(&batch);
+        let _ = w.finish();
+    }
+    out
+}
+
+/// Decodes IPC bytes written by [`encode`]; `config_sha256` must match.
+pub fn decode(bytes: &[u8], config_sha256: &str) -> Result<Checkpoint, String> {
+    let reader = FileReader::try_new(Cursor::new(bytes), None)
+        .map_err(|e| format!("not an Arrow IPC file: {e}"))?;
+    let meta = reader.schema().metadata().clone();
+    let get = |k: &str| {
+        meta.get(k)
+            .cloned()
+            .ok_or_else(|| format!("metadata {k} missing"))
+    };
+    if get("slaflow.version")? != VERSION {
+        return Err("unknown checkpoint version".into());
+    }
+    if get("slaflow.config_sha256")? != config_sha256 {
+        return Err("written under a different engine config".into());
+    }
+    let mut stream = None;
+    let mut extents = None;
+    let mut engine = crate::engine::EngineSlice::default();
+    let mut incidents = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| format!("IPC batch: {e}"))?;
+        let col = |i: usize| batch.column(i);
+        let (kinds, keys, states) = (
+            col(0).as_string::<i32>(),
+            col(1).as_string::<i32>(),
+            col(2).as_binary::<i32>(),
+        );
+        for r in 0..batch.num_rows() {
+            let bytes = states.value(r);
+            let bad = |e: String| format!("{} {:?}: {e}", kinds.value(r), keys.value(r));
+            fn de<T: for<'a> Deserialize<'a>>(b: &[u8]) -> Result<T, String> {
+                ciborium::from_reader(b).map_err(|e| e.to_string())
+            }
+            match kinds.value(r) {
+                "stream" => stream = Some(de(bytes).map_err(bad)?),
+                "extents" => extents = Some(de::<Extents>(bytes).map_err(bad)?),
+                "service" => engine.services.push(de(bytes).map_err(bad)?),
+                "series" => engine.capacity.push(de(bytes).map_err(bad)?),
+                "ticket" => engine.tickets.push(de(bytes).map_err(bad)?),
+                "incident" => incidents.push(
+                    std::str::from_utf8(bytes)
+                        .ok()
+                        .and_then(Incident::from_json)
+                        .ok_or_else(|| bad("not an incident record".into()))?,
+                ),
+                other => return Err(format!("unknown row kind {other:?}")),
+            }
+        }
+    }
+    let eventtime: crate::eventtime::StreamState = stream.ok_or("no stream row")?;
+    let extents = extents.ok_or("no extents row")?;
+    if get("slaflow.next_offset")? != eventtime.next_offset.to_string() {
+        return Err("next offset in metadata and state differ".into());
+    }
+    Ok(Checkpoint {
+        state: PartitionState {
+            eventtime,
+            engine,
+            min_ts: extents.min_ts,
+            max_ts: extents.max_ts,
+        },
+        incidents,
+    })
+}
+
+/// Checkpoints on disk: `<data_dir>/checkpoints/<stream>/{MANIFEST.json, state-<offset>.arrow}`.
+pub struct CheckpointStore {
+    dir: PathBuf,
+    config_sha256: String,
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+    let tmp = path.with_extension("tmp");
+    let mut f = File::create(&tmp).map_err(io(&tmp))?;
+    f.write_all(bytes).map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    fs::rename(&tmp, path).map_err(io(path))
+}
+
+fn sync_dir(dir: &Path) -> Result<(), CheckpointError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+}
+
+impl CheckpointStore {
+    /// A store under `data_dir` for state computed under `config_sha256`.
+    pub fn new(data_dir: &Path, config_sha256: &str) -> Self {
+        CheckpointStore {
+            dir: data_dir.join("checkpoints"),
+            config_sha256: config_sha256.to_owned(),
+        }
+    }
+
+    fn stream_dir(&self, s: StreamId) -> PathBuf {
+        self.dir.join(stream_name(s))
+    }
+
+    /// The engine config hash checkpoints are written and accepted under.
+    pub fn config_sha256(&self) -> &str {
+        &self.config_sha256
+    }
+
+    /// Writes a checkpoint atomically and returns its manifest and IPC bytes.
+    pub fn write(&self, cp: &Checkpoint) -> Result<(Manifest, Vec<u8>), CheckpointError> {
+        let dir = self.stream_dir(cp.stream());
+        fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let bytes = encode(cp, &self.config_sha256);
+        let file = format!("state-{:020}.arrow", cp.next_offset());
+        write_atomic(&dir.join(&file), &bytes)?;
+        let manifest = Manifest {
+            version: VERSION.to_owned(),
+            stream: cp.stream(),
+            next_offset: cp.next_offset(),
+            config_sha256: self.config_sha256.clone(),
+            written_at: format_ms(wall_now()),
+            file: file.clone(),
+            bytes: bytes.len() as u64,
+            sha256: hex::encode(Sha256::digest(&bytes)),
+        };
+        let text = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
+        write_atomic(&dir.join("MANIFEST.json"), &text)?;
+        sync_dir(&dir)?;
+        // Older state files are no longer referenced.
+        for entry in fs::read_dir(&dir).map_err(io(&dir))?.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with("state-") && *name != *file {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+        Ok((manifest, bytes))
+    }
+
+    /// Reads a partition's checkpoint: `Ok(None)` when there is none,
+    /// `Err(Corrupt)` when there is one that cannot be trusted.
+    pub fn read(&self, s: StreamId) -> Result<Option<Checkpoint>, CheckpointError> {
+        let dir = self.stream_dir(s);
+        let corrupt = |reason: String| CheckpointError::Corrupt {
+            stream: stream_name(s),
+            reason,
+        };
+        let manifest_path = dir.join("MANIFEST.json");
+        let text = match fs::read(&manifest_path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(&manifest_path)(e)),
+        };
+        let m: Manifest =
+            serde_json::from_slice(&text).map_err(|e| corrupt(format!("manifest: {e}")))?;
+        if m.stream != s || m.version != VERSION {
+            return Err(corrupt("manifest names another stream or version".into()));
+        }
+        if m.file.contains('/') || m.file.contains("..") {
+            return Err(corrupt(
+                "manifest names a file outside its directory".into(),
+            ));
+        }
+        let bytes = fs::read(dir.join(&m.file)).map_err(|e| corrupt(format!("{}: {e}", m.file)))?;
+        if bytes.len() as u64 != m.bytes {
+            return Err(corrupt(format!(
+                "{} has {} bytes, manifest says {}",
+                m.file,
+                bytes.len(),
+                m.bytes
+            )));
+        }
+        if hex::encode(Sha256::digest(&bytes)) != m.sha256 {
+            return Err(corrupt(format!("{} does not match its SHA-256", m.file)));
+        }
+        let cp = decode(&bytes, &self.config_sha256).map_err(corrupt)?;
+        if cp.stream() != s || cp.next_offset() != m.next_offset {
+            return Err(corrupt("state and manifest disagree".into()));
+        }
+        Ok(Some(cp))
+    }
+
+    /// Moves a corrupt checkpoint aside (kept for inspection, never read again).
+    pub fn set_aside(&self, s: StreamId) -> Result<PathBuf, CheckpointError> {
+        let dir = self.stream_dir(s);
+        let to = self
+            .dir
+            .join(format!("{}.corrupt-{}", stream_name(s), wall_now()));
+        fs::rename(&dir, &to).map_err(io(&dir))?;
+        Ok(to)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::engine::Outputs;
+    use crate::event::RawRecord;
+    use crate::pipeline::Pipeline;
+    use crate::state::Core;
+
+    const MON: StreamId = StreamId {
+        topic: Topic::Monitoring,
+        partition: 2,
+    };
+
+    fn checkpoint() -> (Checkpoint, String) {
+        let text =
+            "[[customers]]\nid = \"acme\"\n[[services]]\nid = \"web\"\ncustomer = \"acme\"\n";
+        let config = Arc::new(Config::parse(text, Path::new("t.toml")).unwrap());
+        let mut core = Core::new(Pipeline::new(config.clone(), ["m".into(), "t".into()]));
+        let lines: Vec<String> = (0..20)
+            .map(|i| {
+                let status = if i < 10 { "up" } else { "down" };
+                format!(
+                    r#"{{"event_id":"e{i}","ts":{},"service":"web","kind":"probe","source":"a","status":"{status}"}}"#,
+                    i * 30_000
+                )
+            })
+            .chain([r#"{"event_id":"m","ts":1,"service":"web","kind":"metric","resource":"db","metric":"disk","value":1.5,"capacity":2}"#.to_owned()])
+            .collect();
+        let mut out = Outputs::default();
+        core.pipeline
+            .ingest(MON, &RawRecord::numbered(&lines, 2, 100), 0, &mut out);
+        core.pipeline.advance(None, &mut out);
+        core.record(&out.incidents);
+        (core.checkpoint(MON).unwrap(), config.engine_sha256.clone())
+    }
+
+    #[test]
+    fn round_trip_on_disk() {
+        let (cp, sha) = checkpoint();
+        assert_eq!(cp.next_offset(), 121);
+        assert!(
+            !cp.state.eventtime.pending.is_empty(),
+            "records wait for the watermark"
+        );
+        assert_eq!(cp.incidents.len(), 1, "the outage fired");
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::new(dir.path(), &sha);
+        assert!(store.read(MON).unwrap().is_none());
+        let (manifest, bytes) = store.write(&cp).unwrap();
+        assert_eq!(manifest.next_offset, 121);
+        let back = store.read(MON).unwrap().unwrap();
+        assert_eq!(
+            encode(&back, &sha),
+            bytes,
+            "a restored checkpoint encodes identically"
+        );
+        // A different engine config does not accept it.
+        assert!(matches!(
+            CheckpointStore::new(dir.path(), "other").read(MON),
+            Err(CheckpointError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn truncated_or_altered_files_are_corrupt() {
+        let (cp, sha) = checkpoint();
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::new(dir.path(), &sha);
+        let (m, bytes) = store.write(&cp).unwrap();
+        let file = dir
+            .path()
+            .join("checkpoints")
+            .join(stream_name(MON))
+            .join(&m.file);
+        std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
+        let err = store.read(MON).unwrap_err();
+        assert!(err.to_string().contains("bytes"), "{err}");
+        let mut flipped = bytes.clone();
+        flipped[bytes.len() / 2] ^= 1;
+        std::fs::write(&file, &flipped).unwrap();
+        assert!(store.read(MON).unwrap_err().to_string().contains("SHA-256"));
+        std::fs::write(file.with_file_name("MANIFEST.json"), b"{").unwrap();
+        assert!(
+            store
+                .read(MON)
+                .unwrap_err()
+                .to_string()
+                .contains("manifest")
+        );
+        let aside = store.set_aside(MON).unwrap();
+        assert!(aside.exists());
+        assert!(store.read(MON).unwrap().is_none());
+        // Even with a matching checksum, bytes that are not a checkpoint are refused.
+        assert!(decode(b"not arrow", &sha).is_err());
+    }
+}
