@@ -422,12 +422,21 @@ struct LiveLoop {
     shared: Arc<crate::state::Shared>,
     stop: Arc<std::sync::atomic::AtomicBool>,
     worker: std::thread::JoinHandle<Result<(), crate::run::RunError>>,
+    data_dir: std::path::PathBuf,
 }
 
 impl LiveLoop {
-    /// Starts the live loop for the config `text` (generated here, so it parses).
+    /// Starts the live loop for the config `text` (generated here, so it parses),
+    /// checkpointing into a fresh temporary directory.
     fn start(text: &str) -> LiveLoop {
-        let config = parse(text);
+        let mut config = (*parse(text)).clone();
+        config.engine.data_dir = std::env::temp_dir().join(format!(
+            "slaflow-bench-{}-{}",
+            std::process::id(),
+            crate::time::wall_now()
+        ));
+        let data_dir = config.engine.data_dir.clone();
+        let config = Arc::new(config);
         let kafka = config.kafka_or_default();
         let topics = [kafka.monitoring_topic.clone(), kafka.tickets_topic.clone()];
         let shared = Arc::new(crate::state::Shared::new(
@@ -444,17 +453,20 @@ impl LiveLoop {
             shared,
             stop,
             worker,
+            data_dir,
         }
     }
 
     /// Stops it and returns its result.
     fn stop(self) -> Result<(), crate::run::RunError> {
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        self.worker.join().unwrap_or_else(|_| {
+        let result = self.worker.join().unwrap_or_else(|_| {
             Err(crate::run::RunError::Io(std::io::Error::other(
                 "live loop panicked",
             )))
-        })
+        });
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+        result
     }
 }
 

@@ -69,6 +69,20 @@ pub fn stream_name(s: StreamId) -> String {
     format!("{topic}-{}", s.partition)
 }
 
+/// The inverse of [`stream_name`].
+pub fn parse_stream_name(name: &str) -> Option<StreamId> {
+    let (topic, partition) = name.rsplit_once('-')?;
+    let topic = match topic {
+        "monitoring" => Topic::Monitoring,
+        "tickets" => Topic::Tickets,
+        _ => return None,
+    };
+    Some(StreamId {
+        topic,
+        partition: partition.parse().ok()?,
+    })
+}
+
 /// One partition's checkpoint: its state and the incident actions its entities fired.
 #[derive(Debug, Clone)]
 pub struct Checkpoint {

@@ -123,6 +123,8 @@ pub struct KafkaConfig {
     pub incidents_topic: String,
     /// Dead-letter output topic.
     pub deadletter_topic: String,
+    /// Compacted changelog of partition checkpoints (state handoff, global reports).
+    pub state_topic: String,
     /// Passed to librdkafka as-is (consumer and producer).
     pub options: BTreeMap<String, String>,
 }
@@ -136,6 +138,7 @@ impl Default for KafkaConfig {
             tickets_topic: "tickets.events".into(),
             incidents_topic: "sla.incidents".into(),
             deadletter_topic: "sla.deadletter".into(),
+            state_topic: "slaflow.state".into(),
             options: BTreeMap::new(),
         }
     }

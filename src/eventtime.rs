@@ -158,7 +158,17 @@ impl EventTime {
 
     /// Registers a stream (a new replay file or an assigned partition).
     /// `wall` is the live wall clock (ignored in replay).
+    ///
+    /// A new stream holds the global watermark back from now on, so the watermark
+    /// is recomputed from scratch and may move back: a partition taken over (or
+    /// restored from a checkpoint) must not see its records judged against a
+    /// watermark that ran ahead while it was not here. Nothing already decided
+    /// changes: every stream still present only admits records at or after its
+    /// own watermark, which is at or after the old global one.
     pub fn add_stream(&mut self, id: StreamId, wall: Millis) {
+        if !self.streams.contains_key(&id) {
+            self.watermark = Millis::MIN;
+        }
         self.generation += 1;
         let generation = self.generation;
         self.streams.entry(id).or_insert(Stream {
@@ -728,9 +738,14 @@ mod tests {
             ids(&e.advance(None)).is_empty(),
             "a second stream with no ts holds the watermark"
         );
+        assert_eq!(
+            e.watermark(),
+            Millis::MIN,
+            "a new stream makes the watermark start over"
+        );
         ingest(&mut e, MON2, 0, &[probe("b1", 65_000, "db")]);
-        assert_eq!(e.watermark(), 30_000);
         assert!(ids(&e.advance(None)).is_empty(), "wm = min(170s, 35s)");
+        assert_eq!(e.watermark(), 35_000);
         e.finish_stream(MON2);
         assert_eq!(ids(&e.advance(None)), vec!["a4", "b1"]);
         assert_eq!(e.watermark(), 170_000);
@@ -738,6 +753,27 @@ mod tests {
         assert_eq!(ids(&r), vec!["a5"]);
         assert_eq!(e.watermark(), 500_000);
         assert_eq!(e.buffered(), 0);
+    }
+
+    #[test]
+    fn a_partition_taken_over_is_not_judged_by_a_watermark_that_ran_ahead() {
+        let mut e = et();
+        e.add_stream(MON, 0);
+        ingest(&mut e, MON, 0, &[probe("a", 1_000_000, "web")]);
+        e.set_caught_up(MON, true);
+        e.advance(Some(2_000_000));
+        assert_eq!(e.watermark(), 1_970_000, "alone and idle: wall clock");
+        // MON2 arrives (assigned, or restored) with history far behind.
+        e.add_stream(MON2, 2_000_000);
+        ingest(&mut e, MON2, 0, &[probe("b", 100_000, "db")]);
+        assert!(ids(&e.advance(Some(2_000_100))).is_empty());
+        assert_eq!(e.watermark(), 70_000, "held back by the newcomer's history");
+        ingest(&mut e, MON2, 1, &[probe("c", 200_000, "db")]);
+        assert_eq!(
+            ids(&e.advance(Some(2_000_200))),
+            vec!["b"],
+            "released in event time"
+        );
     }
 
     #[test]

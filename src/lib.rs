@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod bench;
+pub mod changelog;
 pub mod checkpoint;
 pub mod config;
 pub mod demo;

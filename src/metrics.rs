@@ -47,6 +47,61 @@ struct StateLabel {
     state: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: String,
+}
+
+/// Checkpoint metrics: events by result, and how long a checkpoint round takes.
+#[derive(Clone)]
+pub struct CheckpointMetrics {
+    events: Family<ResultLabel, Counter>,
+    duration: Histogram,
+}
+
+impl Default for CheckpointMetrics {
+    fn default() -> Self {
+        CheckpointMetrics {
+            events: Family::default(),
+            duration: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+        }
+    }
+}
+
+impl CheckpointMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "checkpoints",
+            "Partition checkpoints by result (written, failed, restored_local, restored_changelog, rebuilt, corrupt)",
+            self.events.clone(),
+        );
+        registry.register(
+            "checkpoint_seconds",
+            "Duration of one checkpoint round (snapshot, flush, write, publish)",
+            self.duration.clone(),
+        );
+    }
+
+    /// Counts one event with this result.
+    pub fn count(&self, result: &str) {
+        self.count_n(result, 1);
+    }
+
+    /// Counts `n` events with this result.
+    pub fn count_n(&self, result: &str, n: usize) {
+        self.events
+            .get_or_create(&ResultLabel {
+                result: result.to_owned(),
+            })
+            .inc_by(n as u64);
+    }
+
+    /// Records the duration of a checkpoint round.
+    pub fn observe(&self, d: Duration) {
+        self.duration.observe(d.as_secs_f64());
+    }
+}
+
 /// The process's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -64,6 +119,8 @@ pub struct Metrics {
     ingest: Family<IngestLabel, Counter>,
     /// Incident delivery (PagerDuty, webhooks).
     pub delivery: DeliveryMetrics,
+    /// Checkpoints and restores.
+    pub checkpoints: CheckpointMetrics,
     /// Counts at the previous observation, to turn totals into counter increments.
     last: Mutex<Counts>,
 }
@@ -103,6 +160,7 @@ impl Metrics {
             watermark: Gauge::default(),
             ingest: Family::default(),
             delivery: DeliveryMetrics::default(),
+            checkpoints: CheckpointMetrics::default(),
             last: Mutex::new(Counts::default()),
             registry: Registry::default(),
         };
@@ -159,6 +217,7 @@ impl Metrics {
             m.ingest.clone(),
         );
         m.delivery.register(&mut registry);
+        m.checkpoints.register(&mut registry);
         Metrics { registry, ..m }
     }
 

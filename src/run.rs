@@ -2,30 +2,38 @@
 //!
 //! One dedicated thread polls and processes (the consumer never waits on the async
 //! runtime, so rebalances are served promptly); the runtime serves the API and
-//! watches for SIGTERM/SIGINT. Offsets are stored only for records whose fate is
-//! decided and whose outputs Kafka has acknowledged (and, for incident delivery
-//! targets, the durable outbox holds).
+//! watches for SIGTERM/SIGINT. Every `engine.checkpoint_interval` each assigned
+//! partition is checkpointed (disk and changelog) once the outputs its state
+//! produced are acknowledged (incident deliveries are in the durable outbox
+//! before that); only then are the offsets the checkpoints cover committed. On
+//! assignment a partition is restored from the newest valid checkpoint and read
+//! from its offset, or rebuilt from the beginning of the topic.
 
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use rdkafka::topic_partition_list::Offset;
+
+use crate::changelog;
+use crate::checkpoint::{self, Checkpoint, CheckpointError, CheckpointStore, stream_name};
 use crate::config::{Config, KafkaConfig};
 use crate::engine::Outputs;
 use crate::event::RawRecord;
 use crate::event::{DeadLetter, Topic};
+use crate::eventtime::StreamId;
 use crate::ingest::{Event, Intake};
+use crate::metrics::CheckpointMetrics;
 use crate::pipeline::Pipeline;
 use crate::sink::delivery::Delivery;
 use crate::sink::kafka::{KafkaSink, KafkaSinkError};
-use crate::source::kafka::{KafkaSource, KafkaSourceError, SourceEvent};
+use crate::source::kafka::{AssignHook, KafkaSource, KafkaSourceError, SourceEvent};
 use crate::state::{Core, Shared};
 use crate::time::wall_now;
 
 /// Records drained from the consumer per processing step.
 const POLL_RECORDS: usize = 4096;
-/// How often delivered outputs let input offsets be stored.
-const COMMIT_EVERY: Duration = Duration::from_secs(1);
 /// How often consumer lag is measured.
 const LAG_EVERY: Duration = Duration::from_secs(5);
 
@@ -165,14 +173,118 @@ pub async fn wait_for_signal() {
     }
 }
 
-/// The live loop: consume, process, publish, commit, until `stop` is set.
+/// Restores assigned partitions inside the rebalance: the newest of the local
+/// checkpoint and the changelog's; without either (or if both are corrupt) the
+/// partition is rebuilt from the beginning of the topic.
+struct Restorer {
+    store: CheckpointStore,
+    kafka: KafkaConfig,
+    /// Checkpoints loaded per assignment, in rebalance order: each `Assigned`
+    /// event the live loop handles takes the front entry (one poll can carry
+    /// several rebalances, so a per-stream slot could be overwritten).
+    stash: Mutex<VecDeque<HashMap<StreamId, Checkpoint>>>,
+    metrics: CheckpointMetrics,
+}
+
+impl Restorer {
+    fn local(&self, s: StreamId) -> Option<Checkpoint> {
+        match self.store.read(s) {
+            Ok(cp) => cp,
+            Err(e @ CheckpointError::Corrupt { .. }) => {
+                self.metrics.count("corrupt");
+                match self.store.set_aside(s) {
+                    Ok(to) => {
+                        tracing::error!(error = %e, moved_to = %to.display(), "checkpoint refused")
+                    }
+                    Err(m) => tracing::error!(error = %e, also = %m, "checkpoint refused"),
+                }
+                None
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "checkpoint unreadable");
+                None
+            }
+        }
+    }
+
+    /// Takes the checkpoints loaded for the oldest assignment not yet handled.
+    fn take(&self) -> HashMap<StreamId, Checkpoint> {
+        self.stash
+            .lock()
+            .map(|mut q| q.pop_front().unwrap_or_default())
+            .unwrap_or_default()
+    }
+}
+
+impl AssignHook for Arc<Restorer> {
+    fn start_at(&self, streams: &[StreamId]) -> Vec<(StreamId, Offset)> {
+        let remote = changelog::read_latest(&self.kafka, Duration::from_secs(30)).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot read the changelog; using local checkpoints only");
+            HashMap::new()
+        });
+        let sha = self.store.config_sha256();
+        let mut loaded = HashMap::new();
+        let starts = streams
+            .iter()
+            .map(|&s| {
+                let from_changelog = remote.get(&s).and_then(|(_, bytes)| {
+                    checkpoint::decode(bytes, sha)
+                        .inspect_err(|e| {
+                            self.metrics.count("corrupt");
+                            tracing::error!(stream = %stream_name(s), error = %e, "changelog checkpoint refused")
+                        })
+                        .ok()
+                });
+                let local = self.local(s);
+                let (best, source) = match (local, from_changelog) {
+                    (Some(l), Some(r)) if r.next_offset() > l.next_offset() => (Some(r), "changelog"),
+                    (Some(l), _) => (Some(l), "local"),
+                    (None, Some(r)) => (Some(r), "changelog"),
+                    (None, None) => (None, "rebuilt"),
+                };
+                self.metrics.count(&format!("restored_{source}"));
+                match best {
+                    Some(cp) => {
+                        let at = cp.next_offset();
+                        tracing::info!(stream = %stream_name(s), next_offset = at, source, "partition restored");
+                        loaded.insert(s, cp);
+                        (s, Offset::Offset(at))
+                    }
+                    None => {
+                        tracing::info!(stream = %stream_name(s), "no checkpoint: rebuilding from the beginning");
+                        (s, Offset::Beginning)
+                    }
+                }
+            })
+            .collect();
+        if let Ok(mut q) = self.stash.lock() {
+            q.push_back(loaded);
+        }
+        starts
+    }
+}
+
+/// The live loop: consume, process, publish, checkpoint, commit, until `stop` is set.
 /// `run` drives it on its own thread; `slaflow bench` measures it.
 pub fn live(shared: &Shared, kafka: &KafkaConfig, stop: &AtomicBool) -> Result<(), RunError> {
-    let mut source = KafkaSource::new(kafka)?;
+    let config = shared.config.clone();
+    let store = CheckpointStore::new(&config.engine.data_dir, &config.engine_sha256);
+    if let Err(e) = changelog::ensure_topic(kafka) {
+        tracing::warn!(error = %e, topic = %kafka.state_topic, "changelog topic not ensured");
+    }
+    let restorer = Arc::new(Restorer {
+        store: CheckpointStore::new(&config.engine.data_dir, &config.engine_sha256),
+        kafka: kafka.clone(),
+        stash: Mutex::new(VecDeque::new()),
+        metrics: shared.metrics.checkpoints.clone(),
+    });
+    let mut source = KafkaSource::new(kafka, Some(Box::new(restorer.clone())))?;
     let sink = KafkaSink::new(kafka)?;
-    let delivery = Delivery::start(&shared.config, shared.metrics.delivery.clone())?;
+    let delivery = Delivery::start(&config, shared.metrics.delivery.clone())?;
+    let interval = Duration::from_millis(config.engine.checkpoint_interval.0.max(1) as u64);
     let mut out = Outputs::default();
-    let mut last_commit = Instant::now();
+    let mut assigned: BTreeSet<StreamId> = BTreeSet::new();
+    let mut last_checkpoint = Instant::now();
     let mut last_lag = Instant::now();
     tracing::info!(brokers = %kafka.brokers, group = %kafka.group_id, "slaflow run started");
 
@@ -183,9 +295,10 @@ pub fn live(shared: &Shared, kafka: &KafkaConfig, stop: &AtomicBool) -> Result<(
             let mut core = shared.core();
             let wall = wall_now();
             core.now = wall;
-            let p = &mut core.pipeline;
             for ev in events {
                 match ev {
+                    // Records fetched for a partition no longer ours are its new owner's.
+                    SourceEvent::Records(stream, _) if !assigned.contains(&stream) => {}
                     SourceEvent::Records(stream, recs) => {
                         let raw: Vec<RawRecord> = recs
                             .iter()
@@ -195,25 +308,38 @@ pub fn live(shared: &Shared, kafka: &KafkaConfig, stop: &AtomicBool) -> Result<(
                                 payload: &r.payload,
                             })
                             .collect();
+                        let p = &mut core.pipeline;
                         p.ingest(stream, &raw, wall, &mut out);
                         p.eventtime_mut().set_caught_up(stream, false);
                     }
                     SourceEvent::Assigned(streams) => {
+                        let mut loaded = restorer.take();
                         for s in streams {
-                            p.eventtime_mut().add_stream(s, wall);
+                            assigned.insert(s);
+                            match loaded.remove(&s) {
+                                Some(cp) => core.restore(cp, wall),
+                                None => {
+                                    core.forget(s);
+                                    core.pipeline.eventtime_mut().add_stream(s, wall);
+                                }
+                            }
                         }
                         shared.set_ready(true);
                     }
                     SourceEvent::Revoked(streams) => {
+                        // The new owner resumes from the last checkpoint.
                         for &s in &streams {
-                            p.eventtime_mut().remove_stream(s);
+                            assigned.remove(&s);
+                            core.forget(s);
                         }
                         source.forget(&streams);
                     }
-                    SourceEvent::CaughtUp(s, c) => p.eventtime_mut().set_caught_up(s, c),
+                    SourceEvent::CaughtUp(s, c) => {
+                        core.pipeline.eventtime_mut().set_caught_up(s, c)
+                    }
                 }
             }
-            p.advance(Some(wall), &mut out);
+            core.pipeline.advance(Some(wall), &mut out);
             core.record(&out.incidents);
             shared
                 .metrics
@@ -224,9 +350,9 @@ pub fn live(shared: &Shared, kafka: &KafkaConfig, stop: &AtomicBool) -> Result<(
             d.enqueue(&out.incidents)?;
         }
         publish(&sink, kafka, &mut out)?;
-        if last_commit.elapsed() >= COMMIT_EVERY {
-            commit(shared, &mut source, &sink)?;
-            last_commit = Instant::now();
+        if last_checkpoint.elapsed() >= interval {
+            checkpoint(shared, &store, &mut source, &sink, kafka, &assigned)?;
+            last_checkpoint = Instant::now();
         }
         if last_lag.elapsed() >= LAG_EVERY {
             for (stream, lag) in source.lags() {
@@ -235,7 +361,8 @@ pub fn live(shared: &Shared, kafka: &KafkaConfig, stop: &AtomicBool) -> Result<(
             last_lag = Instant::now();
         }
     }
-    commit(shared, &mut source, &sink)?;
+    // Graceful stop: fetching has stopped; checkpoint, commit, then leave the group.
+    checkpoint(shared, &store, &mut source, &sink, kafka, &assigned)?;
     source.commit_stored()?;
     let core = shared.core();
     let c = core.pipeline.counts();
@@ -260,17 +387,56 @@ fn publish(sink: &KafkaSink, kafka: &KafkaConfig, out: &mut Outputs) -> Result<(
     Ok(())
 }
 
-/// Flushes outputs, then stores the offsets they cover.
-fn commit(shared: &Shared, source: &mut KafkaSource, sink: &KafkaSink) -> Result<(), RunError> {
-    // Offsets are taken before the flush: everything they cover was already queued.
-    let offsets: Vec<_> = {
+/// Checkpoints every assigned partition: snapshot the state, wait until the
+/// outputs it produced are delivered, write the checkpoints (disk, then the
+/// changelog), and only then store the offsets they cover for commit.
+fn checkpoint(
+    shared: &Shared,
+    store: &CheckpointStore,
+    source: &mut KafkaSource,
+    sink: &KafkaSink,
+    kafka: &KafkaConfig,
+    assigned: &BTreeSet<StreamId>,
+) -> Result<(), RunError> {
+    let started = Instant::now();
+    let snapshots: Vec<Checkpoint> = {
         let core = shared.core();
-        let et = core.pipeline.eventtime();
-        et.streams()
-            .filter_map(|s| Some((s, et.safe_offset(s)?)))
+        assigned
+            .iter()
+            .filter_map(|&s| core.checkpoint(s))
             .collect()
     };
     sink.flush(Duration::from_secs(30))?;
-    source.store_offsets(&offsets)?;
+    let mut covered = Vec::new();
+    for cp in &snapshots {
+        match store.write(cp) {
+            Ok((_, bytes)) => {
+                changelog::publish(
+                    sink,
+                    &kafka.state_topic,
+                    cp.stream(),
+                    cp.next_offset(),
+                    &bytes,
+                )?;
+                covered.push((cp.stream(), cp.next_offset()));
+            }
+            // Keep running: the offsets stay uncommitted, a restart resumes earlier.
+            Err(e) => {
+                shared.metrics.checkpoints.count("failed");
+                tracing::error!(error = %e, "checkpoint not written");
+            }
+        }
+    }
+    sink.flush(Duration::from_secs(30))?;
+    source.store_offsets(&covered)?;
+    if !covered.is_empty() {
+        tracing::debug!(
+            partitions = covered.len(),
+            took_ms = started.elapsed().as_millis() as u64,
+            "checkpoint written"
+        );
+    }
+    shared.metrics.checkpoints.count_n("written", covered.len());
+    shared.metrics.checkpoints.observe(started.elapsed());
     Ok(())
 }

@@ -51,8 +51,11 @@ impl KafkaSink {
     /// producer understands are passed through).
     pub fn new(kafka: &KafkaConfig) -> Result<Self, KafkaSinkError> {
         let mut cfg = ClientConfig::new();
+        // Idempotence: broker-side dedup of producer retries (the brokers we test
+        // with support it; transactions they do not, see the README).
         cfg.set("bootstrap.servers", &kafka.brokers)
             .set("acks", "all")
+            .set("enable.idempotence", "true")
             .set("linger.ms", "5");
         for (k, v) in &kafka.options {
             // Consumer-only options would make the producer refuse to start.
@@ -66,7 +69,21 @@ impl KafkaSink {
 
     /// Queues one message; blocks briefly when the local queue is full.
     pub fn send(&self, topic: &str, key: &str, payload: &str) -> Result<(), KafkaSinkError> {
+        self.send_bytes(topic, key, payload.as_bytes(), None)
+    }
+
+    /// Queues one binary message with optional headers.
+    pub fn send_bytes(
+        &self,
+        topic: &str,
+        key: &str,
+        payload: &[u8],
+        headers: Option<rdkafka::message::OwnedHeaders>,
+    ) -> Result<(), KafkaSinkError> {
         let mut record = BaseRecord::to(topic).key(key).payload(payload);
+        if let Some(h) = headers {
+            record = record.headers(h);
+        }
         loop {
             match self.producer.send(record) {
                 Ok(()) => return Ok(()),

@@ -50,11 +50,19 @@ pub enum KafkaSourceError {
     Kafka(#[from] KafkaError),
 }
 
+/// Decides where newly assigned partitions start reading. Called inside the
+/// rebalance, before librdkafka starts fetching, so no record is read from a
+/// position that is then abandoned (state restore happens here).
+pub trait AssignHook: Send + Sync {
+    /// The start offset of each stream (`Offset::Beginning` to rebuild from Kafka).
+    fn start_at(&self, streams: &[StreamId]) -> Vec<(StreamId, Offset)>;
+}
+
 /// Collects rebalance notifications raised inside `poll`.
-#[derive(Default)]
 pub struct RebalanceContext {
     topics: [String; 2],
     events: Mutex<Vec<SourceEvent>>,
+    hook: Option<Box<dyn AssignHook>>,
 }
 
 impl RebalanceContext {
@@ -83,10 +91,36 @@ impl ClientContext for RebalanceContext {}
 
 impl ConsumerContext for RebalanceContext {
     fn pre_rebalance(&self, _c: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(tpl) = rebalance {
-            let s = self.streams(tpl);
-            tracing::info!(partitions = ?s, "partitions revoked");
-            self.push(SourceEvent::Revoked(s));
+        match rebalance {
+            Rebalance::Revoke(tpl) => {
+                let s = self.streams(tpl);
+                tracing::info!(partitions = ?s, "partitions revoked");
+                self.push(SourceEvent::Revoked(s));
+            }
+            Rebalance::Assign(tpl) => {
+                let Some(hook) = &self.hook else { return };
+                let starts: std::collections::HashMap<StreamId, Offset> =
+                    hook.start_at(&self.streams(tpl)).into_iter().collect();
+                // The elements point into the list librdkafka is about to assign.
+                for mut e in tpl.elements() {
+                    let Some(topic) = Topic::ALL
+                        .into_iter()
+                        .find(|t| self.topics[t.index()] == e.topic())
+                    else {
+                        continue;
+                    };
+                    let id = StreamId {
+                        topic,
+                        partition: e.partition(),
+                    };
+                    if let Some(&offset) = starts.get(&id)
+                        && let Err(err) = e.set_offset(offset)
+                    {
+                        tracing::error!(stream = ?id, error = %err, "cannot set the start offset");
+                    }
+                }
+            }
+            Rebalance::Error(_) => {}
         }
     }
     fn post_rebalance(&self, _c: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -127,13 +161,18 @@ pub struct KafkaSource {
 }
 
 impl KafkaSource {
-    /// Creates the consumer and subscribes to the monitoring and ticket topics.
-    pub fn new(kafka: &KafkaConfig) -> Result<Self, KafkaSourceError> {
+    /// Creates the consumer and subscribes to the monitoring and ticket topics;
+    /// `hook` (if any) chooses where assigned partitions start.
+    pub fn new(
+        kafka: &KafkaConfig,
+        hook: Option<Box<dyn AssignHook>>,
+    ) -> Result<Self, KafkaSourceError> {
         let topics = [kafka.monitoring_topic.clone(), kafka.tickets_topic.clone()];
         let cfg = consumer_config(kafka);
         let ctx = RebalanceContext {
             topics: topics.clone(),
             events: Mutex::new(Vec::new()),
+            hook,
         };
         let consumer: BaseConsumer<RebalanceContext> = cfg.create_with_context(ctx)?;
         consumer.subscribe(&[&topics[0], &topics[1]])?;

@@ -181,7 +181,7 @@ impl Running {
         let child = slaflow()
             .args(["run", "--config"])
             .arg(config)
-            .env("SLAFLOW_LOG", "info")
+            .env("SLAFLOW_LOG", "info,slaflow::run=debug")
             .stdout(Stdio::null())
             .stderr(f)
             .spawn()
@@ -225,6 +225,12 @@ impl Running {
         addr.unwrap_or_else(|| panic!("no API address in the log:\n{}", self.log_text()))
     }
 
+    /// Kills the process with SIGKILL (no cleanup of any kind) and waits for it.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// The process's stderr so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -235,5 +241,237 @@ impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Generated traffic produced to the broker, and the same lines for replay.
+pub struct Prepared {
+    /// Monitoring lines, in production order (one replay file).
+    pub mon_lines: Vec<String>,
+    /// Ticket lines.
+    pub tkt_lines: Vec<String>,
+    /// Event time of the sentinels closing every partition.
+    pub end: i64,
+    /// Every stream's watermark passes this once the sentinels are read.
+    pub cutoff: i64,
+}
+
+/// 2026-11-02T00:00:00Z, the start of generated traffic.
+pub const START: i64 = 1_793_577_600_000;
+
+/// Produces `minutes` of generated traffic at `intensity` (25 is busy; jittered
+/// within the lateness, with duplicates and bad lines) to the two topics, then a
+/// sentinel on every partition that moves every stream's watermark past `cutoff`.
+pub fn prepare(
+    brokers: &str,
+    mon_t: &str,
+    tkt_t: &str,
+    partitions: i32,
+    minutes: u32,
+    intensity: f64,
+) -> Prepared {
+    use slaflow::event::Topic;
+    use slaflow::generate::{Generator, roughen};
+    let mut generator = Generator::new(42, START, intensity);
+    let mut events = Vec::new();
+    for _ in 0..minutes {
+        events.extend(generator.minute());
+    }
+    let events = roughen(events, 42, 20_000, 0.01, 0.003, 0.0);
+    let end = events.iter().map(|g| g.ts).max().unwrap_or(START) + 3_600_000;
+    let p: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("acks", "all")
+        .set("max.in.flight.requests.per.connection", "1")
+        .create()
+        .expect("producer");
+    let (mut mon_lines, mut tkt_lines) = (Vec::new(), Vec::new());
+    for g in &events {
+        let (topic, lines) = match g.topic {
+            Topic::Monitoring => (mon_t, &mut mon_lines),
+            Topic::Tickets => (tkt_t, &mut tkt_lines),
+        };
+        let mut record = BaseRecord::to(topic).key(&g.key).payload(&g.line);
+        loop {
+            match p.send(record) {
+                Ok(()) => break,
+                Err((
+                    rdkafka::error::KafkaError::MessageProduction(
+                        rdkafka::types::RDKafkaErrorCode::QueueFull,
+                    ),
+                    r,
+                )) => {
+                    record = r;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err((e, _)) => panic!("send: {e}"),
+            }
+        }
+        lines.push(g.line.clone());
+    }
+    for q in 0..partitions {
+        let probe = format!(
+            r#"{{"event_id":"sentinel-{q}","ts":{end},"service":"web","kind":"probe","source":"sentinel","status":"up"}}"#
+        );
+        let ticket = format!(
+            r#"{{"event_id":"sentinel-t{q}","ts":{end},"ticket":"SENTINEL-{q}","type":"created","customer":"acme","priority":"P4","kind":"request"}}"#
+        );
+        p.send(
+            BaseRecord::to(mon_t)
+                .key("web")
+                .partition(q)
+                .payload(&probe),
+        )
+        .expect("send");
+        p.send(
+            BaseRecord::to(tkt_t)
+                .key(&format!("SENTINEL-{q}"))
+                .partition(q)
+                .payload(&ticket),
+        )
+        .expect("send");
+        mon_lines.push(probe);
+        tkt_lines.push(ticket);
+    }
+    p.flush(Duration::from_secs(60)).expect("flush");
+    Prepared {
+        mon_lines,
+        tkt_lines,
+        end,
+        cutoff: end - 30_000,
+    }
+}
+
+/// Runs `slaflow replay` on the prepared lines with `config_text`; `args` are
+/// extra arguments (e.g. `--from`, `--to`). Returns the output directory.
+pub fn replay(dir: &Path, config_text: &str, p: &Prepared, args: &[String]) -> PathBuf {
+    let cfg = dir.join("replay.toml");
+    std::fs::write(&cfg, config_text).expect("config");
+    std::fs::write(dir.join("m.ndjson"), p.mon_lines.join("\n") + "\n").expect("write");
+    std::fs::write(dir.join("t.ndjson"), p.tkt_lines.join("\n") + "\n").expect("write");
+    let out = dir.join("replay-out");
+    let status = slaflow()
+        .args(["replay", "--config"])
+        .arg(&cfg)
+        .arg("--monitoring")
+        .arg(dir.join("m.ndjson"))
+        .arg("--tickets")
+        .arg(dir.join("t.ndjson"))
+        .arg("--out")
+        .arg(&out)
+        .args(args)
+        .status()
+        .expect("replay");
+    assert!(status.success());
+    out
+}
+
+/// The (incident_id, action) pairs of incident records with `at` before `cutoff`.
+pub fn incident_pairs(
+    lines: &[String],
+    cutoff: i64,
+) -> std::collections::BTreeSet<(String, String)> {
+    lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|j| {
+            j["at"]
+                .as_str()
+                .and_then(|a| slaflow::time::parse_rfc3339(a).ok())
+                .is_some_and(|at| at < cutoff)
+        })
+        .map(|j| {
+            (
+                j["incident_id"].as_str().unwrap_or("").to_owned(),
+                j["action"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Every message value on a topic (read until `settle` passes without news).
+pub fn values(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    settle: Duration,
+) -> Vec<(String, String)> {
+    consume_all(brokers, topic, partitions, usize::MAX, settle)
+}
+
+/// Fresh topics and a consumer group for one live test.
+pub struct LiveTopics {
+    /// Monitoring input.
+    pub mon: String,
+    /// Ticket input.
+    pub tkt: String,
+    /// Incidents output.
+    pub inc: String,
+    /// Dead letters output.
+    pub dl: String,
+    /// Checkpoint changelog.
+    pub state: String,
+    /// Consumer group.
+    pub group: String,
+}
+
+impl LiveTopics {
+    /// Creates the input and output topics with `partitions` partitions each
+    /// (`slaflow run` creates the changelog topic itself).
+    pub fn create(brokers: &str, partitions: i32) -> LiveTopics {
+        let t = LiveTopics {
+            mon: unique("mon"),
+            tkt: unique("tkt"),
+            inc: unique("inc"),
+            dl: unique("dl"),
+            state: unique("state"),
+            group: unique("group"),
+        };
+        create_topics(brokers, &[&t.mon, &t.tkt, &t.inc, &t.dl], partitions);
+        t
+    }
+
+    /// `config_text` (with an `[engine]` table) for `slaflow run` on these topics:
+    /// `engine` lines are added to `[engine]`, `data_dir` is set, the API listens
+    /// on a free loopback port with `ADMIN` as admin token.
+    pub fn live_config(
+        &self,
+        brokers: &str,
+        config_text: &str,
+        engine: &str,
+        data_dir: &Path,
+    ) -> String {
+        let admin = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(ADMIN.as_bytes()));
+        let engine = format!(
+            "[engine]\n{engine}\ndata_dir = \"{}\"\n",
+            data_dir.display()
+        );
+        config_text.replacen("[engine]\n", &engine, 1)
+            + &format!(
+                "\n[api]\nlisten = \"127.0.0.1:0\"\n[[api.tokens]]\nsha256 = \"{admin}\"\n[kafka]\nbrokers = \"{brokers}\"\ngroup_id = \"{}\"\nmonitoring_topic = \"{}\"\ntickets_topic = \"{}\"\nincidents_topic = \"{}\"\ndeadletter_topic = \"{}\"\nstate_topic = \"{}\"\n[kafka.options]\n\"fetch.wait.max.ms\" = \"100\"\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"500\"\n",
+                self.group, self.mon, self.tkt, self.inc, self.dl, self.state
+            )
+    }
+}
+
+/// The admin token of [`LiveTopics::live_config`].
+pub const ADMIN: &str = "admin-token-for-tests";
+
+/// GET with a bearer token; (status, body).
+pub fn http_get(url: &str, token: &str) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    match agent
+        .get(url)
+        .header("Authorization", &format!("Bearer {token}"))
+        .call()
+    {
+        Ok(mut r) => (
+            r.status().as_u16(),
+            r.body_mut().read_to_string().unwrap_or_default(),
+        ),
+        Err(e) => (0, e.to_string()),
     }
 }
