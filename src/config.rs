@@ -479,9 +479,10 @@ pub struct Config {
     /// SHA-256 hex of the file's bytes, quoted in reports.
     #[serde(skip)]
     pub sha256: String,
-    /// SHA-256 hex of the sections that shape engine state (everything but
-    /// `[kafka]`, `[api]`, `[ingest]`, `[delivery]`, `[[deliveries]]`): checkpoints
-    /// are only valid under the same value.
+    /// SHA-256 hex of the settings that shape engine state (everything but
+    /// `[kafka]`, `[api]`, `[ingest]`, `[delivery]`, `[[deliveries]]` and
+    /// `engine.{data_dir, checkpoint_interval, idle_timeout}`): checkpoints are
+    /// only valid under the same value, on any instance.
     #[serde(skip)]
     pub engine_sha256: String,
     #[serde(skip)]
@@ -541,6 +542,13 @@ fn engine_sha256(text: &str) -> String {
     let mut table: toml::Table = text.parse().unwrap_or_default();
     for k in ["kafka", "api", "ingest", "delivery", "deliveries"] {
         table.remove(k);
+    }
+    // Where and how often state is saved, and when idle partitions stop holding
+    // the watermark, differ between instances without changing what state means.
+    if let Some(toml::Value::Table(engine)) = table.get_mut("engine") {
+        for k in ["data_dir", "checkpoint_interval", "idle_timeout"] {
+            engine.remove(k);
+        }
     }
     hex::encode(Sha256::digest(
         serde_json::to_vec(&table).unwrap_or_default(),
@@ -865,6 +873,25 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(text, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn engine_hash_ignores_what_does_not_shape_state() {
+        let base = parse(GOOD).unwrap().engine_sha256;
+        let same = [
+            GOOD.replace(
+                "[engine]\n",
+                "[engine]\ndata_dir = \"/elsewhere\"\nidle_timeout = \"1s\"\n",
+            ),
+            format!(
+                "# a comment\n{GOOD}\n[api]\nlisten = \"127.0.0.1:1\"\n[kafka]\ngroup_id = \"x\"\n"
+            ),
+        ];
+        for text in same {
+            assert_eq!(parse(&text).unwrap().engine_sha256, base, "{text}");
+        }
+        let different = GOOD.replace("\"45s\"", "\"46s\"");
+        assert_ne!(parse(&different).unwrap().engine_sha256, base);
     }
 
     const GOOD: &str = r#"

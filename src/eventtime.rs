@@ -183,9 +183,15 @@ impl EventTime {
     }
 
     /// Forgets a stream (its partition was revoked); its buffered rows are dropped at
-    /// the next release, since the partition's new owner will read them again.
+    /// the next release, since the partition's new owner will read them again, and
+    /// so are the event ids it saw: whoever reads the partition next (this process
+    /// after a restore, or another) must not take its records for duplicates.
     pub fn remove_stream(&mut self, id: StreamId) {
-        self.streams.remove(&id);
+        if self.streams.remove(&id).is_some() {
+            self.dedup[id.topic.index()]
+                .seen
+                .retain(|_, (_, p)| *p != id.partition);
+        }
     }
 
     /// Streams currently registered.
@@ -753,6 +759,29 @@ mod tests {
         assert_eq!(ids(&r), vec!["a5"]);
         assert_eq!(e.watermark(), 500_000);
         assert_eq!(e.buffered(), 0);
+    }
+
+    #[test]
+    fn a_stream_removed_and_restored_forgets_the_ids_it_saw_later() {
+        let mut e = et();
+        e.add_stream(MON, 0);
+        ingest(&mut e, MON, 0, &[probe("a", 100_000, "web")]);
+        let cp = e.export_stream(MON).unwrap();
+        ingest(&mut e, MON, 1, &[probe("b", 110_000, "web")]);
+        // Revoked, then assigned again and restored from the checkpoint before "b".
+        e.remove_stream(MON);
+        e.import_stream(cp, &Decoder::new(Topic::Monitoring, "m"), 0);
+        let dead = ingest(
+            &mut e,
+            MON,
+            1,
+            &[probe("b", 110_000, "web"), probe("a", 120_000, "web")],
+        );
+        assert_eq!(
+            reasons(&dead),
+            vec![Reason::Duplicate],
+            "only \"a\" was seen as of the checkpoint"
+        );
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! `scripts/test.sh`, topic creation, producing, consuming, and running the binary.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -310,8 +312,10 @@ pub fn prepare(
         lines.push(g.line.clone());
     }
     for q in 0..partitions {
+        // An unknown service: dead-lettered everywhere, but its ts still moves the
+        // partition's watermark, and no service's state spans partitions.
         let probe = format!(
-            r#"{{"event_id":"sentinel-{q}","ts":{end},"service":"web","kind":"probe","source":"sentinel","status":"up"}}"#
+            r#"{{"event_id":"sentinel-{q}","ts":{end},"service":"sentinel","kind":"probe","source":"sentinel","status":"up"}}"#
         );
         let ticket = format!(
             r#"{{"event_id":"sentinel-t{q}","ts":{end},"ticket":"SENTINEL-{q}","type":"created","customer":"acme","priority":"P4","kind":"request"}}"#
@@ -474,4 +478,195 @@ pub fn http_get(url: &str, token: &str) -> (u16, String) {
         ),
         Err(e) => (0, e.to_string()),
     }
+}
+
+/// Replay's expectations for the prepared stream over [START, cutoff).
+pub struct Expected {
+    /// (incident_id, action) pairs before the cutoff.
+    pub incidents: BTreeSet<(String, String)>,
+    /// Incident id → (rule, service or ticket), for messages.
+    pub what: BTreeMap<String, String>,
+    /// Comparable SLA report per customer.
+    pub reports: BTreeMap<String, Value>,
+    dead: BTreeMap<(String, String), usize>,
+}
+
+pub fn expected(dir: &Path, p: &Prepared) -> Expected {
+    use slaflow::generate::scenario_config;
+    let window = [
+        "--from".to_owned(),
+        START.to_string(),
+        "--to".to_owned(),
+        p.cutoff.to_string(),
+    ];
+    let out = replay(dir, &scenario_config(), p, &window);
+    let lines = |f: &str| -> Vec<String> {
+        std::fs::read_to_string(out.join(f))
+            .expect(f)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    };
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).expect("summary"))
+            .expect("JSON");
+    let dead_n: u64 = summary["deadletter"]
+        .as_object()
+        .expect("by reason")
+        .values()
+        .filter_map(Value::as_u64)
+        .sum();
+    assert_eq!(
+        summary["read"].as_u64(),
+        Some(summary["applied"].as_u64().unwrap_or(0) + dead_n),
+        "replay: read = applied + dead-lettered"
+    );
+    let reports = ["acme", "globex"]
+        .into_iter()
+        .map(|c| {
+            let text =
+                std::fs::read_to_string(out.join(format!("report-{c}.json"))).expect("report");
+            (
+                c.to_owned(),
+                comparable(serde_json::from_str(&text).expect("JSON")),
+            )
+        })
+        .collect();
+    let what = lines("incidents.ndjson")
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .map(|v| {
+            let id = v["incident_id"].as_str().unwrap_or("?").to_owned();
+            (
+                id,
+                format!(
+                    "{} {} {} {}",
+                    v["rule"], v["service"], v["ticket"], v["started_at"]
+                ),
+            )
+        })
+        .collect();
+    Expected {
+        what,
+        incidents: incident_pairs(&lines("incidents.ndjson"), p.cutoff),
+        reports,
+        dead: dead_letters(lines("deadletter.ndjson").into_iter()),
+    }
+}
+
+/// A report without what legitimately differs between the two: `generated_at`,
+/// the config hash, and whether a still-open ticket clock counts as `pending` or
+/// `breached` — the live watermark follows the wall clock once caught up (weeks
+/// past this traffic), replay's stops at the end of the input. Their sum, and
+/// everything else, must be equal.
+pub fn comparable(mut report: Value) -> Value {
+    if let Some(o) = report.as_object_mut() {
+        o.remove("generated_at");
+        o.remove("config_sha256");
+    }
+    if let Some(rows) = report["tickets"]["by_priority"].as_array_mut() {
+        for row in rows {
+            for clock in ["response", "resolution"] {
+                let c = &mut row[clock];
+                let open = c["pending"].as_u64().unwrap_or(0) + c["breached"].as_u64().unwrap_or(0);
+                if let Some(o) = c.as_object_mut() {
+                    o.remove("pending");
+                    o.remove("breached");
+                    o.insert("not_met".into(), open.into());
+                }
+            }
+        }
+    }
+    report
+}
+
+/// Dead letters as a multiset of (reason, raw text).
+pub fn dead_letters(lines: impl Iterator<Item = String>) -> BTreeMap<(String, String), usize> {
+    let mut m = BTreeMap::new();
+    for l in lines {
+        let v: Value = serde_json::from_str(&l).expect("dead letter JSON");
+        let key = (
+            v["reason"].as_str().unwrap_or("?").to_owned(),
+            v["raw"].as_str().unwrap_or("?").to_owned(),
+        );
+        *m.entry(key).or_insert(0) += 1;
+    }
+    m
+}
+
+/// Runs until every expected incident is on the topic, then checks the
+/// incidents, the reports (over the API of this instance) and the dead letters.
+pub fn check_against(
+    run: &Running,
+    brokers: &str,
+    t: &LiveTopics,
+    partitions: i32,
+    p: &Prepared,
+    want: &Expected,
+) {
+    let mut got = BTreeSet::new();
+    let arrived = wait_until(Duration::from_secs(240), || {
+        let lines: Vec<String> = values(brokers, &t.inc, partitions, Duration::from_secs(2))
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect();
+        got = incident_pairs(&lines, p.cutoff);
+        want.incidents.is_subset(&got)
+    });
+    assert!(
+        arrived,
+        "{} missing incidents, e.g. {:?}\nlog:\n{}",
+        want.incidents.difference(&got).count(),
+        want.incidents
+            .difference(&got)
+            .take(30)
+            .map(|(id, a)| format!("{a} {}", want.what.get(id).map_or("?", String::as_str)))
+            .collect::<Vec<_>>(),
+        run.log_text()
+    );
+    assert_eq!(got, want.incidents, "no incident beyond replay's");
+    let base = format!("http://{}", run.api_addr());
+    for (customer, report) in &want.reports {
+        let url = format!(
+            "{base}/v1/reports/sla?customer={customer}&from={START}&to={}",
+            p.cutoff
+        );
+        let (status, body) = http_get(&url, ADMIN);
+        assert_eq!(status, 200, "{body}");
+        let live = comparable(serde_json::from_str(&body).expect("JSON"));
+        assert_eq!(
+            &live,
+            report,
+            "SLA report of {customer}; log:\n{}",
+            run.log_text()
+        );
+    }
+    // Dead letters: one per input record that was not applied (re-published copies
+    // after a crash carry the same key, topic/partition/offset).
+    let mut by_key = BTreeMap::new();
+    for (k, v) in values(brokers, &t.dl, partitions, Duration::from_secs(2)) {
+        by_key.insert(k, v);
+    }
+    assert_eq!(
+        dead_letters(by_key.into_values()),
+        want.dead,
+        "dead letters"
+    );
+}
+
+/// "partition restored" log lines: (stream, next offset).
+pub fn restores(log: &str) -> Vec<(String, i64)> {
+    log.lines()
+        .filter(|l| l.contains("partition restored"))
+        .filter_map(|l| {
+            let field = |k: &str| {
+                l.split(&format!("{k}="))
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()
+                    .map(str::to_owned)
+            };
+            Some((field("stream")?, field("next_offset")?.parse().ok()?))
+        })
+        .collect()
 }
