@@ -6,7 +6,7 @@
 //! A checkpoint is split into chunks of at most 512 KiB, keyed
 //! `<stream>#<chunk>`; each carries the header `slaflow.checkpoint =
 //! <next_offset>:<chunk>:<chunks>:<sha256>`. A reader keeps every version it sees
-//! and uses, per stream, the newest checkpoint whose chunks are all present and
+//! and uses, per stream, the most recently published checkpoint whose chunks are all present and
 //! whose bytes match the checksum, so a publish cut short by a crash is skipped.
 
 use std::collections::{BTreeMap, HashMap};
@@ -82,12 +82,137 @@ pub fn ensure_topic(kafka: &KafkaConfig) -> Result<(), KafkaError> {
     Ok(())
 }
 
+/// A stream's newest intact checkpoint on the changelog.
+#[derive(Debug, Clone)]
+pub struct Latest {
+    /// Where reading resumes.
+    pub next_offset: i64,
+    /// SHA-256 of the bytes (hex): identifies the version.
+    pub sha256: String,
+    /// The Arrow IPC checkpoint.
+    pub bytes: Vec<u8>,
+}
+
 /// One version of a stream's checkpoint as seen on the topic.
-#[derive(Default)]
 struct Version {
+    next_offset: i64,
+    sha: String,
     chunks: BTreeMap<usize, Vec<u8>>,
     total: usize,
-    sha: String,
+}
+
+/// Assembles checkpoints from changelog messages, keeping every version (in
+/// arrival order) until a newer complete one makes it useless.
+#[derive(Default)]
+struct Collector {
+    versions: HashMap<StreamId, Vec<Version>>,
+}
+
+impl Collector {
+    fn add<M: Message>(&mut self, m: &M) {
+        let key = m
+            .key()
+            .and_then(|k| std::str::from_utf8(k).ok())
+            .unwrap_or_default();
+        let Some(stream) = key.split_once('#').and_then(|(s, _)| parse_stream_name(s)) else {
+            return;
+        };
+        let header = m.headers().and_then(|hs| {
+            hs.iter()
+                .find(|h| h.key == HEADER)
+                .and_then(|h| std::str::from_utf8(h.value?).ok().map(str::to_owned))
+        });
+        let Some((next_offset, index, total, sha)) = header.as_deref().and_then(parse_header)
+        else {
+            return;
+        };
+        let versions = self.versions.entry(stream).or_default();
+        // Chunks of one checkpoint are published together: look from the newest.
+        let v = match versions
+            .iter()
+            .rposition(|v| v.sha == sha && v.next_offset == next_offset)
+        {
+            Some(i) => &mut versions[i],
+            None => {
+                versions.push(Version {
+                    next_offset,
+                    sha,
+                    chunks: BTreeMap::new(),
+                    total,
+                });
+                let last = versions.len() - 1;
+                &mut versions[last]
+            }
+        };
+        v.chunks
+            .insert(index, m.payload().unwrap_or_default().to_vec());
+    }
+
+    /// Per stream, the most recently published complete and intact checkpoint;
+    /// older versions are dropped.
+    fn latest(&mut self) -> HashMap<StreamId, Latest> {
+        let mut out = HashMap::new();
+        for (&stream, versions) in &mut self.versions {
+            let mut keep_from = None;
+            for (i, v) in versions.iter().enumerate().rev() {
+                if v.chunks.len() != v.total || v.chunks.keys().copied().ne(0..v.total) {
+                    continue;
+                }
+                let bytes: Vec<u8> = v.chunks.values().flatten().copied().collect();
+                if hex::encode(Sha256::digest(&bytes)) == v.sha {
+                    out.insert(
+                        stream,
+                        Latest {
+                            next_offset: v.next_offset,
+                            sha256: v.sha.clone(),
+                            bytes,
+                        },
+                    );
+                    keep_from = Some(i);
+                    break;
+                }
+                tracing::error!(stream = %stream_name(stream), next_offset = v.next_offset, "changelog checkpoint fails its checksum; skipped");
+            }
+            if let Some(i) = keep_from {
+                versions.drain(..i);
+            }
+        }
+        out
+    }
+}
+
+fn reader(kafka: &KafkaConfig) -> Result<BaseConsumer, KafkaError> {
+    ClientConfig::new()
+        .set("bootstrap.servers", &kafka.brokers)
+        .set("group.id", format!("{}-changelog-reader", kafka.group_id))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .create()
+}
+
+/// Assigns every partition of the changelog from the beginning; returns the
+/// partitions' current ends.
+fn assign_all(
+    consumer: &BaseConsumer,
+    kafka: &KafkaConfig,
+    timeout: Duration,
+) -> Result<HashMap<i32, i64>, KafkaError> {
+    let metadata = consumer.fetch_metadata(Some(&kafka.state_topic), timeout)?;
+    let mut ends = HashMap::new();
+    let mut tpl = TopicPartitionList::new();
+    for p in metadata
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+    {
+        let (low, high) = consumer.fetch_watermarks(&kafka.state_topic, p, timeout)?;
+        if high > low {
+            ends.insert(p, high);
+        }
+        tpl.add_partition_offset(&kafka.state_topic, p, Offset::Beginning)?;
+    }
+    consumer.assign(&tpl)?;
+    Ok(ends)
 }
 
 /// Reads the whole changelog topic (up to its current end, at most `timeout`)
@@ -96,89 +221,60 @@ struct Version {
 pub fn read_latest(
     kafka: &KafkaConfig,
     timeout: Duration,
-) -> Result<HashMap<StreamId, (i64, Vec<u8>)>, KafkaError> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &kafka.brokers)
-        .set("group.id", format!("{}-changelog-reader", kafka.group_id))
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false")
-        .create()?;
-    let metadata = consumer.fetch_metadata(Some(&kafka.state_topic), timeout)?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    let mut ends = HashMap::new();
-    let mut tpl = TopicPartitionList::new();
-    for &p in &partitions {
-        let (low, high) = consumer.fetch_watermarks(&kafka.state_topic, p, timeout)?;
-        if high > low {
-            ends.insert(p, high);
-            tpl.add_partition_offset(&kafka.state_topic, p, Offset::Beginning)?;
+) -> Result<HashMap<StreamId, Latest>, KafkaError> {
+    let consumer = reader(kafka)?;
+    let mut ends = assign_all(&consumer, kafka, timeout)?;
+    let mut collector = Collector::default();
+    let deadline = Instant::now() + timeout;
+    while !ends.is_empty() && Instant::now() < deadline {
+        let Some(m) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let m = m?;
+        if ends
+            .get(&m.partition())
+            .is_some_and(|&end| m.offset() + 1 >= end)
+        {
+            ends.remove(&m.partition());
         }
+        collector.add(&m);
     }
-    let mut versions: HashMap<StreamId, BTreeMap<(i64, String), Version>> = HashMap::new();
     if !ends.is_empty() {
-        consumer.assign(&tpl)?;
-        let deadline = Instant::now() + timeout;
-        while !ends.is_empty() && Instant::now() < deadline {
-            let Some(m) = consumer.poll(Duration::from_millis(100)) else {
-                continue;
-            };
-            let m = m?;
-            if ends
-                .get(&m.partition())
-                .is_some_and(|&end| m.offset() + 1 >= end)
-            {
-                ends.remove(&m.partition());
-            }
-            let key = m
-                .key()
-                .and_then(|k| std::str::from_utf8(k).ok())
-                .unwrap_or_default();
-            let Some(stream) = key.split_once('#').and_then(|(s, _)| parse_stream_name(s)) else {
-                continue;
-            };
-            let header = m.headers().and_then(|hs| {
-                hs.iter()
-                    .find(|h| h.key == HEADER)
-                    .and_then(|h| std::str::from_utf8(h.value?).ok().map(str::to_owned))
-            });
-            let Some(parts) = header.as_deref().and_then(parse_header) else {
-                continue;
-            };
-            let (next_offset, index, total, sha) = parts;
-            let v = versions
-                .entry(stream)
-                .or_default()
-                .entry((next_offset, sha.clone()))
-                .or_default();
-            v.total = total;
-            v.sha = sha;
-            v.chunks
-                .insert(index, m.payload().unwrap_or_default().to_vec());
-        }
-        if !ends.is_empty() {
-            tracing::warn!(topic = %kafka.state_topic, "changelog not read to its end in time");
-        }
+        tracing::warn!(topic = %kafka.state_topic, "changelog not read to its end in time");
     }
-    let mut out = HashMap::new();
-    for (stream, by_version) in versions {
-        // Newest first: the highest next offset with all chunks and a matching checksum.
-        for ((next_offset, _), v) in by_version.into_iter().rev() {
-            if v.chunks.len() != v.total || v.chunks.keys().copied().ne(0..v.total) {
-                continue;
-            }
-            let bytes: Vec<u8> = v.chunks.into_values().flatten().collect();
-            if hex::encode(Sha256::digest(&bytes)) == v.sha {
-                out.insert(stream, (next_offset, bytes));
-                break;
-            }
-            tracing::error!(stream = %stream_name(stream), next_offset, "changelog checkpoint fails its checksum; skipped");
-        }
+    Ok(collector.latest())
+}
+
+/// A reader that follows the changelog as it grows (for the global view).
+pub struct Tail {
+    consumer: BaseConsumer,
+    collector: Collector,
+}
+
+impl Tail {
+    /// Starts reading the changelog from its beginning.
+    pub fn new(kafka: &KafkaConfig) -> Result<Tail, KafkaError> {
+        let consumer = reader(kafka)?;
+        assign_all(&consumer, kafka, Duration::from_secs(30))?;
+        Ok(Tail {
+            consumer,
+            collector: Collector::default(),
+        })
     }
-    Ok(out)
+
+    /// Reads what arrived (for up to `budget`) and returns the newest intact
+    /// checkpoint of every stream seen so far.
+    pub fn poll(&mut self, budget: Duration) -> HashMap<StreamId, Latest> {
+        let deadline = Instant::now() + budget;
+        while Instant::now() < deadline {
+            match self.consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(m)) => self.collector.add(&m),
+                Some(Err(e)) => tracing::warn!(error = %e, "changelog tail"),
+                None => break,
+            }
+        }
+        self.collector.latest()
+    }
 }
 
 fn parse_header(h: &str) -> Option<(i64, usize, usize, String)> {

@@ -15,6 +15,7 @@ use std::fs::{self, File};
 use std::io::{Cursor, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use datafusion::arrow::array::{Array, AsArray, BinaryArray, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
@@ -268,10 +269,13 @@ pub fn decode(bytes: &[u8], config_sha256: &str) -> Result<Checkpoint, String> {
     })
 }
 
-/// Checkpoints on disk: `<data_dir>/checkpoints/<stream>/{MANIFEST.json, state-<offset>.arrow}`.
+/// Checkpoints on disk: `<data_dir>/checkpoints/<stream>/{MANIFEST.json, state-<offset>-<n>.arrow}`.
 pub struct CheckpointStore {
     dir: PathBuf,
     config_sha256: String,
+    /// Distinguishes successive files (starts at the wall clock, so it also
+    /// grows across restarts).
+    written: AtomicU64,
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
@@ -292,6 +296,7 @@ impl CheckpointStore {
         CheckpointStore {
             dir: data_dir.join("checkpoints"),
             config_sha256: config_sha256.to_owned(),
+            written: AtomicU64::new(wall_now().max(0) as u64 * 1000),
         }
     }
 
@@ -309,7 +314,10 @@ impl CheckpointStore {
         let dir = self.stream_dir(cp.stream());
         fs::create_dir_all(&dir).map_err(io(&dir))?;
         let bytes = encode(cp, &self.config_sha256);
-        let file = format!("state-{:020}.arrow", cp.next_offset());
+        // A fresh name every time: rewriting the file the current manifest names
+        // would break that manifest if the process died before the new one lands.
+        let seq = self.written.fetch_add(1, Ordering::Relaxed);
+        let file = format!("state-{:020}-{seq:020}.arrow", cp.next_offset());
         write_atomic(&dir.join(&file), &bytes)?;
         let manifest = Manifest {
             version: VERSION.to_owned(),
@@ -438,8 +446,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = CheckpointStore::new(dir.path(), &sha);
         assert!(store.read(MON).unwrap().is_none());
+        let (first, _) = store.write(&cp).unwrap();
         let (manifest, bytes) = store.write(&cp).unwrap();
         assert_eq!(manifest.next_offset, 121);
+        assert_ne!(
+            first.file, manifest.file,
+            "never rewrite the file a manifest names"
+        );
         let back = store.read(MON).unwrap().unwrap();
         assert_eq!(
             encode(&back, &sha),

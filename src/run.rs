@@ -9,7 +9,7 @@
 //! assignment a partition is restored from the newest valid checkpoint and read
 //! from its offset, or rebuilt from the beginning of the topic.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -133,6 +133,12 @@ pub fn run(config: Arc<Config>) -> Result<(), RunError> {
     let server = runtime.spawn(crate::api::serve(listener, shared.clone(), async move {
         let _ = api_stopped.await;
     }));
+    let global = {
+        let (shared, stop, kafka) = (shared.clone(), stop.clone(), kafka.clone());
+        std::thread::Builder::new()
+            .name("slaflow-global".into())
+            .spawn(move || follow_changelog(&shared, &kafka, &stop))?
+    };
     let worker = {
         let (shared, stop) = (shared.clone(), stop.clone());
         std::thread::Builder::new()
@@ -142,6 +148,9 @@ pub fn run(config: Arc<Config>) -> Result<(), RunError> {
     let result = worker
         .join()
         .unwrap_or_else(|_| Err(RunError::Io(std::io::Error::other("live loop panicked"))));
+    // The live loop may have stopped on an error: stop the follower too.
+    stop.store(true, Ordering::SeqCst);
+    let _ = global.join();
     // The API stops after the consumer has committed and left the group.
     let _ = api_stop.send(());
     if let Ok(Err(e)) = runtime.block_on(server) {
@@ -170,6 +179,48 @@ pub async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Keeps the global view for reports: follows the changelog and, while other
+/// instances own partitions this one does not, restores every partition's latest
+/// checkpoint into a read-only core (rebuilt when a checkpoint changes).
+fn follow_changelog(shared: &Shared, kafka: &KafkaConfig, stop: &AtomicBool) {
+    let mut tail = match changelog::Tail::new(kafka) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot follow the changelog: reports cover this instance's partitions only");
+            return;
+        }
+    };
+    let config = &shared.config;
+    let every = Duration::from_millis(config.engine.checkpoint_interval.0.max(1000) as u64);
+    let mut built: BTreeMap<StreamId, String> = BTreeMap::new();
+    while !stop.load(Ordering::SeqCst) {
+        let latest = tail.poll(Duration::from_millis(500));
+        let current: BTreeMap<StreamId, String> =
+            latest.iter().map(|(s, l)| (*s, l.sha256.clone())).collect();
+        let owned = shared.owned();
+        if current != built && !current.keys().all(|s| owned.contains(s)) {
+            let mut core = Core::empty(config);
+            let wall = wall_now();
+            for (s, l) in latest {
+                match checkpoint::decode(&l.bytes, &config.engine_sha256) {
+                    Ok(cp) => core.restore(cp, wall),
+                    Err(e) => {
+                        tracing::warn!(stream = %stream_name(s), error = %e, "global view: checkpoint skipped")
+                    }
+                }
+            }
+            core.now = wall;
+            shared.set_global(core, current.keys().copied().collect());
+            tracing::debug!(partitions = current.len(), "global view rebuilt");
+            built = current;
+        }
+        let until = Instant::now() + every;
+        while Instant::now() < until && !stop.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 }
 
@@ -227,8 +278,8 @@ impl AssignHook for Arc<Restorer> {
         let starts = streams
             .iter()
             .map(|&s| {
-                let from_changelog = remote.get(&s).and_then(|(_, bytes)| {
-                    checkpoint::decode(bytes, sha)
+                let from_changelog = remote.get(&s).and_then(|latest| {
+                    checkpoint::decode(&latest.bytes, sha)
                         .inspect_err(|e| {
                             self.metrics.count("corrupt");
                             tracing::error!(stream = %stream_name(s), error = %e, "changelog checkpoint refused")
@@ -324,6 +375,7 @@ pub fn live(shared: &Shared, kafka: &KafkaConfig, stop: &AtomicBool) -> Result<(
                                 }
                             }
                         }
+                        shared.set_owned(&assigned);
                         shared.set_ready(true);
                     }
                     SourceEvent::Revoked(streams) => {
@@ -332,6 +384,7 @@ pub fn live(shared: &Shared, kafka: &KafkaConfig, stop: &AtomicBool) -> Result<(
                             assigned.remove(&s);
                             core.forget(s);
                         }
+                        shared.set_owned(&assigned);
                         source.forget(&streams);
                     }
                     SourceEvent::CaughtUp(s, c) => {

@@ -1,7 +1,7 @@
 //! State shared between a driver (`run`, `demo`) and the HTTP API: the pipeline,
 //! the incident log, readiness and the intake of events posted over HTTP.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -52,6 +52,15 @@ impl Core {
             }
         }
         self.incidents.extend_from_slice(incidents);
+    }
+
+    /// An empty core for `config` (topics named as in its `[kafka]` section).
+    pub fn empty(config: &Arc<Config>) -> Self {
+        let k = config.kafka_or_default();
+        Core::new(Pipeline::new(
+            config.clone(),
+            [k.monitoring_topic, k.tickets_topic],
+        ))
     }
 
     /// The input partition whose state fired an incident.
@@ -122,6 +131,24 @@ impl Core {
     }
 }
 
+/// The core reports read (see [`Shared::view`]).
+pub enum View<'a> {
+    /// This instance's live state.
+    Live(MutexGuard<'a, Core>),
+    /// The global view from the changelog.
+    Global(MutexGuard<'a, (Core, BTreeSet<StreamId>)>),
+}
+
+impl std::ops::Deref for View<'_> {
+    type Target = Core;
+    fn deref(&self) -> &Core {
+        match self {
+            View::Live(core) => core,
+            View::Global(g) => &g.0,
+        }
+    }
+}
+
 /// Event ids remembered to skip repeated HTTP deliveries of the same event.
 const RECENT_IDS: usize = 100_000;
 
@@ -130,6 +157,11 @@ pub struct Shared {
     /// The configuration.
     pub config: Arc<Config>,
     core: Mutex<Core>,
+    /// Partitions the live core owns (`run`); empty elsewhere.
+    owned: Mutex<BTreeSet<StreamId>>,
+    /// Every partition's latest checkpoint from the changelog, restored into a
+    /// read-only core, and the partitions it covers (`run` with several instances).
+    global: Mutex<(Core, BTreeSet<StreamId>)>,
     /// Prometheus metrics.
     pub metrics: Metrics,
     ready: AtomicBool,
@@ -143,8 +175,10 @@ impl Shared {
     /// Shared state for `config` around `core`.
     pub fn new(config: Arc<Config>, core: Core, intake: Box<dyn Intake>) -> Self {
         Shared {
+            global: Mutex::new((Core::empty(&config), BTreeSet::new())),
             config,
             core: Mutex::new(core),
+            owned: Mutex::new(BTreeSet::new()),
             metrics: Metrics::new(),
             ready: AtomicBool::new(false),
             intake,
@@ -156,6 +190,34 @@ impl Shared {
     /// updated in a way readers care about, so a poisoned lock is still used.
     pub fn core(&self) -> MutexGuard<'_, Core> {
         self.core.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// What reports read: the live core, or, when other instances own partitions
+    /// this one does not, the global view built from their checkpoints (as of
+    /// their last checkpoint).
+    pub fn view(&self) -> View<'_> {
+        let owned = self.owned();
+        let global = self.global.lock().unwrap_or_else(|p| p.into_inner());
+        if !global.1.is_subset(&owned) {
+            return View::Global(global);
+        }
+        drop(global);
+        View::Live(self.core())
+    }
+
+    /// The partitions the live core owns.
+    pub fn owned(&self) -> BTreeSet<StreamId> {
+        self.owned.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Records the partitions the live core owns.
+    pub fn set_owned(&self, owned: &BTreeSet<StreamId>) {
+        *self.owned.lock().unwrap_or_else(|p| p.into_inner()) = owned.clone();
+    }
+
+    /// Replaces the global view (a core restored from every partition's checkpoint).
+    pub fn set_global(&self, core: Core, covers: BTreeSet<StreamId>) {
+        *self.global.lock().unwrap_or_else(|p| p.into_inner()) = (core, covers);
     }
 
     /// Marks the service ready (state restored, partitions assigned).

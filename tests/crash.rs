@@ -50,12 +50,11 @@ fn killed_ten_times_mid_stream_the_outputs_equal_replay() {
     let mut mid_stream = 0;
     for round in 0..ROUNDS {
         let run = Running::start(&cfg, &dir.path().join(format!("run{round}.log")));
-        // Wait until it has made progress (a checkpoint written since it started),
-        // then let it run another 0–1.5 s.
+        // Wait until it has made progress (a checkpoint of every partition written
+        // since it started), then let it run another 0–1.5 s.
+        let all = format!("checkpoint written partitions={}", 2 * PARTITIONS);
         assert!(
-            wait_until(Duration::from_secs(120), || run
-                .log_text()
-                .contains("checkpoint written")),
+            wait_until(Duration::from_secs(120), || run.log_text().contains(&all)),
             "round {round} never checkpointed:\n{}",
             run.log_text()
         );

@@ -56,7 +56,7 @@ fn parse_time(name: &str, v: &Option<String>) -> Result<Option<Millis>, ApiError
 /// The default end of a period: the watermark (everything before it is final),
 /// or the driver's clock before any record arrived.
 fn default_to(shared: &Shared) -> Millis {
-    let core = shared.core();
+    let core = shared.view();
     let wm = core.pipeline.eventtime().watermark();
     if wm == Millis::MIN { core.now } else { wm }
 }
@@ -66,7 +66,7 @@ fn period(
     from: &Option<String>,
     to: &Option<String>,
 ) -> Result<(Millis, Millis), ApiError> {
-    let first = shared.core().pipeline.min_ts();
+    let first = shared.view().pipeline.min_ts();
     let to = parse_time("to", to)?.unwrap_or_else(|| default_to(shared));
     // Default: the last 7 days, but not before the first hour with data.
     let week_ago = to.saturating_sub(7 * 86_400_000);
@@ -183,7 +183,7 @@ pub async fn sla(
         }
     };
     let (tables, incidents, now) = {
-        let core = shared.core();
+        let core = shared.view();
         (
             core.report_tables().map_err(ApiError::internal)?,
             core.incidents.clone(),
@@ -223,7 +223,7 @@ pub async fn capacity(
     let Query(q) = q?;
     let customer = customer_param(&shared, &who, &q.customer)?;
     let (from, to) = period(&shared, &q.from, &q.to)?;
-    let core = shared.core();
+    let core = shared.view();
     Ok(Json(capacity_report(
         core.pipeline.engine(),
         &core.incidents,
@@ -313,7 +313,7 @@ pub async fn availability(
         )));
     }
     let (intervals, state) = {
-        let core = shared.core();
+        let core = shared.view();
         let t = core
             .pipeline
             .engine()
@@ -387,7 +387,7 @@ pub async fn incidents(
     let keep = |i: &&Incident| {
         who.sees(&i.customer) && q.customer.as_ref().is_none_or(|c| *c == i.customer)
     };
-    let core = shared.core();
+    let core = shared.view();
     let list: Vec<Incident> = match q.status.as_deref() {
         None | Some("open") => {
             let mut v: Vec<Incident> = core.open.values().filter(keep).cloned().collect();
@@ -439,7 +439,7 @@ pub async fn ticket(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<TicketView>, ApiError> {
     let Path(id) = id?;
-    let core = shared.core();
+    let core = shared.view();
     let tickets = core.pipeline.engine().tickets();
     let (Some(t), Some(line)) = (tickets.get(&id), tickets.line(&id)) else {
         return Err(ApiError::not_found(format!("unknown ticket {id:?}")));
@@ -509,7 +509,7 @@ pub async fn maintenance(
     if end <= start {
         return Err(ApiError::bad_request("`end` must be after `start`"));
     }
-    let ts = shared.core().now;
+    let ts = shared.view().now;
     let digest = Sha256::digest(format!("{}|{start}|{end}|{ts}", req.service).as_bytes());
     let event_id = format!("api-maint-{}", hex::encode(&digest[..8]));
     let event = serde_json::json!({
@@ -567,7 +567,7 @@ pub async fn query(
     who.check_admin()?;
     let Json(req) = body?;
     let limit = req.limit.unwrap_or(1000).min(MAX_ROWS);
-    let tables = shared.core().tables().map_err(ApiError::internal)?;
+    let tables = shared.view().tables().map_err(ApiError::internal)?;
     let ctx = tables.session().map_err(ApiError::internal)?;
     let options = SQLOptions::new()
         .with_allow_ddl(false)
@@ -659,7 +659,7 @@ pub async fn overview(State(shared): Shared_, who: Principal) -> Json<Overview> 
             timezone: c.timezone.0.name().to_owned(),
         })
         .collect();
-    let core = shared.core();
+    let core = shared.view();
     let wm = core.pipeline.eventtime().watermark();
     Json(Overview {
         customers,

@@ -393,14 +393,15 @@ pub fn incident_pairs(
         .collect()
 }
 
-/// Every message value on a topic (read until `settle` passes without news).
+/// Every message on a topic up to its current end (at most `timeout` reading).
 pub fn values(
     brokers: &str,
     topic: &str,
     partitions: i32,
-    settle: Duration,
+    timeout: Duration,
 ) -> Vec<(String, String)> {
-    consume_all(brokers, topic, partitions, usize::MAX, settle)
+    let want: i64 = end_offsets(brokers, topic, partitions).values().sum();
+    consume_all(brokers, topic, partitions, want.max(0) as usize, timeout)
 }
 
 /// Fresh topics and a consumer group for one live test.
@@ -606,7 +607,7 @@ pub fn check_against(
 ) {
     let mut got = BTreeSet::new();
     let arrived = wait_until(Duration::from_secs(240), || {
-        let lines: Vec<String> = values(brokers, &t.inc, partitions, Duration::from_secs(2))
+        let lines: Vec<String> = values(brokers, &t.inc, partitions, Duration::from_secs(30))
             .into_iter()
             .map(|(_, v)| v)
             .collect();
@@ -624,6 +625,7 @@ pub fn check_against(
             .collect::<Vec<_>>(),
         run.log_text()
     );
+    assert!(!want.incidents.is_empty(), "replay raised no incident");
     assert_eq!(got, want.incidents, "no incident beyond replay's");
     let base = format!("http://{}", run.api_addr());
     for (customer, report) in &want.reports {
@@ -631,9 +633,15 @@ pub fn check_against(
             "{base}/v1/reports/sla?customer={customer}&from={START}&to={}",
             p.cutoff
         );
-        let (status, body) = http_get(&url, ADMIN);
-        assert_eq!(status, 200, "{body}");
-        let live = comparable(serde_json::from_str(&body).expect("JSON"));
+        // Incidents from an earlier run may already be on the topic: wait until
+        // this instance has caught up too.
+        let fetch = || {
+            let (status, body) = http_get(&url, ADMIN);
+            assert_eq!(status, 200, "{body}");
+            comparable(serde_json::from_str(&body).expect("JSON"))
+        };
+        wait_until(Duration::from_secs(120), || fetch() == *report);
+        let live = fetch();
         assert_eq!(
             &live,
             report,
@@ -644,7 +652,7 @@ pub fn check_against(
     // Dead letters: one per input record that was not applied (re-published copies
     // after a crash carry the same key, topic/partition/offset).
     let mut by_key = BTreeMap::new();
-    for (k, v) in values(brokers, &t.dl, partitions, Duration::from_secs(2)) {
+    for (k, v) in values(brokers, &t.dl, partitions, Duration::from_secs(60)) {
         by_key.insert(k, v);
     }
     assert_eq!(
