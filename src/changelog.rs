@@ -4,7 +4,7 @@
 //! read every partition's state to answer global reports.
 //!
 //! A checkpoint is split into chunks of at most 512 KiB, keyed
-//! `<stream>#<chunk>`; each carries the header `slaflow.checkpoint =
+//! `<group>/<input topic>/<stream>#<chunk>` (so deployments sharing a state topic stay apart); each carries the header `slaflow.checkpoint =
 //! <next_offset>:<chunk>:<chunks>:<sha256>`. A reader keeps every version it sees
 //! and uses, per stream, the most recently published checkpoint whose chunks are all present and
 //! whose bytes match the checksum, so a publish cut short by a crash is skipped.
@@ -28,10 +28,21 @@ use crate::sink::kafka::{KafkaSink, KafkaSinkError};
 const CHUNK: usize = 512 * 1024;
 const HEADER: &str = "slaflow.checkpoint";
 
+/// The deployment a changelog key belongs to: the consumer group, plus the
+/// input topic of the stream, so deployments (or tests) sharing a broker and a
+/// state topic never restore each other's state.
+fn key_prefix(kafka: &KafkaConfig, stream: StreamId) -> String {
+    let topic = match stream.topic {
+        crate::event::Topic::Monitoring => &kafka.monitoring_topic,
+        crate::event::Topic::Tickets => &kafka.tickets_topic,
+    };
+    format!("{}/{topic}/", kafka.group_id)
+}
+
 /// Queues a checkpoint's bytes on the changelog topic (flush the sink to wait).
 pub fn publish(
     sink: &KafkaSink,
-    topic: &str,
+    kafka: &KafkaConfig,
     stream: StreamId,
     next_offset: i64,
     bytes: &[u8],
@@ -42,14 +53,19 @@ pub fn publish(
     } else {
         bytes.chunks(CHUNK).collect()
     };
-    let name = stream_name(stream);
+    let name = format!("{}{}", key_prefix(kafka, stream), stream_name(stream));
     for (i, chunk) in chunks.iter().enumerate() {
         let value = format!("{next_offset}:{i}:{}:{sha}", chunks.len());
         let headers = OwnedHeaders::new().insert(Header {
             key: HEADER,
             value: Some(value.as_str()),
         });
-        sink.send_bytes(topic, &format!("{name}#{i}"), chunk, Some(headers))?;
+        sink.send_bytes(
+            &kafka.state_topic,
+            &format!("{name}#{i}"),
+            chunk,
+            Some(headers),
+        )?;
     }
     Ok(())
 }
@@ -103,18 +119,30 @@ struct Version {
 
 /// Assembles checkpoints from changelog messages, keeping every version (in
 /// arrival order) until a newer complete one makes it useless.
-#[derive(Default)]
 struct Collector {
+    kafka: KafkaConfig,
     versions: HashMap<StreamId, Vec<Version>>,
 }
 
 impl Collector {
+    fn new(kafka: &KafkaConfig) -> Self {
+        Collector {
+            kafka: kafka.clone(),
+            versions: HashMap::new(),
+        }
+    }
+
     fn add<M: Message>(&mut self, m: &M) {
         let key = m
             .key()
             .and_then(|k| std::str::from_utf8(k).ok())
             .unwrap_or_default();
-        let Some(stream) = key.split_once('#').and_then(|(s, _)| parse_stream_name(s)) else {
+        // `<group>/<input topic>/<stream>#<chunk>`; other deployments' keys are skipped.
+        let Some(stream) = key
+            .split_once('#')
+            .and_then(|(s, _)| parse_stream_name(s.rsplit('/').next()?))
+            .filter(|&s| key.starts_with(&key_prefix(&self.kafka, s)))
+        else {
             return;
         };
         let header = m.headers().and_then(|hs| {
@@ -224,7 +252,7 @@ pub fn read_latest(
 ) -> Result<HashMap<StreamId, Latest>, KafkaError> {
     let consumer = reader(kafka)?;
     let mut ends = assign_all(&consumer, kafka, timeout)?;
-    let mut collector = Collector::default();
+    let mut collector = Collector::new(kafka);
     let deadline = Instant::now() + timeout;
     while !ends.is_empty() && Instant::now() < deadline {
         let Some(m) = consumer.poll(Duration::from_millis(100)) else {
@@ -258,7 +286,7 @@ impl Tail {
         assign_all(&consumer, kafka, Duration::from_secs(30))?;
         Ok(Tail {
             consumer,
-            collector: Collector::default(),
+            collector: Collector::new(kafka),
         })
     }
 

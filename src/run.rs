@@ -464,13 +464,7 @@ fn checkpoint(
     for cp in &snapshots {
         match store.write(cp) {
             Ok((_, bytes)) => {
-                changelog::publish(
-                    sink,
-                    &kafka.state_topic,
-                    cp.stream(),
-                    cp.next_offset(),
-                    &bytes,
-                )?;
+                changelog::publish(sink, kafka, cp.stream(), cp.next_offset(), &bytes)?;
                 covered.push((cp.stream(), cp.next_offset()));
             }
             // Keep running: the offsets stay uncommitted, a restart resumes earlier.

@@ -125,19 +125,11 @@ impl Receiver {
     }
 }
 
-struct Topics {
-    mon: String,
-    tkt: String,
-    inc: String,
-    dl: String,
-    group: String,
-}
-
 fn sha(t: &str) -> String {
     hex::encode(Sha256::digest(t.as_bytes()))
 }
 
-fn config(dir: &Path, brokers: &str, t: &Topics, receiver: &str) -> std::path::PathBuf {
+fn config(dir: &Path, brokers: &str, t: &LiveTopics, receiver: &str) -> std::path::PathBuf {
     let text = format!(
         r#"
 [engine]
@@ -290,14 +282,7 @@ fn incidents(brokers: &str, topic: &str, want: usize) -> Vec<Value> {
 #[test]
 fn alertmanager_to_pagerduty_with_retries_restart_and_no_duplicates() {
     let brokers = brokers();
-    let t = Topics {
-        mon: unique("mon"),
-        tkt: unique("tkt"),
-        inc: unique("inc"),
-        dl: unique("dl"),
-        group: unique("group"),
-    };
-    create_topics(&brokers, &[&t.mon, &t.tkt, &t.inc, &t.dl], PARTITIONS);
+    let t = LiveTopics::create(&brokers, PARTITIONS);
     let receiver = Receiver::start();
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = config(dir.path(), &brokers, &t, &receiver.addr);
@@ -497,14 +482,7 @@ fn alertmanager_to_pagerduty_with_retries_restart_and_no_duplicates() {
 #[test]
 fn jira_webhooks_become_ticket_events() {
     let brokers = brokers();
-    let t = Topics {
-        mon: unique("mon"),
-        tkt: unique("tkt"),
-        inc: unique("inc"),
-        dl: unique("dl"),
-        group: unique("group"),
-    };
-    create_topics(&brokers, &[&t.mon, &t.tkt, &t.inc, &t.dl], PARTITIONS);
+    let t = LiveTopics::create(&brokers, PARTITIONS);
     let receiver = Receiver::start();
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = config(dir.path(), &brokers, &t, &receiver.addr);

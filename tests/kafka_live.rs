@@ -10,7 +10,7 @@ use common::*;
 
 const PARTITIONS: i32 = 4;
 
-fn config(dir: &std::path::Path, brokers: &str, t: &Topics) -> std::path::PathBuf {
+fn config(dir: &std::path::Path, brokers: &str, t: &LiveTopics) -> std::path::PathBuf {
     let text = format!(
         r#"
 [engine]
@@ -50,14 +50,6 @@ customer = "acme"
     path
 }
 
-struct Topics {
-    mon: String,
-    tkt: String,
-    inc: String,
-    dl: String,
-    group: String,
-}
-
 fn reasons(dead: &[(String, String)]) -> BTreeMap<String, usize> {
     let mut m = BTreeMap::new();
     for (_, v) in dead {
@@ -74,14 +66,7 @@ fn reasons(dead: &[(String, String)]) -> BTreeMap<String, usize> {
 #[test]
 fn run_dead_letters_bad_records_and_commits_offsets() {
     let brokers = brokers();
-    let t = Topics {
-        mon: unique("mon"),
-        tkt: unique("tkt"),
-        inc: unique("inc"),
-        dl: unique("dl"),
-        group: unique("group"),
-    };
-    create_topics(&brokers, &[&t.mon, &t.tkt, &t.inc, &t.dl], PARTITIONS);
+    let t = LiveTopics::create(&brokers, PARTITIONS);
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = config(dir.path(), &brokers, &t);
 
