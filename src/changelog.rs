@@ -10,6 +10,7 @@
 //! whose bytes match the checksum, so a publish cut short by a crash is skipped.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
@@ -106,7 +107,7 @@ pub struct Latest {
     /// SHA-256 of the bytes (hex): identifies the version.
     pub sha256: String,
     /// The Arrow IPC checkpoint.
-    pub bytes: Vec<u8>,
+    pub bytes: Arc<[u8]>,
 }
 
 /// One version of a stream's checkpoint as seen on the topic.
@@ -115,6 +116,10 @@ struct Version {
     sha: String,
     chunks: BTreeMap<usize, Vec<u8>>,
     total: usize,
+    /// The assembled bytes once verified (so a follower hashes each version once).
+    verified: Option<Arc<[u8]>>,
+    /// All chunks arrived but their bytes fail the checksum.
+    bad: bool,
 }
 
 /// Assembles checkpoints from changelog messages, keeping every version (in
@@ -167,6 +172,8 @@ impl Collector {
                     sha,
                     chunks: BTreeMap::new(),
                     total,
+                    verified: None,
+                    bad: false,
                 });
                 let last = versions.len() - 1;
                 &mut versions[last]
@@ -182,24 +189,34 @@ impl Collector {
         let mut out = HashMap::new();
         for (&stream, versions) in &mut self.versions {
             let mut keep_from = None;
-            for (i, v) in versions.iter().enumerate().rev() {
-                if v.chunks.len() != v.total || v.chunks.keys().copied().ne(0..v.total) {
-                    continue;
+            for (i, v) in versions.iter_mut().enumerate().rev() {
+                if v.verified.is_none() {
+                    let complete =
+                        v.chunks.len() == v.total && v.chunks.keys().copied().eq(0..v.total);
+                    if v.bad || !complete {
+                        continue;
+                    }
+                    let bytes: Vec<u8> = v.chunks.values().flatten().copied().collect();
+                    if hex::encode(Sha256::digest(&bytes)) == v.sha {
+                        v.verified = Some(bytes.into());
+                    } else {
+                        v.bad = true;
+                        tracing::error!(stream = %stream_name(stream), next_offset = v.next_offset, "changelog checkpoint fails its checksum; skipped");
+                    }
+                    v.chunks.clear();
                 }
-                let bytes: Vec<u8> = v.chunks.values().flatten().copied().collect();
-                if hex::encode(Sha256::digest(&bytes)) == v.sha {
+                if let Some(bytes) = &v.verified {
                     out.insert(
                         stream,
                         Latest {
                             next_offset: v.next_offset,
                             sha256: v.sha.clone(),
-                            bytes,
+                            bytes: bytes.clone(),
                         },
                     );
                     keep_from = Some(i);
                     break;
                 }
-                tracing::error!(stream = %stream_name(stream), next_offset = v.next_offset, "changelog checkpoint fails its checksum; skipped");
             }
             if let Some(i) = keep_from {
                 versions.drain(..i);

@@ -24,6 +24,7 @@ use datafusion::arrow::ipc::writer::FileWriter;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::config::KafkaConfig;
 use crate::engine::incidents::Incident;
 use crate::event::Topic;
 use crate::eventtime::StreamId;
@@ -269,13 +270,15 @@ pub fn decode(bytes: &[u8], config_sha256: &str) -> Result<Checkpoint, String> {
     })
 }
 
-/// Checkpoints on disk: `<data_dir>/checkpoints/<stream>/{MANIFEST.json, state-<offset>-<n>.arrow}`.
+/// Checkpoints on disk: `<stream dir>/{MANIFEST.json, state-<offset>-<n>.arrow}`.
 pub struct CheckpointStore {
     dir: PathBuf,
     config_sha256: String,
     /// Distinguishes successive files (starts at the wall clock, so it also
     /// grows across restarts).
     written: AtomicU64,
+    /// Directory names of the two input topics (see [`CheckpointStore::for_kafka`]).
+    names: Option<[String; 2]>,
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
@@ -297,11 +300,38 @@ impl CheckpointStore {
             dir: data_dir.join("checkpoints"),
             config_sha256: config_sha256.to_owned(),
             written: AtomicU64::new(wall_now().max(0) as u64 * 1000),
+            names: None,
         }
     }
 
+    /// The store of one deployment: checkpoints live under
+    /// `<data_dir>/checkpoints/<group>/<input topic>-<partition>/`, so deployments
+    /// (or topics) sharing a data directory never restore each other's state.
+    pub fn for_kafka(data_dir: &Path, config_sha256: &str, kafka: &KafkaConfig) -> Self {
+        let safe = |s: &str| -> String {
+            s.chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect()
+        };
+        let mut store = CheckpointStore::new(data_dir, config_sha256);
+        store.dir = store.dir.join(safe(&kafka.group_id));
+        store.names = Some([safe(&kafka.monitoring_topic), safe(&kafka.tickets_topic)]);
+        store
+    }
+
     fn stream_dir(&self, s: StreamId) -> PathBuf {
-        self.dir.join(stream_name(s))
+        match &self.names {
+            Some(names) => self
+                .dir
+                .join(format!("{}-{}", names[s.topic.index()], s.partition)),
+            None => self.dir.join(stream_name(s)),
+        }
     }
 
     /// The engine config hash checkpoints are written and accepted under.
@@ -389,9 +419,11 @@ impl CheckpointStore {
     /// Moves a corrupt checkpoint aside (kept for inspection, never read again).
     pub fn set_aside(&self, s: StreamId) -> Result<PathBuf, CheckpointError> {
         let dir = self.stream_dir(s);
-        let to = self
-            .dir
-            .join(format!("{}.corrupt-{}", stream_name(s), wall_now()));
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let to = dir.with_file_name(format!("{name}.corrupt-{}", wall_now()));
         fs::rename(&dir, &to).map_err(io(&dir))?;
         Ok(to)
     }

@@ -308,14 +308,7 @@ impl EventTime {
             stream.pending.insert(offset);
         }
         let kept = batch.num_rows();
-        if kept > 0 {
-            self.slots[slot] = Some(Buffered {
-                batch,
-                remaining: kept,
-            });
-        } else {
-            self.free_slots.push(slot);
-        }
+        self.fill_slot(slot, batch, kept);
     }
 
     /// Number of rows waiting for the watermark.
@@ -424,14 +417,7 @@ impl EventTime {
             stream.pending.insert(offset);
             kept += 1;
         }
-        if kept > 0 {
-            self.slots[slot] = Some(Buffered {
-                batch,
-                remaining: kept,
-            });
-        } else {
-            self.free_slots.push(slot);
-        }
+        self.fill_slot(slot, batch, kept);
     }
 
     /// Recomputes the global watermark (`wall` = live wall clock, `None` in replay)
@@ -568,6 +554,19 @@ impl EventTime {
         self.slot_topic[slot] = id.topic;
         self.slot_stream[slot] = id;
         slot
+    }
+
+    /// Keeps `batch` in `slot` while `kept` of its rows are buffered (frees the
+    /// slot when none are).
+    fn fill_slot(&mut self, slot: usize, batch: RecordBatch, kept: usize) {
+        if kept > 0 {
+            self.slots[slot] = Some(Buffered {
+                batch,
+                remaining: kept,
+            });
+        } else {
+            self.free_slots.push(slot);
+        }
     }
 
     fn unref(&mut self, slot: usize) {

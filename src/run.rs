@@ -319,12 +319,12 @@ impl AssignHook for Arc<Restorer> {
 /// `run` drives it on its own thread; `slaflow bench` measures it.
 pub fn live(shared: &Shared, kafka: &KafkaConfig, stop: &AtomicBool) -> Result<(), RunError> {
     let config = shared.config.clone();
-    let store = CheckpointStore::new(&config.engine.data_dir, &config.engine_sha256);
+    let store = CheckpointStore::for_kafka(&config.engine.data_dir, &config.engine_sha256, kafka);
     if let Err(e) = changelog::ensure_topic(kafka) {
         tracing::warn!(error = %e, topic = %kafka.state_topic, "changelog topic not ensured");
     }
     let restorer = Arc::new(Restorer {
-        store: CheckpointStore::new(&config.engine.data_dir, &config.engine_sha256),
+        store: CheckpointStore::for_kafka(&config.engine.data_dir, &config.engine_sha256, kafka),
         kafka: kafka.clone(),
         stash: Mutex::new(VecDeque::new()),
         metrics: shared.metrics.checkpoints.clone(),

@@ -120,13 +120,18 @@ fn a_truncated_checkpoint_is_detected_and_recovered_from() {
     check_against(&run, &brokers, &t, PARTITIONS, &p, &want);
     assert!(run.terminate().success());
 
+    // `<data>/checkpoints/<group>/<topic>-<partition>/state-….arrow`, skipping
+    // directories set aside as corrupt.
     let truncate_all = || {
         let mut n = 0;
-        let dirs = std::fs::read_dir(data.join("checkpoints"))
+        let groups = std::fs::read_dir(data.join("checkpoints"))
             .expect("checkpoints")
             .flatten();
-        for entry in dirs.filter(|d| !d.file_name().to_string_lossy().contains("corrupt")) {
-            for f in std::fs::read_dir(entry.path()).expect("dir").flatten() {
+        for dir in groups.flat_map(|g| std::fs::read_dir(g.path()).expect("group").flatten()) {
+            if dir.file_name().to_string_lossy().contains("corrupt") {
+                continue;
+            }
+            for f in std::fs::read_dir(dir.path()).expect("dir").flatten() {
                 if f.file_name().to_string_lossy().ends_with(".arrow") {
                     let bytes = std::fs::read(f.path()).expect("read");
                     std::fs::write(f.path(), &bytes[..bytes.len() / 2]).expect("truncate");

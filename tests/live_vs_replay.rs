@@ -48,8 +48,14 @@ fn run_publishes_the_same_incidents_as_replay() {
     let kafka = format!(
         "\n[api]\nlisten = \"127.0.0.1:0\"\n[kafka]\nbrokers = \"{brokers}\"\ngroup_id = \"{group}\"\nmonitoring_topic = \"{mon_t}\"\ntickets_topic = \"{tkt_t}\"\nincidents_topic = \"{inc_t}\"\ndeadletter_topic = \"{dl_t}\"\n"
     );
-    let live_text =
-        cfg_text.replacen("[engine]\n", "[engine]\nidle_timeout = \"1s\"\n", 1) + &kafka;
+    let live_text = cfg_text.replacen(
+        "[engine]\n",
+        &format!(
+            "[engine]\nidle_timeout = \"1s\"\ndata_dir = \"{}\"\n",
+            dir.path().join("data").display()
+        ),
+        1,
+    ) + &kafka;
     std::fs::write(&live_cfg, live_text).expect("config");
     let run = Running::start(&live_cfg, &dir.path().join("run.log"));
     let mut got = BTreeSet::new();
