@@ -33,11 +33,7 @@ const HEADER: &str = "slaflow.checkpoint";
 /// input topic of the stream, so deployments (or tests) sharing a broker and a
 /// state topic never restore each other's state.
 fn key_prefix(kafka: &KafkaConfig, stream: StreamId) -> String {
-    let topic = match stream.topic {
-        crate::event::Topic::Monitoring => &kafka.monitoring_topic,
-        crate::event::Topic::Tickets => &kafka.tickets_topic,
-    };
-    format!("{}/{topic}/", kafka.group_id)
+    format!("{}/{}/", kafka.group_id, kafka.topic_name(stream.topic))
 }
 
 /// Queues a checkpoint's bytes on the changelog topic (flush the sink to wait).

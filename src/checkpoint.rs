@@ -64,23 +64,14 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
 
 /// `monitoring-3`, `tickets-0`.
 pub fn stream_name(s: StreamId) -> String {
-    let topic = match s.topic {
-        Topic::Monitoring => "monitoring",
-        Topic::Tickets => "tickets",
-    };
-    format!("{topic}-{}", s.partition)
+    format!("{}-{}", s.topic.as_str(), s.partition)
 }
 
 /// The inverse of [`stream_name`].
 pub fn parse_stream_name(name: &str) -> Option<StreamId> {
     let (topic, partition) = name.rsplit_once('-')?;
-    let topic = match topic {
-        "monitoring" => Topic::Monitoring,
-        "tickets" => Topic::Tickets,
-        _ => return None,
-    };
     Some(StreamId {
-        topic,
+        topic: Topic::parse(topic)?,
         partition: partition.parse().ok()?,
     })
 }
@@ -321,7 +312,7 @@ impl CheckpointStore {
         };
         let mut store = CheckpointStore::new(data_dir, config_sha256);
         store.dir = store.dir.join(safe(&kafka.group_id));
-        store.names = Some([safe(&kafka.monitoring_topic), safe(&kafka.tickets_topic)]);
+        store.names = Some(Topic::ALL.map(|t| safe(kafka.topic_name(t))));
         store
     }
 

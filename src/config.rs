@@ -129,6 +129,16 @@ pub struct KafkaConfig {
     pub options: BTreeMap<String, String>,
 }
 
+impl KafkaConfig {
+    /// The Kafka topic an input topic is read from.
+    pub fn topic_name(&self, topic: crate::event::Topic) -> &str {
+        match topic {
+            crate::event::Topic::Monitoring => &self.monitoring_topic,
+            crate::event::Topic::Tickets => &self.tickets_topic,
+        }
+    }
+}
+
 impl Default for KafkaConfig {
     fn default() -> Self {
         KafkaConfig {

@@ -13,7 +13,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::engine::incidents::{Action, Incident};
-use crate::event::Topic;
+
 use crate::eventtime::StreamId;
 use crate::pipeline::Counts;
 use crate::sink::delivery::DeliveryMetrics;
@@ -132,12 +132,8 @@ impl Default for Metrics {
 }
 
 fn stream_label(s: StreamId) -> StreamLabel {
-    let topic = match s.topic {
-        Topic::Monitoring => "monitoring",
-        Topic::Tickets => "tickets",
-    };
     StreamLabel {
-        topic: topic.to_owned(),
+        topic: s.topic.as_str().to_owned(),
         partition: s.partition.to_string(),
     }
 }

@@ -20,8 +20,8 @@ use crate::changelog;
 use crate::checkpoint::{self, Checkpoint, CheckpointError, CheckpointStore, stream_name};
 use crate::config::{Config, KafkaConfig};
 use crate::engine::Outputs;
+use crate::event::DeadLetter;
 use crate::event::RawRecord;
-use crate::event::{DeadLetter, Topic};
 use crate::eventtime::StreamId;
 use crate::ingest::{Event, Intake};
 use crate::metrics::CheckpointMetrics;
@@ -76,12 +76,8 @@ impl KafkaIntake {
 impl Intake for KafkaIntake {
     fn publish(&self, events: &[Event]) -> Result<(), String> {
         for e in events {
-            let topic = match e.topic {
-                Topic::Monitoring => &self.kafka.monitoring_topic,
-                Topic::Tickets => &self.kafka.tickets_topic,
-            };
             self.sink
-                .send(topic, &e.key, &e.json)
+                .send(self.kafka.topic_name(e.topic), &e.key, &e.json)
                 .map_err(|e| e.to_string())?;
         }
         self.flush()
@@ -89,9 +85,8 @@ impl Intake for KafkaIntake {
 
     fn dead_letter(&self, dead: &[DeadLetter]) -> Result<(), String> {
         for d in dead {
-            let key = format!("{}/{}/{}", d.topic, d.partition, d.offset);
             self.sink
-                .send(&self.kafka.deadletter_topic, &key, &d.to_json())
+                .send(&self.kafka.deadletter_topic, &d.key(), &d.to_json())
                 .map_err(|e| e.to_string())?;
         }
         self.flush()
@@ -431,8 +426,7 @@ pub fn live(shared: &Shared, kafka: &KafkaConfig, stop: &AtomicBool) -> Result<(
 /// Queues dead letters (key = `topic/partition/offset`) and incidents (key = incident id).
 fn publish(sink: &KafkaSink, kafka: &KafkaConfig, out: &mut Outputs) -> Result<(), RunError> {
     for d in out.dead_letters.drain(..) {
-        let key = format!("{}/{}/{}", d.topic, d.partition, d.offset);
-        sink.send(&kafka.deadletter_topic, &key, &d.to_json())?;
+        sink.send(&kafka.deadletter_topic, &d.key(), &d.to_json())?;
     }
     for i in out.incidents.drain(..) {
         sink.send(&kafka.incidents_topic, &i.incident_id, &i.to_json())?;

@@ -97,8 +97,8 @@ impl Core {
 
     /// Restores a partition from its checkpoint.
     pub fn restore(&mut self, cp: Checkpoint, wall: Millis) {
-        let stream = cp.stream();
-        self.forget(stream);
+        // `Pipeline::import` replaces the stream's own state; only its incidents are left here.
+        self.forget_incidents(cp.stream());
         self.pipeline.import(cp.state, wall);
         self.record(&cp.incidents);
         self.incidents
@@ -107,6 +107,12 @@ impl Core {
 
     /// Drops a partition's state (revoked: another instance owns it now).
     pub fn forget(&mut self, stream: StreamId) {
+        self.forget_incidents(stream);
+        self.pipeline.forget(stream);
+    }
+
+    /// Drops the incident log entries of a partition's services or tickets.
+    fn forget_incidents(&mut self, stream: StreamId) {
         let gone: std::collections::HashSet<String> = self
             .incidents
             .iter()
@@ -117,7 +123,6 @@ impl Core {
             self.incidents.retain(|i| !gone.contains(&i.incident_id));
             self.open.retain(|id, _| !gone.contains(id));
         }
-        self.pipeline.forget(stream);
     }
 
     /// A snapshot of every state table.

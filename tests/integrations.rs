@@ -225,20 +225,6 @@ fn post(url: &str, token: Option<&str>, body: &str) -> (u16, Value) {
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
-fn get(url: &str, token: &str) -> (u16, String) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let mut resp = agent
-        .get(url)
-        .header("Authorization", &format!("Bearer {token}"))
-        .call()
-        .expect("GET");
-    let status = resp.status().as_u16();
-    (status, resp.body_mut().read_to_string().unwrap_or_default())
-}
-
 fn rfc3339(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .expect("time")
@@ -290,7 +276,7 @@ fn alertmanager_to_pagerduty_with_retries_restart_and_no_duplicates() {
     let base = format!("http://{}", run.api_addr());
     let am = format!("{base}/v1/ingest/alertmanager");
     assert!(
-        wait_until(Duration::from_secs(60), || get(
+        wait_until(Duration::from_secs(60), || http_get(
             &format!("{base}/readyz"),
             ADMIN_TOKEN
         )
@@ -327,7 +313,10 @@ fn alertmanager_to_pagerduty_with_retries_restart_and_no_duplicates() {
         assert_eq!(again["event_ids"], first["event_ids"]);
     }
     // The ingest token may post, not read.
-    assert_eq!(get(&format!("{base}/v1/incidents"), INGEST_TOKEN).0, 403);
+    assert_eq!(
+        http_get(&format!("{base}/v1/incidents"), INGEST_TOKEN).0,
+        403
+    );
     assert_eq!(post(&am, None, &firing).0, 401);
 
     // Malformed payloads: 400 and a dead letter each, never a 500.
@@ -420,7 +409,7 @@ fn alertmanager_to_pagerduty_with_retries_restart_and_no_duplicates() {
     // Exactly two probe events on the topic: repeats were not published.
     let probes = consume_all(&brokers, &t.mon, PARTITIONS, 3, Duration::from_secs(5));
     assert_eq!(probes.len(), 2, "{probes:?}");
-    let (_, metrics) = get(&format!("{base}/metrics"), ADMIN_TOKEN);
+    let (_, metrics) = http_get(&format!("{base}/metrics"), ADMIN_TOKEN);
     assert!(
         metrics.contains("slaflow_delivery_attempts_total{target=\"pd\",outcome=\"retry\"}"),
         "{metrics}"
@@ -520,7 +509,7 @@ fn jira_webhooks_become_ticket_events() {
     assert!(events.iter().all(|(k, _)| k == "SD-7"));
     assert!(
         wait_until(Duration::from_secs(60), || {
-            let (status, body) = get(&format!("{base}/v1/tickets/SD-7"), ADMIN_TOKEN);
+            let (status, body) = http_get(&format!("{base}/v1/tickets/SD-7"), ADMIN_TOKEN);
             status == 200
                 && body.contains("\"response_s\":")
                 && !body.contains("\"response_s\":null")

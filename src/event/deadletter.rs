@@ -66,6 +66,12 @@ pub struct DeadLetter {
 }
 
 impl DeadLetter {
+    /// The Kafka message key: `topic/partition/offset`, the same for every
+    /// re-publication of this record's dead letter.
+    pub fn key(&self) -> String {
+        format!("{}/{}/{}", self.topic, self.partition, self.offset)
+    }
+
     /// Serialises to one JSON line (without newline).
     pub fn to_json(&self) -> String {
         // Serialising plain strings and integers cannot fail.

@@ -28,4 +28,17 @@ impl Topic {
     pub fn index(self) -> usize {
         self as usize
     }
+
+    /// `monitoring` or `tickets` (metric labels, checkpoint names).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Topic::Monitoring => "monitoring",
+            Topic::Tickets => "tickets",
+        }
+    }
+
+    /// The inverse of [`Topic::as_str`].
+    pub fn parse(name: &str) -> Option<Topic> {
+        Topic::ALL.into_iter().find(|t| t.as_str() == name)
+    }
 }

@@ -14,7 +14,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList, TopicPartitionListElem};
 
 use crate::config::KafkaConfig;
 use crate::event::Topic;
@@ -66,18 +66,21 @@ pub struct RebalanceContext {
 }
 
 impl RebalanceContext {
+    /// The stream of a list element, if it is one of the input topics.
+    fn stream_of(&self, e: &TopicPartitionListElem<'_>) -> Option<StreamId> {
+        let topic = Topic::ALL
+            .into_iter()
+            .find(|t| self.topics[t.index()] == e.topic())?;
+        Some(StreamId {
+            topic,
+            partition: e.partition(),
+        })
+    }
+
     fn streams(&self, tpl: &TopicPartitionList) -> Vec<StreamId> {
         tpl.elements()
             .iter()
-            .filter_map(|e| {
-                let topic = Topic::ALL
-                    .into_iter()
-                    .find(|t| self.topics[t.index()] == e.topic())?;
-                Some(StreamId {
-                    topic,
-                    partition: e.partition(),
-                })
-            })
+            .filter_map(|e| self.stream_of(e))
             .collect()
     }
     fn push(&self, ev: SourceEvent) {
@@ -103,15 +106,8 @@ impl ConsumerContext for RebalanceContext {
                     hook.start_at(&self.streams(tpl)).into_iter().collect();
                 // The elements point into the list librdkafka is about to assign.
                 for mut e in tpl.elements() {
-                    let Some(topic) = Topic::ALL
-                        .into_iter()
-                        .find(|t| self.topics[t.index()] == e.topic())
-                    else {
+                    let Some(id) = self.stream_of(&e) else {
                         continue;
-                    };
-                    let id = StreamId {
-                        topic,
-                        partition: e.partition(),
                     };
                     if let Some(&offset) = starts.get(&id)
                         && let Err(err) = e.set_offset(offset)
