@@ -57,6 +57,30 @@ pub fn create_topics(brokers: &str, names: &[&str], partitions: i32) {
     }
 }
 
+/// Enqueues `record`, waiting while librdkafka's local queue is full: a slow
+/// broker (CI) fills it long before a test has produced everything.
+pub fn send<K, P>(p: &ThreadedProducer<DefaultProducerContext>, mut record: BaseRecord<'_, K, P>)
+where
+    K: rdkafka::message::ToBytes + ?Sized,
+    P: rdkafka::message::ToBytes + ?Sized,
+{
+    loop {
+        match p.send(record) {
+            Ok(()) => return,
+            Err((
+                rdkafka::error::KafkaError::MessageProduction(
+                    rdkafka::types::RDKafkaErrorCode::QueueFull,
+                ),
+                r,
+            )) => {
+                record = r;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err((e, _)) => panic!("send: {e}"),
+        }
+    }
+}
+
 /// Produces `(key, value)` messages and waits for delivery.
 pub fn produce(brokers: &str, topic: &str, messages: &[(String, String)]) {
     let p: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
@@ -65,8 +89,7 @@ pub fn produce(brokers: &str, topic: &str, messages: &[(String, String)]) {
         .create()
         .expect("producer");
     for (k, v) in messages {
-        p.send(BaseRecord::to(topic).key(k).payload(v))
-            .expect("enqueue");
+        send(&p, BaseRecord::to(topic).key(k).payload(v));
     }
     p.flush(Duration::from_secs(30)).expect("flush");
 }
@@ -293,22 +316,7 @@ pub fn prepare(
             Topic::Monitoring => (mon_t, &mut mon_lines),
             Topic::Tickets => (tkt_t, &mut tkt_lines),
         };
-        let mut record = BaseRecord::to(topic).key(&g.key).payload(&g.line);
-        loop {
-            match p.send(record) {
-                Ok(()) => break,
-                Err((
-                    rdkafka::error::KafkaError::MessageProduction(
-                        rdkafka::types::RDKafkaErrorCode::QueueFull,
-                    ),
-                    r,
-                )) => {
-                    record = r;
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                Err((e, _)) => panic!("send: {e}"),
-            }
-        }
+        send(&p, BaseRecord::to(topic).key(&g.key).payload(&g.line));
         lines.push(g.line.clone());
     }
     for q in 0..partitions {
@@ -320,20 +328,20 @@ pub fn prepare(
         let ticket = format!(
             r#"{{"event_id":"sentinel-t{q}","ts":{end},"ticket":"SENTINEL-{q}","type":"created","customer":"acme","priority":"P4","kind":"request"}}"#
         );
-        p.send(
+        send(
+            &p,
             BaseRecord::to(mon_t)
                 .key("web")
                 .partition(q)
                 .payload(&probe),
-        )
-        .expect("send");
-        p.send(
+        );
+        send(
+            &p,
             BaseRecord::to(tkt_t)
                 .key(&format!("SENTINEL-{q}"))
                 .partition(q)
                 .payload(&ticket),
-        )
-        .expect("send");
+        );
         mon_lines.push(probe);
         tkt_lines.push(ticket);
     }
