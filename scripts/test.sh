@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/slaflow-target}"
-exec ./scripts/with-broker.sh cargo test --all-targets "$@"
+# --no-fail-fast: one CI run reports every failing test binary, not just the first.
+exec ./scripts/with-broker.sh cargo test --all-targets --no-fail-fast "$@"
