@@ -26,7 +26,12 @@ pub struct Row {
 
 /// Resident set size of this process in bytes (Linux), if known.
 pub fn rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    rss_of("self")
+}
+
+/// Resident set size of process `pid` ("self" or a number) in bytes (Linux).
+fn rss_of(pid: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
@@ -415,6 +420,236 @@ fn incident_latency(brokers: &str, tag: &str) -> Result<Row, crate::run::RunErro
         },
         target: "p99 ≤ allowed_lateness + 1 s (3 s)".into(),
     })
+}
+
+/// One phase of the burst measurement: what was produced and the worst seen.
+#[derive(Default)]
+struct Phase {
+    produced: u64,
+    secs: f64,
+    rss_max: u64,
+    /// Peak RSS in each third of the phase, to tell a plateau from growth.
+    rss_thirds: [u64; 3],
+    buffered_max: u64,
+    lag_max: u64,
+    /// Event ids remembered for dedup at the phase's end.
+    dedup_ids: u64,
+    /// Largest checkpoint round (bytes, all partitions).
+    checkpoint_max: u64,
+}
+
+/// What the burst measurement reads from `/metrics`.
+struct Sample {
+    read: u64,
+    buffered: u64,
+    dedup_ids: u64,
+    checkpoint_bytes: u64,
+}
+
+/// Memory of `slaflow run` while the input steps from `rate` events/s to 10 ×
+/// `rate` for 30 s and back. The engine runs as a child process, so only its
+/// memory is counted, not the producer's. Events carry the wall clock as `ts`, as
+/// live monitoring does; `allowed_lateness` is 10 s, so the records held for the
+/// watermark (rate × lateness) reach their burst level after 10 s of the burst,
+/// and the burst's later thirds show whether memory then stays flat.
+pub fn burst_rows(brokers: &str, rate: u64) -> Result<Vec<Row>, crate::run::RunError> {
+    use rdkafka::ClientConfig;
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    use std::time::Duration;
+
+    const SERVICES: u64 = 500;
+    let tag = format!(
+        "bench-{}-{}-burst",
+        std::process::id(),
+        crate::time::wall_now()
+    );
+    let topic = |t: &str| format!("{tag}-{t}");
+    let (mon, tkt, inc, dl, state) = (
+        topic("mon"),
+        topic("tkt"),
+        topic("inc"),
+        topic("dl"),
+        topic("state"),
+    );
+    create_topics(brokers, &[&mon, &tkt, &inc, &dl, &state])?;
+    let dir = std::env::temp_dir().join(&tag);
+    std::fs::create_dir_all(&dir)?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut text = format!(
+        "[engine]\nallowed_lateness = \"10s\"\ndata_dir = \"{}\"\n[api]\nlisten = \"127.0.0.1:{port}\"\n[kafka]\nbrokers = \"{brokers}\"\ngroup_id = \"{}\"\nmonitoring_topic = \"{mon}\"\ntickets_topic = \"{tkt}\"\nincidents_topic = \"{inc}\"\ndeadletter_topic = \"{dl}\"\nstate_topic = \"{state}\"\n[[customers]]\nid = \"c\"\n",
+        dir.join("data").display(),
+        topic("group")
+    );
+    for i in 0..SERVICES {
+        text.push_str(&format!("[[services]]\nid = \"b{i}\"\ncustomer = \"c\"\n"));
+    }
+    let config = dir.join("burst.toml");
+    std::fs::write(&config, text)?;
+    let mut child = std::process::Command::new(std::env::current_exe()?)
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("SLAFLOW_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join("run.log"))?)
+        .spawn()?;
+    let pid = child.id().to_string();
+    let metrics_url = format!("http://127.0.0.1:{port}/metrics");
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(2)))
+        .build()
+        .into();
+    // Gauges and counters of the child's /metrics, if the API answers.
+    let sample = || -> Option<Sample> {
+        let body = agent
+            .get(&metrics_url)
+            .call()
+            .ok()?
+            .body_mut()
+            .read_to_string()
+            .ok()?;
+        let value = |name: &str| {
+            body.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+                .map(|v| v as u64)
+        };
+        Some(Sample {
+            read: value("slaflow_records_read_total")?,
+            buffered: value("slaflow_records_buffered")?,
+            dedup_ids: value("slaflow_dedup_ids")?,
+            checkpoint_bytes: value("slaflow_checkpoint_bytes")?,
+        })
+    };
+    let ready = Instant::now();
+    while sample().is_none() && ready.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "5")
+        .create()?;
+    let plan = [
+        ("steady", rate, 20.0),
+        ("burst", rate * 10, 30.0),
+        ("after", rate, 30.0),
+    ];
+    let mut phases: Vec<Phase> = Vec::new();
+    let mut seq = 0u64;
+    for (name, phase_rate, secs) in plan {
+        let mut ph = Phase::default();
+        let started = Instant::now();
+        let mut next_sample = started;
+        while started.elapsed().as_secs_f64() < secs {
+            let due = (started.elapsed().as_secs_f64() * phase_rate as f64) as u64;
+            let now = crate::time::wall_now();
+            while ph.produced < due {
+                seq += 1;
+                let svc = format!("b{}", seq % SERVICES);
+                let src = ["a", "b", "c"][((seq / SERVICES) % 3) as usize];
+                // The burst is an alert storm: a tenth of the services report down.
+                let status = if name == "burst" && seq % SERVICES < SERVICES / 10 {
+                    "down"
+                } else {
+                    "up"
+                };
+                let line = format!(
+                    r#"{{"event_id":"e{seq}","ts":{now},"service":"{svc}","kind":"probe","source":"{src}","status":"{status}"}}"#
+                );
+                let mut rec = BaseRecord::to(&mon).key(&svc).payload(&line);
+                loop {
+                    match producer.send(rec) {
+                        Ok(()) => break,
+                        Err((_, r)) => {
+                            rec = r;
+                            producer.poll(Duration::from_millis(5));
+                        }
+                    }
+                }
+                ph.produced += 1;
+            }
+            if Instant::now() >= next_sample {
+                next_sample += Duration::from_millis(250);
+                let rss = rss_of(&pid).unwrap_or(0);
+                let third = ((started.elapsed().as_secs_f64() / secs * 3.0) as usize).min(2);
+                ph.rss_max = ph.rss_max.max(rss);
+                ph.rss_thirds[third] = ph.rss_thirds[third].max(rss);
+                if let Some(m) = sample() {
+                    ph.buffered_max = ph.buffered_max.max(m.buffered);
+                    ph.lag_max = ph.lag_max.max(seq.saturating_sub(m.read));
+                    ph.dedup_ids = m.dedup_ids;
+                    ph.checkpoint_max = ph.checkpoint_max.max(m.checkpoint_bytes);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        ph.secs = started.elapsed().as_secs_f64();
+        phases.push(ph);
+    }
+    producer.flush(Duration::from_secs(60))?;
+    let drained = Instant::now();
+    let mut final_lag = u64::MAX;
+    while drained.elapsed() < Duration::from_secs(60) {
+        if let Some(m) = sample() {
+            final_lag = seq.saturating_sub(m.read);
+            if final_lag == 0 {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let rss_end = rss_of(&pid).unwrap_or(0);
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let mib = |b: u64| b as f64 / 1048576.0;
+    let describe = |ph: &Phase| {
+        format!(
+            "{:.0} events/s; RSS peak {:.0} MiB; buffered ≤ {}; consumer lag ≤ {}; dedup ids {}; checkpoint ≤ {:.1} MiB",
+            ph.produced as f64 / ph.secs,
+            mib(ph.rss_max),
+            ph.buffered_max,
+            ph.lag_max,
+            ph.dedup_ids,
+            mib(ph.checkpoint_max)
+        )
+    };
+    let (steady, burst, after) = (&phases[0], &phases[1], &phases[2]);
+    Ok(vec![
+        Row {
+            name: format!("burst: steady input (20 s, {SERVICES} services, lateness 10 s)"),
+            value: describe(steady),
+            target: String::new(),
+        },
+        Row {
+            name: "burst: 10× input for 30 s".into(),
+            value: format!(
+                "{}; RSS peak by third {:.0} / {:.0} / {:.0} MiB",
+                describe(burst),
+                mib(burst.rss_thirds[0]),
+                mib(burst.rss_thirds[1]),
+                mib(burst.rss_thirds[2])
+            ),
+            target: "bounded: flat after the first third (≤ 10% growth)".into(),
+        },
+        Row {
+            name: "burst: back to steady (30 s), then drained".into(),
+            value: format!(
+                "{}; RSS at the end {:.0} MiB; lag at the end {}",
+                describe(after),
+                mib(rss_end),
+                if final_lag == u64::MAX {
+                    "unknown".to_owned()
+                } else {
+                    final_lag.to_string()
+                }
+            ),
+            target: "lag back to 0".into(),
+        },
+    ])
 }
 
 /// A live loop running on its own thread, as `slaflow run` runs it.

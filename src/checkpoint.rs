@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use datafusion::arrow::array::{Array, AsArray, BinaryArray, RecordBatch, StringArray};
+use datafusion::arrow::array::{Array, AsArray, BinaryBuilder, RecordBatch, StringBuilder};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::ipc::reader::FileReader;
 use datafusion::arrow::ipc::writer::FileWriter;
@@ -132,13 +132,15 @@ fn cbor<T: Serialize>(v: &T) -> Vec<u8> {
 
 /// Encodes a checkpoint as Arrow IPC file bytes.
 pub fn encode(cp: &Checkpoint, config_sha256: &str) -> Vec<u8> {
-    let mut kind = Vec::new();
-    let mut key = Vec::new();
-    let mut state: Vec<Vec<u8>> = Vec::new();
+    // Builders take each entity's bytes as it is encoded, so a checkpoint is not
+    // held twice (entities, then columns) on top of the IPC output.
+    let mut kind = StringBuilder::new();
+    let mut key = StringBuilder::new();
+    let mut state = BinaryBuilder::new();
     let mut row = |k: &str, id: &str, bytes: Vec<u8>| {
-        kind.push(k.to_owned());
-        key.push(id.to_owned());
-        state.push(bytes);
+        kind.append_value(k);
+        key.append_value(id);
+        state.append_value(bytes);
     };
     let s = &cp.state;
     row("stream", &stream_name(cp.stream()), cbor(&s.eventtime));
@@ -180,9 +182,9 @@ pub fn encode(cp: &Checkpoint, config_sha256: &str) -> Vec<u8> {
         .with_metadata(metadata),
     );
     let columns: Vec<Arc<dyn Array>> = vec![
-        Arc::new(StringArray::from(kind)),
-        Arc::new(StringArray::from(key)),
-        Arc::new(BinaryArray::from_iter_values(state.iter())),
+        Arc::new(kind.finish()),
+        Arc::new(key.finish()),
+        Arc::new(state.finish()),
     ];
     let mut out = Vec::new();
     // In-memory IPC writing of a well-formed batch does not fail.

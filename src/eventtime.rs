@@ -316,6 +316,11 @@ impl EventTime {
         self.heap.len()
     }
 
+    /// Event ids remembered for deduplication, all topics.
+    pub fn dedup_ids(&self) -> usize {
+        self.dedup.iter().map(|d| d.seen.len()).sum()
+    }
+
     /// Takes in one decoded chunk, in arrival order: advances the stream watermark,
     /// dead-letters late, duplicate and inadmissible records, buffers the rest.
     pub fn ingest(

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 use slaflow::config::Config;
 use slaflow::replay::{ReplayArgs, replay};
@@ -19,6 +19,19 @@ use slaflow::time::{Millis, parse_flexible};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// The measurements of `slaflow bench`.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Measurement {
+    /// Memory per open ticket and per service source.
+    Memory,
+    /// Replay throughput on one core and on all.
+    Replay,
+    /// Live throughput and incident latency (needs --brokers).
+    Live,
+    /// Memory of `slaflow run` under a 10× burst (needs --brokers).
+    Burst,
 }
 
 #[derive(Subcommand)]
@@ -58,9 +71,16 @@ enum Command {
         /// Services for the memory measurement.
         #[arg(long, default_value_t = 10_000)]
         services: usize,
-        /// Kafka brokers: adds live throughput and incident latency through a real broker.
+        /// Kafka brokers: adds live throughput, incident latency and memory under a
+        /// burst through a real broker.
         #[arg(long)]
         brokers: Option<String>,
+        /// Steady input rate (events/s) of the burst measurement; the burst is 10×.
+        #[arg(long, default_value_t = 2_000)]
+        burst_rate: u64,
+        /// Run only these measurements (comma-separated); default: all that apply.
+        #[arg(long, value_enum, value_delimiter = ',')]
+        only: Vec<Measurement>,
     },
     /// Write realistic generated traffic (and a matching config) for replay.
     Generate {
@@ -177,13 +197,26 @@ fn execute(command: Command) -> anyhow::Result<()> {
             tickets,
             services,
             brokers,
+            burst_rate,
+            only,
         } => {
             let threads = threads
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
-            let mut rows = slaflow::bench::memory_rows(tickets, services);
-            rows.extend(slaflow::bench::replay_rows(days, threads));
+            let wanted = |m: Measurement| only.is_empty() || only.contains(&m);
+            let mut rows = Vec::new();
+            if wanted(Measurement::Memory) {
+                rows.extend(slaflow::bench::memory_rows(tickets, services));
+            }
+            if wanted(Measurement::Replay) {
+                rows.extend(slaflow::bench::replay_rows(days, threads));
+            }
             if let Some(brokers) = brokers {
-                rows.extend(slaflow::bench::live_rows(&brokers)?);
+                if wanted(Measurement::Live) {
+                    rows.extend(slaflow::bench::live_rows(&brokers)?);
+                }
+                if wanted(Measurement::Burst) {
+                    rows.extend(slaflow::bench::burst_rows(&brokers, burst_rate)?);
+                }
             }
             print!("{}", slaflow::bench::table(&rows));
             Ok(())

@@ -57,6 +57,7 @@ struct ResultLabel {
 pub struct CheckpointMetrics {
     events: Family<ResultLabel, Counter>,
     duration: Histogram,
+    bytes: Gauge,
 }
 
 impl Default for CheckpointMetrics {
@@ -64,6 +65,7 @@ impl Default for CheckpointMetrics {
         CheckpointMetrics {
             events: Family::default(),
             duration: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            bytes: Gauge::default(),
         }
     }
 }
@@ -79,6 +81,11 @@ impl CheckpointMetrics {
             "checkpoint_seconds",
             "Duration of one checkpoint round (snapshot, flush, write, publish)",
             self.duration.clone(),
+        );
+        registry.register(
+            "checkpoint_bytes",
+            "Size of the last checkpoint round, all partitions (written to disk and to the changelog)",
+            self.bytes.clone(),
         );
     }
 
@@ -96,9 +103,10 @@ impl CheckpointMetrics {
             .inc_by(n as u64);
     }
 
-    /// Records the duration of a checkpoint round.
-    pub fn observe(&self, d: Duration) {
+    /// Records the duration and total size of a checkpoint round.
+    pub fn observe(&self, d: Duration, bytes: usize) {
         self.duration.observe(d.as_secs_f64());
+        self.bytes.set(bytes as i64);
     }
 }
 
@@ -116,6 +124,8 @@ pub struct Metrics {
     services: Family<StateLabel, Gauge>,
     latency: Histogram,
     watermark: Gauge<f64, AtomicU64>,
+    buffered: Gauge,
+    dedup_ids: Gauge,
     ingest: Family<IngestLabel, Counter>,
     /// Incident delivery (PagerDuty, webhooks).
     pub delivery: DeliveryMetrics,
@@ -154,6 +164,8 @@ impl Metrics {
             services: Family::default(),
             latency: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             watermark: Gauge::default(),
+            buffered: Gauge::default(),
+            dedup_ids: Gauge::default(),
             ingest: Family::default(),
             delivery: DeliveryMetrics::default(),
             checkpoints: CheckpointMetrics::default(),
@@ -208,6 +220,16 @@ impl Metrics {
             m.watermark.clone(),
         );
         registry.register(
+            "records_buffered",
+            "Records held until the watermark passes them (grows with input rate × allowed lateness)",
+            m.buffered.clone(),
+        );
+        registry.register(
+            "dedup_ids",
+            "Event ids remembered for deduplication (grows with input rate × engine.dedup_horizon)",
+            m.dedup_ids.clone(),
+        );
+        registry.register(
             "ingest_items",
             "Items posted to /v1/ingest/*, by endpoint and result (accepted, duplicate, ignored, rejected)",
             m.ingest.clone(),
@@ -249,6 +271,8 @@ impl Metrics {
         }
         self.open_incidents.set(core.open.len() as i64);
         let et = core.pipeline.eventtime();
+        self.buffered.set(et.buffered() as i64);
+        self.dedup_ids.set(et.dedup_ids() as i64);
         let wm = et.watermark();
         if wm > i64::MIN {
             self.watermark.set(wm as f64 / 1000.0);

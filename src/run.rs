@@ -455,9 +455,11 @@ fn checkpoint(
     };
     sink.flush(Duration::from_secs(30))?;
     let mut covered = Vec::new();
+    let mut total_bytes = 0;
     for cp in &snapshots {
         match store.write(cp) {
             Ok((_, bytes)) => {
+                total_bytes += bytes.len();
                 changelog::publish(sink, kafka, cp.stream(), cp.next_offset(), &bytes)?;
                 covered.push((cp.stream(), cp.next_offset()));
             }
@@ -474,10 +476,14 @@ fn checkpoint(
         tracing::debug!(
             partitions = covered.len(),
             took_ms = started.elapsed().as_millis() as u64,
+            bytes = total_bytes,
             "checkpoint written"
         );
     }
     shared.metrics.checkpoints.count_n("written", covered.len());
-    shared.metrics.checkpoints.observe(started.elapsed());
+    shared
+        .metrics
+        .checkpoints
+        .observe(started.elapsed(), total_bytes);
     Ok(())
 }
