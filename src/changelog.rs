@@ -228,10 +228,6 @@ fn reader(kafka: &KafkaConfig) -> Result<BaseConsumer, KafkaError> {
         .set("group.id", format!("{}-changelog-reader", kafka.group_id))
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")
-        // Checkpoints are read whole into memory anyway: a small prefetch keeps
-        // librdkafka from holding up to 64 MiB more of them (measured under a burst).
-        .set("queued.max.messages.kbytes", "8192")
-        .set("fetch.max.bytes", "8388608")
         .create()
 }
 

@@ -76,7 +76,7 @@ enum Command {
         #[arg(long)]
         brokers: Option<String>,
         /// Steady input rate (events/s) of the burst measurement; the burst is 10×.
-        #[arg(long, default_value_t = 2_000)]
+        #[arg(long, default_value_t = 1_000)]
         burst_rate: u64,
         /// Run only these measurements (comma-separated); default: all that apply.
         #[arg(long, value_enum, value_delimiter = ',')]

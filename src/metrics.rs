@@ -79,7 +79,7 @@ impl CheckpointMetrics {
         );
         registry.register(
             "checkpoint_seconds",
-            "Duration of one checkpoint round (snapshot, flush, write, publish)",
+            "Duration of one checkpoint round (snapshot, flush outputs, write to disk, queue on the changelog)",
             self.duration.clone(),
         );
         registry.register(

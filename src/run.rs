@@ -326,6 +326,10 @@ pub fn live(shared: &Shared, kafka: &KafkaConfig, stop: &AtomicBool) -> Result<(
     });
     let mut source = KafkaSource::new(kafka, Some(Box::new(restorer.clone())))?;
     let sink = KafkaSink::new(kafka)?;
+    // Checkpoints go through their own producer, so the loop never waits behind
+    // them: their offsets are stored once the broker has acknowledged them.
+    let changelog_sink = KafkaSink::new(kafka)?;
+    let mut unacked = Unacked::default();
     let delivery = Delivery::start(&config, shared.metrics.delivery.clone())?;
     let interval = Duration::from_millis(config.engine.checkpoint_interval.0.max(1) as u64);
     let mut out = Outputs::default();
@@ -398,8 +402,11 @@ pub fn live(shared: &Shared, kafka: &KafkaConfig, stop: &AtomicBool) -> Result<(
             d.enqueue(&out.incidents)?;
         }
         publish(&sink, kafka, &mut out)?;
-        if last_checkpoint.elapsed() >= interval {
-            checkpoint(shared, &store, &mut source, &sink, kafka, &assigned)?;
+        unacked.settle(&changelog_sink, &mut source, &assigned, false)?;
+        // One round in flight at most: while the changelog is still taking the
+        // last one, the next waits (rather than the loop).
+        if last_checkpoint.elapsed() >= interval && unacked.covered.is_empty() {
+            unacked.covered = checkpoint(shared, &store, &sink, &changelog_sink, kafka, &assigned)?;
             last_checkpoint = Instant::now();
         }
         if last_lag.elapsed() >= LAG_EVERY {
@@ -410,7 +417,9 @@ pub fn live(shared: &Shared, kafka: &KafkaConfig, stop: &AtomicBool) -> Result<(
         }
     }
     // Graceful stop: fetching has stopped; checkpoint, commit, then leave the group.
-    checkpoint(shared, &store, &mut source, &sink, kafka, &assigned)?;
+    unacked.settle(&changelog_sink, &mut source, &assigned, true)?;
+    unacked.covered = checkpoint(shared, &store, &sink, &changelog_sink, kafka, &assigned)?;
+    unacked.settle(&changelog_sink, &mut source, &assigned, true)?;
     source.commit_stored()?;
     let core = shared.core();
     let c = core.pipeline.counts();
@@ -434,17 +443,50 @@ fn publish(sink: &KafkaSink, kafka: &KafkaConfig, out: &mut Outputs) -> Result<(
     Ok(())
 }
 
+/// Offsets covered by checkpoints whose changelog copies are not yet acknowledged.
+#[derive(Default)]
+struct Unacked {
+    covered: Vec<(StreamId, i64)>,
+}
+
+impl Unacked {
+    /// Once the changelog has everything (waiting for it if `wait`), stores the
+    /// covered offsets of partitions still assigned for commit.
+    fn settle(
+        &mut self,
+        changelog: &KafkaSink,
+        source: &mut KafkaSource,
+        assigned: &BTreeSet<StreamId>,
+        wait: bool,
+    ) -> Result<(), RunError> {
+        if self.covered.is_empty() {
+            return Ok(());
+        }
+        if wait {
+            changelog.flush(Duration::from_secs(60))?;
+        } else if changelog.in_flight() > 0 {
+            return Ok(());
+        }
+        changelog.check()?;
+        self.covered.retain(|(s, _)| assigned.contains(s));
+        source.store_offsets(&self.covered)?;
+        self.covered.clear();
+        Ok(())
+    }
+}
+
 /// Checkpoints every assigned partition: snapshot the state, wait until the
-/// outputs it produced are delivered, write the checkpoints (disk, then the
-/// changelog), and only then store the offsets they cover for commit.
+/// outputs it produced are delivered, write the checkpoints to disk and queue
+/// them on the changelog. Returns the offsets they cover, to be stored for
+/// commit once the changelog has them ([`Unacked::settle`]).
 fn checkpoint(
     shared: &Shared,
     store: &CheckpointStore,
-    source: &mut KafkaSource,
     sink: &KafkaSink,
+    changelog_sink: &KafkaSink,
     kafka: &KafkaConfig,
     assigned: &BTreeSet<StreamId>,
-) -> Result<(), RunError> {
+) -> Result<Vec<(StreamId, i64)>, RunError> {
     let started = Instant::now();
     let snapshots: Vec<Checkpoint> = {
         let core = shared.core();
@@ -460,7 +502,7 @@ fn checkpoint(
         match store.write(cp) {
             Ok((_, bytes)) => {
                 total_bytes += bytes.len();
-                changelog::publish(sink, kafka, cp.stream(), cp.next_offset(), &bytes)?;
+                changelog::publish(changelog_sink, kafka, cp.stream(), cp.next_offset(), &bytes)?;
                 covered.push((cp.stream(), cp.next_offset()));
             }
             // Keep running: the offsets stay uncommitted, a restart resumes earlier.
@@ -470,8 +512,6 @@ fn checkpoint(
             }
         }
     }
-    sink.flush(Duration::from_secs(30))?;
-    source.store_offsets(&covered)?;
     if !covered.is_empty() {
         tracing::debug!(
             partitions = covered.len(),
@@ -485,5 +525,5 @@ fn checkpoint(
         .metrics
         .checkpoints
         .observe(started.elapsed(), total_bytes);
-    Ok(())
+    Ok(covered)
 }

@@ -102,6 +102,16 @@ impl KafkaSink {
     /// Waits until everything queued is delivered; fails if anything was not.
     pub fn flush(&self, timeout: Duration) -> Result<(), KafkaSinkError> {
         self.producer.flush(timeout)?;
+        self.check()
+    }
+
+    /// Messages queued or in flight, not yet acknowledged (or failed).
+    pub fn in_flight(&self) -> i32 {
+        self.producer.in_flight_count()
+    }
+
+    /// Fails if any message so far could not be delivered.
+    pub fn check(&self) -> Result<(), KafkaSinkError> {
         match self.producer.context().failed.load(Ordering::Relaxed) {
             0 => Ok(()),
             n => Err(KafkaSinkError::Undelivered(n)),
