@@ -253,16 +253,7 @@ pub fn live_rows(brokers: &str) -> Result<Vec<Row>, crate::run::RunError> {
         } else {
             &tkt
         };
-        let mut rec = BaseRecord::to(t).key(&g.key).payload(&g.line);
-        loop {
-            match producer.send(rec) {
-                Ok(()) => break,
-                Err((_, r)) => {
-                    rec = r;
-                    producer.poll(Duration::from_millis(10));
-                }
-            }
-        }
+        send_waiting(&producer, BaseRecord::to(t).key(&g.key).payload(&g.line));
     }
     producer.flush(Duration::from_secs(120))?;
 
@@ -558,16 +549,7 @@ pub fn burst_rows(brokers: &str, rate: u64) -> Result<Vec<Row>, crate::run::RunE
                 let line = format!(
                     r#"{{"event_id":"e{seq}","ts":{now},"service":"{svc}","kind":"probe","source":"{src}","status":"{status}"}}"#
                 );
-                let mut rec = BaseRecord::to(&mon).key(&svc).payload(&line);
-                loop {
-                    match producer.send(rec) {
-                        Ok(()) => break,
-                        Err((_, r)) => {
-                            rec = r;
-                            producer.poll(Duration::from_millis(5));
-                        }
-                    }
-                }
+                send_waiting(&producer, BaseRecord::to(&mon).key(&svc).payload(&line));
                 ph.produced += 1;
             }
             if Instant::now() >= next_sample {
@@ -706,6 +688,17 @@ impl LiveLoop {
         });
         let _ = std::fs::remove_dir_all(&self.data_dir);
         result
+    }
+}
+
+/// Enqueues `rec`, waiting while the producer's local queue is full.
+fn send_waiting(
+    producer: &rdkafka::producer::ThreadedProducer<rdkafka::producer::DefaultProducerContext>,
+    mut rec: rdkafka::producer::BaseRecord<'_, String, String>,
+) {
+    while let Err((_, r)) = producer.send(rec) {
+        rec = r;
+        producer.poll(std::time::Duration::from_millis(5));
     }
 }
 
