@@ -253,7 +253,7 @@ pub fn live_rows(brokers: &str) -> Result<Vec<Row>, crate::run::RunError> {
         } else {
             &tkt
         };
-        send_waiting(&producer, BaseRecord::to(t).key(&g.key).payload(&g.line));
+        send_waiting(&producer, BaseRecord::to(t).key(&g.key).payload(&g.line))?;
     }
     producer.flush(Duration::from_secs(120))?;
 
@@ -549,7 +549,7 @@ pub fn burst_rows(brokers: &str, rate: u64) -> Result<Vec<Row>, crate::run::RunE
                 let line = format!(
                     r#"{{"event_id":"e{seq}","ts":{now},"service":"{svc}","kind":"probe","source":"{src}","status":"{status}"}}"#
                 );
-                send_waiting(&producer, BaseRecord::to(&mon).key(&svc).payload(&line));
+                send_waiting(&producer, BaseRecord::to(&mon).key(&svc).payload(&line))?;
                 ph.produced += 1;
             }
             if Instant::now() >= next_sample {
@@ -691,14 +691,23 @@ impl LiveLoop {
     }
 }
 
-/// Enqueues `rec`, waiting while the producer's local queue is full.
+/// Enqueues `rec`, waiting while the producer's local queue is full; any other
+/// error is returned (retrying it would loop forever).
 fn send_waiting(
     producer: &rdkafka::producer::ThreadedProducer<rdkafka::producer::DefaultProducerContext>,
     mut rec: rdkafka::producer::BaseRecord<'_, String, String>,
-) {
-    while let Err((_, r)) = producer.send(rec) {
-        rec = r;
-        producer.poll(std::time::Duration::from_millis(5));
+) -> Result<(), rdkafka::error::KafkaError> {
+    use rdkafka::error::KafkaError;
+    use rdkafka::types::RDKafkaErrorCode;
+    loop {
+        match producer.send(rec) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                rec = r;
+                producer.poll(std::time::Duration::from_millis(5));
+            }
+            Err((e, _)) => return Err(e),
+        }
     }
 }
 

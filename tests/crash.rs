@@ -16,11 +16,13 @@ const ROUNDS: usize = 10;
 
 #[test]
 fn killed_ten_times_mid_stream_the_outputs_equal_replay() {
-    let brokers = brokers();
-    let t = LiveTopics::create(&brokers, PARTITIONS);
-    let p = prepare(&brokers, &t.mon, &t.tkt, PARTITIONS, 3 * 24 * 60, 25.0);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let want = expected(dir.path(), &p);
+    let scenario = Scenario::new(PARTITIONS, 3 * 24 * 60);
+    let (brokers, t, dir, want) = (
+        &scenario.brokers,
+        &scenario.t,
+        &scenario.dir,
+        &scenario.want,
+    );
     assert!(
         want.incidents.len() >= 40,
         "the scenario raises incidents: {}",
@@ -32,7 +34,7 @@ fn killed_ten_times_mid_stream_the_outputs_equal_replay() {
     // for a few seconds, so kills land mid-stream.
     let text = t
         .live_config(
-            &brokers,
+            brokers,
             &scenario_config(),
             "idle_timeout = \"1s\"\ncheckpoint_interval = \"300ms\"",
             &dir.path().join("data"),
@@ -42,7 +44,7 @@ fn killed_ten_times_mid_stream_the_outputs_equal_replay() {
             "[kafka.options]\n\"max.partition.fetch.bytes\" = \"32768\"\n",
         );
     std::fs::write(&cfg, text).expect("config");
-    let ends = end_offsets(&brokers, &t.mon, PARTITIONS);
+    let ends = end_offsets(brokers, &t.mon, PARTITIONS);
     // Deterministic per run, different across runs; printed to reproduce.
     let seed = std::process::id() as u64 ^ slaflow::time::wall_now() as u64;
     eprintln!("kill schedule seed {seed}");
@@ -92,7 +94,7 @@ fn killed_ten_times_mid_stream_the_outputs_equal_replay() {
     );
     let started = Instant::now();
     let run = Running::start(&cfg, &dir.path().join("final.log"));
-    check_against(&run, &brokers, &t, PARTITIONS, &p, &want);
+    scenario.check(&run);
     eprintln!(
         "{mid_stream} mid-stream restores; final run caught up in {:?}",
         started.elapsed()
@@ -102,22 +104,19 @@ fn killed_ten_times_mid_stream_the_outputs_equal_replay() {
 
 #[test]
 fn a_truncated_checkpoint_is_detected_and_recovered_from() {
-    let brokers = brokers();
-    let t = LiveTopics::create(&brokers, PARTITIONS);
-    let p = prepare(&brokers, &t.mon, &t.tkt, PARTITIONS, 6 * 60, 25.0);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let want = expected(dir.path(), &p);
+    let scenario = Scenario::new(PARTITIONS, 6 * 60);
+    let (brokers, t, dir) = (&scenario.brokers, &scenario.t, &scenario.dir);
     let data = dir.path().join("data");
     let cfg = dir.path().join("live.toml");
     let text = t.live_config(
-        &brokers,
+        brokers,
         &scenario_config(),
         "idle_timeout = \"1s\"\ncheckpoint_interval = \"1s\"",
         &data,
     );
     std::fs::write(&cfg, &text).expect("config");
     let run = Running::start(&cfg, &dir.path().join("run1.log"));
-    check_against(&run, &brokers, &t, PARTITIONS, &p, &want);
+    scenario.check(&run);
     assert!(run.terminate().success());
 
     // `<data>/checkpoints/<group>/<topic>-<partition>/state-….arrow`, skipping
@@ -145,7 +144,7 @@ fn a_truncated_checkpoint_is_detected_and_recovered_from() {
 
     // The corrupt local checkpoints are refused; the changelog's copies restore.
     let run = Running::start(&cfg, &dir.path().join("run2.log"));
-    check_against(&run, &brokers, &t, PARTITIONS, &p, &want);
+    scenario.check(&run);
     let log = run.log_text();
     assert_eq!(
         log.matches("checkpoint refused").count(),
@@ -167,7 +166,7 @@ fn a_truncated_checkpoint_is_detected_and_recovered_from() {
     assert_eq!(truncate_all(), 2 * PARTITIONS as usize);
     std::fs::write(&cfg, text.replace(&t.state, &unique("state-empty"))).expect("config");
     let run = Running::start(&cfg, &dir.path().join("run3.log"));
-    check_against(&run, &brokers, &t, PARTITIONS, &p, &want);
+    scenario.check(&run);
     assert!(run.log_text().contains("rebuilding from the beginning"));
     assert!(run.terminate().success());
 }

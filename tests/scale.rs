@@ -43,16 +43,13 @@ fn owned(run: &Running) -> usize {
 
 #[test]
 fn partitions_move_between_instances_through_the_changelog() {
-    let brokers = brokers();
-    let t = LiveTopics::create(&brokers, PARTITIONS);
-    let p = prepare(&brokers, &t.mon, &t.tkt, PARTITIONS, 3 * 24 * 60, 25.0);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let want = expected(dir.path(), &p);
+    let scenario = Scenario::new(PARTITIONS, 3 * 24 * 60);
+    let (brokers, t, dir) = (&scenario.brokers, &scenario.t, &scenario.dir);
 
     let config = |name: &str| {
         let path = dir.path().join(format!("{name}.toml"));
         let text = t.live_config(
-            &brokers,
+            brokers,
             &scenario_config(),
             "idle_timeout = \"1s\"\ncheckpoint_interval = \"500ms\"",
             &dir.path().join(format!("data-{name}")),
@@ -80,8 +77,8 @@ fn partitions_move_between_instances_through_the_changelog() {
         b.log_text()
     );
     // Either instance answers the global report (from every partition's checkpoint).
-    check_against(&b, &brokers, &t, PARTITIONS, &p, &want);
-    check_against(&a, &brokers, &t, PARTITIONS, &p, &want);
+    scenario.check(&b);
+    scenario.check(&a);
     assert!(a.terminate().success());
 
     assert!(
@@ -89,7 +86,7 @@ fn partitions_move_between_instances_through_the_changelog() {
         "B never took over:\n{}",
         b.log_text()
     );
-    check_against(&b, &brokers, &t, PARTITIONS, &p, &want);
+    scenario.check(&b);
     assert!(
         b.log_text().contains("source=\"changelog\""),
         "B restored nothing from the changelog:\n{}",
@@ -104,7 +101,7 @@ fn partitions_move_between_instances_through_the_changelog() {
         "C never took over:\n{}",
         c.log_text()
     );
-    check_against(&c, &brokers, &t, PARTITIONS, &p, &want);
+    scenario.check(&c);
     let log = c.log_text();
     assert_eq!(
         log.matches("source=\"changelog\"").count(),

@@ -603,9 +603,49 @@ pub fn dead_letters(lines: impl Iterator<Item = String>) -> BTreeMap<(String, St
     m
 }
 
-/// Runs until every expected incident is on the topic, then checks the
-/// incidents, the reports (over the API of this instance) and the dead letters.
-pub fn check_against(
+/// A live scenario: fresh topics, `minutes` of busy generated traffic produced to
+/// them, a temporary directory, and replay's results on the same input.
+pub struct Scenario {
+    pub brokers: String,
+    pub t: LiveTopics,
+    pub partitions: i32,
+    pub p: Prepared,
+    pub dir: tempfile::TempDir,
+    pub want: Expected,
+}
+
+impl Scenario {
+    pub fn new(partitions: i32, minutes: u32) -> Scenario {
+        let brokers = brokers();
+        let t = LiveTopics::create(&brokers, partitions);
+        let p = prepare(&brokers, &t.mon, &t.tkt, partitions, minutes, 25.0);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let want = expected(dir.path(), &p);
+        Scenario {
+            brokers,
+            t,
+            partitions,
+            p,
+            dir,
+            want,
+        }
+    }
+
+    /// Runs until every expected incident is on the topic, then checks the
+    /// incidents, the reports (over the API of this instance) and the dead letters.
+    pub fn check(&self, run: &Running) {
+        check_against(
+            run,
+            &self.brokers,
+            &self.t,
+            self.partitions,
+            &self.p,
+            &self.want,
+        )
+    }
+}
+
+fn check_against(
     run: &Running,
     brokers: &str,
     t: &LiveTopics,
