@@ -52,6 +52,7 @@ pub fn traffic(days: u32, seed: u64, intensity: f64) -> Vec<Generated> {
 /// Runs `events` through one pipeline in 4096-record chunks; returns seconds.
 fn replay_in_memory(config: &Arc<Config>, events: &[&Generated]) -> f64 {
     let mut p = Pipeline::new(config.clone(), ["m".into(), "t".into()]);
+    let now = crate::time::wall_now();
     let streams = Topic::ALL.map(|topic| StreamId {
         topic,
         partition: 0,
@@ -71,7 +72,7 @@ fn replay_in_memory(config: &Arc<Config>, events: &[&Generated]) -> f64 {
                 .collect();
             let first = offsets[s.topic.index()];
             offsets[s.topic.index()] += lines.len() as i64;
-            p.ingest(s, &RawRecord::numbered(&lines, 0, first), 0, &mut out);
+            p.ingest(s, &RawRecord::numbered(&lines, 0, first), now, &mut out);
         }
         p.advance(None, &mut out);
         out.dead_letters.clear();
@@ -157,6 +158,7 @@ pub fn memory_rows(tickets: usize, services: usize) -> Vec<Row> {
     text.push_str("[[slas]]\nid = \"sla\"\ncustomer = \"c\"\nkinds = [\"incident\"]\n[slas.targets.P1]\nresponse = \"100d\"\nresolution = \"100d\"\n");
     let config = parse(&text);
     let mut p = Pipeline::new(config, ["m".into(), "t".into()]);
+    let now = crate::time::wall_now();
     let mut out = Outputs::default();
     let before = rss_bytes().unwrap_or(0);
     let tkt = StreamId {
@@ -169,7 +171,7 @@ pub fn memory_rows(tickets: usize, services: usize) -> Vec<Row> {
             .iter()
             .map(|i| format!(r#"{{"event_id":"c{i}","ts":{},"ticket":"INC-{i}","type":"created","customer":"c","priority":"P1","kind":"incident"}}"#, START + *i as i64))
             .collect();
-        p.ingest(tkt, &RawRecord::numbered(&lines, 0, offset), 0, &mut out);
+        p.ingest(tkt, &RawRecord::numbered(&lines, 0, offset), now, &mut out);
         offset += lines.len() as i64;
         p.advance(None, &mut out);
     }
@@ -190,7 +192,7 @@ pub fn memory_rows(tickets: usize, services: usize) -> Vec<Row> {
                     })
                 })
                 .collect();
-            p.ingest(mon, &RawRecord::numbered(&lines, 0, offset), 0, &mut out);
+            p.ingest(mon, &RawRecord::numbered(&lines, 0, offset), now, &mut out);
             offset += lines.len() as i64;
         }
         p.advance(None, &mut out);

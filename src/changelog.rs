@@ -20,7 +20,7 @@ use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use sha2::{Digest, Sha256};
 
-use crate::checkpoint::{parse_stream_name, stream_name};
+use crate::checkpoint::{StateKey, parse_stream_name, stream_name};
 use crate::config::KafkaConfig;
 use crate::eventtime::StreamId;
 use crate::sink::kafka::{KafkaSink, KafkaSinkError};
@@ -28,6 +28,8 @@ use crate::sink::kafka::{KafkaSink, KafkaSinkError};
 /// Largest chunk of a checkpoint in one message (below librdkafka's 1 MB default).
 const CHUNK: usize = 512 * 1024;
 const HEADER: &str = "slaflow.checkpoint";
+/// HMAC of `<next_offset>:<sha256>` under the state key (see [`StateKey`]).
+const HMAC_HEADER: &str = "slaflow.hmac";
 
 /// The deployment a changelog key belongs to: the consumer group, plus the
 /// input topic of the stream, so deployments (or tests) sharing a broker and a
@@ -40,11 +42,13 @@ fn key_prefix(kafka: &KafkaConfig, stream: StreamId) -> String {
 pub fn publish(
     sink: &KafkaSink,
     kafka: &KafkaConfig,
+    key: &StateKey,
     stream: StreamId,
     next_offset: i64,
     bytes: &[u8],
 ) -> Result<(), KafkaSinkError> {
     let sha = hex::encode(Sha256::digest(bytes));
+    let tag = key.tag(next_offset, &sha);
     let chunks: Vec<&[u8]> = if bytes.is_empty() {
         vec![bytes]
     } else {
@@ -53,10 +57,16 @@ pub fn publish(
     let name = format!("{}{}", key_prefix(kafka, stream), stream_name(stream));
     for (i, chunk) in chunks.iter().enumerate() {
         let value = format!("{next_offset}:{i}:{}:{sha}", chunks.len());
-        let headers = OwnedHeaders::new().insert(Header {
+        let mut headers = OwnedHeaders::new().insert(Header {
             key: HEADER,
             value: Some(value.as_str()),
         });
+        if let Some(tag) = &tag {
+            headers = headers.insert(Header {
+                key: HMAC_HEADER,
+                value: Some(tag.as_str()),
+            });
+        }
         sink.send_bytes(
             &kafka.state_topic,
             &format!("{name}#{i}"),
@@ -112,6 +122,8 @@ struct Version {
     sha: String,
     chunks: BTreeMap<usize, Vec<u8>>,
     total: usize,
+    /// The HMAC header its chunks carried, if any.
+    tag: Option<String>,
     /// The assembled bytes once verified (so a follower hashes each version once).
     verified: Option<Arc<[u8]>>,
     /// All chunks arrived but their bytes fail the checksum.
@@ -122,13 +134,23 @@ struct Version {
 /// arrival order) until a newer complete one makes it useless.
 struct Collector {
     kafka: KafkaConfig,
+    key: StateKey,
     versions: HashMap<StreamId, Vec<Version>>,
 }
 
+fn header<M: Message>(m: &M, name: &str) -> Option<String> {
+    m.headers().and_then(|hs| {
+        hs.iter()
+            .find(|h| h.key == name)
+            .and_then(|h| std::str::from_utf8(h.value?).ok().map(str::to_owned))
+    })
+}
+
 impl Collector {
-    fn new(kafka: &KafkaConfig) -> Self {
+    fn new(kafka: &KafkaConfig, key: &StateKey) -> Self {
         Collector {
             kafka: kafka.clone(),
+            key: key.clone(),
             versions: HashMap::new(),
         }
     }
@@ -146,15 +168,12 @@ impl Collector {
         else {
             return;
         };
-        let header = m.headers().and_then(|hs| {
-            hs.iter()
-                .find(|h| h.key == HEADER)
-                .and_then(|h| std::str::from_utf8(h.value?).ok().map(str::to_owned))
-        });
-        let Some((next_offset, index, total, sha)) = header.as_deref().and_then(parse_header)
+        let Some((next_offset, index, total, sha)) =
+            header(m, HEADER).as_deref().and_then(parse_header)
         else {
             return;
         };
+        let tag = header(m, HMAC_HEADER);
         let versions = self.versions.entry(stream).or_default();
         // Chunks of one checkpoint are published together: look from the newest.
         let v = match versions
@@ -168,6 +187,7 @@ impl Collector {
                     sha,
                     chunks: BTreeMap::new(),
                     total,
+                    tag: None,
                     verified: None,
                     bad: false,
                 });
@@ -175,6 +195,9 @@ impl Collector {
                 &mut versions[last]
             }
         };
+        if tag.is_some() {
+            v.tag = tag;
+        }
         v.chunks
             .insert(index, m.payload().unwrap_or_default().to_vec());
     }
@@ -193,11 +216,15 @@ impl Collector {
                         continue;
                     }
                     let bytes: Vec<u8> = v.chunks.values().flatten().copied().collect();
-                    if hex::encode(Sha256::digest(&bytes)) == v.sha {
-                        v.verified = Some(bytes.into());
-                    } else {
+                    let signed = self.key.verify(v.next_offset, &v.sha, v.tag.as_deref());
+                    if hex::encode(Sha256::digest(&bytes)) != v.sha {
                         v.bad = true;
                         tracing::error!(stream = %stream_name(stream), next_offset = v.next_offset, "changelog checkpoint fails its checksum; skipped");
+                    } else if let Err(e) = signed {
+                        v.bad = true;
+                        tracing::error!(stream = %stream_name(stream), next_offset = v.next_offset, error = %e, "changelog checkpoint refused");
+                    } else {
+                        v.verified = Some(bytes.into());
                     }
                     v.chunks.clear();
                 }
@@ -261,11 +288,12 @@ fn assign_all(
 /// their next offset.
 pub fn read_latest(
     kafka: &KafkaConfig,
+    key: &StateKey,
     timeout: Duration,
 ) -> Result<HashMap<StreamId, Latest>, KafkaError> {
     let consumer = reader(kafka)?;
     let mut ends = assign_all(&consumer, kafka, timeout)?;
-    let mut collector = Collector::new(kafka);
+    let mut collector = Collector::new(kafka, key);
     let deadline = Instant::now() + timeout;
     while !ends.is_empty() && Instant::now() < deadline {
         let Some(m) = consumer.poll(Duration::from_millis(100)) else {
@@ -294,12 +322,12 @@ pub struct Tail {
 
 impl Tail {
     /// Starts reading the changelog from its beginning.
-    pub fn new(kafka: &KafkaConfig) -> Result<Tail, KafkaError> {
+    pub fn new(kafka: &KafkaConfig, key: &StateKey) -> Result<Tail, KafkaError> {
         let consumer = reader(kafka)?;
         assign_all(&consumer, kafka, Duration::from_secs(30))?;
         Ok(Tail {
             consumer,
-            collector: Collector::new(kafka),
+            collector: Collector::new(kafka, key),
         })
     }
 

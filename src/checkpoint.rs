@@ -24,11 +24,12 @@ use datafusion::arrow::ipc::writer::FileWriter;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::config::KafkaConfig;
+use crate::config::{Config, KafkaConfig};
 use crate::engine::incidents::Incident;
 use crate::event::Topic;
 use crate::eventtime::StreamId;
 use crate::pipeline::PartitionState;
+use crate::sign::{hmac_hex, hmac_matches};
 use crate::time::{format_ms, wall_now};
 
 /// Format version, in the manifest and the IPC metadata.
@@ -115,6 +116,69 @@ pub struct Manifest {
     pub bytes: u64,
     /// Its SHA-256 (hex).
     pub sha256: String,
+    /// HMAC-SHA256 of `<next_offset>:<sha256>` under the state key, when
+    /// `engine.checkpoint_key_env` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hmac: Option<String>,
+}
+
+/// The key checkpoints are signed with (`engine.checkpoint_key_env`); without
+/// one, nothing is signed and nothing is asked to be.
+#[derive(Clone, Default)]
+pub struct StateKey(Option<Arc<[u8]>>);
+
+impl std::fmt::Debug for StateKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "StateKey(set)"
+        } else {
+            "StateKey(none)"
+        })
+    }
+}
+
+impl StateKey {
+    /// The key named by `engine.checkpoint_key_env`; an error when that variable
+    /// is named but unset or empty (state would silently go unsigned).
+    pub fn from_config(config: &Config) -> Result<StateKey, String> {
+        let Some(var) = &config.engine.checkpoint_key_env else {
+            return Ok(StateKey(None));
+        };
+        match std::env::var(var) {
+            Ok(k) if !k.is_empty() => Ok(StateKey(Some(k.into_bytes().into()))),
+            _ => Err(format!(
+                "engine.checkpoint_key_env names {var}, which is unset or empty"
+            )),
+        }
+    }
+
+    /// A key from raw bytes (tests, tools).
+    pub fn new(key: &[u8]) -> StateKey {
+        StateKey(Some(key.into()))
+    }
+
+    /// The tag of a checkpoint with this `sha256` and `next_offset`, if signing.
+    pub fn tag(&self, next_offset: i64, sha256: &str) -> Option<String> {
+        let key = self.0.as_deref()?;
+        Some(hmac_hex(
+            key,
+            &[next_offset.to_string().as_bytes(), b":", sha256.as_bytes()],
+        ))
+    }
+
+    /// `Err` when signing and `tag` is missing or forged.
+    pub fn verify(&self, next_offset: i64, sha256: &str, tag: Option<&str>) -> Result<(), String> {
+        let Some(key) = self.0.as_deref() else {
+            return Ok(());
+        };
+        let offset = next_offset.to_string();
+        let parts: [&[u8]; 3] = [offset.as_bytes(), b":", sha256.as_bytes()];
+        match tag {
+            Some(t) if hmac_matches(key, &parts, t) => Ok(()),
+            Some(_) => Err("signature does not match the state key".into()),
+            None => Err("unsigned, but engine.checkpoint_key_env is set".into()),
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -197,10 +261,43 @@ pub fn encode(cp: &Checkpoint, config_sha256: &str) -> Vec<u8> {
     out
 }
 
-/// Decodes IPC bytes written by [`encode`]; `config_sha256` must match.
-pub fn decode(bytes: &[u8], config_sha256: &str) -> Result<Checkpoint, String> {
+/// The columns [`encode`] writes; anything else is refused before it is read.
+fn schema_ok(schema: &Schema) -> bool {
+    let want = [
+        ("kind", DataType::Utf8),
+        ("key", DataType::Utf8),
+        ("state", DataType::Binary),
+    ];
+    schema.fields().len() == want.len()
+        && schema
+            .fields()
+            .iter()
+            .zip(want)
+            .all(|(f, (name, ty))| f.name() == name && *f.data_type() == ty && !f.is_nullable())
+}
+
+/// Decodes IPC bytes written by [`encode`] under `config` (its engine hash must
+/// match) and checks every entity against it, so nothing a run under this
+/// config could not have produced is ever used.
+pub fn decode(bytes: &[u8], config: &Config) -> Result<Checkpoint, String> {
+    let cp = decode_unchecked(bytes, &config.engine_sha256)?;
+    cp.state.eventtime.check()?;
+    cp.state.engine.check(config)?;
+    for t in [cp.state.min_ts, cp.state.max_ts].into_iter().flatten() {
+        crate::time::check_instant("extent", t)?;
+    }
+    if cp.state.min_ts > cp.state.max_ts {
+        return Err("extents out of order".into());
+    }
+    Ok(cp)
+}
+
+fn decode_unchecked(bytes: &[u8], config_sha256: &str) -> Result<Checkpoint, String> {
     let reader = FileReader::try_new(Cursor::new(bytes), None)
         .map_err(|e| format!("not an Arrow IPC file: {e}"))?;
+    if !schema_ok(&reader.schema()) {
+        return Err("not the checkpoint schema (kind, key, state)".into());
+    }
     let meta = reader.schema().metadata().clone();
     let get = |k: &str| {
         meta.get(k)
@@ -266,7 +363,8 @@ pub fn decode(bytes: &[u8], config_sha256: &str) -> Result<Checkpoint, String> {
 /// Checkpoints on disk: `<stream dir>/{MANIFEST.json, state-<offset>-<n>.arrow}`.
 pub struct CheckpointStore {
     dir: PathBuf,
-    config_sha256: String,
+    config: Arc<Config>,
+    key: StateKey,
     /// Distinguishes successive files (starts at the wall clock, so it also
     /// grows across restarts).
     written: AtomicU64,
@@ -287,11 +385,12 @@ fn sync_dir(dir: &Path) -> Result<(), CheckpointError> {
 }
 
 impl CheckpointStore {
-    /// A store under `data_dir` for state computed under `config_sha256`.
-    pub fn new(data_dir: &Path, config_sha256: &str) -> Self {
+    /// A store under `data_dir` for state computed under `config`, signed with `key`.
+    pub fn new(data_dir: &Path, config: Arc<Config>, key: StateKey) -> Self {
         CheckpointStore {
             dir: data_dir.join("checkpoints"),
-            config_sha256: config_sha256.to_owned(),
+            config,
+            key,
             written: AtomicU64::new(wall_now().max(0) as u64 * 1000),
             names: None,
         }
@@ -300,7 +399,7 @@ impl CheckpointStore {
     /// The store of one deployment: checkpoints live under
     /// `<data_dir>/checkpoints/<group>/<input topic>-<partition>/`, so deployments
     /// (or topics) sharing a data directory never restore each other's state.
-    pub fn for_kafka(data_dir: &Path, config_sha256: &str, kafka: &KafkaConfig) -> Self {
+    pub fn for_kafka(config: Arc<Config>, key: StateKey, kafka: &KafkaConfig) -> Self {
         let safe = |s: &str| -> String {
             s.chars()
                 .map(|c| {
@@ -312,7 +411,8 @@ impl CheckpointStore {
                 })
                 .collect()
         };
-        let mut store = CheckpointStore::new(data_dir, config_sha256);
+        let data_dir = config.engine.data_dir.clone();
+        let mut store = CheckpointStore::new(&data_dir, config, key);
         store.dir = store.dir.join(safe(&kafka.group_id));
         store.names = Some(Topic::ALL.map(|t| safe(kafka.topic_name(t))));
         store
@@ -327,16 +427,21 @@ impl CheckpointStore {
         }
     }
 
-    /// The engine config hash checkpoints are written and accepted under.
-    pub fn config_sha256(&self) -> &str {
-        &self.config_sha256
+    /// The config checkpoints are written and accepted under.
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    /// The key checkpoints are signed with.
+    pub fn key(&self) -> &StateKey {
+        &self.key
     }
 
     /// Writes a checkpoint atomically and returns its manifest and IPC bytes.
     pub fn write(&self, cp: &Checkpoint) -> Result<(Manifest, Vec<u8>), CheckpointError> {
         let dir = self.stream_dir(cp.stream());
         fs::create_dir_all(&dir).map_err(io(&dir))?;
-        let bytes = encode(cp, &self.config_sha256);
+        let bytes = encode(cp, &self.config.engine_sha256);
         // A fresh name every time: rewriting the file the current manifest names
         // would break that manifest if the process died before the new one lands.
         let seq = self.written.fetch_add(1, Ordering::Relaxed);
@@ -346,11 +451,16 @@ impl CheckpointStore {
             version: VERSION.to_owned(),
             stream: cp.stream(),
             next_offset: cp.next_offset(),
-            config_sha256: self.config_sha256.clone(),
+            config_sha256: self.config.engine_sha256.clone(),
             written_at: format_ms(wall_now()),
             file: file.clone(),
             bytes: bytes.len() as u64,
             sha256: hex::encode(Sha256::digest(&bytes)),
+            hmac: None,
+        };
+        let manifest = Manifest {
+            hmac: self.key.tag(manifest.next_offset, &manifest.sha256),
+            ..manifest
         };
         let text = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
         write_atomic(&dir.join("MANIFEST.json"), &text)?;
@@ -402,7 +512,10 @@ impl CheckpointStore {
         if hex::encode(Sha256::digest(&bytes)) != m.sha256 {
             return Err(corrupt(format!("{} does not match its SHA-256", m.file)));
         }
-        let cp = decode(&bytes, &self.config_sha256).map_err(corrupt)?;
+        self.key
+            .verify(m.next_offset, &m.sha256, m.hmac.as_deref())
+            .map_err(|e| corrupt(format!("manifest: {e}")))?;
+        let cp = decode(&bytes, &self.config).map_err(corrupt)?;
         if cp.stream() != s || cp.next_offset() != m.next_offset {
             return Err(corrupt("state and manifest disagree".into()));
         }
@@ -436,7 +549,7 @@ mod tests {
         partition: 2,
     };
 
-    fn checkpoint() -> (Checkpoint, String) {
+    fn checkpoint() -> (Checkpoint, Arc<Config>) {
         let text =
             "[[customers]]\nid = \"acme\"\n[[services]]\nid = \"web\"\ncustomer = \"acme\"\n";
         let config = Arc::new(Config::parse(text, Path::new("t.toml")).unwrap());
@@ -456,12 +569,13 @@ mod tests {
             .ingest(MON, &RawRecord::numbered(&lines, 2, 100), 0, &mut out);
         core.pipeline.advance(None, &mut out);
         core.record(&out.incidents);
-        (core.checkpoint(MON).unwrap(), config.engine_sha256.clone())
+        (core.checkpoint(MON).unwrap(), config)
     }
 
     #[test]
     fn round_trip_on_disk() {
-        let (cp, sha) = checkpoint();
+        let (cp, config) = checkpoint();
+        let sha = config.engine_sha256.clone();
         assert_eq!(cp.next_offset(), 121);
         assert!(
             !cp.state.eventtime.pending.is_empty(),
@@ -469,7 +583,7 @@ mod tests {
         );
         assert_eq!(cp.incidents.len(), 1, "the outage fired");
         let dir = tempfile::tempdir().unwrap();
-        let store = CheckpointStore::new(dir.path(), &sha);
+        let store = CheckpointStore::new(dir.path(), config.clone(), StateKey::default());
         assert!(store.read(MON).unwrap().is_none());
         let (first, _) = store.write(&cp).unwrap();
         let (manifest, bytes) = store.write(&cp).unwrap();
@@ -485,17 +599,22 @@ mod tests {
             "a restored checkpoint encodes identically"
         );
         // A different engine config does not accept it.
+        let other = Config::parse(
+            "[engine]\nbucket = \"5m\"\n[[customers]]\nid = \"acme\"\n[[services]]\nid = \"web\"\ncustomer = \"acme\"\n",
+            Path::new("t.toml"),
+        )
+        .unwrap();
         assert!(matches!(
-            CheckpointStore::new(dir.path(), "other").read(MON),
+            CheckpointStore::new(dir.path(), Arc::new(other), StateKey::default()).read(MON),
             Err(CheckpointError::Corrupt { .. })
         ));
     }
 
     #[test]
     fn truncated_or_altered_files_are_corrupt() {
-        let (cp, sha) = checkpoint();
+        let (cp, config) = checkpoint();
         let dir = tempfile::tempdir().unwrap();
-        let store = CheckpointStore::new(dir.path(), &sha);
+        let store = CheckpointStore::new(dir.path(), config.clone(), StateKey::default());
         let (m, bytes) = store.write(&cp).unwrap();
         let file = dir
             .path()
@@ -521,6 +640,123 @@ mod tests {
         assert!(aside.exists());
         assert!(store.read(MON).unwrap().is_none());
         // Even with a matching checksum, bytes that are not a checkpoint are refused.
-        assert!(decode(b"not arrow", &sha).is_err());
+        assert!(decode(b"not arrow", &config).is_err());
+    }
+
+    /// Arrow IPC bytes of one batch with `columns`, under the right metadata.
+    fn ipc(config: &Config, fields: Vec<Field>, columns: Vec<Arc<dyn Array>>) -> Vec<u8> {
+        let meta = HashMap::from([
+            ("slaflow.version".to_owned(), VERSION.to_owned()),
+            ("slaflow.stream".to_owned(), stream_name(MON)),
+            ("slaflow.next_offset".to_owned(), "1".to_owned()),
+            (
+                "slaflow.config_sha256".to_owned(),
+                config.engine_sha256.clone(),
+            ),
+        ]);
+        let schema = Arc::new(Schema::new(fields).with_metadata(meta));
+        let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
+        let mut out = Vec::new();
+        let mut w = FileWriter::try_new(&mut out, &schema).unwrap();
+        w.write(&batch).unwrap();
+        w.finish().unwrap();
+        drop(w);
+        out
+    }
+
+    #[test]
+    fn a_wrong_schema_is_refused_not_a_panic() {
+        use datafusion::arrow::array::{BinaryArray, Int64Array, StringArray};
+        let (_, config) = checkpoint();
+        let ints = ipc(
+            &config,
+            vec![
+                Field::new("kind", DataType::Int64, false),
+                Field::new("key", DataType::Utf8, false),
+                Field::new("state", DataType::Binary, false),
+            ],
+            vec![
+                Arc::new(Int64Array::from(vec![1])),
+                Arc::new(StringArray::from(vec!["x"])),
+                Arc::new(BinaryArray::from_vec(vec![b"x"])),
+            ],
+        );
+        assert!(decode(&ints, &config).unwrap_err().contains("schema"));
+        let one_column = ipc(
+            &config,
+            vec![Field::new("kind", DataType::Utf8, false)],
+            vec![Arc::new(StringArray::from(vec!["stream"]))],
+        );
+        assert!(decode(&one_column, &config).unwrap_err().contains("schema"));
+    }
+
+    /// Re-encodes `cp` after editing one entity's CBOR as a JSON value.
+    fn with_edited(
+        cp: &Checkpoint,
+        config: &Config,
+        edit: impl Fn(&mut serde_json::Value),
+    ) -> Vec<u8> {
+        let mut t: serde_json::Value = serde_json::to_value(&cp.state.engine.services[0]).unwrap();
+        edit(&mut t);
+        let mut cp = cp.clone();
+        cp.state.engine.services[0] = serde_json::from_value(t).unwrap();
+        encode(&cp, &config.engine_sha256)
+    }
+
+    #[test]
+    fn impossible_values_are_refused() {
+        let (cp, config) = checkpoint();
+        assert!(decode(&encode(&cp, &config.engine_sha256), &config).is_ok());
+        type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+        let cases: [(&str, Edit); 4] = [
+            ("bucket 0", Box::new(|t| t["bucket"] = 0.into())),
+            (
+                "negative duration",
+                Box::new(|t| t["month_acc"][0] = (-5).into()),
+            ),
+            ("far cursor", Box::new(|t| t["cursor"] = i64::MAX.into())),
+            (
+                "overlapping intervals",
+                Box::new(|t| {
+                    let first = t["intervals"][0].clone();
+                    t["intervals"].as_array_mut().unwrap().push(first);
+                }),
+            ),
+        ];
+        for (what, edit) in cases {
+            let bytes = with_edited(&cp, &config, edit);
+            assert!(decode(&bytes, &config).is_err(), "{what} was accepted");
+        }
+        // A negative offset.
+        let mut bad = cp.clone();
+        bad.state.eventtime.next_offset = -1;
+        assert!(decode(&encode(&bad, &config.engine_sha256), &config).is_err());
+    }
+
+    #[test]
+    fn with_a_state_key_unsigned_or_forged_checkpoints_are_refused() {
+        let (cp, config) = checkpoint();
+        let dir = tempfile::tempdir().unwrap();
+        let signed = CheckpointStore::new(dir.path(), config.clone(), StateKey::new(b"k1"));
+        let (m, _) = signed.write(&cp).unwrap();
+        assert!(m.hmac.is_some());
+        assert!(signed.read(MON).unwrap().is_some());
+        let forged = CheckpointStore::new(dir.path(), config.clone(), StateKey::new(b"k2"));
+        assert!(
+            forged
+                .read(MON)
+                .unwrap_err()
+                .to_string()
+                .contains("signature")
+        );
+        let unsigned = CheckpointStore::new(dir.path(), config.clone(), StateKey::default());
+        unsigned.write(&cp).unwrap();
+        assert!(
+            signed
+                .read(MON)
+                .unwrap_err()
+                .to_string()
+                .contains("unsigned")
+        );
     }
 }

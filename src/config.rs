@@ -15,7 +15,7 @@ use serde::de::{self, Deserializer};
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
-use crate::time::Millis;
+use crate::time::{MAX_DURATION_MS, Millis};
 
 /// A config error: where (file, line, key) and what.
 #[derive(Debug, thiserror::Error)]
@@ -51,9 +51,12 @@ impl<'de> Deserialize<'de> for Dur {
         let s = String::deserialize(d)?;
         let std = humantime::parse_duration(&s)
             .map_err(|e| de::Error::custom(format!("invalid duration {s:?}: {e}")))?;
-        let ms = Millis::try_from(std.as_millis())
-            .map_err(|_| de::Error::custom(format!("duration {s:?} is too large")))?;
-        Ok(Dur(ms))
+        match Millis::try_from(std.as_millis()) {
+            Ok(ms) if ms <= MAX_DURATION_MS => Ok(Dur(ms)),
+            _ => Err(de::Error::custom(format!(
+                "duration {s:?} is too large (at most 100 years)"
+            ))),
+        }
     }
 }
 
@@ -82,6 +85,9 @@ impl Default for Tz {
 pub struct EngineConfig {
     /// How far behind the highest `ts` of a stream its watermark trails.
     pub allowed_lateness: Dur,
+    /// How far past the processing clock a `ts` may lie before the record is
+    /// dead-lettered as `future` (a probe with a wrong clock).
+    pub max_future: Dur,
     /// How long an `event_id` is remembered for duplicate detection.
     pub dedup_horizon: Dur,
     /// Availability aggregation bucket.
@@ -92,17 +98,27 @@ pub struct EngineConfig {
     pub data_dir: PathBuf,
     /// How often state is checkpointed.
     pub checkpoint_interval: Dur,
+    /// How long `run` and `demo` may take to stop after SIGTERM; what was not
+    /// acknowledged by then stays uncommitted and is read again after a restart.
+    pub shutdown_grace: Dur,
+    /// Name of an environment variable holding a secret: when set, checkpoint
+    /// manifests and changelog records carry an HMAC-SHA256 under it, and unsigned
+    /// or forged ones are refused.
+    pub checkpoint_key_env: Option<String>,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             allowed_lateness: Dur(30_000),
+            max_future: Dur(600_000),
             dedup_horizon: Dur(24 * 3_600_000),
             bucket: Dur(60_000),
             idle_timeout: Dur(10_000),
             data_dir: PathBuf::from("./slaflow-data"),
             checkpoint_interval: Dur(10_000),
+            shutdown_grace: Dur(30_000),
+            checkpoint_key_env: None,
         }
     }
 }
@@ -162,6 +178,9 @@ pub struct ApiConfig {
     pub listen: String,
     /// Bearer tokens (SHA-256 hex of the token).
     pub tokens: Vec<TokenConfig>,
+    /// Memory all running `POST /v1/query` statements may hold together; a
+    /// query that needs more is refused with 400.
+    pub query_memory: bytesize::ByteSize,
 }
 
 impl Default for ApiConfig {
@@ -169,6 +188,7 @@ impl Default for ApiConfig {
         ApiConfig {
             listen: "127.0.0.1:8080".into(),
             tokens: Vec::new(),
+            query_memory: bytesize::ByteSize::mib(256),
         }
     }
 }
@@ -185,6 +205,10 @@ pub struct TokenConfig {
     /// ticket tools, collectors).
     #[serde(default)]
     pub scope: Option<Spanned<TokenScope>>,
+    /// With `scope = "ingest"`: the customers whose services and tickets the
+    /// token may write (absent = all).
+    #[serde(default)]
+    pub customers: Option<Spanned<Vec<String>>>,
 }
 
 /// What a token is limited to.
@@ -491,7 +515,8 @@ pub struct Config {
     pub sha256: String,
     /// SHA-256 hex of the settings that shape engine state (everything but
     /// `[kafka]`, `[api]`, `[ingest]`, `[delivery]`, `[[deliveries]]` and
-    /// `engine.{data_dir, checkpoint_interval, idle_timeout}`): checkpoints are
+    /// `engine.{data_dir, checkpoint_interval, idle_timeout, max_future,
+    /// shutdown_grace, checkpoint_key_env}`): checkpoints are
     /// only valid under the same value, on any instance.
     #[serde(skip)]
     pub engine_sha256: String,
@@ -542,7 +567,7 @@ pub fn parse_day_hours(s: &str) -> Result<DayHours, String> {
 fn parse_hhmm(s: &str) -> Option<u32> {
     let (h, m) = s.trim().split_once(':')?;
     let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
-    let total = h * 60 + m;
+    let total = h.checked_mul(60)?.checked_add(m)?;
     (m < 60 && total <= 24 * 60).then_some(total)
 }
 
@@ -553,10 +578,18 @@ fn engine_sha256(text: &str) -> String {
     for k in ["kafka", "api", "ingest", "delivery", "deliveries"] {
         table.remove(k);
     }
-    // Where and how often state is saved, and when idle partitions stop holding
-    // the watermark, differ between instances without changing what state means.
+    // Where and how often state is saved, how stopping and signing work, and the
+    // guards against idle partitions and wrong clocks differ between instances
+    // without changing what state means.
     if let Some(toml::Value::Table(engine)) = table.get_mut("engine") {
-        for k in ["data_dir", "checkpoint_interval", "idle_timeout"] {
+        for k in [
+            "data_dir",
+            "checkpoint_interval",
+            "idle_timeout",
+            "max_future",
+            "shutdown_grace",
+            "checkpoint_key_env",
+        ] {
             engine.remove(k);
         }
     }
@@ -618,6 +651,7 @@ impl Config {
             ("engine.checkpoint_interval", eng.checkpoint_interval),
             ("engine.idle_timeout", eng.idle_timeout),
             ("engine.dedup_horizon", eng.dedup_horizon),
+            ("engine.shutdown_grace", eng.shutdown_grace),
         ] {
             if d.0 <= 0 {
                 return e(0..0, name.into(), "must be greater than zero".into());
@@ -750,8 +784,22 @@ impl Config {
                     return e(
                         s.span(),
                         format!("api.tokens[{i}].scope"),
-                        "an ingest token cannot also be limited to a customer".into(),
+                        "an ingest token cannot also be limited to a customer (use `customers`)"
+                            .into(),
                     );
+                }
+                if let Some(list) = &t.customers {
+                    let key = format!("api.tokens[{i}].customers");
+                    if t.scope.is_none() {
+                        return e(
+                            list.span(),
+                            key,
+                            "only an ingest token (scope = \"ingest\") takes `customers`".into(),
+                        );
+                    }
+                    if let Some(c) = list.get_ref().iter().find(|c| !customers.contains(*c)) {
+                        return e(list.span(), key, format!("unknown customer {c:?}"));
+                    }
                 }
             }
         }

@@ -2,14 +2,13 @@
 //! time, and the API and dashboard serve the results on 127.0.0.1. No external
 //! services.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
 
+use crate::api::auth::fresh_token;
 use crate::config::Config;
 use crate::engine::Outputs;
 use crate::event::DeadLetter;
@@ -57,9 +56,14 @@ pub enum DemoError {
 
 /// Events posted over HTTP, queued for the generator's streams.
 #[derive(Default)]
-struct QueueIntake(Mutex<Vec<Event>>);
+struct QueueIntake(Mutex<Vec<Event>>, AtomicI64);
 
 impl Intake for Arc<QueueIntake> {
+    /// The simulated clock.
+    fn now(&self) -> Millis {
+        self.1.load(Ordering::Relaxed)
+    }
+
     fn publish(&self, events: &[Event]) -> Result<(), String> {
         self.0
             .lock()
@@ -83,23 +87,18 @@ struct Tokens {
     customers: Vec<(String, String)>,
 }
 
-fn make_tokens(seed: u64) -> Tokens {
-    // Fresh per start; good enough for a loopback demo (not for production tokens).
-    let mut rng = SmallRng::seed_from_u64(seed ^ wall_now() as u64 ^ u64::from(std::process::id()));
-    let mut token = |prefix: &str| {
-        format!(
-            "{prefix}-{:016x}{:08x}",
-            rng.random::<u64>(),
-            rng.random::<u32>()
-        )
+/// Fresh tokens from the OS CSPRNG at every start.
+fn make_tokens() -> Result<Tokens, DemoError> {
+    let token = |prefix: &str| {
+        fresh_token(prefix).map_err(|e| DemoError::Io(std::io::Error::other(e.to_string())))
     };
-    Tokens {
-        admin: token("admin"),
+    Ok(Tokens {
+        admin: token("admin")?,
         customers: vec![
-            ("acme".into(), token("acme")),
-            ("globex".into(), token("globex")),
+            ("acme".into(), token("acme")?),
+            ("globex".into(), token("globex")?),
         ],
-    }
+    })
 }
 
 fn demo_config(tokens: &Tokens, listen: &str) -> String {
@@ -134,6 +133,7 @@ impl Feeder {
             records.extend(self.generator.minute());
         }
         let now = self.generator.now();
+        self.intake.1.store(now, Ordering::Relaxed);
         self.seed = self.seed.wrapping_add(1);
         let records = roughen(records, self.seed, 20_000, 0.004, 0.001, 0.0);
         let mut lines: [Vec<String>; 2] = Default::default();
@@ -172,7 +172,7 @@ impl Feeder {
 
 /// Runs the demo until SIGTERM or SIGINT.
 pub fn demo(args: DemoArgs) -> Result<(), DemoError> {
-    let tokens = make_tokens(args.seed);
+    let tokens = make_tokens()?;
     let text = demo_config(&tokens, &args.listen);
     let config = Arc::new(Config::parse(&text, std::path::Path::new("<demo>"))?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -252,10 +252,12 @@ pub fn demo(args: DemoArgs) -> Result<(), DemoError> {
     let stop = Arc::new(AtomicBool::new(false));
     let server = {
         let (shared, stop) = (shared.clone(), stop.clone());
+        let grace = Duration::from_millis(shared.config.engine.shutdown_grace.0.unsigned_abs());
         runtime.spawn(async move {
             let shutdown = async move {
                 crate::run::wait_for_signal().await;
                 stop.store(true, Ordering::SeqCst);
+                crate::run::exit_after(grace);
             };
             crate::api::serve(listener, shared, shutdown).await
         })

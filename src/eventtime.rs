@@ -16,7 +16,7 @@ use crate::event::schema::col;
 use serde::{Deserialize, Serialize};
 
 use crate::event::{DeadLetter, DecodedChunk, Decoder, RawRecord, Reason, Topic};
-use crate::time::Millis;
+use crate::time::{Millis, format_ms};
 
 /// One input stream: a Kafka partition or a replay file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -36,6 +36,8 @@ pub struct EventTimeConfig {
     pub dedup_horizon: Millis,
     /// Quiet time after which a caught-up partition stops holding the watermark.
     pub idle_timeout: Millis,
+    /// How far past the processing clock a `ts` may lie before it is `future`.
+    pub max_future: Millis,
 }
 
 /// A business check run after dedup (unknown service/customer); returns the
@@ -59,9 +61,18 @@ impl Stream {
     fn watermark(&self, lateness: Millis) -> Option<Millis> {
         self.max_ts.map(|m| m.saturating_sub(lateness))
     }
+    /// Notes that the record at `offset` was read.
+    fn read_up_to(&mut self, offset: i64) {
+        let next = offset.saturating_add(1);
+        self.next_offset = Some(self.next_offset.map_or(next, |o| o.max(next)));
+    }
     fn idle(&self, wall: Millis, idle_timeout: Millis) -> bool {
         self.caught_up && wall.saturating_sub(self.last_record_wall) >= idle_timeout
     }
+}
+
+fn widen(range: &mut Option<(Millis, Millis)>, ts: Millis) {
+    *range = Some(range.map_or((ts, ts), |(lo, hi)| (lo.min(ts), hi.max(ts))));
 }
 
 #[derive(Debug, Default)]
@@ -106,6 +117,30 @@ pub struct StreamState {
     pub pending: Vec<(i64, u64, String)>,
 }
 
+impl StreamState {
+    /// Checks restored state: offsets ordered, instants in range.
+    pub fn check(&self) -> Result<(), String> {
+        if self.next_offset < 0 {
+            return Err(format!("next offset {} is negative", self.next_offset));
+        }
+        if self
+            .pending
+            .iter()
+            .any(|p| !(0..self.next_offset).contains(&p.0))
+        {
+            return Err("a buffered record lies outside the offsets read".into());
+        }
+        for t in self
+            .max_ts
+            .into_iter()
+            .chain(self.dedup.iter().map(|d| d.1))
+        {
+            crate::time::check_instant("ts", t)?;
+        }
+        Ok(())
+    }
+}
+
 /// The event-time layer's state.
 #[derive(Debug)]
 pub struct EventTime {
@@ -119,6 +154,8 @@ pub struct EventTime {
     free_slots: Vec<usize>,
     heap: BinaryHeap<Entry>,
     watermark: Millis,
+    /// Lowest and highest `ts` that moved a watermark (never a malformed or future one).
+    ts_range: Option<(Millis, Millis)>,
     seq: u64,
     generation: u64,
 }
@@ -138,6 +175,7 @@ impl EventTime {
             free_slots: Vec::new(),
             heap: BinaryHeap::new(),
             watermark: Millis::MIN,
+            ts_range: None,
             seq: 0,
             generation: 0,
         }
@@ -147,6 +185,16 @@ impl EventTime {
     /// one would be late), so everything strictly before it is final.
     pub fn watermark(&self) -> Millis {
         self.watermark
+    }
+
+    /// Lowest and highest `ts` of the records that moved a watermark so far.
+    pub fn ts_range(&self) -> Option<(Millis, Millis)> {
+        self.ts_range
+    }
+
+    /// Widens [`EventTime::ts_range`] (a restored partition's range).
+    pub fn widen_ts_range(&mut self, ts: Millis) {
+        widen(&mut self.ts_range, ts);
     }
 
     /// A stream's own watermark (highest `ts` − allowed lateness), if it has seen a `ts`.
@@ -321,12 +369,16 @@ impl EventTime {
         self.dedup.iter().map(|d| d.seen.len()).sum()
     }
 
-    /// Takes in one decoded chunk, in arrival order: advances the stream watermark,
-    /// dead-letters late, duplicate and inadmissible records, buffers the rest.
+    /// Takes in one decoded chunk, in arrival order: dead-letters future, late,
+    /// duplicate and inadmissible records, advances the stream watermark with every
+    /// record that is neither malformed nor future, and buffers the rest.
+    ///
+    /// `now` is the processing clock: the wall clock live, the simulated clock in
+    /// the demo, `--now` in replay. It also stamps the stream's last activity.
     pub fn ingest(
         &mut self,
         chunk: DecodedChunk,
-        wall: Millis,
+        now: Millis,
         admit: &mut Admit,
         dead: &mut Vec<DeadLetter>,
     ) {
@@ -334,9 +386,10 @@ impl EventTime {
             topic: chunk.topic,
             partition: chunk.partition,
         };
-        self.add_stream(id, wall);
+        self.add_stream(id, now);
         let lateness = self.cfg.allowed_lateness;
         let horizon = self.cfg.dedup_horizon;
+        let future_after = now.saturating_add(self.cfg.max_future);
         let chunk_len = chunk.len();
         let batch = chunk.batch;
         let ts_col = batch.column(col::TS).as_primitive::<Int64Type>().clone();
@@ -353,24 +406,18 @@ impl EventTime {
             return;
         };
         if chunk_len > 0 {
-            stream.last_record_wall = wall;
+            stream.last_record_wall = now;
         }
         let generation = stream.generation;
         let dedup = &mut self.dedup[id.topic.index()];
+        let topic_name = &self.topic_names[id.topic.index()];
         let mut malformed = chunk.malformed.into_iter().peekable();
         let mut row = 0usize;
         let total = batch.num_rows() + malformed.len();
         for pos in 0..total {
             if malformed.peek().is_some_and(|m| m.position == pos) {
                 if let Some(m) = malformed.next() {
-                    if let Some(ts) = m.ts {
-                        stream.max_ts = Some(stream.max_ts.map_or(ts, |x| x.max(ts)));
-                    }
-                    stream.next_offset = Some(
-                        stream
-                            .next_offset
-                            .map_or(m.dead.offset + 1, |o| o.max(m.dead.offset + 1)),
-                    );
+                    stream.read_up_to(m.dead.offset);
                     dead.push(m.dead);
                 }
                 continue;
@@ -378,13 +425,22 @@ impl EventTime {
             let r = row;
             row += 1;
             let ts = ts_col.value(r);
-            let offset = offsets.value(r);
-            stream.next_offset = Some(stream.next_offset.map_or(offset + 1, |o| o.max(offset + 1)));
-            let topic_name = &self.topic_names[id.topic.index()];
-            let reject =
-                |reason: Reason, error: String, dead: &mut Vec<DeadLetter>, topic: &str| {
-                    dead.push(DeadLetter::from_row(&batch, r, topic, reason, error));
-                };
+            stream.read_up_to(offsets.value(r));
+            let reject = |reason: Reason, error: String, dead: &mut Vec<DeadLetter>| {
+                dead.push(DeadLetter::from_row(&batch, r, topic_name, reason, error));
+            };
+            if ts > future_after {
+                reject(
+                    Reason::Future,
+                    format!(
+                        "ts {} is more than max_future past the processing clock {}",
+                        format_ms(ts),
+                        format_ms(now)
+                    ),
+                    dead,
+                );
+                continue;
+            }
             if let Some(wm) = stream.watermark(lateness)
                 && ts < wm
             {
@@ -392,11 +448,11 @@ impl EventTime {
                     Reason::Late,
                     format!("ts {ts} is older than the stream watermark {wm}"),
                     dead,
-                    topic_name,
                 );
                 continue;
             }
             stream.max_ts = Some(stream.max_ts.map_or(ts, |x| x.max(ts)));
+            widen(&mut self.ts_range, ts);
             let event_id = ids.value(r);
             match dedup.seen.get_mut(event_id) {
                 Some(seen) if (ts - seen.0).abs() < horizon => {
@@ -404,7 +460,6 @@ impl EventTime {
                         Reason::Duplicate,
                         format!("event_id {event_id:?} already seen"),
                         dead,
-                        topic_name,
                     );
                     continue;
                 }
@@ -414,12 +469,12 @@ impl EventTime {
                 }
             }
             if let Some((reason, error)) = admit(id.topic, &batch, r) {
-                reject(reason, error, dead, topic_name);
+                reject(reason, error, dead);
                 continue;
             }
             self.seq += 1;
             self.heap.push(Reverse((ts, self.seq, slot, r, generation)));
-            stream.pending.insert(offset);
+            stream.pending.insert(offsets.value(r));
             kept += 1;
         }
         self.fill_slot(slot, batch, kept);
@@ -604,6 +659,7 @@ mod tests {
             allowed_lateness: 30_000,
             dedup_horizon: 3_600_000,
             idle_timeout: 10_000,
+            max_future: 86_400_000,
         };
         EventTime::new(cfg, ["monitoring.events".into(), "tickets.events".into()])
     }
@@ -712,11 +768,46 @@ mod tests {
     }
 
     #[test]
-    fn malformed_record_with_ts_advances_watermark() {
+    fn a_malformed_record_never_moves_the_watermark() {
         let mut e = et();
         let bad = r#"{"event_id":"x","ts":100000,"service":"web","kind":"probe","source":"a","status":"sideways"}"#;
         let dead = ingest(&mut e, MON, 0, &[bad.to_owned(), probe("b", 60_000, "web")]);
-        assert_eq!(reasons(&dead), vec![Reason::Malformed, Reason::Late]);
+        assert_eq!(reasons(&dead), vec![Reason::Malformed]);
+        assert_eq!(e.stream_watermark(MON), Some(30_000));
+        assert_eq!(e.ts_range(), Some((60_000, 60_000)));
+    }
+
+    #[test]
+    fn a_future_record_is_dead_lettered_and_moves_nothing() {
+        let mut e = et();
+        let year_2099 = 4_070_908_800_000;
+        let dead = ingest(
+            &mut e,
+            MON,
+            0,
+            &[
+                probe("a", 60_000, "web"),
+                probe("z", year_2099, "web"),
+                probe("d", 120_000, "web"), // would be late had 2099 moved the watermark
+                probe("b", 86_400_000, "web"), // exactly now + max_future: accepted
+                probe("c", 86_400_001, "web"),
+            ],
+        );
+        assert_eq!(reasons(&dead), vec![Reason::Future, Reason::Future]);
+        assert_eq!((dead[0].offset, dead[1].offset), (1, 4));
+        assert!(
+            dead[0].error.contains("2099-01-01T00:00:00.000Z"),
+            "{}",
+            dead[0].error
+        );
+        assert_eq!(e.ts_range(), Some((60_000, 86_400_000)));
+        // The future record was read: the stream's next offset is past it.
+        assert_eq!(e.safe_offset(MON), Some(0));
+        let released = e.finish(0);
+        assert_eq!(ids(&released), ["a", "d", "b"]);
+        // A future `event_id` did not enter the dedup set.
+        let dead = ingest(&mut e, MON, 5, &[probe("z", 86_399_000, "web")]);
+        assert!(dead.is_empty(), "{dead:?}");
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod pipeline;
 pub mod replay;
 pub mod report;
 pub mod run;
+pub mod sign;
 pub mod sink;
 pub mod source;
 pub mod state;

@@ -34,6 +34,13 @@ enum Measurement {
     Burst,
 }
 
+/// What a token from `slaflow token` may do beyond reading.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum TokenScopeArg {
+    /// Only the ingest endpoints.
+    Ingest,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Embedded generator + engine + API + dashboard; no external services.
@@ -100,6 +107,19 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         monitoring_files: u32,
     },
+    /// Print a fresh random API token and the `[[api.tokens]]` lines for the config.
+    Token {
+        /// Limit the token to this customer's reports (default: admin).
+        #[arg(long, conflicts_with = "scope")]
+        customer: Option<String>,
+        /// `ingest`: the token may only post to /v1/ingest/*.
+        #[arg(long, value_enum)]
+        scope: Option<TokenScopeArg>,
+        /// With --scope ingest: customers whose services and tickets it may write
+        /// (comma-separated; default: all).
+        #[arg(long, value_delimiter = ',', requires = "scope")]
+        customers: Vec<String>,
+    },
     /// Replay NDJSON files and write all outputs to a directory.
     Replay {
         /// Config file (TOML).
@@ -120,6 +140,10 @@ enum Command {
         /// Report period end (RFC 3339, epoch ms or YYYY-MM-DD).
         #[arg(long, value_parser = time_arg)]
         to: Option<Millis>,
+        /// Processing clock for the `future` check (default: the wall clock at
+        /// start); set it to make a replay reproducible byte for byte.
+        #[arg(long, value_parser = time_arg)]
+        now: Option<Millis>,
     },
 }
 
@@ -221,6 +245,30 @@ fn execute(command: Command) -> anyhow::Result<()> {
             print!("{}", slaflow::bench::table(&rows));
             Ok(())
         }
+        Command::Token {
+            customer,
+            scope,
+            customers,
+        } => {
+            use slaflow::api::auth::{fresh_token, token_entry};
+            let prefix = match (&customer, scope) {
+                (Some(_), _) => "cust",
+                (None, Some(TokenScopeArg::Ingest)) => "ingest",
+                (None, None) => "admin",
+            };
+            let token =
+                fresh_token(prefix).map_err(|e| anyhow::anyhow!("no OS randomness: {e}"))?;
+            println!("{token}");
+            println!();
+            println!(
+                "# Give the token above to its client; add these lines to the config (only the hash is stored):"
+            );
+            print!(
+                "{}",
+                token_entry(&token, customer.as_deref(), scope.is_some(), &customers)
+            );
+            Ok(())
+        }
         Command::Generate {
             out,
             days,
@@ -249,6 +297,7 @@ fn execute(command: Command) -> anyhow::Result<()> {
             out,
             from,
             to,
+            now,
         } => {
             let config = Arc::new(Config::load(&config)?);
             let args = ReplayArgs {
@@ -257,6 +306,7 @@ fn execute(command: Command) -> anyhow::Result<()> {
                 out,
                 from,
                 to,
+                now: now.unwrap_or_else(slaflow::time::wall_now),
             };
             let counts = replay(config, &args)?;
             println!(

@@ -53,8 +53,6 @@ pub struct Pipeline {
     eventtime: EventTime,
     engine: Engine,
     counts: Counts,
-    max_ts: Option<Millis>,
-    min_ts: Option<Millis>,
 }
 
 impl Pipeline {
@@ -65,6 +63,7 @@ impl Pipeline {
             allowed_lateness: e.allowed_lateness.0,
             dedup_horizon: e.dedup_horizon.0,
             idle_timeout: e.idle_timeout.0,
+            max_future: e.max_future.0,
         };
         Pipeline {
             decoders: [
@@ -75,8 +74,6 @@ impl Pipeline {
             eventtime: EventTime::new(et, topic_names),
             config,
             counts: Counts::new(),
-            max_ts: None,
-            min_ts: None,
         }
     }
 
@@ -105,23 +102,24 @@ impl Pipeline {
         &self.engine
     }
 
-    /// Highest valid `ts` read so far, on any stream.
+    /// Highest `ts` that moved a watermark so far, on any stream.
     pub fn max_ts(&self) -> Option<Millis> {
-        self.max_ts
+        self.eventtime.ts_range().map(|r| r.1)
     }
 
-    /// Lowest valid `ts` read so far, on any stream.
+    /// Lowest `ts` that moved a watermark so far, on any stream.
     pub fn min_ts(&self) -> Option<Millis> {
-        self.min_ts
+        self.eventtime.ts_range().map(|r| r.0)
     }
 
-    /// Decodes and admits a chunk of records of one stream. `wall` is the live wall
-    /// clock (any value in replay: it only matters for idleness).
+    /// Decodes and admits a chunk of records of one stream. `now` is the
+    /// processing clock (contract section 2's `future` check): the wall clock
+    /// live, the simulated clock in the demo, `--now` in replay.
     pub fn ingest(
         &mut self,
         stream: StreamId,
         records: &[RawRecord],
-        wall: Millis,
+        now: Millis,
         out: &mut Outputs,
     ) {
         if records.is_empty() {
@@ -129,24 +127,12 @@ impl Pipeline {
         }
         self.counts.read += records.len() as u64;
         let chunk = self.decoders[stream.topic.index()].decode(stream.partition, records);
-        let ts = chunk
-            .batch
-            .column(col::TS)
-            .as_primitive::<datafusion::arrow::datatypes::Int64Type>();
-        for t in ts
-            .iter()
-            .flatten()
-            .chain(chunk.malformed.iter().filter_map(|m| m.ts))
-        {
-            self.max_ts = Some(self.max_ts.map_or(t, |x| x.max(t)));
-            self.min_ts = Some(self.min_ts.map_or(t, |x| x.min(t)));
-        }
         let config = &self.config;
         let mut admit =
             |topic: Topic, batch: &RecordBatch, row: usize| admit(config, topic, batch, row);
         let before = out.dead_letters.len();
         self.eventtime
-            .ingest(chunk, wall, &mut admit, &mut out.dead_letters);
+            .ingest(chunk, now, &mut admit, &mut out.dead_letters);
         self.count_dead(out, before);
     }
 
@@ -155,8 +141,8 @@ impl Pipeline {
         Some(PartitionState {
             eventtime: self.eventtime.export_stream(stream)?,
             engine: self.engine.export(stream),
-            min_ts: self.min_ts,
-            max_ts: self.max_ts,
+            min_ts: self.min_ts(),
+            max_ts: self.max_ts(),
         })
     }
 
@@ -168,8 +154,7 @@ impl Pipeline {
         let decoder = &self.decoders[stream.topic.index()];
         self.eventtime.import_stream(state.eventtime, decoder, wall);
         for t in [state.min_ts, state.max_ts].into_iter().flatten() {
-            self.max_ts = Some(self.max_ts.map_or(t, |x| x.max(t)));
-            self.min_ts = Some(self.min_ts.map_or(t, |x| x.min(t)));
+            self.eventtime.widen_ts_range(t);
         }
     }
 
@@ -189,7 +174,7 @@ impl Pipeline {
     /// End of replay input: the watermark becomes the later of `to` and the highest
     /// `ts` read; everything buffered is applied and deadlines up to it fire.
     pub fn finish(&mut self, to: Option<Millis>, out: &mut Outputs) {
-        let final_wm = match (to, self.max_ts) {
+        let final_wm = match (to, self.max_ts()) {
             (Some(a), Some(b)) => a.max(b),
             (a, b) => a.or(b).unwrap_or(Millis::MIN),
         };

@@ -33,6 +33,8 @@ pub struct ReplayArgs {
     pub from: Option<Millis>,
     /// Report period end; also the minimum final watermark.
     pub to: Option<Millis>,
+    /// Processing clock of the `future` check (`--now`).
+    pub now: Millis,
 }
 
 /// A replay failure.
@@ -103,7 +105,7 @@ pub fn replay(config: Arc<Config>, args: &ReplayArgs) -> Result<Counts, ReplayEr
                     payload: l,
                 })
                 .collect();
-            pipeline.ingest(f.stream, &recs, 0, &mut out);
+            pipeline.ingest(f.stream, &recs, args.now, &mut out);
             if f.is_done() {
                 pipeline.eventtime_mut().finish_stream(f.stream);
             }

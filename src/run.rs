@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 use rdkafka::topic_partition_list::Offset;
 
 use crate::changelog;
-use crate::checkpoint::{self, Checkpoint, CheckpointError, CheckpointStore, stream_name};
+use crate::checkpoint::{
+    self, Checkpoint, CheckpointError, CheckpointStore, StateKey, stream_name,
+};
 use crate::config::{Config, KafkaConfig};
 use crate::engine::Outputs;
 use crate::event::DeadLetter;
@@ -55,6 +57,9 @@ pub enum RunError {
     /// Runtime or socket setup.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// Settings that cannot work (e.g. a state key variable that is unset).
+    #[error("{0}")]
+    Setup(String),
 }
 
 /// Events posted over HTTP in `run` go to their Kafka topic (keyed like any
@@ -118,21 +123,24 @@ pub fn run(config: Arc<Config>) -> Result<(), RunError> {
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
+        let grace = Duration::from_millis(shared.config.engine.shutdown_grace.0.unsigned_abs());
         runtime.spawn(async move {
             wait_for_signal().await;
             tracing::info!("shutdown requested");
             stop.store(true, Ordering::SeqCst);
+            exit_after(grace);
         });
     }
     let (api_stop, api_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = runtime.spawn(crate::api::serve(listener, shared.clone(), async move {
         let _ = api_stopped.await;
     }));
+    let key = StateKey::from_config(&shared.config).map_err(RunError::Setup)?;
     let global = {
         let (shared, stop, kafka) = (shared.clone(), stop.clone(), kafka.clone());
         std::thread::Builder::new()
             .name("slaflow-global".into())
-            .spawn(move || follow_changelog(&shared, &kafka, &stop))?
+            .spawn(move || follow_changelog(&shared, &kafka, &key, &stop))?
     };
     let worker = {
         let (shared, stop) = (shared.clone(), stop.clone());
@@ -152,6 +160,28 @@ pub fn run(config: Arc<Config>) -> Result<(), RunError> {
         tracing::warn!(error = %e, "API server");
     }
     result
+}
+
+/// Ends the process once `grace` has passed, whatever a clean stop is waiting
+/// for (a broker that went away can block a consumer's close forever). Nothing is
+/// lost: offsets are committed only after the state they cover is checkpointed,
+/// so records after the last commit are read again after a restart, and event
+/// and incident ids deduplicate them.
+pub fn exit_after(grace: Duration) {
+    let spawned = std::thread::Builder::new()
+        .name("slaflow-shutdown-deadline".into())
+        .spawn(move || {
+            std::thread::sleep(grace);
+            tracing::warn!(
+                grace_s = grace.as_secs_f64(),
+                "shutdown grace (engine.shutdown_grace) expired: exiting now; what was not \
+                 committed is read again after a restart"
+            );
+            std::process::exit(0);
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot arm the shutdown deadline");
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT.
@@ -180,8 +210,8 @@ pub async fn wait_for_signal() {
 /// Keeps the global view for reports: follows the changelog and, while other
 /// instances own partitions this one does not, restores every partition's latest
 /// checkpoint into a read-only core (rebuilt when a checkpoint changes).
-fn follow_changelog(shared: &Shared, kafka: &KafkaConfig, stop: &AtomicBool) {
-    let mut tail = match changelog::Tail::new(kafka) {
+fn follow_changelog(shared: &Shared, kafka: &KafkaConfig, key: &StateKey, stop: &AtomicBool) {
+    let mut tail = match changelog::Tail::new(kafka, key) {
         Ok(t) => t,
         Err(e) => {
             tracing::warn!(error = %e, "cannot follow the changelog: reports cover this instance's partitions only");
@@ -200,7 +230,7 @@ fn follow_changelog(shared: &Shared, kafka: &KafkaConfig, stop: &AtomicBool) {
             let mut core = Core::empty(config);
             let wall = wall_now();
             for (s, l) in latest {
-                match checkpoint::decode(&l.bytes, &config.engine_sha256) {
+                match checkpoint::decode(&l.bytes, config) {
                     Ok(cp) => core.restore(cp, wall),
                     Err(e) => {
                         tracing::warn!(stream = %stream_name(s), error = %e, "global view: checkpoint skipped")
@@ -264,17 +294,16 @@ impl Restorer {
 
 impl AssignHook for Arc<Restorer> {
     fn start_at(&self, streams: &[StreamId]) -> Vec<(StreamId, Offset)> {
-        let remote = changelog::read_latest(&self.kafka, Duration::from_secs(30)).unwrap_or_else(|e| {
+        let remote = changelog::read_latest(&self.kafka, self.store.key(), Duration::from_secs(30)).unwrap_or_else(|e| {
             tracing::error!(error = %e, "cannot read the changelog; using local checkpoints only");
             HashMap::new()
         });
-        let sha = self.store.config_sha256();
         let mut loaded = HashMap::new();
         let starts = streams
             .iter()
             .map(|&s| {
                 let from_changelog = remote.get(&s).and_then(|latest| {
-                    checkpoint::decode(&latest.bytes, sha)
+                    checkpoint::decode(&latest.bytes, self.store.config())
                         .inspect_err(|e| {
                             self.metrics.count("corrupt");
                             tracing::error!(stream = %stream_name(s), error = %e, "changelog checkpoint refused")
@@ -314,12 +343,13 @@ impl AssignHook for Arc<Restorer> {
 /// `run` drives it on its own thread; `slaflow bench` measures it.
 pub fn live(shared: &Shared, kafka: &KafkaConfig, stop: &AtomicBool) -> Result<(), RunError> {
     let config = shared.config.clone();
-    let store = CheckpointStore::for_kafka(&config.engine.data_dir, &config.engine_sha256, kafka);
+    let key = StateKey::from_config(&config).map_err(RunError::Setup)?;
+    let store = CheckpointStore::for_kafka(config.clone(), key.clone(), kafka);
     if let Err(e) = changelog::ensure_topic(kafka) {
         tracing::warn!(error = %e, topic = %kafka.state_topic, "changelog topic not ensured");
     }
     let restorer = Arc::new(Restorer {
-        store: CheckpointStore::for_kafka(&config.engine.data_dir, &config.engine_sha256, kafka),
+        store: CheckpointStore::for_kafka(config.clone(), key, kafka),
         kafka: kafka.clone(),
         stash: Mutex::new(VecDeque::new()),
         metrics: shared.metrics.checkpoints.clone(),
@@ -502,7 +532,14 @@ fn checkpoint(
         match store.write(cp) {
             Ok((_, bytes)) => {
                 total_bytes += bytes.len();
-                changelog::publish(changelog_sink, kafka, cp.stream(), cp.next_offset(), &bytes)?;
+                changelog::publish(
+                    changelog_sink,
+                    kafka,
+                    store.key(),
+                    cp.stream(),
+                    cp.next_offset(),
+                    &bytes,
+                )?;
                 covered.push((cp.stream(), cp.next_offset()));
             }
             // Keep running: the offsets stay uncommitted, a restart resumes earlier.

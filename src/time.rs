@@ -6,24 +6,65 @@ use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 /// Milliseconds since the Unix epoch (UTC). All arithmetic in slaflow uses this.
 pub type Millis = i64;
 
-/// Error for a time value that is neither RFC 3339 nor epoch milliseconds.
+/// The earliest instant slaflow accepts anywhere: 0000-01-01T00:00:00.000Z.
+pub const MIN_MS: Millis = -62_167_219_200_000;
+/// The latest instant slaflow accepts anywhere: 9999-12-31T23:59:59.999Z.
+///
+/// Every accepted instant is printable as RFC 3339, and any instant plus or minus
+/// any accepted duration (at most [`MAX_DURATION_MS`]) stays far inside `i64`.
+pub const MAX_MS: Millis = 253_402_300_799_999;
+/// The longest duration accepted from config or a request: 100 years.
+pub const MAX_DURATION_MS: Millis = 100 * 366 * 86_400_000;
+
+/// Error for a time value that is neither RFC 3339 nor epoch milliseconds, or
+/// lies outside years 0000–9999.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "bad time {value:?}: expected RFC 3339 (e.g. 2026-11-02T10:00:00Z) or integer epoch milliseconds"
+    "bad time {value:?}: expected RFC 3339 (e.g. 2026-11-02T10:00:00Z) or integer epoch milliseconds, within years 0000-9999"
 )]
 pub struct TimeError {
     /// The offending text.
     pub value: String,
 }
 
+/// Accepts epoch milliseconds within [`MIN_MS`, `MAX_MS`].
+pub fn checked_ms(ms: i64) -> Result<Millis, TimeError> {
+    if (MIN_MS..=MAX_MS).contains(&ms) {
+        Ok(ms)
+    } else {
+        Err(TimeError {
+            value: ms.to_string(),
+        })
+    }
+}
+
+/// For checks of restored state: `Err` naming `what` unless `t` is an accepted instant.
+pub fn check_instant(what: &str, t: Millis) -> Result<(), String> {
+    checked_ms(t)
+        .map(|_| ())
+        .map_err(|_| format!("{what} {t} is not an instant within years 0000-9999"))
+}
+
+/// For checks of restored state: `Err` naming `what` unless `d` is a duration in
+/// `[0, MAX_DURATION_MS]`.
+pub fn check_duration(what: &str, d: Millis) -> Result<(), String> {
+    if (0..=MAX_DURATION_MS).contains(&d) {
+        Ok(())
+    } else {
+        Err(format!("{what} {d} ms is not a duration"))
+    }
+}
+
 /// Parses an RFC 3339 timestamp with any offset into epoch milliseconds.
 /// Sub-millisecond digits are truncated (towards the past).
 pub fn parse_rfc3339(s: &str) -> Result<Millis, TimeError> {
-    DateTime::parse_from_rfc3339(s)
+    let err = || TimeError {
+        value: s.to_owned(),
+    };
+    let ms = DateTime::parse_from_rfc3339(s)
         .map(|t| t.timestamp_millis())
-        .map_err(|_| TimeError {
-            value: s.to_owned(),
-        })
+        .map_err(|_| err())?;
+    checked_ms(ms).map_err(|_| err())
 }
 
 /// Parses a command-line or API time: RFC 3339, integer epoch milliseconds, or a
@@ -31,7 +72,7 @@ pub fn parse_rfc3339(s: &str) -> Result<Millis, TimeError> {
 pub fn parse_flexible(s: &str) -> Result<Millis, TimeError> {
     let s = s.trim();
     if let Ok(ms) = s.parse::<i64>() {
-        return Ok(ms);
+        return checked_ms(ms);
     }
     if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         return Ok(d
@@ -91,6 +132,22 @@ mod tests {
             1_793_613_600_000
         );
         assert!(parse_flexible("yesterday").is_err());
+    }
+
+    #[test]
+    fn instants_outside_years_0000_to_9999_are_refused() {
+        assert_eq!(parse_flexible(&MAX_MS.to_string()), Ok(MAX_MS));
+        assert_eq!(parse_flexible(&MIN_MS.to_string()), Ok(MIN_MS));
+        for bad in [
+            "-9000000000000000000",
+            "9000000000000000000",
+            "253402300800000",
+        ] {
+            assert!(parse_flexible(bad).is_err(), "{bad}");
+        }
+        assert!(parse_rfc3339("0000-01-01T00:00:00+01:00").is_err());
+        assert_eq!(format_ms(MAX_MS), "9999-12-31T23:59:59.999Z");
+        assert_eq!(format_ms(MIN_MS), "0000-01-01T00:00:00.000Z");
     }
 
     #[test]

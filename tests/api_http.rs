@@ -22,6 +22,8 @@ use slaflow::state::{Core, Shared};
 const ADMIN: &str = "admin-token-for-tests";
 const ACME: &str = "acme-token-for-tests";
 const GLOBEX: &str = "globex-token-for-tests";
+/// An ingest token limited to acme's services and tickets.
+const INGEST_ACME: &str = "ingest-acme-token-for-tests";
 
 struct Recorder(Arc<Mutex<Vec<String>>>);
 
@@ -48,11 +50,12 @@ fn server() -> &'static Server {
     SERVER.get_or_init(|| {
         let sha = |t: &str| hex::encode(Sha256::digest(t.as_bytes()));
         let text = format!(
-            "{}\n[api]\nlisten = \"127.0.0.1:0\"\n[[api.tokens]]\nsha256 = \"{}\"\n[[api.tokens]]\nsha256 = \"{}\"\ncustomer = \"acme\"\n[[api.tokens]]\nsha256 = \"{}\"\ncustomer = \"globex\"\n",
+            "{}\n[api]\nlisten = \"127.0.0.1:0\"\nquery_memory = \"64 MiB\"\n[[api.tokens]]\nsha256 = \"{}\"\n[[api.tokens]]\nsha256 = \"{}\"\ncustomer = \"acme\"\n[[api.tokens]]\nsha256 = \"{}\"\ncustomer = \"globex\"\n[[api.tokens]]\nsha256 = \"{}\"\nscope = \"ingest\"\ncustomers = [\"acme\"]\n",
             scenario_config(),
             sha(ADMIN),
             sha(ACME),
-            sha(GLOBEX)
+            sha(GLOBEX),
+            sha(INGEST_ACME)
         );
         let config = Arc::new(Config::parse(&text, std::path::Path::new("api.toml")).expect("config"));
         let mut p = Pipeline::new(config.clone(), ["m".into(), "t".into()]);
@@ -68,7 +71,7 @@ fn server() -> &'static Server {
             p.eventtime_mut().add_stream(s, 0);
             let lines: Vec<&str> = evs.iter().filter(|e| e.topic == topic).map(|e| e.line.as_str()).collect();
             let recs = RawRecord::numbered(&lines, 0, 0);
-            p.ingest(s, &recs, 0, &mut out);
+            p.ingest(s, &recs, slaflow::time::wall_now(), &mut out);
             p.eventtime_mut().finish_stream(s);
         }
         p.finish(None, &mut out);
@@ -136,6 +139,37 @@ fn post(path: &str, token: Option<&str>, body: &str) -> (u16, String) {
     }
 }
 
+/// A POST over a plain socket: the whole body is offered even if the server
+/// answers early (a 413 before the body is read), and may be any bytes.
+fn post_raw(path: &str, token: &str, body: &[u8]) -> (u16, String) {
+    use std::io::{Read, Write};
+    let addr = server().base.trim_start_matches("http://").to_owned();
+    let mut conn = std::net::TcpStream::connect(&addr).expect("connect");
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    // The server may close as soon as it has answered: write errors are expected.
+    let _ = conn
+        .write_all(head.as_bytes())
+        .and_then(|()| conn.write_all(body));
+    let mut answer = Vec::new();
+    let _ = conn.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP answer to POST {path}: {text:?}"));
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
+    (status, body)
+}
+
 fn json(body: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
 }
@@ -165,7 +199,7 @@ fn auth_matrix_on_every_customer_endpoint() {
             format!("/v1/incidents?status=all&customer={customer}"),
             format!("/v1/tickets/{ticket}"),
         ];
-        for p in &paths {
+        for (i, p) in paths.iter().enumerate() {
             let (s, b) = get(p, None);
             assert_eq!(s, 401, "{p} without token");
             assert!(json(&b)["error"].is_string());
@@ -173,8 +207,29 @@ fn auth_matrix_on_every_customer_endpoint() {
             assert_eq!(get(p, Some(ADMIN)).0, 200, "{p} admin");
             assert_eq!(get(p, Some(own)).0, 200, "{p} own customer");
             let (s, b) = get(p, Some(other));
-            assert_eq!(s, 403, "{p} other customer: {b}");
+            // Another customer's service or ticket is indistinguishable from a
+            // missing one, so ids cannot be enumerated.
+            let hidden = i == 2 || i == 4;
+            assert_eq!(s, if hidden { 404 } else { 403 }, "{p} other customer: {b}");
             assert!(json(&b)["error"].is_string());
+        }
+        let missing = [
+            "/v1/services/no-such-service/availability",
+            "/v1/tickets/NO-SUCH-TICKET",
+        ];
+        let hidden = [
+            format!("/v1/services/{service}/availability"),
+            format!("/v1/tickets/{ticket}"),
+        ];
+        for (m, h) in missing.iter().zip(&hidden) {
+            let (a, b) = (get(m, Some(other)), get(h, Some(other)));
+            assert_eq!(a.0, b.0);
+            let shape = |body: &str| {
+                json(body)["error"]
+                    .as_str()
+                    .map(|e| e.split(' ').take(2).collect::<Vec<_>>().join(" "))
+            };
+            assert_eq!(shape(&a.1), shape(&b.1), "{m} vs {h}");
         }
     }
     for (p, body) in [
@@ -614,4 +669,218 @@ fn demo_starts_serves_a_report_and_stops_on_sigterm() {
         assert!(Instant::now() < deadline, "demo did not stop on SIGTERM");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Periods, steps and instants that once wrapped `to - from` and allocated until
+/// the process died now answer 400, before any work. (The bound is loose on
+/// purpose: the point is "no huge loop", not a latency target.)
+#[test]
+fn extreme_periods_and_steps_answer_400_at_once() {
+    let huge = "from=-9000000000000000000&to=9000000000000000000";
+    for path in [
+        format!("/v1/services/web/availability?{huge}&step=1s"),
+        format!("/v1/reports/sla?customer=acme&{huge}"),
+        format!("/v1/reports/capacity?customer=acme&{huge}"),
+        "/v1/services/web/availability?from=0&to=9223372036854775807&step=1s".to_owned(),
+        "/v1/services/web/availability?from=2026-11-01&to=2026-11-02&step=1000000000000000000d"
+            .to_owned(),
+        "/v1/services/web/availability?from=2026-11-01&to=2026-11-02&step=18446744073709551615s"
+            .to_owned(),
+        "/v1/services/web/availability?from=1970-01-01&to=2026-11-02&step=1s".to_owned(),
+        "/v1/reports/sla?customer=acme&from=-62167219200001&to=0".to_owned(),
+        "/v1/reports/sla?customer=acme&from=0&to=253402300800000".to_owned(),
+    ] {
+        let started = Instant::now();
+        let (s, b) = get(&path, Some(ACME));
+        assert_eq!(s, 400, "{path}: {b}");
+        assert!(json(&b)["error"].is_string());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{path} took {:?}",
+            started.elapsed()
+        );
+    }
+    // A negative period length is never reported.
+    let (s, b) = get(
+        "/v1/reports/sla?customer=acme&from=2026-11-02&to=2026-11-01",
+        Some(ACME),
+    );
+    assert_eq!(s, 400, "{b}");
+}
+
+#[test]
+fn ingest_refuses_future_items_and_limits_tokens_to_their_customers() {
+    let probe = |id: &str, ts: &str, service: &str| {
+        format!(
+            r#"{{"event_id":"{id}","ts":{ts},"service":"{service}","kind":"probe","source":"s","status":"up"}}"#
+        )
+    };
+    let now = slaflow::time::wall_now();
+    let body = [
+        probe("fut-1", "\"2099-01-01T00:00:00Z\"", "web"),
+        probe("fut-2", &now.to_string(), "web"),
+    ]
+    .join("\n");
+    let (s, b) = post("/v1/ingest/events", Some(ADMIN), &body);
+    assert_eq!(s, 400, "{b}");
+    let r = json(&b);
+    assert_eq!(r["accepted"], 1);
+    assert_eq!(r["rejected"][0]["index"], 0);
+    assert_eq!(r["rejected"][0]["reason"], "future");
+    // An ingest token limited to acme writes acme's services, not globex's.
+    let (s, b) = post(
+        "/v1/ingest/events",
+        Some(INGEST_ACME),
+        &probe("ten-1", &now.to_string(), "web"),
+    );
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = post(
+        "/v1/ingest/events",
+        Some(INGEST_ACME),
+        &probe("ten-2", &now.to_string(), "shop"),
+    );
+    assert_eq!(s, 403, "{b}");
+    assert!(
+        json(&b)["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("shop"))
+    );
+    // ... nor tickets of another customer (known to the engine or created in the payload).
+    let globex_ticket = a_ticket_of("globex");
+    let responded = format!(
+        r#"{{"event_id":"ten-3","ts":{now},"ticket":"{globex_ticket}","type":"responded"}}"#
+    );
+    assert_eq!(
+        post("/v1/ingest/events", Some(INGEST_ACME), &responded).0,
+        403
+    );
+    let created = format!(
+        r#"{{"event_id":"ten-4","ts":{now},"ticket":"NEW-1","type":"created","customer":"acme","priority":"P3","kind":"request"}}"#
+    );
+    let then = format!(r#"{{"event_id":"ten-5","ts":{now},"ticket":"NEW-1","type":"responded"}}"#);
+    let (s, b) = post(
+        "/v1/ingest/events",
+        Some(INGEST_ACME),
+        &format!("{created}\n{then}"),
+    );
+    assert_eq!(s, 200, "{b}");
+    // And it is still refused everywhere but ingest.
+    assert_eq!(
+        get("/v1/reports/sla?customer=acme", Some(INGEST_ACME)).0,
+        403
+    );
+}
+
+#[test]
+fn bodies_up_to_the_documented_limit_are_read_and_larger_ones_get_json_413() {
+    let now = slaflow::time::wall_now();
+    // 3 MiB: over axum's 2 MiB default, under the documented 8 MiB.
+    let line = |i: usize| {
+        format!(
+            r#"{{"event_id":"big-{i}","ts":{now},"service":"web","kind":"probe","source":"s{}","status":"up","pad":"{}"}}"#,
+            i % 3,
+            "x".repeat(900)
+        )
+    };
+    let body: Vec<String> = (0..3300).map(line).collect();
+    let body = body.join("\n");
+    assert!(body.len() > 3 << 20);
+    let (s, b) = post("/v1/ingest/events", Some(ADMIN), &body);
+    assert_eq!(s, 200, "{}", &b[..b.len().min(300)]);
+    let too_big = "x".repeat(9 << 20);
+    let (s, b) = post_raw("/v1/ingest/events", ADMIN, too_big.as_bytes());
+    assert_eq!(s, 413);
+    assert!(json(&b)["error"].is_string(), "{b}");
+    let (s, b) = post_raw(
+        "/v1/query",
+        ADMIN,
+        format!(r#"{{"sql":"{}"}}"#, "1".repeat(100_000)).as_bytes(),
+    );
+    assert_eq!(s, 413);
+    assert!(json(&b)["error"].is_string(), "{b}");
+    // Every refusal is JSON, a wrong method too.
+    let (s, b) = get("/v1/query", Some(ADMIN));
+    assert_eq!(s, 405);
+    assert!(json(&b)["error"].is_string(), "{b}");
+}
+
+fn rss_mib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .map(str::to_owned)
+        })
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb / 1024)
+}
+
+#[test]
+fn sql_that_could_hurt_the_process_is_refused_and_the_api_keeps_answering() {
+    let sql = |s: &str| serde_json::json!({ "sql": s }).to_string();
+    // 2,000 terms: the parser builds a deep tree without recursing.
+    let deep = format!("SELECT {}", vec!["1"; 2000].join("+"));
+    let (s, b) = post("/v1/query", Some(ADMIN), &sql(&deep));
+    assert_eq!(s, 400, "{b}");
+    assert!(b.contains("deeper"), "{b}");
+    let nested = format!("SELECT {}1{}", "(".repeat(500), ")".repeat(500));
+    assert_eq!(post("/v1/query", Some(ADMIN), &sql(&nested)).0, 400);
+    let long = format!("SELECT 1 {}", " ".repeat(20_000));
+    assert_eq!(post("/v1/query", Some(ADMIN), &sql(&long)).0, 400);
+    let fine = format!("SELECT {}", vec!["1"; 40].join("+"));
+    let (s, b) = post("/v1/query", Some(ADMIN), &sql(&fine));
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(
+        json(&b)["rows"][0]
+            .as_object()
+            .and_then(|o| o.values().next().cloned()),
+        Some(40.into())
+    );
+
+    // A join far bigger than query_memory (64 MiB here): refused, the process lives.
+    let before = rss_mib();
+    let huge = "SELECT a.summary || b.summary || c.summary AS s, count(*) AS n FROM incidents a, incidents b, incidents c GROUP BY s";
+    let base = server().base.clone();
+    let join = std::thread::spawn(move || {
+        let started = Instant::now();
+        let mut r = agent()
+            .post(format!("{base}/v1/query"))
+            .header("Authorization", format!("Bearer {ADMIN}"))
+            .header("Content-Type", "application/json")
+            .send(sql(huge))
+            .expect("query");
+        (
+            r.status().as_u16(),
+            r.body_mut().read_to_string().unwrap_or_default(),
+            started.elapsed(),
+        )
+    });
+    // Meanwhile health and reports answer.
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    assert_eq!(get("/healthz", None).0, 200);
+    assert_eq!(get("/v1/reports/sla?customer=acme", Some(ACME)).0, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "API blocked {:?}",
+        started.elapsed()
+    );
+    let (s, b, took) = join.join().expect("join thread");
+    assert_eq!(s, 400, "{b}");
+    assert!(
+        b.contains("Resources exhausted") || b.contains("longer than"),
+        "{b}"
+    );
+    assert!(took < Duration::from_secs(20), "{took:?}");
+    assert!(
+        rss_mib() < before + 1024,
+        "RSS {before} → {} MiB",
+        rss_mib()
+    );
+    assert_eq!(get("/healthz", None).0, 200);
 }

@@ -262,7 +262,7 @@ fn run(
                 .keys()
                 .filter_map(|&s| core.checkpoint(s))
                 .map(|cp| {
-                    slaflow::checkpoint::decode(&slaflow::checkpoint::encode(&cp, sha), sha)
+                    slaflow::checkpoint::decode(&slaflow::checkpoint::encode(&cp, sha), &config)
                         .expect("decode")
                 })
                 .collect();
@@ -289,7 +289,8 @@ fn run(
             }
             let end = (at + chunk).min(lines.len());
             let recs = RawRecord::numbered(&lines[at..end], s.partition, at as i64);
-            p.ingest(s, &recs, 0, &mut out);
+            // The processing clock: a wall clock far past the generated records.
+            p.ingest(s, &recs, slaflow::time::MAX_MS / 2, &mut out);
             pos.insert(s, end);
             if end == lines.len() {
                 p.eventtime_mut().finish_stream(s);

@@ -1,6 +1,6 @@
 //! Property tests: the event-time layer equals a deliberately simple reference
-//! model on random streams with disorder, duplicates and bad records, whatever
-//! the chunking.
+//! model on random streams with disorder, duplicates, bad records and records
+//! from wrong clocks (contract section 2), whatever the chunking.
 
 use std::collections::HashMap;
 
@@ -13,11 +13,15 @@ use slaflow::eventtime::{EventTime, EventTimeConfig, StreamId};
 
 const LATENESS: i64 = 30_000;
 const HORIZON: i64 = 200_000;
+/// The processing clock and `engine.max_future` of the `future` check.
+const NOW: i64 = 2_000_000;
+const MAX_FUTURE: i64 = 60_000;
 
 #[derive(Debug, Clone)]
 struct Rec {
     stream: i32,
     line: String,
+    /// `None`: malformed (whether or not its `ts` could be read).
     ts: Option<i64>,
     id: Option<String>,
     service: String,
@@ -29,11 +33,20 @@ fn records() -> impl Strategy<Value = Vec<Rec>> {
         raw.into_iter()
             .map(|(stream, step, back, id, dice)| {
                 clock[stream as usize] += step;
-                let ts = clock[stream as usize] - back;
+                let mut ts = clock[stream as usize] - back;
                 let service = if dice == 1 { "ghost" } else { "web" };
                 if dice == 0 {
                     Rec { stream, line: "{bad".into(), ts: None, id: None, service: service.into() }
+                } else if dice == 2 {
+                    // Malformed with a readable (and far) `ts`: must not move the watermark.
+                    let line = format!(r#"{{"event_id":"x","ts":{},"service":"web","kind":"probe","source":"s","status":"sideways"}}"#, ts + 500_000);
+                    Rec { stream, line, ts: None, id: None, service: service.into() }
                 } else {
+                    if dice == 3 {
+                        // A wrong clock: past the processing clock + max_future,
+                        // now and then exactly on the limit (accepted).
+                        ts = NOW + MAX_FUTURE + if back % 8 == 0 { 0 } else { 1 + back };
+                    }
                     let id = format!("e{id}");
                     let line = format!(r#"{{"event_id":"{id}","ts":{ts},"service":"{service}","kind":"probe","source":"s","status":"up"}}"#);
                     Rec { stream, line, ts: Some(ts), id: Some(id), service: service.into() }
@@ -54,6 +67,10 @@ fn reference(recs: &[Rec]) -> (Vec<(usize, Reason)>, Vec<usize>) {
             dead.push((i, Reason::Malformed));
             continue;
         };
+        if ts > NOW + MAX_FUTURE {
+            dead.push((i, Reason::Future));
+            continue;
+        }
         let m = &mut max[r.stream as usize];
         if m.is_some_and(|m| ts < m - LATENESS) {
             dead.push((i, Reason::Late));
@@ -81,6 +98,7 @@ fn actual(recs: &[Rec], chunks: &[usize]) -> (Vec<(usize, Reason)>, Vec<usize>) 
         allowed_lateness: LATENESS,
         dedup_horizon: HORIZON,
         idle_timeout: 1,
+        max_future: MAX_FUTURE,
     };
     let mut et = EventTime::new(cfg, ["m".into(), "t".into()]);
     let streams = [0, 1].map(|p| StreamId {
@@ -115,7 +133,7 @@ fn actual(recs: &[Rec], chunks: &[usize]) -> (Vec<(usize, Reason)>, Vec<usize>) 
                 payload: recs[k].line.as_bytes(),
             })
             .collect();
-        et.ingest(decoder.decode(s, &raw), 0, &mut admit, &mut dead);
+        et.ingest(decoder.decode(s, &raw), NOW, &mut admit, &mut dead);
         let r = et.advance(None);
         if let Some(b) = r.monitoring {
             assert!(

@@ -376,9 +376,20 @@ fn alertmanager_to_pagerduty_with_retries_restart_and_no_duplicates() {
         signed.body, trig[0],
         "the webhook carries the contract's incident record"
     );
+    // `t=<unix>,v1=<HMAC of "<t>.<body>">`, with a fresh timestamp.
+    let header = signed.headers["x-slaflow-signature"].as_str();
+    let signed_at: i64 = header
+        .strip_prefix("t=")
+        .and_then(|h| h.split(',').next())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("signature header {header:?}"));
+    assert!(
+        (slaflow::time::wall_now() / 1000 - signed_at).abs() < 120,
+        "{header}"
+    );
     assert_eq!(
-        signed.headers["x-slaflow-signature"],
-        slaflow::sink::delivery::sign(HOOK_SECRET.as_bytes(), signed.raw.as_bytes())
+        header,
+        slaflow::sink::delivery::sign(HOOK_SECRET.as_bytes(), signed_at, signed.raw.as_bytes())
     );
     assert!(
         wait_until(Duration::from_secs(30), || receiver.got("/pd").len() >= 2),

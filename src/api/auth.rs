@@ -18,8 +18,9 @@ pub enum Principal {
     Admin,
     /// Sees only this customer.
     Customer(String),
-    /// May only post to the ingest endpoints.
-    Ingest,
+    /// May only post to the ingest endpoints; `Some` limits it to the services and
+    /// tickets of these customers.
+    Ingest(Option<Vec<String>>),
 }
 
 impl Principal {
@@ -28,7 +29,7 @@ impl Principal {
         match self {
             Principal::Admin => Ok(()),
             Principal::Customer(c) if c == customer => Ok(()),
-            Principal::Customer(_) | Principal::Ingest => Err(ApiError::forbidden(format!(
+            Principal::Customer(_) | Principal::Ingest(_) => Err(ApiError::forbidden(format!(
                 "this token may not see customer {customer:?}"
             ))),
         }
@@ -38,7 +39,7 @@ impl Principal {
     pub fn check_admin(&self) -> Result<(), ApiError> {
         match self {
             Principal::Admin => Ok(()),
-            Principal::Customer(_) | Principal::Ingest => {
+            Principal::Customer(_) | Principal::Ingest(_) => {
                 Err(ApiError::forbidden("this operation needs an admin token"))
             }
         }
@@ -47,7 +48,7 @@ impl Principal {
     /// 403 unless admin or an ingest token.
     pub fn check_ingest(&self) -> Result<(), ApiError> {
         match self {
-            Principal::Admin | Principal::Ingest => Ok(()),
+            Principal::Admin | Principal::Ingest(_) => Ok(()),
             Principal::Customer(_) => {
                 Err(ApiError::forbidden("ingest needs an admin or ingest token"))
             }
@@ -58,6 +59,53 @@ impl Principal {
     pub fn sees(&self, customer: &str) -> bool {
         self.check_customer(customer).is_ok()
     }
+
+    /// Whether this principal may write events of `customer`'s services and tickets.
+    pub fn writes_for(&self, customer: &str) -> bool {
+        match self {
+            Principal::Admin | Principal::Ingest(None) => true,
+            Principal::Ingest(Some(list)) => list.iter().any(|c| c == customer),
+            Principal::Customer(_) => false,
+        }
+    }
+}
+
+/// A fresh bearer token: 32 bytes from the OS CSPRNG, hex, after `prefix_`.
+pub fn fresh_token(prefix: &str) -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)?;
+    Ok(format!("{prefix}_{}", hex::encode(bytes)))
+}
+
+/// The `[[api.tokens]]` entry for `token`: only its SHA-256 goes into the config.
+/// `customer` limits it to one customer's reports; `ingest` makes it an ingest
+/// token, optionally limited to `customers`.
+pub fn token_entry(
+    token: &str,
+    customer: Option<&str>,
+    ingest: bool,
+    customers: &[String],
+) -> String {
+    let mut entry = format!(
+        "[[api.tokens]]\nsha256 = \"{}\"\n",
+        hex::encode(Sha256::digest(token.as_bytes()))
+    );
+    if let Some(c) = customer {
+        entry.push_str(&format!("customer = {}\n", toml_string(c)));
+    }
+    if ingest {
+        entry.push_str("scope = \"ingest\"\n");
+        if !customers.is_empty() {
+            let list: Vec<String> = customers.iter().map(|c| toml_string(c)).collect();
+            entry.push_str(&format!("customers = [{}]\n", list.join(", ")));
+        }
+    }
+    entry
+}
+
+/// A TOML basic string: JSON's string escapes are valid TOML.
+fn toml_string(s: &str) -> String {
+    serde_json::Value::String(s.to_owned()).to_string()
 }
 
 /// Finds the principal for a presented token.
@@ -72,7 +120,9 @@ pub fn authenticate(shared: &Shared, token: &str) -> Option<Principal> {
         if bool::from(digest.as_slice().ct_eq(&want)) && found.is_none() {
             found = Some(match (&t.customer, &t.scope) {
                 (Some(c), _) => Principal::Customer(c.get_ref().clone()),
-                (None, Some(_)) => Principal::Ingest,
+                (None, Some(_)) => {
+                    Principal::Ingest(t.customers.as_ref().map(|c| c.get_ref().clone()))
+                }
                 (None, None) => Principal::Admin,
             });
         }
@@ -115,7 +165,7 @@ impl FromRequestParts<Arc<Shared>> for Principal {
         };
         let who =
             authenticate(shared, token).ok_or_else(|| ApiError::unauthorized("unknown token"))?;
-        if who == Principal::Ingest && !ingest {
+        if matches!(who, Principal::Ingest(_)) && !ingest {
             return Err(ApiError::forbidden(
                 "an ingest token may only post to /v1/ingest/*",
             ));

@@ -42,6 +42,13 @@ impl ApiError {
             message: m.into(),
         }
     }
+    /// 429.
+    pub fn too_many_requests(m: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            message: m.into(),
+        }
+    }
     /// 503.
     pub fn unavailable(m: impl Into<String>) -> Self {
         ApiError {
@@ -77,8 +84,47 @@ impl From<axum::extract::rejection::QueryRejection> for ApiError {
 
 impl From<axum::extract::rejection::JsonRejection> for ApiError {
     fn from(e: axum::extract::rejection::JsonRejection) -> Self {
-        ApiError::bad_request(e.body_text())
+        // A body over the limit is 413; any other unreadable body is a bad request.
+        let status = match e.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        ApiError {
+            status,
+            message: e.body_text(),
+        }
     }
+}
+
+impl From<axum::extract::rejection::BytesRejection> for ApiError {
+    fn from(e: axum::extract::rejection::BytesRejection) -> Self {
+        ApiError {
+            status: e.status(),
+            message: e.body_text(),
+        }
+    }
+}
+
+/// Turns every error answer that is not JSON yet (a 413 from the body limit, a
+/// timeout, a 405) into `{"error": "..."}` with the same status.
+pub async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let message = status.canonical_reason().unwrap_or("error");
+    let mut json = (status, Json(serde_json::json!({ "error": message }))).into_response();
+    for (name, value) in response.headers() {
+        // Keep e.g. `Allow` on a 405; the body's own headers are replaced.
+        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            json.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    json
 }
 
 impl From<axum::extract::rejection::PathRejection> for ApiError {

@@ -8,11 +8,13 @@
 //! listing what was accepted and what was not (retrying is harmless: accepted
 //! events are not published twice); 503 when the intake is unavailable.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -21,7 +23,8 @@ use utoipa::ToSchema;
 use super::auth::Principal;
 use super::error::ApiError;
 use crate::config::Config;
-use crate::ingest::{Rejected, Translated, alertmanager, events, jira};
+use crate::event::Topic;
+use crate::ingest::{Event, Rejected, Translated, alertmanager, events, jira};
 use crate::state::Shared;
 
 /// What became of an ingest request.
@@ -45,19 +48,26 @@ async fn ingest(
     shared: Arc<Shared>,
     who: Principal,
     endpoint: &'static str,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
     translate: Translate,
 ) -> Result<Response, ApiError> {
     who.check_ingest()?;
-    let translated = translate(&shared.config, &body).unwrap_or_else(|whole| Translated {
+    let body = body?;
+    let mut translated = translate(&shared.config, &body).unwrap_or_else(|whole| Translated {
         rejected: vec![whole],
         ..Translated::default()
     });
+    let max_future = shared.config.engine.max_future.0;
+    translated.refuse_future(shared.intake.now().saturating_add(max_future));
     let worker = shared.clone();
-    // Publishing waits for Kafka's acknowledgement: off the async workers.
-    let response = tokio::task::spawn_blocking(move || publish(&worker, endpoint, translated))
-        .await
-        .map_err(ApiError::internal)??;
+    // Publishing waits for Kafka's acknowledgement, and the tenancy check may read
+    // the engine: off the async workers.
+    let response = tokio::task::spawn_blocking(move || {
+        check_tenancy(&worker, &who, &translated.events)?;
+        publish(&worker, endpoint, translated)
+    })
+    .await
+    .map_err(ApiError::internal)??;
     shared
         .metrics
         .count_ingest(endpoint, "accepted", response.accepted);
@@ -78,15 +88,59 @@ async fn ingest(
     Ok((status, Json(response)).into_response())
 }
 
+/// 403 unless the token may write every event: an ingest token limited to some
+/// customers writes only their services and tickets.
+fn check_tenancy(shared: &Shared, who: &Principal, events: &[Event]) -> Result<(), ApiError> {
+    if matches!(who, Principal::Admin | Principal::Ingest(None)) {
+        return Ok(());
+    }
+    // Tickets created earlier in this payload, by id.
+    let mut created: HashMap<&str, String> = HashMap::new();
+    for e in events {
+        let customer = match e.topic {
+            Topic::Monitoring => shared
+                .config
+                .service(&e.key)
+                .map(|s| s.customer.get_ref().clone()),
+            Topic::Tickets => {
+                let v: serde_json::Value = serde_json::from_str(&e.json).unwrap_or_default();
+                match v["customer"].as_str() {
+                    Some(c) if v["type"] == "created" => {
+                        created.insert(&e.key, c.to_owned());
+                        Some(c.to_owned())
+                    }
+                    _ => created.get(e.key.as_str()).cloned().or_else(|| {
+                        let core = shared.view();
+                        let ticket = core.pipeline.engine().tickets().get(&e.key)?;
+                        Some(ticket.customer.clone())
+                    }),
+                }
+            }
+        };
+        if !customer.is_some_and(|c| who.writes_for(&c)) {
+            return Err(ApiError::forbidden(format!(
+                "item {}: this token may not write events of {} {:?}",
+                e.index,
+                if e.topic == Topic::Monitoring {
+                    "service"
+                } else {
+                    "ticket"
+                },
+                e.key
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn publish(shared: &Shared, endpoint: &str, t: Translated) -> Result<IngestResponse, ApiError> {
     let event_ids = t.events.iter().map(|e| e.event_id.clone()).collect();
-    let (fresh, duplicates) = shared.recent.fresh(t.events);
-    if !fresh.is_empty() {
-        shared
-            .intake
-            .publish(&fresh)
-            .map_err(ApiError::unavailable)?;
-        shared.recent.remember(&fresh);
+    let (fresh, duplicates) = shared.recent.claim(t.events);
+    if !fresh.is_empty()
+        && let Err(e) = shared.intake.publish(&fresh)
+    {
+        shared.recent.forget(&fresh);
+        return Err(ApiError::unavailable(e));
     }
     if !t.rejected.is_empty() {
         let source = format!("http:{endpoint}");
@@ -109,11 +163,11 @@ fn publish(shared: &Shared, endpoint: &str, t: Translated) -> Result<IngestRespo
 /// `down`/`degraded` probe events, resolved alerts `up` ones (see `[ingest.alertmanager]`).
 #[utoipa::path(post, path = "/v1/ingest/alertmanager", request_body(content = Object, description = "Alertmanager webhook payload, version 4"),
     security(("bearer" = [])),
-    responses((status = 200, body = IngestResponse), (status = 400, body = IngestResponse), (status = 401), (status = 403), (status = 503)))]
+    responses((status = 200, body = IngestResponse), (status = 400, body = IngestResponse), (status = 401), (status = 403), (status = 413), (status = 503)))]
 pub async fn alertmanager(
     State(shared): State<Arc<Shared>>,
     who: Principal,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     ingest(
         shared,
@@ -129,11 +183,11 @@ pub async fn alertmanager(
 /// ticket event, others are monitoring events.
 #[utoipa::path(post, path = "/v1/ingest/events", request_body(content = String, description = "NDJSON or a JSON array of contract events"),
     security(("bearer" = [])),
-    responses((status = 200, body = IngestResponse), (status = 400, body = IngestResponse), (status = 401), (status = 403), (status = 503)))]
+    responses((status = 200, body = IngestResponse), (status = 400, body = IngestResponse), (status = 401), (status = 403), (status = 413), (status = 503)))]
 pub async fn events(
     State(shared): State<Arc<Shared>>,
     who: Principal,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     ingest(shared, who, "/v1/ingest/events", body, events::translate).await
 }
@@ -142,11 +196,11 @@ pub async fn events(
 /// ticket events (see `[ingest.jira]`).
 #[utoipa::path(post, path = "/v1/ingest/jira", request_body(content = Object, description = "Jira webhook payload"),
     security(("bearer" = [])),
-    responses((status = 200, body = IngestResponse), (status = 400, body = IngestResponse), (status = 401), (status = 403), (status = 503)))]
+    responses((status = 200, body = IngestResponse), (status = 400, body = IngestResponse), (status = 401), (status = 403), (status = 413), (status = 503)))]
 pub async fn jira(
     State(shared): State<Arc<Shared>>,
     who: Principal,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     ingest(shared, who, "/v1/ingest/jira", body, jira::translate).await
 }

@@ -4,15 +4,17 @@
 pub mod auth;
 pub mod error;
 pub mod ingest;
+pub mod query;
 pub mod routes;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::response::Html;
 use axum::routing::get;
+use axum::{Extension, Router};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -28,6 +30,9 @@ use crate::state::Shared;
 const BODY_LIMIT: usize = 64 * 1024;
 /// Largest request body of the ingest endpoints (batches, grouped alerts).
 const INGEST_BODY_LIMIT: usize = 8 * 1024 * 1024;
+
+/// No request holds a worker longer than this.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The dashboard page (no build step: plain HTML, CSS and JS).
 const DASHBOARD: &str = include_str!("dashboard.html");
@@ -52,7 +57,8 @@ impl Modify for BearerAuth {
 }
 
 /// The router and its OpenAPI document.
-pub fn router(shared: Arc<Shared>) -> (Router, utoipa::openapi::OpenApi) {
+pub fn router(shared: Arc<Shared>) -> std::io::Result<(Router, utoipa::openapi::OpenApi)> {
+    let queries = Arc::new(query::QueryEngine::new(&shared.config)?);
     let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(routes::sla))
         .routes(routes!(routes::capacity))
@@ -60,7 +66,7 @@ pub fn router(shared: Arc<Shared>) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::incidents))
         .routes(routes!(routes::ticket))
         .routes(routes!(routes::maintenance))
-        .routes(routes!(routes::query))
+        .routes(routes!(query::query))
         .routes(routes!(routes::overview))
         .routes(routes!(routes::metrics))
         .routes(routes!(routes::healthz))
@@ -71,6 +77,8 @@ pub fn router(shared: Arc<Shared>) -> (Router, utoipa::openapi::OpenApi) {
                 .routes(routes!(ingest::alertmanager))
                 .routes(routes!(ingest::events))
                 .routes(routes!(ingest::jira))
+                // axum's own extractor limit (2 MiB by default) must not undercut it.
+                .layer(DefaultBodyLimit::max(INGEST_BODY_LIMIT))
                 .layer(RequestBodyLimitLayer::new(INGEST_BODY_LIMIT)),
         )
         .with_state(shared)
@@ -79,14 +87,16 @@ pub fn router(shared: Arc<Shared>) -> (Router, utoipa::openapi::OpenApi) {
     let router = router
         .route("/openapi.json", get(move || async move { axum::Json(doc) }))
         .route("/", get(|| async { Html(DASHBOARD) }))
+        .layer(Extension(queries))
         .fallback(|| async { error::ApiError::not_found("no such endpoint") })
         .layer(CatchPanicLayer::new())
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            Duration::from_secs(30),
+            REQUEST_TIMEOUT,
         ))
+        .layer(axum::middleware::map_response(error::json_errors))
         .layer(TraceLayer::new_for_http());
-    (router, api)
+    Ok((router, api))
 }
 
 /// Serves the API on `listener` until `shutdown` completes.
@@ -95,7 +105,7 @@ pub async fn serve(
     shared: Arc<Shared>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let (router, _) = router(shared);
+    let (router, _) = router(shared)?;
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await

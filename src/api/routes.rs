@@ -1,14 +1,12 @@
 //! The endpoints of contract section 10, each documented for OpenAPI.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use datafusion::execution::context::SQLOptions;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
@@ -20,7 +18,7 @@ use crate::engine::incidents::Incident;
 use crate::engine::tickets::TicketLine;
 use crate::report::{CapacityReport, SlaReport, capacity_report, sla_report};
 use crate::state::Shared;
-use crate::time::{Millis, format_ms, ms_to_s, parse_flexible};
+use crate::time::{Millis, checked_ms, format_ms, ms_to_s, parse_flexible};
 
 type Shared_ = State<Arc<Shared>>;
 
@@ -28,10 +26,6 @@ type Shared_ = State<Arc<Shared>>;
 const MAX_PERIOD: Millis = 400 * 86_400_000;
 /// At most this many steps in an availability series.
 const MAX_STEPS: i64 = 5_000;
-/// Rows returned by `POST /v1/query` at most.
-const MAX_ROWS: usize = 10_000;
-/// Time a query may run.
-const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `customer`, `from`, `to` (RFC 3339, epoch ms or YYYY-MM-DD).
 #[derive(Debug, Deserialize, IntoParams)]
@@ -73,13 +67,13 @@ fn period(
     let default_from = first.map_or(week_ago, |f| {
         week_ago
             .max(f.div_euclid(3_600_000) * 3_600_000)
-            .min(to - 1)
+            .min(to.saturating_sub(1))
     });
     let from = parse_time("from", from)?.unwrap_or(default_from);
     if from >= to {
         return Err(ApiError::bad_request("`from` must be before `to`"));
     }
-    if to - from > MAX_PERIOD {
+    if to.checked_sub(from).is_none_or(|span| span > MAX_PERIOD) {
         return Err(ApiError::bad_request("period longer than 400 days"));
     }
     Ok((from, to))
@@ -94,7 +88,7 @@ fn customer_param(
         (Some(c), _) => c.clone(),
         (None, Principal::Customer(c)) => c.clone(),
         (None, Principal::Admin) => return Err(ApiError::bad_request("missing `customer`")),
-        (None, Principal::Ingest) => {
+        (None, Principal::Ingest(_)) => {
             return Err(ApiError::forbidden("an ingest token sees no reports"));
         }
     };
@@ -286,18 +280,21 @@ pub async fn availability(
     q: Result<Query<SeriesParams>, QueryRejection>,
 ) -> Result<Json<AvailabilitySeries>, ApiError> {
     let (Path(id), Query(q)) = (id?, q?);
-    let svc = shared
-        .config
-        .service(&id)
-        .ok_or_else(|| ApiError::not_found(format!("unknown service {id:?}")))?;
-    who.check_customer(svc.customer.get_ref())?;
-    let step = match &q.step {
+    // Another customer's service answers exactly like a missing one.
+    let unknown = || ApiError::not_found(format!("unknown service {id:?}"));
+    let svc = shared.config.service(&id).ok_or_else(unknown)?;
+    if !who.sees(svc.customer.get_ref()) {
+        return Err(unknown());
+    }
+    let step: Millis = match &q.step {
         None => 3_600_000,
         Some(s) => humantime::parse_duration(s)
             .map_err(|e| ApiError::bad_request(format!("step: {e}")))?
             .as_millis()
             .try_into()
-            .map_err(|_| ApiError::bad_request("step too large"))?,
+            .ok()
+            .filter(|ms| *ms <= MAX_PERIOD)
+            .ok_or_else(|| ApiError::bad_request("step longer than 400 days"))?,
     };
     if step < 1000 {
         return Err(ApiError::bad_request("step must be at least 1s"));
@@ -307,7 +304,10 @@ pub async fn availability(
     if from >= to {
         return Err(ApiError::bad_request("`from` must be before `to`"));
     }
-    if (to - from) / step > MAX_STEPS {
+    // Both ends lie within years 0000-9999, so the span cannot overflow; the step
+    // count is checked before anything is allocated.
+    let span = to.checked_sub(from).unwrap_or(Millis::MAX);
+    if span / step > MAX_STEPS {
         return Err(ApiError::bad_request(format!(
             "more than {MAX_STEPS} steps: use a larger step"
         )));
@@ -441,10 +441,14 @@ pub async fn ticket(
     let Path(id) = id?;
     let core = shared.view();
     let tickets = core.pipeline.engine().tickets();
+    // Another customer's ticket answers exactly like a missing one, so ids
+    // cannot be enumerated.
     let (Some(t), Some(line)) = (tickets.get(&id), tickets.line(&id)) else {
         return Err(ApiError::not_found(format!("unknown ticket {id:?}")));
     };
-    who.check_customer(&t.customer)?;
+    if !who.sees(&t.customer) {
+        return Err(ApiError::not_found(format!("unknown ticket {id:?}")));
+    }
     let incidents = core
         .incidents
         .iter()
@@ -476,9 +480,15 @@ pub struct MaintenanceRequest {
 
 fn json_time(name: &str, v: &serde_json::Value) -> Result<Millis, ApiError> {
     match v {
-        serde_json::Value::Number(n) => n
-            .as_i64()
-            .ok_or_else(|| ApiError::bad_request(format!("{name}: expected integer epoch ms"))),
+        serde_json::Value::Number(n) => {
+            n.as_i64()
+                .and_then(|ms| checked_ms(ms).ok())
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "{name}: expected integer epoch ms within years 0000-9999"
+                    ))
+                })
+        }
         serde_json::Value::String(s) => {
             parse_flexible(s).map_err(|e| ApiError::bad_request(format!("{name}: {e}")))
         }
@@ -509,7 +519,7 @@ pub async fn maintenance(
     if end <= start {
         return Err(ApiError::bad_request("`end` must be after `start`"));
     }
-    let ts = shared.view().now;
+    let ts = shared.intake.now();
     let digest = Sha256::digest(format!("{}|{start}|{end}|{ts}", req.service).as_bytes());
     let event_id = format!("api-maint-{}", hex::encode(&digest[..8]));
     let event = serde_json::json!({
@@ -522,92 +532,20 @@ pub async fn maintenance(
         "change_id": req.change_id,
     });
     let published = crate::ingest::Event {
+        index: 0,
         topic: crate::event::Topic::Monitoring,
         key: req.service,
         event_id,
+        ts,
         json: event.to_string(),
     };
-    shared
-        .intake
-        .publish(&[published])
+    // Publishing waits for Kafka's acknowledgement: off the async workers.
+    let worker = shared.clone();
+    tokio::task::spawn_blocking(move || worker.intake.publish(&[published]))
+        .await
+        .map_err(ApiError::internal)?
         .map_err(ApiError::unavailable)?;
     Ok((StatusCode::ACCEPTED, Json(event)).into_response())
-}
-
-/// A read-only SQL query over the state tables.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct QueryRequest {
-    /// One SELECT statement. Tables: availability_intervals, availability_buckets,
-    /// tickets, incidents, capacity_hours.
-    pub sql: String,
-    /// Row limit (default 1000, max 10000).
-    pub limit: Option<usize>,
-}
-
-/// Query result.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct QueryResponse {
-    /// Column names.
-    pub columns: Vec<String>,
-    /// Rows as objects.
-    #[schema(value_type = Vec<Object>)]
-    pub rows: Vec<serde_json::Value>,
-    /// True when rows were cut at the limit.
-    pub truncated: bool,
-}
-
-/// Runs read-only DataFusion SQL over the state tables (admin).
-#[utoipa::path(post, path = "/v1/query", request_body = QueryRequest, security(("bearer" = [])),
-    responses((status = 200, body = QueryResponse), (status = 400, description = "bad SQL or not read-only"), (status = 401), (status = 403)))]
-pub async fn query(
-    State(shared): Shared_,
-    who: Principal,
-    body: Result<Json<QueryRequest>, JsonRejection>,
-) -> Result<Json<QueryResponse>, ApiError> {
-    who.check_admin()?;
-    let Json(req) = body?;
-    let limit = req.limit.unwrap_or(1000).min(MAX_ROWS);
-    let tables = shared.view().tables().map_err(ApiError::internal)?;
-    let ctx = tables.session().map_err(ApiError::internal)?;
-    let options = SQLOptions::new()
-        .with_allow_ddl(false)
-        .with_allow_dml(false)
-        .with_allow_statements(false);
-    let run = async {
-        let df = ctx.sql_with_options(&req.sql, options).await?;
-        df.limit(0, Some(limit + 1))?.collect().await
-    };
-    let batches = tokio::time::timeout(QUERY_TIMEOUT, run)
-        .await
-        .map_err(|_| ApiError::bad_request("query took longer than 10s"))?
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let columns: Vec<String> = batches
-        .first()
-        .map(|b| {
-            b.schema()
-                .fields()
-                .iter()
-                .map(|f| f.name().clone())
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut writer = datafusion::arrow::json::ArrayWriter::new(Vec::new());
-    let refs: Vec<&datafusion::arrow::record_batch::RecordBatch> = batches.iter().collect();
-    writer.write_batches(&refs).map_err(ApiError::internal)?;
-    writer.finish().map_err(ApiError::internal)?;
-    let buf = writer.into_inner();
-    let mut rows: Vec<serde_json::Value> = if buf.is_empty() {
-        Vec::new()
-    } else {
-        serde_json::from_slice(&buf).map_err(ApiError::internal)?
-    };
-    let truncated = rows.len() > limit;
-    rows.truncate(limit);
-    Ok(Json(QueryResponse {
-        columns,
-        rows,
-        truncated,
-    }))
 }
 
 /// What the dashboard needs to start: customers visible to the token and clocks.

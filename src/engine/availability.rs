@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{DownWhen, NoData, ServiceConfig};
 use crate::engine::episodes::{EpisodeEvent, Episodes};
 use crate::engine::incidents::{Action, Incident};
-use crate::time::{Millis, format_ms};
+use crate::time::{Millis, check_instant, format_ms};
 
 /// A service's state at an instant, in the contract's precedence order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -139,6 +139,67 @@ impl ServiceTimeline {
             month_acc: [0; 5],
             budget_breached: None,
         }
+    }
+
+    /// Checks a restored timeline: the service's config as `cfg` and `bucket` say,
+    /// and the invariants the engine keeps (instants in range, ordered disjoint
+    /// intervals, bucket durations within their bucket). A checkpoint failing this
+    /// is refused like a corrupt one.
+    pub fn check(&self, cfg: &ServiceConfig, bucket: Millis) -> Result<(), String> {
+        let fresh = ServiceTimeline::new(cfg, bucket);
+        let same = self.id == fresh.id
+            && self.customer == fresh.customer
+            && self.down_when == fresh.down_when
+            && self.stale_after == fresh.stale_after
+            && self.bucket == fresh.bucket
+            && self.target_pct.to_bits() == fresh.target_pct.to_bits()
+            && self.nodata == fresh.nodata;
+        if !same {
+            return Err(format!(
+                "service {:?}: settings differ from the config",
+                self.id
+            ));
+        }
+        self.outages.check(&fresh.outages)?;
+        let instants = self
+            .sources
+            .values()
+            .map(|s| s.1)
+            .chain(self.windows.iter().flat_map(|w| [w.from, w.end]))
+            .chain(self.cursor)
+            .chain(self.budget_breached)
+            .chain([self.month.0, self.month.1])
+            .chain((self.run_start != Millis::MIN).then_some(self.run_start))
+            .chain(self.intervals.iter().flat_map(|i| [i.0, i.1]))
+            .chain(self.buckets.keys().copied());
+        for t in instants {
+            check_instant("instant", t)?;
+        }
+        if self.month.0 > self.month.1 {
+            return Err("month ends before it starts".into());
+        }
+        if self.intervals.iter().any(|i| i.0 >= i.1)
+            || self.intervals.windows(2).any(|w| w[0].1 > w[1].0)
+        {
+            return Err("intervals empty, unordered or overlapping".into());
+        }
+        let within = |d: &Durations, total: Millis| {
+            d.iter().all(|&x| x >= 0)
+                && d.iter()
+                    .try_fold(0i64, |a, &x| a.checked_add(x))
+                    .is_some_and(|s| s <= total)
+        };
+        for (start, d) in &self.buckets {
+            if start.rem_euclid(self.bucket) != 0 || !within(d, self.bucket) {
+                return Err(format!(
+                    "bucket at {start}: misaligned or durations outside it"
+                ));
+            }
+        }
+        if !within(&self.month_acc, self.month.1 - self.month.0) {
+            return Err("month durations outside the month".into());
+        }
+        Ok(())
     }
 
     /// Applies a probe at `ts`.

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::ServiceConfig;
 use crate::engine::episodes::{EpisodeEvent, Episodes};
 use crate::engine::incidents::{Action, Incident};
-use crate::time::{Millis, format_ms};
+use crate::time::{Millis, check_instant, format_ms};
 
 /// One hour in milliseconds.
 pub const HOUR: Millis = 3_600_000;
@@ -210,6 +210,37 @@ impl Series {
             episodes: Episodes::new(cfg.capacity_sustain.0, cfg.resolve_after.0),
             hours: BTreeMap::new(),
         }
+    }
+
+    /// Checks a restored series against its service's config (`cfg`) and the
+    /// invariants the engine keeps (instants in range, hours on the hour).
+    pub fn check(&self, cfg: &ServiceConfig) -> Result<(), String> {
+        let fresh = Series::new(cfg, &self.resource, &self.metric);
+        let same = self.service == fresh.service
+            && self.customer == fresh.customer
+            && self.threshold.to_bits() == fresh.threshold.to_bits()
+            && self.stale_after == fresh.stale_after
+            && self.forecast_window == fresh.forecast_window;
+        if !same {
+            return Err(format!(
+                "series {}: settings differ from the config",
+                self.key()
+            ));
+        }
+        self.episodes.check(&fresh.episodes)?;
+        for t in self
+            .last
+            .map(|l| l.0)
+            .into_iter()
+            .chain(self.cursor)
+            .chain(self.hours.keys().copied())
+        {
+            check_instant("instant", t)?;
+        }
+        if self.hours.keys().any(|h| h.rem_euclid(HOUR) != 0) {
+            return Err(format!("series {}: an hour not on the hour", self.key()));
+        }
+        Ok(())
     }
 
     /// `service/resource/metric`, the incident key.

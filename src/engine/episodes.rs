@@ -4,7 +4,7 @@
 //! at that interval's start + `sustain`, and resolves `resolve_after` after its
 //! last bad interval ends. Shared by outages and capacity incidents.
 
-use crate::time::Millis;
+use crate::time::{Millis, check_instant};
 
 /// An episode event to turn into an incident action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +45,23 @@ pub struct Episodes {
 }
 
 impl Episodes {
+    /// Checks restored state: the same rule as `fresh`, instants in range.
+    pub fn check(&self, fresh: &Episodes) -> Result<(), String> {
+        if (self.sustain, self.resolve_after) != (fresh.sustain, fresh.resolve_after) {
+            return Err("episode rule differs from the config".into());
+        }
+        let ep = self.episode.iter();
+        for t in [self.bad_since, self.prev_bad_since]
+            .into_iter()
+            .chain(ep.clone().map(|e| Some(e.start)))
+            .chain(ep.map(|e| e.last_bad_end))
+            .flatten()
+        {
+            check_instant("episode instant", t)?;
+        }
+        Ok(())
+    }
+
     /// Tracker with the rule's `sustain` (outage_after, capacity_sustain) and `resolve_after`.
     pub fn new(sustain: Millis, resolve_after: Millis) -> Self {
         Episodes {

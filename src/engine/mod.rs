@@ -38,6 +38,28 @@ pub struct EngineSlice {
     pub tickets: Vec<Ticket>,
 }
 
+impl EngineSlice {
+    /// Checks restored state against `config` before anything of it is used:
+    /// what no run under this config could have produced is refused.
+    pub fn check(&self, config: &Config) -> Result<(), String> {
+        let service = |id: &str| {
+            config
+                .service(id)
+                .ok_or_else(|| format!("unknown service {id:?}"))
+        };
+        for t in &self.services {
+            t.check(service(t.id())?, config.engine.bucket.0)?;
+        }
+        for s in &self.capacity {
+            s.check(service(&s.service)?)?;
+        }
+        for t in &self.tickets {
+            t.check(config)?;
+        }
+        Ok(())
+    }
+}
+
 /// What one engine step produced.
 #[derive(Debug, Default)]
 pub struct Outputs {

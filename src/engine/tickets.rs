@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{BUILTIN_24X7, Config, Priority};
 use crate::engine::calendar::Calendar;
 use crate::engine::incidents::{Action, Incident, incident_id};
-use crate::time::{Millis, format_ms, ms_to_s};
+use crate::time::{Millis, check_duration, check_instant, format_ms, ms_to_s};
 
 /// Which clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -123,6 +123,39 @@ pub struct Ticket {
     pub status: String,
     sla: Option<usize>,
     clocks: [Clock; 2],
+}
+
+impl Ticket {
+    /// Checks a restored ticket: a configured customer, an SLA of that customer
+    /// (the index is into `config.slas`), a known kind, instants in range.
+    pub fn check(&self, config: &Config) -> Result<(), String> {
+        let bad = |what: String| Err(format!("ticket {:?}: {what}", self.id));
+        if config.customer(&self.customer).is_none() {
+            return bad(format!("unknown customer {:?}", self.customer));
+        }
+        if let Some(i) = self.sla
+            && config
+                .slas
+                .get(i)
+                .is_none_or(|s| *s.customer.get_ref() != self.customer)
+        {
+            return bad(format!("SLA #{i} is not one of its customer's"));
+        }
+        if !matches!(self.kind.as_str(), "incident" | "request") {
+            return bad(format!("unknown kind {:?}", self.kind));
+        }
+        check_instant("created", self.created)?;
+        for c in &self.clocks {
+            check_duration("clock", c.acc)?;
+            for t in [c.since, c.warned, c.breached, c.warn_due, c.breach_due]
+                .into_iter()
+                .flatten()
+            {
+                check_instant("clock instant", t)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A ticket line of `tickets.ndjson`.

@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 pub enum Reason {
     /// Not JSON, missing or ill-typed field, unknown kind/type/status, bad time.
     Malformed,
+    /// `ts` later than the processing clock + `engine.max_future` (a wrong clock).
+    Future,
     /// Older than its stream's watermark on arrival.
     Late,
     /// `event_id` already seen on the topic within the dedup horizon.
@@ -24,8 +26,9 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in check order.
-    pub const ALL: [Reason; 7] = [
+    pub const ALL: [Reason; 8] = [
         Reason::Malformed,
+        Reason::Future,
         Reason::Late,
         Reason::Duplicate,
         Reason::UnknownService,
@@ -38,6 +41,7 @@ impl Reason {
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::Malformed => "malformed",
+            Reason::Future => "future",
             Reason::Late => "late",
             Reason::Duplicate => "duplicate",
             Reason::UnknownService => "unknown_service",

@@ -1,7 +1,7 @@
 //! JSON → Arrow decoding. A chunk of raw records from one stream becomes one
 //! `RecordBatch` of valid rows plus the malformed records, each with its position
-//! in the chunk (arrival order matters to the watermark) and, when it could be
-//! read, its `ts` (every record with a valid `ts` advances its stream's watermark).
+//! in the chunk (dead letters keep arrival order). A malformed record never moves
+//! a watermark (contract section 2), so its `ts` is not salvaged.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -17,7 +17,7 @@ use serde::de::{self, Deserializer, Visitor};
 use super::Topic;
 use super::deadletter::{DeadLetter, Reason};
 use super::schema::schema;
-use crate::time::{Millis, parse_rfc3339};
+use crate::time::{Millis, checked_ms, parse_rfc3339};
 
 /// One undecoded input record.
 #[derive(Debug, Clone, Copy)]
@@ -54,8 +54,6 @@ impl<'a> RawRecord<'a> {
 pub struct Malformed {
     /// Index of the record within its chunk.
     pub position: usize,
-    /// Its `ts`, when that field alone could be read.
-    pub ts: Option<Millis>,
     /// The dead letter to emit.
     pub dead: DeadLetter,
 }
@@ -97,12 +95,11 @@ impl<'de> Deserialize<'de> for Ts {
                 f.write_str("an RFC 3339 string or integer epoch milliseconds")
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Ts, E> {
-                Ok(Ts(v))
+                checked_ms(v).map(Ts).map_err(E::custom)
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Ts, E> {
-                i64::try_from(v)
-                    .map(Ts)
-                    .map_err(|_| E::custom("epoch milliseconds out of range"))
+                let v = i64::try_from(v).unwrap_or(i64::MAX);
+                checked_ms(v).map(Ts).map_err(E::custom)
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Ts, E> {
                 parse_rfc3339(v).map(Ts).map_err(E::custom)
@@ -110,11 +107,6 @@ impl<'de> Deserialize<'de> for Ts {
         }
         d.deserialize_any(V)
     }
-}
-
-#[derive(Deserialize)]
-struct TsOnly {
-    ts: Option<Ts>,
 }
 
 #[derive(Deserialize)]
@@ -259,16 +251,9 @@ impl Decoder {
         }
     }
 
-    fn malformed(
-        &self,
-        position: usize,
-        r: &RawRecord,
-        ts: Option<Millis>,
-        error: String,
-    ) -> Malformed {
+    fn malformed(&self, position: usize, r: &RawRecord, error: String) -> Malformed {
         Malformed {
             position,
-            ts,
             dead: DeadLetter {
                 reason: Reason::Malformed,
                 error,
@@ -290,25 +275,17 @@ impl Decoder {
         let raw = match std::str::from_utf8(r.payload) {
             Ok(s) => s,
             Err(e) => {
-                malformed.push(self.malformed(pos, r, None, format!("not UTF-8: {e}")));
+                malformed.push(self.malformed(pos, r, format!("not UTF-8: {e}")));
                 return None;
             }
         };
         match serde_json::from_str(raw) {
             Ok(ev) => Some((raw, ev)),
             Err(e) => {
-                malformed.push(self.malformed(pos, r, Self::salvage_ts(r.payload), e.to_string()));
+                malformed.push(self.malformed(pos, r, e.to_string()));
                 None
             }
         }
-    }
-
-    /// Best-effort `ts` of a record that failed full decoding.
-    fn salvage_ts(payload: &[u8]) -> Option<Millis> {
-        serde_json::from_slice::<TsOnly>(payload)
-            .ok()
-            .and_then(|t| t.ts)
-            .map(|t| t.0)
     }
 
     fn decode_monitoring(&self, partition: i32, records: &[RawRecord]) -> DecodedChunk {
@@ -377,7 +354,7 @@ impl Decoder {
                 Ok(())
             })();
             if let Err(e) = checked {
-                malformed.push(self.malformed(pos, r, Some(ev.ts.0), e));
+                malformed.push(self.malformed(pos, r, e));
                 continue;
             }
             c.push(r, &ev.event_id, ev.ts.0, raw, &ev.service);
@@ -462,7 +439,7 @@ impl Decoder {
                 Ok(())
             })();
             if let Err(e) = checked {
-                malformed.push(self.malformed(pos, r, Some(ev.ts.0), e));
+                malformed.push(self.malformed(pos, r, e));
                 continue;
             }
             c.push(r, &ev.event_id, ev.ts.0, raw, &ev.ticket);
@@ -603,7 +580,7 @@ mod tests {
     }
 
     #[test]
-    fn malformed_records_keep_position_ts_and_raw() {
+    fn malformed_records_keep_position_and_raw() {
         let lines = [
             "not json",
             r#"{"event_id":"a","ts":"2026-11-02T10:00:00Z","service":"web","kind":"probe","source":"x","status":"sideways"}"#,
@@ -616,27 +593,23 @@ mod tests {
             r#"{"event_id":"h","ts":5,"kind":"probe","source":"x","status":"up"}"#,
             r#"{"event_id":"i","ts":5,"service":"web","kind":"probe","source":"x","status":"up"}"#,
             r#"{"event_id":"","ts":5,"service":"web","kind":"probe","source":"x","status":"up"}"#,
+            r#"{"event_id":"j","ts":253402300800000,"service":"web","kind":"probe","source":"x","status":"up"}"#,
+            r#"{"event_id":"k","ts":-9223372036854775808,"service":"web","kind":"probe","source":"x","status":"up"}"#,
+            r#"{"event_id":"l","ts":18446744073709551615,"service":"web","kind":"probe","source":"x","status":"up"}"#,
+            r#"{"event_id":"m","ts":5,"service":"web","kind":"maintenance","start":0,"end":9223372036854775807}"#,
         ];
         let c = decode(Topic::Monitoring, &lines);
         assert_eq!(c.batch.num_rows(), 1);
-        assert_eq!(c.malformed.len(), 10);
+        assert_eq!(c.malformed.len(), 14);
         let pos: Vec<usize> = c.malformed.iter().map(|m| m.position).collect();
-        assert_eq!(pos, vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 10]);
+        assert_eq!(pos, vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14]);
+        assert!(c.malformed[10].dead.error.contains("years 0000-9999"));
         assert!(
             c.malformed
                 .iter()
                 .all(|m| m.dead.reason == Reason::Malformed)
         );
-        assert_eq!(c.malformed[0].ts, None);
-        assert_eq!(c.malformed[1].ts, Some(1_793_613_600_000));
         assert!(c.malformed[1].dead.error.contains("sideways"));
-        assert_eq!(c.malformed[2].ts, None);
-        assert_eq!(
-            c.malformed[3].ts, None,
-            "fractional epoch is not a valid ts"
-        );
-        assert_eq!(c.malformed[4].ts, Some(5));
-        assert_eq!(c.malformed[8].ts, Some(5), "missing service keeps ts");
         assert_eq!(c.malformed[0].dead.raw, "not json");
         assert_eq!(c.malformed[5].dead.offset, 5);
         assert_eq!(c.malformed[5].dead.partition, 3);
@@ -658,7 +631,6 @@ mod tests {
         let c = decode(Topic::Tickets, &lines);
         assert_eq!(c.batch.num_rows(), 0);
         assert_eq!(c.malformed.len(), lines.len());
-        assert!(c.malformed[..7].iter().all(|m| m.ts == Some(5)));
     }
 
     #[test]

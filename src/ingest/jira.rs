@@ -156,9 +156,15 @@ pub fn translate(config: &Config, body: &[u8]) -> Result<Translated, Rejected> {
             Err(e) => return Err(bad(e)),
         },
         "jira:issue_updated" => {
-            let change = text_at(&v, "/changelog/id").unwrap_or("0");
+            // Without a changelog id (some automation rules and older servers),
+            // the webhook's timestamp and the item's position tell updates apart.
+            let change = text_at(&v, "/changelog/id").map(str::to_owned);
             let items = v.pointer("/changelog/items").and_then(Value::as_array);
-            for item in items.into_iter().flatten() {
+            for (position, item) in items.into_iter().flatten().enumerate() {
+                let change = match &change {
+                    Ok(id) => id.clone(),
+                    Err(_) => format!("t{ts}-{position}"),
+                };
                 let to = item
                     .get("toString")
                     .and_then(Value::as_str)
@@ -301,6 +307,36 @@ mod tests {
         )
         .unwrap();
         assert_eq!(events(&t)[0]["status"], "pending_customer");
+    }
+
+    #[test]
+    fn updates_without_a_changelog_id_get_distinct_ids() {
+        let c = config("");
+        let update = |ts: i64, to: &str| {
+            format!(
+                r#"{{"timestamp":{ts},"webhookEvent":"jira:issue_updated",
+                "issue":{{"id":"10010","key":"SD-42"}},
+                "changelog":{{"items":[{{"field":"assignee","toString":"Bob"}},{{"field":"status","toString":"{to}"}}]}}}}"#
+            )
+        };
+        let first = translate(
+            &c,
+            update(1_793_614_500_000, "Waiting for customer").as_bytes(),
+        )
+        .unwrap();
+        let done = translate(&c, update(1_793_618_100_000, "Done").as_bytes()).unwrap();
+        assert_eq!(first.events.len(), 1);
+        assert_eq!(
+            first.events[0].event_id,
+            "jira-10010-t1793614500000-1-status"
+        );
+        assert_eq!(
+            done.events[0].event_id,
+            "jira-10010-t1793618100000-1-status"
+        );
+        // The same webhook delivered twice keeps its ids (retries stay duplicates).
+        let again = translate(&c, update(1_793_618_100_000, "Done").as_bytes()).unwrap();
+        assert_eq!(again.events[0].event_id, done.events[0].event_id);
     }
 
     #[test]

@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::config::Config;
 use crate::event::schema::col;
 use crate::event::{DeadLetter, Decoder, RawRecord, Reason, Topic};
+use crate::time::{Millis, format_ms, wall_now};
 
 pub use alertmanager::AlertmanagerConfig;
 pub use jira::JiraConfig;
@@ -35,12 +36,16 @@ pub struct IngestConfig {
 /// A validated contract event, ready to publish on its topic.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
+    /// Position in the payload it came from (0 for a single event).
+    pub index: usize,
     /// Its topic.
     pub topic: Topic,
     /// The message key: service (monitoring) or ticket (tickets).
     pub key: String,
     /// Its `event_id`.
     pub event_id: String,
+    /// Its `ts`.
+    pub ts: Millis,
     /// The JSON text.
     pub json: String,
 }
@@ -100,10 +105,12 @@ impl Translated {
     /// Validates `json` as a `topic` event and files it as accepted or rejected.
     pub fn push(&mut self, config: &Config, topic: Topic, index: usize, json: String) {
         match validate(config, topic, &json) {
-            Ok((key, event_id)) => self.events.push(Event {
+            Ok((key, event_id, ts)) => self.events.push(Event {
+                index,
                 topic,
                 key,
                 event_id,
+                ts,
                 json,
             }),
             Err((reason, error)) => self.rejected.push(Rejected {
@@ -114,17 +121,39 @@ impl Translated {
             }),
         }
     }
+
+    /// Refuses, as `future`, the events whose `ts` lies after `limit` (the
+    /// processing clock + `engine.max_future`): the engine would dead-letter them.
+    pub fn refuse_future(&mut self, limit: Millis) {
+        let (future, ok): (Vec<Event>, Vec<Event>) = std::mem::take(&mut self.events)
+            .into_iter()
+            .partition(|e| e.ts > limit);
+        self.events = ok;
+        for e in future {
+            self.rejected.push(Rejected {
+                index: e.index,
+                reason: Reason::Future,
+                error: format!(
+                    "ts {} is more than max_future past the processing clock",
+                    format_ms(e.ts)
+                ),
+                raw: e.json,
+            });
+        }
+        self.rejected.sort_by_key(|r| r.index);
+    }
 }
 
 /// The stateless checks Kafka input goes through: decoding (`malformed`) and the
 /// config admission (`unknown_service`, `unknown_customer`). The stateful ones
 /// (`late`, `duplicate`, `unknown_ticket`, `conflict`) happen when the engine
-/// consumes the event. Returns the message key and the event id.
+/// consumes the event; `future` depends on the clock ([`Translated::refuse_future`]).
+/// Returns the message key, the event id and the `ts`.
 pub fn validate(
     config: &Config,
     topic: Topic,
     json: &str,
-) -> Result<(String, String), (Reason, String)> {
+) -> Result<(String, String, Millis), (Reason, String)> {
     let record = RawRecord {
         partition: -1,
         offset: 0,
@@ -138,8 +167,14 @@ pub fn validate(
         return Err(rejection);
     }
     use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::Int64Type;
     let text = |c: usize| chunk.batch.column(c).as_string::<i32>().value(0).to_owned();
-    Ok((text(col::KEY), text(col::EVENT_ID)))
+    let ts = chunk
+        .batch
+        .column(col::TS)
+        .as_primitive::<Int64Type>()
+        .value(0);
+    Ok((text(col::KEY), text(col::EVENT_ID), ts))
 }
 
 /// A short, stable event id: `prefix` + the first 16 hex chars of SHA-256 of `parts`
@@ -151,6 +186,11 @@ pub fn derived_id(prefix: &str, parts: &[&str]) -> String {
 
 /// Where ingested events go: Kafka in `run`, the engine directly in `demo`.
 pub trait Intake: Send + Sync {
+    /// The processing clock of the `future` check: the wall clock, or the demo's
+    /// simulated clock.
+    fn now(&self) -> Millis {
+        wall_now()
+    }
     /// Publishes validated events to their topics; returns once they are durable.
     fn publish(&self, events: &[Event]) -> Result<(), String>;
     /// Records dead letters for items that never became events.
@@ -177,39 +217,42 @@ impl RecentIds {
         }
     }
 
-    /// Splits `events` into those not seen recently (in order) and a count of repeats.
-    pub fn fresh(&self, events: Vec<Event>) -> (Vec<Event>, usize) {
-        let guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let (seen, _) = &*guard;
-        let mut batch = HashSet::new();
+    /// Splits `events` into those not seen recently (in order) and a count of
+    /// repeats, and remembers the fresh ones in the same step, so two concurrent
+    /// identical posts publish once. A caller that fails to publish them gives
+    /// them back with [`RecentIds::forget`].
+    pub fn claim(&self, events: Vec<Event>) -> (Vec<Event>, usize) {
+        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let (seen, order) = &mut *guard;
         let mut repeats = 0;
-        let fresh = events
+        let fresh: Vec<Event> = events
             .into_iter()
             .filter(|e| {
                 let key = (e.topic, e.event_id.clone());
-                let new = !seen.contains(&key) && batch.insert(key);
+                let new = seen.insert(key.clone());
+                if new {
+                    order.push_back(key);
+                }
                 repeats += usize::from(!new);
                 new
             })
             .collect();
-        (fresh, repeats)
-    }
-
-    /// Remembers published events.
-    pub fn remember(&self, events: &[Event]) {
-        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let (seen, order) = &mut *guard;
-        for e in events {
-            let key = (e.topic, e.event_id.clone());
-            if seen.insert(key.clone()) {
-                order.push_back(key);
-            }
-        }
         while order.len() > self.capacity {
             if let Some(old) = order.pop_front() {
                 seen.remove(&old);
             }
         }
+        (fresh, repeats)
+    }
+
+    /// Forgets claimed events that could not be published, so a retry publishes them.
+    pub fn forget(&self, events: &[Event]) {
+        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let (seen, order) = &mut *guard;
+        for e in events {
+            seen.remove(&(e.topic, e.event_id.clone()));
+        }
+        order.retain(|k| seen.contains(k));
     }
 }
 
@@ -232,7 +275,7 @@ pub(crate) mod tests {
             r#"{"event_id":"m1","ts":1,"service":"web","kind":"probe","source":"a","status":"up"}"#;
         assert_eq!(
             validate(&c, Topic::Monitoring, ok),
-            Ok(("web".into(), "m1".into()))
+            Ok(("web".into(), "m1".into(), 1))
         );
         let unknown = ok.replace("\"web\"", "\"db\"");
         assert_eq!(
@@ -252,21 +295,65 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn future_events_are_refused_in_payload_order() {
+        let c = config("");
+        let probe = |id: &str, ts: i64| {
+            format!(
+                r#"{{"event_id":"{id}","ts":{ts},"service":"web","kind":"probe","source":"a","status":"up"}}"#
+            )
+        };
+        let mut t = Translated::default();
+        t.push(&c, Topic::Monitoring, 0, probe("a", 4_070_908_800_000));
+        t.push(&c, Topic::Monitoring, 1, "{".into());
+        t.push(&c, Topic::Monitoring, 2, probe("b", 1000));
+        t.refuse_future(1000);
+        assert_eq!(t.events.len(), 1);
+        assert_eq!(t.events[0].event_id, "b");
+        let fates: Vec<(usize, Reason)> = t.rejected.iter().map(|r| (r.index, r.reason)).collect();
+        assert_eq!(fates, [(0, Reason::Future), (1, Reason::Malformed)]);
+        assert!(t.rejected[0].error.contains("2099-01-01"));
+    }
+
+    #[test]
     fn recent_ids_skip_repeats_within_and_across_requests() {
         let ev = |id: &str| Event {
+            index: 0,
+            ts: 0,
             topic: Topic::Monitoring,
             key: "web".into(),
             event_id: id.into(),
             json: String::new(),
         };
         let recent = RecentIds::new(2);
-        let (fresh, repeats) = recent.fresh(vec![ev("a"), ev("a"), ev("b")]);
+        let (fresh, repeats) = recent.claim(vec![ev("a"), ev("a"), ev("b")]);
         assert_eq!((fresh.len(), repeats), (2, 1));
-        recent.remember(&fresh);
-        let (fresh, repeats) = recent.fresh(vec![ev("a"), ev("c")]);
+        let (fresh, repeats) = recent.claim(vec![ev("a"), ev("c")]);
         assert_eq!((fresh.len(), repeats), (1, 1));
-        recent.remember(&fresh);
         // Capacity 2: "a" was forgotten once "c" arrived.
-        assert_eq!(recent.fresh(vec![ev("a")]).1, 0);
+        assert_eq!(recent.claim(vec![ev("a")]).1, 0);
+        // A failed publication is given back: the retry is fresh again.
+        recent.forget(&[ev("a")]);
+        assert_eq!(recent.claim(vec![ev("a")]).1, 0);
+    }
+
+    #[test]
+    fn concurrent_identical_claims_publish_once() {
+        let recent = std::sync::Arc::new(RecentIds::new(1000));
+        let ev = |i: usize| Event {
+            index: i,
+            ts: 0,
+            topic: Topic::Monitoring,
+            key: "web".into(),
+            event_id: format!("e{i}"),
+            json: String::new(),
+        };
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let recent = recent.clone();
+                std::thread::spawn(move || recent.claim((0..200).map(ev).collect()).0.len())
+            })
+            .collect();
+        let published: usize = threads.into_iter().map(|t| t.join().unwrap_or(0)).sum();
+        assert_eq!(published, 200);
     }
 }

@@ -540,7 +540,7 @@ nodata = "up"
             topic: Topic::Monitoring,
             partition: 0,
         };
-        p.ingest(s, &recs, 0, &mut out);
+        p.ingest(s, &recs, 40 * M, &mut out);
         p.finish(Some(40 * M), &mut out);
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()

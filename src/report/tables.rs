@@ -50,7 +50,19 @@ impl Tables {
 
     /// A DataFusion session with every table of the snapshot registered.
     pub fn session(&self) -> Result<SessionContext, ReportError> {
-        let ctx = SessionContext::new();
+        self.session_in(SessionContext::new())
+    }
+
+    /// The tables in a session with its own settings and memory pool.
+    pub fn session_with(
+        &self,
+        config: datafusion::execution::context::SessionConfig,
+        runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
+    ) -> Result<SessionContext, ReportError> {
+        self.session_in(SessionContext::new_with_config_rt(config, runtime))
+    }
+
+    fn session_in(&self, ctx: SessionContext) -> Result<SessionContext, ReportError> {
         for (name, batch) in &self.tables {
             ctx.register_batch(*name, batch.clone())?;
         }

@@ -13,7 +13,6 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use hmac::{Hmac, Mac};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -22,12 +21,12 @@ use prometheus_client::registry::Registry;
 use rand::{Rng, SeedableRng};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sha2::Sha256;
 use toml::Spanned;
 
 use super::outbox::{Outbox, OutboxError};
 use crate::config::{Config, Dur};
 use crate::engine::incidents::Incident;
+use crate::sign::hmac_hex;
 
 /// PagerDuty's Events API v2 endpoint.
 pub const PAGERDUTY_URL: &str = "https://events.pagerduty.com/v2/enqueue";
@@ -63,7 +62,7 @@ pub struct DeliveryConfig {
     /// Environment variable holding the webhook's HMAC-SHA256 secret (unsigned if absent).
     #[serde(default)]
     pub secret_env: Option<String>,
-    /// Header carrying `sha256=<hex HMAC of the body>`.
+    /// Header carrying `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
     #[serde(default = "default_signature_header")]
     pub signature_header: String,
     /// Only incidents of these customers (all if empty).
@@ -245,8 +244,8 @@ impl Target {
             && (self.rules.is_empty() || self.rules.iter().any(|r| r == i.rule))
     }
 
-    /// Body and extra headers for one incident record.
-    fn request(&self, incident: &Value) -> (String, Vec<(String, String)>) {
+    /// Body and extra headers for one incident record, signed at `unix_s`.
+    fn request(&self, incident: &Value, unix_s: i64) -> (String, Vec<(String, String)>) {
         match &self.format {
             Format::PagerDuty { routing_key } => (
                 pagerduty_event(routing_key, incident).to_string(),
@@ -256,7 +255,7 @@ impl Target {
                 let body = incident.to_string();
                 let headers = secret
                     .as_deref()
-                    .map(|s| vec![(header.clone(), sign(s, body.as_bytes()))])
+                    .map(|s| vec![(header.clone(), sign(s, unix_s, body.as_bytes()))])
                     .unwrap_or_default();
                 (body, headers)
             }
@@ -304,14 +303,14 @@ pub fn pagerduty_event(routing_key: &str, incident: &Value) -> Value {
     })
 }
 
-/// `sha256=<hex HMAC-SHA256(secret, body)>`.
-pub fn sign(secret: &[u8], body: &[u8]) -> String {
-    // HMAC accepts keys of any length, so this never returns early.
-    let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(secret) else {
-        return String::new();
-    };
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+/// The webhook signature header's value: `t=<unix_s>,v1=<hex HMAC-SHA256(secret,
+/// "<unix_s>.<body>")>`. The timestamp is signed with the body, so a receiver that
+/// rejects stale `t` (say, older than 5 minutes) cannot be sent a replayed request.
+pub fn sign(secret: &[u8], unix_s: i64, body: &[u8]) -> String {
+    format!(
+        "t={unix_s},v1={}",
+        hmac_hex(secret, &[unix_s.to_string().as_bytes(), b".", body])
+    )
 }
 
 enum Outcome {
@@ -330,6 +329,15 @@ fn post(agent: &ureq::Agent, url: &str, body: &str, headers: &[(String, String)]
             let status = resp.status().as_u16();
             match status {
                 200..=299 => Outcome::Delivered,
+                // Redirects are not followed: a redirected POST would become a GET
+                // (losing the incident), or carry it to a host nobody configured.
+                300..=399 => Outcome::Rejected(format!(
+                    "HTTP {status} redirect to {:?} not followed: configure the final URL",
+                    resp.headers()
+                        .get("location")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                )),
                 408 | 429 | 500..=599 => Outcome::Retry(format!("HTTP {status}")),
                 _ => Outcome::Rejected(format!("HTTP {status}")),
             }
@@ -426,8 +434,8 @@ impl Delivery {
             let record = serde_json::to_value(i).unwrap_or_default();
             for t in self.inner.targets.iter().filter(|t| t.wants(i)) {
                 let (_, dropped) = q.outbox.push(&t.id, record.clone())?;
-                if let Some(d) = dropped {
-                    tracing::error!(target = %d.target, incident = %d.incident["incident_id"], "outbox full: oldest delivery dropped");
+                for d in dropped {
+                    tracing::error!(target = %d.target, incident = %d.incident["incident_id"], action = %d.incident["action"], "outbox full: oldest incident dropped (trigger with its resolve)");
                     self.inner.metrics.count(&d.target, "dropped");
                     self.inner
                         .metrics
@@ -459,15 +467,20 @@ impl Drop for Delivery {
     }
 }
 
+/// The HTTP client of deliveries: every status is an answer to judge (not an
+/// error), and redirects are answers too, never followed.
+fn http_agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .into()
+}
+
 /// The worker: deliver each target's head when due, sleep until the next is due.
 fn deliver(inner: &Inner) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_millis(
-            inner.settings.timeout.0.max(1) as u64
-        )))
-        .http_status_as_error(false)
-        .build()
-        .into();
+    let agent = http_agent(Duration::from_millis(inner.settings.timeout.0.max(1) as u64));
     let mut rng = rand::rngs::SmallRng::seed_from_u64(std::process::id().into());
     let mut q = inner.lock();
     while !q.stop {
@@ -493,7 +506,7 @@ fn deliver(inner: &Inner) {
             continue;
         };
         drop(q);
-        let (body, headers) = target.request(&incident);
+        let (body, headers) = target.request(&incident, crate::time::wall_now().div_euclid(1000));
         let outcome = post(&agent, &target.url, &body, &headers);
         q = inner.lock();
         let id = &target.id;
@@ -563,12 +576,40 @@ mod tests {
         );
     }
 
+    /// A one-shot HTTP server on loopback answering `response` to one request.
+    fn answer_once(response: &'static str) -> String {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            if let Ok((mut conn, _)) = listener.accept() {
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf);
+                let _ = conn.write_all(response.as_bytes());
+            }
+        });
+        url
+    }
+
     #[test]
-    fn hmac_matches_rfc_4231_case_2() {
-        // RFC 4231 test case 2: key "Jefe", data "what do ya want for nothing?".
-        assert_eq!(
-            sign(b"Jefe", b"what do ya want for nothing?"),
-            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+    fn a_redirect_is_a_rejection_not_a_get() {
+        let agent = http_agent(Duration::from_secs(5));
+        let url = answer_once(
+            "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:9/elsewhere\r\nContent-Length: 0\r\n\r\n",
         );
+        match post(&agent, &url, "{}", &[]) {
+            Outcome::Rejected(why) => {
+                assert!(why.contains("302") && why.contains("elsewhere"), "{why}")
+            }
+            Outcome::Delivered | Outcome::Retry(_) => panic!("a redirect must be rejected"),
+        }
+    }
+
+    #[test]
+    fn signature_covers_the_timestamp() {
+        let sig = sign(b"s3cret", 1_793_613_600, b"{}");
+        let expected = hmac_hex(b"s3cret", &[b"1793613600.{}"]);
+        assert_eq!(sig, format!("t=1793613600,v1={expected}"));
+        assert_ne!(sign(b"s3cret", 1_793_613_601, b"{}"), sig);
     }
 }

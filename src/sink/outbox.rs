@@ -1,6 +1,12 @@
 //! A durable, bounded outbox: one file per pending delivery in a directory,
-//! written with write + fsync + rename, removed once delivered. After a restart
-//! the pending deliveries are read back in their original order.
+//! written with write + fsync + rename + directory fsync, removed once delivered.
+//! After a restart the pending deliveries are read back in their original order.
+//!
+//! When full, the oldest pending `trigger` is dropped together with its pending
+//! `resolve`, and a `resolve` arriving later for a dropped trigger is skipped: a
+//! receiver never gets one half of an incident. A `resolve` whose trigger was
+//! delivered is never dropped (the receiver would keep the incident open
+//! forever), so resolves may exceed the bound by the number of open incidents.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::{self, File};
@@ -50,6 +56,9 @@ pub struct Outbox {
     capacity: usize,
     queues: BTreeMap<String, VecDeque<Entry>>,
     next_seq: u64,
+    /// (target, incident id) of triggers dropped when full, oldest first: their
+    /// resolves are not queued (bounded; forgotten on restart).
+    dropped: VecDeque<(String, String)>,
 }
 
 impl Outbox {
@@ -87,6 +96,7 @@ impl Outbox {
             capacity: capacity.max(1),
             queues: BTreeMap::new(),
             next_seq: entries.last().map_or(0, |e| e.seq + 1),
+            dropped: VecDeque::new(),
         };
         for e in entries {
             outbox
@@ -118,21 +128,28 @@ impl Outbox {
     }
 
     /// Durably adds a delivery unless the same incident action is already pending
-    /// for that target (returns `false` then). When full, the oldest pending
-    /// delivery is dropped and returned, so the caller can report it.
+    /// for that target, or it resolves a trigger dropped when full (returns
+    /// `false` then). When full, the oldest pending trigger and its resolve are
+    /// dropped and returned, so the caller can report them.
     pub fn push(
         &mut self,
         target: &str,
         incident: serde_json::Value,
-    ) -> Result<(bool, Option<Entry>), OutboxError> {
+    ) -> Result<(bool, Vec<Entry>), OutboxError> {
         let entry = Entry {
             seq: self.next_seq,
             target: target.to_owned(),
             incident,
         };
+        let (incident_id, action) = entry.key();
         let queue = self.queues.entry(target.to_owned()).or_default();
-        if queue.iter().any(|e| e.key() == entry.key()) {
-            return Ok((false, None));
+        let orphan = action == "resolve"
+            && self
+                .dropped
+                .iter()
+                .any(|(t, id)| t == target && *id == incident_id);
+        if orphan || queue.iter().any(|e| e.key() == entry.key()) {
+            return Ok((false, Vec::new()));
         }
         let path = self.path(entry.seq);
         let tmp = path.with_extension("tmp");
@@ -141,29 +158,51 @@ impl Outbox {
         file.write_all(&bytes).map_err(at(&tmp))?;
         file.sync_all().map_err(at(&tmp))?;
         fs::rename(&tmp, &path).map_err(at(&path))?;
+        // The rename itself is durable only once the directory is synced.
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(at(&self.dir))?;
         self.next_seq += 1;
         self.queues
             .entry(target.to_owned())
             .or_default()
             .push_back(entry);
         let dropped = if self.len() > self.capacity {
-            self.drop_oldest()?
+            self.drop_oldest_trigger()?
         } else {
-            None
+            Vec::new()
         };
         Ok((true, dropped))
     }
 
-    fn drop_oldest(&mut self) -> Result<Option<Entry>, OutboxError> {
+    /// Drops the oldest pending trigger with its pending resolve, if any.
+    fn drop_oldest_trigger(&mut self) -> Result<Vec<Entry>, OutboxError> {
         let oldest = self
             .queues
-            .iter()
-            .filter_map(|(t, q)| Some((q.front()?.seq, t.clone())))
-            .min();
-        match oldest {
-            Some((_, target)) => self.pop(&target),
-            None => Ok(None),
+            .values()
+            .flatten()
+            .filter(|e| e.key().1 == "trigger")
+            .min_by_key(|e| e.seq)
+            .map(|e| (e.target.clone(), e.key().0));
+        let Some((target, incident_id)) = oldest else {
+            return Ok(Vec::new());
+        };
+        let mut gone = Vec::new();
+        if let Some(queue) = self.queues.get_mut(&target) {
+            let (drop, keep): (VecDeque<Entry>, VecDeque<Entry>) = std::mem::take(queue)
+                .into_iter()
+                .partition(|e| e.key().0 == incident_id);
+            *queue = keep;
+            gone.extend(drop);
         }
+        for e in &gone {
+            remove(&self.path(e.seq))?;
+        }
+        self.dropped.push_back((target, incident_id));
+        if self.dropped.len() > self.capacity {
+            self.dropped.pop_front();
+        }
+        Ok(gone)
     }
 
     /// The next delivery of `target`.
@@ -176,12 +215,16 @@ impl Outbox {
         let Some(entry) = self.queues.get_mut(target).and_then(VecDeque::pop_front) else {
             return Ok(None);
         };
-        let path = self.path(entry.seq);
-        match fs::remove_file(&path) {
-            Ok(()) => Ok(Some(entry)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Some(entry)),
-            Err(e) => Err(at(&path)(e)),
-        }
+        remove(&self.path(entry.seq))?;
+        Ok(Some(entry))
+    }
+}
+
+fn remove(path: &Path) -> Result<(), OutboxError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(at(path)(e)),
     }
 }
 
@@ -200,11 +243,11 @@ mod tests {
         let (mut o, _) = Outbox::open(dir.path(), 10).unwrap();
         assert_eq!(
             o.push("pd", incident("a", "trigger")).unwrap(),
-            (true, None)
+            (true, vec![])
         );
         assert_eq!(
             o.push("pd", incident("a", "trigger")).unwrap(),
-            (false, None)
+            (false, vec![])
         );
         o.push("pd", incident("a", "resolve")).unwrap();
         o.push("hook", incident("a", "trigger")).unwrap();
@@ -227,7 +270,7 @@ mod tests {
         o.push("pd", incident("a", "trigger")).unwrap();
         o.push("hook", incident("b", "trigger")).unwrap();
         let (_, dropped) = o.push("hook", incident("c", "trigger")).unwrap();
-        assert_eq!(dropped.unwrap().incident, incident("a", "trigger"));
+        assert_eq!(dropped[0].incident, incident("a", "trigger"));
         assert_eq!((o.pending("pd"), o.pending("hook")), (0, 2));
         std::fs::write(o.path(1), b"{truncated").unwrap();
         drop(o);
@@ -235,5 +278,38 @@ mod tests {
         assert_eq!(corrupt.len(), 1);
         assert_eq!(o.len(), 1);
         assert_eq!(o.head("hook").unwrap().incident, incident("c", "trigger"));
+    }
+
+    #[test]
+    fn dropping_when_full_never_separates_a_trigger_from_its_resolve() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut o, _) = Outbox::open(dir.path(), 2).unwrap();
+        o.push("pd", incident("a", "trigger")).unwrap();
+        o.push("pd", incident("b", "trigger")).unwrap();
+        // Full: "a" goes, trigger and resolve together.
+        let (_, dropped) = o.push("pd", incident("a", "resolve")).unwrap();
+        let gone: Vec<_> = dropped.iter().map(|e| e.incident.clone()).collect();
+        assert_eq!(gone, [incident("a", "trigger"), incident("a", "resolve")]);
+        // "b" is delivered; its resolve arrives while two triggers wait.
+        assert_eq!(
+            o.pop("pd").unwrap().unwrap().incident,
+            incident("b", "trigger")
+        );
+        o.push("pd", incident("c", "trigger")).unwrap();
+        o.push("pd", incident("d", "trigger")).unwrap();
+        let (queued, dropped) = o.push("pd", incident("b", "resolve")).unwrap();
+        assert!(queued);
+        // The oldest trigger ("c") went, never the resolve of delivered "b".
+        assert_eq!(dropped.len(), 1);
+        assert_eq!(dropped[0].incident, incident("c", "trigger"));
+        assert_eq!(o.head("pd").unwrap().incident, incident("d", "trigger"));
+        assert_eq!(o.pending("pd"), 2);
+        // A resolve of a dropped trigger is not queued.
+        for id in ["a", "c"] {
+            assert_eq!(
+                o.push("pd", incident(id, "resolve")).unwrap(),
+                (false, vec![])
+            );
+        }
     }
 }
