@@ -733,6 +733,41 @@ mod tests {
         assert!(decode(&encode(&bad, &config.engine_sha256), &config).is_err());
     }
 
+    /// Writes the fuzzer's seed checkpoints (`scripts/fuzz.sh` runs it when the
+    /// seeds are missing): `cargo test --lib write_fuzz_seeds -- --ignored`.
+    #[test]
+    #[ignore = "tool: writes fuzz/corpus/checkpoint seeds"]
+    fn write_fuzz_seeds() {
+        let (cp, _) = checkpoint();
+        // The fuzz target's config: the same service, plus an SLA.
+        let text = "[[customers]]\nid = \"acme\"\n[[services]]\nid = \"web\"\ncustomer = \"acme\"\n[[slas]]\nid = \"gold\"\ncustomer = \"acme\"\n[slas.targets.P1]\nresponse = \"15m\"\n";
+        let config = Config::parse(text, Path::new("fuzz.toml")).unwrap();
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/checkpoint");
+        std::fs::create_dir_all(&dir).unwrap();
+        let bytes = encode(&cp, &config.engine_sha256);
+        assert!(decode(&bytes, &config).is_ok());
+        std::fs::write(dir.join("seed-monitoring"), bytes).unwrap();
+        let config = Arc::new(config);
+        let mut core = Core::new(Pipeline::new(config.clone(), ["m".into(), "t".into()]));
+        let tkt = StreamId {
+            topic: Topic::Tickets,
+            partition: 1,
+        };
+        let lines = [
+            r#"{"event_id":"c","ts":1000,"ticket":"T-1","type":"created","customer":"acme","priority":"P1","kind":"incident"}"#,
+            r#"{"event_id":"s","ts":2000,"ticket":"T-1","type":"status","status":"on_hold"}"#,
+            r#"{"event_id":"x","ts":1000000,"ticket":"T-2","type":"created","customer":"acme","priority":"P1","kind":"incident"}"#,
+        ];
+        let mut out = Outputs::default();
+        core.pipeline
+            .ingest(tkt, &RawRecord::numbered(&lines, 1, 0), 0, &mut out);
+        core.pipeline.advance(None, &mut out);
+        core.record(&out.incidents);
+        let bytes = encode(&core.checkpoint(tkt).unwrap(), &config.engine_sha256);
+        assert!(decode(&bytes, &config).is_ok());
+        std::fs::write(dir.join("seed-tickets"), bytes).unwrap();
+    }
+
     #[test]
     fn with_a_state_key_unsigned_or_forged_checkpoints_are_refused() {
         let (cp, config) = checkpoint();

@@ -79,6 +79,10 @@ fn run_dead_letters_bad_records_and_commits_offsets() {
     mon.push(("web".into(), "this is not json".into()));
     mon.push(("ghost".into(), format!(r#"{{"event_id":"g1","ts":{now},"service":"ghost","kind":"probe","source":"eu-1","status":"up"}}"#)));
     mon.push(("web".into(), format!(r#"{{"event_id":"p3","ts":{now},"service":"web","kind":"probe","source":"eu-1","status":"up"}}"#)));
+    // A probe with a broken clock is `future` and moves no watermark: the next
+    // probe of the same partition is applied, not `late`.
+    mon.push(("web".into(), r#"{"event_id":"f1","ts":"2099-01-01T00:00:00Z","service":"web","kind":"probe","source":"eu-1","status":"up"}"#.into()));
+    mon.push(("web".into(), format!(r#"{{"event_id":"p21","ts":{},"service":"web","kind":"probe","source":"eu-1","status":"up"}}"#, now + 1)));
     let tk = |id: &str, body: &str| {
         (
             "INC-1".to_owned(),
@@ -110,9 +114,10 @@ fn run_dead_letters_bad_records_and_commits_offsets() {
     produce(&brokers, &t.tkt, &tkt);
 
     let run = Running::start(&cfg, &dir.path().join("run1.log"));
-    let dead = consume_all(&brokers, &t.dl, PARTITIONS, 6, Duration::from_secs(60));
+    let dead = consume_all(&brokers, &t.dl, PARTITIONS, 7, Duration::from_secs(60));
     let want: BTreeMap<String, usize> = [
         ("malformed", 1),
+        ("future", 1),
         ("unknown_service", 1),
         ("duplicate", 1),
         ("conflict", 1),
@@ -157,13 +162,13 @@ fn run_dead_letters_bad_records_and_commits_offsets() {
     // yields exactly one new dead letter.
     let run = Running::start(&cfg, &dir.path().join("run2.log"));
     produce(&brokers, &t.mon, &[("web".into(), "{broken".into())]);
-    let dead = consume_all(&brokers, &t.dl, PARTITIONS, 7, Duration::from_secs(60));
-    assert_eq!(dead.len(), 7, "log:\n{}", run.log_text());
+    let dead = consume_all(&brokers, &t.dl, PARTITIONS, 8, Duration::from_secs(60));
+    assert_eq!(dead.len(), 8, "log:\n{}", run.log_text());
     std::thread::sleep(Duration::from_secs(3));
     let dead = consume_all(&brokers, &t.dl, PARTITIONS, 100, Duration::from_secs(5));
     assert_eq!(
         dead.len(),
-        7,
+        8,
         "re-read after restart: {dead:?}\nlog:\n{}",
         run.log_text()
     );

@@ -270,3 +270,81 @@ fn bad_config_is_one_line_with_file_line_and_key() {
     ]);
     assert!(err.contains("someday"), "{err}");
 }
+
+/// Replays `lines` as one monitoring file with `--now`; returns the summary.
+fn replay_monitoring(dir: &Path, lines: &[String], now: &str) -> serde_json::Value {
+    let (cfg, mon, out) = (
+        dir.join("c.toml"),
+        dir.join(format!("m-{now}.ndjson")),
+        dir.join(format!("out-{now}")),
+    );
+    std::fs::write(&cfg, CONFIG).expect("config");
+    std::fs::write(&mon, lines.join("\n")).expect("monitoring");
+    let res = slaflow()
+        .args(["replay", "--config"])
+        .arg(&cfg)
+        .arg("--monitoring")
+        .arg(&mon)
+        .arg("--out")
+        .arg(&out)
+        .args(["--now", now])
+        .output()
+        .expect("run replay");
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    serde_json::from_slice(&std::fs::read(out.join("summary.json")).expect("summary"))
+        .expect("json")
+}
+
+/// Contract section 2: one probe with a broken clock costs one `future` dead
+/// letter, and a malformed record never moves the watermark, so the rest of
+/// the stream is applied (before, both made every later record `late`).
+#[test]
+fn a_probe_stamped_2099_is_future_and_the_rest_of_its_stream_is_applied() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let probe = |i: i64, ts: String| {
+        format!(
+            r#"{{"event_id":"m{i}","ts":{ts},"service":"web","kind":"probe","source":"a","status":"up"}}"#
+        )
+    };
+    let mut lines: Vec<String> = (0..3_000)
+        .map(|i| probe(i, (T0 + i * 1_000).to_string()))
+        .collect();
+    lines[100] = probe(100, "\"2099-01-01T00:00:00Z\"".into());
+    lines[200] = format!(
+        r#"{{"event_id":"bad","ts":"2099-01-01T00:00:00Z","service":"web","kind":"probe","source":"a","status":"sideways"}}"#
+    );
+    lines[300] = probe(300, "253402300800000".into()); // past year 9999: malformed
+    let s = replay_monitoring(dir.path(), &lines, "2026-11-03");
+    let dl = &s["deadletter"];
+    assert_eq!(
+        (
+            dl["future"].as_u64(),
+            dl["malformed"].as_u64(),
+            dl["late"].as_u64()
+        ),
+        (Some(1), Some(2), Some(0)),
+        "{s}"
+    );
+    assert_eq!(s["applied"], 2_997, "{s}");
+    // The processing clock is `--now`: before the data, everything is future.
+    let s = replay_monitoring(dir.path(), &lines, "2026-11-01");
+    assert_eq!(s["deadletter"]["future"], 2_998, "{s}");
+    assert_eq!(s["applied"], 0, "{s}");
+    // A bad `--now` is refused like any time argument.
+    let err = one_line_error(&[
+        "replay",
+        "--config",
+        "c.toml",
+        "--monitoring",
+        "m",
+        "--out",
+        "o",
+        "--now",
+        "9000000000000000000",
+    ]);
+    assert!(err.contains("now") || err.contains("bad time"), "{err}");
+}

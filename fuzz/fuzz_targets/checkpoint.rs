@@ -1,0 +1,33 @@
+//! Checkpoint decoding and its checks: any bytes are a checkpoint that a run
+//! under the config could have produced, or an error, never a panic. Inputs that
+//! decode are restored into a core, which must not panic either.
+#![no_main]
+
+use std::sync::{Arc, OnceLock};
+
+use libfuzzer_sys::fuzz_target;
+use slaflow::config::Config;
+use slaflow::pipeline::Pipeline;
+use slaflow::state::Core;
+
+fn config() -> &'static Arc<Config> {
+    static CONFIG: OnceLock<Arc<Config>> = OnceLock::new();
+    CONFIG.get_or_init(|| {
+        Arc::new(
+            Config::parse(
+                "[[customers]]\nid = \"acme\"\n[[services]]\nid = \"web\"\ncustomer = \"acme\"\n[[slas]]\nid = \"gold\"\ncustomer = \"acme\"\n[slas.targets.P1]\nresponse = \"15m\"\n",
+                std::path::Path::new("fuzz.toml"),
+            )
+            .expect("config"),
+        )
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    let config = config();
+    if let Ok(cp) = slaflow::checkpoint::decode(data, config) {
+        let mut core = Core::new(Pipeline::new(config.clone(), ["m".into(), "t".into()]));
+        core.restore(cp, 0);
+        let _ = core.tables();
+    }
+});

@@ -1,0 +1,152 @@
+//! Shutdown is bounded: SIGTERM stops `slaflow run` within `engine.shutdown_grace`
+//! even when the broker has gone away at the same moment (before, the live
+//! thread could wait forever in the consumer's close).
+//!
+//! The test starts a broker of its own (tansu, as `scripts/test.sh` installs it),
+//! so it can kill that broker without disturbing the other tests.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A private tansu broker (sqlite storage), killed on drop.
+struct Broker {
+    child: Child,
+    addr: String,
+}
+
+impl Broker {
+    fn start(dir: &Path) -> Broker {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let url = format!("tcp://{addr}");
+        let log = std::fs::File::create(dir.join("tansu.log")).expect("log");
+        // tansu resolves sqlite:// paths against its working directory.
+        let child = Command::new("tansu")
+            .current_dir(dir)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("tansu on PATH (scripts/test.sh installs it)");
+        let up = wait_until(Duration::from_secs(30), || {
+            std::net::TcpStream::connect(&addr).is_ok()
+        });
+        assert!(up, "tansu did not start");
+        Broker { child, addr }
+    }
+
+    fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+#[test]
+fn run_stops_within_the_grace_after_sigterm_when_the_broker_is_gone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker_dir = dir.path().join("broker");
+    std::fs::create_dir_all(&broker_dir).expect("broker dir");
+    let mut broker = Broker::start(&broker_dir);
+    let t = LiveTopics::create(&broker.addr, 2);
+    let config = dir.path().join("slaflow.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[engine]
+idle_timeout = "1s"
+checkpoint_interval = "1s"
+shutdown_grace = "3s"
+data_dir = "{data}"
+[api]
+listen = "127.0.0.1:0"
+[kafka]
+brokers = "{brokers}"
+group_id = "{group}"
+monitoring_topic = "{mon}"
+tickets_topic = "{tkt}"
+incidents_topic = "{inc}"
+deadletter_topic = "{dl}"
+state_topic = "{state}"
+[[customers]]
+id = "acme"
+[[services]]
+id = "web"
+customer = "acme"
+"#,
+            data = dir.path().join("data").display(),
+            brokers = broker.addr,
+            group = t.group,
+            mon = t.mon,
+            tkt = t.tkt,
+            inc = t.inc,
+            dl = t.dl,
+            state = t.state,
+        ),
+    )
+    .expect("config");
+    let run = Running::start(&config, &dir.path().join("run.log"));
+    let api = run.api_addr();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(5)))
+        .build()
+        .into();
+    let ready = wait_until(Duration::from_secs(60), || {
+        agent
+            .get(format!("http://{api}/readyz"))
+            .call()
+            .is_ok_and(|r| r.status() == 200)
+    });
+    assert!(ready, "never ready; log:\n{}", run.log_text());
+    let now = slaflow::time::wall_now();
+    produce(
+        &broker.addr,
+        &t.mon,
+        &[(
+            "web".into(),
+            format!(
+                r#"{{"event_id":"p1","ts":{now},"service":"web","kind":"probe","source":"a","status":"up"}}"#
+            ),
+        )],
+    );
+    std::thread::sleep(Duration::from_secs(2));
+
+    broker.kill9();
+    let stopping = Instant::now();
+    let log = run.log.clone();
+    let status = run.terminate();
+    let took = stopping.elapsed();
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    eprintln!(
+        "stopped {took:?} after SIGTERM; deadline used: {}",
+        text.contains("shutdown grace")
+    );
+    // Grace 3 s, plus the time a loaded machine needs to notice and exit.
+    assert!(
+        took < Duration::from_secs(10),
+        "stopped after {took:?}; log:\n{text}"
+    );
+    assert!(status.success(), "exit {status:?}; log:\n{text}");
+}
