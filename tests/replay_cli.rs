@@ -314,9 +314,7 @@ fn a_probe_stamped_2099_is_future_and_the_rest_of_its_stream_is_applied() {
         .map(|i| probe(i, (T0 + i * 1_000).to_string()))
         .collect();
     lines[100] = probe(100, "\"2099-01-01T00:00:00Z\"".into());
-    lines[200] = format!(
-        r#"{{"event_id":"bad","ts":"2099-01-01T00:00:00Z","service":"web","kind":"probe","source":"a","status":"sideways"}}"#
-    );
+    lines[200] = r#"{"event_id":"bad","ts":"2099-01-01T00:00:00Z","service":"web","kind":"probe","source":"a","status":"sideways"}"#.to_owned();
     lines[300] = probe(300, "253402300800000".into()); // past year 9999: malformed
     let s = replay_monitoring(dir.path(), &lines, "2026-11-03");
     let dl = &s["deadletter"];
