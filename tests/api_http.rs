@@ -573,7 +573,18 @@ fn fuzz_path() -> impl Strategy<Value = String> {
         Just("2026-11-02".to_owned()),
         Just("-1".to_owned()),
         Just("99999999999999999999".to_owned()),
+        Just("-9223372036854775808".to_owned()),
+        Just("9223372036854775807".to_owned()),
+        Just("-9000000000000000000".to_owned()),
+        Just("253402300800000".to_owned()),
+        Just("9999-12-31T23:59:59.999Z".to_owned()),
+        Just("0000-01-01".to_owned()),
+        Just("1000000000000000000d".to_owned()),
+        Just("18446744073709551615ms".to_owned()),
+        Just("1s".to_owned()),
         Just("%FF%FE".to_owned()),
+        Just("%C0%80%ED%A0%80".to_owned()),
+        Just("a".repeat(20_000)),
         Just("1h".to_owned()),
         Just("csv".to_owned()),
         "[ -~]{0,12}".prop_map(|s| percent_encode(&s)),
@@ -594,6 +605,9 @@ proptest! {
     #[test]
     fn no_request_gets_a_5xx(path in fuzz_path(), token in prop::sample::select(vec![Some(ADMIN), Some(ACME), None, Some("x")]),
                              body in prop_oneof![Just("{}".to_owned()), Just("[]".to_owned()), "[ -~]{0,40}", Just(r#"{"sql":"SELECT * FROM tickets"}"#.to_owned()),
+                                                 Just(r#"{"service":"web","start":-9223372036854775808,"end":9223372036854775807}"#.to_owned()),
+                                                 Just(format!(r#"{{"event_id":"{}","ts":1,"service":"web","kind":"probe","source":"s","status":"up"}}"#, "e".repeat(50_000))),
+                                                 Just(r#"{"event_id":"x","ts":1e308,"service":"web","kind":"metric","resource":"r","metric":"m","value":1e308,"capacity":-0.0}"#.to_owned()),
                                                  Just(r#"{"service":"web","start":1,"end":"x"}"#.to_owned()), Just(r#"{"sql":"SELECT 1/0"}"#.to_owned()),
                                                  Just(r#"{"version":"4","alerts":[{},{"status":"firing","labels":{"service":"web"},"startsAt":"x","fingerprint":"f"}]}"#.to_owned()),
                                                  Just(r#"{"webhookEvent":"jira:issue_updated","timestamp":1,"issue":{"id":"1","key":"K"},"changelog":{"items":[{"field":"priority","toString":"?"}]}}"#.to_owned())]) {
@@ -602,6 +616,16 @@ proptest! {
         for p in ["/v1/query", "/v1/maintenance", "/v1/ingest/alertmanager", "/v1/ingest/events", "/v1/ingest/jira"] {
             let (s, b) = post(p, token, &body);
             prop_assert!(s < 500, "POST {} {} → {} {}", p, body, s, b);
+        }
+        // The same body with bytes that are not UTF-8, and with extreme numbers.
+        let mut bytes = body.clone().into_bytes();
+        bytes.extend_from_slice(&[0xff, 0xfe, 0xc0, 0x80]);
+        let extreme = body.replace('1', "-9223372036854775808").replace("\"x\"", "18446744073709551615");
+        for p in ["/v1/query", "/v1/maintenance", "/v1/ingest/events", "/v1/ingest/jira"] {
+            let (s, b) = post_raw(p, token.unwrap_or("x"), &bytes);
+            prop_assert!(s < 500, "POST {} (non-UTF-8) → {} {}", p, s, b);
+            let (s, b) = post(p, token, &extreme);
+            prop_assert!(s < 500, "POST {} {} → {} {}", p, extreme, s, b);
         }
     }
 }
