@@ -5,7 +5,8 @@
 #   Usage: scripts/fuzz.sh [SECONDS] [TARGET...]
 # Needs cargo-fuzz (installed here when missing). The toolchain is stable, so
 # RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its sanitizer-coverage flags; no
-# AddressSanitizer (-s none): safe Rust, and what is looked for is panics,
+# AddressSanitizer (-s none): safe Rust, and what is looked for is panics
+# (a dev build: overflow checks on),
 # aborts, stack overflows and runaway memory (libFuzzer's -rss_limit_mb).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,14 +24,14 @@ if [ ! -e fuzz/corpus/checkpoint/seed-monitoring ]; then
     CARGO_TARGET_DIR="${SLAFLOW_TARGET:-$HOME/.cache/slaflow-target}" \
         cargo test --lib write_fuzz_seeds -- --ignored
 fi
-for t in "${targets[@]}"; do cargo fuzz build -s none --release "$t"; done
+for t in "${targets[@]}"; do cargo fuzz build -s none --dev "$t"; done
 scratch=$(mktemp -d)
 status=0
 run() {
     local t=$1
     mkdir -p "$scratch/$t"
     echo "== fuzzing $t for ${seconds}s"
-    if cargo fuzz run -s none --release "$t" "$scratch/$t" "fuzz/corpus/$t" -- \
+    if cargo fuzz run -s none --dev "$t" "$scratch/$t" "fuzz/corpus/$t" -- \
         -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 \
         > "$scratch/$t.log" 2>&1; then
         echo "== $t: $(grep -E '^Done|stat::number_of_executed_units' "$scratch/$t.log" | tail -1)"

@@ -740,7 +740,7 @@ mod tests {
     fn write_fuzz_seeds() {
         let (cp, _) = checkpoint();
         // The fuzz target's config: the same service, plus an SLA.
-        let text = "[[customers]]\nid = \"acme\"\n[[services]]\nid = \"web\"\ncustomer = \"acme\"\n[[slas]]\nid = \"gold\"\ncustomer = \"acme\"\n[slas.targets.P1]\nresponse = \"15m\"\n";
+        let text = "[[customers]]\nid = \"acme\"\n[[services]]\nid = \"web\"\ncustomer = \"acme\"\n[[slas]]\nid = \"gold\"\ncustomer = \"acme\"\nkinds = [\"incident\"]\npause_statuses = [\"on_hold\"]\n[slas.targets.P1]\nresponse = \"15m\"\n";
         let config = Config::parse(text, Path::new("fuzz.toml")).unwrap();
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/checkpoint");
         std::fs::create_dir_all(&dir).unwrap();

@@ -77,25 +77,12 @@ fn replay_of_300k_lines_accounts_for_every_record() {
     std::fs::write(&cfg, CONFIG).expect("config");
     monitoring(&mon);
     tickets(&tkt);
-    let res = slaflow()
-        .args(["replay", "--config"])
-        .arg(&cfg)
-        .arg("--monitoring")
-        .arg(&mon)
-        .arg("--tickets")
-        .arg(&tkt)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .expect("run replay");
-    assert!(
-        res.status.success(),
-        "{}",
-        String::from_utf8_lossy(&res.stderr)
+    let summary = replay(
+        &cfg,
+        &[("--monitoring", &mon), ("--tickets", &tkt)],
+        &out,
+        &[],
     );
-    let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("summary.json")).expect("summary"))
-            .expect("json");
     let dl = &summary["deadletter"];
     let expect = [
         ("malformed", 270),
@@ -271,6 +258,27 @@ fn bad_config_is_one_line_with_file_line_and_key() {
     assert!(err.contains("someday"), "{err}");
 }
 
+/// Runs `slaflow replay --config cfg` with `inputs` (flag, file) into `out`, plus
+/// `extra` arguments; returns the summary.
+fn replay(cfg: &Path, inputs: &[(&str, &Path)], out: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut cmd = slaflow();
+    cmd.args(["replay", "--config"])
+        .arg(cfg)
+        .arg("--out")
+        .arg(out);
+    for (flag, file) in inputs {
+        cmd.arg(flag).arg(file);
+    }
+    let res = cmd.args(extra).output().expect("run replay");
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    serde_json::from_slice(&std::fs::read(out.join("summary.json")).expect("summary"))
+        .expect("json")
+}
+
 /// Replays `lines` as one monitoring file with `--now`; returns the summary.
 fn replay_monitoring(dir: &Path, lines: &[String], now: &str) -> serde_json::Value {
     let (cfg, mon, out) = (
@@ -280,23 +288,7 @@ fn replay_monitoring(dir: &Path, lines: &[String], now: &str) -> serde_json::Val
     );
     std::fs::write(&cfg, CONFIG).expect("config");
     std::fs::write(&mon, lines.join("\n")).expect("monitoring");
-    let res = slaflow()
-        .args(["replay", "--config"])
-        .arg(&cfg)
-        .arg("--monitoring")
-        .arg(&mon)
-        .arg("--out")
-        .arg(&out)
-        .args(["--now", now])
-        .output()
-        .expect("run replay");
-    assert!(
-        res.status.success(),
-        "{}",
-        String::from_utf8_lossy(&res.stderr)
-    );
-    serde_json::from_slice(&std::fs::read(out.join("summary.json")).expect("summary"))
-        .expect("json")
+    replay(&cfg, &[("--monitoring", &mon)], &out, &["--now", now])
 }
 
 /// Contract section 2: one probe with a broken clock costs one `future` dead

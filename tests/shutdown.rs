@@ -70,54 +70,17 @@ fn run_stops_within_the_grace_after_sigterm_when_the_broker_is_gone() {
     let mut broker = Broker::start(&broker_dir);
     let t = LiveTopics::create(&broker.addr, 2);
     let config = dir.path().join("slaflow.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[engine]
-idle_timeout = "1s"
-checkpoint_interval = "1s"
-shutdown_grace = "3s"
-data_dir = "{data}"
-[api]
-listen = "127.0.0.1:0"
-[kafka]
-brokers = "{brokers}"
-group_id = "{group}"
-monitoring_topic = "{mon}"
-tickets_topic = "{tkt}"
-incidents_topic = "{inc}"
-deadletter_topic = "{dl}"
-state_topic = "{state}"
-[[customers]]
-id = "acme"
-[[services]]
-id = "web"
-customer = "acme"
-"#,
-            data = dir.path().join("data").display(),
-            brokers = broker.addr,
-            group = t.group,
-            mon = t.mon,
-            tkt = t.tkt,
-            inc = t.inc,
-            dl = t.dl,
-            state = t.state,
-        ),
-    )
-    .expect("config");
+    let text = t.live_config(
+        &broker.addr,
+        "[engine]\n[[customers]]\nid = \"acme\"\n[[services]]\nid = \"web\"\ncustomer = \"acme\"\n",
+        "idle_timeout = \"1s\"\ncheckpoint_interval = \"1s\"\nshutdown_grace = \"3s\"",
+        &dir.path().join("data"),
+    );
+    std::fs::write(&config, text).expect("config");
     let run = Running::start(&config, &dir.path().join("run.log"));
     let api = run.api_addr();
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(5)))
-        .build()
-        .into();
     let ready = wait_until(Duration::from_secs(60), || {
-        agent
-            .get(format!("http://{api}/readyz"))
-            .call()
-            .is_ok_and(|r| r.status() == 200)
+        http_get(&format!("http://{api}/readyz"), ADMIN).0 == 200
     });
     assert!(ready, "never ready; log:\n{}", run.log_text());
     let now = slaflow::time::wall_now();

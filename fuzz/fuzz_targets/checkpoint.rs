@@ -15,7 +15,7 @@ fn config() -> &'static Arc<Config> {
     CONFIG.get_or_init(|| {
         Arc::new(
             Config::parse(
-                "[[customers]]\nid = \"acme\"\n[[services]]\nid = \"web\"\ncustomer = \"acme\"\n[[slas]]\nid = \"gold\"\ncustomer = \"acme\"\n[slas.targets.P1]\nresponse = \"15m\"\n",
+                "[[customers]]\nid = \"acme\"\n[[services]]\nid = \"web\"\ncustomer = \"acme\"\n[[slas]]\nid = \"gold\"\ncustomer = \"acme\"\nkinds = [\"incident\"]\npause_statuses = [\"on_hold\"]\n[slas.targets.P1]\nresponse = \"15m\"\n",
                 std::path::Path::new("fuzz.toml"),
             )
             .expect("config"),
