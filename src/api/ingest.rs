@@ -53,16 +53,16 @@ async fn ingest(
 ) -> Result<Response, ApiError> {
     who.check_ingest()?;
     let body = body?;
-    let mut translated = translate(&shared.config, &body).unwrap_or_else(|whole| Translated {
-        rejected: vec![whole],
-        ..Translated::default()
-    });
-    let max_future = shared.config.engine.max_future.0;
-    translated.refuse_future(shared.intake.now().saturating_add(max_future));
     let worker = shared.clone();
-    // Publishing waits for Kafka's acknowledgement, and the tenancy check may read
-    // the engine: off the async workers.
+    // Parsing up to 8 MiB, reading the engine for the tenancy check and waiting
+    // for Kafka's acknowledgement all happen off the async workers.
     let response = tokio::task::spawn_blocking(move || {
+        let mut translated = translate(&worker.config, &body).unwrap_or_else(|whole| Translated {
+            rejected: vec![whole],
+            ..Translated::default()
+        });
+        let max_future = worker.config.engine.max_future.0;
+        translated.refuse_future(worker.intake.now().saturating_add(max_future));
         check_tenancy(&worker, &who, &translated.events)?;
         publish(&worker, endpoint, translated)
     })
