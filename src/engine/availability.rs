@@ -262,12 +262,19 @@ impl ServiceTimeline {
         self.fire_deadlines(at, out);
     }
 
+    /// Walks from the cursor to `t`, stopping where something can change: a
+    /// source going stale, a window edge, an outage deadline, a month end. Between
+    /// two such stops the state is constant, so the bucket closes in between can
+    /// only trip the month's error budget, which within one state never un-trips:
+    /// the first close that trips it is found by bisection instead of visiting
+    /// every close. A year of silence costs a few steps, not half a million.
     fn walk(&mut self, t: Millis, out: &mut Vec<Incident>) {
         let Some(mut cur) = self.cursor else { return };
         while cur < t {
-            let next = self.next_stop(cur).min(t);
-            self.account(cur, next);
-            cur = next;
+            let next = self.next_event(cur).min(t);
+            let stop = self.first_close_over_budget(cur, next).unwrap_or(next);
+            self.account(cur, stop);
+            cur = stop;
             self.cursor = Some(cur);
             self.month_boundaries(cur, out);
             self.settle(cur, out);
@@ -275,8 +282,45 @@ impl ServiceTimeline {
         self.windows.retain(|w| w.end > cur);
     }
 
-    fn next_stop(&self, x: Millis) -> Millis {
-        let mut next = (x.div_euclid(self.bucket) + 1) * self.bucket;
+    /// The first bucket close in `(cur, next)` at which the error budget is
+    /// exceeded, if the state stays as it is; `None` when none is (or when the
+    /// month's breach already fired).
+    fn first_close_over_budget(&self, cur: Millis, next: Millis) -> Option<Millis> {
+        if self.budget_breached.is_some() {
+            return None;
+        }
+        let first = (cur.div_euclid(self.bucket) + 1) * self.bucket;
+        if first >= next {
+            return None;
+        }
+        let closes = (next - 1 - first).div_euclid(self.bucket); // index of the last close < next
+        let over = |k: Millis| {
+            let x = first + k * self.bucket;
+            let mut acc = self.month_acc;
+            acc[self.state as usize] += x - cur;
+            self.budget_exceeded_with(&acc, x)
+        };
+        if !over(closes) {
+            return None;
+        }
+        // `over` is monotone in k within one state: downtime only grows and the
+        // basis only shrinks.
+        let (mut lo, mut hi) = (0, closes);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if over(mid) {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        Some(first + lo * self.bucket)
+    }
+
+    /// The next instant after `x` where the state or a deadline can change
+    /// (bucket closes excluded, see [`ServiceTimeline::walk`]).
+    fn next_event(&self, x: Millis) -> Millis {
+        let mut next = Millis::MAX;
         let mut consider = |c: Millis| {
             if c > x && c < next {
                 next = c;
@@ -325,13 +369,22 @@ impl ServiceTimeline {
         }
     }
 
+    /// Accounts `[a, b)` in the current state. Buckets are materialised for time
+    /// with data; a whole bucket without data has no entry (it is implicit: its
+    /// time is nodata), so silence costs nothing.
     fn account(&mut self, a: Millis, b: Millis) {
+        self.month_acc[self.state as usize] += b - a;
         let mut x = a;
         while x < b {
             let start = x.div_euclid(self.bucket) * self.bucket;
             let end = (start + self.bucket).min(b);
+            let whole = x == start && end == start + self.bucket;
+            if self.state == State::NoData && whole {
+                // Jump to the last bucket the span touches.
+                x = (b.div_euclid(self.bucket) * self.bucket).max(end);
+                continue;
+            }
             self.buckets.entry(start).or_default()[self.state as usize] += end - x;
-            self.month_acc[self.state as usize] += end - x;
             x = end;
         }
     }
@@ -386,8 +439,12 @@ impl ServiceTimeline {
     /// Downtime since month start > (1 − target) × (month length − maintenance − nodata),
     /// with nodata counted as the service's `nodata` policy says.
     fn budget_exceeded(&self, x: Millis) -> bool {
+        self.budget_exceeded_with(&self.month_acc, x)
+    }
+
+    /// [`ServiceTimeline::budget_exceeded`] at `x` with `a` accounted in the month.
+    fn budget_exceeded_with(&self, a: &Durations, x: Millis) -> bool {
         let (start, end) = self.month;
-        let a = &self.month_acc;
         let known: Millis = a[..4].iter().sum();
         let nodata = (x - start) - known;
         let maint = a[State::Maintenance as usize];
@@ -576,8 +633,56 @@ mod tests {
             }
             acc
         });
-        assert_eq!(from_buckets, totals(&t));
-        assert_eq!(t.buckets().len(), 5);
+        // Whole buckets without data are implicit: the three nodata minutes.
+        assert_eq!(from_buckets, [2 * M, 0, 0, 0, 0]);
+        assert_eq!(t.buckets().len(), 2);
+        // A bucket partly without data keeps its nodata share.
+        t.probe(5 * M + 30_000, "a", Status::Up, &mut out);
+        t.advance(6 * M, &mut out);
+        assert_eq!(t.buckets()[&(5 * M)], [30_000, 0, 0, 0, 30_000]);
+    }
+
+    #[test]
+    fn decades_of_silence_cost_a_few_steps() {
+        let mut t = timeline("");
+        let mut out = Vec::new();
+        // An agent with an uninitialised clock, then real probes 56 years later.
+        t.probe(1000, "a", Status::Up, &mut out);
+        let now = 1_793_577_600_000;
+        for i in 0..10 {
+            t.probe(now + i * M, "a", Status::Up, &mut out);
+        }
+        t.advance(now + 10 * M, &mut out);
+        assert!(t.buckets().len() <= 16, "{} buckets", t.buckets().len());
+        assert!(out.is_empty(), "{out:?}");
+        assert_eq!(totals(&t)[State::NoData as usize], now - 1000 - 2 * M);
+    }
+
+    #[test]
+    fn a_budget_tripped_by_silence_fires_at_the_first_close_over_it() {
+        // 11 minutes down, then silence: with `nodata = "exclude"` the basis shrinks
+        // as silence grows, until 11 minutes exceed 0.1 % of what is left.
+        let nov = 1_793_491_200_000; // 2026-11-01T00:00:00Z
+        let month = 30 * 1440 * M;
+        let mut t = timeline("availability_target = 99.9");
+        let mut out = Vec::new();
+        for i in 0..10 {
+            t.probe(nov + i * M, "a", Status::Down, &mut out);
+        }
+        t.advance(nov + month, &mut out);
+        // The oracle: scan every minute close with the contract's formula.
+        let down = 11 * M;
+        let allowed = 1.0 - 99.9 / 100.0;
+        let first = (1..=30 * 1440)
+            .map(|m| m * M)
+            .find(|&x| down as f64 > allowed * (month - (x - down)) as f64)
+            .expect("tripped within the month");
+        let breach: Vec<_> = out
+            .iter()
+            .filter(|i| i.rule == "availability_breach")
+            .map(|i| (i.action, i.at_ms - nov))
+            .collect();
+        assert_eq!(breach, [(Action::Trigger, first), (Action::Resolve, month)]);
     }
 
     #[test]
