@@ -101,9 +101,9 @@ pub struct ServiceTimeline {
     cursor: Option<Millis>,
     state: State,
     run_start: Millis,
-    /// Closed maximal intervals `(start, end, state)`, adjacent ones of one state merged.
+    /// Closed maximal intervals `(start, end, state)`, adjacent ones of one state
+    /// merged. Buckets are derived from them when asked for ([`ServiceTimeline::buckets`]).
     intervals: Vec<(Millis, Millis, State)>,
-    buckets: BTreeMap<Millis, Durations>,
     outages: Episodes,
     target_pct: f64,
     nodata: NoData,
@@ -131,7 +131,6 @@ impl ServiceTimeline {
             state: State::NoData,
             run_start: Millis::MIN,
             intervals: Vec::new(),
-            buckets: BTreeMap::new(),
             outages: Episodes::new(cfg.outage_after.0, cfg.resolve_after.0),
             target_pct: cfg.availability_target,
             nodata: cfg.nodata,
@@ -170,8 +169,7 @@ impl ServiceTimeline {
             .chain(self.budget_breached)
             .chain([self.month.0, self.month.1])
             .chain((self.run_start != Millis::MIN).then_some(self.run_start))
-            .chain(self.intervals.iter().flat_map(|i| [i.0, i.1]))
-            .chain(self.buckets.keys().copied());
+            .chain(self.intervals.iter().flat_map(|i| [i.0, i.1]));
         for t in instants {
             check_instant("instant", t)?;
         }
@@ -189,13 +187,6 @@ impl ServiceTimeline {
                     .try_fold(0i64, |a, &x| a.checked_add(x))
                     .is_some_and(|s| s <= total)
         };
-        for (start, d) in &self.buckets {
-            if start.rem_euclid(self.bucket) != 0 || !within(d, self.bucket) {
-                return Err(format!(
-                    "bucket at {start}: misaligned or durations outside it"
-                ));
-            }
-        }
         if !within(&self.month_acc, self.month.1 - self.month.0) {
             return Err("month durations outside the month".into());
         }
@@ -369,24 +360,10 @@ impl ServiceTimeline {
         }
     }
 
-    /// Accounts `[a, b)` in the current state. Buckets are materialised for time
-    /// with data; a whole bucket without data has no entry (it is implicit: its
-    /// time is nodata), so silence costs nothing.
+    /// Accounts `[a, b)` in the current state for the month's error budget (the
+    /// interval itself is recorded when the state changes).
     fn account(&mut self, a: Millis, b: Millis) {
         self.month_acc[self.state as usize] += b - a;
-        let mut x = a;
-        while x < b {
-            let start = x.div_euclid(self.bucket) * self.bucket;
-            let end = (start + self.bucket).min(b);
-            let whole = x == start && end == start + self.bucket;
-            if self.state == State::NoData && whole {
-                // Jump to the last bucket the span touches.
-                x = (b.div_euclid(self.bucket) * self.bucket).max(end);
-                continue;
-            }
-            self.buckets.entry(start).or_default()[self.state as usize] += end - x;
-            x = end;
-        }
     }
 
     fn transition(&mut self, x: Millis, new: State) {
@@ -557,9 +534,37 @@ impl ServiceTimeline {
         self.intervals.iter().copied().chain(open)
     }
 
-    /// Per-bucket durations by state (bucket start → ms per [`State`]).
-    pub fn buckets(&self) -> &BTreeMap<Millis, Durations> {
-        &self.buckets
+    /// Per-bucket durations by state (bucket start → ms per [`State`]), derived
+    /// from the intervals: a row for every bucket that holds time with data, with
+    /// the `nodata` time accounted in it; a bucket entirely without data has no
+    /// row (silence costs nothing). Time before the first record and after the
+    /// cursor is not accounted.
+    pub fn buckets(&self) -> BTreeMap<Millis, Durations> {
+        let mut out: BTreeMap<Millis, Durations> = BTreeMap::new();
+        let split = |a: Millis, b: Millis, f: &mut dyn FnMut(Millis, Millis)| {
+            let mut x = a;
+            while x < b {
+                let start = x.div_euclid(self.bucket) * self.bucket;
+                let end = (start + self.bucket).min(b);
+                f(start, end - x);
+                x = end;
+            }
+        };
+        for (a, b, s) in self.intervals().filter(|i| i.2 != State::NoData) {
+            split(a, b, &mut |start, ms| {
+                out.entry(start).or_default()[s as usize] += ms
+            });
+        }
+        // Nodata time only where a bucket has data too: look up those buckets
+        // instead of walking a silence bucket by bucket.
+        for (a, b, _) in self.intervals().filter(|i| i.2 == State::NoData) {
+            let first = a.div_euclid(self.bucket) * self.bucket;
+            for (&start, d) in out.range_mut(first..b) {
+                let overlap = (start + self.bucket).min(b) - start.max(a);
+                d[State::NoData as usize] += overlap;
+            }
+        }
+        out
     }
 
     /// How far the timeline is accounted.
@@ -640,6 +645,55 @@ mod tests {
         t.probe(5 * M + 30_000, "a", Status::Up, &mut out);
         t.advance(6 * M, &mut out);
         assert_eq!(t.buckets()[&(5 * M)], [30_000, 0, 0, 0, 30_000]);
+    }
+
+    /// Dense reference: every bucket from the first record to the cursor, each
+    /// state's overlap summed interval by interval; then the buckets without data
+    /// dropped, as the sparse derivation promises.
+    fn dense_buckets(t: &ServiceTimeline) -> BTreeMap<Millis, Durations> {
+        let iv: Vec<_> = t.intervals().collect();
+        let (Some(first), Some(end)) = (iv.first().map(|i| i.0), t.cursor()) else {
+            return BTreeMap::new();
+        };
+        let mut out = BTreeMap::new();
+        let mut start = first.div_euclid(M) * M;
+        while start < end {
+            let mut d = [0; 5];
+            for &(a, b, s) in &iv {
+                let overlap = b.min(start + M) - a.max(start);
+                if overlap > 0 {
+                    d[s as usize] += overlap;
+                }
+            }
+            if d[..4].iter().any(|&x| x > 0) {
+                out.insert(start, d);
+            }
+            start += M;
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn sparse_buckets_equal_dense_ones(steps in proptest::collection::vec((0..400_000i64, 0..3usize, 0..4u8), 1..60)) {
+            let mut t = timeline("");
+            let mut out = Vec::new();
+            let mut ts = 1_793_577_600_000 + 12_345;
+            for (dt, source, what) in steps {
+                ts += dt;
+                match what {
+                    3 => t.maintenance(ts, ts + dt / 2, ts + dt, &mut out),
+                    s => {
+                        let status = [Status::Up, Status::Degraded, Status::Down][s as usize];
+                        t.probe(ts, ["a", "b", "c"][source], status, &mut out);
+                    }
+                }
+            }
+            t.advance(ts + 300_000, &mut out);
+            proptest::prop_assert_eq!(t.buckets(), dense_buckets(&t));
+        }
     }
 
     #[test]

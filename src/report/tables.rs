@@ -163,7 +163,7 @@ fn availability_buckets(engine: &Engine) -> Result<RecordBatch, ReportError> {
     for (id, t) in engine.services() {
         for (b, d) in t.buckets() {
             svc.push(id.as_str());
-            start.push(*b);
+            start.push(b);
             for s in State::ALL {
                 per[s as usize].push(d[s as usize]);
             }
