@@ -149,6 +149,76 @@ fn split(key: &str, threads: usize) -> usize {
     )
 }
 
+/// Cost of the time a stream spans: a year of hourly probes for `services`
+/// services, against the same records spread over one week. Records are made
+/// and fed slot by slot, so the peak RSS growth is the engine's state. The year
+/// runs first: its peak is measured from the bench's own baseline (the week
+/// would reuse freed memory, so only its time is compared).
+pub fn span_rows(services: usize) -> Vec<Row> {
+    let slots: i64 = 365 * 24;
+    let before = peak_rss_bytes().unwrap_or(0);
+    let year = span_once(services, slots, 3_600_000);
+    let peak = peak_rss_bytes().unwrap_or(0).saturating_sub(before);
+    let week = span_once(services, slots, 7 * 86_400_000 / slots);
+    let records = services as i64 * slots;
+    vec![
+        Row {
+            name: format!("replay, one week: {records} probes of {services} services"),
+            value: format!("{week:.2} s"),
+            target: String::new(),
+        },
+        Row {
+            name: format!("replay, one year of hourly probes: the same {records}"),
+            value: format!(
+                "{year:.2} s ({:.2}× the week), peak RSS +{:.0} MiB",
+                year / week.max(1e-9),
+                peak as f64 / 1048576.0
+            ),
+            target: "peak RSS < 1 GiB, time ≤ 2× the week".into(),
+        },
+    ]
+}
+
+/// Peak resident set size of this process in bytes (Linux `VmHWM`), if known.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Feeds `slots` rounds of one probe per service, `spacing` apart; returns seconds.
+fn span_once(services: usize, slots: i64, spacing: i64) -> f64 {
+    let mut text = String::from("[[customers]]\nid = \"c\"\n");
+    for i in 0..services {
+        text.push_str(&format!("[[services]]\nid = \"s{i}\"\ncustomer = \"c\"\n"));
+    }
+    let mut p = Pipeline::new(parse(&text), ["m".into(), "t".into()]);
+    let mon = StreamId {
+        topic: Topic::Monitoring,
+        partition: 0,
+    };
+    p.eventtime_mut().add_stream(mon, 0);
+    let start = START - slots * spacing;
+    let now = crate::time::wall_now().max(START);
+    let started = Instant::now();
+    let mut out = Outputs::default();
+    for slot in 0..slots {
+        let ts = start + slot * spacing;
+        let lines: Vec<String> = (0..services)
+            .map(|i| format!(r#"{{"event_id":"p{slot}-{i}","ts":{ts},"service":"s{i}","kind":"probe","source":"a","status":"up"}}"#))
+            .collect();
+        let first = slot * services as i64;
+        p.ingest(mon, &RawRecord::numbered(&lines, 0, first), now, &mut out);
+        p.advance(None, &mut out);
+        out.dead_letters.clear();
+        out.incidents.clear();
+    }
+    p.finish(None, &mut out);
+    std::hint::black_box(p.counts().applied);
+    started.elapsed().as_secs_f64()
+}
+
 /// Memory per open ticket and per service source, from RSS growth.
 pub fn memory_rows(tickets: usize, services: usize) -> Vec<Row> {
     let mut text = String::from("[[customers]]\nid = \"c\"\n");

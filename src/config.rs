@@ -98,6 +98,10 @@ pub struct EngineConfig {
     pub data_dir: PathBuf,
     /// How often state is checkpointed.
     pub checkpoint_interval: Dur,
+    /// How far back `run` and `demo` keep what reports read (state intervals,
+    /// capacity hours, the incident log); older periods come from a replay of the
+    /// topics or from evidence packs.
+    pub retention: Dur,
     /// How long `run` and `demo` may take to stop after SIGTERM; what was not
     /// acknowledged by then stays uncommitted and is read again after a restart.
     pub shutdown_grace: Dur,
@@ -117,6 +121,7 @@ impl Default for EngineConfig {
             idle_timeout: Dur(10_000),
             data_dir: PathBuf::from("./slaflow-data"),
             checkpoint_interval: Dur(10_000),
+            retention: Dur(400 * 86_400_000),
             shutdown_grace: Dur(30_000),
             checkpoint_key_env: None,
         }
@@ -589,6 +594,7 @@ fn engine_sha256(text: &str) -> String {
             "max_future",
             "shutdown_grace",
             "checkpoint_key_env",
+            "retention",
         ] {
             engine.remove(k);
         }
@@ -652,6 +658,7 @@ impl Config {
             ("engine.idle_timeout", eng.idle_timeout),
             ("engine.dedup_horizon", eng.dedup_horizon),
             ("engine.shutdown_grace", eng.shutdown_grace),
+            ("engine.retention", eng.retention),
         ] {
             if d.0 <= 0 {
                 return e(0..0, name.into(), "must be greater than zero".into());

@@ -164,6 +164,7 @@ impl Feeder {
         core.pipeline.advance(None, &mut out);
         core.now = now;
         core.record(&out.incidents);
+        core.prune();
         shared
             .metrics
             .observe(&core, started.elapsed(), &out.incidents);

@@ -32,6 +32,8 @@ enum Measurement {
     Live,
     /// Memory of `slaflow run` under a 10× burst (needs --brokers).
     Burst,
+    /// Replay of a year of hourly probes against the same records in a week.
+    Span,
 }
 
 /// What a token from `slaflow token` may do beyond reading.
@@ -78,6 +80,9 @@ enum Command {
         /// Services for the memory measurement.
         #[arg(long, default_value_t = 10_000)]
         services: usize,
+        /// Services for the span measurement (a year of hourly probes each).
+        #[arg(long, default_value_t = 1_000)]
+        span_services: usize,
         /// Kafka brokers: adds live throughput, incident latency and memory under a
         /// burst through a real broker.
         #[arg(long)]
@@ -220,6 +225,7 @@ fn execute(command: Command) -> anyhow::Result<()> {
             threads,
             tickets,
             services,
+            span_services,
             brokers,
             burst_rate,
             only,
@@ -233,6 +239,9 @@ fn execute(command: Command) -> anyhow::Result<()> {
             }
             if wanted(Measurement::Replay) {
                 rows.extend(slaflow::bench::replay_rows(days, threads));
+            }
+            if wanted(Measurement::Span) {
+                rows.extend(slaflow::bench::span_rows(span_services));
             }
             if let Some(brokers) = brokers {
                 if wanted(Measurement::Live) {

@@ -102,6 +102,11 @@ impl Pipeline {
         &self.engine
     }
 
+    /// Mutable access to the engine (retention).
+    pub fn engine_mut(&mut self) -> &mut Engine {
+        &mut self.engine
+    }
+
     /// Highest `ts` that moved a watermark so far, on any stream.
     pub fn max_ts(&self) -> Option<Millis> {
         self.eventtime.ts_range().map(|r| r.1)

@@ -423,6 +423,7 @@ pub fn live(shared: &Shared, kafka: &KafkaConfig, stop: &AtomicBool) -> Result<(
             }
             core.pipeline.advance(Some(wall), &mut out);
             core.record(&out.incidents);
+            core.prune();
             shared
                 .metrics
                 .observe(&core, started.elapsed(), &out.incidents);

@@ -54,6 +54,21 @@ impl Core {
         self.incidents.extend_from_slice(incidents);
     }
 
+    /// Applies `engine.retention` at the watermark: the engine's intervals and
+    /// capacity hours, and the incident log's actions, before the horizon are
+    /// dropped (open incidents stay listed as open).
+    pub fn prune(&mut self) {
+        let wm = self.pipeline.eventtime().watermark();
+        if wm == Millis::MIN {
+            return;
+        }
+        let horizon = wm.saturating_sub(self.pipeline.config().engine.retention.0);
+        self.pipeline.engine_mut().prune(horizon);
+        if self.incidents.first().is_some_and(|i| i.at_ms < horizon) {
+            self.incidents.retain(|i| i.at_ms >= horizon);
+        }
+    }
+
     /// An empty core for `config` (topics named as in its `[kafka]` section).
     pub fn empty(config: &Arc<Config>) -> Self {
         let k = config.kafka_or_default();
@@ -233,5 +248,68 @@ impl Shared {
     /// Whether `/readyz` says ready.
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Outputs;
+    use crate::event::RawRecord;
+
+    const D: Millis = 86_400_000;
+    const T0: Millis = 1_793_491_200_000; // 2026-11-01
+
+    #[test]
+    fn retention_forgets_old_intervals_hours_and_incidents_but_not_open_ones() {
+        let text = "[engine]\nretention = \"1d\"\n[[customers]]\nid = \"c\"\n[[services]]\nid = \"web\"\ncustomer = \"c\"\n";
+        let config = Arc::new(Config::parse(text, std::path::Path::new("t.toml")).expect("config"));
+        let mut core = Core::new(Pipeline::new(config, ["m".into(), "t".into()]));
+        let mon = StreamId {
+            topic: Topic::Monitoring,
+            partition: 0,
+        };
+        // Three days of minute probes: down for 10 minutes on day 1 (an outage that
+        // resolves) and from the last 10 minutes of day 3 on (one that stays open).
+        let lines: Vec<String> = (0..3 * 1440)
+            .map(|m| {
+                let down = (100..110).contains(&m) || m >= 3 * 1440 - 10;
+                let status = if down { "down" } else { "up" };
+                format!(
+                    r#"{{"event_id":"p{m}","ts":{},"service":"web","kind":"probe","source":"a","status":"{status}"}}"#,
+                    T0 + m * 60_000
+                )
+            })
+            .chain((0..3 * 24).map(|h| format!(
+                r#"{{"event_id":"c{h}","ts":{},"service":"web","kind":"metric","resource":"db","metric":"disk","value":1,"capacity":2}}"#,
+                T0 + h * 3_600_000
+            )))
+            .collect();
+        let mut out = Outputs::default();
+        core.pipeline.ingest(
+            mon,
+            &RawRecord::numbered(&lines, 0, 0),
+            T0 + 3 * D,
+            &mut out,
+        );
+        core.pipeline.finish(None, &mut out);
+        core.record(&out.incidents);
+        let opened = core.open.len();
+        assert_eq!(opened, 1, "the outage at the end is open");
+        assert!(core.incidents.iter().any(|i| i.at_ms < T0 + D));
+        core.prune();
+        let horizon = core.pipeline.eventtime().watermark() - D;
+        let engine = core.pipeline.engine();
+        let web = &engine.services()["web"];
+        assert!(web.intervals().all(|(_, end, _)| end > horizon));
+        assert!(web.intervals().next().is_some());
+        assert!(
+            engine
+                .capacity()
+                .values()
+                .all(|s| s.hours().keys().all(|h| h + 3_600_000 > horizon))
+        );
+        assert!(core.incidents.iter().all(|i| i.at_ms >= horizon));
+        assert_eq!(core.open.len(), opened, "open incidents stay open");
     }
 }

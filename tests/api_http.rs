@@ -713,6 +713,9 @@ fn extreme_periods_and_steps_answer_400_at_once() {
         "/v1/services/web/availability?from=1970-01-01&to=2026-11-02&step=1s".to_owned(),
         "/v1/reports/sla?customer=acme&from=-62167219200001&to=0".to_owned(),
         "/v1/reports/sla?customer=acme&from=0&to=253402300800000".to_owned(),
+        // Before what engine.retention (400 days) keeps.
+        "/v1/reports/sla?customer=acme&from=2025-01-01&to=2025-12-31".to_owned(),
+        "/v1/services/web/availability?from=2025-01-01&to=2025-01-02".to_owned(),
     ] {
         let started = Instant::now();
         let (s, b) = get(&path, Some(ACME));

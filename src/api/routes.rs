@@ -55,6 +55,21 @@ fn default_to(shared: &Shared) -> Millis {
     if wm == Millis::MIN { core.now } else { wm }
 }
 
+/// 400 when `[from, …)` starts before what `engine.retention` keeps: the answer
+/// would silently count the forgotten time as `nodata`.
+fn check_retention(shared: &Shared, from: Millis) -> Result<(), ApiError> {
+    let retention = shared.config.engine.retention;
+    if from < default_to(shared).saturating_sub(retention.0) {
+        return Err(ApiError::bad_request(format!(
+            "`from` lies before what engine.retention ({}) keeps: replay the topics, or use an evidence pack, for older periods",
+            humantime::format_duration(std::time::Duration::from_millis(
+                retention.0.unsigned_abs()
+            ))
+        )));
+    }
+    Ok(())
+}
+
 fn period(
     shared: &Shared,
     from: &Option<String>,
@@ -76,6 +91,7 @@ fn period(
     if to.checked_sub(from).is_none_or(|span| span > MAX_PERIOD) {
         return Err(ApiError::bad_request("period longer than 400 days"));
     }
+    check_retention(shared, from)?;
     Ok((from, to))
 }
 
@@ -304,6 +320,7 @@ pub async fn availability(
     if from >= to {
         return Err(ApiError::bad_request("`from` must be before `to`"));
     }
+    check_retention(&shared, from)?;
     // Both ends lie within years 0000-9999, so the span cannot overflow; the step
     // count is checked before anything is allocated.
     let span = to.checked_sub(from).unwrap_or(Millis::MAX);

@@ -534,6 +534,12 @@ impl ServiceTimeline {
         self.intervals.iter().copied().chain(open)
     }
 
+    /// Forgets the closed intervals that ended before `horizon` (retention).
+    pub fn prune(&mut self, horizon: Millis) {
+        let old = self.intervals.partition_point(|i| i.1 <= horizon);
+        self.intervals.drain(..old);
+    }
+
     /// Per-bucket durations by state (bucket start → ms per [`State`]), derived
     /// from the intervals: a row for every bucket that holds time with data, with
     /// the `nodata` time accounted in it; a bucket entirely without data has no

@@ -365,6 +365,12 @@ impl Series {
         &self.hours
     }
 
+    /// Forgets the hours that ended before `horizon` (retention).
+    pub fn prune(&mut self, horizon: Millis) {
+        let keep_from = horizon.saturating_sub(HOUR).saturating_add(1);
+        self.hours = self.hours.split_off(&keep_from);
+    }
+
     /// Least-squares line over the hourly mean utilisation of the hours in
     /// `[to − forecast_window, to)`.
     pub fn forecast(&self, to: Millis) -> Forecast {

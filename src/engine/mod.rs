@@ -277,6 +277,18 @@ impl Engine {
         self.tickets.import(slice.tickets);
     }
 
+    /// Forgets what reports read before `horizon` (`engine.retention`): closed
+    /// state intervals and capacity hours. Live drivers call it; a replay keeps
+    /// everything its input holds.
+    pub fn prune(&mut self, horizon: Millis) {
+        for t in self.services.values_mut() {
+            t.prune(horizon);
+        }
+        for s in self.capacity.values_mut() {
+            s.prune(horizon);
+        }
+    }
+
     /// Forgets the state owned by one input partition (it moved to another instance).
     pub fn forget(&mut self, stream: StreamId) {
         let p = stream.partition;
