@@ -33,7 +33,7 @@ use crate::sign::{hmac_hex, hmac_matches};
 use crate::time::{format_ms, wall_now};
 
 /// Format version, in the manifest and the IPC metadata.
-const VERSION: &str = "1";
+const VERSION: &str = "2";
 
 /// Checkpoint failures.
 #[derive(Debug, thiserror::Error)]
@@ -716,10 +716,10 @@ mod tests {
             ),
             ("far cursor", Box::new(|t| t["cursor"] = i64::MAX.into())),
             (
-                "overlapping intervals",
+                "unordered runs",
                 Box::new(|t| {
-                    let first = t["intervals"][0].clone();
-                    t["intervals"].as_array_mut().unwrap().push(first);
+                    let first = t["runs"][0].clone();
+                    t["runs"].as_array_mut().unwrap().push(first);
                 }),
             ),
         ];

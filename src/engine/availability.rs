@@ -101,9 +101,10 @@ pub struct ServiceTimeline {
     cursor: Option<Millis>,
     state: State,
     run_start: Millis,
-    /// Closed maximal intervals `(start, end, state)`, adjacent ones of one state
-    /// merged. Buckets are derived from them when asked for ([`ServiceTimeline::buckets`]).
-    intervals: Vec<(Millis, Millis, State)>,
+    /// Closed maximal intervals as `(start, state)`: they are contiguous, so each
+    /// ends where the next starts, the last at `run_start` (16 bytes a run).
+    /// Buckets are derived from them when asked for ([`ServiceTimeline::buckets`]).
+    runs: Vec<(Millis, State)>,
     outages: Episodes,
     target_pct: f64,
     nodata: NoData,
@@ -130,7 +131,7 @@ impl ServiceTimeline {
             cursor: None,
             state: State::NoData,
             run_start: Millis::MIN,
-            intervals: Vec::new(),
+            runs: Vec::new(),
             outages: Episodes::new(cfg.outage_after.0, cfg.resolve_after.0),
             target_pct: cfg.availability_target,
             nodata: cfg.nodata,
@@ -169,17 +170,17 @@ impl ServiceTimeline {
             .chain(self.budget_breached)
             .chain([self.month.0, self.month.1])
             .chain((self.run_start != Millis::MIN).then_some(self.run_start))
-            .chain(self.intervals.iter().flat_map(|i| [i.0, i.1]));
+            .chain(self.runs.iter().map(|r| r.0));
         for t in instants {
             check_instant("instant", t)?;
         }
         if self.month.0 > self.month.1 {
             return Err("month ends before it starts".into());
         }
-        if self.intervals.iter().any(|i| i.0 >= i.1)
-            || self.intervals.windows(2).any(|w| w[0].1 > w[1].0)
+        if self.runs.windows(2).any(|w| w[0].0 >= w[1].0)
+            || self.runs.last().is_some_and(|r| r.0 >= self.run_start)
         {
-            return Err("intervals empty, unordered or overlapping".into());
+            return Err("intervals empty or unordered".into());
         }
         let within = |d: &Durations, total: Millis| {
             d.iter().all(|&x| x >= 0)
@@ -372,17 +373,17 @@ impl ServiceTimeline {
             return;
         }
         if x > self.run_start {
-            match self.intervals.last_mut() {
-                Some(last) if last.1 == self.run_start && last.2 == old => last.1 = x,
-                _ => self.intervals.push((self.run_start, x, old)),
+            // Runs are contiguous: the last closed one ends at `run_start`, and one of
+            // the same state simply goes on.
+            if self.runs.last().is_none_or(|last| last.1 != old) {
+                self.runs.push((self.run_start, old));
             }
-        } else if let Some(last) = self.intervals.last()
-            && last.1 == x
-            && last.2 == new
+        } else if let Some(&(start, state)) = self.runs.last()
+            && state == new
         {
             // A zero-length detour (two changes at one instant): resume the previous run.
-            self.run_start = last.0;
-            self.intervals.pop();
+            self.run_start = start;
+            self.runs.pop();
             self.state = new;
             self.outage_transition(x, old, new);
             return;
@@ -527,17 +528,31 @@ impl ServiceTimeline {
     /// Maximal state intervals up to the cursor (the open run included), in time
     /// order. Time before the first interval is `nodata`.
     pub fn intervals(&self) -> impl Iterator<Item = (Millis, Millis, State)> + '_ {
+        let ends = self
+            .runs
+            .iter()
+            .skip(1)
+            .map(|r| r.0)
+            .chain(std::iter::once(self.run_start));
+        let closed = self.runs.iter().zip(ends).map(|(&(a, s), b)| (a, b, s));
         let open = self
             .cursor
             .filter(|&c| c > self.run_start)
             .map(|c| (self.run_start, c, self.state));
-        self.intervals.iter().copied().chain(open)
+        closed.chain(open)
     }
 
     /// Forgets the closed intervals that ended before `horizon` (retention).
     pub fn prune(&mut self, horizon: Millis) {
-        let old = self.intervals.partition_point(|i| i.1 <= horizon);
-        self.intervals.drain(..old);
+        // Run i ends where run i + 1 starts; the last one at `run_start`.
+        let mut old = self
+            .runs
+            .get(1..)
+            .map_or(0, |rest| rest.partition_point(|r| r.0 <= horizon));
+        if old + 1 == self.runs.len() && self.run_start <= horizon {
+            old += 1;
+        }
+        self.runs.drain(..old);
     }
 
     /// Per-bucket durations by state (bucket start → ms per [`State`]), derived
