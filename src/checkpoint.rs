@@ -293,6 +293,14 @@ pub fn decode(bytes: &[u8], config: &Config) -> Result<Checkpoint, String> {
 }
 
 fn decode_unchecked(bytes: &[u8], config_sha256: &str) -> Result<Checkpoint, String> {
+    // arrow-ipc panics on some malformed flatbuffers (found by fuzzing: a schema
+    // message without fields unwraps a None). A checkpoint is untrusted input: such
+    // bytes are refused like any corrupt file, never a dead process.
+    std::panic::catch_unwind(|| read_ipc(bytes, config_sha256))
+        .unwrap_or_else(|_| Err("not a readable Arrow IPC file".into()))
+}
+
+fn read_ipc(bytes: &[u8], config_sha256: &str) -> Result<Checkpoint, String> {
     let reader = FileReader::try_new(Cursor::new(bytes), None)
         .map_err(|e| format!("not an Arrow IPC file: {e}"))?;
     if !schema_ok(&reader.schema()) {
@@ -662,6 +670,13 @@ mod tests {
         w.finish().unwrap();
         drop(w);
         out
+    }
+
+    #[test]
+    fn bytes_that_make_arrow_ipc_panic_are_refused() {
+        let (_, config) = checkpoint();
+        let fuzzed = include_bytes!("../fuzz/corpus/checkpoint/regression-arrow-schema-without-fields");
+        assert!(decode(fuzzed, &config).is_err());
     }
 
     #[test]
