@@ -675,7 +675,8 @@ mod tests {
     #[test]
     fn bytes_that_make_arrow_ipc_panic_are_refused() {
         let (_, config) = checkpoint();
-        let fuzzed = include_bytes!("../fuzz/corpus/checkpoint/regression-arrow-schema-without-fields");
+        let fuzzed =
+            include_bytes!("../fuzz/corpus/checkpoint/regression-arrow-schema-without-fields");
         assert!(decode(fuzzed, &config).is_err());
     }
 

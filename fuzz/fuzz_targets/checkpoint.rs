@@ -23,7 +23,15 @@ fn config() -> &'static Arc<Config> {
     })
 }
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(
+    init: {
+        // libfuzzer-sys aborts on every panic, even one caught: checkpoint decoding
+        // deliberately catches arrow-ipc's panics on malformed flatbuffers. A panic
+        // that escapes still aborts (libfuzzer-sys's own catch_unwind), so what is
+        // found here is what would reach a live process.
+        std::panic::set_hook(Box::new(|info| eprintln!("{info}")));
+    },
+    |data: &[u8]| {
     let config = config();
     if let Ok(cp) = slaflow::checkpoint::decode(data, config) {
         let mut core = Core::new(Pipeline::new(config.clone(), ["m".into(), "t".into()]));
