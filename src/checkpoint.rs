@@ -300,7 +300,83 @@ fn decode_unchecked(bytes: &[u8], config_sha256: &str) -> Result<Checkpoint, Str
         .unwrap_or_else(|_| Err("not a readable Arrow IPC file".into()))
 }
 
+/// Bounds what arrow-ipc will allocate when it reads `bytes`. arrow trusts the
+/// lengths in a file's footer and messages, so a corrupt or forged file could make
+/// it allocate far more than the file holds, which aborts the process (found by
+/// fuzzing). Every block must lie inside the file, every buffer inside its block,
+/// and no batch may claim more rows than its body has bytes; no dictionaries, no
+/// compression (slaflow writes neither).
+fn check_ipc_bounds(bytes: &[u8]) -> Result<(), String> {
+    use datafusion::arrow::ipc::{root_as_footer, root_as_message};
+    let bad = |what: &str| Err(format!("not a well-formed Arrow IPC file: {what}"));
+    let n = bytes.len();
+    if n < 10 || &bytes[n - 6..] != b"ARROW1" {
+        return bad("no footer");
+    }
+    let mut len = [0u8; 4];
+    len.copy_from_slice(&bytes[n - 10..n - 6]);
+    let Some(footer_len) = usize::try_from(i32::from_le_bytes(len))
+        .ok()
+        .filter(|l| *l <= n - 10)
+    else {
+        return bad("footer length");
+    };
+    let footer = root_as_footer(&bytes[n - 10 - footer_len..n - 10])
+        .map_err(|e| format!("not a well-formed Arrow IPC file: footer: {e}"))?;
+    if footer.dictionaries().is_some_and(|d| !d.is_empty()) {
+        return bad("dictionaries");
+    }
+    for block in footer.recordBatches().iter().flatten() {
+        let (Ok(offset), Ok(meta), Ok(body)) = (
+            usize::try_from(block.offset()),
+            usize::try_from(block.metaDataLength()),
+            usize::try_from(block.bodyLength()),
+        ) else {
+            return bad("negative block lengths");
+        };
+        let inside = offset
+            .checked_add(meta)
+            .and_then(|m| m.checked_add(body))
+            .is_some_and(|end| end <= n);
+        if !inside || meta < 8 {
+            return bad("a block beyond the file");
+        }
+        let msg = &bytes[offset..offset + meta];
+        let fb = if msg[..4] == [0xff; 4] {
+            &msg[8..]
+        } else {
+            &msg[4..]
+        };
+        let message =
+            root_as_message(fb).map_err(|e| format!("not a well-formed Arrow IPC file: {e}"))?;
+        let Some(batch) = message.header_as_record_batch() else {
+            return bad("a block that is not a record batch");
+        };
+        let within = |off: i64, len: i64| {
+            usize::try_from(off)
+                .ok()
+                .zip(usize::try_from(len).ok())
+                .and_then(|(o, l)| o.checked_add(l))
+                .is_some_and(|end| end <= body)
+        };
+        let rows_ok = usize::try_from(batch.length()).is_ok_and(|rows| rows <= body);
+        let nodes_ok = batch.nodes().iter().flatten().all(|f| {
+            (0..=batch.length()).contains(&f.length()) && (0..=f.length()).contains(&f.null_count())
+        });
+        let buffers_ok = batch
+            .buffers()
+            .iter()
+            .flatten()
+            .all(|b| within(b.offset(), b.length()));
+        if !rows_ok || !nodes_ok || !buffers_ok || batch.compression().is_some() {
+            return bad("a batch larger than its block");
+        }
+    }
+    Ok(())
+}
+
 fn read_ipc(bytes: &[u8], config_sha256: &str) -> Result<Checkpoint, String> {
+    check_ipc_bounds(bytes)?;
     let reader = FileReader::try_new(Cursor::new(bytes), None)
         .map_err(|e| format!("not an Arrow IPC file: {e}"))?;
     if !schema_ok(&reader.schema()) {
@@ -675,9 +751,14 @@ mod tests {
     #[test]
     fn bytes_that_make_arrow_ipc_panic_are_refused() {
         let (_, config) = checkpoint();
-        let fuzzed =
-            include_bytes!("../fuzz/corpus/checkpoint/regression-arrow-schema-without-fields");
-        assert!(decode(fuzzed, &config).is_err());
+        for fuzzed in [
+            &include_bytes!("../fuzz/corpus/checkpoint/regression-arrow-schema-without-fields")[..],
+            // A block claiming more bytes than the file holds: arrow would allocate
+            // them, and an allocation failure aborts rather than panics.
+            &include_bytes!("../fuzz/corpus/checkpoint/regression-arrow-block-larger-than-file")[..],
+        ] {
+            assert!(decode(fuzzed, &config).is_err());
+        }
     }
 
     #[test]

@@ -16,9 +16,11 @@ use super::error::ApiError;
 use crate::engine::availability::State as SvcState;
 use crate::engine::incidents::Incident;
 use crate::engine::tickets::TicketLine;
-use crate::report::{CapacityReport, SlaReport, capacity_report, sla_report};
+use crate::report::{
+    AvailabilityStep, CapacityReport, SlaReport, availability_steps, capacity_report, sla_report,
+};
 use crate::state::Shared;
-use crate::time::{Millis, checked_ms, format_ms, ms_to_s, parse_flexible};
+use crate::time::{Millis, checked_ms, format_ms, parse_flexible};
 
 type Shared_ = State<Arc<Shared>>;
 
@@ -254,27 +256,6 @@ pub struct SeriesParams {
     step: Option<String>,
 }
 
-/// One step of an availability series.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AvailabilityStep {
-    /// Step start.
-    pub from: String,
-    /// Step end.
-    pub to: String,
-    /// Availability (nodata excluded); null when nothing was measured.
-    pub availability_pct: Option<f64>,
-    /// Up, s.
-    pub up_s: f64,
-    /// Degraded, s.
-    pub degraded_s: f64,
-    /// Down, s.
-    pub down_s: f64,
-    /// Maintenance, s.
-    pub maintenance_s: f64,
-    /// No data, s.
-    pub nodata_s: f64,
-}
-
 /// A service's availability over time.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AvailabilitySeries {
@@ -343,33 +324,7 @@ pub async fn availability(
             .collect();
         (iv, t.state().as_str().to_owned())
     };
-    let mut steps = Vec::new();
-    let mut s = from;
-    while s < to {
-        let e = (s + step).min(to);
-        let mut d = [0i64; 5];
-        for &(a, b, st) in &intervals {
-            let (x, y) = (a.max(s), b.min(e));
-            if y > x {
-                d[st as usize] += y - x;
-            }
-        }
-        let known: i64 = d[..4].iter().sum();
-        let nodata = (e - s) - known;
-        let measured = (e - s) - d[SvcState::Maintenance as usize] - nodata;
-        steps.push(AvailabilityStep {
-            from: format_ms(s),
-            to: format_ms(e),
-            availability_pct: (measured > 0)
-                .then(|| 100.0 * (measured - d[SvcState::Down as usize]) as f64 / measured as f64),
-            up_s: ms_to_s(d[0]),
-            degraded_s: ms_to_s(d[1]),
-            down_s: ms_to_s(d[2]),
-            maintenance_s: ms_to_s(d[3]),
-            nodata_s: ms_to_s(nodata),
-        });
-        s = e;
-    }
+    let steps = availability_steps(svc.nodata, &intervals, from, to, step);
     Ok(Json(AvailabilitySeries {
         service: id,
         state,

@@ -425,13 +425,13 @@ impl ServiceTimeline {
         let (start, end) = self.month;
         let known: Millis = a[..4].iter().sum();
         let nodata = (x - start) - known;
-        let maint = a[State::Maintenance as usize];
-        let down = a[State::Down as usize];
-        let (basis, downtime) = match self.nodata {
-            NoData::Exclude => (end - start - maint - nodata, down),
-            NoData::Down => (end - start - maint, down + nodata),
-            NoData::Up => (end - start - maint, down),
-        };
+        let (basis, downtime) = measured_and_downtime(
+            self.nodata,
+            end - start,
+            a[State::Maintenance as usize],
+            nodata,
+            a[State::Down as usize],
+        );
         downtime as f64 > (1.0 - self.target_pct / 100.0) * basis as f64
     }
 
@@ -591,6 +591,24 @@ impl ServiceTimeline {
     /// How far the timeline is accounted.
     pub fn cursor(&self) -> Option<Millis> {
         self.cursor
+    }
+}
+
+/// What counts as measured time and as downtime in a period of `period` ms
+/// (contract section 4): maintenance is never measured; `nodata` time is left
+/// out, counted down, or counted up, as the service's policy says. The one
+/// place reports, series and the error budget take this from.
+pub fn measured_and_downtime(
+    policy: NoData,
+    period: Millis,
+    maintenance: Millis,
+    nodata: Millis,
+    down: Millis,
+) -> (Millis, Millis) {
+    match policy {
+        NoData::Exclude => (period - maintenance - nodata, down),
+        NoData::Down => (period - maintenance, down + nodata),
+        NoData::Up => (period - maintenance, down),
     }
 }
 

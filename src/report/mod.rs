@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::config::{Config, NoData, Priority};
 use crate::engine::Engine;
-use crate::engine::availability::State;
+use crate::engine::availability::{State, measured_and_downtime};
 use crate::engine::capacity::Forecast;
 use crate::engine::incidents::{Action, Incident};
 use crate::engine::tickets::ClockKind;
@@ -223,11 +223,8 @@ pub async fn sla_report(
             );
             // Time before a service's first record or past its accounted time is nodata.
             let nodata = period - up - degraded - down - maint;
-            let (measured, downtime) = match svc.nodata {
-                NoData::Exclude => (period - maint - nodata, down),
-                NoData::Down => (period - maint, down + nodata),
-                NoData::Up => (period - maint, down),
-            };
+            let (measured, downtime) =
+                measured_and_downtime(svc.nodata, period, maint, nodata, down);
             let availability =
                 (measured > 0).then(|| 100.0 * (measured - downtime) as f64 / measured as f64);
             let budget_ms = (1.0 - svc.availability_target / 100.0) * measured as f64;
@@ -492,6 +489,78 @@ fn round_ms(s: f64) -> f64 {
     (s * 1000.0).round() / 1000.0
 }
 
+/// One step of an availability series.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AvailabilityStep {
+    /// Step start.
+    pub from: String,
+    /// Step end.
+    pub to: String,
+    /// Availability under the service's `nodata` policy, as in reports; null when
+    /// nothing was measured.
+    pub availability_pct: Option<f64>,
+    /// Up, s.
+    pub up_s: f64,
+    /// Degraded, s.
+    pub degraded_s: f64,
+    /// Down, s.
+    pub down_s: f64,
+    /// Maintenance, s.
+    pub maintenance_s: f64,
+    /// No data, s.
+    pub nodata_s: f64,
+}
+
+/// An availability series of one service: `[from, to)` in steps of `step`,
+/// from its sorted, disjoint `intervals`, with `nodata` handled by `policy` as in
+/// reports. One sweep over steps and intervals.
+pub fn availability_steps(
+    policy: NoData,
+    intervals: &[(Millis, Millis, State)],
+    from: Millis,
+    to: Millis,
+    step: Millis,
+) -> Vec<AvailabilityStep> {
+    let mut steps = Vec::new();
+    let mut s = from;
+    let mut first = 0;
+    while s < to {
+        let e = s.saturating_add(step).min(to);
+        let mut d = [0i64; 5];
+        while intervals.get(first).is_some_and(|i| i.1 <= s) {
+            first += 1;
+        }
+        for &(a, b, st) in intervals[first..].iter().take_while(|i| i.0 < e) {
+            let (x, y) = (a.max(s), b.min(e));
+            if y > x {
+                d[st as usize] += y - x;
+            }
+        }
+        let known: Millis = d[..4].iter().sum();
+        let nodata = (e - s) - known;
+        let (measured, downtime) = measured_and_downtime(
+            policy,
+            e - s,
+            d[State::Maintenance as usize],
+            nodata,
+            d[State::Down as usize],
+        );
+        steps.push(AvailabilityStep {
+            from: format_ms(s),
+            to: format_ms(e),
+            availability_pct: (measured > 0)
+                .then(|| 100.0 * (measured - downtime) as f64 / measured as f64),
+            up_s: ms_to_s(d[State::Up as usize]),
+            degraded_s: ms_to_s(d[State::Degraded as usize]),
+            down_s: ms_to_s(d[State::Down as usize]),
+            maintenance_s: ms_to_s(d[State::Maintenance as usize]),
+            nodata_s: ms_to_s(nodata),
+        });
+        s = e;
+    }
+    steps
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -550,6 +619,44 @@ nodata = "up"
             .block_on(sla_reports(&config, &tables, &out.incidents, from, to, 0))
             .expect("report");
         (r.into_iter().next().expect("acme"), out.incidents)
+    }
+
+    #[test]
+    fn series_steps_follow_each_services_nodata_policy_like_reports() {
+        let config = Arc::new(Config::parse(CONFIG, Path::new("t.toml")).expect("config"));
+        let (r, _) = reports(0, 40 * M);
+        let mut p = Pipeline::new(config.clone(), ["m".into(), "t".into()]);
+        let lines: Vec<String> = (0..30)
+            .filter(|i| !(10..20).contains(i))
+            .flat_map(|i| {
+                let status = if i < 10 { "up" } else { "down" };
+                ["web", "web2", "web3"].map(|svc| format!(r#"{{"event_id":"{svc}-{i}","ts":{},"service":"{svc}","kind":"probe","source":"a","status":"{status}"}}"#, i * M))
+            })
+            .collect();
+        let mut out = Outputs::default();
+        let s = StreamId {
+            topic: Topic::Monitoring,
+            partition: 0,
+        };
+        p.ingest(s, &RawRecord::numbered(&lines, 0, 0), 40 * M, &mut out);
+        p.finish(Some(40 * M), &mut out);
+        for svc in ["web", "web2", "web3"] {
+            let t = &p.engine().services()[svc];
+            let iv: Vec<_> = t.intervals().collect();
+            let policy = config.service(svc).expect("service").nodata;
+            let one = availability_steps(policy, &iv, 0, 40 * M, 40 * M);
+            let report = r
+                .services
+                .iter()
+                .find(|s| s.service == svc)
+                .expect("in report");
+            assert_eq!(one[0].availability_pct, report.availability_pct, "{svc}");
+            // Steps add up to the whole period.
+            let steps = availability_steps(policy, &iv, 0, 40 * M, 7 * M);
+            assert_eq!(steps.len(), 6);
+            let nodata: f64 = steps.iter().map(|s| s.nodata_s).sum();
+            assert_eq!(nodata, report.nodata_s, "{svc}");
+        }
     }
 
     #[test]
