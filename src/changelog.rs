@@ -23,7 +23,8 @@ use sha2::{Digest, Sha256};
 use crate::checkpoint::{StateKey, parse_stream_name, stream_name};
 use crate::config::KafkaConfig;
 use crate::eventtime::StreamId;
-use crate::sink::kafka::{KafkaSink, KafkaSinkError};
+use crate::sink::kafka::{KafkaSink, KafkaSinkError, client_config};
+use crate::source::kafka::consumer_config;
 
 /// Largest chunk of a checkpoint in one message (below librdkafka's 1 MB default).
 const CHUNK: usize = 512 * 1024;
@@ -81,9 +82,7 @@ pub fn publish(
 pub fn ensure_topic(kafka: &KafkaConfig) -> Result<(), KafkaError> {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     use rdkafka::client::DefaultClientContext;
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &kafka.brokers)
-        .create()?;
+    let admin: AdminClient<DefaultClientContext> = client_config(kafka).create()?;
     let topic = NewTopic::new(&kafka.state_topic, 1, TopicReplication::Fixed(-1))
         .set("cleanup.policy", "compact");
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -250,12 +249,17 @@ impl Collector {
 }
 
 fn reader(kafka: &KafkaConfig) -> Result<BaseConsumer, KafkaError> {
-    ClientConfig::new()
-        .set("bootstrap.servers", &kafka.brokers)
-        .set("group.id", format!("{}-changelog-reader", kafka.group_id))
+    reader_config(kafka).create()
+}
+
+/// The changelog reader's settings: the input consumer's (so `[kafka.options]`,
+/// e.g. SASL/TLS, apply), in a group of its own that never commits.
+fn reader_config(kafka: &KafkaConfig) -> ClientConfig {
+    let mut cfg = consumer_config(kafka);
+    cfg.set("group.id", format!("{}-changelog-reader", kafka.group_id))
         .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false")
-        .create()
+        .set("enable.partition.eof", "false");
+    cfg
 }
 
 /// Assigns every partition of the changelog from the beginning; returns the
@@ -359,6 +363,28 @@ fn parse_header(h: &str) -> Option<(i64, usize, usize, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn changelog_clients_carry_the_kafka_options() {
+        let mut kafka = KafkaConfig::default();
+        kafka
+            .options
+            .insert("security.protocol".into(), "SASL_SSL".into());
+        kafka
+            .options
+            .insert("sasl.mechanism".into(), "SCRAM-SHA-512".into());
+        kafka
+            .options
+            .insert("fetch.min.bytes".into(), "65536".into());
+        let reader = reader_config(&kafka);
+        assert_eq!(reader.get("security.protocol"), Some("SASL_SSL"));
+        assert_eq!(reader.get("fetch.min.bytes"), Some("65536"));
+        assert_eq!(reader.get("enable.auto.commit"), Some("false"));
+        let admin = client_config(&kafka);
+        assert_eq!(admin.get("sasl.mechanism"), Some("SCRAM-SHA-512"));
+        // A consumer-only option would make the admin client refuse to start.
+        assert_eq!(admin.get("fetch.min.bytes"), None);
+    }
 
     #[test]
     fn header_round_trip() {

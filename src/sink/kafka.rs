@@ -41,6 +41,26 @@ pub enum KafkaSinkError {
     Undelivered(u64),
 }
 
+/// The brokers and the `[kafka.options]` a producer or admin client accepts
+/// (security, SASL, TLS, client id…); consumer-only options would make such a
+/// client refuse to start. Every non-consumer client uses this, so a cluster
+/// that needs SASL/TLS works for all of them.
+pub fn apply_client_options(cfg: &mut ClientConfig, kafka: &KafkaConfig) {
+    cfg.set("bootstrap.servers", &kafka.brokers);
+    for (k, v) in &kafka.options {
+        if !is_consumer_only(k) {
+            cfg.set(k, v);
+        }
+    }
+}
+
+/// A producer or admin client's settings (see [`apply_client_options`]).
+pub fn client_config(kafka: &KafkaConfig) -> ClientConfig {
+    let mut cfg = ClientConfig::new();
+    apply_client_options(&mut cfg, kafka);
+    cfg
+}
+
 /// A producer shared by all outputs.
 pub struct KafkaSink {
     producer: ThreadedProducer<DeliveryContext>,
@@ -53,16 +73,10 @@ impl KafkaSink {
         let mut cfg = ClientConfig::new();
         // Idempotence: broker-side dedup of producer retries (the brokers we test
         // with support it; transactions they do not, see the README).
-        cfg.set("bootstrap.servers", &kafka.brokers)
-            .set("acks", "all")
+        cfg.set("acks", "all")
             .set("enable.idempotence", "true")
             .set("linger.ms", "5");
-        for (k, v) in &kafka.options {
-            // Consumer-only options would make the producer refuse to start.
-            if !is_consumer_only(k) {
-                cfg.set(k, v);
-            }
-        }
+        apply_client_options(&mut cfg, kafka);
         let producer = cfg.create_with_context(DeliveryContext::default())?;
         Ok(KafkaSink { producer })
     }
