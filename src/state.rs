@@ -26,6 +26,8 @@ pub struct Core {
     pub open: BTreeMap<String, Incident>,
     /// The driver's notion of "now" in event time (demo clock or wall clock).
     pub now: Millis,
+    /// The retention horizon last applied ([`Core::prune`]).
+    pruned_to: Millis,
 }
 
 impl Core {
@@ -36,6 +38,7 @@ impl Core {
             incidents: Vec::new(),
             open: BTreeMap::new(),
             now: 0,
+            pruned_to: Millis::MIN,
         }
     }
 
@@ -54,15 +57,20 @@ impl Core {
         self.incidents.extend_from_slice(incidents);
     }
 
-    /// Applies `engine.retention` at the watermark: the engine's intervals and
-    /// capacity hours, and the incident log's actions, before the horizon are
-    /// dropped (open incidents stay listed as open).
+    /// Applies `engine.retention` at the watermark: the engine's intervals,
+    /// capacity hours and finished tickets, and the incident log's actions, before
+    /// the horizon are dropped (open incidents stay listed as open). Drivers call
+    /// it often; it works once the horizon moved by an hour.
     pub fn prune(&mut self) {
         let wm = self.pipeline.eventtime().watermark();
         if wm == Millis::MIN {
             return;
         }
         let horizon = wm.saturating_sub(self.pipeline.config().engine.retention.0);
+        if horizon < self.pruned_to.saturating_add(3_600_000) {
+            return;
+        }
+        self.pruned_to = horizon;
         self.pipeline.engine_mut().prune(horizon);
         if self.incidents.first().is_some_and(|i| i.at_ms < horizon) {
             self.incidents.retain(|i| i.at_ms >= horizon);
@@ -265,51 +273,92 @@ mod tests {
         let text = "[engine]\nretention = \"1d\"\n[[customers]]\nid = \"c\"\n[[services]]\nid = \"web\"\ncustomer = \"c\"\n";
         let config = Arc::new(Config::parse(text, std::path::Path::new("t.toml")).expect("config"));
         let mut core = Core::new(Pipeline::new(config, ["m".into(), "t".into()]));
-        let mon = StreamId {
-            topic: Topic::Monitoring,
-            partition: 0,
+        let (mon, tkt) = (
+            StreamId {
+                topic: Topic::Monitoring,
+                partition: 0,
+            },
+            StreamId {
+                topic: Topic::Tickets,
+                partition: 0,
+            },
+        );
+        // Three days of minute probes, an hourly metric just after each hour's
+        // probe: down for 10 minutes on day 1 (an outage that resolves) and from the
+        // last 10 minutes of day 3 on (one that stays open).
+        let mut lines = Vec::new();
+        for m in 0..3 * 1440 {
+            let down = (100..110).contains(&m) || m >= 3 * 1440 - 10;
+            let status = if down { "down" } else { "up" };
+            let ts = T0 + m * 60_000;
+            lines.push(format!(r#"{{"event_id":"p{m}","ts":{ts},"service":"web","kind":"probe","source":"a","status":"{status}"}}"#));
+            if m % 60 == 0 {
+                lines.push(format!(r#"{{"event_id":"c{m}","ts":{ts},"service":"web","kind":"metric","resource":"db","metric":"disk","value":1,"capacity":2}}"#));
+            }
+        }
+        let ticket = |id: &str, ts: Millis, what: &str| {
+            format!(r#"{{"event_id":"{id}-{ts}","ts":{ts},"ticket":"{id}",{what}}}"#)
         };
-        // Three days of minute probes: down for 10 minutes on day 1 (an outage that
-        // resolves) and from the last 10 minutes of day 3 on (one that stays open).
-        let lines: Vec<String> = (0..3 * 1440)
-            .map(|m| {
-                let down = (100..110).contains(&m) || m >= 3 * 1440 - 10;
-                let status = if down { "down" } else { "up" };
-                format!(
-                    r#"{{"event_id":"p{m}","ts":{},"service":"web","kind":"probe","source":"a","status":"{status}"}}"#,
-                    T0 + m * 60_000
-                )
-            })
-            .chain((0..3 * 24).map(|h| format!(
-                r#"{{"event_id":"c{h}","ts":{},"service":"web","kind":"metric","resource":"db","metric":"disk","value":1,"capacity":2}}"#,
-                T0 + h * 3_600_000
-            )))
-            .collect();
+        let created = r#""type":"created","customer":"c","priority":"P3","kind":"request""#;
+        let tickets = [
+            ticket("DONE", T0, created),
+            ticket("OPEN", T0, created),
+            ticket(
+                "DONE",
+                T0 + 60_000,
+                r#""type":"status","status":"resolved""#,
+            ),
+            ticket("NEW", T0 + 3 * D - 60_000, created),
+            ticket(
+                "NEW",
+                T0 + 3 * D - 30_000,
+                r#""type":"status","status":"closed""#,
+            ),
+        ];
         let mut out = Outputs::default();
-        core.pipeline.ingest(
+        let p = &mut core.pipeline;
+        p.ingest(
             mon,
             &RawRecord::numbered(&lines, 0, 0),
             T0 + 3 * D,
             &mut out,
         );
-        core.pipeline.finish(None, &mut out);
+        p.ingest(
+            tkt,
+            &RawRecord::numbered(&tickets, 0, 0),
+            T0 + 3 * D,
+            &mut out,
+        );
+        p.finish(None, &mut out);
+        assert!(out.dead_letters.is_empty(), "{:?}", out.dead_letters);
         core.record(&out.incidents);
         let opened = core.open.len();
         assert_eq!(opened, 1, "the outage at the end is open");
         assert!(core.incidents.iter().any(|i| i.at_ms < T0 + D));
+        assert!(
+            core.pipeline
+                .engine()
+                .capacity()
+                .values()
+                .any(|s| s.hours().len() == 72)
+        );
         core.prune();
         let horizon = core.pipeline.eventtime().watermark() - D;
         let engine = core.pipeline.engine();
         let web = &engine.services()["web"];
         assert!(web.intervals().all(|(_, end, _)| end > horizon));
         assert!(web.intervals().next().is_some());
-        assert!(
-            engine
-                .capacity()
-                .values()
-                .all(|s| s.hours().keys().all(|h| h + 3_600_000 > horizon))
-        );
+        let hours: Vec<usize> = engine
+            .capacity()
+            .values()
+            .map(|s| s.hours().len())
+            .collect();
+        assert_eq!(hours, [25], "the hours that end after the horizon");
         assert!(core.incidents.iter().all(|i| i.at_ms >= horizon));
         assert_eq!(core.open.len(), opened, "open incidents stay open");
+        // Tickets done before the horizon go; open or recent ones stay.
+        let tickets = core.pipeline.engine().tickets();
+        assert!(tickets.get("DONE").is_none());
+        assert!(tickets.get("OPEN").is_some() && tickets.get("NEW").is_some());
     }
 }

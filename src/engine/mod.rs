@@ -278,8 +278,8 @@ impl Engine {
     }
 
     /// Forgets what reports read before `horizon` (`engine.retention`): closed
-    /// state intervals and capacity hours. Live drivers call it; a replay keeps
-    /// everything its input holds.
+    /// state intervals, capacity hours, and tickets created before it that are
+    /// done. Live drivers call it; a replay keeps everything its input holds.
     pub fn prune(&mut self, horizon: Millis) {
         for t in self.services.values_mut() {
             t.prune(horizon);
@@ -287,6 +287,7 @@ impl Engine {
         for s in self.capacity.values_mut() {
             s.prune(horizon);
         }
+        self.tickets.prune(horizon);
     }
 
     /// Forgets the state owned by one input partition (it moved to another instance).

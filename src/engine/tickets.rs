@@ -319,6 +319,24 @@ impl Tickets {
         }
     }
 
+    /// Forgets tickets created before `horizon` that are resolved or closed and
+    /// have no open incident (retention). A later event of one is `unknown_ticket`.
+    pub fn prune(&mut self, horizon: Millis) {
+        let done: Vec<String> = self
+            .tickets
+            .values()
+            .filter(|t| {
+                t.created < horizon
+                    && matches!(t.status.as_str(), "resolved" | "closed")
+                    && t.clocks.iter().all(|c| !c.warn_open && !c.breach_open)
+            })
+            .map(|t| t.id.clone())
+            .collect();
+        for id in done {
+            self.drop_ticket(&id);
+        }
+    }
+
     fn drop_ticket(&mut self, id: &str) {
         if let Some(t) = self.tickets.remove(id) {
             for c in &t.clocks {
