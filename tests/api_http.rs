@@ -451,6 +451,7 @@ fn health_readiness_and_metrics() {
         "slaflow_records_read_total ",
         "slaflow_records_applied_total ",
         "slaflow_records_deadlettered_total{reason=\"duplicate\"}",
+        "slaflow_records_deadlettered_total{reason=\"future\"}",
         "slaflow_incidents_total{rule=\"outage\",action=\"trigger\"}",
         "slaflow_open_incidents ",
         "slaflow_open_tickets ",
