@@ -144,6 +144,12 @@ pub async fn query(
     let abort = task.abort_handle();
     match tokio::time::timeout(QUERY_TIMEOUT, task).await {
         Ok(Ok(result)) => result.map(Json),
+        // The SQL engine panicked on this statement (a DataFusion bug the input
+        // reached): the statement is refused, the process goes on.
+        Ok(Err(e)) if e.is_panic() => {
+            tracing::warn!(error = %e, "query panicked inside DataFusion");
+            Err(ApiError::bad_request("the SQL engine failed on this statement"))
+        }
         Ok(Err(e)) => Err(ApiError::internal(e)),
         Err(_) => {
             // A plan that never yields keeps its thread until it ends; the permit
