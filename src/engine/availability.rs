@@ -142,9 +142,9 @@ impl ServiceTimeline {
     }
 
     /// Checks a restored timeline: the service's config as `cfg` and `bucket` say,
-    /// and the invariants the engine keeps (instants in range, ordered disjoint
-    /// intervals, bucket durations within their bucket). A checkpoint failing this
-    /// is refused like a corrupt one.
+    /// and the invariants the engine keeps (instants in range, runs in order
+    /// before the open one, month sums within the month). A checkpoint failing
+    /// this is refused like a corrupt one.
     pub fn check(&self, cfg: &ServiceConfig, bucket: Millis) -> Result<(), String> {
         let fresh = ServiceTimeline::new(cfg, bucket);
         let same = self.id == fresh.id
