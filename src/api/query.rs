@@ -148,7 +148,9 @@ pub async fn query(
         // reached): the statement is refused, the process goes on.
         Ok(Err(e)) if e.is_panic() => {
             tracing::warn!(error = %e, "query panicked inside DataFusion");
-            Err(ApiError::bad_request("the SQL engine failed on this statement"))
+            Err(ApiError::bad_request(
+                "the SQL engine failed on this statement",
+            ))
         }
         Ok(Err(e)) => Err(ApiError::internal(e)),
         Err(_) => {
