@@ -31,8 +31,13 @@ pub fn rss_bytes() -> Option<u64> {
 
 /// Resident set size of process `pid` ("self" or a number) in bytes (Linux).
 fn rss_of(pid: &str) -> Option<u64> {
+    status_bytes(pid, "VmRSS:")
+}
+
+/// A `kB` line of `/proc/<pid>/status` (`VmRSS:`, `VmHWM:`…) in bytes.
+fn status_bytes(pid: &str, key: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let line = status.lines().find(|l| l.starts_with(key))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
 }
@@ -181,10 +186,7 @@ pub fn span_rows(services: usize) -> Vec<Row> {
 
 /// Peak resident set size of this process in bytes (Linux `VmHWM`), if known.
 fn peak_rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
+    status_bytes("self", "VmHWM:")
 }
 
 /// Feeds `slots` rounds of one probe per service, `spacing` apart; returns seconds.

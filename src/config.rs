@@ -60,6 +60,13 @@ impl<'de> Deserialize<'de> for Dur {
     }
 }
 
+impl Dur {
+    /// As a `std::time::Duration` (config durations are never negative).
+    pub fn std(self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.0.unsigned_abs())
+    }
+}
+
 /// An IANA timezone (`Europe/Paris`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Tz(pub chrono_tz::Tz);

@@ -253,7 +253,7 @@ pub fn demo(args: DemoArgs) -> Result<(), DemoError> {
     let stop = Arc::new(AtomicBool::new(false));
     let server = {
         let (shared, stop) = (shared.clone(), stop.clone());
-        let grace = Duration::from_millis(shared.config.engine.shutdown_grace.0.unsigned_abs());
+        let grace = shared.config.engine.shutdown_grace.std();
         runtime.spawn(async move {
             let shutdown = async move {
                 crate::run::wait_for_signal().await;

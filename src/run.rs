@@ -123,7 +123,7 @@ pub fn run(config: Arc<Config>) -> Result<(), RunError> {
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
-        let grace = Duration::from_millis(shared.config.engine.shutdown_grace.0.unsigned_abs());
+        let grace = shared.config.engine.shutdown_grace.std();
         runtime.spawn(async move {
             wait_for_signal().await;
             tracing::info!("shutdown requested");

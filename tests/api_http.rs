@@ -833,19 +833,7 @@ fn bodies_up_to_the_documented_limit_are_read_and_larger_ones_get_json_413() {
 }
 
 fn rss_mib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .map(str::to_owned)
-        })
-        .and_then(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb / 1024)
+    slaflow::bench::rss_bytes().map_or(0, |b| b >> 20)
 }
 
 #[test]

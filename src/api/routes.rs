@@ -64,9 +64,7 @@ fn check_retention(shared: &Shared, from: Millis) -> Result<(), ApiError> {
     if from < default_to(shared).saturating_sub(retention.0) {
         return Err(ApiError::bad_request(format!(
             "`from` lies before what engine.retention ({}) keeps: replay the topics, or use an evidence pack, for older periods",
-            humantime::format_duration(std::time::Duration::from_millis(
-                retention.0.unsigned_abs()
-            ))
+            humantime::format_duration(retention.std())
         )));
     }
     Ok(())
