@@ -72,7 +72,7 @@ impl KafkaSink {
     pub fn new(kafka: &KafkaConfig) -> Result<Self, KafkaSinkError> {
         let mut cfg = ClientConfig::new();
         // Idempotence: broker-side dedup of producer retries (the brokers we test
-        // with support it; transactions they do not, see the README).
+        // with support it; transactions they do not, see docs/operations.md).
         cfg.set("acks", "all")
             .set("enable.idempotence", "true")
             .set("linger.ms", "5");
