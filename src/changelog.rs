@@ -322,6 +322,7 @@ pub fn read_latest(
 pub struct Tail {
     consumer: BaseConsumer,
     collector: Collector,
+    kafka: KafkaConfig,
 }
 
 impl Tail {
@@ -332,12 +333,21 @@ impl Tail {
         Ok(Tail {
             consumer,
             collector: Collector::new(kafka, key),
+            kafka: kafka.clone(),
         })
     }
 
     /// Reads what arrived (for up to `budget`) and returns the newest intact
     /// checkpoint of every stream seen so far.
     pub fn poll(&mut self, budget: Duration) -> HashMap<StreamId, Latest> {
+        // The follower may start before any instance has created the changelog
+        // topic: then nothing was assigned, and nothing would ever be read (the
+        // scale test's intermittent "no global view"). Assign again until the
+        // topic has partitions.
+        let unassigned = self.consumer.assignment().is_ok_and(|a| a.count() == 0);
+        if unassigned && let Err(e) = assign_all(&self.consumer, &self.kafka, budget) {
+            tracing::debug!(error = %e, "changelog topic not there yet");
+        }
         let deadline = Instant::now() + budget;
         while Instant::now() < deadline {
             match self.consumer.poll(Duration::from_millis(100)) {
