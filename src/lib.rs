@@ -19,6 +19,7 @@ pub mod eventtime;
 pub mod generate;
 pub mod ingest;
 pub mod metrics;
+pub mod model;
 pub mod pipeline;
 pub mod replay;
 pub mod report;

@@ -264,7 +264,7 @@ impl Metrics {
             };
             self.incidents
                 .get_or_create(&IncidentLabel {
-                    rule: i.rule.to_owned(),
+                    rule: i.rule.as_str().to_owned(),
                     action: action.to_owned(),
                 })
                 .inc();

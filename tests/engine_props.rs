@@ -340,7 +340,7 @@ fn run(
 
 fn key_of(i: &Incident) -> IncidentKey {
     (
-        i.rule.to_owned(),
+        i.rule.as_str().to_owned(),
         i.incident_id.clone(),
         format!("{:?}", i.action),
         i.at_ms,
@@ -439,7 +439,8 @@ fn reference_outages(
         else {
             continue;
         };
-        let id = slaflow::engine::incidents::incident_id("outage", service, start);
+        let id =
+            slaflow::engine::incidents::incident_id(slaflow::model::Rule::Outage, service, start);
         out.push((
             "outage".to_owned(),
             id.clone(),
@@ -473,7 +474,7 @@ struct RefClock {
 /// Offline ticket model: walks each ticket's events, checking thresholds inside
 /// each segment between event instants (and at an instant after its events).
 fn reference_tickets(evs: &[Ev], end: i64) -> (Vec<String>, Vec<IncidentKey>) {
-    use slaflow::config::Priority;
+    use slaflow::model::{Priority, Rule};
     let targets = |p: u8| {
         if p == 1 {
             [600_000i64, 3_600_000]
@@ -491,7 +492,10 @@ fn reference_tickets(evs: &[Ev], end: i64) -> (Vec<String>, Vec<IncidentKey>) {
     }
     let mut lines = Vec::new();
     let mut incidents = Vec::new();
-    let id = |rule: &str, t: &str, at: i64| slaflow::engine::incidents::incident_id(rule, t, at);
+    let id = |rule: &str, t: &str, at: i64| {
+        let rule = Rule::parse(rule).expect("the reference names contract rules");
+        slaflow::engine::incidents::incident_id(rule, t, at)
+    };
     for (tid, tevs) in by_ticket {
         let Body::Created { priority } = tevs[0].body else {
             continue;

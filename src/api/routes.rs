@@ -428,7 +428,7 @@ pub async fn ticket(
     Ok(Json(TicketView {
         line,
         service: t.service.clone(),
-        kind: t.kind.clone(),
+        kind: t.kind.to_string(),
         incidents,
     }))
 }

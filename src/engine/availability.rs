@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{DownWhen, NoData, ServiceConfig};
 use crate::engine::episodes::{EpisodeEvent, Episodes};
 use crate::engine::incidents::{Action, Incident};
+use crate::model::{ProbeStatus, Rule, Severity};
 use crate::time::{Millis, check_instant, format_ms};
 
 /// A service's state at an instant, in the contract's precedence order.
@@ -52,29 +53,6 @@ impl State {
     }
 }
 
-/// A probe status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Status {
-    /// Up.
-    Up,
-    /// Degraded.
-    Degraded,
-    /// Down.
-    Down,
-}
-
-impl Status {
-    /// Parses a decoded probe status.
-    pub fn parse(s: &str) -> Option<Status> {
-        match s {
-            "up" => Some(Status::Up),
-            "degraded" => Some(Status::Degraded),
-            "down" => Some(Status::Down),
-            _ => None,
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 struct Window {
     /// `max(start, announcement ts)`: no retroactive exclusion.
@@ -95,7 +73,7 @@ pub struct ServiceTimeline {
     down_when: DownWhen,
     stale_after: Millis,
     bucket: Millis,
-    sources: BTreeMap<String, (Status, Millis)>,
+    sources: BTreeMap<String, (ProbeStatus, Millis)>,
     windows: Vec<Window>,
     /// Everything before `cursor` is accounted for; `None` before the first record.
     cursor: Option<Millis>,
@@ -195,7 +173,13 @@ impl ServiceTimeline {
     }
 
     /// Applies a probe at `ts`.
-    pub fn probe(&mut self, ts: Millis, source: &str, status: Status, out: &mut Vec<Incident>) {
+    pub fn probe(
+        &mut self,
+        ts: Millis,
+        source: &str,
+        status: ProbeStatus,
+        out: &mut Vec<Incident>,
+    ) {
         let ts = self.start_or_clamp(ts, out);
         match self.sources.get_mut(source) {
             Some(s) => *s = (status, ts),
@@ -340,8 +324,8 @@ impl ServiceTimeline {
         for &(status, ts) in self.sources.values() {
             if ts <= x && x - ts < self.stale_after {
                 known += 1;
-                down += usize::from(status == Status::Down);
-                not_up += usize::from(status != Status::Up);
+                down += usize::from(status == ProbeStatus::Down);
+                not_up += usize::from(status != ProbeStatus::Up);
             }
         }
         if known == 0 {
@@ -450,8 +434,8 @@ impl ServiceTimeline {
             &month[..7]
         );
         let mut i = Incident::service(
-            "availability_breach",
-            "major",
+            Rule::AvailabilityBreach,
+            Severity::Major,
             &self.id,
             &self.customer,
             &self.id,
@@ -497,8 +481,8 @@ impl ServiceTimeline {
             ),
         };
         Incident::service(
-            "outage",
-            "critical",
+            Rule::Outage,
+            Severity::Critical,
             &self.id,
             &self.customer,
             &self.id,
@@ -667,7 +651,7 @@ mod tests {
     fn staleness_makes_nodata_and_buckets_match_intervals() {
         let mut t = timeline("");
         let mut out = Vec::new();
-        t.probe(0, "a", Status::Up, &mut out);
+        t.probe(0, "a", ProbeStatus::Up, &mut out);
         t.advance(5 * M, &mut out);
         // up for stale_after (2m), then nodata.
         assert_eq!(totals(&t), [2 * M, 0, 0, 0, 3 * M]);
@@ -681,7 +665,7 @@ mod tests {
         assert_eq!(from_buckets, [2 * M, 0, 0, 0, 0]);
         assert_eq!(t.buckets().len(), 2);
         // A bucket partly without data keeps its nodata share.
-        t.probe(5 * M + 30_000, "a", Status::Up, &mut out);
+        t.probe(5 * M + 30_000, "a", ProbeStatus::Up, &mut out);
         t.advance(6 * M, &mut out);
         assert_eq!(t.buckets()[&(5 * M)], [30_000, 0, 0, 0, 30_000]);
     }
@@ -725,7 +709,7 @@ mod tests {
                 match what {
                     3 => t.maintenance(ts, ts + dt / 2, ts + dt, &mut out),
                     s => {
-                        let status = [Status::Up, Status::Degraded, Status::Down][s as usize];
+                        let status = [ProbeStatus::Up, ProbeStatus::Degraded, ProbeStatus::Down][s as usize];
                         t.probe(ts, ["a", "b", "c"][source], status, &mut out);
                     }
                 }
@@ -740,10 +724,10 @@ mod tests {
         let mut t = timeline("");
         let mut out = Vec::new();
         // An agent with an uninitialised clock, then real probes 56 years later.
-        t.probe(1000, "a", Status::Up, &mut out);
+        t.probe(1000, "a", ProbeStatus::Up, &mut out);
         let now = 1_793_577_600_000;
         for i in 0..10 {
-            t.probe(now + i * M, "a", Status::Up, &mut out);
+            t.probe(now + i * M, "a", ProbeStatus::Up, &mut out);
         }
         t.advance(now + 10 * M, &mut out);
         assert!(t.buckets().len() <= 16, "{} buckets", t.buckets().len());
@@ -760,7 +744,7 @@ mod tests {
         let mut t = timeline("availability_target = 99.9");
         let mut out = Vec::new();
         for i in 0..10 {
-            t.probe(nov + i * M, "a", Status::Down, &mut out);
+            t.probe(nov + i * M, "a", ProbeStatus::Down, &mut out);
         }
         t.advance(nov + month, &mut out);
         // The oracle: scan every minute close with the contract's formula.
@@ -772,7 +756,7 @@ mod tests {
             .expect("tripped within the month");
         let breach: Vec<_> = out
             .iter()
-            .filter(|i| i.rule == "availability_breach")
+            .filter(|i| i.rule == Rule::AvailabilityBreach)
             .map(|i| (i.action, i.at_ms - nov))
             .collect();
         assert_eq!(breach, [(Action::Trigger, first), (Action::Resolve, month)]);
@@ -787,19 +771,19 @@ mod tests {
         ] {
             let mut t = timeline(&format!("down_when = \"{rule}\""));
             let mut out = Vec::new();
-            t.probe(0, "a", Status::Down, &mut out);
-            t.probe(0, "b", Status::Up, &mut out);
-            t.probe(0, "c", Status::Up, &mut out);
+            t.probe(0, "a", ProbeStatus::Down, &mut out);
+            t.probe(0, "b", ProbeStatus::Up, &mut out);
+            t.probe(0, "c", ProbeStatus::Up, &mut out);
             assert_eq!(t.state_at(0), want, "{rule}, 1 of 3 down");
         }
         let mut t = timeline("");
         let mut out = Vec::new();
-        t.probe(0, "a", Status::Down, &mut out);
-        t.probe(0, "b", Status::Down, &mut out);
-        t.probe(0, "c", Status::Up, &mut out);
+        t.probe(0, "a", ProbeStatus::Down, &mut out);
+        t.probe(0, "b", ProbeStatus::Down, &mut out);
+        t.probe(0, "c", ProbeStatus::Up, &mut out);
         assert_eq!(t.state_at(0), State::Down, "majority, 2 of 3 down");
         // A stale source no longer counts: at 2m only b's newer report is known.
-        t.probe(M, "b", Status::Down, &mut out);
+        t.probe(M, "b", ProbeStatus::Down, &mut out);
         assert_eq!(t.state_at(2 * M), State::Down, "majority of 1 known");
     }
 
@@ -807,11 +791,11 @@ mod tests {
     fn maintenance_is_never_retroactive() {
         let mut t = timeline("");
         let mut out = Vec::new();
-        t.probe(0, "a", Status::Down, &mut out);
-        t.probe(M, "a", Status::Down, &mut out);
+        t.probe(0, "a", ProbeStatus::Down, &mut out);
+        t.probe(M, "a", ProbeStatus::Down, &mut out);
         // Announced at 90s for [0, 3m): only [90s, 3m) is maintenance.
         t.maintenance(90_000, 0, 3 * M, &mut out);
-        t.probe(2 * M, "a", Status::Down, &mut out);
+        t.probe(2 * M, "a", ProbeStatus::Down, &mut out);
         t.advance(3 * M, &mut out);
         assert_eq!(totals(&t), [0, 0, 90_000, 90_000, 0]);
     }
@@ -823,14 +807,14 @@ mod tests {
         let mut out = Vec::new();
         t.maintenance(0, 60 * M, 90 * M, &mut out);
         for i in 0..=120 {
-            t.probe(i * M, "a", Status::Down, &mut out);
+            t.probe(i * M, "a", ProbeStatus::Down, &mut out);
         }
         t.advance(120 * M, &mut out);
         assert_eq!(totals(&t), [0, 0, 90 * M, 30 * M, 0]);
         // Announced after the window ended: nothing is excluded.
         let mut t = timeline("");
         for i in 0..=120 {
-            t.probe(i * M, "a", Status::Down, &mut out);
+            t.probe(i * M, "a", ProbeStatus::Down, &mut out);
             if i == 100 {
                 t.maintenance(100 * M, 60 * M, 90 * M, &mut out);
             }
@@ -845,12 +829,12 @@ mod tests {
         let mut out = Vec::new();
         // down 0–90s, up 90s–150s (60s < resolve_after 2m), down 150s–300s, then up.
         // (Without the 240s probe the 150s one would go stale at 270s.)
-        t.probe(0, "a", Status::Down, &mut out);
-        t.probe(90_000, "a", Status::Up, &mut out);
-        t.probe(150_000, "a", Status::Down, &mut out);
-        t.probe(240_000, "a", Status::Down, &mut out);
-        t.probe(300_000, "a", Status::Up, &mut out);
-        t.probe(400_000, "a", Status::Up, &mut out);
+        t.probe(0, "a", ProbeStatus::Down, &mut out);
+        t.probe(90_000, "a", ProbeStatus::Up, &mut out);
+        t.probe(150_000, "a", ProbeStatus::Down, &mut out);
+        t.probe(240_000, "a", ProbeStatus::Down, &mut out);
+        t.probe(300_000, "a", ProbeStatus::Up, &mut out);
+        t.probe(400_000, "a", ProbeStatus::Up, &mut out);
         t.advance(600_000, &mut out);
         assert_eq!(
             actions(&out),
@@ -867,12 +851,12 @@ mod tests {
     fn short_downs_do_not_trigger_and_exact_threshold_does() {
         let mut t = timeline("");
         let mut out = Vec::new();
-        t.probe(0, "a", Status::Down, &mut out);
-        t.probe(59_999, "a", Status::Up, &mut out);
+        t.probe(0, "a", ProbeStatus::Down, &mut out);
+        t.probe(59_999, "a", ProbeStatus::Up, &mut out);
         t.advance(10 * M, &mut out);
         assert!(out.is_empty(), "59.999s down is below outage_after");
-        t.probe(10 * M, "a", Status::Down, &mut out);
-        t.probe(11 * M, "a", Status::Up, &mut out);
+        t.probe(10 * M, "a", ProbeStatus::Down, &mut out);
+        t.probe(11 * M, "a", ProbeStatus::Up, &mut out);
         t.advance(20 * M, &mut out);
         assert_eq!(
             actions(&out),
@@ -892,15 +876,15 @@ mod tests {
         let mut out = Vec::new();
         let nov = crate::time::parse_rfc3339("2026-11-01T00:00:00Z").expect("t");
         for i in 0..44 {
-            t.probe(nov + i * M, "a", Status::Down, &mut out);
+            t.probe(nov + i * M, "a", ProbeStatus::Down, &mut out);
         }
         t.advance(nov + 43 * M, &mut out);
         assert!(out.is_empty(), "43 min of downtime is within budget");
         for i in 44..60 {
-            t.probe(nov + i * M, "a", Status::Down, &mut out);
+            t.probe(nov + i * M, "a", ProbeStatus::Down, &mut out);
         }
         for i in 60..(60 * 24 * 31) {
-            t.probe(nov + i * M, "a", Status::Up, &mut out);
+            t.probe(nov + i * M, "a", ProbeStatus::Up, &mut out);
         }
         t.advance(nov + 60 * 24 * 31 * M, &mut out);
         // Budget counts the whole month length (contract): 43.2 min, so the close of the
@@ -912,8 +896,8 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                ("availability_breach", Action::Trigger, 44 * M),
-                ("availability_breach", Action::Resolve, 30 * 24 * 60 * M),
+                (Rule::AvailabilityBreach, Action::Trigger, 44 * M),
+                (Rule::AvailabilityBreach, Action::Resolve, 30 * 24 * 60 * M),
             ]
         );
         assert_eq!(month_of(nov + 5), (nov, nov + 30 * 24 * 60 * M));
@@ -923,7 +907,7 @@ mod tests {
     fn deadline_fires_only_when_time_reaches_it() {
         let mut t = timeline("");
         let mut out = Vec::new();
-        t.probe(0, "a", Status::Down, &mut out);
+        t.probe(0, "a", ProbeStatus::Down, &mut out);
         t.advance(59_999, &mut out);
         assert!(out.is_empty());
         t.advance(60_000, &mut out);

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::ServiceConfig;
 use crate::engine::episodes::{EpisodeEvent, Episodes};
 use crate::engine::incidents::{Action, Incident};
+use crate::model::{Rule, Severity};
 use crate::time::{Millis, check_instant, format_ms};
 
 /// One hour in milliseconds.
@@ -344,8 +345,8 @@ impl Series {
                 ),
             };
             let mut i = Incident::service(
-                "capacity",
-                "major",
+                Rule::Capacity,
+                Severity::Major,
                 &key,
                 &self.customer,
                 &self.service,
@@ -483,13 +484,13 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                (Action::Trigger, 5 * M, 0, "capacity"),
-                (Action::Resolve, 9 * M, 0, "capacity")
+                (Action::Trigger, 5 * M, 0, Rule::Capacity),
+                (Action::Resolve, 9 * M, 0, Rule::Capacity)
             ]
         );
         assert_eq!(
             out[0].incident_id,
-            crate::engine::incidents::incident_id("capacity", "db/db-1/disk", 0)
+            crate::engine::incidents::incident_id(Rule::Capacity, "db/db-1/disk", 0)
         );
     }
 

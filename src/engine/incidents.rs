@@ -3,21 +3,8 @@
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::model::{Rule, Severity};
 use crate::time::{Millis, format_ms, parse_rfc3339};
-
-/// Every incident rule (contract section 5).
-pub const RULES: [&str; 7] = [
-    "outage",
-    "availability_breach",
-    "response_warning",
-    "resolution_warning",
-    "response_breach",
-    "resolution_breach",
-    "capacity",
-];
-
-/// Every severity.
-pub const SEVERITIES: [&str; 4] = ["critical", "major", "minor", "warning"];
 
 /// `trigger` or `resolve`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, utoipa::ToSchema)]
@@ -31,7 +18,7 @@ pub enum Action {
 
 /// `first 16 hex chars of SHA-256("{rule}|{key}|{started_at_ms}")`: the same on
 /// every instance and after every restart.
-pub fn incident_id(rule: &str, key: &str, started_at: Millis) -> String {
+pub fn incident_id(rule: Rule, key: &str, started_at: Millis) -> String {
     let digest = Sha256::digest(format!("{rule}|{key}|{started_at}").as_bytes());
     hex::encode(&digest[..8])
 }
@@ -43,10 +30,10 @@ pub struct Incident {
     pub incident_id: String,
     /// What happened.
     pub action: Action,
-    /// `outage`, `availability_breach`, …
-    pub rule: &'static str,
-    /// `critical`, `major`, `minor`, `warning`.
-    pub severity: &'static str,
+    /// What fired.
+    pub rule: Rule,
+    /// How urgent.
+    pub severity: Severity,
     /// Customer of the service or ticket.
     pub customer: String,
     /// Service, if any.
@@ -76,8 +63,8 @@ impl Incident {
     /// A service incident action.
     #[allow(clippy::too_many_arguments)]
     pub fn service(
-        rule: &'static str,
-        severity: &'static str,
+        rule: Rule,
+        severity: Severity,
         key: &str,
         customer: &str,
         service: &str,
@@ -121,8 +108,8 @@ impl Incident {
         let v: serde_json::Value = serde_json::from_str(text).ok()?;
         let s = |k: &str| v.get(k).and_then(serde_json::Value::as_str);
         let opt = |k: &str| s(k).map(str::to_owned);
-        let rule = RULES.iter().find(|r| Some(**r) == s("rule"))?;
-        let severity = SEVERITIES.iter().find(|r| Some(**r) == s("severity"))?;
+        let rule = Rule::parse(s("rule")?)?;
+        let severity = Severity::parse(s("severity")?)?;
         let action = match s("action")? {
             "trigger" => Action::Trigger,
             "resolve" => Action::Resolve,
@@ -155,18 +142,18 @@ mod tests {
     #[test]
     fn id_is_sha256_prefix() {
         // printf 'outage|web|1793613600000' | sha256sum
-        let id = incident_id("outage", "web", 1_793_613_600_000);
+        let id = incident_id(Rule::Outage, "web", 1_793_613_600_000);
         assert_eq!(id.len(), 16);
         let full = hex::encode(Sha256::digest(b"outage|web|1793613600000"));
         assert_eq!(id, full[..16]);
-        assert_ne!(id, incident_id("outage", "web", 1_793_613_600_001));
+        assert_ne!(id, incident_id(Rule::Outage, "web", 1_793_613_600_001));
     }
 
     #[test]
     fn json_round_trip() {
         let i = Incident::service(
-            "outage",
-            "critical",
+            Rule::Outage,
+            Severity::Critical,
             "web",
             "acme",
             "web",

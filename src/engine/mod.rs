@@ -11,19 +11,20 @@ pub mod tickets;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::array::{Array, AsArray, PrimitiveArray, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{Float64Type, Int32Type, Int64Type};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, Priority};
+use crate::config::Config;
 use crate::event::schema::{col, mon, tkt};
 use crate::event::{DeadLetter, Reason, Topic};
 use crate::eventtime::StreamId;
+use crate::model::{MonitoringKind, Priority, ProbeStatus, TicketEventType, TicketKind};
 use crate::time::Millis;
-use availability::{ServiceTimeline, Status};
+use availability::ServiceTimeline;
 use capacity::Series;
 use incidents::Incident;
-use tickets::{Refusal, Ticket, TicketEvent, Tickets};
+use tickets::{NewTicket, Refusal, Ticket, TicketEvent, Tickets};
 
 /// The engine state of one input partition: what a checkpoint holds and what
 /// moves with the partition to another instance. State is partitioned by the
@@ -105,118 +106,98 @@ impl Engine {
     /// Applies released monitoring rows (in `ts` order). Rows were admitted
     /// against the config, so every service is known.
     pub fn apply_monitoring(&mut self, batch: &RecordBatch, out: &mut Outputs) {
-        let ts = batch.column(col::TS).as_primitive::<Int64Type>();
-        let service = batch.column(col::KEY).as_string::<i32>();
-        let kind = batch.column(mon::KIND).as_string::<i32>();
-        let source = batch.column(mon::SOURCE).as_string::<i32>();
-        let status = batch.column(mon::STATUS).as_string::<i32>();
-        let start = batch.column(mon::START).as_primitive::<Int64Type>();
-        let end = batch.column(mon::END).as_primitive::<Int64Type>();
-        let resource = batch.column(mon::RESOURCE).as_string::<i32>();
-        let metric = batch.column(mon::METRIC).as_string::<i32>();
-        let value = batch.column(mon::VALUE).as_primitive::<Float64Type>();
-        let capacity = batch.column(mon::CAPACITY).as_primitive::<Float64Type>();
-        let partition = batch.column(col::PARTITION).as_primitive::<Int32Type>();
+        let rows = MonitoringRows::new(batch);
         for r in 0..batch.num_rows() {
-            let Some(timeline) = self.services.get_mut(service.value(r)) else {
+            let (service, t) = (rows.service.value(r), rows.ts.value(r));
+            let Some(timeline) = self.services.get_mut(service) else {
                 continue;
             };
-            timeline.partition = Some(partition.value(r));
-            let t = ts.value(r);
-            match (kind.value(r), Status::parse(status.value(r))) {
-                ("probe", Some(st)) => timeline.probe(t, source.value(r), st, &mut out.incidents),
-                ("maintenance", _) => {
-                    timeline.maintenance(t, start.value(r), end.value(r), &mut out.incidents)
-                }
-                _ => {
-                    timeline.touch(t, &mut out.incidents);
-                    let key = (
-                        service.value(r).to_owned(),
-                        resource.value(r).to_owned(),
-                        metric.value(r).to_owned(),
-                    );
-                    let series = match self.capacity.get_mut(&key) {
-                        Some(s) => s,
-                        None => match self.config.service(&key.0) {
-                            Some(cfg) => self
-                                .capacity
-                                .entry(key.clone())
-                                .or_insert_with(|| Series::new(cfg, &key.1, &key.2)),
-                            None => continue,
-                        },
+            timeline.partition = Some(rows.partition.value(r));
+            let Some(kind) = MonitoringKind::parse(rows.kind.value(r)) else {
+                debug_assert!(false, "decoding admits only known kinds");
+                continue;
+            };
+            match kind {
+                MonitoringKind::Probe => {
+                    let Some(status) = ProbeStatus::parse(rows.status.value(r)) else {
+                        debug_assert!(false, "decoding admits only known probe statuses");
+                        continue;
                     };
-                    series.partition = partition.value(r);
-                    let cap = capacity.is_valid(r).then(|| capacity.value(r));
-                    series.sample(t, value.value(r), cap, &mut out.incidents);
+                    timeline.probe(t, rows.source.value(r), status, &mut out.incidents)
+                }
+                MonitoringKind::Maintenance => {
+                    let (start, end) = (rows.start.value(r), rows.end.value(r));
+                    timeline.maintenance(t, start, end, &mut out.incidents)
+                }
+                MonitoringKind::Metric => {
+                    timeline.touch(t, &mut out.incidents);
+                    self.sample(&rows, r, out);
                 }
             }
             out.applied += 1;
         }
     }
 
+    /// One metric row into its capacity series (created on first sight).
+    fn sample(&mut self, rows: &MonitoringRows, r: usize, out: &mut Outputs) {
+        let key = (
+            rows.service.value(r).to_owned(),
+            rows.resource.value(r).to_owned(),
+            rows.metric.value(r).to_owned(),
+        );
+        let series = match self.capacity.get_mut(&key) {
+            Some(s) => s,
+            None => match self.config.service(&key.0) {
+                Some(cfg) => {
+                    let series = Series::new(cfg, &key.1, &key.2);
+                    self.capacity.entry(key).or_insert(series)
+                }
+                None => return,
+            },
+        };
+        series.partition = rows.partition.value(r);
+        let cap = rows.capacity.is_valid(r).then(|| rows.capacity.value(r));
+        series.sample(
+            rows.ts.value(r),
+            rows.value.value(r),
+            cap,
+            &mut out.incidents,
+        );
+    }
+
     /// Applies released ticket rows (in `ts` order); `unknown_ticket` and
     /// `conflict` are decided here, in event-time order.
     pub fn apply_tickets(&mut self, batch: &RecordBatch, out: &mut Outputs) {
-        let ts = batch.column(col::TS).as_primitive::<Int64Type>();
-        let ticket = batch.column(col::KEY).as_string::<i32>();
-        let ty = batch.column(tkt::TYPE).as_string::<i32>();
-        let customer = batch.column(tkt::CUSTOMER).as_string::<i32>();
-        let service = batch.column(tkt::SERVICE).as_string::<i32>();
-        let priority = batch.column(tkt::PRIORITY).as_string::<i32>();
-        let kind = batch.column(tkt::KIND).as_string::<i32>();
-        let status = batch.column(tkt::STATUS).as_string::<i32>();
-        let partition = batch.column(col::PARTITION).as_primitive::<Int32Type>();
+        let rows = TicketRows::new(batch);
         for r in 0..batch.num_rows() {
-            let (id, t) = (ticket.value(r), ts.value(r));
-            // Decoding guarantees the fields each type needs; a bad priority cannot get here.
-            let prio = Priority::parse(priority.value(r)).unwrap_or(Priority::P4);
-            let result = match ty.value(r) {
-                "created" => {
-                    let svc = service.is_valid(r).then(|| service.value(r));
-                    self.tickets
-                        .create(
-                            t,
-                            id,
-                            customer.value(r),
-                            svc,
-                            kind.value(r),
-                            prio,
-                            &mut out.incidents,
-                        )
-                        .inspect(|()| self.tickets.set_partition(id, partition.value(r)))
-                }
-                "responded" => {
-                    self.tickets
-                        .apply(t, id, TicketEvent::Responded, &mut out.incidents)
-                }
-                "priority" => {
-                    self.tickets
-                        .apply(t, id, TicketEvent::Priority(prio), &mut out.incidents)
-                }
-                _ => self.tickets.apply(
-                    t,
-                    id,
-                    TicketEvent::Status(status.value(r)),
-                    &mut out.incidents,
-                ),
+            let (id, t) = (rows.ticket.value(r), rows.ts.value(r));
+            let Some(row) = rows.event(r) else {
+                debug_assert!(false, "decoding admits only complete ticket events");
+                continue;
             };
-            match result {
-                Ok(()) => out.applied += 1,
-                Err(Refusal::Conflict) => out.dead_letters.push(DeadLetter::from_row(
-                    batch,
-                    r,
-                    &self.tickets_topic,
+            let result = match row {
+                TicketRow::Created(c) => self
+                    .tickets
+                    .create(t, id, c, &mut out.incidents)
+                    .inspect(|()| self.tickets.set_partition(id, rows.partition.value(r))),
+                TicketRow::Change(ev) => self.tickets.apply(t, id, ev, &mut out.incidents),
+            };
+            let (reason, why) = match result {
+                Ok(()) => {
+                    out.applied += 1;
+                    continue;
+                }
+                Err(Refusal::Conflict) => (
                     Reason::Conflict,
                     format!("ticket {id:?} was already created"),
-                )),
-                Err(Refusal::Unknown) => out.dead_letters.push(DeadLetter::from_row(
-                    batch,
-                    r,
-                    &self.tickets_topic,
+                ),
+                Err(Refusal::Unknown) => (
                     Reason::UnknownTicket,
                     format!("ticket {id:?} has no `created` at or before ts {t}"),
-                )),
-            }
+                ),
+            };
+            let dead = DeadLetter::from_row(batch, r, &self.tickets_topic, reason, why);
+            out.dead_letters.push(dead);
         }
     }
 
@@ -322,5 +303,91 @@ impl Engine {
     /// Availability timelines by service id.
     pub fn services(&self) -> &BTreeMap<String, ServiceTimeline> {
         &self.services
+    }
+}
+
+/// The columns of a decoded monitoring batch.
+struct MonitoringRows<'a> {
+    ts: &'a PrimitiveArray<Int64Type>,
+    service: &'a StringArray,
+    kind: &'a StringArray,
+    source: &'a StringArray,
+    status: &'a StringArray,
+    start: &'a PrimitiveArray<Int64Type>,
+    end: &'a PrimitiveArray<Int64Type>,
+    resource: &'a StringArray,
+    metric: &'a StringArray,
+    value: &'a PrimitiveArray<Float64Type>,
+    capacity: &'a PrimitiveArray<Float64Type>,
+    partition: &'a PrimitiveArray<Int32Type>,
+}
+
+impl<'a> MonitoringRows<'a> {
+    fn new(batch: &'a RecordBatch) -> Self {
+        MonitoringRows {
+            ts: batch.column(col::TS).as_primitive(),
+            service: batch.column(col::KEY).as_string(),
+            kind: batch.column(mon::KIND).as_string(),
+            source: batch.column(mon::SOURCE).as_string(),
+            status: batch.column(mon::STATUS).as_string(),
+            start: batch.column(mon::START).as_primitive(),
+            end: batch.column(mon::END).as_primitive(),
+            resource: batch.column(mon::RESOURCE).as_string(),
+            metric: batch.column(mon::METRIC).as_string(),
+            value: batch.column(mon::VALUE).as_primitive(),
+            capacity: batch.column(mon::CAPACITY).as_primitive(),
+            partition: batch.column(col::PARTITION).as_primitive(),
+        }
+    }
+}
+
+/// A decoded ticket row, typed.
+enum TicketRow<'a> {
+    Created(NewTicket<'a>),
+    Change(TicketEvent<'a>),
+}
+
+/// The columns of a decoded tickets batch.
+struct TicketRows<'a> {
+    ts: &'a PrimitiveArray<Int64Type>,
+    ticket: &'a StringArray,
+    ty: &'a StringArray,
+    customer: &'a StringArray,
+    service: &'a StringArray,
+    priority: &'a StringArray,
+    kind: &'a StringArray,
+    status: &'a StringArray,
+    partition: &'a PrimitiveArray<Int32Type>,
+}
+
+impl<'a> TicketRows<'a> {
+    fn new(batch: &'a RecordBatch) -> Self {
+        TicketRows {
+            ts: batch.column(col::TS).as_primitive(),
+            ticket: batch.column(col::KEY).as_string(),
+            ty: batch.column(tkt::TYPE).as_string(),
+            customer: batch.column(tkt::CUSTOMER).as_string(),
+            service: batch.column(tkt::SERVICE).as_string(),
+            priority: batch.column(tkt::PRIORITY).as_string(),
+            kind: batch.column(tkt::KIND).as_string(),
+            status: batch.column(tkt::STATUS).as_string(),
+            partition: batch.column(col::PARTITION).as_primitive(),
+        }
+    }
+
+    /// The row as a typed event; `None` only if decoding let a bad row through.
+    fn event(&self, r: usize) -> Option<TicketRow<'a>> {
+        let priority = || Priority::parse(self.priority.value(r));
+        Some(match TicketEventType::parse(self.ty.value(r))? {
+            TicketEventType::Created => TicketRow::Created(NewTicket {
+                customer: self.customer.value(r),
+                service: self.service.is_valid(r).then(|| self.service.value(r)),
+                kind: TicketKind::parse(self.kind.value(r))?,
+                priority: priority()?,
+            }),
+            TicketEventType::Responded => TicketRow::Change(TicketEvent::Responded),
+            TicketEventType::Priority => TicketRow::Change(TicketEvent::Priority(priority()?)),
+            TicketEventType::Status => TicketRow::Change(TicketEvent::Status(self.status.value(r))),
+        })
     }
 }

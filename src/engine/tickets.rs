@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{BUILTIN_24X7, Config, Priority};
+use crate::config::{BUILTIN_24X7, Config};
 use crate::engine::calendar::Calendar;
 use crate::engine::incidents::{Action, Incident, incident_id};
+use crate::model::{Priority, Rule, Severity, TicketKind};
 use crate::time::{Millis, check_duration, check_instant, format_ms, ms_to_s};
 
 /// Which clock.
@@ -28,10 +29,10 @@ impl ClockKind {
             ClockKind::Resolution => "resolution",
         }
     }
-    fn rules(self) -> (&'static str, &'static str) {
+    fn rules(self) -> (Rule, Rule) {
         match self {
-            ClockKind::Response => ("response_warning", "response_breach"),
-            ClockKind::Resolution => ("resolution_warning", "resolution_breach"),
+            ClockKind::Response => (Rule::ResponseWarning, Rule::ResponseBreach),
+            ClockKind::Resolution => (Rule::ResolutionWarning, Rule::ResolutionBreach),
         }
     }
 }
@@ -95,7 +96,7 @@ impl Clock {
 #[derive(Debug)]
 struct Sla {
     customer: String,
-    kinds: Vec<String>,
+    kinds: Vec<TicketKind>,
     calendar: Arc<Calendar>,
     pause: HashSet<String>,
     warn_at: f64,
@@ -114,7 +115,7 @@ pub struct Ticket {
     /// Service, if given.
     pub service: Option<String>,
     /// `incident` or `request`.
-    pub kind: String,
+    pub kind: TicketKind,
     /// Current priority.
     pub priority: Priority,
     /// `created` instant.
@@ -127,7 +128,7 @@ pub struct Ticket {
 
 impl Ticket {
     /// Checks a restored ticket: a configured customer, an SLA of that customer
-    /// (the index is into `config.slas`), a known kind, instants in range.
+    /// (the index is into `config.slas`), instants in range.
     pub fn check(&self, config: &Config) -> Result<(), String> {
         let bad = |what: String| Err(format!("ticket {:?}: {what}", self.id));
         if config.customer(&self.customer).is_none() {
@@ -140,9 +141,6 @@ impl Ticket {
                 .is_none_or(|s| *s.customer.get_ref() != self.customer)
         {
             return bad(format!("SLA #{i} is not one of its customer's"));
-        }
-        if !matches!(self.kind.as_str(), "incident" | "request") {
-            return bad(format!("unknown kind {:?}", self.kind));
         }
         check_instant("created", self.created)?;
         for c in &self.clocks {
@@ -181,7 +179,20 @@ pub struct TicketLine {
     pub resolution_met: Option<bool>,
 }
 
-/// Ticket events as the engine applies them.
+/// What a `created` event says.
+#[derive(Debug, Clone, Copy)]
+pub struct NewTicket<'a> {
+    /// Owning customer.
+    pub customer: &'a str,
+    /// Service, if given.
+    pub service: Option<&'a str>,
+    /// `incident` or `request`.
+    pub kind: TicketKind,
+    /// Initial priority.
+    pub priority: Priority,
+}
+
+/// Ticket events (other than `created`) as the engine applies them.
 #[derive(Debug, Clone, Copy)]
 pub enum TicketEvent<'a> {
     /// `responded`.
@@ -359,17 +370,19 @@ impl Tickets {
     }
 
     /// Applies `created` at `ts`.
-    #[allow(clippy::too_many_arguments)]
     pub fn create(
         &mut self,
         ts: Millis,
         id: &str,
-        customer: &str,
-        service: Option<&str>,
-        kind: &str,
-        priority: Priority,
+        new: NewTicket,
         out: &mut Vec<Incident>,
     ) -> Result<(), Refusal> {
+        let NewTicket {
+            customer,
+            service,
+            kind,
+            priority,
+        } = new;
         self.advance(ts, out);
         if self.tickets.contains_key(id) {
             return Err(Refusal::Conflict);
@@ -377,7 +390,7 @@ impl Tickets {
         let sla = self
             .slas
             .iter()
-            .position(|s| s.customer == customer && s.kinds.iter().any(|k| k == kind));
+            .position(|s| s.customer == customer && s.kinds.contains(&kind));
         let running = Clock {
             since: Some(ts),
             ..Clock::default()
@@ -387,7 +400,7 @@ impl Tickets {
             id: id.to_owned(),
             customer: customer.to_owned(),
             service: service.map(str::to_owned),
-            kind: kind.to_owned(),
+            kind,
             priority,
             created: ts,
             status: "new".to_owned(),
@@ -658,29 +671,33 @@ fn met(c: &Clock) -> Option<bool> {
     }
 }
 
-fn severity(rule: &str, p: Priority) -> &'static str {
-    if rule.ends_with("warning") {
-        return "warning";
+fn is_warning(rule: Rule) -> bool {
+    matches!(rule, Rule::ResponseWarning | Rule::ResolutionWarning)
+}
+
+fn severity(rule: Rule, p: Priority) -> Severity {
+    if is_warning(rule) {
+        return Severity::Warning;
     }
     match p {
-        Priority::P1 => "critical",
-        Priority::P2 => "major",
-        Priority::P3 | Priority::P4 => "minor",
+        Priority::P1 => Severity::Critical,
+        Priority::P2 => Severity::Major,
+        Priority::P3 | Priority::P4 => Severity::Minor,
     }
 }
 
 #[allow(clippy::too_many_arguments)]
 fn ticket_incident(
     t: &Ticket,
-    rule: &'static str,
-    severity: &'static str,
+    rule: Rule,
+    severity: Severity,
     action: Action,
     started: Millis,
     at: Millis,
     ended: Option<Millis>,
     kind: ClockKind,
 ) -> Incident {
-    let what = if rule.ends_with("warning") {
+    let what = if is_warning(rule) {
         "nearing its target"
     } else {
         "breached"
@@ -748,16 +765,25 @@ resolution = "1d"
         Tickets::new(&Config::parse(CONFIG, Path::new("t.toml")).expect("config"))
     }
 
-    fn created(tk: &mut Tickets, at: &str, p: Priority, kind: &str, out: &mut Vec<Incident>) {
-        tk.create(t(at), "INC-1", "acme", Some("web"), kind, p, out)
-            .expect("create");
+    fn new_ticket(service: Option<&str>, kind: TicketKind, priority: Priority) -> NewTicket<'_> {
+        NewTicket {
+            customer: "acme",
+            service,
+            kind,
+            priority,
+        }
+    }
+
+    fn created(tk: &mut Tickets, at: &str, p: Priority, kind: TicketKind, out: &mut Vec<Incident>) {
+        let new = new_ticket(Some("web"), kind, p);
+        tk.create(t(at), "INC-1", new, out).expect("create");
     }
 
     fn ev(tk: &mut Tickets, at: &str, e: TicketEvent, out: &mut Vec<Incident>) {
         tk.apply(t(at), "INC-1", e, out).expect("apply");
     }
 
-    fn seen(out: &[Incident]) -> Vec<(&'static str, Action, String, &'static str)> {
+    fn seen(out: &[Incident]) -> Vec<(Rule, Action, String, Severity)> {
         out.iter()
             .map(|i| (i.rule, i.action, i.at.clone(), i.severity))
             .collect()
@@ -773,42 +799,48 @@ resolution = "1d"
     fn response_warning_and_breach_fire_at_exact_instants_and_resolve_on_response() {
         let mut tk = tickets();
         let mut out = Vec::new();
-        created(&mut tk, &at("09:00:00"), Priority::P1, "incident", &mut out);
+        created(
+            &mut tk,
+            &at("09:00:00"),
+            Priority::P1,
+            TicketKind::Incident,
+            &mut out,
+        );
         tk.advance(t(&at("09:20:00")), &mut out);
         ev(&mut tk, &at("09:30:00"), TicketEvent::Responded, &mut out);
         assert_eq!(
             seen(&out),
             vec![
                 (
-                    "response_warning",
+                    Rule::ResponseWarning,
                     Action::Trigger,
                     at("09:11:15"),
-                    "warning"
+                    Severity::Warning
                 ),
                 (
-                    "response_breach",
+                    Rule::ResponseBreach,
                     Action::Trigger,
                     at("09:15:00"),
-                    "critical"
+                    Severity::Critical
                 ),
                 (
-                    "response_warning",
+                    Rule::ResponseWarning,
                     Action::Resolve,
                     at("09:30:00"),
-                    "warning"
+                    Severity::Warning
                 ),
                 (
-                    "response_breach",
+                    Rule::ResponseBreach,
                     Action::Resolve,
                     at("09:30:00"),
-                    "critical"
+                    Severity::Critical
                 ),
             ]
         );
         assert_eq!(out[0].incident_id, out[2].incident_id);
         assert_eq!(
             out[0].incident_id,
-            incident_id("response_warning", "INC-1", t(&at("09:11:15")))
+            incident_id(Rule::ResponseWarning, "INC-1", t(&at("09:11:15")))
         );
         assert_eq!(out[3].ended_at.as_deref(), Some(at("09:30:00").as_str()));
         let line = &tk.lines()[0];
@@ -823,27 +855,33 @@ resolution = "1d"
     fn stop_exactly_at_the_breach_instant_is_met() {
         let mut tk = tickets();
         let mut out = Vec::new();
-        created(&mut tk, &at("09:00:00"), Priority::P1, "incident", &mut out);
+        created(
+            &mut tk,
+            &at("09:00:00"),
+            Priority::P1,
+            TicketKind::Incident,
+            &mut out,
+        );
         ev(&mut tk, &at("09:15:00"), TicketEvent::Responded, &mut out);
         tk.advance(t(&at("23:00:00")), &mut out);
         let response: Vec<_> = seen(&out)
             .into_iter()
-            .filter(|s| s.0.starts_with("response"))
+            .filter(|s| s.0.as_str().starts_with("response"))
             .collect();
         assert_eq!(
             response,
             vec![
                 (
-                    "response_warning",
+                    Rule::ResponseWarning,
                     Action::Trigger,
                     at("09:11:15"),
-                    "warning"
+                    Severity::Warning
                 ),
                 (
-                    "response_warning",
+                    Rule::ResponseWarning,
                     Action::Resolve,
                     at("09:15:00"),
-                    "warning"
+                    Severity::Warning
                 ),
             ]
         );
@@ -858,21 +896,21 @@ resolution = "1d"
             &mut tk,
             "2026-11-06T16:55:00Z",
             Priority::P1,
-            "incident",
+            TicketKind::Incident,
             &mut out,
         ); // Friday
         tk.advance(t("2026-11-09T12:00:00Z"), &mut out);
         let r: Vec<_> = seen(&out)
             .into_iter()
-            .filter(|s| s.0 == "response_breach")
+            .filter(|s| s.0 == Rule::ResponseBreach)
             .collect();
         assert_eq!(
             r,
             vec![(
-                "response_breach",
+                Rule::ResponseBreach,
                 Action::Trigger,
                 "2026-11-09T09:10:00.000Z".to_owned(),
-                "critical"
+                Severity::Critical
             )]
         );
     }
@@ -881,7 +919,13 @@ resolution = "1d"
     fn pause_then_resolve_counts_only_running_business_time() {
         let mut tk = tickets();
         let mut out = Vec::new();
-        created(&mut tk, &at("09:00:00"), Priority::P1, "incident", &mut out);
+        created(
+            &mut tk,
+            &at("09:00:00"),
+            Priority::P1,
+            TicketKind::Incident,
+            &mut out,
+        );
         ev(&mut tk, &at("09:05:00"), TicketEvent::Responded, &mut out);
         ev(
             &mut tk,
@@ -903,7 +947,8 @@ resolution = "1d"
         );
         tk.advance(t("2026-11-20T00:00:00Z"), &mut out);
         assert!(
-            out.iter().all(|i| !i.rule.starts_with("resolution")),
+            out.iter()
+                .all(|i| !i.rule.as_str().starts_with("resolution")),
             "{:?}",
             seen(&out)
         );
@@ -919,7 +964,13 @@ resolution = "1d"
     fn paused_clock_breaches_when_it_resumes() {
         let mut tk = tickets();
         let mut out = Vec::new();
-        created(&mut tk, &at("09:00:00"), Priority::P2, "incident", &mut out);
+        created(
+            &mut tk,
+            &at("09:00:00"),
+            Priority::P2,
+            TicketKind::Incident,
+            &mut out,
+        );
         ev(&mut tk, &at("09:05:00"), TicketEvent::Responded, &mut out);
         ev(
             &mut tk,
@@ -935,7 +986,7 @@ resolution = "1d"
         );
         tk.advance(t(&at("17:00:00")), &mut out);
         assert!(
-            out.iter().all(|i| i.rule != "resolution_breach"),
+            out.iter().all(|i| i.rule != Rule::ResolutionBreach),
             "paused: no breach yet"
         );
         ev(
@@ -947,15 +998,15 @@ resolution = "1d"
         tk.advance(t(&at("17:30:01")), &mut out);
         let b: Vec<_> = seen(&out)
             .into_iter()
-            .filter(|s| s.0 == "resolution_breach")
+            .filter(|s| s.0 == Rule::ResolutionBreach)
             .collect();
         assert_eq!(
             b,
             vec![(
-                "resolution_breach",
+                Rule::ResolutionBreach,
                 Action::Trigger,
                 at("17:30:00"),
-                "critical"
+                Severity::Critical
             )]
         );
     }
@@ -964,7 +1015,13 @@ resolution = "1d"
     fn raising_priority_past_elapsed_time_breaches_at_that_instant() {
         let mut tk = tickets();
         let mut out = Vec::new();
-        created(&mut tk, &at("09:00:00"), Priority::P2, "incident", &mut out);
+        created(
+            &mut tk,
+            &at("09:00:00"),
+            Priority::P2,
+            TicketKind::Incident,
+            &mut out,
+        );
         ev(&mut tk, &at("09:05:00"), TicketEvent::Responded, &mut out);
         ev(
             &mut tk,
@@ -975,22 +1032,22 @@ resolution = "1d"
         tk.advance(t(&at("13:00:01")), &mut out);
         let r: Vec<_> = seen(&out)
             .into_iter()
-            .filter(|s| s.0.starts_with("resolution"))
+            .filter(|s| s.0.as_str().starts_with("resolution"))
             .collect();
         assert_eq!(
             r,
             vec![
                 (
-                    "resolution_warning",
+                    Rule::ResolutionWarning,
                     Action::Trigger,
                     at("13:00:00"),
-                    "warning"
+                    Severity::Warning
                 ),
                 (
-                    "resolution_breach",
+                    Rule::ResolutionBreach,
                     Action::Trigger,
                     at("13:00:00"),
-                    "critical"
+                    Severity::Critical
                 ),
             ]
         );
@@ -1000,7 +1057,13 @@ resolution = "1d"
     fn reopen_resumes_and_adds_to_counted_time() {
         let mut tk = tickets();
         let mut out = Vec::new();
-        created(&mut tk, &at("09:00:00"), Priority::P1, "incident", &mut out);
+        created(
+            &mut tk,
+            &at("09:00:00"),
+            Priority::P1,
+            TicketKind::Incident,
+            &mut out,
+        );
         ev(
             &mut tk,
             &at("10:00:00"),
@@ -1042,7 +1105,13 @@ resolution = "1d"
     fn tickets_without_sla_have_no_targets() {
         let mut tk = tickets();
         let mut out = Vec::new();
-        created(&mut tk, &at("09:00:00"), Priority::P1, "request", &mut out);
+        created(
+            &mut tk,
+            &at("09:00:00"),
+            Priority::P1,
+            TicketKind::Request,
+            &mut out,
+        );
         tk.advance(t("2026-12-01T00:00:00Z"), &mut out);
         ev(
             &mut tk,
@@ -1066,15 +1135,18 @@ resolution = "1d"
             tk.apply(0, "X", TicketEvent::Responded, &mut out),
             Err(Refusal::Unknown)
         );
-        created(&mut tk, &at("09:00:00"), Priority::P1, "incident", &mut out);
+        created(
+            &mut tk,
+            &at("09:00:00"),
+            Priority::P1,
+            TicketKind::Incident,
+            &mut out,
+        );
         assert_eq!(
             tk.create(
                 t(&at("10:00:00")),
                 "INC-1",
-                "acme",
-                None,
-                "incident",
-                Priority::P1,
+                new_ticket(None, TicketKind::Incident, Priority::P1),
                 &mut out
             ),
             Err(Refusal::Conflict)

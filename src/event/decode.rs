@@ -17,6 +17,7 @@ use serde::de::{self, Deserializer, Visitor};
 use super::Topic;
 use super::deadletter::{DeadLetter, Reason};
 use super::schema::schema;
+use crate::model::{MonitoringKind, Priority, ProbeStatus, TicketEventType, TicketKind};
 use crate::time::{Millis, checked_ms, parse_rfc3339};
 
 /// One undecoded input record.
@@ -311,15 +312,18 @@ impl Decoder {
             let checked = (|| -> Result<(), String> {
                 non_empty(&ev.event_id, "event_id")?;
                 non_empty(&ev.service, "service")?;
-                match ev.kind.as_ref() {
-                    "probe" => {
+                let kind = MonitoringKind::parse(&ev.kind).ok_or_else(|| {
+                    let names = MonitoringKind::names();
+                    format!("unknown monitoring kind {:?} ({names})", ev.kind)
+                })?;
+                match kind {
+                    MonitoringKind::Probe => {
                         required(&ev.source, "source", "probe")?;
                         match ev.status.as_deref() {
-                            Some("up" | "degraded" | "down") => {}
+                            Some(s) if ProbeStatus::parse(s).is_some() => {}
                             Some(s) => {
-                                return Err(format!(
-                                    "unknown probe status {s:?} (up | degraded | down)"
-                                ));
+                                let names = ProbeStatus::names();
+                                return Err(format!("unknown probe status {s:?} ({names})"));
                             }
                             None => return Err("probe event needs `status`".into()),
                         }
@@ -327,7 +331,7 @@ impl Decoder {
                             return Err("`latency_ms` must be a non-negative number".into());
                         }
                     }
-                    "metric" => {
+                    MonitoringKind::Metric => {
                         required(&ev.resource, "resource", "metric")?;
                         required(&ev.metric, "metric", "metric")?;
                         match ev.value {
@@ -338,18 +342,13 @@ impl Decoder {
                             return Err("`capacity` must be a positive number".into());
                         }
                     }
-                    "maintenance" => match (ev.start, ev.end) {
+                    MonitoringKind::Maintenance => match (ev.start, ev.end) {
                         (Some(s), Some(e)) if e.0 > s.0 => {}
                         (Some(_), Some(_)) => {
                             return Err("maintenance `end` must be after `start`".into());
                         }
                         _ => return Err("maintenance event needs `start` and `end`".into()),
                     },
-                    other => {
-                        return Err(format!(
-                            "unknown monitoring kind {other:?} (probe | metric | maintenance)"
-                        ));
-                    }
                 }
                 Ok(())
             })();
@@ -407,34 +406,32 @@ impl Decoder {
                 non_empty(&ev.event_id, "event_id")?;
                 non_empty(&ev.ticket, "ticket")?;
                 let check_priority = |what: &str| match ev.priority.as_deref() {
-                    Some("P1" | "P2" | "P3" | "P4") => Ok(()),
+                    Some(p) if Priority::parse(p).is_some() => Ok(()),
                     Some(p) => Err(format!("unknown priority {p:?} (P1..P4)")),
                     None => Err(format!("{what} event needs `priority`")),
                 };
-                match ev.kind_of_event.as_ref() {
-                    "created" => {
+                let ty = TicketEventType::parse(&ev.kind_of_event).ok_or_else(|| {
+                    let names = TicketEventType::names();
+                    format!("unknown ticket event type {:?} ({names})", ev.kind_of_event)
+                })?;
+                match ty {
+                    TicketEventType::Created => {
                         required(&ev.customer, "customer", "created")?;
                         check_priority("created")?;
                         match ev.kind.as_deref() {
-                            Some("incident" | "request") => {}
+                            Some(k) if TicketKind::parse(k).is_some() => {}
                             Some(k) => {
-                                return Err(format!(
-                                    "unknown ticket kind {k:?} (incident | request)"
-                                ));
+                                let names = TicketKind::names();
+                                return Err(format!("unknown ticket kind {k:?} ({names})"));
                             }
                             None => return Err("created event needs `kind`".into()),
                         }
                     }
-                    "responded" => {}
-                    "status" => {
+                    TicketEventType::Responded => {}
+                    TicketEventType::Status => {
                         required(&ev.status, "status", "status")?;
                     }
-                    "priority" => check_priority("priority")?,
-                    other => {
-                        return Err(format!(
-                            "unknown ticket event type {other:?} (created | responded | status | priority)"
-                        ));
-                    }
+                    TicketEventType::Priority => check_priority("priority")?,
                 }
                 Ok(())
             })();

@@ -13,68 +13,9 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::{Rejected, Translated, derived_id};
-use crate::config::Config;
+use crate::config::{AlertStatus, AlertmanagerConfig, Config};
 use crate::event::Topic;
 use crate::time::parse_rfc3339;
-
-/// What an alert means for its service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AlertStatus {
-    /// The service is down while the alert fires.
-    Down,
-    /// The service is degraded while the alert fires.
-    Degraded,
-    /// The alert does not affect availability (no event).
-    Ignore,
-}
-
-impl AlertStatus {
-    fn as_str(self) -> &'static str {
-        match self {
-            AlertStatus::Down => "down",
-            AlertStatus::Degraded => "degraded",
-            AlertStatus::Ignore => "ignore",
-        }
-    }
-}
-
-/// `[ingest.alertmanager]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AlertmanagerConfig {
-    /// Label holding the service id.
-    pub service_label: String,
-    /// Label naming the probe source; empty = one source per alert (its fingerprint).
-    pub source_label: String,
-    /// Label holding the severity.
-    pub severity_label: String,
-    /// Status by severity label value.
-    pub severities: BTreeMap<String, AlertStatus>,
-    /// Status by `alertname`; takes precedence over the severity.
-    pub alertnames: BTreeMap<String, AlertStatus>,
-    /// Status of an alert neither map matches.
-    pub default_status: AlertStatus,
-}
-
-impl Default for AlertmanagerConfig {
-    fn default() -> Self {
-        AlertmanagerConfig {
-            service_label: "service".into(),
-            source_label: String::new(),
-            severity_label: "severity".into(),
-            severities: BTreeMap::from([
-                ("critical".into(), AlertStatus::Down),
-                ("page".into(), AlertStatus::Down),
-                ("warning".into(), AlertStatus::Degraded),
-                ("info".into(), AlertStatus::Ignore),
-                ("none".into(), AlertStatus::Ignore),
-            ]),
-            alertnames: BTreeMap::new(),
-            default_status: AlertStatus::Down,
-        }
-    }
-}
 
 /// The webhook body (only the fields used; unknown ones are ignored as
 /// Alertmanager adds fields over time).

@@ -10,82 +10,13 @@
 //! Event ids derive from the issue id and the changelog or comment id, so Jira's
 //! webhook retries deduplicate. Other webhook events are acknowledged and ignored.
 
-use std::collections::BTreeMap;
-
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Rejected, Translated};
-use crate::config::{Config, Priority};
+use crate::config::{Config, JiraConfig};
 use crate::event::Topic;
+use crate::model::{Priority, TicketKind};
 use crate::time::Millis;
-
-/// `[ingest.jira]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct JiraConfig {
-    /// JSON pointer to the value naming the customer.
-    pub customer_field: String,
-    /// Customer id by that value; a value not listed is used as the id itself.
-    pub customers: BTreeMap<String, String>,
-    /// JSON pointer to the service id (optional in the payload).
-    pub service_field: String,
-    /// JSON pointer to the issue type name.
-    pub kind_field: String,
-    /// Ticket kind (`incident` | `request`) by issue type name.
-    pub kinds: BTreeMap<String, String>,
-    /// JSON pointer to the priority name.
-    pub priority_field: String,
-    /// Priority by Jira priority name.
-    pub priorities: BTreeMap<String, Priority>,
-    /// slaflow status by Jira status name; others are lower-cased with `_` for spaces.
-    pub statuses: BTreeMap<String, String>,
-    /// Entering one of these Jira statuses counts as the first response.
-    pub responded_statuses: Vec<String>,
-    /// A public comment by someone other than the reporter counts as a response.
-    pub respond_on_comment: bool,
-}
-
-impl Default for JiraConfig {
-    fn default() -> Self {
-        let map = |pairs: &[(&str, &str)]| {
-            pairs
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect()
-        };
-        JiraConfig {
-            customer_field: "/issue/fields/project/key".into(),
-            customers: BTreeMap::new(),
-            service_field: "/issue/fields/components/0/name".into(),
-            kind_field: "/issue/fields/issuetype/name".into(),
-            kinds: map(&[
-                ("Incident", "incident"),
-                ("Service Request", "request"),
-                ("Service request", "request"),
-                ("Service Request with Approvals", "request"),
-            ]),
-            priority_field: "/issue/fields/priority/name".into(),
-            priorities: BTreeMap::from([
-                ("Highest".into(), Priority::P1),
-                ("High".into(), Priority::P2),
-                ("Medium".into(), Priority::P3),
-                ("Low".into(), Priority::P4),
-                ("Lowest".into(), Priority::P4),
-            ]),
-            statuses: map(&[
-                ("Done", "resolved"),
-                ("Resolved", "resolved"),
-                ("Closed", "closed"),
-                ("Canceled", "closed"),
-                ("Waiting for customer", "pending_customer"),
-                ("Reopened", "reopened"),
-            ]),
-            responded_statuses: vec!["In Progress".into(), "Work in progress".into()],
-            respond_on_comment: true,
-        }
-    }
-}
 
 impl JiraConfig {
     fn status(&self, jira: &str) -> String {
@@ -230,7 +161,7 @@ pub fn translate(config: &Config, body: &[u8]) -> Result<Translated, Rejected> {
 fn created(
     map: &JiraConfig,
     v: &Value,
-) -> Result<(String, Option<String>, String, Priority), String> {
+) -> Result<(String, Option<String>, TicketKind, Priority), String> {
     let customer = text_at(v, &map.customer_field)?;
     let customer = map
         .customers
@@ -239,7 +170,7 @@ fn created(
         .to_owned();
     let service = text_at(v, &map.service_field).ok().map(str::to_owned);
     let issue_type = text_at(v, &map.kind_field)?;
-    let kind = map.kinds.get(issue_type).cloned().ok_or_else(|| {
+    let kind = map.kinds.get(issue_type).copied().ok_or_else(|| {
         format!("Jira issue type {issue_type:?} is not mapped in [ingest.jira.kinds]")
     })?;
     Ok((customer, service, kind, map.priority(v)?))

@@ -12,26 +12,13 @@ pub mod jira;
 use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
 use crate::event::schema::col;
 use crate::event::{DeadLetter, Decoder, RawRecord, Reason, Topic};
 use crate::time::{Millis, format_ms, wall_now};
-
-pub use alertmanager::AlertmanagerConfig;
-pub use jira::JiraConfig;
-
-/// `[ingest]`: how third-party payloads map to contract events.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct IngestConfig {
-    /// `[ingest.alertmanager]`.
-    pub alertmanager: AlertmanagerConfig,
-    /// `[ingest.jira]`.
-    pub jira: JiraConfig,
-}
 
 /// A validated contract event, ready to publish on its topic.
 #[derive(Debug, Clone, PartialEq)]

@@ -10,12 +10,13 @@ use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
 use serde::Serialize;
 
-use crate::config::{Config, NoData, Priority};
+use crate::config::{Config, NoData};
 use crate::engine::Engine;
 use crate::engine::availability::{State, measured_and_downtime};
 use crate::engine::capacity::Forecast;
 use crate::engine::incidents::{Action, Incident};
 use crate::engine::tickets::ClockKind;
+use crate::model::{Priority, Rule};
 use crate::time::{Millis, format_ms, ms_to_s};
 
 /// The availability query, compiled into the binary.
@@ -231,7 +232,7 @@ pub async fn sla_report(
             let outages = incidents
                 .iter()
                 .filter(|i| {
-                    i.rule == "outage"
+                    i.rule == Rule::Outage
                         && i.action == Action::Trigger
                         && i.service.as_deref() == Some(id.as_str())
                 })
@@ -262,7 +263,7 @@ pub async fn sla_report(
             i.action == Action::Trigger && i.customer == *cid && (from..to).contains(&i.at_ms)
         }) {
             triggered += 1;
-            *by_rule.entry(i.rule).or_insert(0) += 1;
+            *by_rule.entry(i.rule.as_str()).or_insert(0) += 1;
         }
         Ok(SlaReport {
             customer: cid.clone(),
@@ -436,13 +437,13 @@ pub fn capacity_report(
             let incidents = incidents
                 .iter()
                 .filter(|i| {
-                    i.rule == "capacity"
+                    i.rule == Rule::Capacity
                         && i.action == Action::Trigger
                         && (from..to).contains(&i.at_ms)
                 })
                 .filter(|i| {
                     i.incident_id
-                        == crate::engine::incidents::incident_id("capacity", &key, i.started_ms)
+                        == crate::engine::incidents::incident_id(Rule::Capacity, &key, i.started_ms)
                 })
                 .count() as u64;
             SeriesReport {
@@ -692,7 +693,7 @@ nodata = "up"
         );
         assert_eq!(r.incidents.triggered, 3);
         assert_eq!(r.incidents.by_rule.get("outage"), Some(&3));
-        assert!(incidents.iter().all(|i| i.rule == "outage"));
+        assert!(incidents.iter().all(|i| i.rule == Rule::Outage));
 
         let (r, _) = reports(25 * M, 40 * M);
         let web = r

@@ -215,8 +215,8 @@ fn incidents_table(incidents: &[Incident]) -> Result<RecordBatch, ReportError> {
                     crate::engine::incidents::Action::Resolve => "resolve",
                 })
             }),
-            s(|i| Some(i.rule)),
-            s(|i| Some(i.severity)),
+            s(|i| Some(i.rule.as_str())),
+            s(|i| Some(i.severity.as_str())),
             s(|i| Some(i.customer.as_str())),
             s(|i| i.service.as_deref()),
             s(|i| i.ticket.as_deref()),

@@ -8,7 +8,6 @@
 //! exponential backoff; other 4xx answers are permanent and counted as rejected.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -19,91 +18,16 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use rand::{Rng, SeedableRng};
-use serde::Deserialize;
 use serde_json::{Value, json};
-use toml::Spanned;
 
 use super::outbox::{Outbox, OutboxError};
-use crate::config::{Config, Dur};
+use crate::config::{Config, DeliveryConfig, DeliveryTarget, DeliveryType};
 use crate::engine::incidents::Incident;
+use crate::model::Rule;
 use crate::sign::hmac_hex;
 
 /// PagerDuty's Events API v2 endpoint.
 pub const PAGERDUTY_URL: &str = "https://events.pagerduty.com/v2/enqueue";
-
-/// Target type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DeliveryType {
-    /// PagerDuty Events API v2.
-    Pagerduty,
-    /// POST of the contract's incident JSON.
-    Webhook,
-}
-
-/// One `[[deliveries]]` target.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeliveryConfig {
-    /// Target id (letters, digits, `-`, `_`): metrics label and outbox key.
-    pub id: Spanned<String>,
-    /// `pagerduty` or `webhook`.
-    #[serde(rename = "type")]
-    pub kind: DeliveryType,
-    /// Endpoint; PagerDuty's by default for `pagerduty`.
-    #[serde(default)]
-    pub url: Option<Spanned<String>>,
-    /// PagerDuty integration (routing) key.
-    #[serde(default)]
-    pub routing_key: Option<String>,
-    /// Environment variable holding the routing key instead.
-    #[serde(default)]
-    pub routing_key_env: Option<String>,
-    /// Environment variable holding the webhook's HMAC-SHA256 secret (unsigned if absent).
-    #[serde(default)]
-    pub secret_env: Option<String>,
-    /// Header carrying `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
-    #[serde(default = "default_signature_header")]
-    pub signature_header: String,
-    /// Only incidents of these customers (all if empty).
-    #[serde(default)]
-    pub customers: Vec<Spanned<String>>,
-    /// Only incidents of these rules (all if empty).
-    #[serde(default)]
-    pub rules: Vec<Spanned<String>>,
-}
-
-fn default_signature_header() -> String {
-    "X-Slaflow-Signature".into()
-}
-
-/// `[delivery]`: outbox and retry settings shared by all targets.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DeliverySettings {
-    /// Outbox directory; default `<engine.data_dir>/outbox`.
-    pub outbox_dir: Option<PathBuf>,
-    /// Pending deliveries kept at most; beyond, the oldest is dropped (and counted).
-    pub max_pending: usize,
-    /// Per-request timeout.
-    pub timeout: Dur,
-    /// First retry delay; doubles per failed attempt.
-    pub min_backoff: Dur,
-    /// Longest retry delay.
-    pub max_backoff: Dur,
-}
-
-impl Default for DeliverySettings {
-    fn default() -> Self {
-        DeliverySettings {
-            outbox_dir: None,
-            max_pending: 10_000,
-            timeout: Dur(10_000),
-            min_backoff: Dur(1_000),
-            max_backoff: Dur(300_000),
-        }
-    }
-}
 
 /// Delivery failures that stop `run` (disk or configuration).
 #[derive(Debug, thiserror::Error)]
@@ -194,7 +118,7 @@ struct Target {
     url: String,
     format: Format,
     customers: Vec<String>,
-    rules: Vec<String>,
+    rules: Vec<Rule>,
 }
 
 fn env_secret(target: &str, var: &str) -> Result<String, DeliveryError> {
@@ -205,7 +129,7 @@ fn env_secret(target: &str, var: &str) -> Result<String, DeliveryError> {
 }
 
 impl Target {
-    fn new(c: &DeliveryConfig) -> Result<Target, DeliveryError> {
+    fn new(c: &DeliveryTarget) -> Result<Target, DeliveryError> {
         let id = c.id.get_ref().clone();
         let format = match c.kind {
             DeliveryType::Pagerduty => Format::PagerDuty {
@@ -235,13 +159,13 @@ impl Target {
             url,
             format,
             customers: c.customers.iter().map(|s| s.get_ref().clone()).collect(),
-            rules: c.rules.iter().map(|s| s.get_ref().clone()).collect(),
+            rules: c.rules.iter().map(|s| *s.get_ref()).collect(),
         })
     }
 
     fn wants(&self, i: &Incident) -> bool {
         (self.customers.is_empty() || self.customers.contains(&i.customer))
-            && (self.rules.is_empty() || self.rules.iter().any(|r| r == i.rule))
+            && (self.rules.is_empty() || self.rules.contains(&i.rule))
     }
 
     /// Body and extra headers for one incident record, signed at `unix_s`.
@@ -357,7 +281,7 @@ struct Inner {
     queue: Mutex<Queue>,
     wake: Condvar,
     targets: Vec<Target>,
-    settings: DeliverySettings,
+    settings: DeliveryConfig,
     metrics: DeliveryMetrics,
 }
 

@@ -1,0 +1,144 @@
+//! `[ingest]`: how Alertmanager and Jira payloads map to contract events.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::model::{Priority, TicketKind};
+
+/// `[ingest]`: how third-party payloads map to contract events.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// `[ingest.alertmanager]`.
+    pub alertmanager: AlertmanagerConfig,
+    /// `[ingest.jira]`.
+    pub jira: JiraConfig,
+}
+
+/// What an alert means for its service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertStatus {
+    /// The service is down while the alert fires.
+    Down,
+    /// The service is degraded while the alert fires.
+    Degraded,
+    /// The alert does not affect availability (no event).
+    Ignore,
+}
+
+impl AlertStatus {
+    /// The probe status it maps to (`ignore`: none).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertStatus::Down => "down",
+            AlertStatus::Degraded => "degraded",
+            AlertStatus::Ignore => "ignore",
+        }
+    }
+}
+
+/// `[ingest.alertmanager]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertmanagerConfig {
+    /// Label holding the service id.
+    pub service_label: String,
+    /// Label naming the probe source; empty = one source per alert (its fingerprint).
+    pub source_label: String,
+    /// Label holding the severity.
+    pub severity_label: String,
+    /// Status by severity label value.
+    pub severities: BTreeMap<String, AlertStatus>,
+    /// Status by `alertname`; takes precedence over the severity.
+    pub alertnames: BTreeMap<String, AlertStatus>,
+    /// Status of an alert neither map matches.
+    pub default_status: AlertStatus,
+}
+
+impl Default for AlertmanagerConfig {
+    fn default() -> Self {
+        AlertmanagerConfig {
+            service_label: "service".into(),
+            source_label: String::new(),
+            severity_label: "severity".into(),
+            severities: BTreeMap::from([
+                ("critical".into(), AlertStatus::Down),
+                ("page".into(), AlertStatus::Down),
+                ("warning".into(), AlertStatus::Degraded),
+                ("info".into(), AlertStatus::Ignore),
+                ("none".into(), AlertStatus::Ignore),
+            ]),
+            alertnames: BTreeMap::new(),
+            default_status: AlertStatus::Down,
+        }
+    }
+}
+
+/// `[ingest.jira]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JiraConfig {
+    /// JSON pointer to the value naming the customer.
+    pub customer_field: String,
+    /// Customer id by that value; a value not listed is used as the id itself.
+    pub customers: BTreeMap<String, String>,
+    /// JSON pointer to the service id (optional in the payload).
+    pub service_field: String,
+    /// JSON pointer to the issue type name.
+    pub kind_field: String,
+    /// Ticket kind (`incident` | `request`) by issue type name.
+    pub kinds: BTreeMap<String, TicketKind>,
+    /// JSON pointer to the priority name.
+    pub priority_field: String,
+    /// Priority by Jira priority name.
+    pub priorities: BTreeMap<String, Priority>,
+    /// slaflow status by Jira status name; others are lower-cased with `_` for spaces.
+    pub statuses: BTreeMap<String, String>,
+    /// Entering one of these Jira statuses counts as the first response.
+    pub responded_statuses: Vec<String>,
+    /// A public comment by someone other than the reporter counts as a response.
+    pub respond_on_comment: bool,
+}
+
+impl Default for JiraConfig {
+    fn default() -> Self {
+        let map = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        JiraConfig {
+            customer_field: "/issue/fields/project/key".into(),
+            customers: BTreeMap::new(),
+            service_field: "/issue/fields/components/0/name".into(),
+            kind_field: "/issue/fields/issuetype/name".into(),
+            kinds: BTreeMap::from([
+                ("Incident".into(), TicketKind::Incident),
+                ("Service Request".into(), TicketKind::Request),
+                ("Service request".into(), TicketKind::Request),
+                ("Service Request with Approvals".into(), TicketKind::Request),
+            ]),
+            priority_field: "/issue/fields/priority/name".into(),
+            priorities: BTreeMap::from([
+                ("Highest".into(), Priority::P1),
+                ("High".into(), Priority::P2),
+                ("Medium".into(), Priority::P3),
+                ("Low".into(), Priority::P4),
+                ("Lowest".into(), Priority::P4),
+            ]),
+            statuses: map(&[
+                ("Done", "resolved"),
+                ("Resolved", "resolved"),
+                ("Closed", "closed"),
+                ("Canceled", "closed"),
+                ("Waiting for customer", "pending_customer"),
+                ("Reopened", "reopened"),
+            ]),
+            responded_statuses: vec!["In Progress".into(), "Work in progress".into()],
+            respond_on_comment: true,
+        }
+    }
+}

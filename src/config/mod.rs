@@ -1,0 +1,352 @@
+//! Configuration (contract section 8): TOML schema, defaults and validation.
+//!
+//! A bad file is refused with the file, line and key at fault: syntax and type
+//! errors come from the TOML parser's span plus `serde_path_to_error`'s key path;
+//! cross-reference errors (an unknown customer, calendar…) use `Spanned` fields.
+//!
+//! A leaf: it imports only [`crate::model`] and [`crate::time`], never the stages
+//! that read it. Each section has its own file.
+
+mod api;
+mod delivery;
+mod engine;
+mod ingest;
+mod kafka;
+mod service;
+mod validate;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+pub use api::*;
+pub use delivery::*;
+pub use engine::*;
+pub use ingest::*;
+pub use kafka::*;
+pub use service::*;
+
+/// A config error: where (file, line, key) and what.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Io {
+        /// Path given.
+        path: PathBuf,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// The file was read but is invalid.
+    #[error("bad config {path}:{line}: key `{key}`: {message}")]
+    Invalid {
+        /// Path given.
+        path: PathBuf,
+        /// 1-based line of the fault (0 when unknown).
+        line: usize,
+        /// Dotted key path, e.g. `services[1].stale_after`.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[engine]`.
+    #[serde(default)]
+    pub engine: EngineConfig,
+    /// `[kafka]`, needed by `run`.
+    #[serde(default)]
+    pub kafka: Option<KafkaConfig>,
+    /// `[api]`, needed by `run` and `demo`.
+    #[serde(default)]
+    pub api: Option<ApiConfig>,
+    /// Customers.
+    #[serde(default)]
+    pub customers: Vec<CustomerConfig>,
+    /// Business calendars.
+    #[serde(default)]
+    pub calendars: Vec<CalendarConfig>,
+    /// Services.
+    #[serde(default)]
+    pub services: Vec<ServiceConfig>,
+    /// SLAs.
+    #[serde(default)]
+    pub slas: Vec<SlaConfig>,
+    /// `[ingest]`: mapping of Alertmanager and Jira payloads.
+    #[serde(default)]
+    pub ingest: IngestConfig,
+    /// `[delivery]`: outbox and retries.
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
+    /// `[[deliveries]]`: incident delivery targets (PagerDuty, webhooks).
+    #[serde(default)]
+    pub deliveries: Vec<DeliveryTarget>,
+    /// SHA-256 hex of the file's bytes, quoted in reports.
+    #[serde(skip)]
+    pub sha256: String,
+    /// SHA-256 hex of the settings that shape engine state (everything but
+    /// `[kafka]`, `[api]`, `[ingest]`, `[delivery]`, `[[deliveries]]` and
+    /// `engine.{data_dir, checkpoint_interval, idle_timeout, max_future,
+    /// shutdown_grace, checkpoint_key_env}`): checkpoints are
+    /// only valid under the same value, on any instance.
+    #[serde(skip)]
+    pub engine_sha256: String,
+    #[serde(skip)]
+    service_index: HashMap<String, usize>,
+    #[serde(skip)]
+    customer_index: HashMap<String, usize>,
+}
+
+/// Hash of the engine-relevant sections, independent of formatting, comments and
+/// key order (the parsed table, serialised canonically).
+fn engine_sha256(text: &str) -> String {
+    let mut table: toml::Table = text.parse().unwrap_or_default();
+    for k in ["kafka", "api", "ingest", "delivery", "deliveries"] {
+        table.remove(k);
+    }
+    // Where and how often state is saved, how stopping and signing work, and the
+    // guards against idle partitions and wrong clocks differ between instances
+    // without changing what state means.
+    if let Some(toml::Value::Table(engine)) = table.get_mut("engine") {
+        for k in [
+            "data_dir",
+            "checkpoint_interval",
+            "idle_timeout",
+            "max_future",
+            "shutdown_grace",
+            "checkpoint_key_env",
+            "retention",
+        ] {
+            engine.remove(k);
+        }
+    }
+    hex::encode(Sha256::digest(
+        serde_json::to_vec(&table).unwrap_or_default(),
+    ))
+}
+
+fn line_of(src: &str, offset: usize) -> usize {
+    src.as_bytes()[..offset.min(src.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+impl Config {
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and validates config text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let invalid = |line: usize, key: String, message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            line,
+            key,
+            message,
+        };
+        let de = toml::Deserializer::parse(text).map_err(|e| {
+            let line = e.span().map_or(0, |s| line_of(text, s.start));
+            invalid(line, String::new(), e.message().to_owned())
+        })?;
+        let mut config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner();
+            let line = inner.span().map_or(0, |s| line_of(text, s.start));
+            invalid(line, key, inner.message().to_owned())
+        })?;
+        config.sha256 = hex::encode(Sha256::digest(text.as_bytes()));
+        config.engine_sha256 = engine_sha256(text);
+        config
+            .validate()
+            .map_err(|f| invalid(line_of(text, f.span.start), f.key, f.message))?;
+        Ok(config)
+    }
+
+    /// The service with this id, if configured.
+    pub fn service(&self, id: &str) -> Option<&ServiceConfig> {
+        self.service_index.get(id).map(|&i| &self.services[i])
+    }
+
+    /// The customer with this id, if configured.
+    pub fn customer(&self, id: &str) -> Option<&CustomerConfig> {
+        self.customer_index.get(id).map(|&i| &self.customers[i])
+    }
+
+    /// The `[kafka]` section, or its defaults.
+    pub fn kafka_or_default(&self) -> KafkaConfig {
+        self.kafka.clone().unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Priority;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn engine_hash_ignores_what_does_not_shape_state() {
+        let base = parse(GOOD).unwrap().engine_sha256;
+        let same = [
+            GOOD.replace(
+                "[engine]\n",
+                "[engine]\ndata_dir = \"/elsewhere\"\nidle_timeout = \"1s\"\n",
+            ),
+            format!(
+                "# a comment\n{GOOD}\n[api]\nlisten = \"127.0.0.1:1\"\n[kafka]\ngroup_id = \"x\"\n"
+            ),
+        ];
+        for text in same {
+            assert_eq!(parse(&text).unwrap().engine_sha256, base, "{text}");
+        }
+        let different = GOOD.replace("\"45s\"", "\"46s\"");
+        assert_ne!(parse(&different).unwrap().engine_sha256, base);
+    }
+
+    const GOOD: &str = r#"
+[engine]
+allowed_lateness = "45s"
+
+[[customers]]
+id = "acme"
+name = "ACME Corp"
+timezone = "Europe/Paris"
+
+[[calendars]]
+id = "office"
+timezone = "Europe/Paris"
+holidays = ["2026-12-25"]
+[calendars.hours]
+mon = "09:00-17:00"
+wed = "09:00-12:00,13:00-17:00"
+
+[[services]]
+id = "web"
+customer = "acme"
+down_when = "any"
+
+[[slas]]
+id = "gold"
+customer = "acme"
+calendar = "office"
+kinds = ["incident"]
+[slas.targets.P1]
+response = "15m"
+resolution = "4h"
+"#;
+
+    #[test]
+    fn good_config_with_defaults() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.engine.allowed_lateness, Dur(45_000));
+        assert_eq!(c.engine.bucket, Dur(60_000));
+        assert_eq!(c.engine.dedup_horizon, Dur(86_400_000));
+        let web = c.service("web").unwrap();
+        assert_eq!(web.down_when, DownWhen::Any);
+        assert_eq!(web.stale_after, Dur(120_000));
+        assert_eq!(web.availability_target, 99.9);
+        assert_eq!(c.calendars[0].hours.wed, vec![(540, 720), (780, 1020)]);
+        assert!(c.calendars[0].hours.tue.is_empty());
+        assert_eq!(
+            c.slas[0].targets[&Priority::P1].response,
+            Some(Dur(900_000))
+        );
+        assert_eq!(c.slas[0].warn_at, 0.75);
+        assert_eq!(c.sha256.len(), 64);
+        assert!(c.customer("acme").is_some() && c.customer("nope").is_none());
+    }
+
+    fn err_of(text: &str) -> (usize, String, String) {
+        match parse(text) {
+            Err(ConfigError::Invalid {
+                line, key, message, ..
+            }) => (line, key, message),
+            other => panic!("expected invalid config, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_duration_names_line_and_key() {
+        let text = GOOD.replace(
+            "down_when = \"any\"",
+            "down_when = \"any\"\nstale_after = \"5 parsecs\"",
+        );
+        let (line, key, msg) = err_of(&text);
+        assert_eq!(key, "services[0].stale_after");
+        assert_eq!(
+            line,
+            text.lines().position(|l| l.contains("parsecs")).unwrap() + 1
+        );
+        assert!(msg.contains("invalid duration"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_customer_reference_names_line_and_key() {
+        let text = GOOD.replace(
+            "customer = \"acme\"\ndown_when",
+            "customer = \"globex\"\ndown_when",
+        );
+        let (line, key, msg) = err_of(&text);
+        assert_eq!(key, "services[0].customer");
+        assert_eq!(
+            line,
+            text.lines().position(|l| l.contains("globex")).unwrap() + 1
+        );
+        assert!(msg.contains("unknown customer"));
+    }
+
+    #[test]
+    fn unknown_key_and_enum_and_syntax_are_refused() {
+        let (_, key, msg) = err_of(&GOOD.replace("down_when = \"any\"", "down_whenn = \"any\""));
+        assert!(
+            key.starts_with("services[0]") && msg.contains("down_whenn"),
+            "{key} {msg}"
+        );
+        let (_, key, _) = err_of(&GOOD.replace("\"any\"", "\"most\""));
+        assert_eq!(key, "services[0].down_when");
+        let (line, _, _) = err_of("[engine]\nbucket = \n");
+        assert_eq!(line, 2);
+        let (_, key, _) =
+            err_of(&GOOD.replace("Europe/Paris\"\nholidays", "Mars/Olympus\"\nholidays"));
+        assert_eq!(key, "calendars[0].timezone");
+        let (_, key, _) = err_of(&GOOD.replace("\"09:00-17:00\"", "\"17:00-09:00\""));
+        assert_eq!(key, "calendars[0].hours.mon");
+        let (_, key, _) = err_of(&GOOD.replace("calendar = \"office\"", "calendar = \"night\""));
+        assert_eq!(key, "slas[0].calendar");
+        let (_, key, _) = err_of(&format!(
+            "{GOOD}\n[api]\n[[api.tokens]]\nsha256 = \"abc\"\n"
+        ));
+        assert_eq!(key, "api.tokens[0].sha256");
+    }
+
+    #[test]
+    fn builtin_calendar_is_default() {
+        let c = parse(&GOOD.replace("calendar = \"office\"\n", "")).unwrap();
+        assert_eq!(c.slas[0].calendar.get_ref(), BUILTIN_24X7);
+    }
+
+    #[test]
+    fn missing_file_is_io_error() {
+        let e = Config::load(Path::new("/nonexistent/slaflow.toml")).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("cannot read config /nonexistent/slaflow.toml")
+        );
+    }
+}

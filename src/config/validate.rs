@@ -1,0 +1,235 @@
+//! Cross-field checks run once the file has parsed: each returns the first
+//! fault with the span, key path and message that `Config::parse` turns into a
+//! `file:line: key` error.
+
+use std::collections::HashSet;
+use std::ops::Range;
+
+use toml::Spanned;
+
+use super::{ApiConfig, BUILTIN_24X7, Config, DeliveryType, Dur};
+
+/// Where (span in the file, dotted key) and what.
+pub(super) struct Fault {
+    pub span: Range<usize>,
+    pub key: String,
+    pub message: String,
+}
+
+type Checked = Result<(), Fault>;
+
+fn fault(span: Range<usize>, key: impl Into<String>, message: impl Into<String>) -> Checked {
+    Err(Fault {
+        span,
+        key: key.into(),
+        message: message.into(),
+    })
+}
+
+/// Collects ids, refusing an empty or repeated one.
+fn unique_ids<'a>(
+    ids: impl Iterator<Item = &'a Spanned<String>>,
+    section: &str,
+    seen: &mut HashSet<String>,
+) -> Checked {
+    for (i, id) in ids.enumerate() {
+        if id.get_ref().is_empty() || !seen.insert(id.get_ref().clone()) {
+            let what = format!("empty or duplicate id {:?}", id.get_ref());
+            return fault(id.span(), format!("{section}[{i}].id"), what);
+        }
+    }
+    Ok(())
+}
+
+fn known(set: &HashSet<String>, id: &Spanned<String>, key: String, what: &str) -> Checked {
+    if set.contains(id.get_ref()) {
+        return Ok(());
+    }
+    fault(id.span(), key, format!("unknown {what} {:?}", id.get_ref()))
+}
+
+fn positive(durations: &[(&str, Dur)], span: &Range<usize>) -> Checked {
+    match durations.iter().find(|(_, d)| d.0 <= 0) {
+        Some((key, _)) => fault(span.clone(), *key, "must be greater than zero"),
+        None => Ok(()),
+    }
+}
+
+impl Config {
+    /// Cross-field checks, then the lookup indexes.
+    pub(super) fn validate(&mut self) -> Checked {
+        self.check_engine()?;
+        let mut customers = HashSet::new();
+        unique_ids(
+            self.customers.iter().map(|c| &c.id),
+            "customers",
+            &mut customers,
+        )?;
+        let mut calendars = HashSet::from([BUILTIN_24X7.to_owned()]);
+        unique_ids(
+            self.calendars.iter().map(|c| &c.id),
+            "calendars",
+            &mut calendars,
+        )?;
+        self.check_services(&customers)?;
+        self.check_slas(&customers, &calendars)?;
+        if let Some(api) = &self.api {
+            check_tokens(api, &customers)?;
+        }
+        self.check_deliveries(&customers)?;
+        self.service_index = (self.services.iter().enumerate())
+            .map(|(i, s)| (s.id.get_ref().clone(), i))
+            .collect();
+        self.customer_index = (self.customers.iter().enumerate())
+            .map(|(i, c)| (c.id.get_ref().clone(), i))
+            .collect();
+        Ok(())
+    }
+
+    fn check_engine(&self) -> Checked {
+        let eng = &self.engine;
+        positive(
+            &[
+                ("engine.bucket", eng.bucket),
+                ("engine.checkpoint_interval", eng.checkpoint_interval),
+                ("engine.idle_timeout", eng.idle_timeout),
+                ("engine.dedup_horizon", eng.dedup_horizon),
+                ("engine.shutdown_grace", eng.shutdown_grace),
+                ("engine.retention", eng.retention),
+            ],
+            &(0..0),
+        )
+    }
+
+    fn check_services(&self, customers: &HashSet<String>) -> Checked {
+        let mut ids = HashSet::new();
+        unique_ids(self.services.iter().map(|s| &s.id), "services", &mut ids)?;
+        for (i, s) in self.services.iter().enumerate() {
+            let key = |k: &str| format!("services[{i}].{k}");
+            known(customers, &s.customer, key("customer"), "customer")?;
+            if !(0.0..=100.0).contains(&s.availability_target) {
+                return fault(
+                    s.id.span(),
+                    key("availability_target"),
+                    "must be between 0 and 100",
+                );
+            }
+            if !(s.capacity_threshold > 0.0 && s.capacity_threshold.is_finite()) {
+                return fault(
+                    s.id.span(),
+                    key("capacity_threshold"),
+                    "must be a positive number",
+                );
+            }
+            let (stale, window) = (key("stale_after"), key("forecast_window"));
+            positive(
+                &[(&stale, s.stale_after), (&window, s.forecast_window)],
+                &s.id.span(),
+            )?;
+        }
+        Ok(())
+    }
+
+    fn check_slas(&self, customers: &HashSet<String>, calendars: &HashSet<String>) -> Checked {
+        let mut ids = HashSet::new();
+        for (i, s) in self.slas.iter().enumerate() {
+            let key = |k: &str| format!("slas[{i}].{k}");
+            if !ids.insert(s.id.get_ref().clone()) {
+                let what = format!("duplicate SLA id {:?}", s.id.get_ref());
+                return fault(s.id.span(), key("id"), what);
+            }
+            known(customers, &s.customer, key("customer"), "customer")?;
+            known(calendars, &s.calendar, key("calendar"), "calendar")?;
+            if !(s.warn_at > 0.0 && s.warn_at <= 1.0) {
+                return fault(s.id.span(), key("warn_at"), "must be in (0, 1]");
+            }
+        }
+        Ok(())
+    }
+
+    /// `[delivery]` and `[[deliveries]]`.
+    fn check_deliveries(&self, customers: &HashSet<String>) -> Checked {
+        let d = &self.delivery;
+        if d.max_pending == 0
+            || d.timeout.0 <= 0
+            || d.min_backoff.0 <= 0
+            || d.max_backoff < d.min_backoff
+        {
+            return fault(
+                0..0,
+                "delivery",
+                "max_pending, timeout and min_backoff must be positive, max_backoff ≥ min_backoff",
+            );
+        }
+        let mut ids = HashSet::new();
+        for (i, t) in self.deliveries.iter().enumerate() {
+            let key = |k: &str| format!("deliveries[{i}].{k}");
+            let id = t.id.get_ref();
+            let id_ok = !id.is_empty()
+                && (id.bytes()).all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !id_ok || !ids.insert(id.clone()) {
+                let what = format!("empty, duplicate or not [A-Za-z0-9_-]: {id:?}");
+                return fault(t.id.span(), key("id"), what);
+            }
+            match &t.url {
+                Some(u)
+                    if !["http://", "https://"]
+                        .iter()
+                        .any(|p| u.get_ref().starts_with(p)) =>
+                {
+                    return fault(u.span(), key("url"), "must be an http:// or https:// URL");
+                }
+                None if t.kind == DeliveryType::Webhook => {
+                    return fault(t.id.span(), key("url"), "a webhook needs a url");
+                }
+                _ => {}
+            }
+            if t.kind == DeliveryType::Pagerduty
+                && t.routing_key.is_none() == t.routing_key_env.is_none()
+            {
+                let what = "pagerduty needs exactly one of routing_key and routing_key_env";
+                return fault(t.id.span(), key("routing_key"), what);
+            }
+            for c in &t.customers {
+                known(customers, c, key("customers"), "customer")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_tokens(api: &ApiConfig, customers: &HashSet<String>) -> Checked {
+    for (i, t) in api.tokens.iter().enumerate() {
+        let key = |k: &str| format!("api.tokens[{i}].{k}");
+        let h = t.sha256.get_ref();
+        if h.len() != 64
+            || !h
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            let what = "must be 64 lower-case hex characters (SHA-256 of the token)";
+            return fault(t.sha256.span(), key("sha256"), what);
+        }
+        if let Some(c) = &t.customer {
+            known(customers, c, key("customer"), "customer")?;
+        }
+        if let (Some(s), Some(_)) = (&t.scope, &t.customer) {
+            let what = "an ingest token cannot also be limited to a customer (use `customers`)";
+            return fault(s.span(), key("scope"), what);
+        }
+        if let Some(list) = &t.customers {
+            if t.scope.is_none() {
+                let what = "only an ingest token (scope = \"ingest\") takes `customers`";
+                return fault(list.span(), key("customers"), what);
+            }
+            if let Some(c) = list.get_ref().iter().find(|c| !customers.contains(*c)) {
+                return fault(
+                    list.span(),
+                    key("customers"),
+                    format!("unknown customer {c:?}"),
+                );
+            }
+        }
+    }
+    Ok(())
+}

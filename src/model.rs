@@ -1,0 +1,305 @@
+//! Domain values shared by every stage (a leaf: imports nothing from the crate).
+//!
+//! Each is parsed once, where it enters (decoding a record, loading the config),
+//! and carried as an enum from there; the names users write are the serde and
+//! `strum` spellings below, listed in one place.
+
+use serde::{Deserialize, Serialize};
+use strum::{EnumString, IntoStaticStr, VariantArray};
+
+/// Implements `as_str`, `parse`, `names` and `Display` from the strum derives.
+macro_rules! named {
+    ($t:ty) => {
+        impl $t {
+            /// The name users write.
+            pub fn as_str(self) -> &'static str {
+                self.into()
+            }
+
+            /// The value with this name.
+            pub fn parse(name: &str) -> Option<Self> {
+                name.parse().ok()
+            }
+
+            /// Every name, `a | b | c`, for error messages.
+            pub fn names() -> String {
+                <$t as VariantArray>::VARIANTS
+                    .iter()
+                    .map(|v| v.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            }
+        }
+
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+/// Which input topic (or replay file kind) a record comes from.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    EnumString,
+    IntoStaticStr,
+    VariantArray,
+)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum Topic {
+    /// `monitoring.events`: probes, metrics, maintenance; key = service.
+    Monitoring,
+    /// `tickets.events`: ticket lifecycle; key = ticket.
+    Tickets,
+}
+named!(Topic);
+
+impl Topic {
+    /// Both topics, in a fixed order.
+    pub const ALL: [Topic; 2] = [Topic::Monitoring, Topic::Tickets];
+
+    /// Stable index, for per-topic arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// An incident rule (contract section 5).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    EnumString,
+    IntoStaticStr,
+    VariantArray,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum Rule {
+    /// A service down for `outage_after`.
+    Outage,
+    /// A service's monthly downtime budget spent.
+    AvailabilityBreach,
+    /// A ticket's response clock reached `warn_at` of its target.
+    ResponseWarning,
+    /// A ticket's resolution clock reached `warn_at` of its target.
+    ResolutionWarning,
+    /// A ticket's response clock passed its target.
+    ResponseBreach,
+    /// A ticket's resolution clock passed its target.
+    ResolutionBreach,
+    /// A resource above its capacity threshold for `sustain`.
+    Capacity,
+}
+named!(Rule);
+
+/// An incident severity.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    EnumString,
+    IntoStaticStr,
+    VariantArray,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum Severity {
+    /// Page now.
+    Critical,
+    /// Page in business hours.
+    Major,
+    /// Ticket.
+    Minor,
+    /// Information.
+    Warning,
+}
+named!(Severity);
+
+/// A ticket priority.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    EnumString,
+    IntoStaticStr,
+    VariantArray,
+    utoipa::ToSchema,
+)]
+pub enum Priority {
+    /// Highest.
+    P1,
+    /// High.
+    P2,
+    /// Medium.
+    P3,
+    /// Low.
+    P4,
+}
+named!(Priority);
+
+/// A ticket kind.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    EnumString,
+    IntoStaticStr,
+    VariantArray,
+)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum TicketKind {
+    /// Something is broken.
+    Incident,
+    /// Something is asked for.
+    Request,
+}
+named!(TicketKind);
+
+/// A ticket event's `type`.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    EnumString,
+    IntoStaticStr,
+    VariantArray,
+)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum TicketEventType {
+    /// The ticket is opened.
+    Created,
+    /// The first response.
+    Responded,
+    /// A status change.
+    Status,
+    /// A priority change.
+    Priority,
+}
+named!(TicketEventType);
+
+/// A monitoring event's `kind`.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    EnumString,
+    IntoStaticStr,
+    VariantArray,
+)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum MonitoringKind {
+    /// A probe result.
+    Probe,
+    /// A capacity sample.
+    Metric,
+    /// An announced maintenance window.
+    Maintenance,
+}
+named!(MonitoringKind);
+
+/// A probe's `status`.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    EnumString,
+    IntoStaticStr,
+    VariantArray,
+)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum ProbeStatus {
+    /// Answering normally.
+    #[serde(alias = "Up")] // as checkpoints before the typed model spelled it
+    Up,
+    /// Answering, but not well.
+    #[serde(alias = "Degraded")]
+    Degraded,
+    /// Not answering.
+    #[serde(alias = "Down")]
+    Down,
+}
+named!(ProbeStatus);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_as_users_write_them() {
+        assert_eq!(Rule::AvailabilityBreach.as_str(), "availability_breach");
+        assert_eq!(
+            Rule::parse("resolution_warning"),
+            Some(Rule::ResolutionWarning)
+        );
+        assert_eq!(Rule::parse("Outage"), None);
+        assert_eq!(Priority::parse("P3"), Some(Priority::P3));
+        assert_eq!(Severity::names(), "critical | major | minor | warning");
+        assert_eq!(TicketKind::names(), "incident | request");
+        assert_eq!(Topic::parse("tickets"), Some(Topic::Tickets));
+        for r in Rule::VARIANTS {
+            let json = serde_json::to_string(r).expect("serialises");
+            assert_eq!(json, format!("\"{r}\""));
+        }
+    }
+}
