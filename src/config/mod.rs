@@ -162,7 +162,8 @@ impl Config {
             invalid(line, String::new(), e.message().to_owned())
         })?;
         let mut config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
-            let key = e.path().to_string();
+            // `Spanned` fields show up in the path under serde_spanned's private name.
+            let key = (e.path().to_string()).replace(".$__serde_spanned_private_value", "");
             let inner = e.into_inner();
             let line = inner.span().map_or(0, |s| line_of(text, s.start));
             invalid(line, key, inner.message().to_owned())
@@ -333,6 +334,26 @@ resolution = "4h"
             "{GOOD}\n[api]\n[[api.tokens]]\nsha256 = \"abc\"\n"
         ));
         assert_eq!(key, "api.tokens[0].sha256");
+    }
+
+    #[test]
+    fn domain_names_are_checked_at_load() {
+        let jira = format!("{GOOD}\n[ingest.jira.kinds]\n\"Bug\" = \"incidnet\"\n");
+        let (line, key, msg) = err_of(&jira);
+        assert_eq!(key, "ingest.jira.kinds.Bug");
+        let bug_line = jira
+            .lines()
+            .position(|l| l.starts_with("\"Bug\""))
+            .map(|i| i + 1);
+        assert_eq!(Some(line), bug_line, "{msg}");
+        assert!(msg.contains("incidnet"), "{msg}");
+        let (_, key, _) = err_of(&GOOD.replace("kinds = [\"incident\"]", "kinds = [\"bug\"]"));
+        assert_eq!(key, "slas[0].kinds[0]");
+        let rules = format!(
+            "{GOOD}\n[[deliveries]]\nid = \"w\"\ntype = \"webhook\"\nurl = \"http://x\"\nrules = [\"outages\"]\n"
+        );
+        let (_, key, msg) = err_of(&rules);
+        assert!(key.starts_with("deliveries[0].rules"), "{key} {msg}");
     }
 
     #[test]
