@@ -4,11 +4,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::config::Config;
+use crate::config::{Config, KafkaConfig};
 use crate::engine::Outputs;
 use crate::event::{RawRecord, Topic};
 use crate::eventtime::StreamId;
 use crate::generate::{Generated, Generator, SERVICES, roughen, scenario_config};
+use crate::kafka::TopicSpec;
 use crate::pipeline::Pipeline;
 
 const START: i64 = 1_793_577_600_000;
@@ -340,7 +341,7 @@ pub fn live_rows(brokers: &str) -> Result<Vec<Row>, crate::run::RunError> {
     bare_kafka
         .options
         .insert("fetch.wait.max.ms".into(), "100".into());
-    let bare: BaseConsumer = crate::source::kafka::consumer_config(&bare_kafka).create()?;
+    let bare: BaseConsumer = crate::kafka::consumer_config(&bare_kafka).create()?;
     bare.subscribe(&[&mon, &tkt])?;
     let started = Instant::now();
     let mut read = 0usize;
@@ -804,22 +805,18 @@ impl crate::ingest::Intake for NoIntake {
     }
 }
 
+/// Creates the benchmark's topics (4 partitions each) on `brokers`.
 fn create_topics(brokers: &str, names: &[&str]) -> Result<(), rdkafka::error::KafkaError> {
-    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    use rdkafka::client::DefaultClientContext;
-    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()?;
-    let topics: Vec<NewTopic> = names
-        .iter()
-        .map(|n| NewTopic::new(n, 4, TopicReplication::Fixed(1)))
+    let kafka = KafkaConfig {
+        brokers: brokers.to_owned(),
+        ..KafkaConfig::default()
+    };
+    let topics: Vec<TopicSpec> = (names.iter())
+        .map(|name| TopicSpec {
+            name,
+            partitions: 4,
+            compacted: false,
+        })
         .collect();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|_| rdkafka::error::KafkaError::Canceled)?;
-    for r in rt.block_on(admin.create_topics(topics.iter(), &AdminOptions::new()))? {
-        r.map_err(|(_, code)| rdkafka::error::KafkaError::AdminOp(code))?;
-    }
-    Ok(())
+    crate::kafka::create_topics(&kafka, &topics)
 }

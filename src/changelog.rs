@@ -13,7 +13,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
@@ -23,8 +22,8 @@ use sha2::{Digest, Sha256};
 use crate::checkpoint::{StateKey, parse_stream_name, stream_name};
 use crate::config::KafkaConfig;
 use crate::eventtime::StreamId;
-use crate::sink::kafka::{KafkaSink, KafkaSinkError, client_config};
-use crate::source::kafka::consumer_config;
+use crate::kafka::{TopicSpec, changelog_reader_config, create_topics};
+use crate::sink::kafka::{KafkaSink, KafkaSinkError};
 
 /// Largest chunk of a checkpoint in one message (below librdkafka's 1 MB default).
 const CHUNK: usize = 512 * 1024;
@@ -80,28 +79,12 @@ pub fn publish(
 
 /// Creates the changelog topic (compacted, one partition) unless it exists.
 pub fn ensure_topic(kafka: &KafkaConfig) -> Result<(), KafkaError> {
-    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    use rdkafka::client::DefaultClientContext;
-    let admin: AdminClient<DefaultClientContext> = client_config(kafka).create()?;
-    let topic = NewTopic::new(&kafka.state_topic, 1, TopicReplication::Fixed(-1))
-        .set("cleanup.policy", "compact");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| KafkaError::AdminOpCreation(e.to_string()))?;
-    let results = runtime.block_on(admin.create_topics([&topic], &AdminOptions::new()))?;
-    for r in results {
-        match r {
-            Ok(_) => tracing::info!(topic = %kafka.state_topic, "changelog topic created"),
-            Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((t, e)) => {
-                return Err(KafkaError::AdminOp(e)).inspect_err(
-                    |_| tracing::error!(topic = %t, "cannot create the changelog topic"),
-                );
-            }
-        }
-    }
-    Ok(())
+    let changelog = TopicSpec {
+        name: &kafka.state_topic,
+        partitions: 1,
+        compacted: true,
+    };
+    create_topics(kafka, &[changelog])
 }
 
 /// A stream's newest intact checkpoint on the changelog.
@@ -249,17 +232,7 @@ impl Collector {
 }
 
 fn reader(kafka: &KafkaConfig) -> Result<BaseConsumer, KafkaError> {
-    reader_config(kafka).create()
-}
-
-/// The changelog reader's settings: the input consumer's (so `[kafka.options]`,
-/// e.g. SASL/TLS, apply), in a group of its own that never commits.
-fn reader_config(kafka: &KafkaConfig) -> ClientConfig {
-    let mut cfg = consumer_config(kafka);
-    cfg.set("group.id", format!("{}-changelog-reader", kafka.group_id))
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false");
-    cfg
+    changelog_reader_config(kafka).create()
 }
 
 /// Assigns every partition of the changelog from the beginning; returns the
@@ -373,28 +346,6 @@ fn parse_header(h: &str) -> Option<(i64, usize, usize, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn changelog_clients_carry_the_kafka_options() {
-        let mut kafka = KafkaConfig::default();
-        kafka
-            .options
-            .insert("security.protocol".into(), "SASL_SSL".into());
-        kafka
-            .options
-            .insert("sasl.mechanism".into(), "SCRAM-SHA-512".into());
-        kafka
-            .options
-            .insert("fetch.min.bytes".into(), "65536".into());
-        let reader = reader_config(&kafka);
-        assert_eq!(reader.get("security.protocol"), Some("SASL_SSL"));
-        assert_eq!(reader.get("fetch.min.bytes"), Some("65536"));
-        assert_eq!(reader.get("enable.auto.commit"), Some("false"));
-        let admin = client_config(&kafka);
-        assert_eq!(admin.get("sasl.mechanism"), Some("SCRAM-SHA-512"));
-        // A consumer-only option would make the admin client refuse to start.
-        assert_eq!(admin.get("fetch.min.bytes"), None);
-    }
 
     #[test]
     fn header_round_trip() {

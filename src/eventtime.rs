@@ -261,14 +261,6 @@ impl EventTime {
         }
     }
 
-    /// The offset up to which (exclusive) every record of the stream has had its
-    /// fate decided: the lowest still-buffered offset, or the next offset to read;
-    /// `None` before the stream's first record.
-    pub fn safe_offset(&self, id: StreamId) -> Option<i64> {
-        let s = self.streams.get(&id)?;
-        s.pending.first().copied().or(s.next_offset)
-    }
-
     /// The state of one stream, `None` before its first record.
     pub fn export_stream(&self, id: StreamId) -> Option<StreamState> {
         let s = self.streams.get(&id)?;
@@ -802,7 +794,8 @@ mod tests {
         );
         assert_eq!(e.ts_range(), Some((60_000, 86_400_000)));
         // The future record was read: the stream's next offset is past it.
-        assert_eq!(e.safe_offset(MON), Some(0));
+        let next = e.export_stream(MON).map(|s| s.next_offset);
+        assert_eq!(next, Some(5));
         let released = e.finish(0);
         assert_eq!(ids(&released), ["a", "d", "b"]);
         // A future `event_id` did not enter the dedup set.
@@ -929,43 +922,6 @@ mod tests {
             e.watermark(),
             1_010_000,
             "a backlog being read never advances with the wall clock"
-        );
-    }
-
-    #[test]
-    fn safe_offsets_follow_buffered_records() {
-        let mut e = et();
-        e.add_stream(MON, 0);
-        assert_eq!(
-            e.safe_offset(MON),
-            None,
-            "nothing read: keep the committed offset"
-        );
-        ingest(
-            &mut e,
-            MON,
-            10,
-            &[
-                probe("a", 100_000, "web"),
-                "junk".to_owned(),
-                probe("b", 200_000, "web"),
-            ],
-        );
-        assert_eq!(
-            e.safe_offset(MON),
-            Some(10),
-            "a and b are buffered; junk's fate is decided"
-        );
-        assert_eq!(ids(&e.advance(None)), vec!["a"], "wm 170s releases a");
-        assert_eq!(e.safe_offset(MON), Some(12), "b still buffered");
-        ingest(&mut e, MON, 13, &[probe("c", 300_000, "web")]);
-        assert_eq!(ids(&e.advance(None)), vec!["b"]);
-        assert_eq!(e.safe_offset(MON), Some(13));
-        e.finish(0);
-        assert_eq!(
-            e.safe_offset(MON),
-            Some(14),
-            "nothing buffered: next offset to read"
         );
     }
 

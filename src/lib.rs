@@ -18,6 +18,7 @@ pub mod event;
 pub mod eventtime;
 pub mod generate;
 pub mod ingest;
+pub mod kafka;
 pub mod metrics;
 pub mod model;
 pub mod pipeline;

@@ -3,7 +3,7 @@
 //! Files are read round-robin in fixed-size chunks so that all streams' watermarks
 //! advance together (bounded buffering) and the run is deterministic.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::config::Config;
@@ -167,9 +167,4 @@ fn drain(
     out.dead_letters.clear();
     incidents.append(&mut out.incidents);
     Ok(())
-}
-
-/// Convenience for tests and tools: the directory's `summary.json`, parsed.
-pub fn read_summary(dir: &Path) -> Option<serde_json::Value> {
-    serde_json::from_slice(&std::fs::read(dir.join("summary.json")).ok()?).ok()
 }

@@ -149,9 +149,4 @@ impl Episodes {
             .filter(|&d| d > x)
             .min()
     }
-
-    /// Whether an episode is open and triggered.
-    pub fn is_open(&self) -> bool {
-        self.episode.is_some_and(|e| e.triggered)
-    }
 }

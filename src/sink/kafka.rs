@@ -6,11 +6,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rdkafka::ClientContext;
-use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 
 use crate::config::KafkaConfig;
+use crate::kafka::producer_config;
 
 /// Counts failed deliveries.
 #[derive(Default)]
@@ -41,26 +41,6 @@ pub enum KafkaSinkError {
     Undelivered(u64),
 }
 
-/// The brokers and the `[kafka.options]` a producer or admin client accepts
-/// (security, SASL, TLS, client id…); consumer-only options would make such a
-/// client refuse to start. Every non-consumer client uses this, so a cluster
-/// that needs SASL/TLS works for all of them.
-pub fn apply_client_options(cfg: &mut ClientConfig, kafka: &KafkaConfig) {
-    cfg.set("bootstrap.servers", &kafka.brokers);
-    for (k, v) in &kafka.options {
-        if !is_consumer_only(k) {
-            cfg.set(k, v);
-        }
-    }
-}
-
-/// A producer or admin client's settings (see [`apply_client_options`]).
-pub fn client_config(kafka: &KafkaConfig) -> ClientConfig {
-    let mut cfg = ClientConfig::new();
-    apply_client_options(&mut cfg, kafka);
-    cfg
-}
-
 /// A producer shared by all outputs.
 pub struct KafkaSink {
     producer: ThreadedProducer<DeliveryContext>,
@@ -70,14 +50,7 @@ impl KafkaSink {
     /// Creates the producer (acks=all; user options from `[kafka.options]` that a
     /// producer understands are passed through).
     pub fn new(kafka: &KafkaConfig) -> Result<Self, KafkaSinkError> {
-        let mut cfg = ClientConfig::new();
-        // Idempotence: broker-side dedup of producer retries (the brokers we test
-        // with support it; transactions they do not, see docs/operations.md).
-        cfg.set("acks", "all")
-            .set("enable.idempotence", "true")
-            .set("linger.ms", "5");
-        apply_client_options(&mut cfg, kafka);
-        let producer = cfg.create_with_context(DeliveryContext::default())?;
+        let producer = producer_config(kafka, 5).create_with_context(DeliveryContext::default())?;
         Ok(KafkaSink { producer })
     }
 
@@ -131,17 +104,4 @@ impl KafkaSink {
             n => Err(KafkaSinkError::Undelivered(n)),
         }
     }
-}
-
-fn is_consumer_only(key: &str) -> bool {
-    key.starts_with("fetch.")
-        || key.starts_with("auto.")
-        || key.starts_with("enable.auto")
-        || key.starts_with("session.")
-        || key.starts_with("heartbeat.")
-        || key.starts_with("group.")
-        || key.starts_with("max.poll")
-        || key.starts_with("partition.assignment")
-        || key == "isolation.level"
-        || key == "enable.partition.eof"
 }

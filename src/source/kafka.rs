@@ -10,7 +10,6 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use rdkafka::ClientContext;
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
@@ -19,6 +18,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList, TopicPartitionLi
 use crate::config::KafkaConfig;
 use crate::event::Topic;
 use crate::eventtime::StreamId;
+use crate::kafka::consumer_config;
 
 /// An owned record read from Kafka.
 #[derive(Debug, Clone)]
@@ -130,23 +130,6 @@ impl ConsumerContext for RebalanceContext {
             Rebalance::Revoke(_) => {}
         }
     }
-}
-
-/// The consumer settings slaflow uses (also for the bare-consumer benchmark).
-pub fn consumer_config(kafka: &KafkaConfig) -> ClientConfig {
-    let mut cfg = ClientConfig::new();
-    cfg.set("bootstrap.servers", &kafka.brokers)
-        .set("group.id", &kafka.group_id)
-        .set("enable.auto.commit", "true")
-        .set("auto.commit.interval.ms", "1000")
-        .set("auto.offset.reset", "earliest");
-    for (k, v) in &kafka.options {
-        cfg.set(k, v);
-    }
-    // These two carry the delivery guarantee; user options may not override them.
-    cfg.set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "true");
-    cfg
 }
 
 /// The consumer over both input topics.

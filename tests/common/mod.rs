@@ -10,13 +10,12 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use slaflow::kafka::TopicSpec;
 
 /// The broker address exported by `scripts/test.sh`.
 pub fn brokers() -> String {
@@ -37,24 +36,18 @@ pub fn unique(prefix: &str) -> String {
 
 /// Creates topics with `partitions` partitions each.
 pub fn create_topics(brokers: &str, names: &[&str], partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .expect("admin client");
-    let topics: Vec<NewTopic> = names
-        .iter()
-        .map(|n| NewTopic::new(n, partitions, TopicReplication::Fixed(1)))
+    let kafka = slaflow::config::KafkaConfig {
+        brokers: brokers.to_owned(),
+        ..Default::default()
+    };
+    let topics: Vec<TopicSpec> = (names.iter())
+        .map(|name| TopicSpec {
+            name,
+            partitions,
+            compacted: false,
+        })
         .collect();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let res = rt
-        .block_on(admin.create_topics(topics.iter(), &AdminOptions::new()))
-        .expect("create topics");
-    for r in res {
-        r.expect("topic created");
-    }
+    slaflow::kafka::create_topics(&kafka, &topics).expect("create topics");
 }
 
 /// Enqueues `record`, waiting while librdkafka's local queue is full: a slow

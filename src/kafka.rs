@@ -1,0 +1,150 @@
+//! Every Kafka client slaflow builds (input consumer, changelog reader,
+//! producer, admin) takes its settings from `[kafka]` and `[kafka.options]`
+//! here, so an option such as SASL/TLS reaches all of them; and the one way
+//! topics are created.
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::config::KafkaConfig;
+
+/// The input consumer's settings (also the bare-consumer benchmark's).
+pub fn consumer_config(kafka: &KafkaConfig) -> ClientConfig {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", &kafka.brokers)
+        .set("group.id", &kafka.group_id)
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "1000")
+        .set("auto.offset.reset", "earliest");
+    for (k, v) in &kafka.options {
+        cfg.set(k, v);
+    }
+    // These two carry the delivery guarantee; user options may not override them.
+    cfg.set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "true");
+    cfg
+}
+
+/// The changelog reader's settings: the input consumer's, in a group of its
+/// own that never commits.
+pub fn changelog_reader_config(kafka: &KafkaConfig) -> ClientConfig {
+    let mut cfg = consumer_config(kafka);
+    cfg.set("group.id", format!("{}-changelog-reader", kafka.group_id))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false");
+    cfg
+}
+
+/// A producer or admin client's settings: the brokers and the options such a
+/// client accepts (security, SASL, TLS, client id…); consumer-only options
+/// would make it refuse to start.
+pub fn client_config(kafka: &KafkaConfig) -> ClientConfig {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", &kafka.brokers);
+    for (k, v) in &kafka.options {
+        if !is_consumer_only(k) {
+            cfg.set(k, v);
+        }
+    }
+    cfg
+}
+
+/// The producer's settings: acks from all replicas and idempotence (broker-side
+/// dedup of producer retries; the brokers tested support it, transactions they
+/// do not, see docs/operations.md), then [`client_config`].
+pub fn producer_config(kafka: &KafkaConfig, linger_ms: u32) -> ClientConfig {
+    let mut cfg = client_config(kafka);
+    cfg.set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", linger_ms.to_string());
+    cfg
+}
+
+fn is_consumer_only(key: &str) -> bool {
+    key.starts_with("fetch.")
+        || key.starts_with("auto.")
+        || key.starts_with("enable.auto")
+        || key.starts_with("session.")
+        || key.starts_with("heartbeat.")
+        || key.starts_with("group.")
+        || key.starts_with("max.poll")
+        || key.starts_with("partition.assignment")
+        || key == "isolation.level"
+        || key == "enable.partition.eof"
+}
+
+/// A topic to create.
+#[derive(Debug, Clone)]
+pub struct TopicSpec<'a> {
+    /// Its name.
+    pub name: &'a str,
+    /// Its partition count.
+    pub partitions: i32,
+    /// Compacted (the changelog) rather than deleted by age.
+    pub compacted: bool,
+}
+
+/// Creates the topics that do not exist yet; existing ones are left as they are.
+pub fn create_topics(kafka: &KafkaConfig, topics: &[TopicSpec]) -> Result<(), KafkaError> {
+    let admin: AdminClient<DefaultClientContext> = client_config(kafka).create()?;
+    let new: Vec<NewTopic> = topics
+        .iter()
+        .map(|t| {
+            let topic = NewTopic::new(t.name, t.partitions, TopicReplication::Fixed(-1));
+            match t.compacted {
+                true => topic.set("cleanup.policy", "compact"),
+                false => topic,
+            }
+        })
+        .collect();
+    // The admin API is async; this runs from blocking code, before any runtime.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| KafkaError::AdminOpCreation(e.to_string()))?;
+    for result in runtime.block_on(admin.create_topics(new.iter(), &AdminOptions::new()))? {
+        match result {
+            Ok(name) => tracing::info!(topic = %name, "topic created"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, e)) => {
+                tracing::error!(topic = %name, error = %e, "cannot create topic");
+                return Err(KafkaError::AdminOp(e));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_reach_every_client() {
+        let mut kafka = KafkaConfig::default();
+        for (k, v) in [
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanism", "SCRAM-SHA-512"),
+            ("fetch.min.bytes", "65536"),
+        ] {
+            kafka.options.insert(k.into(), v.into());
+        }
+        for consumer in [consumer_config(&kafka), changelog_reader_config(&kafka)] {
+            assert_eq!(consumer.get("security.protocol"), Some("SASL_SSL"));
+            assert_eq!(consumer.get("fetch.min.bytes"), Some("65536"));
+            assert_eq!(consumer.get("enable.auto.offset.store"), Some("false"));
+        }
+        let reader = changelog_reader_config(&kafka);
+        assert_eq!(reader.get("enable.auto.commit"), Some("false"));
+        assert_eq!(reader.get("group.id"), Some("slaflow-changelog-reader"));
+        for client in [client_config(&kafka), producer_config(&kafka, 5)] {
+            assert_eq!(client.get("sasl.mechanism"), Some("SCRAM-SHA-512"));
+            // A consumer-only option would make a producer or admin refuse to start.
+            assert_eq!(client.get("fetch.min.bytes"), None);
+        }
+        assert_eq!(producer_config(&kafka, 5).get("acks"), Some("all"));
+    }
+}
