@@ -716,7 +716,7 @@ pub fn burst_rows(brokers: &str, rate: u64) -> Result<Vec<Row>, crate::run::RunE
 /// A live loop running on its own thread, as `slaflow run` runs it.
 struct LiveLoop {
     shared: Arc<crate::state::Shared>,
-    stop: Arc<std::sync::atomic::AtomicBool>,
+    stop: crate::run::Stop,
     worker: std::thread::JoinHandle<Result<(), crate::run::RunError>>,
     data_dir: std::path::PathBuf,
 }
@@ -740,7 +740,7 @@ impl LiveLoop {
             crate::state::Core::new(Pipeline::new(config, topics)),
             Box::new(NoIntake),
         ));
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = crate::run::Stop::default();
         let worker = {
             let (shared, stop) = (shared.clone(), stop.clone());
             std::thread::spawn(move || crate::run::live(&shared, &kafka, &stop))
@@ -755,7 +755,7 @@ impl LiveLoop {
 
     /// Stops it and returns its result.
     fn stop(self) -> Result<(), crate::run::RunError> {
-        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.stop.request();
         let result = self.worker.join().unwrap_or_else(|_| {
             Err(crate::run::RunError::Io(std::io::Error::other(
                 "live loop panicked",

@@ -46,6 +46,14 @@ pub enum CheckpointError {
         /// Cause.
         source: std::io::Error,
     },
+    /// The state could not be encoded (a bug: every state type serialises).
+    #[error("checkpoint of {stream} cannot be encoded: {reason}")]
+    Encode {
+        /// Which partition.
+        stream: String,
+        /// What failed.
+        reason: String,
+    },
     /// The checkpoint exists but cannot be trusted.
     #[error("checkpoint of {stream} is corrupt: {reason}")]
     Corrupt {
@@ -187,15 +195,21 @@ struct Extents {
     max_ts: Option<i64>,
 }
 
-fn cbor<T: Serialize>(v: &T) -> Vec<u8> {
+fn cbor<T: Serialize>(v: &T) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
-    // Writing into a Vec cannot fail, and every state type serialises.
-    let _ = ciborium::into_writer(v, &mut out);
-    out
+    ciborium::into_writer(v, &mut out).map_err(|e| e.to_string())?;
+    Ok(out)
 }
 
 /// Encodes a checkpoint as Arrow IPC file bytes.
-pub fn encode(cp: &Checkpoint, config_sha256: &str) -> Vec<u8> {
+pub fn encode(cp: &Checkpoint, config_sha256: &str) -> Result<Vec<u8>, CheckpointError> {
+    encode_ipc(cp, config_sha256).map_err(|reason| CheckpointError::Encode {
+        stream: stream_name(cp.stream()),
+        reason,
+    })
+}
+
+fn encode_ipc(cp: &Checkpoint, config_sha256: &str) -> Result<Vec<u8>, String> {
     // Builders take each entity's bytes as it is encoded, so a checkpoint is not
     // held twice (entities, then columns) on top of the IPC output.
     let mut kind = StringBuilder::new();
@@ -207,26 +221,27 @@ pub fn encode(cp: &Checkpoint, config_sha256: &str) -> Vec<u8> {
         state.append_value(bytes);
     };
     let s = &cp.state;
-    row("stream", &stream_name(cp.stream()), cbor(&s.eventtime));
+    row("stream", &stream_name(cp.stream()), cbor(&s.eventtime)?);
     row(
         "extents",
         "",
         cbor(&Extents {
             min_ts: s.min_ts,
             max_ts: s.max_ts,
-        }),
+        })?,
     );
     for t in &s.engine.services {
-        row("service", t.id(), cbor(t));
+        row("service", t.id(), cbor(t)?);
     }
     for c in &s.engine.capacity {
-        row("series", &c.key(), cbor(c));
+        row("series", &c.key(), cbor(c)?);
     }
     for t in &s.engine.tickets {
-        row("ticket", &t.id, cbor(t));
+        row("ticket", &t.id, cbor(t)?);
     }
     for i in &cp.incidents {
-        row("incident", &i.incident_id, i.to_json().into_bytes());
+        let json = serde_json::to_vec(i).map_err(|e| e.to_string())?;
+        row("incident", &i.incident_id, json);
     }
     let metadata = HashMap::from([
         ("slaflow.version".to_owned(), VERSION.to_owned()),
@@ -250,15 +265,13 @@ pub fn encode(cp: &Checkpoint, config_sha256: &str) -> Vec<u8> {
         Arc::new(key.finish()),
         Arc::new(state.finish()),
     ];
+    let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| e.to_string())?;
     let mut out = Vec::new();
-    // In-memory IPC writing of a well-formed batch does not fail.
-    if let Ok(batch) = RecordBatch::try_new(schema.clone(), columns)
-        && let Ok(mut w) = FileWriter::try_new(&mut out, &schema)
-    {
-        let _ = w.write(&batch);
-        let _ = w.finish();
-    }
-    out
+    let mut w = FileWriter::try_new(&mut out, &schema).map_err(|e| e.to_string())?;
+    w.write(&batch).map_err(|e| e.to_string())?;
+    w.finish().map_err(|e| e.to_string())?;
+    drop(w);
+    Ok(out)
 }
 
 /// The columns [`encode`] writes; anything else is refused before it is read.
@@ -525,7 +538,7 @@ impl CheckpointStore {
     pub fn write(&self, cp: &Checkpoint) -> Result<(Manifest, Vec<u8>), CheckpointError> {
         let dir = self.stream_dir(cp.stream());
         fs::create_dir_all(&dir).map_err(io(&dir))?;
-        let bytes = encode(cp, &self.config.engine_sha256);
+        let bytes = encode(cp, &self.config.engine_sha256)?;
         // A fresh name every time: rewriting the file the current manifest names
         // would break that manifest if the process died before the new one lands.
         let seq = self.written.fetch_add(1, Ordering::Relaxed);
@@ -678,7 +691,7 @@ mod tests {
         );
         let back = store.read(MON).unwrap().unwrap();
         assert_eq!(
-            encode(&back, &sha),
+            encode(&back, &sha).expect("encodes"),
             bytes,
             "a restored checkpoint encodes identically"
         );
@@ -797,13 +810,19 @@ mod tests {
         edit(&mut t);
         let mut cp = cp.clone();
         cp.state.engine.services[0] = serde_json::from_value(t).unwrap();
-        encode(&cp, &config.engine_sha256)
+        encode(&cp, &config.engine_sha256).expect("encodes")
     }
 
     #[test]
     fn impossible_values_are_refused() {
         let (cp, config) = checkpoint();
-        assert!(decode(&encode(&cp, &config.engine_sha256), &config).is_ok());
+        assert!(
+            decode(
+                &encode(&cp, &config.engine_sha256).expect("encodes"),
+                &config
+            )
+            .is_ok()
+        );
         type Edit = Box<dyn Fn(&mut serde_json::Value)>;
         let cases: [(&str, Edit); 4] = [
             ("bucket 0", Box::new(|t| t["bucket"] = 0.into())),
@@ -827,7 +846,13 @@ mod tests {
         // A negative offset.
         let mut bad = cp.clone();
         bad.state.eventtime.next_offset = -1;
-        assert!(decode(&encode(&bad, &config.engine_sha256), &config).is_err());
+        assert!(
+            decode(
+                &encode(&bad, &config.engine_sha256).expect("encodes"),
+                &config
+            )
+            .is_err()
+        );
     }
 
     /// Writes the fuzzer's seed checkpoints (`scripts/fuzz.sh` runs it when the
@@ -841,7 +866,7 @@ mod tests {
         let config = Config::parse(text, Path::new("fuzz.toml")).unwrap();
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/checkpoint");
         std::fs::create_dir_all(&dir).unwrap();
-        let bytes = encode(&cp, &config.engine_sha256);
+        let bytes = encode(&cp, &config.engine_sha256).expect("encodes");
         assert!(decode(&bytes, &config).is_ok());
         std::fs::write(dir.join("seed-monitoring"), bytes).unwrap();
         let config = Arc::new(config);
@@ -860,7 +885,7 @@ mod tests {
             .ingest(tkt, &RawRecord::numbered(&lines, 1, 0), 0, &mut out);
         core.pipeline.advance(None, &mut out);
         core.record(&out.incidents);
-        let bytes = encode(&core.checkpoint(tkt).unwrap(), &config.engine_sha256);
+        let bytes = encode(&core.checkpoint(tkt).unwrap(), &config.engine_sha256).expect("encodes");
         assert!(decode(&bytes, &config).is_ok());
         std::fs::write(dir.join("seed-tickets"), bytes).unwrap();
     }

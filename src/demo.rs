@@ -2,7 +2,7 @@
 //! time, and the API and dashboard serve the results on 127.0.0.1. No external
 //! services.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,7 @@ use crate::eventtime::StreamId;
 use crate::generate::{Generator, roughen, scenario_config};
 use crate::ingest::{Event, Intake};
 use crate::pipeline::Pipeline;
+use crate::run::Stop;
 use crate::state::{Core, Shared};
 use crate::time::{Millis, format_ms, wall_now};
 
@@ -165,9 +166,8 @@ impl Feeder {
         core.now = now;
         core.record(&out.incidents);
         core.prune();
-        shared
-            .metrics
-            .observe(&core, started.elapsed(), &out.incidents);
+        core.observe(&shared.metrics, started.elapsed(), &out.incidents);
+        shared.publish(&core, true);
     }
 }
 
@@ -183,28 +183,45 @@ pub fn demo(args: DemoArgs) -> Result<(), DemoError> {
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind(&args.listen))
         .map_err(|e| {
-            std::io::Error::new(
-                e.kind(),
-                format!(
-                    "cannot listen on {}: {e} (try --listen 127.0.0.1:0)",
-                    args.listen
-                ),
-            )
+            let hint = "try --listen 127.0.0.1:0";
+            let message = format!("cannot listen on {}: {e} ({hint})", args.listen);
+            std::io::Error::new(e.kind(), message)
         })?;
     let addr = listener.local_addr()?;
+    let (shared, mut feeder) = load_history(config, &args)?;
+    print_banner(&addr, &tokens, &args);
+    let stop = Stop::default();
+    let server = {
+        let (shared, stop) = (shared.clone(), stop.clone());
+        let grace = shared.config.engine.shutdown_grace.std();
+        runtime.spawn(async move {
+            let shutdown = async move {
+                crate::run::wait_for_signal().await;
+                stop.request();
+                crate::run::exit_after(grace);
+            };
+            crate::api::serve(listener, shared, shutdown).await
+        })
+    };
+    run_clock(&mut feeder, &shared, &stop, args.speed);
+    println!("slaflow demo: stopping");
+    match runtime.block_on(server) {
+        Ok(r) => r?,
+        Err(e) => return Err(DemoError::Io(std::io::Error::other(e))),
+    }
+    Ok(())
+}
 
-    let mut pipeline = Pipeline::new(
-        config.clone(),
-        ["monitoring.events".into(), "tickets.events".into()],
-    );
+/// The engine with `history_days` of generated traffic up to now, and the
+/// feeder that continues it.
+fn load_history(config: Arc<Config>, args: &DemoArgs) -> Result<(Arc<Shared>, Feeder), DemoError> {
+    let topics = ["monitoring.events".into(), "tickets.events".into()];
+    let mut pipeline = Pipeline::new(config.clone(), topics);
     pipeline.eventtime_mut().add_stream(MON, 0);
     pipeline.eventtime_mut().add_stream(TKT, 0);
     let intake = Arc::new(QueueIntake::default());
-    let shared = Arc::new(Shared::new(
-        config,
-        Core::new(pipeline),
-        Box::new(intake.clone()),
-    ));
+    let core = Core::new(pipeline);
+    let shared = Arc::new(Shared::new(config, core, Box::new(intake.clone())));
     let start = (wall_now() / MINUTE - i64::from(args.history_days) * 1440) * MINUTE;
     let mut feeder = Feeder {
         generator: Generator::new(args.seed, start, 3.0),
@@ -212,7 +229,6 @@ pub fn demo(args: DemoArgs) -> Result<(), DemoError> {
         offsets: [0, 0],
         intake,
     };
-
     println!(
         "slaflow demo: generating {} days of history…",
         args.history_days
@@ -222,16 +238,20 @@ pub fn demo(args: DemoArgs) -> Result<(), DemoError> {
         feeder.step(&shared, 60);
     }
     shared.set_ready(true);
-    {
-        let core = shared.core();
-        println!(
-            "  {} records in {:.1}s, {} incidents ({} open)",
-            core.pipeline.counts().read,
-            t0.elapsed().as_secs_f64(),
-            core.incidents.len(),
-            core.open.len()
-        );
-    }
+    let core = shared.core();
+    shared.publish_now(&core);
+    println!(
+        "  {} records in {:.1}s, {} incidents ({} open)",
+        core.pipeline.counts().read,
+        t0.elapsed().as_secs_f64(),
+        core.incidents.len(),
+        core.open.len()
+    );
+    drop(core);
+    Ok((shared, feeder))
+}
+
+fn print_banner(addr: &std::net::SocketAddr, tokens: &Tokens, args: &DemoArgs) {
     println!();
     println!("  Dashboard:  http://{addr}/#token={}", tokens.admin);
     println!("  API docs:   http://{addr}/openapi.json");
@@ -249,26 +269,17 @@ pub fn demo(args: DemoArgs) -> Result<(), DemoError> {
         args.speed * 60,
         args.speed
     );
+}
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let server = {
-        let (shared, stop) = (shared.clone(), stop.clone());
-        let grace = shared.config.engine.shutdown_grace.std();
-        runtime.spawn(async move {
-            let shutdown = async move {
-                crate::run::wait_for_signal().await;
-                stop.store(true, Ordering::SeqCst);
-                crate::run::exit_after(grace);
-            };
-            crate::api::serve(listener, shared, shutdown).await
-        })
-    };
+/// Simulated time at `speed` minutes per second until `stop`, with a status
+/// line every 10 s.
+fn run_clock(feeder: &mut Feeder, shared: &Shared, stop: &Stop, speed: u32) {
     let tick = Duration::from_millis(100);
-    let per_tick = args.speed.div_ceil(10).max(1);
+    let per_tick = speed.div_ceil(10).max(1);
     let mut last_report = Instant::now();
-    while !stop.load(Ordering::SeqCst) {
+    while !stop.requested() {
         let t = Instant::now();
-        feeder.step(&shared, per_tick);
+        feeder.step(shared, per_tick);
         if last_report.elapsed() >= Duration::from_secs(10) {
             last_report = Instant::now();
             let core = shared.core();
@@ -280,12 +291,8 @@ pub fn demo(args: DemoArgs) -> Result<(), DemoError> {
                 core.open.len()
             );
         }
-        std::thread::sleep(tick.saturating_sub(t.elapsed()));
+        if stop.wait(tick.saturating_sub(t.elapsed())) {
+            break;
+        }
     }
-    println!("slaflow demo: stopping");
-    match runtime.block_on(server) {
-        Ok(r) => r?,
-        Err(e) => return Err(DemoError::Io(std::io::Error::other(e))),
-    }
-    Ok(())
 }

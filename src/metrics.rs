@@ -15,9 +15,9 @@ use prometheus_client::registry::Registry;
 use crate::engine::incidents::{Action, Incident};
 
 use crate::eventtime::StreamId;
-use crate::pipeline::Counts;
+use crate::pipeline::{Counts, Pipeline};
 use crate::sink::delivery::DeliveryMetrics;
-use crate::state::Core;
+use crate::time::Millis;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabel {
@@ -239,10 +239,18 @@ impl Metrics {
         Metrics { registry, ..m }
     }
 
-    /// Updates from the core after a processing step that took `step` and fired `fired`.
-    pub fn observe(&self, core: &Core, step: Duration, fired: &[Incident]) {
+    /// Updates after a processing step that took `step` and fired `fired`;
+    /// `open` incidents are open and the driver's clock reads `now`.
+    pub fn observe(
+        &self,
+        pipeline: &Pipeline,
+        open: usize,
+        now: Millis,
+        step: Duration,
+        fired: &[Incident],
+    ) {
         self.latency.observe(step.as_secs_f64());
-        let c = core.pipeline.counts();
+        let c = pipeline.counts();
         if let Ok(mut last) = self.last.lock() {
             self.read.inc_by(c.read.saturating_sub(last.read));
             self.applied.inc_by(c.applied.saturating_sub(last.applied));
@@ -269,8 +277,8 @@ impl Metrics {
                 })
                 .inc();
         }
-        self.open_incidents.set(core.open.len() as i64);
-        let et = core.pipeline.eventtime();
+        self.open_incidents.set(open as i64);
+        let et = pipeline.eventtime();
         self.buffered.set(et.buffered() as i64);
         self.dedup_ids.set(et.dedup_ids() as i64);
         let wm = et.watermark();
@@ -281,10 +289,10 @@ impl Metrics {
             if let Some(w) = et.stream_watermark(s) {
                 self.watermark_lag
                     .get_or_create(&stream_label(s))
-                    .set((core.now - w) as f64 / 1000.0);
+                    .set((now - w) as f64 / 1000.0);
             }
         }
-        let engine = core.pipeline.engine();
+        let engine = pipeline.engine();
         self.open_tickets.set(engine.tickets().open_count() as i64);
         let mut by_state = std::collections::BTreeMap::new();
         for t in engine.services().values() {

@@ -3,7 +3,7 @@
 //! Files are read round-robin in fixed-size chunks so that all streams' watermarks
 //! advance together (bounded buffering) and the run is deterministic.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::config::Config;
@@ -52,10 +52,34 @@ pub enum ReplayError {
     /// Arguments that cannot work.
     #[error("{0}")]
     Args(String),
+    /// An output record could not be encoded (a bug).
+    #[error("cannot encode an output record: {0}")]
+    Encode(#[from] serde_json::Error),
 }
 
 /// Runs a replay and returns the final counts.
 pub fn replay(config: Arc<Config>, args: &ReplayArgs) -> Result<Counts, ReplayError> {
+    let mut files = open_inputs(args)?;
+    let kafka = config.kafka_or_default();
+    let mut pipeline = Pipeline::new(config, [kafka.monitoring_topic, kafka.tickets_topic]);
+    let mut incidents = process(&mut pipeline, &mut files, args)?;
+    incidents.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+    write_ndjson(
+        &args.out.join("incidents.ndjson"),
+        incidents.iter().map(Incident::to_json),
+    )?;
+    let lines = pipeline.engine().tickets().lines();
+    let lines: Result<Vec<String>, _> = lines.iter().map(serde_json::to_string).collect();
+    write_ndjson(&args.out.join("tickets.ndjson"), lines?.into_iter())?;
+    write_reports(&pipeline, &incidents, args)?;
+    let counts = pipeline.counts().clone();
+    write_json(&args.out.join("summary.json"), &counts)?;
+    Ok(counts)
+}
+
+/// Checks the arguments and opens every input before any output is created,
+/// so a missing file fails cleanly.
+fn open_inputs(args: &ReplayArgs) -> Result<Vec<NdjsonFile>, ReplayError> {
     if args.monitoring.is_empty() && args.tickets.is_empty() {
         return Err(ReplayError::Args(
             "no input files: give --monitoring and/or --tickets".into(),
@@ -66,29 +90,29 @@ pub fn replay(config: Arc<Config>, args: &ReplayArgs) -> Result<Counts, ReplayEr
     {
         return Err(ReplayError::Args("--from must be before --to".into()));
     }
-    // Open every input before creating outputs, so a missing file fails cleanly.
-    let mut files = Vec::new();
-    let inputs = args
-        .monitoring
-        .iter()
-        .map(|p| (Topic::Monitoring, p))
+    let inputs = (args.monitoring.iter().map(|p| (Topic::Monitoring, p)))
         .chain(args.tickets.iter().map(|p| (Topic::Tickets, p)));
+    let mut files = Vec::new();
     for (index, (topic, path)) in inputs.enumerate() {
-        let stream = StreamId {
-            topic,
-            partition: index as i32,
-        };
-        files.push(NdjsonFile::open(path, stream)?);
+        let partition = index as i32;
+        files.push(NdjsonFile::open(path, StreamId { topic, partition })?);
     }
     std::fs::create_dir_all(&args.out).map_err(|source| FileSinkError {
         path: args.out.clone(),
         source,
     })?;
+    Ok(files)
+}
 
-    let kafka = config.kafka_or_default();
-    let mut pipeline = Pipeline::new(config, [kafka.monitoring_topic, kafka.tickets_topic]);
+/// Reads every file to its end through the pipeline, chunk by chunk and file by
+/// file; dead letters go to `deadletter.ndjson`, incidents are returned.
+fn process(
+    pipeline: &mut Pipeline,
+    files: &mut [NdjsonFile],
+    args: &ReplayArgs,
+) -> Result<Vec<Incident>, ReplayError> {
     let mut dead_out = NdjsonWriter::create(&args.out.join("deadletter.ndjson"))?;
-    for f in &files {
+    for f in files.iter() {
         pipeline.eventtime_mut().add_stream(f.stream, 0);
     }
     let mut lines = Lines::new();
@@ -116,46 +140,40 @@ pub fn replay(config: Arc<Config>, args: &ReplayArgs) -> Result<Counts, ReplayEr
     pipeline.finish(args.to, &mut out);
     drain(&mut out, &mut dead_out, &mut incidents)?;
     dead_out.close()?;
+    Ok(incidents)
+}
 
-    incidents.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
-    let mut inc_out = NdjsonWriter::create(&args.out.join("incidents.ndjson"))?;
-    for i in &incidents {
-        inc_out.write_line(&i.to_json())?;
+fn write_ndjson(path: &Path, lines: impl Iterator<Item = String>) -> Result<(), ReplayError> {
+    let mut w = NdjsonWriter::create(path)?;
+    for line in lines {
+        w.write_line(&line)?;
     }
-    inc_out.close()?;
-    let mut tickets_out = NdjsonWriter::create(&args.out.join("tickets.ndjson"))?;
-    for line in pipeline.engine().tickets().lines() {
-        tickets_out.write_line(&serde_json::to_string(&line).unwrap_or_default())?;
-    }
-    tickets_out.close()?;
+    Ok(w.close()?)
+}
 
-    let watermark = pipeline.eventtime().watermark();
-    let to = args.to.unwrap_or(watermark);
+/// `report-<customer>.json` and `capacity-<customer>.json` for the period
+/// (default: the lowest `ts` read up to the final watermark).
+fn write_reports(
+    pipeline: &Pipeline,
+    incidents: &[Incident],
+    args: &ReplayArgs,
+) -> Result<(), ReplayError> {
+    let to = args.to.unwrap_or(pipeline.eventtime().watermark());
     let from = args.from.or(pipeline.min_ts()).unwrap_or(to).min(to);
     let config = pipeline.config().clone();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .map_err(|e| ReplayError::Args(format!("runtime: {e}")))?;
     let tables = Tables::for_sla_report(pipeline.engine())?;
-    let reports = runtime.block_on(sla_reports(
-        &config,
-        &tables,
-        &incidents,
-        from,
-        to,
-        wall_now(),
-    ))?;
+    let now = wall_now();
+    let reports = runtime.block_on(sla_reports(&config, &tables, incidents, from, to, now))?;
     for r in &reports {
         write_json(&args.out.join(format!("report-{}.json", r.customer)), r)?;
-        let cap = capacity_report(pipeline.engine(), &incidents, &r.customer, from, to);
-        write_json(
-            &args.out.join(format!("capacity-{}.json", r.customer)),
-            &cap,
-        )?;
+        let cap = capacity_report(pipeline.engine(), incidents, &r.customer, from, to);
+        let path = args.out.join(format!("capacity-{}.json", r.customer));
+        write_json(&path, &cap)?;
     }
-    let counts = pipeline.counts().clone();
-    write_json(&args.out.join("summary.json"), &counts)?;
-    Ok(counts)
+    Ok(())
 }
 
 fn drain(

@@ -10,8 +10,8 @@
 //! from its offset, or rebuilt from the beginning of the topic.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::topic_partition_list::Offset;
@@ -30,8 +30,8 @@ use crate::metrics::CheckpointMetrics;
 use crate::pipeline::Pipeline;
 use crate::sink::delivery::Delivery;
 use crate::sink::kafka::{KafkaSink, KafkaSinkError};
-use crate::source::kafka::{AssignHook, KafkaSource, KafkaSourceError, SourceEvent};
-use crate::state::{Core, Shared};
+use crate::source::kafka::{AssignHook, KafkaSource, KafkaSourceError, OwnedRecord, SourceEvent};
+use crate::state::{Core, Shared, Snapshot};
 use crate::time::wall_now;
 
 /// Records drained from the consumer per processing step.
@@ -120,14 +120,14 @@ pub fn run(config: Arc<Config>) -> Result<(), RunError> {
     let shared = Arc::new(Shared::new(config, Core::new(pipeline), Box::new(intake)));
     tracing::info!(listen = %listener.local_addr()?, "API listening");
 
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = Stop::default();
     {
         let stop = stop.clone();
         let grace = shared.config.engine.shutdown_grace.std();
         runtime.spawn(async move {
             wait_for_signal().await;
             tracing::info!("shutdown requested");
-            stop.store(true, Ordering::SeqCst);
+            stop.request();
             exit_after(grace);
         });
     }
@@ -152,7 +152,7 @@ pub fn run(config: Arc<Config>) -> Result<(), RunError> {
         .join()
         .unwrap_or_else(|_| Err(RunError::Io(std::io::Error::other("live loop panicked"))));
     // The live loop may have stopped on an error: stop the follower too.
-    stop.store(true, Ordering::SeqCst);
+    stop.request();
     let _ = global.join();
     // The API stops after the consumer has committed and left the group.
     let _ = api_stop.send(());
@@ -210,7 +210,7 @@ pub async fn wait_for_signal() {
 /// Keeps the global view for reports: follows the changelog and, while other
 /// instances own partitions this one does not, restores every partition's latest
 /// checkpoint into a read-only core (rebuilt when a checkpoint changes).
-fn follow_changelog(shared: &Shared, kafka: &KafkaConfig, key: &StateKey, stop: &AtomicBool) {
+fn follow_changelog(shared: &Shared, kafka: &KafkaConfig, key: &StateKey, stop: &Stop) {
     let mut tail = match changelog::Tail::new(kafka, key) {
         Ok(t) => t,
         Err(e) => {
@@ -219,9 +219,13 @@ fn follow_changelog(shared: &Shared, kafka: &KafkaConfig, key: &StateKey, stop: 
         }
     };
     let config = &shared.config;
-    let every = Duration::from_millis(config.engine.checkpoint_interval.0.max(1000) as u64);
+    let every = config
+        .engine
+        .checkpoint_interval
+        .std()
+        .max(Duration::from_secs(1));
     let mut built: BTreeMap<StreamId, String> = BTreeMap::new();
-    while !stop.load(Ordering::SeqCst) {
+    loop {
         let latest = tail.poll(Duration::from_millis(500));
         let current: BTreeMap<StreamId, String> =
             latest.iter().map(|(s, l)| (*s, l.sha256.clone())).collect();
@@ -238,13 +242,12 @@ fn follow_changelog(shared: &Shared, kafka: &KafkaConfig, key: &StateKey, stop: 
                 }
             }
             core.now = wall;
-            shared.set_global(core, current.keys().copied().collect());
+            shared.set_global(Snapshot::of(&core), current.keys().copied().collect());
             tracing::debug!(partitions = current.len(), "global view rebuilt");
             built = current;
         }
-        let until = Instant::now() + every;
-        while Instant::now() < until && !stop.load(Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_millis(100));
+        if stop.wait(every) {
+            return;
         }
     }
 }
@@ -292,6 +295,45 @@ impl Restorer {
     }
 }
 
+/// Where a partition's state came from on assignment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestoreSource {
+    /// This instance's data directory.
+    Local,
+    /// The changelog topic (another instance's, or a newer one).
+    Changelog,
+    /// Neither: rebuilt from the beginning of the topic.
+    Rebuilt,
+}
+
+impl RestoreSource {
+    /// `local`, `changelog` or `rebuilt` (metric labels, logs).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestoreSource::Local => "local",
+            RestoreSource::Changelog => "changelog",
+            RestoreSource::Rebuilt => "rebuilt",
+        }
+    }
+}
+
+/// Which checkpoint a newly assigned partition resumes from: the one that covers
+/// more of the partition (the higher next offset); the local one on a tie, as
+/// it needs no broker.
+pub fn choose_restore(
+    local: Option<Checkpoint>,
+    changelog: Option<Checkpoint>,
+) -> (Option<Checkpoint>, RestoreSource) {
+    match (local, changelog) {
+        (Some(l), Some(r)) if r.next_offset() > l.next_offset() => {
+            (Some(r), RestoreSource::Changelog)
+        }
+        (Some(l), _) => (Some(l), RestoreSource::Local),
+        (None, Some(r)) => (Some(r), RestoreSource::Changelog),
+        (None, None) => (None, RestoreSource::Rebuilt),
+    }
+}
+
 impl AssignHook for Arc<Restorer> {
     fn start_at(&self, streams: &[StreamId]) -> Vec<(StreamId, Offset)> {
         let remote = changelog::read_latest(&self.kafka, self.store.key(), Duration::from_secs(30)).unwrap_or_else(|e| {
@@ -310,18 +352,12 @@ impl AssignHook for Arc<Restorer> {
                         })
                         .ok()
                 });
-                let local = self.local(s);
-                let (best, source) = match (local, from_changelog) {
-                    (Some(l), Some(r)) if r.next_offset() > l.next_offset() => (Some(r), "changelog"),
-                    (Some(l), _) => (Some(l), "local"),
-                    (None, Some(r)) => (Some(r), "changelog"),
-                    (None, None) => (None, "rebuilt"),
-                };
-                self.metrics.count(&format!("restored_{source}"));
+                let (best, source) = choose_restore(self.local(s), from_changelog);
+                self.metrics.count(&format!("restored_{}", source.as_str()));
                 match best {
                     Some(cp) => {
                         let at = cp.next_offset();
-                        tracing::info!(stream = %stream_name(s), next_offset = at, source, "partition restored");
+                        tracing::info!(stream = %stream_name(s), next_offset = at, source = source.as_str(), "partition restored");
                         loaded.insert(s, cp);
                         (s, Offset::Offset(at))
                     }
@@ -339,128 +375,239 @@ impl AssignHook for Arc<Restorer> {
     }
 }
 
-/// The live loop: consume, process, publish, checkpoint, commit, until `stop` is set.
-/// `run` drives it on its own thread; `slaflow bench` measures it.
-pub fn live(shared: &Shared, kafka: &KafkaConfig, stop: &AtomicBool) -> Result<(), RunError> {
-    let config = shared.config.clone();
-    let key = StateKey::from_config(&config).map_err(RunError::Setup)?;
-    let store = CheckpointStore::for_kafka(config.clone(), key.clone(), kafka);
-    if let Err(e) = changelog::ensure_topic(kafka) {
-        tracing::warn!(error = %e, topic = %kafka.state_topic, "changelog topic not ensured");
-    }
-    let restorer = Arc::new(Restorer {
-        store: CheckpointStore::for_kafka(config.clone(), key, kafka),
-        kafka: kafka.clone(),
-        stash: Mutex::new(VecDeque::new()),
-        metrics: shared.metrics.checkpoints.clone(),
-    });
-    let mut source = KafkaSource::new(kafka, Some(Box::new(restorer.clone())))?;
-    let sink = KafkaSink::new(kafka)?;
-    // Checkpoints go through their own producer, so the loop never waits behind
-    // them: their offsets are stored once the broker has acknowledged them.
-    let changelog_sink = KafkaSink::new(kafka)?;
-    let mut unacked = Unacked::default();
-    let delivery = Delivery::start(&config, shared.metrics.delivery.clone())?;
-    let interval = Duration::from_millis(config.engine.checkpoint_interval.0.max(1) as u64);
-    let mut out = Outputs::default();
-    let mut assigned: BTreeSet<StreamId> = BTreeSet::new();
-    let mut last_checkpoint = Instant::now();
-    let mut last_lag = Instant::now();
-    tracing::info!(brokers = %kafka.brokers, group = %kafka.group_id, "slaflow run started");
+/// A stop request that every thread of a run can check or wait on.
+#[derive(Clone, Default)]
+pub struct Stop(Arc<(Mutex<bool>, Condvar)>);
 
-    while !stop.load(Ordering::SeqCst) {
-        let events = source.poll_batch(POLL_RECORDS, Duration::from_millis(100));
+impl Stop {
+    /// Asks every thread to stop.
+    pub fn request(&self) {
+        let (flag, wake) = &*self.0;
+        *flag.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        wake.notify_all();
+    }
+
+    /// Whether a stop was requested.
+    pub fn requested(&self) -> bool {
+        *self.0.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits up to `timeout`; true if a stop was requested.
+    pub fn wait(&self, timeout: Duration) -> bool {
+        let (flag, wake) = &*self.0;
+        let guard = flag.lock().unwrap_or_else(|p| p.into_inner());
+        let (guard, _) = wake
+            .wait_timeout_while(guard, timeout, |stop| !*stop)
+            .unwrap_or_else(|p| p.into_inner());
+        *guard
+    }
+}
+
+/// The live loop until `stop`: consume, process, publish, checkpoint, commit.
+/// `run` drives it on its own thread; `slaflow bench` measures it.
+pub fn live(shared: &Shared, kafka: &KafkaConfig, stop: &Stop) -> Result<(), RunError> {
+    let mut live = LiveLoop::start(shared, kafka)?;
+    while !stop.requested() {
+        let events = live
+            .source
+            .poll_batch(POLL_RECORDS, Duration::from_millis(100));
+        live.step(events)?;
+    }
+    live.shutdown()
+}
+
+/// The live driver between steps: what it consumes from, writes to, owns.
+/// Each poll's events are one step ([`LiveLoop::step`]); checkpoints are
+/// written by a [`Checkpointer`] thread from copies taken between steps.
+pub struct LiveLoop<'a> {
+    shared: &'a Shared,
+    kafka: &'a KafkaConfig,
+    source: KafkaSource,
+    restorer: Arc<Restorer>,
+    sink: Arc<KafkaSink>,
+    delivery: Option<Delivery>,
+    checkpointer: Checkpointer,
+    assigned: BTreeSet<StreamId>,
+    out: Outputs,
+    interval: Duration,
+    last_checkpoint: Instant,
+    last_lag: Instant,
+}
+
+impl<'a> LiveLoop<'a> {
+    /// Connects to Kafka (restoring partitions as they are assigned) and starts
+    /// the delivery and checkpoint threads.
+    pub fn start(shared: &'a Shared, kafka: &'a KafkaConfig) -> Result<Self, RunError> {
+        let config = shared.config.clone();
+        let key = StateKey::from_config(&config).map_err(RunError::Setup)?;
+        if let Err(e) = changelog::ensure_topic(kafka) {
+            tracing::warn!(error = %e, topic = %kafka.state_topic, "changelog topic not ensured");
+        }
+        let restorer = Arc::new(Restorer {
+            store: CheckpointStore::for_kafka(config.clone(), key.clone(), kafka),
+            kafka: kafka.clone(),
+            stash: Mutex::new(VecDeque::new()),
+            metrics: shared.metrics.checkpoints.clone(),
+        });
+        let source = KafkaSource::new(kafka, Some(Box::new(restorer.clone())))?;
+        let sink = Arc::new(KafkaSink::new(kafka)?);
+        let store = CheckpointStore::for_kafka(config.clone(), key, kafka);
+        let checkpointer = Checkpointer::start(store, sink.clone(), kafka, shared)?;
+        let delivery = Delivery::start(&config, shared.metrics.delivery.clone())?;
+        tracing::info!(brokers = %kafka.brokers, group = %kafka.group_id, "slaflow run started");
+        Ok(LiveLoop {
+            shared,
+            kafka,
+            source,
+            restorer,
+            sink,
+            delivery,
+            checkpointer,
+            assigned: BTreeSet::new(),
+            out: Outputs::default(),
+            interval: config.engine.checkpoint_interval.std(),
+            last_checkpoint: Instant::now(),
+            last_lag: Instant::now(),
+        })
+    }
+
+    /// One step: the polled events under the engine lock, then outputs,
+    /// offsets and (when due) a checkpoint round.
+    pub fn step(&mut self, events: Vec<SourceEvent>) -> Result<(), RunError> {
         let started = Instant::now();
+        let mut changed = !events.is_empty();
         {
-            let mut core = shared.core();
+            let mut core = self.shared.core();
             let wall = wall_now();
             core.now = wall;
+            let watermark = core.pipeline.eventtime().watermark();
             for ev in events {
                 match ev {
-                    // Records fetched for a partition no longer ours are its new owner's.
-                    SourceEvent::Records(stream, _) if !assigned.contains(&stream) => {}
                     SourceEvent::Records(stream, recs) => {
-                        let raw: Vec<RawRecord> = recs
-                            .iter()
-                            .map(|r| RawRecord {
-                                partition: stream.partition,
-                                offset: r.offset,
-                                payload: &r.payload,
-                            })
-                            .collect();
-                        let p = &mut core.pipeline;
-                        p.ingest(stream, &raw, wall, &mut out);
-                        p.eventtime_mut().set_caught_up(stream, false);
+                        self.on_records(&mut core, stream, &recs, wall)
                     }
-                    SourceEvent::Assigned(streams) => {
-                        let mut loaded = restorer.take();
-                        for s in streams {
-                            assigned.insert(s);
-                            match loaded.remove(&s) {
-                                Some(cp) => core.restore(cp, wall),
-                                None => {
-                                    core.forget(s);
-                                    core.pipeline.eventtime_mut().add_stream(s, wall);
-                                }
-                            }
-                        }
-                        shared.set_owned(&assigned);
-                        shared.set_ready(true);
-                    }
-                    SourceEvent::Revoked(streams) => {
-                        // The new owner resumes from the last checkpoint.
-                        for &s in &streams {
-                            assigned.remove(&s);
-                            core.forget(s);
-                        }
-                        shared.set_owned(&assigned);
-                        source.forget(&streams);
-                    }
+                    SourceEvent::Assigned(streams) => self.on_assigned(&mut core, streams, wall),
+                    SourceEvent::Revoked(streams) => self.on_revoked(&mut core, &streams),
                     SourceEvent::CaughtUp(s, c) => {
                         core.pipeline.eventtime_mut().set_caught_up(s, c)
                     }
                 }
             }
-            core.pipeline.advance(Some(wall), &mut out);
-            core.record(&out.incidents);
+            core.pipeline.advance(Some(wall), &mut self.out);
+            // A moving watermark releases records and fires deadlines without any new event.
+            changed |= core.pipeline.eventtime().watermark() != watermark;
+            core.record(&self.out.incidents);
             core.prune();
-            shared
-                .metrics
-                .observe(&core, started.elapsed(), &out.incidents);
+            core.observe(&self.shared.metrics, started.elapsed(), &self.out.incidents);
+            self.shared
+                .publish(&core, changed || !self.out.incidents.is_empty());
         }
-        // Into the outbox before the offsets that produced them can be committed.
-        if let Some(d) = &delivery {
-            d.enqueue(&out.incidents)?;
-        }
-        publish(&sink, kafka, &mut out)?;
-        unacked.settle(&changelog_sink, &mut source, &assigned, false)?;
-        // One round in flight at most: while the changelog is still taking the
-        // last one, the next waits (rather than the loop).
-        if last_checkpoint.elapsed() >= interval && unacked.covered.is_empty() {
-            unacked.covered = checkpoint(shared, &store, &sink, &changelog_sink, kafka, &assigned)?;
-            last_checkpoint = Instant::now();
-        }
-        if last_lag.elapsed() >= LAG_EVERY {
-            for (stream, lag) in source.lags() {
-                shared.metrics.set_consumer_lag(stream, lag);
-            }
-            last_lag = Instant::now();
-        }
+        self.on_tick()
     }
-    // Graceful stop: fetching has stopped; checkpoint, commit, then leave the group.
-    unacked.settle(&changelog_sink, &mut source, &assigned, true)?;
-    unacked.covered = checkpoint(shared, &store, &sink, &changelog_sink, kafka, &assigned)?;
-    unacked.settle(&changelog_sink, &mut source, &assigned, true)?;
-    source.commit_stored()?;
-    let core = shared.core();
-    let c = core.pipeline.counts();
-    tracing::info!(
-        read = c.read,
-        applied = c.applied,
-        deadlettered = c.deadlettered(),
-        "slaflow run stopped"
-    );
-    Ok(())
+
+    fn on_records(&mut self, core: &mut Core, stream: StreamId, recs: &[OwnedRecord], wall: i64) {
+        // Records fetched for a partition no longer ours are its new owner's.
+        if !self.assigned.contains(&stream) {
+            return;
+        }
+        let raw: Vec<RawRecord> = recs
+            .iter()
+            .map(|r| RawRecord {
+                partition: stream.partition,
+                offset: r.offset,
+                payload: &r.payload,
+            })
+            .collect();
+        core.pipeline.ingest(stream, &raw, wall, &mut self.out);
+        core.pipeline.eventtime_mut().set_caught_up(stream, false);
+    }
+
+    fn on_assigned(&mut self, core: &mut Core, streams: Vec<StreamId>, wall: i64) {
+        let mut loaded = self.restorer.take();
+        for s in streams {
+            self.assigned.insert(s);
+            match loaded.remove(&s) {
+                Some(cp) => core.restore(cp, wall),
+                None => {
+                    core.forget(s);
+                    core.pipeline.eventtime_mut().add_stream(s, wall);
+                }
+            }
+        }
+        self.shared.set_owned(&self.assigned);
+        self.shared.set_ready(true);
+    }
+
+    fn on_revoked(&mut self, core: &mut Core, streams: &[StreamId]) {
+        // The new owner resumes from the last checkpoint.
+        for s in streams {
+            self.assigned.remove(s);
+            core.forget(*s);
+        }
+        self.shared.set_owned(&self.assigned);
+        self.source.forget(streams);
+    }
+
+    /// After the engine step: outputs out, finished checkpoint rounds' offsets
+    /// stored, the next round started when due, lag measured.
+    fn on_tick(&mut self) -> Result<(), RunError> {
+        // Into the outbox before the offsets that produced them can be committed.
+        if let Some(d) = &self.delivery {
+            d.enqueue(&self.out.incidents)?;
+        }
+        publish(&self.sink, self.kafka, &mut self.out)?;
+        if let Some(covered) = self.checkpointer.finished()? {
+            self.store_offsets(covered)?;
+        }
+        // One round in flight at most: while one is being written, the next waits.
+        if self.last_checkpoint.elapsed() >= self.interval && self.checkpointer.idle() {
+            self.checkpointer.begin(self.copies())?;
+            self.last_checkpoint = Instant::now();
+        }
+        if self.last_lag.elapsed() >= LAG_EVERY {
+            for (stream, lag) in self.source.lags() {
+                self.shared.metrics.set_consumer_lag(stream, lag);
+            }
+            self.last_lag = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// Copies of every assigned partition's state, taken between steps.
+    fn copies(&self) -> Vec<Checkpoint> {
+        let core = self.shared.core();
+        (self.assigned.iter())
+            .filter_map(|&s| core.checkpoint(s))
+            .collect()
+    }
+
+    /// Stores, for commit, the offsets a finished round covers, for the
+    /// partitions still assigned.
+    fn store_offsets(&mut self, mut covered: Vec<(StreamId, i64)>) -> Result<(), RunError> {
+        covered.retain(|(s, _)| self.assigned.contains(s));
+        Ok(self.source.store_offsets(&covered)?)
+    }
+
+    /// Graceful stop: fetching has stopped; checkpoint, commit, then leave the group.
+    pub fn shutdown(mut self) -> Result<(), RunError> {
+        if let Some(covered) = self.checkpointer.wait()? {
+            self.store_offsets(covered)?;
+        }
+        self.checkpointer.begin(self.copies())?;
+        if let Some(covered) = self.checkpointer.wait()? {
+            self.store_offsets(covered)?;
+        }
+        self.source.commit_stored()?;
+        let core = self.shared.core();
+        let c = core.pipeline.counts();
+        tracing::info!(
+            read = c.read,
+            applied = c.applied,
+            deadlettered = c.deadlettered(),
+            "slaflow run stopped"
+        );
+        Ok(())
+    }
 }
 
 /// Queues dead letters (key = `topic/partition/offset`) and incidents (key = incident id).
@@ -474,94 +621,193 @@ fn publish(sink: &KafkaSink, kafka: &KafkaConfig, out: &mut Outputs) -> Result<(
     Ok(())
 }
 
-/// Offsets covered by checkpoints whose changelog copies are not yet acknowledged.
-#[derive(Default)]
-struct Unacked {
-    covered: Vec<(StreamId, i64)>,
+/// Writes checkpoint rounds on its own thread: waits until the outputs the
+/// copied state produced are delivered, writes each checkpoint to disk, queues
+/// it on the changelog and, once the changelog has acknowledged it, hands back
+/// the offsets the round covers (to be stored for commit).
+struct Checkpointer {
+    rounds: SyncSender<Vec<Checkpoint>>,
+    covered: Receiver<Result<Vec<(StreamId, i64)>, RunError>>,
+    in_flight: bool,
 }
 
-impl Unacked {
-    /// Once the changelog has everything (waiting for it if `wait`), stores the
-    /// covered offsets of partitions still assigned for commit.
-    fn settle(
-        &mut self,
-        changelog: &KafkaSink,
-        source: &mut KafkaSource,
-        assigned: &BTreeSet<StreamId>,
-        wait: bool,
-    ) -> Result<(), RunError> {
-        if self.covered.is_empty() {
-            return Ok(());
-        }
-        if wait {
-            changelog.flush(Duration::from_secs(60))?;
-        } else if changelog.in_flight() > 0 {
-            return Ok(());
-        }
-        changelog.check()?;
-        self.covered.retain(|(s, _)| assigned.contains(s));
-        source.store_offsets(&self.covered)?;
-        self.covered.clear();
+impl Checkpointer {
+    fn start(
+        store: CheckpointStore,
+        sink: Arc<KafkaSink>,
+        kafka: &KafkaConfig,
+        shared: &Shared,
+    ) -> Result<Self, RunError> {
+        let (rounds, todo) = sync_channel::<Vec<Checkpoint>>(1);
+        let (done, covered) = sync_channel(1);
+        // Checkpoints go through their own producer, so outputs never queue behind them.
+        let writer = CheckpointWriter {
+            store,
+            sink,
+            changelog: KafkaSink::new(kafka)?,
+            kafka: kafka.clone(),
+            metrics: shared.metrics.checkpoints.clone(),
+        };
+        std::thread::Builder::new()
+            .name("slaflow-checkpoint".into())
+            .spawn(move || {
+                for round in todo {
+                    if done.send(writer.round(&round)).is_err() {
+                        break;
+                    }
+                }
+            })?;
+        Ok(Checkpointer {
+            rounds,
+            covered,
+            in_flight: false,
+        })
+    }
+
+    fn idle(&self) -> bool {
+        !self.in_flight
+    }
+
+    fn begin(&mut self, copies: Vec<Checkpoint>) -> Result<(), RunError> {
+        self.rounds
+            .send(copies)
+            .map_err(|_| RunError::Setup("the checkpoint thread stopped".into()))?;
+        self.in_flight = true;
         Ok(())
     }
-}
 
-/// Checkpoints every assigned partition: snapshot the state, wait until the
-/// outputs it produced are delivered, write the checkpoints to disk and queue
-/// them on the changelog. Returns the offsets they cover, to be stored for
-/// commit once the changelog has them ([`Unacked::settle`]).
-fn checkpoint(
-    shared: &Shared,
-    store: &CheckpointStore,
-    sink: &KafkaSink,
-    changelog_sink: &KafkaSink,
-    kafka: &KafkaConfig,
-    assigned: &BTreeSet<StreamId>,
-) -> Result<Vec<(StreamId, i64)>, RunError> {
-    let started = Instant::now();
-    let snapshots: Vec<Checkpoint> = {
-        let core = shared.core();
-        assigned
-            .iter()
-            .filter_map(|&s| core.checkpoint(s))
-            .collect()
-    };
-    sink.flush(Duration::from_secs(30))?;
-    let mut covered = Vec::new();
-    let mut total_bytes = 0;
-    for cp in &snapshots {
-        match store.write(cp) {
-            Ok((_, bytes)) => {
-                total_bytes += bytes.len();
-                changelog::publish(
-                    changelog_sink,
-                    kafka,
-                    store.key(),
-                    cp.stream(),
-                    cp.next_offset(),
-                    &bytes,
-                )?;
-                covered.push((cp.stream(), cp.next_offset()));
+    /// The finished round's covered offsets, if one finished.
+    fn finished(&mut self) -> Result<Option<Vec<(StreamId, i64)>>, RunError> {
+        match self.covered.try_recv() {
+            Ok(result) => {
+                self.in_flight = false;
+                result.map(Some)
             }
-            // Keep running: the offsets stay uncommitted, a restart resumes earlier.
-            Err(e) => {
-                shared.metrics.checkpoints.count("failed");
-                tracing::error!(error = %e, "checkpoint not written");
+            Err(TryRecvError::Empty) => Ok(None),
+            Err(TryRecvError::Disconnected) => {
+                Err(RunError::Setup("the checkpoint thread stopped".into()))
             }
         }
     }
-    if !covered.is_empty() {
-        tracing::debug!(
-            partitions = covered.len(),
-            took_ms = started.elapsed().as_millis() as u64,
-            bytes = total_bytes,
-            "checkpoint written"
-        );
+
+    /// Waits for the round in flight, if any.
+    fn wait(&mut self) -> Result<Option<Vec<(StreamId, i64)>>, RunError> {
+        if !self.in_flight {
+            return Ok(None);
+        }
+        self.in_flight = false;
+        match self.covered.recv() {
+            Ok(result) => result.map(Some),
+            Err(_) => Err(RunError::Setup("the checkpoint thread stopped".into())),
+        }
     }
-    shared.metrics.checkpoints.count_n("written", covered.len());
-    shared
-        .metrics
-        .checkpoints
-        .observe(started.elapsed(), total_bytes);
-    Ok(covered)
+}
+
+/// What the checkpoint thread owns.
+struct CheckpointWriter {
+    store: CheckpointStore,
+    sink: Arc<KafkaSink>,
+    changelog: KafkaSink,
+    kafka: KafkaConfig,
+    metrics: CheckpointMetrics,
+}
+
+impl CheckpointWriter {
+    /// One round; returns the offsets it covers once the changelog has it.
+    fn round(&self, copies: &[Checkpoint]) -> Result<Vec<(StreamId, i64)>, RunError> {
+        let started = Instant::now();
+        self.sink.flush(Duration::from_secs(30))?;
+        let mut covered = Vec::new();
+        let mut total_bytes = 0;
+        for cp in copies {
+            match self.store.write(cp) {
+                Ok((_, bytes)) => {
+                    total_bytes += bytes.len();
+                    let (stream, next) = (cp.stream(), cp.next_offset());
+                    let key = self.store.key();
+                    changelog::publish(&self.changelog, &self.kafka, key, stream, next, &bytes)?;
+                    covered.push((stream, next));
+                }
+                // Keep running: the offsets stay uncommitted, a restart resumes earlier.
+                Err(e) => {
+                    self.metrics.count("failed");
+                    tracing::error!(error = %e, "checkpoint not written");
+                }
+            }
+        }
+        self.changelog.flush(Duration::from_secs(60))?;
+        if !covered.is_empty() {
+            let took_ms = started.elapsed().as_millis() as u64;
+            tracing::debug!(
+                partitions = covered.len(),
+                took_ms,
+                bytes = total_bytes,
+                "checkpoint written"
+            );
+        }
+        self.metrics.count_n("written", covered.len());
+        self.metrics.observe(started.elapsed(), total_bytes);
+        Ok(covered)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::EngineSlice;
+    use crate::eventtime::StreamState;
+    use crate::model::Topic;
+
+    fn checkpoint(next_offset: i64) -> Checkpoint {
+        let stream = StreamId {
+            topic: Topic::Monitoring,
+            partition: 0,
+        };
+        let eventtime = StreamState {
+            stream,
+            max_ts: None,
+            next_offset,
+            dedup: Vec::new(),
+            pending: Vec::new(),
+        };
+        Checkpoint {
+            state: crate::pipeline::PartitionState {
+                eventtime,
+                engine: EngineSlice::default(),
+                min_ts: None,
+                max_ts: None,
+            },
+            incidents: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn restore_prefers_the_checkpoint_covering_more() {
+        let pick = |l: Option<i64>, r: Option<i64>| {
+            let (cp, source) = choose_restore(l.map(checkpoint), r.map(checkpoint));
+            (cp.map(|c| c.next_offset()), source)
+        };
+        assert_eq!(
+            pick(Some(10), Some(12)),
+            (Some(12), RestoreSource::Changelog)
+        );
+        assert_eq!(pick(Some(12), Some(10)), (Some(12), RestoreSource::Local));
+        assert_eq!(pick(Some(10), Some(10)), (Some(10), RestoreSource::Local));
+        assert_eq!(pick(None, Some(3)), (Some(3), RestoreSource::Changelog));
+        assert_eq!(pick(Some(3), None), (Some(3), RestoreSource::Local));
+        assert_eq!(pick(None, None), (None, RestoreSource::Rebuilt));
+    }
+
+    #[test]
+    fn stop_wakes_a_waiting_thread() {
+        let stop = Stop::default();
+        assert!(!stop.wait(Duration::from_millis(1)));
+        let waiter = {
+            let stop = stop.clone();
+            std::thread::spawn(move || stop.wait(Duration::from_secs(60)))
+        };
+        stop.request();
+        assert!(waiter.join().expect("waiter"), "woken by the request");
+        assert!(stop.requested());
+    }
 }

@@ -4,9 +4,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use arc_swap::{ArcSwap, ArcSwapOption};
 
 use crate::checkpoint::Checkpoint;
 use crate::config::Config;
+use crate::engine::Engine;
 use crate::engine::incidents::{Action, Incident};
 use crate::event::Topic;
 use crate::eventtime::StreamId;
@@ -148,48 +152,99 @@ impl Core {
         }
     }
 
-    /// A snapshot of every state table.
-    pub fn tables(&self) -> Result<Tables, ReportError> {
-        Tables::from_engine(self.pipeline.engine(), &self.incidents)
-    }
-
-    /// A snapshot of the tables the SLA report reads.
-    pub fn report_tables(&self) -> Result<Tables, ReportError> {
-        Tables::for_sla_report(self.pipeline.engine())
+    /// Updates the metrics after a step that took `step` and fired `fired`.
+    pub fn observe(&self, metrics: &Metrics, step: Duration, fired: &[Incident]) {
+        metrics.observe(&self.pipeline, self.open.len(), self.now, step, fired);
     }
 }
 
-/// The core reports read (see [`Shared::view`]).
-pub enum View<'a> {
-    /// This instance's live state.
-    Live(MutexGuard<'a, Core>),
-    /// The global view from the changelog.
-    Global(MutexGuard<'a, (Core, BTreeSet<StreamId>)>),
+/// What the API reads: the reports' inputs as of one processing step, published
+/// by the driver ([`Shared::publish`]), so no request waits on the engine and
+/// no engine step waits on a request.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// The engine's state.
+    pub engine: Engine,
+    /// Every incident action kept (see `engine.retention`), in the order fired.
+    pub incidents: Vec<Incident>,
+    /// Triggered and not yet resolved, by id.
+    pub open: BTreeMap<String, Incident>,
+    /// The driver's clock.
+    pub now: Millis,
+    /// The global watermark (`Millis::MIN` before any record).
+    pub watermark: Millis,
+    /// The smallest `ts` seen.
+    pub min_ts: Option<Millis>,
+    /// Records read so far.
+    pub records_read: u64,
 }
 
-impl std::ops::Deref for View<'_> {
-    type Target = Core;
-    fn deref(&self) -> &Core {
-        match self {
-            View::Live(core) => core,
-            View::Global(g) => &g.0,
+impl Snapshot {
+    /// A copy of what `core` holds now.
+    pub fn of(core: &Core) -> Self {
+        let p = &core.pipeline;
+        Snapshot {
+            engine: p.engine().clone(),
+            incidents: core.incidents.clone(),
+            open: core.open.clone(),
+            now: core.now,
+            watermark: p.eventtime().watermark(),
+            min_ts: p.min_ts(),
+            records_read: p.counts().read,
         }
+    }
+
+    /// The default end of a report period: the watermark (everything before it
+    /// is final), or the driver's clock before any record arrived.
+    pub fn default_to(&self) -> Millis {
+        match self.watermark {
+            Millis::MIN => self.now,
+            wm => wm,
+        }
+    }
+
+    /// Every state table.
+    pub fn tables(&self) -> Result<Tables, ReportError> {
+        Tables::from_engine(&self.engine, &self.incidents)
+    }
+
+    /// The tables the SLA report reads.
+    pub fn report_tables(&self) -> Result<Tables, ReportError> {
+        Tables::for_sla_report(&self.engine)
     }
 }
 
 /// Event ids remembered to skip repeated HTTP deliveries of the same event.
 const RECENT_IDS: usize = 100_000;
+/// Snapshots are taken at most this often; copying a large state must not
+/// slow ingestion, so the interval also grows to 10× the last copy's duration.
+const MIN_PUBLISH_INTERVAL: Duration = Duration::from_millis(200);
 
-/// Everything the API reads.
+/// The global view from the changelog and the partitions it covers.
+struct Global {
+    snapshot: Arc<Snapshot>,
+    covers: BTreeSet<StreamId>,
+}
+
+/// When the last snapshot was taken and how long it took.
+struct Published {
+    at: Instant,
+    took: Duration,
+    stale: bool,
+}
+
+/// Everything the API reads, and the driver's core behind it.
 pub struct Shared {
     /// The configuration.
     pub config: Arc<Config>,
     core: Mutex<Core>,
+    live: ArcSwap<Snapshot>,
+    published: Mutex<Published>,
     /// Partitions the live core owns (`run`); empty elsewhere.
-    owned: Mutex<BTreeSet<StreamId>>,
+    owned: ArcSwap<BTreeSet<StreamId>>,
     /// Every partition's latest checkpoint from the changelog, restored into a
-    /// read-only core, and the partitions it covers (`run` with several instances).
-    global: Mutex<(Core, BTreeSet<StreamId>)>,
+    /// read-only snapshot (`run` with several instances).
+    global: ArcSwapOption<Global>,
     /// Prometheus metrics.
     pub metrics: Metrics,
     ready: AtomicBool,
@@ -200,13 +255,19 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Shared state for `config` around `core`.
+    /// Shared state for `config` around `core`, its first snapshot published.
     pub fn new(config: Arc<Config>, core: Core, intake: Box<dyn Intake>) -> Self {
         Shared {
-            global: Mutex::new((Core::empty(&config), BTreeSet::new())),
+            live: ArcSwap::from_pointee(Snapshot::of(&core)),
+            published: Mutex::new(Published {
+                at: Instant::now(),
+                took: Duration::ZERO,
+                stale: false,
+            }),
+            global: ArcSwapOption::empty(),
             config,
             core: Mutex::new(core),
-            owned: Mutex::new(BTreeSet::new()),
+            owned: ArcSwap::from_pointee(BTreeSet::new()),
             metrics: Metrics::new(),
             ready: AtomicBool::new(false),
             intake,
@@ -214,38 +275,70 @@ impl Shared {
         }
     }
 
-    /// Locks the core. A panic while holding the lock cannot leave the engine half
-    /// updated in a way readers care about, so a poisoned lock is still used.
+    /// Locks the core: for the driver only (the API reads [`Shared::snapshot`]).
+    /// A panic while holding the lock cannot leave the engine half updated in a
+    /// way readers care about, so a poisoned lock is still used.
     pub fn core(&self) -> MutexGuard<'_, Core> {
         self.core.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// What reports read: the live core, or, when other instances own partitions
-    /// this one does not, the global view built from their checkpoints (as of
-    /// their last checkpoint).
-    pub fn view(&self) -> View<'_> {
-        let owned = self.owned();
-        let global = self.global.lock().unwrap_or_else(|p| p.into_inner());
-        if !global.1.is_subset(&owned) {
-            return View::Global(global);
+    /// Publishes a snapshot of `core` (which the driver has locked) if the last
+    /// one is old enough, or marks the state as changed so that a later call
+    /// (an idle tick: `changed = false`) publishes it.
+    pub fn publish(&self, core: &Core, changed: bool) {
+        let mut last = self.published.lock().unwrap_or_else(|p| p.into_inner());
+        last.stale |= changed;
+        let wait = MIN_PUBLISH_INTERVAL.max(last.took * 10);
+        if !last.stale || last.at.elapsed() < wait {
+            return;
         }
-        drop(global);
-        View::Live(self.core())
+        *last = self.store(core);
+    }
+
+    /// Publishes a snapshot of `core` now (history loaded, a test's setup).
+    pub fn publish_now(&self, core: &Core) {
+        let published = self.store(core);
+        *self.published.lock().unwrap_or_else(|p| p.into_inner()) = published;
+    }
+
+    fn store(&self, core: &Core) -> Published {
+        let started = Instant::now();
+        self.live.store(Arc::new(Snapshot::of(core)));
+        Published {
+            at: Instant::now(),
+            took: started.elapsed(),
+            stale: false,
+        }
+    }
+
+    /// What reports read: the live snapshot, or, when other instances own
+    /// partitions this one does not, the global view built from their
+    /// checkpoints (as of their last checkpoint).
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        if let Some(global) = self.global.load_full()
+            && !global.covers.is_subset(&self.owned.load())
+        {
+            return global.snapshot.clone();
+        }
+        self.live.load_full()
     }
 
     /// The partitions the live core owns.
     pub fn owned(&self) -> BTreeSet<StreamId> {
-        self.owned.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        BTreeSet::clone(&self.owned.load())
     }
 
     /// Records the partitions the live core owns.
     pub fn set_owned(&self, owned: &BTreeSet<StreamId>) {
-        *self.owned.lock().unwrap_or_else(|p| p.into_inner()) = owned.clone();
+        self.owned.store(Arc::new(owned.clone()));
     }
 
-    /// Replaces the global view (a core restored from every partition's checkpoint).
-    pub fn set_global(&self, core: Core, covers: BTreeSet<StreamId>) {
-        *self.global.lock().unwrap_or_else(|p| p.into_inner()) = (core, covers);
+    /// Replaces the global view (a snapshot of a core restored from every
+    /// partition's checkpoint).
+    pub fn set_global(&self, snapshot: Snapshot, covers: BTreeSet<StreamId>) {
+        let snapshot = Arc::new(snapshot);
+        self.global
+            .store(Some(Arc::new(Global { snapshot, covers })));
     }
 
     /// Marks the service ready (state restored, partitions assigned).
@@ -267,6 +360,85 @@ mod tests {
 
     const D: Millis = 86_400_000;
     const T0: Millis = 1_793_491_200_000; // 2026-11-01
+
+    /// A ticket-less intake for tests.
+    struct NoIntake;
+
+    impl Intake for NoIntake {
+        fn publish(&self, _: &[crate::ingest::Event]) -> Result<(), String> {
+            Err("no intake in this test".into())
+        }
+        fn dead_letter(&self, _: &[crate::event::DeadLetter]) -> Result<(), String> {
+            Err("no intake in this test".into())
+        }
+    }
+
+    #[test]
+    fn readers_see_whole_steps_while_the_writer_advances() {
+        let text = "[[customers]]\nid = \"c\"\n[[services]]\nid = \"web\"\ncustomer = \"c\"\noutage_after = \"1m\"\nresolve_after = \"1m\"\n";
+        let config = Arc::new(Config::parse(text, std::path::Path::new("t.toml")).expect("config"));
+        let core = Core::new(Pipeline::new(config.clone(), ["m".into(), "t".into()]));
+        let shared = Arc::new(Shared::new(config, core, Box::new(NoIntake)));
+        let mon = StreamId {
+            topic: Topic::Monitoring,
+            partition: 0,
+        };
+        let steps: i64 = 400;
+        let reader = {
+            let shared = shared.clone();
+            std::thread::spawn(move || {
+                let (mut read, mut watermark, mut seen) = (0, Millis::MIN, 0);
+                while read < (steps * 10) as u64 {
+                    let s = shared.snapshot();
+                    assert!(s.records_read >= read && s.watermark >= watermark);
+                    (read, watermark) = (s.records_read, s.watermark);
+                    // The open set is exactly what the published log leaves open.
+                    let mut open = BTreeSet::new();
+                    for i in &s.incidents {
+                        match i.action {
+                            Action::Trigger => open.insert(i.incident_id.as_str()),
+                            Action::Resolve => open.remove(i.incident_id.as_str()),
+                        };
+                    }
+                    assert!(open.iter().eq(s.open.keys()), "a torn snapshot");
+                    seen += 1;
+                    std::thread::yield_now();
+                }
+                seen
+            })
+        };
+        for step in 0..steps {
+            // Ten minutes per step, down every other step: outages open and close.
+            let status = if step % 2 == 0 { "down" } else { "up" };
+            let lines: Vec<String> = (0..10)
+                .map(|m| {
+                    let (n, ts) = (step * 10 + m, T0 + (step * 10 + m) * 60_000);
+                    format!(r#"{{"event_id":"p{n}","ts":{ts},"service":"web","kind":"probe","source":"a","status":"{status}"}}"#)
+                })
+                .collect();
+            let mut out = Outputs::default();
+            let mut core = shared.core();
+            let first = step * 10;
+            core.pipeline.ingest(
+                mon,
+                &RawRecord::numbered(&lines, 0, first),
+                T0 + D * 10,
+                &mut out,
+            );
+            core.pipeline.advance(None, &mut out);
+            core.record(&out.incidents);
+            shared.publish(&core, true);
+        }
+        // The last steps came faster than the interval: an idle tick publishes them.
+        std::thread::sleep(MIN_PUBLISH_INTERVAL);
+        shared.publish(&shared.core(), false);
+        assert_eq!(shared.snapshot().records_read, (steps * 10) as u64);
+        let seen = reader.join().expect("reader saw only consistent snapshots");
+        assert!(seen > 0);
+        let last = shared.snapshot();
+        assert_eq!(last.records_read, (steps * 10) as u64);
+        assert!(last.incidents.len() > 100, "outages were published");
+    }
 
     #[test]
     fn retention_forgets_old_intervals_hours_and_incidents_but_not_open_ones() {

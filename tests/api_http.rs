@@ -83,7 +83,7 @@ fn server() -> &'static Server {
         shared.set_ready(true);
         {
             let core = shared.core();
-            shared.metrics.observe(&core, Duration::from_millis(3), &core.incidents);
+            core.observe(&shared.metrics, Duration::from_millis(3), &core.incidents);
         }
         let (tx, rx) = std::sync::mpsc::channel();
         let s2 = shared.clone();

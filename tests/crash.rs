@@ -3,6 +3,8 @@
 //! time; afterwards the incidents (deduplicated by id and action), the SLA
 //! reports and the dead letters equal those of `slaflow replay` on the same
 //! events. A truncated checkpoint is detected and recovered from.
+// Needs a real broker: `scripts/test.sh` enables the feature and starts one.
+#![cfg(feature = "broker-tests")]
 
 mod common;
 

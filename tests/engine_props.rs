@@ -262,8 +262,11 @@ fn run(
                 .keys()
                 .filter_map(|&s| core.checkpoint(s))
                 .map(|cp| {
-                    slaflow::checkpoint::decode(&slaflow::checkpoint::encode(&cp, sha), &config)
-                        .expect("decode")
+                    slaflow::checkpoint::decode(
+                        &slaflow::checkpoint::encode(&cp, sha).expect("encodes"),
+                        &config,
+                    )
+                    .expect("decode")
                 })
                 .collect();
             core = Core::new(Pipeline::new(config.clone(), ["m".into(), "t".into()]));

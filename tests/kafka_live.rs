@@ -1,5 +1,7 @@
 //! `slaflow run` against a real broker: dead letters on the dead-letter topic,
 //! offsets committed only for decided records, no re-reading after a restart.
+// Needs a real broker: `scripts/test.sh` enables the feature and starts one.
+#![cfg(feature = "broker-tests")]
 
 mod common;
 

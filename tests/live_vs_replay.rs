@@ -2,6 +2,8 @@
 //! incidents: `slaflow run` publishes on the incidents topic exactly the
 //! (incident_id, action) pairs that `slaflow replay` writes, up to a cutoff that
 //! both watermarks have passed.
+// Needs a real broker: `scripts/test.sh` enables the feature and starts one.
+#![cfg(feature = "broker-tests")]
 
 mod common;
 

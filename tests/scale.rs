@@ -11,6 +11,8 @@
 //! tansu 0.6 a member killed with SIGKILL is not expired from a group that
 //! still has live members, so its partitions would stay with the dead member.
 //! A SIGKILL hand-over is therefore exercised with a replacement instance.
+// Needs a real broker: `scripts/test.sh` enables the feature and starts one.
+#![cfg(feature = "broker-tests")]
 
 mod common;
 

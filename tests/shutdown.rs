@@ -4,6 +4,8 @@
 //!
 //! The test starts a broker of its own (tansu, as `scripts/test.sh` installs it),
 //! so it can kill that broker without disturbing the other tests.
+// Needs a real broker: `scripts/test.sh` enables the feature and starts one.
+#![cfg(feature = "broker-tests")]
 
 mod common;
 

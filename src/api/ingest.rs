@@ -110,8 +110,8 @@ fn check_tenancy(shared: &Shared, who: &Principal, events: &[Event]) -> Result<(
                         Some(c.to_owned())
                     }
                     _ => created.get(e.key.as_str()).cloned().or_else(|| {
-                        let core = shared.view();
-                        let ticket = core.pipeline.engine().tickets().get(&e.key)?;
+                        let snapshot = shared.snapshot();
+                        let ticket = snapshot.engine.tickets().get(&e.key)?;
                         Some(ticket.customer.clone())
                     }),
                 }

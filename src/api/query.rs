@@ -171,7 +171,7 @@ async fn execute(
     sql: &str,
     limit: usize,
 ) -> Result<QueryResponse, ApiError> {
-    let tables = shared.view().tables().map_err(ApiError::internal)?;
+    let tables = shared.snapshot().tables().map_err(ApiError::internal)?;
     let ctx = tables
         .session_with(SessionConfig::new(), memory)
         .map_err(ApiError::internal)?;

@@ -13,13 +13,14 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Principal;
 use super::error::ApiError;
+use crate::config::Config;
 use crate::engine::availability::State as SvcState;
 use crate::engine::incidents::Incident;
 use crate::engine::tickets::TicketLine;
 use crate::report::{
     AvailabilityStep, CapacityReport, SlaReport, availability_steps, capacity_report, sla_report,
 };
-use crate::state::Shared;
+use crate::state::{Shared, Snapshot};
 use crate::time::{Millis, checked_ms, format_ms, parse_flexible};
 
 type Shared_ = State<Arc<Shared>>;
@@ -49,19 +50,11 @@ fn parse_time(name: &str, v: &Option<String>) -> Result<Option<Millis>, ApiError
 }
 
 /// Resolves `[from, to)` with defaults, rejecting empty or huge periods.
-/// The default end of a period: the watermark (everything before it is final),
-/// or the driver's clock before any record arrived.
-fn default_to(shared: &Shared) -> Millis {
-    let core = shared.view();
-    let wm = core.pipeline.eventtime().watermark();
-    if wm == Millis::MIN { core.now } else { wm }
-}
-
 /// 400 when `[from, …)` starts before what `engine.retention` keeps: the answer
 /// would silently count the forgotten time as `nodata`.
-fn check_retention(shared: &Shared, from: Millis) -> Result<(), ApiError> {
-    let retention = shared.config.engine.retention;
-    if from < default_to(shared).saturating_sub(retention.0) {
+fn check_retention(config: &Config, snap: &Snapshot, from: Millis) -> Result<(), ApiError> {
+    let retention = config.engine.retention;
+    if from < snap.default_to().saturating_sub(retention.0) {
         return Err(ApiError::bad_request(format!(
             "`from` lies before what engine.retention ({}) keeps: replay the topics, or use an evidence pack, for older periods",
             humantime::format_duration(retention.std())
@@ -71,12 +64,13 @@ fn check_retention(shared: &Shared, from: Millis) -> Result<(), ApiError> {
 }
 
 fn period(
-    shared: &Shared,
+    config: &Config,
+    snap: &Snapshot,
     from: &Option<String>,
     to: &Option<String>,
 ) -> Result<(Millis, Millis), ApiError> {
-    let first = shared.view().pipeline.min_ts();
-    let to = parse_time("to", to)?.unwrap_or_else(|| default_to(shared));
+    let first = snap.min_ts;
+    let to = parse_time("to", to)?.unwrap_or_else(|| snap.default_to());
     // Default: the last 7 days, but not before the first hour with data.
     let week_ago = to.saturating_sub(7 * 86_400_000);
     let default_from = first.map_or(week_ago, |f| {
@@ -91,7 +85,7 @@ fn period(
     if to.checked_sub(from).is_none_or(|span| span > MAX_PERIOD) {
         return Err(ApiError::bad_request("period longer than 400 days"));
     }
-    check_retention(shared, from)?;
+    check_retention(config, snap, from)?;
     Ok((from, to))
 }
 
@@ -182,7 +176,8 @@ pub async fn sla(
 ) -> Result<Response, ApiError> {
     let Query(q) = q?;
     let customer = customer_param(&shared, &who, &q.customer)?;
-    let (from, to) = period(&shared, &q.from, &q.to)?;
+    let snap = shared.snapshot();
+    let (from, to) = period(&shared.config, &snap, &q.from, &q.to)?;
     let csv = match q.format.as_deref() {
         None | Some("json") => false,
         Some("csv") => true,
@@ -192,22 +187,15 @@ pub async fn sla(
             )));
         }
     };
-    let (tables, incidents, now) = {
-        let core = shared.view();
-        (
-            core.report_tables().map_err(ApiError::internal)?,
-            core.incidents.clone(),
-            core.now,
-        )
-    };
+    let tables = snap.report_tables().map_err(ApiError::internal)?;
     let report = sla_report(
         &shared.config,
         &tables,
-        &incidents,
+        &snap.incidents,
         &customer,
         from,
         to,
-        now,
+        snap.now,
     )
     .await
     .map_err(ApiError::internal)?;
@@ -232,15 +220,12 @@ pub async fn capacity(
 ) -> Result<Json<CapacityReport>, ApiError> {
     let Query(q) = q?;
     let customer = customer_param(&shared, &who, &q.customer)?;
-    let (from, to) = period(&shared, &q.from, &q.to)?;
-    let core = shared.view();
-    Ok(Json(capacity_report(
-        core.pipeline.engine(),
-        &core.incidents,
-        &customer,
-        from,
-        to,
-    )))
+    let snap = shared.snapshot();
+    let (from, to) = period(&shared.config, &snap, &q.from, &q.to)?;
+    let report = tokio::task::spawn_blocking(move || {
+        capacity_report(&snap.engine, &snap.incidents, &customer, from, to)
+    });
+    Ok(Json(report.await.map_err(ApiError::internal)?))
 }
 
 /// `from`, `to`, `step`.
@@ -294,12 +279,13 @@ pub async fn availability(
     if step < 1000 {
         return Err(ApiError::bad_request("step must be at least 1s"));
     }
-    let to = parse_time("to", &q.to)?.unwrap_or_else(|| default_to(&shared));
+    let snap = shared.snapshot();
+    let to = parse_time("to", &q.to)?.unwrap_or_else(|| snap.default_to());
     let from = parse_time("from", &q.from)?.unwrap_or(to.saturating_sub(86_400_000));
     if from >= to {
         return Err(ApiError::bad_request("`from` must be before `to`"));
     }
-    check_retention(&shared, from)?;
+    check_retention(&shared.config, &snap, from)?;
     // Both ends lie within years 0000-9999, so the span cannot overflow; the step
     // count is checked before anything is allocated.
     let span = to.checked_sub(from).unwrap_or(Millis::MAX);
@@ -308,21 +294,17 @@ pub async fn availability(
             "more than {MAX_STEPS} steps: use a larger step"
         )));
     }
-    let (intervals, state) = {
-        let core = shared.view();
-        let t = core
-            .pipeline
-            .engine()
-            .services()
-            .get(&id)
-            .ok_or_else(|| ApiError::not_found("service has no timeline"))?;
-        let iv: Vec<(Millis, Millis, SvcState)> = t
-            .intervals()
-            .filter(|(a, b, _)| *b > from && *a < to)
-            .collect();
-        (iv, t.state().as_str().to_owned())
-    };
-    let steps = availability_steps(svc.nodata, &intervals, from, to, step);
+    let t = (snap.engine.services().get(&id))
+        .ok_or_else(|| ApiError::not_found("service has no timeline"))?;
+    let intervals: Vec<(Millis, Millis, SvcState)> = t
+        .intervals()
+        .filter(|(a, b, _)| *b > from && *a < to)
+        .collect();
+    let state = t.state().as_str().to_owned();
+    let nodata = svc.nodata;
+    let steps =
+        tokio::task::spawn_blocking(move || availability_steps(nodata, &intervals, from, to, step));
+    let steps = steps.await.map_err(ApiError::internal)?;
     Ok(Json(AvailabilitySeries {
         service: id,
         state,
@@ -357,7 +339,7 @@ pub async fn incidents(
     let keep = |i: &&Incident| {
         who.sees(&i.customer) && q.customer.as_ref().is_none_or(|c| *c == i.customer)
     };
-    let core = shared.view();
+    let core = shared.snapshot();
     let list: Vec<Incident> = match q.status.as_deref() {
         None | Some("open") => {
             let mut v: Vec<Incident> = core.open.values().filter(keep).cloned().collect();
@@ -409,8 +391,8 @@ pub async fn ticket(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<TicketView>, ApiError> {
     let Path(id) = id?;
-    let core = shared.view();
-    let tickets = core.pipeline.engine().tickets();
+    let core = shared.snapshot();
+    let tickets = core.engine.tickets();
     // Another customer's ticket answers exactly like a missing one, so ids
     // cannot be enumerated.
     let (Some(t), Some(line)) = (tickets.get(&id), tickets.line(&id)) else {
@@ -567,13 +549,13 @@ pub async fn overview(State(shared): Shared_, who: Principal) -> Json<Overview> 
             timezone: c.timezone.0.name().to_owned(),
         })
         .collect();
-    let core = shared.view();
-    let wm = core.pipeline.eventtime().watermark();
+    let core = shared.snapshot();
+    let wm = core.watermark;
     Json(Overview {
         customers,
         now: format_ms(core.now),
         watermark: (wm > Millis::MIN).then(|| format_ms(wm)),
-        records_read: core.pipeline.counts().read,
+        records_read: core.records_read,
         open_incidents: core.open.values().filter(|i| who.sees(&i.customer)).count(),
     })
 }

@@ -73,7 +73,7 @@ pub struct Outputs {
 }
 
 /// The engine's state.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Engine {
     tickets_topic: String,
     /// Ticket clocks (also behind the `unknown_ticket`/`conflict` checks).

@@ -93,7 +93,7 @@ impl Clock {
 }
 
 /// The SLA a ticket is held to.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Sla {
     customer: String,
     kinds: Vec<TicketKind>,
@@ -213,7 +213,7 @@ pub enum Refusal {
 }
 
 /// All tickets and their timers.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Tickets {
     slas: Vec<Sla>,
     always: Arc<Calendar>,

@@ -35,6 +35,9 @@ pub enum DeliveryError {
     /// The outbox could not be written or read.
     #[error(transparent)]
     Outbox(#[from] OutboxError),
+    /// An incident could not be encoded (a bug: every incident serialises).
+    #[error("cannot encode an incident: {0}")]
+    Encode(serde_json::Error),
     /// The delivery thread could not start.
     #[error("cannot start the delivery thread: {0}")]
     Thread(std::io::Error),
@@ -355,7 +358,7 @@ impl Delivery {
         }
         let mut q = self.inner.lock();
         for i in incidents {
-            let record = serde_json::to_value(i).unwrap_or_default();
+            let record = serde_json::to_value(i).map_err(DeliveryError::Encode)?;
             for t in self.inner.targets.iter().filter(|t| t.wants(i)) {
                 let (_, dropped) = q.outbox.push(&t.id, record.clone())?;
                 for d in dropped {
