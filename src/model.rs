@@ -39,31 +39,44 @@ macro_rules! named {
     };
 }
 
-/// Which input topic (or replay file kind) a record comes from.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    EnumString,
-    IntoStaticStr,
-    VariantArray,
-)]
-#[serde(rename_all = "lowercase")]
-#[strum(serialize_all = "lowercase")]
-pub enum Topic {
-    /// `monitoring.events`: probes, metrics, maintenance; key = service.
-    Monitoring,
-    /// `tickets.events`: ticket lifecycle; key = ticket.
-    Tickets,
+/// A domain enum: the derives every one has, and `as_str`, `parse`, `names`
+/// and `Display` from the strum derives.
+macro_rules! domain_enum {
+    ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident,)+ }) => {
+        #[derive(
+            Debug,
+            Clone,
+            Copy,
+            PartialEq,
+            Eq,
+            PartialOrd,
+            Ord,
+            Hash,
+            Serialize,
+            Deserialize,
+            EnumString,
+            IntoStaticStr,
+            VariantArray,
+        )]
+        $(#[$meta])*
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)+
+        }
+        named!($name);
+    };
 }
-named!(Topic);
+
+domain_enum! {
+    /// Which input topic (or replay file kind) a record comes from.
+    #[serde(rename_all = "lowercase")]
+    #[strum(serialize_all = "lowercase")]
+    pub enum Topic {
+        /// `monitoring.events`: probes, metrics, maintenance; key = service.
+        Monitoring,
+        /// `tickets.events`: ticket lifecycle; key = ticket.
+        Tickets,
+    }
+}
 
 impl Topic {
     /// Both topics, in a fixed order.
@@ -75,211 +88,119 @@ impl Topic {
     }
 }
 
-/// An incident rule (contract section 5).
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    EnumString,
-    IntoStaticStr,
-    VariantArray,
-    utoipa::ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum Rule {
-    /// A service down for `outage_after`.
-    Outage,
-    /// A service's monthly downtime budget spent.
-    AvailabilityBreach,
-    /// A ticket's response clock reached `warn_at` of its target.
-    ResponseWarning,
-    /// A ticket's resolution clock reached `warn_at` of its target.
-    ResolutionWarning,
-    /// A ticket's response clock passed its target.
-    ResponseBreach,
-    /// A ticket's resolution clock passed its target.
-    ResolutionBreach,
-    /// A resource above its capacity threshold for `sustain`.
-    Capacity,
+domain_enum! {
+    /// An incident rule (contract section 5).
+    #[derive(utoipa::ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    #[strum(serialize_all = "snake_case")]
+    pub enum Rule {
+        /// A service down for `outage_after`.
+        Outage,
+        /// A service's monthly downtime budget spent.
+        AvailabilityBreach,
+        /// A ticket's response clock reached `warn_at` of its target.
+        ResponseWarning,
+        /// A ticket's resolution clock reached `warn_at` of its target.
+        ResolutionWarning,
+        /// A ticket's response clock passed its target.
+        ResponseBreach,
+        /// A ticket's resolution clock passed its target.
+        ResolutionBreach,
+        /// A resource above its capacity threshold for `sustain`.
+        Capacity,
+    }
 }
-named!(Rule);
 
-/// An incident severity.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    EnumString,
-    IntoStaticStr,
-    VariantArray,
-    utoipa::ToSchema,
-)]
-#[serde(rename_all = "lowercase")]
-#[strum(serialize_all = "lowercase")]
-pub enum Severity {
-    /// Page now.
-    Critical,
-    /// Page in business hours.
-    Major,
-    /// Ticket.
-    Minor,
-    /// Information.
-    Warning,
+domain_enum! {
+    /// An incident severity.
+    #[derive(utoipa::ToSchema)]
+    #[serde(rename_all = "lowercase")]
+    #[strum(serialize_all = "lowercase")]
+    pub enum Severity {
+        /// Page now.
+        Critical,
+        /// Page in business hours.
+        Major,
+        /// Ticket.
+        Minor,
+        /// Information.
+        Warning,
+    }
 }
-named!(Severity);
 
-/// A ticket priority.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    EnumString,
-    IntoStaticStr,
-    VariantArray,
-    utoipa::ToSchema,
-)]
-pub enum Priority {
-    /// Highest.
-    P1,
-    /// High.
-    P2,
-    /// Medium.
-    P3,
-    /// Low.
-    P4,
+domain_enum! {
+    /// A ticket priority.
+    #[derive(utoipa::ToSchema)]
+    pub enum Priority {
+        /// Highest.
+        P1,
+        /// High.
+        P2,
+        /// Medium.
+        P3,
+        /// Low.
+        P4,
+    }
 }
-named!(Priority);
 
-/// A ticket kind.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    EnumString,
-    IntoStaticStr,
-    VariantArray,
-)]
-#[serde(rename_all = "lowercase")]
-#[strum(serialize_all = "lowercase")]
-pub enum TicketKind {
-    /// Something is broken.
-    Incident,
-    /// Something is asked for.
-    Request,
+domain_enum! {
+    /// A ticket kind.
+    #[serde(rename_all = "lowercase")]
+    #[strum(serialize_all = "lowercase")]
+    pub enum TicketKind {
+        /// Something is broken.
+        Incident,
+        /// Something is asked for.
+        Request,
+    }
 }
-named!(TicketKind);
 
-/// A ticket event's `type`.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    EnumString,
-    IntoStaticStr,
-    VariantArray,
-)]
-#[serde(rename_all = "lowercase")]
-#[strum(serialize_all = "lowercase")]
-pub enum TicketEventType {
-    /// The ticket is opened.
-    Created,
-    /// The first response.
-    Responded,
-    /// A status change.
-    Status,
-    /// A priority change.
-    Priority,
+domain_enum! {
+    /// A ticket event's `type`.
+    #[serde(rename_all = "lowercase")]
+    #[strum(serialize_all = "lowercase")]
+    pub enum TicketEventType {
+        /// The ticket is opened.
+        Created,
+        /// The first response.
+        Responded,
+        /// A status change.
+        Status,
+        /// A priority change.
+        Priority,
+    }
 }
-named!(TicketEventType);
 
-/// A monitoring event's `kind`.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    EnumString,
-    IntoStaticStr,
-    VariantArray,
-)]
-#[serde(rename_all = "lowercase")]
-#[strum(serialize_all = "lowercase")]
-pub enum MonitoringKind {
-    /// A probe result.
-    Probe,
-    /// A capacity sample.
-    Metric,
-    /// An announced maintenance window.
-    Maintenance,
+domain_enum! {
+    /// A monitoring event's `kind`.
+    #[serde(rename_all = "lowercase")]
+    #[strum(serialize_all = "lowercase")]
+    pub enum MonitoringKind {
+        /// A probe result.
+        Probe,
+        /// A capacity sample.
+        Metric,
+        /// An announced maintenance window.
+        Maintenance,
+    }
 }
-named!(MonitoringKind);
 
-/// A probe's `status`.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    EnumString,
-    IntoStaticStr,
-    VariantArray,
-)]
-#[serde(rename_all = "lowercase")]
-#[strum(serialize_all = "lowercase")]
-pub enum ProbeStatus {
-    /// Answering normally.
-    #[serde(alias = "Up")] // as checkpoints before the typed model spelled it
-    Up,
-    /// Answering, but not well.
-    #[serde(alias = "Degraded")]
-    Degraded,
-    /// Not answering.
-    #[serde(alias = "Down")]
-    Down,
+domain_enum! {
+    /// A probe's `status`.
+    #[serde(rename_all = "lowercase")]
+    #[strum(serialize_all = "lowercase")]
+    pub enum ProbeStatus {
+        /// Answering normally.
+        #[serde(alias = "Up")] // as checkpoints before the typed model spelled it
+        Up,
+        /// Answering, but not well.
+        #[serde(alias = "Degraded")]
+        Degraded,
+        /// Not answering.
+        #[serde(alias = "Down")]
+        Down,
+    }
 }
-named!(ProbeStatus);
 
 #[cfg(test)]
 mod tests {
