@@ -67,33 +67,7 @@ enum Command {
         config: PathBuf,
     },
     /// Measure throughput and memory; prints one Markdown table.
-    Bench {
-        /// Days of generated traffic for the replay measurement.
-        #[arg(long, default_value_t = 7)]
-        days: u32,
-        /// Cores for the parallel replay (default: all).
-        #[arg(long)]
-        threads: Option<usize>,
-        /// Open tickets for the memory measurement.
-        #[arg(long, default_value_t = 100_000)]
-        tickets: usize,
-        /// Services for the memory measurement.
-        #[arg(long, default_value_t = 10_000)]
-        services: usize,
-        /// Services for the span measurement (a year of hourly probes each).
-        #[arg(long, default_value_t = 1_000)]
-        span_services: usize,
-        /// Kafka brokers: adds live throughput, incident latency and memory under a
-        /// burst through a real broker.
-        #[arg(long)]
-        brokers: Option<String>,
-        /// Steady input rate (events/s) of the burst measurement; the burst is 10×.
-        #[arg(long, default_value_t = 1_000)]
-        burst_rate: u64,
-        /// Run only these measurements (comma-separated); default: all that apply.
-        #[arg(long, value_enum, value_delimiter = ',')]
-        only: Vec<Measurement>,
-    },
+    Bench(BenchArgs),
     /// Write realistic generated traffic (and a matching config) for replay.
     Generate {
         /// Output directory.
@@ -203,6 +177,36 @@ fn init_tracing() {
         .init();
 }
 
+/// `slaflow bench` options.
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// Days of generated traffic for the replay measurement.
+    #[arg(long, default_value_t = 7)]
+    days: u32,
+    /// Cores for the parallel replay (default: all).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Open tickets for the memory measurement.
+    #[arg(long, default_value_t = 100_000)]
+    tickets: usize,
+    /// Services for the memory measurement.
+    #[arg(long, default_value_t = 10_000)]
+    services: usize,
+    /// Services for the span measurement (a year of hourly probes each).
+    #[arg(long, default_value_t = 1_000)]
+    span_services: usize,
+    /// Kafka brokers: adds live throughput, incident latency and memory under a
+    /// burst through a real broker.
+    #[arg(long)]
+    brokers: Option<String>,
+    /// Steady input rate (events/s) of the burst measurement; the burst is 10×.
+    #[arg(long, default_value_t = 1_000)]
+    burst_rate: u64,
+    /// Run only these measurements (comma-separated); default: all that apply.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<Measurement>,
+}
+
 fn execute(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Demo {
@@ -220,64 +224,12 @@ fn execute(command: Command) -> anyhow::Result<()> {
             let config = Arc::new(Config::load(&config)?);
             Ok(slaflow::run::run(config)?)
         }
-        Command::Bench {
-            days,
-            threads,
-            tickets,
-            services,
-            span_services,
-            brokers,
-            burst_rate,
-            only,
-        } => {
-            let threads = threads
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
-            let wanted = |m: Measurement| only.is_empty() || only.contains(&m);
-            let mut rows = Vec::new();
-            if wanted(Measurement::Memory) {
-                rows.extend(slaflow::bench::memory_rows(tickets, services));
-            }
-            if wanted(Measurement::Replay) {
-                rows.extend(slaflow::bench::replay_rows(days, threads));
-            }
-            if wanted(Measurement::Span) {
-                rows.extend(slaflow::bench::span_rows(span_services));
-            }
-            if let Some(brokers) = brokers {
-                if wanted(Measurement::Live) {
-                    rows.extend(slaflow::bench::live_rows(&brokers)?);
-                }
-                if wanted(Measurement::Burst) {
-                    rows.extend(slaflow::bench::burst_rows(&brokers, burst_rate)?);
-                }
-            }
-            print!("{}", slaflow::bench::table(&rows));
-            Ok(())
-        }
+        Command::Bench(args) => bench(args),
         Command::Token {
             customer,
             scope,
             customers,
-        } => {
-            use slaflow::api::auth::{fresh_token, token_entry};
-            let prefix = match (&customer, scope) {
-                (Some(_), _) => "cust",
-                (None, Some(TokenScopeArg::Ingest)) => "ingest",
-                (None, None) => "admin",
-            };
-            let token =
-                fresh_token(prefix).map_err(|e| anyhow::anyhow!("no OS randomness: {e}"))?;
-            println!("{token}");
-            println!();
-            println!(
-                "# Give the token above to its client; add these lines to the config (only the hash is stored):"
-            );
-            print!(
-                "{}",
-                token_entry(&token, customer.as_deref(), scope.is_some(), &customers)
-            );
-            Ok(())
-        }
+        } => token(customer.as_deref(), scope, &customers),
         Command::Generate {
             out,
             days,
@@ -328,4 +280,56 @@ fn execute(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Runs the chosen measurements and prints one Markdown table.
+fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    let threads = (args.threads)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let wanted = |m: Measurement| args.only.is_empty() || args.only.contains(&m);
+    let mut rows = Vec::new();
+    if wanted(Measurement::Memory) {
+        rows.extend(slaflow::bench::memory_rows(args.tickets, args.services));
+    }
+    if wanted(Measurement::Replay) {
+        rows.extend(slaflow::bench::replay_rows(args.days, threads));
+    }
+    if wanted(Measurement::Span) {
+        rows.extend(slaflow::bench::span_rows(args.span_services));
+    }
+    if let Some(brokers) = &args.brokers {
+        if wanted(Measurement::Live) {
+            rows.extend(slaflow::bench::live_rows(brokers)?);
+        }
+        if wanted(Measurement::Burst) {
+            rows.extend(slaflow::bench::burst_rows(brokers, args.burst_rate)?);
+        }
+    }
+    print!("{}", slaflow::bench::table(&rows));
+    Ok(())
+}
+
+/// Prints a fresh token and its `[[api.tokens]]` lines.
+fn token(
+    customer: Option<&str>,
+    scope: Option<TokenScopeArg>,
+    customers: &[String],
+) -> anyhow::Result<()> {
+    use slaflow::api::auth::{fresh_token, token_entry};
+    let prefix = match (customer, scope) {
+        (Some(_), _) => "cust",
+        (None, Some(TokenScopeArg::Ingest)) => "ingest",
+        (None, None) => "admin",
+    };
+    let token = fresh_token(prefix).map_err(|e| anyhow::anyhow!("no OS randomness: {e}"))?;
+    println!("{token}");
+    println!();
+    println!(
+        "# Give the token above to its client; add these lines to the config (only the hash is stored):"
+    );
+    print!(
+        "{}",
+        token_entry(&token, customer, scope.is_some(), customers)
+    );
+    Ok(())
 }
