@@ -58,6 +58,25 @@ struct Stream {
 }
 
 impl Stream {
+    /// `future` (past `future_after`, the processing clock `now` plus
+    /// `max_future`) or `late` (behind the stream's watermark), checked in that
+    /// order (contract section 2).
+    fn refuse_by_time(
+        &self,
+        ts: Millis,
+        future_after: Millis,
+        now: Millis,
+        lateness: Millis,
+    ) -> Option<(Reason, String)> {
+        if ts > future_after {
+            let (ts, now) = (format_ms(ts), format_ms(now));
+            let why = format!("ts {ts} is more than max_future past the processing clock {now}");
+            return Some((Reason::Future, why));
+        }
+        let wm = self.watermark(lateness).filter(|wm| ts < *wm)?;
+        Some((Reason::Late, format!("ts {ts} is older than the stream watermark {wm}")))
+    }
+
     fn watermark(&self, lateness: Millis) -> Option<Millis> {
         self.max_ts.map(|m| m.saturating_sub(lateness))
     }
@@ -80,6 +99,30 @@ struct Dedup {
     /// Event id → (ts, partition) of its last sighting.
     seen: HashMap<Box<str>, (Millis, i32)>,
     swept_at: Millis,
+}
+
+impl Dedup {
+    /// `duplicate` if `event_id` was admitted less than `horizon` from `ts`;
+    /// otherwise remembers it at `ts`.
+    fn refuse_repeat(
+        &mut self,
+        event_id: &str,
+        ts: Millis,
+        partition: i32,
+        horizon: Millis,
+    ) -> Option<(Reason, String)> {
+        match self.seen.get_mut(event_id) {
+            Some(seen) if (ts - seen.0).abs() < horizon => {
+                let why = format!("event_id {event_id:?} already seen");
+                return Some((Reason::Duplicate, why));
+            }
+            Some(seen) => *seen = (ts, partition),
+            None => {
+                self.seen.insert(event_id.into(), (ts, partition));
+            }
+        }
+        None
+    }
 }
 
 #[derive(Debug)]
@@ -421,44 +464,14 @@ impl EventTime {
             let reject = |reason: Reason, error: String, dead: &mut Vec<DeadLetter>| {
                 dead.push(DeadLetter::from_row(&batch, r, topic_name, reason, error));
             };
-            if ts > future_after {
-                reject(
-                    Reason::Future,
-                    format!(
-                        "ts {} is more than max_future past the processing clock {}",
-                        format_ms(ts),
-                        format_ms(now)
-                    ),
-                    dead,
-                );
+            let refusal = stream.refuse_by_time(ts, future_after, now, lateness).or_else(|| {
+                stream.max_ts = Some(stream.max_ts.map_or(ts, |x| x.max(ts)));
+                widen(&mut self.ts_range, ts);
+                dedup.refuse_repeat(ids.value(r), ts, id.partition, horizon)
+            });
+            if let Some((reason, error)) = refusal {
+                reject(reason, error, dead);
                 continue;
-            }
-            if let Some(wm) = stream.watermark(lateness)
-                && ts < wm
-            {
-                reject(
-                    Reason::Late,
-                    format!("ts {ts} is older than the stream watermark {wm}"),
-                    dead,
-                );
-                continue;
-            }
-            stream.max_ts = Some(stream.max_ts.map_or(ts, |x| x.max(ts)));
-            widen(&mut self.ts_range, ts);
-            let event_id = ids.value(r);
-            match dedup.seen.get_mut(event_id) {
-                Some(seen) if (ts - seen.0).abs() < horizon => {
-                    reject(
-                        Reason::Duplicate,
-                        format!("event_id {event_id:?} already seen"),
-                        dead,
-                    );
-                    continue;
-                }
-                Some(seen) => *seen = (ts, id.partition),
-                None => {
-                    dedup.seen.insert(event_id.into(), (ts, id.partition));
-                }
             }
             if let Some((reason, error)) = admit(id.topic, &batch, r) {
                 reject(reason, error, dead);
