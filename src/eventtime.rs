@@ -74,7 +74,10 @@ impl Stream {
             return Some((Reason::Future, why));
         }
         let wm = self.watermark(lateness).filter(|wm| ts < *wm)?;
-        Some((Reason::Late, format!("ts {ts} is older than the stream watermark {wm}")))
+        Some((
+            Reason::Late,
+            format!("ts {ts} is older than the stream watermark {wm}"),
+        ))
     }
 
     fn watermark(&self, lateness: Millis) -> Option<Millis> {
@@ -464,11 +467,13 @@ impl EventTime {
             let reject = |reason: Reason, error: String, dead: &mut Vec<DeadLetter>| {
                 dead.push(DeadLetter::from_row(&batch, r, topic_name, reason, error));
             };
-            let refusal = stream.refuse_by_time(ts, future_after, now, lateness).or_else(|| {
-                stream.max_ts = Some(stream.max_ts.map_or(ts, |x| x.max(ts)));
-                widen(&mut self.ts_range, ts);
-                dedup.refuse_repeat(ids.value(r), ts, id.partition, horizon)
-            });
+            let refusal = stream
+                .refuse_by_time(ts, future_after, now, lateness)
+                .or_else(|| {
+                    stream.max_ts = Some(stream.max_ts.map_or(ts, |x| x.max(ts)));
+                    widen(&mut self.ts_range, ts);
+                    dedup.refuse_repeat(ids.value(r), ts, id.partition, horizon)
+                });
             if let Some((reason, error)) = refusal {
                 reject(reason, error, dead);
                 continue;

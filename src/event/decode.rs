@@ -309,49 +309,7 @@ impl Decoder {
             let Some((raw, ev)) = self.parse::<MonitoringJson>(pos, r, &mut malformed) else {
                 continue;
             };
-            let checked = (|| -> Result<(), String> {
-                non_empty(&ev.event_id, "event_id")?;
-                non_empty(&ev.service, "service")?;
-                let kind = MonitoringKind::parse(&ev.kind).ok_or_else(|| {
-                    let names = MonitoringKind::names();
-                    format!("unknown monitoring kind {:?} ({names})", ev.kind)
-                })?;
-                match kind {
-                    MonitoringKind::Probe => {
-                        required(&ev.source, "source", "probe")?;
-                        match ev.status.as_deref() {
-                            Some(s) if ProbeStatus::parse(s).is_some() => {}
-                            Some(s) => {
-                                let names = ProbeStatus::names();
-                                return Err(format!("unknown probe status {s:?} ({names})"));
-                            }
-                            None => return Err("probe event needs `status`".into()),
-                        }
-                        if ev.latency_ms.is_some_and(|l| !l.is_finite() || l < 0.0) {
-                            return Err("`latency_ms` must be a non-negative number".into());
-                        }
-                    }
-                    MonitoringKind::Metric => {
-                        required(&ev.resource, "resource", "metric")?;
-                        required(&ev.metric, "metric", "metric")?;
-                        match ev.value {
-                            Some(v) if v.is_finite() => {}
-                            _ => return Err("metric event needs a finite numeric `value`".into()),
-                        }
-                        if ev.capacity.is_some_and(|c| !(c.is_finite() && c > 0.0)) {
-                            return Err("`capacity` must be a positive number".into());
-                        }
-                    }
-                    MonitoringKind::Maintenance => match (ev.start, ev.end) {
-                        (Some(s), Some(e)) if e.0 > s.0 => {}
-                        (Some(_), Some(_)) => {
-                            return Err("maintenance `end` must be after `start`".into());
-                        }
-                        _ => return Err("maintenance event needs `start` and `end`".into()),
-                    },
-                }
-                Ok(())
-            })();
+            let checked = check_monitoring(&ev);
             if let Err(e) = checked {
                 malformed.push(self.malformed(pos, r, e));
                 continue;
@@ -402,39 +360,7 @@ impl Decoder {
             let Some((raw, ev)) = self.parse::<TicketJson>(pos, r, &mut malformed) else {
                 continue;
             };
-            let checked = (|| -> Result<(), String> {
-                non_empty(&ev.event_id, "event_id")?;
-                non_empty(&ev.ticket, "ticket")?;
-                let check_priority = |what: &str| match ev.priority.as_deref() {
-                    Some(p) if Priority::parse(p).is_some() => Ok(()),
-                    Some(p) => Err(format!("unknown priority {p:?} (P1..P4)")),
-                    None => Err(format!("{what} event needs `priority`")),
-                };
-                let ty = TicketEventType::parse(&ev.kind_of_event).ok_or_else(|| {
-                    let names = TicketEventType::names();
-                    format!("unknown ticket event type {:?} ({names})", ev.kind_of_event)
-                })?;
-                match ty {
-                    TicketEventType::Created => {
-                        required(&ev.customer, "customer", "created")?;
-                        check_priority("created")?;
-                        match ev.kind.as_deref() {
-                            Some(k) if TicketKind::parse(k).is_some() => {}
-                            Some(k) => {
-                                let names = TicketKind::names();
-                                return Err(format!("unknown ticket kind {k:?} ({names})"));
-                            }
-                            None => return Err("created event needs `kind`".into()),
-                        }
-                    }
-                    TicketEventType::Responded => {}
-                    TicketEventType::Status => {
-                        required(&ev.status, "status", "status")?;
-                    }
-                    TicketEventType::Priority => check_priority("priority")?,
-                }
-                Ok(())
-            })();
+            let checked = check_ticket(&ev);
             if let Err(e) = checked {
                 malformed.push(self.malformed(pos, r, e));
                 continue;
@@ -481,6 +407,86 @@ impl Decoder {
             malformed,
         }
     }
+}
+
+/// The fields a monitoring event of its kind needs (contract section 1).
+fn check_monitoring(ev: &MonitoringJson<'_>) -> Result<(), String> {
+    non_empty(&ev.event_id, "event_id")?;
+    non_empty(&ev.service, "service")?;
+    let kind = MonitoringKind::parse(&ev.kind).ok_or_else(|| {
+        let names = MonitoringKind::names();
+        format!("unknown monitoring kind {:?} ({names})", ev.kind)
+    })?;
+    match kind {
+        MonitoringKind::Probe => {
+            required(&ev.source, "source", "probe")?;
+            match ev.status.as_deref() {
+                Some(s) if ProbeStatus::parse(s).is_some() => {}
+                Some(s) => {
+                    let names = ProbeStatus::names();
+                    return Err(format!("unknown probe status {s:?} ({names})"));
+                }
+                None => return Err("probe event needs `status`".into()),
+            }
+            if ev.latency_ms.is_some_and(|l| !l.is_finite() || l < 0.0) {
+                return Err("`latency_ms` must be a non-negative number".into());
+            }
+        }
+        MonitoringKind::Metric => {
+            required(&ev.resource, "resource", "metric")?;
+            required(&ev.metric, "metric", "metric")?;
+            match ev.value {
+                Some(v) if v.is_finite() => {}
+                _ => return Err("metric event needs a finite numeric `value`".into()),
+            }
+            if ev.capacity.is_some_and(|c| !(c.is_finite() && c > 0.0)) {
+                return Err("`capacity` must be a positive number".into());
+            }
+        }
+        MonitoringKind::Maintenance => match (ev.start, ev.end) {
+            (Some(s), Some(e)) if e.0 > s.0 => {}
+            (Some(_), Some(_)) => {
+                return Err("maintenance `end` must be after `start`".into());
+            }
+            _ => return Err("maintenance event needs `start` and `end`".into()),
+        },
+    }
+    Ok(())
+}
+
+/// The fields a ticket event of its type needs (contract section 1).
+fn check_ticket(ev: &TicketJson<'_>) -> Result<(), String> {
+    non_empty(&ev.event_id, "event_id")?;
+    non_empty(&ev.ticket, "ticket")?;
+    let check_priority = |what: &str| match ev.priority.as_deref() {
+        Some(p) if Priority::parse(p).is_some() => Ok(()),
+        Some(p) => Err(format!("unknown priority {p:?} (P1..P4)")),
+        None => Err(format!("{what} event needs `priority`")),
+    };
+    let ty = TicketEventType::parse(&ev.kind_of_event).ok_or_else(|| {
+        let names = TicketEventType::names();
+        format!("unknown ticket event type {:?} ({names})", ev.kind_of_event)
+    })?;
+    match ty {
+        TicketEventType::Created => {
+            required(&ev.customer, "customer", "created")?;
+            check_priority("created")?;
+            match ev.kind.as_deref() {
+                Some(k) if TicketKind::parse(k).is_some() => {}
+                Some(k) => {
+                    let names = TicketKind::names();
+                    return Err(format!("unknown ticket kind {k:?} ({names})"));
+                }
+                None => return Err("created event needs `kind`".into()),
+            }
+        }
+        TicketEventType::Responded => {}
+        TicketEventType::Status => {
+            required(&ev.status, "status", "status")?;
+        }
+        TicketEventType::Priority => check_priority("priority")?,
+    }
+    Ok(())
 }
 
 #[cfg(test)]
