@@ -64,97 +64,126 @@ pub fn translate(config: &Config, body: &[u8]) -> Result<Translated, Rejected> {
         (Ok(id), Ok(key)) => (id, key),
         _ => return Err(bad("Jira webhook without issue.id and issue.key".into())),
     };
-    let map = &config.ingest.jira;
-    let mut out = Translated::default();
-    let push = |out: &mut Translated, event: Value| {
-        out.push(config, Topic::Tickets, 0, event.to_string());
+    let mut hook = Webhook {
+        config,
+        body,
+        v: &v,
+        ts,
+        issue_id,
+        ticket,
+        out: Translated::default(),
     };
-    let id = |suffix: &str| format!("jira-{issue_id}-{suffix}");
+    let map = &config.ingest.jira;
     match event {
-        "jira:issue_created" => match created(map, &v) {
-            Ok((customer, service, kind, priority)) => {
-                let at = text_at(&v, "/issue/fields/created")
-                    .ok()
-                    .and_then(jira_time)
-                    .unwrap_or(ts);
-                push(
-                    &mut out,
-                    json!({"event_id": id("created"), "ts": at, "ticket": ticket,
-                    "type": "created", "customer": customer, "service": service,
-                    "priority": priority.as_str(), "kind": kind}),
-                );
-            }
-            Err(e) => return Err(bad(e)),
-        },
-        "jira:issue_updated" => {
-            // Without a changelog id (some automation rules and older servers),
-            // the webhook's timestamp and the item's position tell updates apart.
-            let change = text_at(&v, "/changelog/id").map(str::to_owned);
-            let items = v.pointer("/changelog/items").and_then(Value::as_array);
-            for (position, item) in items.into_iter().flatten().enumerate() {
-                let change = match &change {
-                    Ok(id) => id.clone(),
-                    Err(_) => format!("t{ts}-{position}"),
-                };
-                let to = item
-                    .get("toString")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                match item.get("field").and_then(Value::as_str) {
-                    Some("status") => {
-                        if map.responded_statuses.iter().any(|s| s == to) {
-                            push(
-                                &mut out,
-                                json!({"event_id": id(&format!("{change}-responded")),
-                                "ts": ts, "ticket": ticket, "type": "responded"}),
-                            );
-                        }
-                        push(
-                            &mut out,
-                            json!({"event_id": id(&format!("{change}-status")),
-                            "ts": ts, "ticket": ticket, "type": "status", "status": map.status(to)}),
-                        );
-                    }
-                    Some("priority") => match map.priorities.get(to) {
-                        Some(p) => push(
-                            &mut out,
-                            json!({"event_id": id(&format!("{change}-priority")),
-                            "ts": ts, "ticket": ticket, "type": "priority", "priority": p.as_str()}),
-                        ),
-                        None => out.rejected.push(Rejected::malformed(
-                            0,
-                            format!(
-                                "Jira priority {to:?} is not mapped in [ingest.jira.priorities]"
-                            ),
-                            raw(),
-                        )),
-                    },
-                    _ => out.ignored += 1,
-                }
-            }
-        }
-        "comment_created" if map.respond_on_comment => {
-            let comment = text_at(&v, "/comment/id")
-                .map_err(|_| bad("comment_created without comment.id".into()))?;
-            let public = v
-                .pointer("/comment/jsdPublic")
-                .and_then(Value::as_bool)
-                .unwrap_or(true);
-            let author = text_at(&v, "/comment/author/accountId").ok();
-            let reporter = text_at(&v, "/issue/fields/reporter/accountId").ok();
-            if public && (author.is_none() || author != reporter) {
-                push(
-                    &mut out,
-                    json!({"event_id": id(&format!("comment-{comment}")),
-                    "ts": ts, "ticket": ticket, "type": "responded"}),
-                );
-            } else {
-                out.ignored += 1;
-            }
-        }
-        _ => out.ignored += 1,
+        "jira:issue_created" => hook.issue_created().map_err(bad)?,
+        "jira:issue_updated" => hook.issue_updated(),
+        "comment_created" if map.respond_on_comment => hook.comment_created().map_err(bad)?,
+        _ => hook.out.ignored += 1,
     }
-    Ok(out)
+    Ok(hook.out)
+}
+
+/// One webhook being translated.
+struct Webhook<'a> {
+    config: &'a Config,
+    body: &'a [u8],
+    v: &'a Value,
+    ts: Millis,
+    issue_id: &'a str,
+    ticket: &'a str,
+    out: Translated,
+}
+
+impl Webhook<'_> {
+    /// Event ids are derived from the issue id, so Jira's retries are duplicates.
+    fn id(&self, suffix: &str) -> String {
+        format!("jira-{}-{suffix}", self.issue_id)
+    }
+
+    fn push(&mut self, event: Value) {
+        (self.out).push(self.config, Topic::Tickets, 0, event.to_string());
+    }
+
+    fn issue_created(&mut self) -> Result<(), String> {
+        let (customer, service, kind, priority) = created(&self.config.ingest.jira, self.v)?;
+        let at = text_at(self.v, "/issue/fields/created")
+            .ok()
+            .and_then(jira_time)
+            .unwrap_or(self.ts);
+        let event = json!({"event_id": self.id("created"), "ts": at, "ticket": self.ticket,
+            "type": "created", "customer": customer, "service": service,
+            "priority": priority.as_str(), "kind": kind});
+        self.push(event);
+        Ok(())
+    }
+
+    /// Status and priority changes; an unmapped priority is refused, the other
+    /// items of the same update are still taken.
+    fn issue_updated(&mut self) {
+        // Without a changelog id (some automation rules and older servers),
+        // the webhook's timestamp and the item's position tell updates apart.
+        let change = text_at(self.v, "/changelog/id").map(str::to_owned);
+        let items = self.v.pointer("/changelog/items").and_then(Value::as_array);
+        for (position, item) in items.into_iter().flatten().enumerate() {
+            let change = match &change {
+                Ok(id) => id.clone(),
+                Err(_) => format!("t{}-{position}", self.ts),
+            };
+            let to = item
+                .get("toString")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            match item.get("field").and_then(Value::as_str) {
+                Some("status") => self.status_changed(&change, to),
+                Some("priority") => self.priority_changed(&change, to),
+                _ => self.out.ignored += 1,
+            }
+        }
+    }
+
+    fn status_changed(&mut self, change: &str, to: &str) {
+        let map = &self.config.ingest.jira;
+        let (ts, ticket) = (self.ts, self.ticket);
+        if map.responded_statuses.iter().any(|s| s == to) {
+            let id = self.id(&format!("{change}-responded"));
+            self.push(json!({"event_id": id, "ts": ts, "ticket": ticket, "type": "responded"}));
+        }
+        let id = self.id(&format!("{change}-status"));
+        let status = map.status(to);
+        self.push(
+            json!({"event_id": id, "ts": ts, "ticket": ticket, "type": "status", "status": status}),
+        );
+    }
+
+    fn priority_changed(&mut self, change: &str, to: &str) {
+        let Some(p) = self.config.ingest.jira.priorities.get(to) else {
+            let why = format!("Jira priority {to:?} is not mapped in [ingest.jira.priorities]");
+            let raw = String::from_utf8_lossy(self.body).into_owned();
+            self.out.rejected.push(Rejected::malformed(0, why, raw));
+            return;
+        };
+        let id = self.id(&format!("{change}-priority"));
+        let (ts, ticket) = (self.ts, self.ticket);
+        self.push(json!({"event_id": id, "ts": ts, "ticket": ticket, "type": "priority", "priority": p.as_str()}));
+    }
+
+    /// A public comment by someone other than the reporter is the first response.
+    fn comment_created(&mut self) -> Result<(), String> {
+        let v = self.v;
+        let comment = text_at(v, "/comment/id")
+            .map_err(|_| "comment_created without comment.id".to_owned())?;
+        let public = (v.pointer("/comment/jsdPublic").and_then(Value::as_bool)).unwrap_or(true);
+        let author = text_at(v, "/comment/author/accountId").ok();
+        let reporter = text_at(v, "/issue/fields/reporter/accountId").ok();
+        if public && (author.is_none() || author != reporter) {
+            let id = self.id(&format!("comment-{comment}"));
+            let (ts, ticket) = (self.ts, self.ticket);
+            self.push(json!({"event_id": id, "ts": ts, "ticket": ticket, "type": "responded"}));
+        } else {
+            self.out.ignored += 1;
+        }
+        Ok(())
+    }
 }
 
 /// Customer, service, kind and priority of a new issue.
