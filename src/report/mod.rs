@@ -10,7 +10,7 @@ use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
 use serde::Serialize;
 
-use crate::config::{Config, NoData};
+use crate::config::{Config, NoData, ServiceConfig};
 use crate::engine::Engine;
 use crate::engine::availability::{State, measured_and_downtime};
 use crate::engine::capacity::Forecast;
@@ -178,6 +178,40 @@ pub async fn sla_report(
     generated_at: Millis,
 ) -> Result<SlaReport, ReportError> {
     let ctx = tables.session()?;
+    let per = state_times(&ctx, from, to).await?;
+    let services = (config.services.iter())
+        .filter(|s| s.customer.get_ref() == customer)
+        .map(|svc| service_report(svc, &per, incidents, from, to))
+        .collect();
+    let tickets = tickets_report(&ctx, config, customer, from, to).await?;
+    let mut by_rule = BTreeMap::new();
+    let mut triggered = 0;
+    for i in incidents.iter().filter(|i| {
+        i.action == Action::Trigger && i.customer == customer && (from..to).contains(&i.at_ms)
+    }) {
+        triggered += 1;
+        *by_rule.entry(i.rule.as_str()).or_insert(0) += 1;
+    }
+    Ok(SlaReport {
+        customer: customer.to_owned(),
+        from: format_ms(from),
+        to: format_ms(to),
+        generated_at: format_ms(generated_at),
+        config_sha256: config.sha256.clone(),
+        services,
+        tickets,
+        incidents: IncidentCounts { triggered, by_rule },
+    })
+}
+
+/// (service, state) → (ms in the period, longest interval ms), from `AVAILABILITY_SQL`.
+type StateTimes = BTreeMap<(String, String), (Millis, Millis)>;
+
+async fn state_times(
+    ctx: &SessionContext,
+    from: Millis,
+    to: Millis,
+) -> Result<StateTimes, ReportError> {
     let batches = ctx
         .sql(AVAILABILITY_SQL)
         .await?
@@ -187,8 +221,7 @@ pub async fn sla_report(
         ])?
         .collect()
         .await?;
-    // (service, state) → (ms, longest ms)
-    let mut per: BTreeMap<(String, String), (Millis, Millis)> = BTreeMap::new();
+    let mut per = StateTimes::new();
     for b in &batches {
         let svc = b.column(0).as_string::<i32>();
         let st = b.column(1).as_string::<i32>();
@@ -201,80 +234,61 @@ pub async fn sla_report(
             );
         }
     }
+    Ok(per)
+}
+
+/// One service's line of the SLA report over `[from, to)`.
+fn service_report(
+    svc: &ServiceConfig,
+    per: &StateTimes,
+    incidents: &[Incident],
+    from: Millis,
+    to: Millis,
+) -> ServiceReport {
+    let id = svc.id.get_ref();
+    let get = |s: State| {
+        per.get(&(id.clone(), s.as_str().to_owned()))
+            .copied()
+            .unwrap_or((0, 0))
+    };
+    let (up, degraded, down, maint) = (
+        get(State::Up).0,
+        get(State::Degraded).0,
+        get(State::Down).0,
+        get(State::Maintenance).0,
+    );
     let period = to - from;
-    let cid = &customer.to_owned();
-    {
-        let mut services = Vec::new();
-        for svc in config
-            .services
-            .iter()
-            .filter(|s| s.customer.get_ref() == cid)
-        {
-            let id = svc.id.get_ref();
-            let get = |s: State| {
-                per.get(&(id.clone(), s.as_str().to_owned()))
-                    .copied()
-                    .unwrap_or((0, 0))
-            };
-            let (up, degraded, down, maint) = (
-                get(State::Up).0,
-                get(State::Degraded).0,
-                get(State::Down).0,
-                get(State::Maintenance).0,
-            );
-            // Time before a service's first record or past its accounted time is nodata.
-            let nodata = period - up - degraded - down - maint;
-            let (measured, downtime) =
-                measured_and_downtime(svc.nodata, period, maint, nodata, down);
-            let availability =
-                (measured > 0).then(|| 100.0 * (measured - downtime) as f64 / measured as f64);
-            let budget_ms = (1.0 - svc.availability_target / 100.0) * measured as f64;
-            let outages = incidents
-                .iter()
-                .filter(|i| {
-                    i.rule == Rule::Outage
-                        && i.action == Action::Trigger
-                        && i.service.as_deref() == Some(id.as_str())
-                })
-                .filter(|i| (from..to).contains(&i.started_ms))
-                .count() as u64;
-            services.push(ServiceReport {
-                service: id.clone(),
-                target_pct: svc.availability_target,
-                availability_pct: availability,
-                period_s: ms_to_s(period),
-                measured_s: ms_to_s(measured),
-                up_s: ms_to_s(up),
-                degraded_s: ms_to_s(degraded),
-                downtime_s: ms_to_s(downtime),
-                maintenance_s: ms_to_s(maint),
-                nodata_s: ms_to_s(nodata),
-                budget_s: round_ms(budget_ms / 1000.0),
-                budget_remaining_s: round_ms((budget_ms - downtime as f64) / 1000.0),
-                met: availability.map(|a| a >= svc.availability_target),
-                outages,
-                longest_outage_s: ms_to_s(get(State::Down).1),
-            });
-        }
-        let tickets = tickets_report(&ctx, config, cid, from, to).await?;
-        let mut by_rule = BTreeMap::new();
-        let mut triggered = 0;
-        for i in incidents.iter().filter(|i| {
-            i.action == Action::Trigger && i.customer == *cid && (from..to).contains(&i.at_ms)
-        }) {
-            triggered += 1;
-            *by_rule.entry(i.rule.as_str()).or_insert(0) += 1;
-        }
-        Ok(SlaReport {
-            customer: cid.clone(),
-            from: format_ms(from),
-            to: format_ms(to),
-            generated_at: format_ms(generated_at),
-            config_sha256: config.sha256.clone(),
-            services,
-            tickets,
-            incidents: IncidentCounts { triggered, by_rule },
+    // Time before a service's first record or past its accounted time is nodata.
+    let nodata = period - up - degraded - down - maint;
+    let (measured, downtime) = measured_and_downtime(svc.nodata, period, maint, nodata, down);
+    let availability =
+        (measured > 0).then(|| 100.0 * (measured - downtime) as f64 / measured as f64);
+    let budget_ms = (1.0 - svc.availability_target / 100.0) * measured as f64;
+    let outages = incidents
+        .iter()
+        .filter(|i| {
+            i.rule == Rule::Outage
+                && i.action == Action::Trigger
+                && i.service.as_deref() == Some(id.as_str())
         })
+        .filter(|i| (from..to).contains(&i.started_ms))
+        .count() as u64;
+    ServiceReport {
+        service: id.clone(),
+        target_pct: svc.availability_target,
+        availability_pct: availability,
+        period_s: ms_to_s(period),
+        measured_s: ms_to_s(measured),
+        up_s: ms_to_s(up),
+        degraded_s: ms_to_s(degraded),
+        downtime_s: ms_to_s(downtime),
+        maintenance_s: ms_to_s(maint),
+        nodata_s: ms_to_s(nodata),
+        budget_s: round_ms(budget_ms / 1000.0),
+        budget_remaining_s: round_ms((budget_ms - downtime as f64) / 1000.0),
+        met: availability.map(|a| a >= svc.availability_target),
+        outages,
+        longest_outage_s: ms_to_s(get(State::Down).1),
     }
 }
 
