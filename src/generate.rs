@@ -343,6 +343,12 @@ impl Generator {
     }
 
     fn tickets(&mut self, t: Millis, out: &mut Vec<Generated>) {
+        self.maybe_open_ticket(t, out);
+        self.advance_tickets(t, out);
+    }
+
+    /// Opens a ticket with probability `ticket_rate` in the minute at `t`.
+    fn maybe_open_ticket(&mut self, t: Millis, out: &mut Vec<Generated>) {
         if self.rng.random_bool(self.ticket_rate.min(1.0)) {
             self.ticket_no += 1;
             let svc = &SERVICES[self.rng.random_range(0..SERVICES.len())];
@@ -386,48 +392,17 @@ impl Generator {
                 reopened: false,
             });
         }
+    }
+
+    /// Emits the next event of every open ticket due in the minute at `t`.
+    fn advance_tickets(&mut self, t: Millis, out: &mut Vec<Generated>) {
         let due: Vec<usize> = (0..self.tickets.len())
             .filter(|&k| self.tickets[k].due <= t + MINUTE)
             .collect();
         let mut done = Vec::new();
         for k in due {
             let ts = self.tickets[k].due.max(t);
-            let (body, next_step, wait) = match self.tickets[k].step {
-                0 => (
-                    r#""type":"responded""#.to_owned(),
-                    1,
-                    self.rng.random_range(10..240),
-                ),
-                1 if self.rng.random_bool(0.3) => (
-                    r#""type":"status","status":"pending_customer""#.to_owned(),
-                    2,
-                    self.rng.random_range(30..600),
-                ),
-                1 | 2 => (
-                    r#""type":"status","status":"in_progress""#.to_owned(),
-                    3,
-                    self.rng.random_range(20..900),
-                ),
-                3 if self.rng.random_bool(0.1) => (
-                    r#""type":"priority","priority":"P1""#.to_owned(),
-                    3,
-                    self.rng.random_range(10..60),
-                ),
-                3 => (
-                    r#""type":"status","status":"resolved""#.to_owned(),
-                    4,
-                    self.rng.random_range(60..1440),
-                ),
-                4 if !self.tickets[k].reopened && self.rng.random_bool(0.08) => {
-                    self.tickets[k].reopened = true;
-                    (
-                        r#""type":"status","status":"reopened""#.to_owned(),
-                        3,
-                        self.rng.random_range(30..300),
-                    )
-                }
-                _ => (r#""type":"status","status":"closed""#.to_owned(), 5, 0),
-            };
+            let (body, next_step, wait) = self.next_step(k);
             let id = self.tickets[k].id.clone();
             let eid = self.id("t");
             out.push(Generated {
@@ -445,6 +420,46 @@ impl Generator {
         }
         for k in done.into_iter().rev() {
             self.tickets.swap_remove(k);
+        }
+    }
+
+    /// The next event of open ticket `k`: its body, step and the minutes until the one after.
+    fn next_step(&mut self, k: usize) -> (String, u8, i64) {
+        match self.tickets[k].step {
+            0 => (
+                r#""type":"responded""#.to_owned(),
+                1,
+                self.rng.random_range(10..240),
+            ),
+            1 if self.rng.random_bool(0.3) => (
+                r#""type":"status","status":"pending_customer""#.to_owned(),
+                2,
+                self.rng.random_range(30..600),
+            ),
+            1 | 2 => (
+                r#""type":"status","status":"in_progress""#.to_owned(),
+                3,
+                self.rng.random_range(20..900),
+            ),
+            3 if self.rng.random_bool(0.1) => (
+                r#""type":"priority","priority":"P1""#.to_owned(),
+                3,
+                self.rng.random_range(10..60),
+            ),
+            3 => (
+                r#""type":"status","status":"resolved""#.to_owned(),
+                4,
+                self.rng.random_range(60..1440),
+            ),
+            4 if !self.tickets[k].reopened && self.rng.random_bool(0.08) => {
+                self.tickets[k].reopened = true;
+                (
+                    r#""type":"status","status":"reopened""#.to_owned(),
+                    3,
+                    self.rng.random_range(30..300),
+                )
+            }
+            _ => (r#""type":"status","status":"closed""#.to_owned(), 5, 0),
         }
     }
 }
