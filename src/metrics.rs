@@ -151,8 +151,7 @@ fn stream_label(s: StreamId) -> StreamLabel {
 impl Metrics {
     /// Registers every metric.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("slaflow");
-        let m = Metrics {
+        let mut m = Metrics {
             read: Counter::default(),
             applied: Counter::default(),
             deadlettered: Family::default(),
@@ -172,6 +171,14 @@ impl Metrics {
             last: Mutex::new(Counts::default()),
             registry: Registry::default(),
         };
+        m.registry = m.register_all();
+        m
+    }
+
+    /// A registry (prefix `slaflow`) exposing every metric.
+    fn register_all(&self) -> Registry {
+        let m = self;
+        let mut registry = Registry::with_prefix("slaflow");
         registry.register("records_read", "Input records read", m.read.clone());
         registry.register(
             "records_applied",
@@ -236,7 +243,7 @@ impl Metrics {
         );
         m.delivery.register(&mut registry);
         m.checkpoints.register(&mut registry);
-        Metrics { registry, ..m }
+        registry
     }
 
     /// Updates after a processing step that took `step` and fired `fired`;
