@@ -521,57 +521,121 @@ struct Sample {
 /// the burst's first two thirds, and its last third shows whether memory then
 /// stays flat while the burst goes on.
 pub fn burst_rows(brokers: &str, rate: u64) -> Result<Vec<Row>, crate::run::RunError> {
-    use rdkafka::ClientConfig;
-    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    use rdkafka::producer::{DefaultProducerContext, Producer, ThreadedProducer};
     use std::time::Duration;
 
-    const SERVICES: u64 = 500;
-    let tag = format!(
-        "bench-{}-{}-burst",
-        std::process::id(),
-        crate::time::wall_now()
-    );
-    let topic = |t: &str| format!("{tag}-{t}");
-    let (mon, tkt, inc, dl, state) = (
-        topic("mon"),
-        topic("tkt"),
-        topic("inc"),
-        topic("dl"),
-        topic("state"),
-    );
-    create_topics(brokers, &[&mon, &tkt, &inc, &dl, &state])?;
-    let dir = std::env::temp_dir().join(&tag);
-    std::fs::create_dir_all(&dir)?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let mut text = format!(
-        "[engine]\nallowed_lateness = \"10s\"\ndedup_horizon = \"10s\"\ndata_dir = \"{}\"\n[api]\nlisten = \"127.0.0.1:{port}\"\n[kafka]\nbrokers = \"{brokers}\"\ngroup_id = \"{}\"\nmonitoring_topic = \"{mon}\"\ntickets_topic = \"{tkt}\"\nincidents_topic = \"{inc}\"\ndeadletter_topic = \"{dl}\"\nstate_topic = \"{state}\"\n[[customers]]\nid = \"c\"\n",
-        dir.join("data").display(),
-        topic("group")
-    );
-    for i in 0..SERVICES {
-        text.push_str(&format!("[[services]]\nid = \"b{i}\"\ncustomer = \"c\"\n"));
+    let burst = BurstChild::start(brokers)?;
+    let ready = Instant::now();
+    while burst.sample().is_none() && ready.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(200));
     }
-    let config = dir.join("burst.toml");
-    std::fs::write(&config, text)?;
-    let mut child = std::process::Command::new(std::env::current_exe()?)
-        .args(["run", "--config"])
-        .arg(&config)
-        .env("SLAFLOW_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(dir.join("run.log"))?)
-        .spawn()?;
-    let pid = child.id().to_string();
-    let metrics_url = format!("http://127.0.0.1:{port}/metrics");
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(2)))
-        .build()
-        .into();
-    // Gauges and counters of the child's /metrics, if the API answers.
-    let sample = || -> Option<Sample> {
+    let kafka = KafkaConfig {
+        brokers: brokers.to_owned(),
+        ..KafkaConfig::default()
+    };
+    let producer: ThreadedProducer<DefaultProducerContext> = crate::kafka::client_config(&kafka)
+        .set("linger.ms", "5")
+        .create()?;
+    let plan = [
+        ("steady", rate, 30.0),
+        ("burst", rate * 10, 90.0),
+        ("after", rate, 45.0),
+    ];
+    let mut phases: Vec<Phase> = Vec::new();
+    let mut seq = 0u64;
+    for (name, phase_rate, secs) in plan {
+        phases.push(burst.phase(&producer, name == "burst", phase_rate, secs, &mut seq)?);
+    }
+    producer.flush(Duration::from_secs(60))?;
+    let drained = Instant::now();
+    let mut final_lag = u64::MAX;
+    while drained.elapsed() < Duration::from_secs(60) {
+        if let Some(m) = burst.sample() {
+            final_lag = seq.saturating_sub(m.read);
+            if final_lag == 0 {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let rss_end = rss_of(&burst.pid).unwrap_or(0);
+    burst.stop();
+    Ok(burst_table(&phases, rss_end, final_lag))
+}
+
+/// Services of the burst measurement.
+const BURST_SERVICES: u64 = 500;
+
+/// `slaflow run` as a child process on its own topics, for the burst measurement.
+struct BurstChild {
+    child: std::process::Child,
+    pid: String,
+    dir: std::path::PathBuf,
+    mon: String,
+    metrics_url: String,
+    agent: ureq::Agent,
+}
+
+impl BurstChild {
+    fn start(brokers: &str) -> Result<BurstChild, crate::run::RunError> {
+        const SERVICES: u64 = BURST_SERVICES;
+        let tag = format!(
+            "bench-{}-{}-burst",
+            std::process::id(),
+            crate::time::wall_now()
+        );
+        let topic = |t: &str| format!("{tag}-{t}");
+        let (mon, tkt, inc, dl, state) = (
+            topic("mon"),
+            topic("tkt"),
+            topic("inc"),
+            topic("dl"),
+            topic("state"),
+        );
+        create_topics(brokers, &[&mon, &tkt, &inc, &dl, &state])?;
+        let dir = std::env::temp_dir().join(&tag);
+        std::fs::create_dir_all(&dir)?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let mut text = format!(
+            "[engine]\nallowed_lateness = \"10s\"\ndedup_horizon = \"10s\"\ndata_dir = \"{}\"\n[api]\nlisten = \"127.0.0.1:{port}\"\n[kafka]\nbrokers = \"{brokers}\"\ngroup_id = \"{}\"\nmonitoring_topic = \"{mon}\"\ntickets_topic = \"{tkt}\"\nincidents_topic = \"{inc}\"\ndeadletter_topic = \"{dl}\"\nstate_topic = \"{state}\"\n[[customers]]\nid = \"c\"\n",
+            dir.join("data").display(),
+            topic("group")
+        );
+        for i in 0..SERVICES {
+            text.push_str(&format!("[[services]]\nid = \"b{i}\"\ncustomer = \"c\"\n"));
+        }
+        let config = dir.join("burst.toml");
+        std::fs::write(&config, text)?;
+        let child = std::process::Command::new(std::env::current_exe()?)
+            .args(["run", "--config"])
+            .arg(&config)
+            .env("SLAFLOW_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.join("run.log"))?)
+            .spawn()?;
+        let pid = child.id().to_string();
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(std::time::Duration::from_secs(2)))
+            .build()
+            .into();
+        let metrics_url = format!("http://127.0.0.1:{port}/metrics");
+        Ok(BurstChild {
+            child,
+            pid,
+            dir,
+            mon,
+            metrics_url,
+            agent,
+        })
+    }
+
+    /// Gauges and counters of the child's /metrics, if the API answers.
+    fn sample(&self) -> Option<Sample> {
+        let (agent, metrics_url) = (&self.agent, self.metrics_url.as_str());
         let body = agent
-            .get(&metrics_url)
+            .get(metrics_url)
             .call()
             .ok()?
             .body_mut()
@@ -588,23 +652,23 @@ pub fn burst_rows(brokers: &str, rate: u64) -> Result<Vec<Row>, crate::run::RunE
             dedup_ids: value("slaflow_dedup_ids")?,
             checkpoint_bytes: value("slaflow_checkpoint_bytes")?,
         })
-    };
-    let ready = Instant::now();
-    while sample().is_none() && ready.elapsed() < Duration::from_secs(60) {
-        std::thread::sleep(Duration::from_millis(200));
     }
-    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("linger.ms", "5")
-        .create()?;
-    let plan = [
-        ("steady", rate, 30.0),
-        ("burst", rate * 10, 90.0),
-        ("after", rate, 45.0),
-    ];
-    let mut phases: Vec<Phase> = Vec::new();
-    let mut seq = 0u64;
-    for (name, phase_rate, secs) in plan {
+
+    /// Produces probes at `rate` per second for `secs`, sampling the child's
+    /// memory and metrics every 250 ms; `storm`: a tenth of the services are down.
+    fn phase(
+        &self,
+        producer: &rdkafka::producer::ThreadedProducer<rdkafka::producer::DefaultProducerContext>,
+        storm: bool,
+        phase_rate: u64,
+        secs: f64,
+        next_seq: &mut u64,
+    ) -> Result<Phase, crate::run::RunError> {
+        use rdkafka::producer::BaseRecord;
+        use std::time::Duration;
+        const SERVICES: u64 = BURST_SERVICES;
+        let (mon, pid) = (&self.mon, &self.pid);
+        let mut seq = *next_seq;
         let mut ph = Phase::default();
         let started = Instant::now();
         let mut next_sample = started;
@@ -616,7 +680,7 @@ pub fn burst_rows(brokers: &str, rate: u64) -> Result<Vec<Row>, crate::run::RunE
                 let svc = format!("b{}", seq % SERVICES);
                 let src = ["a", "b", "c"][((seq / SERVICES) % 3) as usize];
                 // The burst is an alert storm: a tenth of the services report down.
-                let status = if name == "burst" && seq % SERVICES < SERVICES / 10 {
+                let status = if storm && seq % SERVICES < SERVICES / 10 {
                     "down"
                 } else {
                     "up"
@@ -633,7 +697,7 @@ pub fn burst_rows(brokers: &str, rate: u64) -> Result<Vec<Row>, crate::run::RunE
                 let third = ((started.elapsed().as_secs_f64() / secs * 3.0) as usize).min(2);
                 ph.rss_max = ph.rss_max.max(rss);
                 ph.rss_thirds[third] = ph.rss_thirds[third].max(rss);
-                if let Some(m) = sample() {
+                if let Some(m) = self.sample() {
                     ph.buffered_max = ph.buffered_max.max(m.buffered);
                     ph.lag_max = ph.lag_max.max(seq.saturating_sub(m.read));
                     ph.dedup_ids = m.dedup_ids;
@@ -643,27 +707,27 @@ pub fn burst_rows(brokers: &str, rate: u64) -> Result<Vec<Row>, crate::run::RunE
             std::thread::sleep(Duration::from_millis(10));
         }
         ph.secs = started.elapsed().as_secs_f64();
-        phases.push(ph);
+        *next_seq = seq;
+        Ok(ph)
     }
-    producer.flush(Duration::from_secs(60))?;
-    let drained = Instant::now();
-    let mut final_lag = u64::MAX;
-    while drained.elapsed() < Duration::from_secs(60) {
-        if let Some(m) = sample() {
-            final_lag = seq.saturating_sub(m.read);
-            if final_lag == 0 {
-                break;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let rss_end = rss_of(&pid).unwrap_or(0);
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status();
-    let _ = child.wait();
-    let _ = std::fs::remove_dir_all(&dir);
 
+    fn stop(mut self) {
+        // SIGTERM, so the child checkpoints and leaves the group like a real stop.
+        let term = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid])
+            .status();
+        if let Err(e) = term.and_then(|_| self.child.wait()) {
+            eprintln!("bench: stopping the burst child: {e}");
+        }
+        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+            eprintln!("bench: removing {}: {e}", self.dir.display());
+        }
+    }
+}
+
+/// The burst measurement's three rows.
+fn burst_table(phases: &[Phase], rss_end: u64, final_lag: u64) -> Vec<Row> {
+    const SERVICES: u64 = BURST_SERVICES;
     let mib = |b: u64| b as f64 / 1048576.0;
     let describe = |ph: &Phase| {
         format!(
@@ -677,7 +741,7 @@ pub fn burst_rows(brokers: &str, rate: u64) -> Result<Vec<Row>, crate::run::RunE
         )
     };
     let (steady, burst, after) = (&phases[0], &phases[1], &phases[2]);
-    Ok(vec![
+    vec![
         Row {
             name: format!(
                 "burst: steady input (30 s, {SERVICES} services, lateness 10 s, dedup horizon 10 s)"
@@ -710,7 +774,7 @@ pub fn burst_rows(brokers: &str, rate: u64) -> Result<Vec<Row>, crate::run::RunE
             ),
             target: "lag back to 0".into(),
         },
-    ])
+    ]
 }
 
 /// A live loop running on its own thread, as `slaflow run` runs it.
