@@ -307,7 +307,6 @@ pub fn table(rows: &[Row]) -> String {
 /// a bare rdkafka consumer's on the same topic and settings, and incident latency.
 pub fn live_rows(brokers: &str) -> Result<Vec<Row>, crate::run::RunError> {
     use rdkafka::ClientConfig;
-    use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
     use std::time::Duration;
 
@@ -332,26 +331,7 @@ pub fn live_rows(brokers: &str) -> Result<Vec<Row>, crate::run::RunError> {
     }
     producer.flush(Duration::from_secs(120))?;
 
-    // A bare consumer with exactly the settings slaflow uses, storing each offset.
-    let mut bare_kafka = crate::config::KafkaConfig {
-        brokers: brokers.to_owned(),
-        group_id: topic("bare"),
-        ..Default::default()
-    };
-    bare_kafka
-        .options
-        .insert("fetch.wait.max.ms".into(), "100".into());
-    let bare: BaseConsumer = crate::kafka::consumer_config(&bare_kafka).create()?;
-    bare.subscribe(&[&mon, &tkt])?;
-    let started = Instant::now();
-    let mut read = 0usize;
-    while read < n && started.elapsed() < Duration::from_secs(300) {
-        if let Some(Ok(m)) = bare.poll(Duration::from_millis(100)) {
-            let _ = bare.store_offset_from_message(&m);
-            read += 1;
-        }
-    }
-    let bare_rate = read as f64 / started.elapsed().as_secs_f64();
+    let bare_rate = bare_consumer_rate(brokers, &topic("bare"), &[&mon, &tkt], n)?;
 
     // slaflow's live loop on the same topics.
     let text = format!(
@@ -388,12 +368,42 @@ pub fn live_rows(brokers: &str) -> Result<Vec<Row>, crate::run::RunError> {
     Ok(rows)
 }
 
+/// Events per second of a bare consumer with exactly the settings slaflow
+/// uses, storing each offset, reading `n` records of `topics`.
+fn bare_consumer_rate(
+    brokers: &str,
+    group: &str,
+    topics: &[&str],
+    n: usize,
+) -> Result<f64, crate::run::RunError> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use std::time::Duration;
+    let mut kafka = KafkaConfig {
+        brokers: brokers.to_owned(),
+        group_id: group.to_owned(),
+        ..Default::default()
+    };
+    kafka
+        .options
+        .insert("fetch.wait.max.ms".into(), "100".into());
+    let bare: BaseConsumer = crate::kafka::consumer_config(&kafka).create()?;
+    bare.subscribe(topics)?;
+    let started = Instant::now();
+    let mut read = 0usize;
+    while read < n && started.elapsed() < Duration::from_secs(300) {
+        if let Some(Ok(m)) = bare.poll(Duration::from_millis(100)) {
+            bare.store_offset_from_message(&m)?;
+            read += 1;
+        }
+    }
+    Ok(read as f64 / started.elapsed().as_secs_f64())
+}
+
 /// Time from an outage deadline (event time = wall time) to the incident on the
 /// incidents topic, over 20 outages produced live.
 fn incident_latency(brokers: &str, tag: &str) -> Result<Row, crate::run::RunError> {
     use rdkafka::ClientConfig;
     use rdkafka::consumer::{BaseConsumer, Consumer};
-    use rdkafka::message::Message;
     use rdkafka::producer::{BaseRecord, DefaultProducerContext, ThreadedProducer};
     use std::collections::BTreeMap;
     use std::time::Duration;
@@ -447,33 +457,56 @@ fn incident_latency(brokers: &str, tag: &str) -> Result<Row, crate::run::RunErro
             }
         }
         producer.poll(Duration::ZERO);
-        let until = Instant::now() + Duration::from_millis(100);
-        while Instant::now() < until {
-            if let Some(Ok(m)) = reader.poll(Duration::from_millis(20)) {
-                let v: serde_json::Value =
-                    serde_json::from_slice(m.payload().unwrap_or_default()).unwrap_or_default();
-                if v["action"] == "trigger"
-                    && let Some(svc) = v["service"].as_str()
-                {
-                    seen.entry(svc.to_owned())
-                        .or_insert_with(crate::time::wall_now);
-                }
-            }
-        }
+        note_triggers(&reader, &mut seen, Duration::from_millis(100));
     }
     live.stop()?;
+    Ok(latency_row(&seen, &first_down, N, OUTAGE_AFTER))
+}
+
+/// Notes, for `period`, the first trigger of each service on the incidents topic.
+fn note_triggers(
+    reader: &rdkafka::consumer::BaseConsumer,
+    seen: &mut std::collections::BTreeMap<String, i64>,
+    period: std::time::Duration,
+) {
+    use rdkafka::message::Message;
+    let until = Instant::now() + period;
+    while Instant::now() < until {
+        let Some(Ok(m)) = reader.poll(std::time::Duration::from_millis(20)) else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(m.payload().unwrap_or_default())
+        else {
+            continue;
+        };
+        if v["action"] == "trigger"
+            && let Some(svc) = v["service"].as_str()
+        {
+            seen.entry(svc.to_owned())
+                .or_insert_with(crate::time::wall_now);
+        }
+    }
+}
+
+/// p50 and p99 of (trigger seen − (first down + outage_after)) over the services seen.
+fn latency_row(
+    seen: &std::collections::BTreeMap<String, i64>,
+    first_down: &std::collections::BTreeMap<String, i64>,
+    services: usize,
+    outage_after: i64,
+) -> Row {
     let mut lat: Vec<i64> = seen
         .iter()
-        .filter_map(|(s, at)| Some(at - (first_down.get(s)? + OUTAGE_AFTER)))
+        .filter_map(|(s, at)| Some(at - (first_down.get(s)? + outage_after)))
         .collect();
     lat.sort_unstable();
     let pick = |q: f64| {
         lat.get(((q * lat.len() as f64).ceil() as usize).clamp(1, lat.len().max(1)) - 1)
             .copied()
     };
-    Ok(Row {
+    Row {
         name: format!(
-            "incident latency, live ({} of {N} outages seen; lateness 2s)",
+            "incident latency, live ({} of {services} outages seen; lateness 2s)",
             lat.len()
         ),
         value: match (pick(0.5), pick(0.99)) {
@@ -485,7 +518,7 @@ fn incident_latency(brokers: &str, tag: &str) -> Result<Row, crate::run::RunErro
             _ => "no incident seen".into(),
         },
         target: "p99 ≤ allowed_lateness + 1 s (3 s)".into(),
-    })
+    }
 }
 
 /// One phase of the burst measurement: what was produced and the worst seen.
@@ -688,12 +721,12 @@ impl BurstChild {
                 let line = format!(
                     r#"{{"event_id":"e{seq}","ts":{now},"service":"{svc}","kind":"probe","source":"{src}","status":"{status}"}}"#
                 );
-                send_waiting(&producer, BaseRecord::to(&mon).key(&svc).payload(&line))?;
+                send_waiting(producer, BaseRecord::to(mon).key(&svc).payload(&line))?;
                 ph.produced += 1;
             }
             if Instant::now() >= next_sample {
                 next_sample += Duration::from_millis(250);
-                let rss = rss_of(&pid).unwrap_or(0);
+                let rss = rss_of(pid).unwrap_or(0);
                 let third = ((started.elapsed().as_secs_f64() / secs * 3.0) as usize).min(2);
                 ph.rss_max = ph.rss_max.max(rss);
                 ph.rss_thirds[third] = ph.rss_thirds[third].max(rss);
