@@ -162,10 +162,8 @@ impl Feeder {
             self.offsets[stream.topic.index()] += recs.len() as i64;
             core.pipeline.ingest(stream, &recs, now, &mut out);
         }
-        core.pipeline.advance(None, &mut out);
         core.now = now;
-        core.record(&out.incidents);
-        core.prune();
+        core.step(None, &mut out);
         core.observe(&shared.metrics, started.elapsed(), &out.incidents);
         shared.publish(&core, true);
     }

@@ -10,10 +10,11 @@
 //! from its offset, or rebuilt from the beginning of the topic.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError, channel, sync_channel};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use rdkafka::error::KafkaError;
 use rdkafka::topic_partition_list::Offset;
 
 use crate::changelog;
@@ -404,16 +405,93 @@ impl Stop {
 }
 
 /// The live loop until `stop`: consume, process, publish, checkpoint, commit.
+/// A consumer thread polls Kafka and hands each poll's events to the loop over a
+/// channel (one poll ahead at most); the loop sends back the offsets to store.
 /// `run` drives it on its own thread; `slaflow bench` measures it.
 pub fn live(shared: &Shared, kafka: &KafkaConfig, stop: &Stop) -> Result<(), RunError> {
-    let mut live = LiveLoop::start(shared, kafka)?;
+    let (mut live, source) = LiveLoop::start(shared, kafka)?;
+    let (events, polled) = sync_channel::<Vec<SourceEvent>>(1);
+    let (to_consumer, commands) = channel::<ToConsumer>();
+    live.consumer = Some(to_consumer);
+    let metrics = &shared.metrics;
+    std::thread::scope(|scope| {
+        let consumer = std::thread::Builder::new()
+            .name("slaflow-consumer".into())
+            .spawn_scoped(scope, move || {
+                consume(source, events, commands, stop, metrics)
+            })?;
+        let looped = (|| {
+            // A closed channel means the consumer stopped (on `stop`, or on an error).
+            while let Ok(batch) = polled.recv() {
+                live.step(batch)?;
+                if stop.requested() {
+                    break;
+                }
+            }
+            // Unblocks a consumer waiting to hand over a poll.
+            drop(polled);
+            live.shutdown()
+        })();
+        let consumed = consumer
+            .join()
+            .unwrap_or_else(|_| Err(RunError::Io(std::io::Error::other("consumer panicked"))));
+        looped.and(consumed)
+    })
+}
+
+/// What the live loop asks of the consumer thread.
+enum ToConsumer {
+    /// Store these offsets (covered by written checkpoints) for commit.
+    Store(Vec<(StreamId, i64)>),
+    /// Forget the stored offsets of revoked partitions.
+    Forget(Vec<StreamId>),
+    /// Commit the stored offsets now (shutdown) and report how it went.
+    Commit(SyncSender<Result<(), KafkaError>>),
+}
+
+/// The consumer thread: applies the loop's requests, polls, hands the events
+/// over (an empty poll too: it is the loop's tick), measures lag; after `stop`
+/// or once the loop stops listening, serves the loop's last requests until it
+/// hangs up, then the consumer leaves the group.
+fn consume(
+    mut source: KafkaSource,
+    events: SyncSender<Vec<SourceEvent>>,
+    commands: Receiver<ToConsumer>,
+    stop: &Stop,
+    metrics: &crate::metrics::Metrics,
+) -> Result<(), RunError> {
+    let mut last_lag = Instant::now();
     while !stop.requested() {
-        let events = live
-            .source
-            .poll_batch(POLL_RECORDS, Duration::from_millis(100));
-        live.step(events)?;
+        while let Ok(command) = commands.try_recv() {
+            serve(&mut source, command)?;
+        }
+        if last_lag.elapsed() >= LAG_EVERY {
+            for (stream, lag) in source.lags() {
+                metrics.set_consumer_lag(stream, lag);
+            }
+            last_lag = Instant::now();
+        }
+        let batch = source.poll_batch(POLL_RECORDS, Duration::from_millis(100));
+        if events.send(batch).is_err() {
+            break;
+        }
     }
-    live.shutdown()
+    // The loop sees the end of the polls and goes on to its shutdown requests.
+    drop(events);
+    for command in commands {
+        serve(&mut source, command)?;
+    }
+    Ok(())
+}
+
+fn serve(source: &mut KafkaSource, command: ToConsumer) -> Result<(), RunError> {
+    match command {
+        ToConsumer::Store(offsets) => source.store_offsets(&offsets)?,
+        ToConsumer::Forget(streams) => source.forget(&streams),
+        // The loop may have gone on an error of its own; it then needs no answer.
+        ToConsumer::Commit(reply) => drop(reply.send(source.commit_stored())),
+    }
+    Ok(())
 }
 
 /// The live driver between steps: what it consumes from, writes to, owns.
@@ -422,7 +500,8 @@ pub fn live(shared: &Shared, kafka: &KafkaConfig, stop: &Stop) -> Result<(), Run
 pub struct LiveLoop<'a> {
     shared: &'a Shared,
     kafka: &'a KafkaConfig,
-    source: KafkaSource,
+    /// Requests to the consumer thread (set by [`live`]).
+    consumer: Option<Sender<ToConsumer>>,
     restorer: Arc<Restorer>,
     sink: Arc<KafkaSink>,
     delivery: Option<Delivery>,
@@ -431,13 +510,12 @@ pub struct LiveLoop<'a> {
     out: Outputs,
     interval: Duration,
     last_checkpoint: Instant,
-    last_lag: Instant,
 }
 
 impl<'a> LiveLoop<'a> {
     /// Connects to Kafka (restoring partitions as they are assigned) and starts
-    /// the delivery and checkpoint threads.
-    pub fn start(shared: &'a Shared, kafka: &'a KafkaConfig) -> Result<Self, RunError> {
+    /// the delivery and checkpoint threads; returns the consumer to poll.
+    fn start(shared: &'a Shared, kafka: &'a KafkaConfig) -> Result<(Self, KafkaSource), RunError> {
         let config = shared.config.clone();
         let key = StateKey::from_config(&config).map_err(RunError::Setup)?;
         if let Err(e) = changelog::ensure_topic(kafka) {
@@ -455,10 +533,10 @@ impl<'a> LiveLoop<'a> {
         let checkpointer = Checkpointer::start(store, sink.clone(), kafka, shared)?;
         let delivery = Delivery::start(&config, shared.metrics.delivery.clone())?;
         tracing::info!(brokers = %kafka.brokers, group = %kafka.group_id, "slaflow run started");
-        Ok(LiveLoop {
+        let live = LiveLoop {
             shared,
             kafka,
-            source,
+            consumer: None,
             restorer,
             sink,
             delivery,
@@ -467,8 +545,16 @@ impl<'a> LiveLoop<'a> {
             out: Outputs::default(),
             interval: config.engine.checkpoint_interval.std(),
             last_checkpoint: Instant::now(),
-            last_lag: Instant::now(),
-        })
+        };
+        Ok((live, source))
+    }
+
+    fn tell(&self, command: ToConsumer) -> Result<(), RunError> {
+        let consumer = self.consumer.as_ref();
+        match consumer.map(|c| c.send(command)) {
+            Some(Ok(())) => Ok(()),
+            _ => Err(RunError::Setup("the consumer thread stopped".into())),
+        }
     }
 
     /// One step: the polled events under the engine lock, then outputs,
@@ -480,7 +566,6 @@ impl<'a> LiveLoop<'a> {
             let mut core = self.shared.core();
             let wall = wall_now();
             core.now = wall;
-            let watermark = core.pipeline.eventtime().watermark();
             for ev in events {
                 match ev {
                     SourceEvent::Records(stream, recs) => {
@@ -493,11 +578,8 @@ impl<'a> LiveLoop<'a> {
                     }
                 }
             }
-            core.pipeline.advance(Some(wall), &mut self.out);
             // A moving watermark releases records and fires deadlines without any new event.
-            changed |= core.pipeline.eventtime().watermark() != watermark;
-            core.record(&self.out.incidents);
-            core.prune();
+            changed |= core.step(Some(wall), &mut self.out);
             core.observe(&self.shared.metrics, started.elapsed(), &self.out.incidents);
             self.shared
                 .publish(&core, changed || !self.out.incidents.is_empty());
@@ -545,7 +627,9 @@ impl<'a> LiveLoop<'a> {
             core.forget(*s);
         }
         self.shared.set_owned(&self.assigned);
-        self.source.forget(streams);
+        if let Err(e) = self.tell(ToConsumer::Forget(streams.to_vec())) {
+            tracing::warn!(error = %e, "revoked partitions' offsets not forgotten");
+        }
     }
 
     /// After the engine step: outputs out, finished checkpoint rounds' offsets
@@ -564,12 +648,6 @@ impl<'a> LiveLoop<'a> {
             self.checkpointer.begin(self.copies())?;
             self.last_checkpoint = Instant::now();
         }
-        if self.last_lag.elapsed() >= LAG_EVERY {
-            for (stream, lag) in self.source.lags() {
-                self.shared.metrics.set_consumer_lag(stream, lag);
-            }
-            self.last_lag = Instant::now();
-        }
         Ok(())
     }
 
@@ -585,7 +663,7 @@ impl<'a> LiveLoop<'a> {
     /// partitions still assigned.
     fn store_offsets(&mut self, mut covered: Vec<(StreamId, i64)>) -> Result<(), RunError> {
         covered.retain(|(s, _)| self.assigned.contains(s));
-        Ok(self.source.store_offsets(&covered)?)
+        self.tell(ToConsumer::Store(covered))
     }
 
     /// Graceful stop: fetching has stopped; checkpoint, commit, then leave the group.
@@ -597,7 +675,12 @@ impl<'a> LiveLoop<'a> {
         if let Some(covered) = self.checkpointer.wait()? {
             self.store_offsets(covered)?;
         }
-        self.source.commit_stored()?;
+        let (reply, committed) = sync_channel(1);
+        self.tell(ToConsumer::Commit(reply))?;
+        match committed.recv() {
+            Ok(result) => result?,
+            Err(_) => return Err(RunError::Setup("the consumer thread stopped".into())),
+        }
         let core = self.shared.core();
         let c = core.pipeline.counts();
         tracing::info!(

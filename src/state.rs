@@ -10,8 +10,8 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 
 use crate::checkpoint::Checkpoint;
 use crate::config::Config;
-use crate::engine::Engine;
 use crate::engine::incidents::{Action, Incident};
+use crate::engine::{Engine, Outputs};
 use crate::event::Topic;
 use crate::eventtime::StreamId;
 use crate::ingest::{Intake, RecentIds};
@@ -59,6 +59,18 @@ impl Core {
             }
         }
         self.incidents.extend_from_slice(incidents);
+    }
+
+    /// Ends a processing step, the same in `run` and `demo`: advances the
+    /// watermark (with the live wall clock, or `None`: the inputs' own), which
+    /// releases records and fires deadlines, logs the incidents and applies
+    /// retention. Returns whether the watermark moved.
+    pub fn step(&mut self, wall: Option<Millis>, out: &mut Outputs) -> bool {
+        let before = self.pipeline.eventtime().watermark();
+        self.pipeline.advance(wall, out);
+        self.record(&out.incidents);
+        self.prune();
+        self.pipeline.eventtime().watermark() != before
     }
 
     /// Applies `engine.retention` at the watermark: the engine's intervals,
@@ -355,7 +367,6 @@ impl Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::Outputs;
     use crate::event::RawRecord;
 
     const D: Millis = 86_400_000;

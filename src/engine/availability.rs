@@ -60,8 +60,37 @@ struct Window {
     end: Millis,
 }
 
-/// Per-state milliseconds of one bucket.
-pub type Durations = [Millis; 5];
+/// Milliseconds per state (of a bucket, a month, a period), indexed by [`State`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct StateDurations([Millis; 5]);
+
+impl StateDurations {
+    /// Time in a known state (everything but `nodata`).
+    pub fn known(&self) -> Millis {
+        self.0[..State::NoData as usize].iter().sum()
+    }
+}
+
+impl PartialEq<[Millis; 5]> for StateDurations {
+    /// Compares with durations listed in [`State::ALL`] order.
+    fn eq(&self, other: &[Millis; 5]) -> bool {
+        self.0 == *other
+    }
+}
+
+impl std::ops::Index<State> for StateDurations {
+    type Output = Millis;
+    fn index(&self, s: State) -> &Millis {
+        &self.0[s as usize]
+    }
+}
+
+impl std::ops::IndexMut<State> for StateDurations {
+    fn index_mut(&mut self, s: State) -> &mut Millis {
+        &mut self.0[s as usize]
+    }
+}
 
 /// One service's availability state (serialisable for checkpoints).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -89,7 +118,7 @@ pub struct ServiceTimeline {
     /// The UTC month being accounted for the error-budget rule: [start, end).
     month: (Millis, Millis),
     /// Per-state time accounted in `month`.
-    month_acc: Durations,
+    month_acc: StateDurations,
     /// `availability_breach` trigger instant in the current month, if it fired.
     budget_breached: Option<Millis>,
 }
@@ -114,7 +143,7 @@ impl ServiceTimeline {
             target_pct: cfg.availability_target,
             nodata: cfg.nodata,
             month: (0, 0),
-            month_acc: [0; 5],
+            month_acc: StateDurations::default(),
             budget_breached: None,
         }
     }
@@ -160,9 +189,9 @@ impl ServiceTimeline {
         {
             return Err("intervals empty or unordered".into());
         }
-        let within = |d: &Durations, total: Millis| {
-            d.iter().all(|&x| x >= 0)
-                && d.iter()
+        let within = |d: &StateDurations, total: Millis| {
+            d.0.iter().all(|&x| x >= 0)
+                && (d.0.iter())
                     .try_fold(0i64, |a, &x| a.checked_add(x))
                     .is_some_and(|s| s <= total)
         };
@@ -273,7 +302,7 @@ impl ServiceTimeline {
         let over = |k: Millis| {
             let x = first + k * self.bucket;
             let mut acc = self.month_acc;
-            acc[self.state as usize] += x - cur;
+            acc[self.state] += x - cur;
             self.budget_exceeded_with(&acc, x)
         };
         if !over(closes) {
@@ -348,7 +377,7 @@ impl ServiceTimeline {
     /// Accounts `[a, b)` in the current state for the month's error budget (the
     /// interval itself is recorded when the state changes).
     fn account(&mut self, a: Millis, b: Millis) {
-        self.month_acc[self.state as usize] += b - a;
+        self.month_acc[self.state] += b - a;
     }
 
     fn transition(&mut self, x: Millis, new: State) {
@@ -393,7 +422,7 @@ impl ServiceTimeline {
                 out.push(self.budget_incident(Action::Resolve, started, end, Some(end)));
             }
             self.month = month_of(x);
-            self.month_acc = [0; 5];
+            self.month_acc = StateDurations::default();
             debug_assert!(self.month.0 >= start);
         }
     }
@@ -405,16 +434,16 @@ impl ServiceTimeline {
     }
 
     /// [`ServiceTimeline::budget_exceeded`] at `x` with `a` accounted in the month.
-    fn budget_exceeded_with(&self, a: &Durations, x: Millis) -> bool {
+    fn budget_exceeded_with(&self, a: &StateDurations, x: Millis) -> bool {
         let (start, end) = self.month;
-        let known: Millis = a[..4].iter().sum();
+        let known = a.known();
         let nodata = (x - start) - known;
         let (basis, downtime) = measured_and_downtime(
             self.nodata,
             end - start,
-            a[State::Maintenance as usize],
+            a[State::Maintenance],
             nodata,
-            a[State::Down as usize],
+            a[State::Down],
         );
         downtime as f64 > (1.0 - self.target_pct / 100.0) * basis as f64
     }
@@ -544,8 +573,8 @@ impl ServiceTimeline {
     /// the `nodata` time accounted in it; a bucket entirely without data has no
     /// row (silence costs nothing). Time before the first record and after the
     /// cursor is not accounted.
-    pub fn buckets(&self) -> BTreeMap<Millis, Durations> {
-        let mut out: BTreeMap<Millis, Durations> = BTreeMap::new();
+    pub fn buckets(&self) -> BTreeMap<Millis, StateDurations> {
+        let mut out: BTreeMap<Millis, StateDurations> = BTreeMap::new();
         let split = |a: Millis, b: Millis, f: &mut dyn FnMut(Millis, Millis)| {
             let mut x = a;
             while x < b {
@@ -557,7 +586,7 @@ impl ServiceTimeline {
         };
         for (a, b, s) in self.intervals().filter(|i| i.2 != State::NoData) {
             split(a, b, &mut |start, ms| {
-                out.entry(start).or_default()[s as usize] += ms
+                out.entry(start).or_default()[s] += ms
             });
         }
         // Nodata time only where a bucket has data too: look up those buckets
@@ -566,7 +595,7 @@ impl ServiceTimeline {
             let first = a.div_euclid(self.bucket) * self.bucket;
             for (&start, d) in out.range_mut(first..b) {
                 let overlap = (start + self.bucket).min(b) - start.max(a);
-                d[State::NoData as usize] += overlap;
+                d[State::NoData] += overlap;
             }
         }
         out
@@ -633,10 +662,10 @@ mod tests {
         ServiceTimeline::new(&cfg.services[0], M)
     }
 
-    fn totals(t: &ServiceTimeline) -> [Millis; 5] {
-        let mut d = [0; 5];
+    fn totals(t: &ServiceTimeline) -> StateDurations {
+        let mut d = StateDurations::default();
         for (a, b, s) in t.intervals() {
-            d[s as usize] += b - a;
+            d[s] += b - a;
         }
         d
     }
@@ -655,9 +684,9 @@ mod tests {
         t.advance(5 * M, &mut out);
         // up for stale_after (2m), then nodata.
         assert_eq!(totals(&t), [2 * M, 0, 0, 0, 3 * M]);
-        let from_buckets = t.buckets().values().fold([0; 5], |mut acc, d| {
-            for i in 0..5 {
-                acc[i] += d[i];
+        let from_buckets = (t.buckets().values()).fold(StateDurations::default(), |mut acc, d| {
+            for s in State::ALL {
+                acc[s] += d[s];
             }
             acc
         });
@@ -673,7 +702,7 @@ mod tests {
     /// Dense reference: every bucket from the first record to the cursor, each
     /// state's overlap summed interval by interval; then the buckets without data
     /// dropped, as the sparse derivation promises.
-    fn dense_buckets(t: &ServiceTimeline) -> BTreeMap<Millis, Durations> {
+    fn dense_buckets(t: &ServiceTimeline) -> BTreeMap<Millis, StateDurations> {
         let iv: Vec<_> = t.intervals().collect();
         let (Some(first), Some(end)) = (iv.first().map(|i| i.0), t.cursor()) else {
             return BTreeMap::new();
@@ -681,14 +710,14 @@ mod tests {
         let mut out = BTreeMap::new();
         let mut start = first.div_euclid(M) * M;
         while start < end {
-            let mut d = [0; 5];
+            let mut d = StateDurations::default();
             for &(a, b, s) in &iv {
                 let overlap = b.min(start + M) - a.max(start);
                 if overlap > 0 {
-                    d[s as usize] += overlap;
+                    d[s] += overlap;
                 }
             }
-            if d[..4].iter().any(|&x| x > 0) {
+            if d.known() > 0 {
                 out.insert(start, d);
             }
             start += M;
@@ -732,7 +761,7 @@ mod tests {
         t.advance(now + 10 * M, &mut out);
         assert!(t.buckets().len() <= 16, "{} buckets", t.buckets().len());
         assert!(out.is_empty(), "{out:?}");
-        assert_eq!(totals(&t)[State::NoData as usize], now - 1000 - 2 * M);
+        assert_eq!(totals(&t)[State::NoData], now - 1000 - 2 * M);
     }
 
     #[test]

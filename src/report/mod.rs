@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::config::{Config, NoData, ServiceConfig};
 use crate::engine::Engine;
-use crate::engine::availability::{State, measured_and_downtime};
+use crate::engine::availability::{State, StateDurations, measured_and_downtime};
 use crate::engine::capacity::Forecast;
 use crate::engine::incidents::{Action, Incident};
 use crate::engine::tickets::ClockKind;
@@ -541,34 +541,29 @@ pub fn availability_steps(
     let mut first = 0;
     while s < to {
         let e = s.saturating_add(step).min(to);
-        let mut d = [0i64; 5];
+        let mut d = StateDurations::default();
         while intervals.get(first).is_some_and(|i| i.1 <= s) {
             first += 1;
         }
         for &(a, b, st) in intervals[first..].iter().take_while(|i| i.0 < e) {
             let (x, y) = (a.max(s), b.min(e));
             if y > x {
-                d[st as usize] += y - x;
+                d[st] += y - x;
             }
         }
-        let known: Millis = d[..4].iter().sum();
+        let known = d.known();
         let nodata = (e - s) - known;
-        let (measured, downtime) = measured_and_downtime(
-            policy,
-            e - s,
-            d[State::Maintenance as usize],
-            nodata,
-            d[State::Down as usize],
-        );
+        let (measured, downtime) =
+            measured_and_downtime(policy, e - s, d[State::Maintenance], nodata, d[State::Down]);
         steps.push(AvailabilityStep {
             from: format_ms(s),
             to: format_ms(e),
             availability_pct: (measured > 0)
                 .then(|| 100.0 * (measured - downtime) as f64 / measured as f64),
-            up_s: ms_to_s(d[State::Up as usize]),
-            degraded_s: ms_to_s(d[State::Degraded as usize]),
-            down_s: ms_to_s(d[State::Down as usize]),
-            maintenance_s: ms_to_s(d[State::Maintenance as usize]),
+            up_s: ms_to_s(d[State::Up]),
+            degraded_s: ms_to_s(d[State::Degraded]),
+            down_s: ms_to_s(d[State::Down]),
+            maintenance_s: ms_to_s(d[State::Maintenance]),
             nodata_s: ms_to_s(nodata),
         });
         s = e;

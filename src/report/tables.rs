@@ -165,7 +165,7 @@ fn availability_buckets(engine: &Engine) -> Result<RecordBatch, ReportError> {
             svc.push(id.as_str());
             start.push(b);
             for s in State::ALL {
-                per[s as usize].push(d[s as usize]);
+                per[s as usize].push(d[s]);
             }
         }
     }
