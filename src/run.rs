@@ -651,12 +651,17 @@ impl<'a> LiveLoop<'a> {
         Ok(())
     }
 
-    /// Copies of every assigned partition's state, taken between steps.
-    fn copies(&self) -> Vec<Checkpoint> {
+    /// Copies of every assigned partition's state, taken between steps, and a
+    /// mark of the outputs sent so far (the outputs that state produced).
+    fn copies(&self) -> Round {
         let core = self.shared.core();
-        (self.assigned.iter())
+        let copies = (self.assigned.iter())
             .filter_map(|&s| core.checkpoint(s))
-            .collect()
+            .collect();
+        Round {
+            outputs: self.sink.mark(),
+            copies,
+        }
     }
 
     /// Stores, for commit, the offsets a finished round covers, for the
@@ -709,7 +714,7 @@ fn publish(sink: &KafkaSink, kafka: &KafkaConfig, out: &mut Outputs) -> Result<(
 /// it on the changelog and, once the changelog has acknowledged it, hands back
 /// the offsets the round covers (to be stored for commit).
 struct Checkpointer {
-    rounds: SyncSender<Vec<Checkpoint>>,
+    rounds: SyncSender<Round>,
     covered: Receiver<Result<Vec<(StreamId, i64)>, RunError>>,
     in_flight: bool,
 }
@@ -721,7 +726,7 @@ impl Checkpointer {
         kafka: &KafkaConfig,
         shared: &Shared,
     ) -> Result<Self, RunError> {
-        let (rounds, todo) = sync_channel::<Vec<Checkpoint>>(1);
+        let (rounds, todo) = sync_channel::<Round>(1);
         let (done, covered) = sync_channel(1);
         // Checkpoints go through their own producer, so outputs never queue behind them.
         let writer = CheckpointWriter {
@@ -751,9 +756,9 @@ impl Checkpointer {
         !self.in_flight
     }
 
-    fn begin(&mut self, copies: Vec<Checkpoint>) -> Result<(), RunError> {
+    fn begin(&mut self, round: Round) -> Result<(), RunError> {
         self.rounds
-            .send(copies)
+            .send(round)
             .map_err(|_| RunError::Setup("the checkpoint thread stopped".into()))?;
         self.in_flight = true;
         Ok(())
@@ -786,6 +791,12 @@ impl Checkpointer {
     }
 }
 
+/// One checkpoint round: the copies, and the mark of the outputs they depend on.
+struct Round {
+    outputs: usize,
+    copies: Vec<Checkpoint>,
+}
+
 /// What the checkpoint thread owns.
 struct CheckpointWriter {
     store: CheckpointStore,
@@ -797,12 +808,13 @@ struct CheckpointWriter {
 
 impl CheckpointWriter {
     /// One round; returns the offsets it covers once the changelog has it.
-    fn round(&self, copies: &[Checkpoint]) -> Result<Vec<(StreamId, i64)>, RunError> {
+    fn round(&self, round: &Round) -> Result<Vec<(StreamId, i64)>, RunError> {
         let started = Instant::now();
-        self.sink.flush(Duration::from_secs(30))?;
+        // Only the outputs sent before the copies: the loop keeps sending.
+        self.sink.wait_for(round.outputs, Duration::from_secs(30))?;
         let mut covered = Vec::new();
         let mut total_bytes = 0;
-        for cp in copies {
+        for cp in &round.copies {
             match self.store.write(cp) {
                 Ok((_, bytes)) => {
                     total_bytes += bytes.len();
