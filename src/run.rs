@@ -618,6 +618,10 @@ impl<'a> LiveLoop<'a> {
         }
         self.shared.set_owned(&self.assigned);
         self.shared.set_ready(true);
+        tracing::debug!(
+            partitions = self.assigned.len(),
+            "live loop owns the assigned partitions"
+        );
     }
 
     fn on_revoked(&mut self, core: &mut Core, streams: &[StreamId]) {
