@@ -9,7 +9,7 @@
 //! assignment a partition is restored from the newest valid checkpoint and read
 //! from its offset, or rebuilt from the beginning of the topic.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError, channel, sync_channel};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -409,10 +409,8 @@ impl Stop {
 /// channel (one poll ahead at most); the loop sends back the offsets to store.
 /// `run` drives it on its own thread; `slaflow bench` measures it.
 pub fn live(shared: &Shared, kafka: &KafkaConfig, stop: &Stop) -> Result<(), RunError> {
-    let (mut live, source) = LiveLoop::start(shared, kafka)?;
+    let (mut live, source, commands) = LiveLoop::start(shared, kafka)?;
     let (events, polled) = sync_channel::<Vec<SourceEvent>>(1);
-    let (to_consumer, commands) = channel::<ToConsumer>();
-    live.consumer = Some(to_consumer);
     let metrics = &shared.metrics;
     std::thread::scope(|scope| {
         let consumer = std::thread::Builder::new()
@@ -500,13 +498,12 @@ fn serve(source: &mut KafkaSource, command: ToConsumer) -> Result<(), RunError> 
 pub struct LiveLoop<'a> {
     shared: &'a Shared,
     kafka: &'a KafkaConfig,
-    /// Requests to the consumer thread (set by [`live`]).
-    consumer: Option<Sender<ToConsumer>>,
+    /// Requests to the consumer thread.
+    consumer: Sender<ToConsumer>,
     restorer: Arc<Restorer>,
     sink: Arc<KafkaSink>,
     delivery: Option<Delivery>,
     checkpointer: Checkpointer,
-    assigned: BTreeSet<StreamId>,
     out: Outputs,
     interval: Duration,
     last_checkpoint: Instant,
@@ -514,8 +511,12 @@ pub struct LiveLoop<'a> {
 
 impl<'a> LiveLoop<'a> {
     /// Connects to Kafka (restoring partitions as they are assigned) and starts
-    /// the delivery and checkpoint threads; returns the consumer to poll.
-    fn start(shared: &'a Shared, kafka: &'a KafkaConfig) -> Result<(Self, KafkaSource), RunError> {
+    /// the delivery and checkpoint threads; returns the consumer to poll and
+    /// the loop's requests to it.
+    fn start(
+        shared: &'a Shared,
+        kafka: &'a KafkaConfig,
+    ) -> Result<(Self, KafkaSource, Receiver<ToConsumer>), RunError> {
         let config = shared.config.clone();
         let key = StateKey::from_config(&config).map_err(RunError::Setup)?;
         if let Err(e) = changelog::ensure_topic(kafka) {
@@ -533,28 +534,25 @@ impl<'a> LiveLoop<'a> {
         let checkpointer = Checkpointer::start(store, sink.clone(), kafka, shared)?;
         let delivery = Delivery::start(&config, shared.metrics.delivery.clone())?;
         tracing::info!(brokers = %kafka.brokers, group = %kafka.group_id, "slaflow run started");
+        let (consumer, commands) = channel();
         let live = LiveLoop {
             shared,
             kafka,
-            consumer: None,
+            consumer,
             restorer,
             sink,
             delivery,
             checkpointer,
-            assigned: BTreeSet::new(),
             out: Outputs::default(),
             interval: config.engine.checkpoint_interval.std(),
             last_checkpoint: Instant::now(),
         };
-        Ok((live, source))
+        Ok((live, source, commands))
     }
 
     fn tell(&self, command: ToConsumer) -> Result<(), RunError> {
-        let consumer = self.consumer.as_ref();
-        match consumer.map(|c| c.send(command)) {
-            Some(Ok(())) => Ok(()),
-            _ => Err(RunError::Setup("the consumer thread stopped".into())),
-        }
+        (self.consumer.send(command))
+            .map_err(|_| RunError::Setup("the consumer thread stopped".into()))
     }
 
     /// One step: the polled events under the engine lock, then outputs,
@@ -581,15 +579,14 @@ impl<'a> LiveLoop<'a> {
             // A moving watermark releases records and fires deadlines without any new event.
             changed |= core.step(Some(wall), &mut self.out);
             core.observe(&self.shared.metrics, started.elapsed(), &self.out.incidents);
-            self.shared
-                .publish(&core, changed || !self.out.incidents.is_empty());
+            self.shared.publish(&core, changed);
         }
         self.on_tick()
     }
 
     fn on_records(&mut self, core: &mut Core, stream: StreamId, recs: &[OwnedRecord], wall: i64) {
         // Records fetched for a partition no longer ours are its new owner's.
-        if !self.assigned.contains(&stream) {
+        if !core.owned.contains(&stream) {
             return;
         }
         let raw: Vec<RawRecord> = recs
@@ -607,7 +604,7 @@ impl<'a> LiveLoop<'a> {
     fn on_assigned(&mut self, core: &mut Core, streams: Vec<StreamId>, wall: i64) {
         let mut loaded = self.restorer.take();
         for s in streams {
-            self.assigned.insert(s);
+            core.owned.insert(s);
             match loaded.remove(&s) {
                 Some(cp) => core.restore(cp, wall),
                 None => {
@@ -616,10 +613,9 @@ impl<'a> LiveLoop<'a> {
                 }
             }
         }
-        self.shared.set_owned(&self.assigned);
         self.shared.set_ready(true);
         tracing::debug!(
-            partitions = self.assigned.len(),
+            partitions = core.owned.len(),
             "live loop owns the assigned partitions"
         );
     }
@@ -627,17 +623,16 @@ impl<'a> LiveLoop<'a> {
     fn on_revoked(&mut self, core: &mut Core, streams: &[StreamId]) {
         // The new owner resumes from the last checkpoint.
         for s in streams {
-            self.assigned.remove(s);
+            core.owned.remove(s);
             core.forget(*s);
         }
-        self.shared.set_owned(&self.assigned);
         if let Err(e) = self.tell(ToConsumer::Forget(streams.to_vec())) {
             tracing::warn!(error = %e, "revoked partitions' offsets not forgotten");
         }
     }
 
     /// After the engine step: outputs out, finished checkpoint rounds' offsets
-    /// stored, the next round started when due, lag measured.
+    /// stored, the next round started when due.
     fn on_tick(&mut self) -> Result<(), RunError> {
         // Into the outbox before the offsets that produced them can be committed.
         if let Some(d) = &self.delivery {
@@ -659,7 +654,7 @@ impl<'a> LiveLoop<'a> {
     /// mark of the outputs sent so far (the outputs that state produced).
     fn copies(&self) -> Round {
         let core = self.shared.core();
-        let copies = (self.assigned.iter())
+        let copies = (core.owned.iter())
             .filter_map(|&s| core.checkpoint(s))
             .collect();
         Round {
@@ -671,7 +666,8 @@ impl<'a> LiveLoop<'a> {
     /// Stores, for commit, the offsets a finished round covers, for the
     /// partitions still assigned.
     fn store_offsets(&mut self, mut covered: Vec<(StreamId, i64)>) -> Result<(), RunError> {
-        covered.retain(|(s, _)| self.assigned.contains(s));
+        let owned = &self.shared.core().owned;
+        covered.retain(|(s, _)| owned.contains(s));
         self.tell(ToConsumer::Store(covered))
     }
 

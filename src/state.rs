@@ -30,6 +30,8 @@ pub struct Core {
     pub open: BTreeMap<String, Incident>,
     /// The driver's notion of "now" in event time (demo clock or wall clock).
     pub now: Millis,
+    /// The input partitions this instance owns (`run`; empty elsewhere).
+    pub owned: BTreeSet<StreamId>,
     /// The retention horizon last applied ([`Core::prune`]).
     pruned_to: Millis,
 }
@@ -42,6 +44,7 @@ impl Core {
             incidents: Vec::new(),
             open: BTreeMap::new(),
             now: 0,
+            owned: BTreeSet::new(),
             pruned_to: Millis::MIN,
         }
     }
@@ -189,6 +192,8 @@ pub struct Snapshot {
     pub min_ts: Option<Millis>,
     /// Records read so far.
     pub records_read: u64,
+    /// The partitions the core owned ([`Core::owned`]).
+    pub owned: BTreeSet<StreamId>,
 }
 
 impl Snapshot {
@@ -203,6 +208,7 @@ impl Snapshot {
             watermark: p.eventtime().watermark(),
             min_ts: p.min_ts(),
             records_read: p.counts().read,
+            owned: core.owned.clone(),
         }
     }
 
@@ -252,8 +258,6 @@ pub struct Shared {
     core: Mutex<Core>,
     live: ArcSwap<Snapshot>,
     published: Mutex<Published>,
-    /// Partitions the live core owns (`run`); empty elsewhere.
-    owned: ArcSwap<BTreeSet<StreamId>>,
     /// Every partition's latest checkpoint from the changelog, restored into a
     /// read-only snapshot (`run` with several instances).
     global: ArcSwapOption<Global>,
@@ -279,7 +283,6 @@ impl Shared {
             global: ArcSwapOption::empty(),
             config,
             core: Mutex::new(core),
-            owned: ArcSwap::from_pointee(BTreeSet::new()),
             metrics: Metrics::new(),
             ready: AtomicBool::new(false),
             intake,
@@ -296,12 +299,14 @@ impl Shared {
 
     /// Publishes a snapshot of `core` (which the driver has locked) if the last
     /// one is old enough, or marks the state as changed so that a later call
-    /// (an idle tick: `changed = false`) publishes it.
+    /// (an idle tick: `changed = false`) publishes it. A change of the owned
+    /// partitions is published at once: which view reports read depends on it.
     pub fn publish(&self, core: &Core, changed: bool) {
         let mut last = self.published.lock().unwrap_or_else(|p| p.into_inner());
         last.stale |= changed;
         let wait = MIN_PUBLISH_INTERVAL.max(last.took * 10);
-        if !last.stale || last.at.elapsed() < wait {
+        let moved = self.live.load().owned != core.owned;
+        if !moved && (!last.stale || last.at.elapsed() < wait) {
             return;
         }
         *last = self.store(core);
@@ -327,22 +332,18 @@ impl Shared {
     /// partitions this one does not, the global view built from their
     /// checkpoints (as of their last checkpoint).
     pub fn snapshot(&self) -> Arc<Snapshot> {
-        if let Some(global) = self.global.load_full()
-            && !global.covers.is_subset(&self.owned.load())
-        {
-            return global.snapshot.clone();
+        let live = self.live.load_full();
+        // Ownership and state come from one snapshot, so a newly assigned
+        // partition is never read from a snapshot taken before its restore.
+        match self.global.load_full() {
+            Some(global) if !global.covers.is_subset(&live.owned) => global.snapshot.clone(),
+            _ => live,
         }
-        self.live.load_full()
     }
 
-    /// The partitions the live core owns.
+    /// The partitions the live core owned at its last published snapshot.
     pub fn owned(&self) -> BTreeSet<StreamId> {
-        BTreeSet::clone(&self.owned.load())
-    }
-
-    /// Records the partitions the live core owns.
-    pub fn set_owned(&self, owned: &BTreeSet<StreamId>) {
-        self.owned.store(Arc::new(owned.clone()));
+        self.live.load().owned.clone()
     }
 
     /// Replaces the global view (a snapshot of a core restored from every
