@@ -154,11 +154,6 @@ impl KafkaSink {
         self.check()
     }
 
-    /// Messages queued or in flight, not yet acknowledged (or failed).
-    pub fn in_flight(&self) -> i32 {
-        self.producer.in_flight_count()
-    }
-
     /// Fails if any message so far could not be delivered.
     pub fn check(&self) -> Result<(), KafkaSinkError> {
         match self.producer.context().failed.load(Ordering::Relaxed) {
