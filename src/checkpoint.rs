@@ -638,6 +638,7 @@ mod tests {
     use crate::config::Config;
     use crate::engine::Outputs;
     use crate::event::RawRecord;
+    use crate::model::Rule;
     use crate::pipeline::Pipeline;
     use crate::state::Core;
 
@@ -678,7 +679,9 @@ mod tests {
             !cp.state.eventtime.pending.is_empty(),
             "records wait for the watermark"
         );
-        assert_eq!(cp.incidents.len(), 1, "the outage fired");
+        let fired = |rule| cp.incidents.iter().filter(|i| i.rule == rule).count();
+        assert_eq!(fired(Rule::Outage), 1, "the outage fired");
+        assert!(fired(Rule::BurnRate) > 0, "burn-rate state goes round too");
         let dir = tempfile::tempdir().unwrap();
         let store = CheckpointStore::new(dir.path(), config.clone(), StateKey::default());
         assert!(store.read(MON).unwrap().is_none());

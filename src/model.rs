@@ -106,6 +106,8 @@ domain_enum! {
         ResponseBreach,
         /// A ticket's resolution clock passed its target.
         ResolutionBreach,
+        /// A service's error budget burning fast over two windows (section 11).
+        BurnRate,
         /// A resource above its capacity threshold for `sustain`.
         Capacity,
     }

@@ -454,7 +454,7 @@ mod tests {
 
     #[test]
     fn retention_forgets_old_intervals_hours_and_incidents_but_not_open_ones() {
-        let text = "[engine]\nretention = \"1d\"\n[[customers]]\nid = \"c\"\n[[services]]\nid = \"web\"\ncustomer = \"c\"\n";
+        let text = "burn_alerts = []\n[engine]\nretention = \"1d\"\n[[customers]]\nid = \"c\"\n[[services]]\nid = \"web\"\ncustomer = \"c\"\n";
         let config = Arc::new(Config::parse(text, std::path::Path::new("t.toml")).expect("config"));
         let mut core = Core::new(Pipeline::new(config, ["m".into(), "t".into()]));
         let (mon, tkt) = (

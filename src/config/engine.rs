@@ -14,19 +14,21 @@ pub struct Dur(pub Millis);
 
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        let std = humantime::parse_duration(&s)
-            .map_err(|e| de::Error::custom(format!("invalid duration {s:?}: {e}")))?;
-        match Millis::try_from(std.as_millis()) {
-            Ok(ms) if ms <= MAX_DURATION_MS => Ok(Dur(ms)),
-            _ => Err(de::Error::custom(format!(
-                "duration {s:?} is too large (at most 100 years)"
-            ))),
-        }
+        Dur::parse(&String::deserialize(d)?).map_err(de::Error::custom)
     }
 }
 
 impl Dur {
+    /// Parses a humantime string, refusing more than 100 years.
+    pub fn parse(s: &str) -> Result<Dur, String> {
+        let std =
+            humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e}"))?;
+        match Millis::try_from(std.as_millis()) {
+            Ok(ms) if ms <= MAX_DURATION_MS => Ok(Dur(ms)),
+            _ => Err(format!("duration {s:?} is too large (at most 100 years)")),
+        }
+    }
+
     /// As a `std::time::Duration` (config durations are never negative).
     pub fn std(self) -> std::time::Duration {
         std::time::Duration::from_millis(self.0.unsigned_abs())

@@ -8,6 +8,7 @@
 //! that read it. Each section has its own file.
 
 mod api;
+mod burn;
 mod delivery;
 mod engine;
 mod ingest;
@@ -22,6 +23,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 pub use api::*;
+pub use burn::*;
 pub use delivery::*;
 pub use engine::*;
 pub use ingest::*;
@@ -87,6 +89,10 @@ pub struct Config {
     /// `[[deliveries]]`: incident delivery targets (PagerDuty, webhooks).
     #[serde(default)]
     pub deliveries: Vec<DeliveryTarget>,
+    /// `[[burn_alerts]]`: error-budget burn-rate alerts (the contract's three
+    /// when omitted, none with `burn_alerts = []`).
+    #[serde(default = "burn::default_burn_alerts")]
+    pub burn_alerts: Vec<BurnAlert>,
     /// SHA-256 hex of the file's bytes, quoted in reports.
     #[serde(skip)]
     pub sha256: String,
@@ -354,6 +360,87 @@ resolution = "4h"
         );
         let (_, key, msg) = err_of(&rules);
         assert!(key.starts_with("deliveries[0].rules"), "{key} {msg}");
+    }
+
+    #[test]
+    fn burn_alerts_default_to_the_contracts_three_and_are_checked_at_load() {
+        let c = parse(GOOD).unwrap();
+        let got: Vec<_> = (c.burn_alerts.iter())
+            .map(|a| {
+                (
+                    a.name.get_ref().as_str(),
+                    a.long.ms,
+                    a.short.text.as_str(),
+                    a.factor,
+                    a.severity,
+                )
+            })
+            .collect();
+        use crate::model::Severity::{Critical, Minor};
+        assert_eq!(
+            got,
+            vec![
+                ("page-fast", 3_600_000, "5m", 14.4, Critical),
+                ("page-slow", 21_600_000, "30m", 6.0, Critical),
+                ("ticket", 259_200_000, "6h", 1.0, Minor),
+            ]
+        );
+        assert!(
+            parse(&format!("burn_alerts = []\n{GOOD}"))
+                .unwrap()
+                .burn_alerts
+                .is_empty()
+        );
+        let alert = |body: &str| {
+            format!(
+                "{GOOD}\n[[burn_alerts]]\nname = \"a\"\nseverity = \"major\"\nfactor = 2.0\n{body}\n"
+            )
+        };
+        let ok = parse(&alert("long = \"2h\"\nshort = \"10m\"")).unwrap();
+        assert_eq!(
+            (ok.burn_alerts.len(), ok.burn_alerts[0].long.text.as_str()),
+            (1, "2h")
+        );
+        let faults = [
+            (
+                "long = \"10m\"\nshort = \"10m\"",
+                "burn_alerts[0].short",
+                "shorter",
+            ),
+            (
+                "long = \"1h\"\nshort = \"90s\"",
+                "burn_alerts[0].short",
+                "multiple of engine.bucket",
+            ),
+            (
+                "long = \"1h\"\nshort = \"0s\"",
+                "burn_alerts[0].short",
+                "positive",
+            ),
+            (
+                "long = \"1h\"\nshort = \"5m\"\n[[burn_alerts]]\nname = \"a\"\nseverity = \"minor\"\nfactor = 1.0\nlong = \"2h\"\nshort = \"5m\"",
+                "burn_alerts[1].name",
+                "duplicate",
+            ),
+        ];
+        for (body, want_key, want_msg) in faults {
+            let text = alert(body);
+            let (line, key, msg) = err_of(&text);
+            assert_eq!(key, want_key, "{msg}");
+            assert!(msg.contains(want_msg), "{msg}");
+            assert!(
+                text.lines()
+                    .nth(line - 1)
+                    .is_some_and(|l| l.starts_with("name =")),
+                "line {line}"
+            );
+        }
+        let (_, key, msg) =
+            err_of(&alert("long = \"1h\"\nshort = \"5m\"").replace("factor = 2.0", "factor = 0.0"));
+        assert_eq!(key, "burn_alerts[0].factor", "{msg}");
+        let (line, key, msg) =
+            err_of(&alert("long = \"1h\"\nshort = \"5m\"").replace("\"major\"", "\"urgent\""));
+        assert_eq!(key, "burn_alerts[0].severity", "{msg} {line}");
     }
 
     #[test]

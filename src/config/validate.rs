@@ -77,6 +77,7 @@ impl Config {
             check_tokens(api, &customers)?;
         }
         self.check_deliveries(&customers)?;
+        self.check_burn_alerts()?;
         self.service_index = (self.services.iter().enumerate())
             .map(|(i, s)| (s.id.get_ref().clone(), i))
             .collect();
@@ -192,6 +193,41 @@ impl Config {
             }
             for c in &t.customers {
                 known(customers, c, key("customers"), "customer")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// `[[burn_alerts]]` (contract section 11).
+    fn check_burn_alerts(&self) -> Checked {
+        let bucket = self.engine.bucket.0;
+        let mut names = HashSet::new();
+        for (i, a) in self.burn_alerts.iter().enumerate() {
+            let key = |k: &str| format!("burn_alerts[{i}].{k}");
+            let span = a.name.span();
+            let name = a.name.get_ref();
+            let name_ok = !name.is_empty()
+                && (name.bytes()).all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+            if !name_ok || !names.insert(name.clone()) {
+                let what = format!("empty, duplicate or not [A-Za-z0-9_.-]: {name:?}");
+                return fault(span, key("name"), what);
+            }
+            for (k, d) in [("long", &a.long), ("short", &a.short)] {
+                if d.ms <= 0 || d.ms % bucket != 0 {
+                    let what = format!(
+                        "{:?} must be a positive multiple of engine.bucket ({} ms)",
+                        d.text, bucket
+                    );
+                    return fault(span, key(k), what);
+                }
+            }
+            if a.short.ms >= a.long.ms {
+                return fault(span, key("short"), "must be shorter than `long`");
+            }
+            if !(a.factor > 0.0 && a.factor.is_finite()) {
+                return fault(span, key("factor"), "must be a positive number");
             }
         }
         Ok(())

@@ -7,12 +7,15 @@
 //! millisecond, and no deadline is found by polling.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{DownWhen, NoData, ServiceConfig};
+use crate::config::{BurnAlert, DownWhen, NoData, ServiceConfig};
+use crate::engine::burn::{BurnAlerts, ServiceRef, WindowTime};
 use crate::engine::episodes::{EpisodeEvent, Episodes};
 use crate::engine::incidents::{Action, Incident};
+use crate::engine::runs::Runs;
 use crate::model::{ProbeStatus, Rule, Severity};
 use crate::time::{Millis, check_instant, format_ms};
 
@@ -70,6 +73,22 @@ impl StateDurations {
     pub fn known(&self) -> Millis {
         self.0[..State::NoData as usize].iter().sum()
     }
+
+    /// These durations with `ms` more in `state`.
+    pub fn plus(mut self, state: State, ms: Millis) -> Self {
+        self[state] += ms;
+        self
+    }
+
+    /// Per-state difference (the time of a window from two prefix sums).
+    pub fn minus(&self, earlier: &StateDurations) -> Self {
+        StateDurations(std::array::from_fn(|i| self.0[i] - earlier.0[i]))
+    }
+
+    /// All time accounted.
+    pub fn total(&self) -> Millis {
+        self.0.iter().sum()
+    }
 }
 
 impl PartialEq<[Millis; 5]> for StateDurations {
@@ -108,10 +127,10 @@ pub struct ServiceTimeline {
     cursor: Option<Millis>,
     state: State,
     run_start: Millis,
-    /// Closed maximal intervals as `(start, state)`: they are contiguous, so each
-    /// ends where the next starts, the last at `run_start` (16 bytes a run).
-    /// Buckets are derived from them when asked for ([`ServiceTimeline::buckets`]).
-    runs: Vec<(Millis, State)>,
+    /// Closed maximal intervals: they are contiguous, so each ends where the
+    /// next starts, the last at `run_start`. Buckets are derived from them when
+    /// asked for ([`ServiceTimeline::buckets`]), burn-rate windows too.
+    runs: Runs,
     outages: Episodes,
     target_pct: f64,
     nodata: NoData,
@@ -121,11 +140,15 @@ pub struct ServiceTimeline {
     month_acc: StateDurations,
     /// `availability_breach` trigger instant in the current month, if it fired.
     budget_breached: Option<Millis>,
+    /// Burn-rate alerts (contract section 11).
+    #[serde(default)]
+    burn: BurnAlerts,
 }
 
 impl ServiceTimeline {
-    /// A timeline for a configured service; `bucket` is `engine.bucket` in ms.
-    pub fn new(cfg: &ServiceConfig, bucket: Millis) -> Self {
+    /// A timeline for a configured service; `bucket` is `engine.bucket` in ms,
+    /// `alerts` the `[[burn_alerts]]`.
+    pub fn new(cfg: &ServiceConfig, bucket: Millis, alerts: &Arc<[BurnAlert]>) -> Self {
         ServiceTimeline {
             partition: None,
             id: cfg.id.get_ref().clone(),
@@ -138,22 +161,36 @@ impl ServiceTimeline {
             cursor: None,
             state: State::NoData,
             run_start: Millis::MIN,
-            runs: Vec::new(),
+            runs: Runs::default(),
             outages: Episodes::new(cfg.outage_after.0, cfg.resolve_after.0),
             target_pct: cfg.availability_target,
             nodata: cfg.nodata,
             month: (0, 0),
             month_acc: StateDurations::default(),
             budget_breached: None,
+            burn: BurnAlerts::new(alerts.clone()),
         }
+    }
+
+    /// Takes over a restored timeline's state, keeping this one's burn-rate
+    /// rules (they come from the config, not the checkpoint).
+    pub fn restore(&mut self, restored: ServiceTimeline) {
+        let rules = self.burn.rules();
+        *self = restored;
+        self.burn = std::mem::take(&mut self.burn).with_rules(rules);
     }
 
     /// Checks a restored timeline: the service's config as `cfg` and `bucket` say,
     /// and the invariants the engine keeps (instants in range, runs in order
     /// before the open one, month sums within the month). A checkpoint failing
     /// this is refused like a corrupt one.
-    pub fn check(&self, cfg: &ServiceConfig, bucket: Millis) -> Result<(), String> {
-        let fresh = ServiceTimeline::new(cfg, bucket);
+    pub fn check(
+        &self,
+        cfg: &ServiceConfig,
+        bucket: Millis,
+        alerts: &Arc<[BurnAlert]>,
+    ) -> Result<(), String> {
+        let fresh = ServiceTimeline::new(cfg, bucket, alerts);
         let same = self.id == fresh.id
             && self.customer == fresh.customer
             && self.down_when == fresh.down_when
@@ -168,6 +205,7 @@ impl ServiceTimeline {
             ));
         }
         self.outages.check(&fresh.outages)?;
+        self.burn.check(alerts)?;
         let instants = self
             .sources
             .values()
@@ -177,15 +215,16 @@ impl ServiceTimeline {
             .chain(self.budget_breached)
             .chain([self.month.0, self.month.1])
             .chain((self.run_start != Millis::MIN).then_some(self.run_start))
-            .chain(self.runs.iter().map(|r| r.0));
+            .chain(self.runs.as_slice().iter().map(|r| r.0));
         for t in instants {
             check_instant("instant", t)?;
         }
         if self.month.0 > self.month.1 {
             return Err("month ends before it starts".into());
         }
-        if self.runs.windows(2).any(|w| w[0].0 >= w[1].0)
-            || self.runs.last().is_some_and(|r| r.0 >= self.run_start)
+        let runs = self.runs.as_slice();
+        if runs.windows(2).any(|w| w[0].0 >= w[1].0)
+            || runs.last().is_some_and(|r| r.0 >= self.run_start)
         {
             return Err("intervals empty or unordered".into());
         }
@@ -278,6 +317,7 @@ impl ServiceTimeline {
         while cur < t {
             let next = self.next_event(cur).min(t);
             let stop = self.first_close_over_budget(cur, next).unwrap_or(next);
+            self.burn_closes(cur, stop, out);
             self.account(cur, stop);
             cur = stop;
             self.cursor = Some(cur);
@@ -285,6 +325,84 @@ impl ServiceTimeline {
             self.settle(cur, out);
         }
         self.windows.retain(|w| w.end > cur);
+    }
+
+    /// Evaluates the burn-rate alerts at the bucket closes in `(cur, stop]`,
+    /// where the state stays as it is on `[cur, stop)`. Once even the longest
+    /// window lies inside the current run, every later close in it sees the
+    /// same windows, so no alert can change: those closes are skipped, and a
+    /// year of silence still costs a few steps.
+    fn burn_closes(&mut self, cur: Millis, stop: Millis, out: &mut Vec<Incident>) {
+        let Some(longest) = self.burn.longest() else {
+            return;
+        };
+        // The last close to evaluate is the first whose longest window lies in the run.
+        let limit = (self.run_start.saturating_add(longest)).saturating_add(self.bucket - 1);
+        let last = stop.min(limit);
+        let mut x = (cur.div_euclid(self.bucket) + 1) * self.bucket;
+        if x > last {
+            return;
+        }
+        let mut burn = std::mem::take(&mut self.burn);
+        let service = ServiceRef {
+            id: &self.id,
+            customer: &self.customer,
+            budget_ratio: self.budget_ratio(),
+        };
+        while x <= last {
+            burn.evaluate(x, &service, |w| self.window_time(x, w), out);
+            x += self.bucket;
+        }
+        self.burn = burn;
+    }
+
+    /// `1 − availability_target/100`.
+    fn budget_ratio(&self) -> f64 {
+        1.0 - self.target_pct / 100.0
+    }
+
+    /// Downtime and measured time of `[at − w, at)` under the `nodata` policy,
+    /// clipped at the first record (the first kept run: pruning keeps every run
+    /// the longest window reaches). The state must be known up to `at`: the
+    /// cursor, or the current state beyond it.
+    fn window_time(&self, at: Millis, w: Millis) -> WindowTime {
+        let first = self.runs.as_slice().first().map_or(self.run_start, |r| r.0);
+        let from = at.saturating_sub(w).max(first).min(at);
+        let sums = |t| self.runs.sums_at(t, self.run_start, self.state);
+        let d = sums(at).minus(&sums(from));
+        let (measured, down) = measured_and_downtime(
+            self.nodata,
+            d.total(),
+            d[State::Maintenance],
+            d[State::NoData],
+            d[State::Down],
+        );
+        WindowTime { down, measured }
+    }
+
+    /// The burn rate over each window length in `windows` at the latest bucket
+    /// close the timeline has reached (for `/metrics`); `None` where nothing was
+    /// measured, before the first close, or with a 100 % target.
+    pub fn burn_rates(&self, windows: &[Millis]) -> Vec<Option<f64>> {
+        let close = self.cursor.map(|c| c.div_euclid(self.bucket) * self.bucket);
+        let first = self.runs.as_slice().first().map_or(self.run_start, |r| r.0);
+        windows
+            .iter()
+            .map(|&w| {
+                let at = close.filter(|&x| x > first)?;
+                let rate = self.window_time(at, w).burn_rate(self.budget_ratio());
+                rate.is_finite().then_some(rate)
+            })
+            .collect()
+    }
+
+    /// The current UTC month's `budget_remaining_s / budget_s` at the cursor,
+    /// with the budget of the whole month as `availability_breach` counts it
+    /// (the rest of the month as measured): below zero exactly when that rule
+    /// has fired. `None` before the first record or while the budget is zero.
+    pub fn budget_remaining_ratio(&self) -> Option<f64> {
+        let (budget, down) = self.month_budget(&self.month_acc, self.cursor?);
+        (budget > 0.0).then(|| (budget - down as f64) / budget)
     }
 
     /// The first bucket close in `(cur, next)` at which the error budget is
@@ -389,9 +507,9 @@ impl ServiceTimeline {
             // Runs are contiguous: the last closed one ends at `run_start`, and one of
             // the same state simply goes on.
             if self.runs.last().is_none_or(|last| last.1 != old) {
-                self.runs.push((self.run_start, old));
+                self.runs.push(self.run_start, old);
             }
-        } else if let Some(&(start, state)) = self.runs.last()
+        } else if let Some((start, state)) = self.runs.last()
             && state == new
         {
             // A zero-length detour (two changes at one instant): resume the previous run.
@@ -435,9 +553,15 @@ impl ServiceTimeline {
 
     /// [`ServiceTimeline::budget_exceeded`] at `x` with `a` accounted in the month.
     fn budget_exceeded_with(&self, a: &StateDurations, x: Millis) -> bool {
+        let (budget, downtime) = self.month_budget(a, x);
+        downtime as f64 > budget
+    }
+
+    /// The month's downtime budget in ms and its downtime at `x`, with `a`
+    /// accounted since the month's start.
+    fn month_budget(&self, a: &StateDurations, x: Millis) -> (f64, Millis) {
         let (start, end) = self.month;
-        let known = a.known();
-        let nodata = (x - start) - known;
+        let nodata = (x - start) - a.known();
         let (basis, downtime) = measured_and_downtime(
             self.nodata,
             end - start,
@@ -445,7 +569,7 @@ impl ServiceTimeline {
             nodata,
             a[State::Down],
         );
-        downtime as f64 > (1.0 - self.target_pct / 100.0) * basis as f64
+        (self.budget_ratio() * basis as f64, downtime)
     }
 
     fn budget_incident(
@@ -541,13 +665,11 @@ impl ServiceTimeline {
     /// Maximal state intervals up to the cursor (the open run included), in time
     /// order. Time before the first interval is `nodata`.
     pub fn intervals(&self) -> impl Iterator<Item = (Millis, Millis, State)> + '_ {
-        let ends = self
-            .runs
-            .iter()
+        let ends = (self.runs.as_slice().iter())
             .skip(1)
             .map(|r| r.0)
             .chain(std::iter::once(self.run_start));
-        let closed = self.runs.iter().zip(ends).map(|(&(a, s), b)| (a, b, s));
+        let closed = (self.runs.as_slice().iter().zip(ends)).map(|(&(a, s), b)| (a, b, s));
         let open = self
             .cursor
             .filter(|&c| c > self.run_start)
@@ -555,17 +677,19 @@ impl ServiceTimeline {
         closed.chain(open)
     }
 
-    /// Forgets the closed intervals that ended before `horizon` (retention).
+    /// Forgets the closed intervals that ended before `horizon` (retention),
+    /// keeping what the longest burn-rate window still reaches back to.
     pub fn prune(&mut self, horizon: Millis) {
+        let Some(cursor) = self.cursor else { return };
+        let reach = self.burn.longest().unwrap_or(0).saturating_add(self.bucket);
+        let horizon = horizon.min(cursor.saturating_sub(reach));
         // Run i ends where run i + 1 starts; the last one at `run_start`.
-        let mut old = self
-            .runs
-            .get(1..)
-            .map_or(0, |rest| rest.partition_point(|r| r.0 <= horizon));
-        if old + 1 == self.runs.len() && self.run_start <= horizon {
+        let runs = self.runs.as_slice();
+        let mut old = (runs.get(1..)).map_or(0, |rest| rest.partition_point(|r| r.0 <= horizon));
+        if old + 1 == runs.len() && self.run_start <= horizon {
             old += 1;
         }
-        self.runs.drain(..old);
+        self.runs.drop_oldest(old);
     }
 
     /// Per-bucket durations by state (bucket start → ms per [`State`]), derived
@@ -656,10 +780,10 @@ mod tests {
 
     fn timeline(extra: &str) -> ServiceTimeline {
         let text = format!(
-            "[[customers]]\nid = \"c\"\n[[services]]\nid = \"web\"\ncustomer = \"c\"\n{extra}\n"
+            "burn_alerts = []\n[[customers]]\nid = \"c\"\n[[services]]\nid = \"web\"\ncustomer = \"c\"\n{extra}\n"
         );
         let cfg = Config::parse(&text, Path::new("t.toml")).expect("config");
-        ServiceTimeline::new(&cfg.services[0], M)
+        ServiceTimeline::new(&cfg.services[0], M, &cfg.burn_alerts.clone().into())
     }
 
     fn totals(t: &ServiceTimeline) -> StateDurations {

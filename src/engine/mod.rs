@@ -2,10 +2,12 @@
 //! event-time order) and watermark advances, and returns outputs.
 
 pub mod availability;
+pub mod burn;
 pub mod calendar;
 pub mod capacity;
 pub mod episodes;
 pub mod incidents;
+pub mod runs;
 pub mod tickets;
 
 use std::collections::BTreeMap;
@@ -15,7 +17,7 @@ use datafusion::arrow::array::{Array, AsArray, PrimitiveArray, RecordBatch, Stri
 use datafusion::arrow::datatypes::{Float64Type, Int32Type, Int64Type};
 use serde::{Deserialize, Serialize};
 
-use crate::config::Config;
+use crate::config::{BurnAlert, Config};
 use crate::event::schema::{col, mon, tkt};
 use crate::event::{DeadLetter, Reason, Topic};
 use crate::eventtime::StreamId;
@@ -48,8 +50,9 @@ impl EngineSlice {
                 .service(id)
                 .ok_or_else(|| format!("unknown service {id:?}"))
         };
+        let alerts = config.burn_alerts.clone().into();
         for t in &self.services {
-            t.check(service(t.id())?, config.engine.bucket.0)?;
+            t.check(service(t.id())?, config.engine.bucket.0, &alerts)?;
         }
         for s in &self.capacity {
             s.check(service(&s.service)?)?;
@@ -82,6 +85,8 @@ pub struct Engine {
     services: BTreeMap<String, ServiceTimeline>,
     /// Capacity per metric series (service, resource, metric).
     capacity: BTreeMap<(String, String, String), Series>,
+    /// `[[burn_alerts]]`, shared by every timeline.
+    burn_alerts: Arc<[BurnAlert]>,
     config: Arc<Config>,
 }
 
@@ -89,15 +94,18 @@ impl Engine {
     /// An empty engine for `config`; `tickets_topic` names the ticket topic in dead letters.
     pub fn new(config: Arc<Config>, tickets_topic: &str) -> Self {
         let bucket = config.engine.bucket.0;
-        let services = config
-            .services
-            .iter()
-            .map(|s| (s.id.get_ref().clone(), ServiceTimeline::new(s, bucket)))
+        let burn_alerts: Arc<[BurnAlert]> = config.burn_alerts.clone().into();
+        let services = (config.services.iter())
+            .map(|s| {
+                let timeline = ServiceTimeline::new(s, bucket, &burn_alerts);
+                (s.id.get_ref().clone(), timeline)
+            })
             .collect();
         Engine {
             tickets_topic: tickets_topic.to_owned(),
             tickets: Tickets::new(&config),
             capacity: BTreeMap::new(),
+            burn_alerts,
             config,
             services,
         }
@@ -246,7 +254,7 @@ impl Engine {
     pub fn import(&mut self, slice: EngineSlice) {
         for s in slice.services {
             if let Some(t) = self.services.get_mut(s.id()) {
-                *t = s;
+                t.restore(s);
             }
         }
         for s in slice.capacity {
@@ -281,7 +289,7 @@ impl Engine {
                     if let Some(t) = self.services.get_mut(cfg.id.get_ref())
                         && t.partition == Some(p)
                     {
-                        *t = ServiceTimeline::new(cfg, bucket);
+                        *t = ServiceTimeline::new(cfg, bucket, &self.burn_alerts);
                     }
                 }
                 self.capacity.retain(|_, s| s.partition != p);

@@ -583,6 +583,7 @@ mod tests {
 
     const M: Millis = 60_000;
     const CONFIG: &str = r#"
+burn_alerts = []
 [[customers]]
 id = "acme"
 [[services]]
