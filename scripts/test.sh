@@ -4,6 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/slaflow-target}"
+# Real peers the tests check against: promtool (Debian's `prometheus`) lints /metrics.
+if ! command -v promtool >/dev/null 2>&1; then
+    echo "== installing promtool (Debian package prometheus)"
+    apt-get install -y --no-install-recommends prometheus >/dev/null 2>&1 \
+        || { apt-get update >/dev/null && apt-get install -y --no-install-recommends prometheus >/dev/null; }
+fi
+# Tests that need a peer fail instead of skipping when it is missing.
+export SLAFLOW_REQUIRE_PEERS=1
 # broker-tests: the tests that need the broker started here.
 # --no-fail-fast: one CI run reports every failing test binary, not just the first.
 exec ./scripts/with-broker.sh cargo test --all-targets --features broker-tests --no-fail-fast "$@"

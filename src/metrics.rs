@@ -12,6 +12,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::config::BurnAlert;
+use crate::engine::Engine;
 use crate::engine::incidents::{Action, Incident};
 
 use crate::eventtime::StreamId;
@@ -50,6 +52,97 @@ struct StateLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabel {
     result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SloLabel {
+    customer: String,
+    service: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BurnLabel {
+    customer: String,
+    service: String,
+    window: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PeriodLabel {
+    customer: String,
+    service: String,
+    period: String,
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// SLO gauges (contract section 11), set from the engine's state when scraped.
+#[derive(Default)]
+struct SloMetrics {
+    burn_rate: Family<BurnLabel, FloatGauge>,
+    budget_remaining: Family<SloLabel, FloatGauge>,
+    availability: Family<PeriodLabel, FloatGauge>,
+    /// Held while the gauges are rebuilt and rendered, so a concurrent scrape
+    /// never sees them half set.
+    scrape: Mutex<()>,
+}
+
+impl SloMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "slo_burn_rate",
+            "Error-budget burn rate over each configured burn-alert window, at the latest bucket close",
+            self.burn_rate.clone(),
+        );
+        registry.register(
+            "slo_error_budget_remaining_ratio",
+            "Share of the current UTC month's downtime budget left (below zero once availability_breach fired)",
+            self.budget_remaining.clone(),
+        );
+        registry.register(
+            "slo_availability_ratio",
+            "Availability (measured time not down / measured time) of the current UTC month so far",
+            self.availability.clone(),
+        );
+    }
+
+    /// Sets the gauges for every service `engine` holds state of (its owned
+    /// partitions), with burn rates over `windows` (label, ms).
+    fn set(&self, engine: &Engine, windows: &[(String, Millis)]) {
+        self.burn_rate.clear();
+        self.budget_remaining.clear();
+        self.availability.clear();
+        let lengths: Vec<Millis> = windows.iter().map(|w| w.1).collect();
+        for t in engine.services().values().filter(|t| t.cursor().is_some()) {
+            let (customer, service) = (t.customer().to_owned(), t.id().to_owned());
+            for (rate, (window, _)) in t.burn_rates(&lengths).into_iter().zip(windows) {
+                if let Some(rate) = rate {
+                    let label = BurnLabel {
+                        customer: customer.clone(),
+                        service: service.clone(),
+                        window: window.clone(),
+                    };
+                    self.burn_rate.get_or_create(&label).set(rate);
+                }
+            }
+            let label = SloLabel {
+                customer: customer.clone(),
+                service: service.clone(),
+            };
+            if let Some(r) = t.budget_remaining_ratio() {
+                self.budget_remaining.get_or_create(&label).set(r);
+            }
+            if let Some(a) = t.month_availability() {
+                let period = "month".to_owned();
+                let label = PeriodLabel {
+                    customer,
+                    service,
+                    period,
+                };
+                self.availability.get_or_create(&label).set(a);
+            }
+        }
+    }
 }
 
 /// Checkpoint metrics: events by result, and how long a checkpoint round takes.
@@ -116,14 +209,14 @@ pub struct Metrics {
     read: Counter,
     applied: Counter,
     deadlettered: Family<ReasonLabel, Counter>,
-    watermark_lag: Family<StreamLabel, Gauge<f64, AtomicU64>>,
+    watermark_lag: Family<StreamLabel, FloatGauge>,
     consumer_lag: Family<StreamLabel, Gauge>,
     incidents: Family<IncidentLabel, Counter>,
     open_incidents: Gauge,
     open_tickets: Gauge,
     services: Family<StateLabel, Gauge>,
     latency: Histogram,
-    watermark: Gauge<f64, AtomicU64>,
+    watermark: FloatGauge,
     buffered: Gauge,
     dedup_ids: Gauge,
     ingest: Family<IngestLabel, Counter>,
@@ -131,6 +224,7 @@ pub struct Metrics {
     pub delivery: DeliveryMetrics,
     /// Checkpoints and restores.
     pub checkpoints: CheckpointMetrics,
+    slo: SloMetrics,
     /// Counts at the previous observation, to turn totals into counter increments.
     last: Mutex<Counts>,
 }
@@ -168,6 +262,7 @@ impl Metrics {
             ingest: Family::default(),
             delivery: DeliveryMetrics::default(),
             checkpoints: CheckpointMetrics::default(),
+            slo: SloMetrics::default(),
             last: Mutex::new(Counts::default()),
             registry: Registry::default(),
         };
@@ -243,6 +338,7 @@ impl Metrics {
         );
         m.delivery.register(&mut registry);
         m.checkpoints.register(&mut registry);
+        m.slo.register(&mut registry);
         registry
     }
 
@@ -333,8 +429,17 @@ impl Metrics {
         }
     }
 
-    /// The text exposition.
-    pub fn render(&self) -> String {
+    /// The text exposition, with the SLO gauges set from `engine` (burn rates
+    /// over each distinct window of `alerts`).
+    pub fn render(&self, engine: &Engine, alerts: &[BurnAlert]) -> String {
+        let mut windows: Vec<(String, Millis)> = Vec::new();
+        for d in alerts.iter().flat_map(|a| [&a.long, &a.short]) {
+            if !windows.iter().any(|w| w.1 == d.ms) {
+                windows.push((d.text.clone(), d.ms));
+            }
+        }
+        let _scrape = self.slo.scrape.lock().unwrap_or_else(|p| p.into_inner());
+        self.slo.set(engine, &windows);
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);

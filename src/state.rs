@@ -341,6 +341,12 @@ impl Shared {
         }
     }
 
+    /// The live core's last published snapshot: this instance's own partitions
+    /// only (what its `/metrics` describe).
+    pub fn live_snapshot(&self) -> Arc<Snapshot> {
+        self.live.load_full()
+    }
+
     /// The partitions the live core owned at its last published snapshot.
     pub fn owned(&self) -> BTreeSet<StreamId> {
         self.live.load().owned.clone()

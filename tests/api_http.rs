@@ -462,10 +462,96 @@ fn health_readiness_and_metrics() {
         assert!(m.contains(name), "{name} missing from:\n{m}");
     }
     assert!(m.contains("# TYPE slaflow_records_read counter"));
+    slo_gauges_match_the_engine(&m);
+    promtool_accepts(&m);
     let (s, html) = get("/", None);
     assert_eq!(s, 200);
     assert!(html.contains("<title>slaflow"));
     assert_eq!(get("/nope", None).0, 404);
+}
+
+/// The SLO gauges of contract section 11, one per service (and window), equal
+/// to what the engine's timelines say.
+fn slo_gauges_match_the_engine(m: &str) {
+    let value = |prefix: &str| -> Option<f64> {
+        let line = m.lines().find(|l| l.starts_with(prefix))?;
+        line.rsplit(' ').next()?.parse().ok()
+    };
+    let snapshot = server().shared.live_snapshot();
+    let services = snapshot.engine.services();
+    assert!(!services.is_empty());
+    for (id, t) in services {
+        let c = t.customer();
+        let ratio = value(&format!(
+            "slaflow_slo_error_budget_remaining_ratio{{customer=\"{c}\",service=\"{id}\"}}"
+        ));
+        assert_eq!(ratio, t.budget_remaining_ratio(), "{id}");
+        let avail = value(&format!(
+            "slaflow_slo_availability_ratio{{customer=\"{c}\",service=\"{id}\",period=\"month\"}}"
+        ));
+        assert_eq!(avail, t.month_availability(), "{id}");
+        assert!(
+            avail.is_some_and(|a| (0.0..=1.0).contains(&a)),
+            "{id}: {avail:?}"
+        );
+        let windows = ["1h", "5m", "6h", "30m", "3d"];
+        let rates = t.burn_rates(&[3_600_000, 300_000, 21_600_000, 1_800_000, 259_200_000]);
+        for (w, rate) in windows.iter().zip(rates) {
+            let got = value(&format!(
+                "slaflow_slo_burn_rate{{customer=\"{c}\",service=\"{id}\",window=\"{w}\"}}"
+            ));
+            assert_eq!(got, rate, "{id} {w}");
+            assert!(
+                got.is_some(),
+                "{id} {w}: a day of data measures every window"
+            );
+        }
+    }
+}
+
+/// `promtool check metrics` (Debian's `prometheus`, installed by
+/// scripts/test.sh) parses the exposition. Its linter reads the classic text
+/// format, where a counter's HELP names `x_total`; OpenMetrics names the family
+/// `x`, so exactly those reports are expected and nothing else.
+fn promtool_accepts(m: &str) {
+    use std::io::Write;
+    let child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) if std::env::var_os("SLAFLOW_REQUIRE_PEERS").is_none() => {
+            eprintln!(
+                "SKIPPED promtool check: promtool not runnable ({e}); scripts/test.sh installs it"
+            );
+            return;
+        }
+        Err(e) => panic!("promtool is required (SLAFLOW_REQUIRE_PEERS): {e}"),
+    };
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(m.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("promtool");
+    let report =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let code = out.status.code();
+    assert!(
+        code == Some(0) || code == Some(3),
+        "promtool could not parse /metrics ({code:?}):\n{report}"
+    );
+    for problem in report.lines().filter(|l| !l.trim().is_empty()) {
+        let family = problem.strip_suffix("_total no help text");
+        let known = family.is_some_and(|f| {
+            m.contains(&format!("# HELP {f} ")) && m.contains(&format!("# TYPE {f} counter"))
+        });
+        assert!(known, "promtool: {problem}");
+    }
 }
 
 #[test]

@@ -560,15 +560,19 @@ pub async fn overview(State(shared): Shared_, who: Principal) -> Json<Overview> 
     })
 }
 
-/// Prometheus metrics (text exposition format).
-#[utoipa::path(get, path = "/metrics", responses((status = 200, content_type = "text/plain", body = String)))]
+/// Prometheus metrics, in the OpenMetrics text format `prometheus-client` writes
+/// (served as such: under the classic `text/plain` type a scraper would
+/// misread its counter families).
+#[utoipa::path(get, path = "/metrics", responses((status = 200, content_type = "application/openmetrics-text", body = String)))]
 pub async fn metrics(State(shared): Shared_) -> Response {
     (
         [(
             header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        shared.metrics.render(),
+        shared
+            .metrics
+            .render(&shared.live_snapshot().engine, &shared.config.burn_alerts),
     )
         .into_response()
 }

@@ -396,6 +396,23 @@ impl ServiceTimeline {
             .collect()
     }
 
+    /// The current UTC month's availability so far (section 4 over
+    /// `[month start, cursor)`): `None` before the first record or while
+    /// nothing was measured.
+    pub fn month_availability(&self) -> Option<f64> {
+        let period = self.cursor? - self.month.0;
+        let a = &self.month_acc;
+        let nodata = period - a.known();
+        let (measured, down) = measured_and_downtime(
+            self.nodata,
+            period,
+            a[State::Maintenance],
+            nodata,
+            a[State::Down],
+        );
+        (measured > 0).then(|| (measured - down) as f64 / measured as f64)
+    }
+
     /// The current UTC month's `budget_remaining_s / budget_s` at the cursor,
     /// with the budget of the whole month as `availability_breach` counts it
     /// (the rest of the month as measured): below zero exactly when that rule
