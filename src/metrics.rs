@@ -1,5 +1,6 @@
 //! Prometheus metrics (text exposition format via `prometheus-client`).
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -15,6 +16,8 @@ use prometheus_client::registry::Registry;
 use crate::config::BurnAlert;
 use crate::engine::Engine;
 use crate::engine::incidents::{Action, Incident};
+use crate::model::Rule;
+use strum::VariantArray;
 
 use crate::eventtime::StreamId;
 use crate::pipeline::{Counts, Pipeline};
@@ -36,6 +39,11 @@ struct StreamLabel {
 struct IncidentLabel {
     rule: String,
     action: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RuleLabel {
+    rule: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -82,6 +90,7 @@ struct SloMetrics {
     burn_rate: Family<BurnLabel, FloatGauge>,
     budget_remaining: Family<SloLabel, FloatGauge>,
     availability: Family<PeriodLabel, FloatGauge>,
+    objective: Family<SloLabel, FloatGauge>,
     /// Held while the gauges are rebuilt and rendered, so a concurrent scrape
     /// never sees them half set.
     scrape: Mutex<()>,
@@ -100,6 +109,11 @@ impl SloMetrics {
             self.budget_remaining.clone(),
         );
         registry.register(
+            "slo_objective_ratio",
+            "The service's availability target as a ratio (availability_target / 100)",
+            self.objective.clone(),
+        );
+        registry.register(
             "slo_availability_ratio",
             "Availability (measured time not down / measured time) of the current UTC month so far",
             self.availability.clone(),
@@ -112,6 +126,7 @@ impl SloMetrics {
         self.burn_rate.clear();
         self.budget_remaining.clear();
         self.availability.clear();
+        self.objective.clear();
         let lengths: Vec<Millis> = windows.iter().map(|w| w.1).collect();
         for t in engine.services().values().filter(|t| t.cursor().is_some()) {
             let (customer, service) = (t.customer().to_owned(), t.id().to_owned());
@@ -129,6 +144,7 @@ impl SloMetrics {
                 customer: customer.clone(),
                 service: service.clone(),
             };
+            self.objective.get_or_create(&label).set(t.objective());
             if let Some(r) = t.budget_remaining_ratio() {
                 self.budget_remaining.get_or_create(&label).set(r);
             }
@@ -213,6 +229,7 @@ pub struct Metrics {
     consumer_lag: Family<StreamLabel, Gauge>,
     incidents: Family<IncidentLabel, Counter>,
     open_incidents: Gauge,
+    open_by_rule: Family<RuleLabel, Gauge>,
     open_tickets: Gauge,
     services: Family<StateLabel, Gauge>,
     latency: Histogram,
@@ -253,6 +270,7 @@ impl Metrics {
             consumer_lag: Family::default(),
             incidents: Family::default(),
             open_incidents: Gauge::default(),
+            open_by_rule: Family::default(),
             open_tickets: Gauge::default(),
             services: Family::default(),
             latency: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
@@ -306,6 +324,11 @@ impl Metrics {
             m.open_incidents.clone(),
         );
         registry.register(
+            "open_incidents_by_rule",
+            "Incidents triggered and not resolved, by rule",
+            m.open_by_rule.clone(),
+        );
+        registry.register(
             "open_tickets",
             "Tickets whose resolution clock has not stopped",
             m.open_tickets.clone(),
@@ -343,11 +366,11 @@ impl Metrics {
     }
 
     /// Updates after a processing step that took `step` and fired `fired`;
-    /// `open` incidents are open and the driver's clock reads `now`.
+    /// `open` incidents (by id) are open and the driver's clock reads `now`.
     pub fn observe(
         &self,
         pipeline: &Pipeline,
-        open: usize,
+        open: &BTreeMap<String, Incident>,
         now: Millis,
         step: Duration,
         fired: &[Incident],
@@ -380,7 +403,17 @@ impl Metrics {
                 })
                 .inc();
         }
-        self.open_incidents.set(open as i64);
+        self.open_incidents.set(open.len() as i64);
+        let mut by_rule: BTreeMap<Rule, i64> = Rule::VARIANTS.iter().map(|&r| (r, 0)).collect();
+        for i in open.values() {
+            *by_rule.entry(i.rule).or_default() += 1;
+        }
+        for (rule, n) in by_rule {
+            let label = RuleLabel {
+                rule: rule.as_str().to_owned(),
+            };
+            self.open_by_rule.get_or_create(&label).set(n);
+        }
         let et = pipeline.eventtime();
         self.buffered.set(et.buffered() as i64);
         self.dedup_ids.set(et.dedup_ids() as i64);
@@ -397,7 +430,7 @@ impl Metrics {
         }
         let engine = pipeline.engine();
         self.open_tickets.set(engine.tickets().open_count() as i64);
-        let mut by_state = std::collections::BTreeMap::new();
+        let mut by_state = BTreeMap::new();
         for t in engine.services().values() {
             *by_state.entry(t.state().as_str()).or_insert(0i64) += 1;
         }

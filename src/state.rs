@@ -169,7 +169,7 @@ impl Core {
 
     /// Updates the metrics after a step that took `step` and fired `fired`.
     pub fn observe(&self, metrics: &Metrics, step: Duration, fired: &[Incident]) {
-        metrics.observe(&self.pipeline, self.open.len(), self.now, step, fired);
+        metrics.observe(&self.pipeline, &self.open, self.now, step, fired);
     }
 }
 

@@ -198,6 +198,7 @@ fn auth_matrix_on_every_customer_endpoint() {
             format!("/v1/services/{service}/availability"),
             format!("/v1/incidents?status=all&customer={customer}"),
             format!("/v1/tickets/{ticket}"),
+            format!("/v1/services/{service}/slo"),
         ];
         for (i, p) in paths.iter().enumerate() {
             let (s, b) = get(p, None);
@@ -209,17 +210,19 @@ fn auth_matrix_on_every_customer_endpoint() {
             let (s, b) = get(p, Some(other));
             // Another customer's service or ticket is indistinguishable from a
             // missing one, so ids cannot be enumerated.
-            let hidden = i == 2 || i == 4;
+            let hidden = i == 2 || i >= 4;
             assert_eq!(s, if hidden { 404 } else { 403 }, "{p} other customer: {b}");
             assert!(json(&b)["error"].is_string());
         }
         let missing = [
             "/v1/services/no-such-service/availability",
             "/v1/tickets/NO-SUCH-TICKET",
+            "/v1/services/no-such-service/slo",
         ];
         let hidden = [
             format!("/v1/services/{service}/availability"),
             format!("/v1/tickets/{ticket}"),
+            format!("/v1/services/{service}/slo"),
         ];
         for (m, h) in missing.iter().zip(&hidden) {
             let (a, b) = (get(m, Some(other)), get(h, Some(other)));
@@ -392,6 +395,42 @@ fn maintenance_is_validated_and_submitted() {
         let (s, b) = post("/v1/maintenance", Some(ADMIN), bad);
         assert_eq!(s, 400, "{bad}: {b}");
     }
+}
+
+#[test]
+fn slo_status_shows_each_alert_and_the_months_budget() {
+    let b = json(&get("/v1/services/web/slo", Some(ACME)).1);
+    let snapshot = server().shared.snapshot();
+    let t = &snapshot.engine.services()["web"];
+    assert_eq!(
+        (b["service"].as_str(), b["customer"].as_str()),
+        (Some("web"), Some("acme"))
+    );
+    assert_eq!(
+        b["budget_remaining_ratio"].as_f64(),
+        t.budget_remaining_ratio()
+    );
+    let names: Vec<_> = b["alerts"]
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .map(|a| a["name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [Some("page-fast"), Some("page-slow"), Some("ticket")]
+    );
+    for a in b["alerts"].as_array().expect("alerts") {
+        let windows = [a["long"].as_str(), a["short"].as_str()];
+        assert!(a["long_burn"].is_f64() && a["short_burn"].is_f64(), "{a}");
+        let open = t.open_burn_alerts().any(|n| Some(n) == a["name"].as_str());
+        assert_eq!(a["firing"].as_bool(), Some(open), "{windows:?}");
+    }
+    // Hourly from the month's start (the first record here), ending now.
+    let budget = b["budget"].as_array().expect("budget");
+    assert!(budget.len() >= 24, "{}", budget.len());
+    let last = budget.last().map(|p| p["remaining_ratio"].as_f64());
+    assert_eq!(last.flatten(), t.budget_remaining_ratio());
 }
 
 #[test]
@@ -581,6 +620,7 @@ fn openapi_document_matches_the_routes() {
         "/v1/reports/capacity",
         "/v1/reports/sla",
         "/v1/services/{id}/availability",
+        "/v1/services/{id}/slo",
         "/v1/tickets/{id}",
     ];
     want.sort();

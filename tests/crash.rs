@@ -30,6 +30,17 @@ fn killed_ten_times_mid_stream_the_outputs_equal_replay() {
         "the scenario raises incidents: {}",
         want.incidents.len()
     );
+    let burns = (want.incidents.iter())
+        .filter(|(id, _)| {
+            want.what
+                .get(id)
+                .is_some_and(|w| w.starts_with("\"burn_rate\""))
+        })
+        .count();
+    assert!(
+        burns > 0,
+        "burn-rate alerts are among what must survive the kills"
+    );
 
     let cfg = dir.path().join("live.toml");
     // Small fetches (a bounded queue, as in production) keep the catch-up going

@@ -34,9 +34,7 @@ fn deploy_configs_ship_no_guessable_tokens() {
         .iter()
         .map(|w| hex::encode(Sha256::digest(w.as_bytes())))
         .collect();
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
-    for entry in std::fs::read_dir(&dir).expect("deploy dir") {
-        let path = entry.expect("entry").path();
+    for path in files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy")) {
         let text = std::fs::read_to_string(&path).expect("read");
         for (word, hash) in words.iter().zip(&guessable) {
             assert!(
@@ -54,4 +52,200 @@ fn deploy_configs_ship_no_guessable_tokens() {
             );
         }
     }
+}
+
+/// Every file under `dir`, recursively.
+fn files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("dir") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            out.extend(files(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+fn yaml(path: &Path) -> serde_norway::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The metric families `/metrics` exposes, with the sample names each gives
+/// (`x_total` for counters, `x_bucket`… for histograms).
+/// A family appears once it has a sample, so this runs a day of generated
+/// traffic through the engine first.
+fn exported_names() -> std::collections::BTreeSet<String> {
+    use slaflow::event::{RawRecord, Topic};
+    use slaflow::eventtime::StreamId;
+    use std::sync::Arc;
+    let text = slaflow::generate::scenario_config();
+    let config = Arc::new(
+        slaflow::config::Config::parse(&text, Path::new("scenario.toml")).expect("config"),
+    );
+    let mut p = slaflow::pipeline::Pipeline::new(config.clone(), ["m".into(), "t".into()]);
+    let mut g = slaflow::generate::Generator::new(3, 1_793_577_600_000, 5.0);
+    let events: Vec<_> = (0..1440).flat_map(|_| g.minute()).collect();
+    let mut out = slaflow::engine::Outputs::default();
+    for topic in Topic::ALL {
+        let s = StreamId {
+            topic,
+            partition: 0,
+        };
+        p.eventtime_mut().add_stream(s, 0);
+        let lines: Vec<&str> = (events.iter())
+            .filter(|e| e.topic == topic)
+            .map(|e| e.line.as_str())
+            .collect();
+        p.ingest(
+            s,
+            &RawRecord::numbered(&lines, 0, 0),
+            slaflow::time::wall_now(),
+            &mut out,
+        );
+        p.eventtime_mut().finish_stream(s);
+    }
+    p.finish(None, &mut out);
+    let mut core = slaflow::state::Core::new(p);
+    core.record(&out.incidents);
+    let metrics = slaflow::metrics::Metrics::new();
+    core.observe(
+        &metrics,
+        std::time::Duration::from_millis(1),
+        &out.incidents,
+    );
+    let body = metrics.render(core.pipeline.engine(), &config.burn_alerts);
+    let mut names = std::collections::BTreeSet::new();
+    for line in body.lines() {
+        let mut parts = line.split(' ');
+        if let (Some("#"), Some("TYPE"), Some(name), Some(kind)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        {
+            let suffixes: &[&str] = match kind {
+                "counter" => &["_total"],
+                "histogram" => &["_bucket", "_sum", "_count"],
+                _ => &[""],
+            };
+            names.extend(suffixes.iter().map(|s| format!("{name}{s}")));
+        }
+    }
+    names
+}
+
+/// Grafana (issue 15): the compose file mounts the provisioning and dashboards
+/// that exist, the datasource points at the compose Prometheus, and every
+/// panel queries only metrics slaflow exports.
+#[test]
+fn grafana_is_provisioned_with_a_dashboard_of_exported_metrics() {
+    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
+    let compose = yaml(&deploy.join("docker-compose.yml"));
+    let grafana = &compose["services"]["grafana"];
+    let mounts: Vec<&str> = (grafana["volumes"]
+        .as_sequence()
+        .expect("grafana volumes")
+        .iter())
+    .filter_map(|v| v.as_str())
+    .collect();
+    for (host, container) in [
+        ("grafana/provisioning", "/etc/grafana/provisioning"),
+        ("grafana/dashboards", "/var/lib/grafana/dashboards"),
+    ] {
+        let mount = mounts.iter().find(|m| m.starts_with(&format!("./{host}:")));
+        assert!(
+            mount.is_some_and(|m| m.contains(container)),
+            "{host} mounted at {container}: {mounts:?}"
+        );
+        assert!(deploy.join(host).is_dir(), "{host} exists");
+    }
+    assert!(
+        compose["services"]["prometheus"].is_mapping(),
+        "grafana reads the compose Prometheus"
+    );
+    let ds = yaml(&deploy.join("grafana/provisioning/datasources/prometheus.yml"));
+    let source = &ds["datasources"][0];
+    assert_eq!(
+        (source["type"].as_str(), source["url"].as_str()),
+        (Some("prometheus"), Some("http://prometheus:9090"))
+    );
+    let uid = source["uid"].as_str().expect("datasource uid");
+    let provider = yaml(&deploy.join("grafana/provisioning/dashboards/slaflow.yml"));
+    assert_eq!(
+        provider["providers"][0]["options"]["path"].as_str(),
+        Some("/var/lib/grafana/dashboards")
+    );
+
+    let text = std::fs::read_to_string(deploy.join("grafana/dashboards/slaflow-slo.json"))
+        .expect("dashboard");
+    let dashboard: serde_json::Value = serde_json::from_str(&text).expect("dashboard JSON");
+    let exported = exported_names();
+    let panels = dashboard["panels"].as_array().expect("panels");
+    let mut queried = std::collections::BTreeSet::new();
+    for p in panels {
+        let title = p["title"].as_str().expect("title");
+        assert_eq!(p["datasource"]["uid"].as_str(), Some(uid), "{title}");
+        let targets = p["targets"].as_array().filter(|t| !t.is_empty());
+        for t in targets.unwrap_or_else(|| panic!("{title} has no query")) {
+            let expr = t["expr"].as_str().expect("expr");
+            for name in metric_names(expr) {
+                assert!(
+                    exported.contains(&name),
+                    "{title}: {name} is not exported ({exported:?})"
+                );
+                queried.insert(name);
+            }
+        }
+    }
+    for needed in [
+        "slaflow_slo_availability_ratio",
+        "slaflow_slo_objective_ratio",
+        "slaflow_slo_error_budget_remaining_ratio",
+        "slaflow_slo_burn_rate",
+        "slaflow_open_incidents_by_rule",
+    ] {
+        assert!(queried.contains(needed), "a panel shows {needed}");
+    }
+    // The burn-rate panel marks the default alerts' factors.
+    let burn = panels
+        .iter()
+        .find(|p| {
+            p["targets"][0]["expr"]
+                .as_str()
+                .is_some_and(|e| e.contains("slo_burn_rate"))
+        })
+        .expect("burn panel");
+    let steps: Vec<f64> = (burn["fieldConfig"]["defaults"]["thresholds"]["steps"]
+        .as_array()
+        .expect("thresholds")
+        .iter())
+    .filter_map(|s| s["value"].as_f64())
+    .collect();
+    let config = slaflow::config::Config::parse("", Path::new("empty.toml")).expect("defaults");
+    for a in &config.burn_alerts {
+        assert!(steps.contains(&a.factor), "threshold at {}", a.factor);
+    }
+    for v in dashboard["templating"]["list"]
+        .as_array()
+        .expect("variables")
+    {
+        for name in metric_names(v["definition"].as_str().expect("definition")) {
+            assert!(exported.contains(&name), "variable queries {name}");
+        }
+    }
+}
+
+/// The `slaflow_*` metric names in a PromQL expression.
+fn metric_names(expr: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = expr;
+    while let Some(i) = rest.find("slaflow_") {
+        let name: String = rest[i..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        rest = &rest[i + name.len()..];
+        out.push(name);
+    }
+    out
 }

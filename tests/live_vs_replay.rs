@@ -39,6 +39,15 @@ fn run_publishes_the_same_incidents_as_replay() {
         .map(str::to_owned)
         .collect();
     let want = incident_pairs(&replay_lines, cutoff);
+    let burn_lines: Vec<String> = (replay_lines.iter())
+        .filter(|l| l.contains("\"rule\":\"burn_rate\""))
+        .cloned()
+        .collect();
+    let burns = incident_pairs(&burn_lines, cutoff);
+    assert!(
+        !burns.is_empty() && burns.is_subset(&want),
+        "burn-rate alerts are compared too"
+    );
     assert!(
         want.len() >= 20,
         "the scenario should raise incidents, got {}",

@@ -6,6 +6,7 @@ pub mod error;
 pub mod ingest;
 pub mod query;
 pub mod routes;
+pub mod slo;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -63,6 +64,7 @@ pub fn router(shared: Arc<Shared>) -> std::io::Result<(Router, utoipa::openapi::
         .routes(routes!(routes::sla))
         .routes(routes!(routes::capacity))
         .routes(routes!(routes::availability))
+        .routes(routes!(slo::slo))
         .routes(routes!(routes::incidents))
         .routes(routes!(routes::ticket))
         .routes(routes!(routes::maintenance))

@@ -356,6 +356,11 @@ impl ServiceTimeline {
         self.burn = burn;
     }
 
+    /// `availability_target / 100`.
+    pub fn objective(&self) -> f64 {
+        self.target_pct / 100.0
+    }
+
     /// `1 − availability_target/100`.
     fn budget_ratio(&self) -> f64 {
         1.0 - self.target_pct / 100.0
@@ -366,8 +371,7 @@ impl ServiceTimeline {
     /// the longest window reaches). The state must be known up to `at`: the
     /// cursor, or the current state beyond it.
     fn window_time(&self, at: Millis, w: Millis) -> WindowTime {
-        let first = self.runs.as_slice().first().map_or(self.run_start, |r| r.0);
-        let from = at.saturating_sub(w).max(first).min(at);
+        let from = at.saturating_sub(w).max(self.first_kept()).min(at);
         let sums = |t| self.runs.sums_at(t, self.run_start, self.state);
         let d = sums(at).minus(&sums(from));
         let (measured, down) = measured_and_downtime(
@@ -384,15 +388,55 @@ impl ServiceTimeline {
     /// close the timeline has reached (for `/metrics`); `None` where nothing was
     /// measured, before the first close, or with a 100 % target.
     pub fn burn_rates(&self, windows: &[Millis]) -> Vec<Option<f64>> {
-        let close = self.cursor.map(|c| c.div_euclid(self.bucket) * self.bucket);
-        let first = self.runs.as_slice().first().map_or(self.run_start, |r| r.0);
-        windows
-            .iter()
+        let close = self.latest_close();
+        (windows.iter())
             .map(|&w| {
-                let at = close.filter(|&x| x > first)?;
-                let rate = self.window_time(at, w).burn_rate(self.budget_ratio());
+                let rate = self.window_time(close?, w).burn_rate(self.budget_ratio());
                 rate.is_finite().then_some(rate)
             })
+            .collect()
+    }
+
+    /// The latest bucket close after the first record that the timeline has
+    /// reached: where burn rates are evaluated last.
+    pub fn latest_close(&self) -> Option<Millis> {
+        let close = self.cursor?.div_euclid(self.bucket) * self.bucket;
+        (close > self.first_kept()).then_some(close)
+    }
+
+    /// The start of the first interval kept: the first record's `ts` unless
+    /// retention pruned older intervals.
+    fn first_kept(&self) -> Millis {
+        self.runs.as_slice().first().map_or(self.run_start, |r| r.0)
+    }
+
+    /// Names of the burn-rate alerts whose incident is open.
+    pub fn open_burn_alerts(&self) -> impl Iterator<Item = &str> {
+        self.burn.open_names()
+    }
+
+    /// The current UTC month's `budget_remaining_s / budget_s` (as
+    /// [`ServiceTimeline::budget_remaining_ratio`]) at every multiple of `step`
+    /// from the month's start, and at the cursor. Only the cursor's point when
+    /// retention has pruned part of the month.
+    pub fn month_budget_series(&self, step: Millis) -> Vec<(Millis, f64)> {
+        let Some(cursor) = self.cursor else {
+            return Vec::new();
+        };
+        let from = self.month.0.max(self.first_kept());
+        let sums = |t| self.runs.sums_at(t, self.run_start, self.state);
+        let base = sums(from);
+        let ratio = |at: Millis, a: &StateDurations| {
+            let (budget, down) = self.month_budget(a, at);
+            (budget > 0.0).then(|| (at, (budget - down as f64) / budget))
+        };
+        if sums(cursor).minus(&base) != self.month_acc {
+            return ratio(cursor, &self.month_acc).into_iter().collect();
+        }
+        let steps = (self.month.0..cursor).step_by(step.max(1) as usize).skip(1);
+        (steps.chain([cursor]))
+            .filter(|&at| at > from)
+            .filter_map(|at| ratio(at, &sums(at).minus(&base)))
             .collect()
     }
 

@@ -79,6 +79,11 @@ impl BurnAlerts {
         self.rules.clone()
     }
 
+    /// Names of the alerts whose incident is open.
+    pub fn open_names(&self) -> impl Iterator<Item = &str> {
+        self.open.keys().map(String::as_str)
+    }
+
     /// The longest window of any rule (`None` without rules).
     pub fn longest(&self) -> Option<Millis> {
         self.rules.iter().map(|r| r.long.ms).max()

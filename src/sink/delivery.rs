@@ -503,6 +503,18 @@ mod tests {
         );
     }
 
+    #[test]
+    fn burn_rate_incidents_page_with_their_alerts_severity() {
+        let mut i = incident("trigger");
+        i["rule"] = json!("burn_rate");
+        i["severity"] = json!("minor");
+        i["details"] = json!({"alert":"ticket","factor":1.0,"long":"3d","short":"6h","long_burn":1.5,"short_burn":2.0});
+        let e = pagerduty_event("R1", &i);
+        assert_eq!(e["payload"]["severity"], "warning");
+        assert_eq!(e["payload"]["class"], "burn_rate");
+        assert_eq!(e["payload"]["custom_details"]["details"]["alert"], "ticket");
+    }
+
     /// A one-shot HTTP server on loopback answering `response` to one request.
     fn answer_once(response: &'static str) -> String {
         use std::io::{Read, Write};
