@@ -245,7 +245,7 @@ mod tests {
 
     #[test]
     fn a_twenty_minute_outage_at_three_nines_fires_and_resolves_each_default_alert() {
-        // Up from T0, down [4h00, 4h20), e = 0.001 (worked in docs/burn-rate.md).
+        // Up from T0, down [4h00, 4h20), e = 0.001 (worked through in docs/slo.md).
         let mut t = timeline("availability_target = 99.9", "");
         let mut out = Vec::new();
         probe_minutes(
