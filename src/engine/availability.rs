@@ -350,7 +350,7 @@ impl ServiceTimeline {
             budget_ratio: self.budget_ratio(),
         };
         while x <= last {
-            burn.evaluate(x, &service, |w| self.window_time(x, w), out);
+            burn.evaluate(x, &service, |w, hint| self.window_time(x, w, hint), out);
             x += self.bucket;
         }
         self.burn = burn;
@@ -370,10 +370,11 @@ impl ServiceTimeline {
     /// clipped at the first record (the first kept run: pruning keeps every run
     /// the longest window reaches). The state must be known up to `at`: the
     /// cursor, or the current state beyond it.
-    fn window_time(&self, at: Millis, w: Millis) -> WindowTime {
+    fn window_time(&self, at: Millis, w: Millis, hint: &mut usize) -> WindowTime {
         let from = at.saturating_sub(w).max(self.first_kept()).min(at);
-        let sums = |t| self.runs.sums_at(t, self.run_start, self.state);
-        let d = sums(at).minus(&sums(from));
+        let (open, state) = (self.run_start, self.state);
+        let start = self.runs.sums_at_from(from, open, state, hint);
+        let d = self.runs.sums_at(at, open, state).minus(&start);
         let (measured, down) = measured_and_downtime(
             self.nodata,
             d.total(),
@@ -391,7 +392,8 @@ impl ServiceTimeline {
         let close = self.latest_close();
         (windows.iter())
             .map(|&w| {
-                let rate = self.window_time(close?, w).burn_rate(self.budget_ratio());
+                let time = self.window_time(close?, w, &mut { usize::MAX });
+                let rate = time.burn_rate(self.budget_ratio());
                 rate.is_finite().then_some(rate)
             })
             .collect()

@@ -58,6 +58,10 @@ pub struct BurnAlerts {
     rules: Arc<[BurnAlert]>,
     /// Alert name → the bucket close it triggered at, while its incident is open.
     open: BTreeMap<String, Millis>,
+    /// Per rule, where the long and the short window's start was found last
+    /// (windows slide forward, so the next lookup starts there).
+    #[serde(skip)]
+    hints: Vec<[usize; 2]>,
 }
 
 impl BurnAlerts {
@@ -66,6 +70,7 @@ impl BurnAlerts {
         BurnAlerts {
             rules,
             open: BTreeMap::new(),
+            hints: Vec::new(),
         }
     }
 
@@ -101,18 +106,20 @@ impl BurnAlerts {
         Ok(())
     }
 
-    /// Evaluates every rule at the bucket close `at`; `window(w)` gives the
-    /// time of `[at − w, at)` (clipped at the service's first record).
+    /// Evaluates every rule at the bucket close `at`; `window(w, hint)` gives
+    /// the time of `[at − w, at)` (clipped at the service's first record),
+    /// searching from and updating `hint`.
     pub fn evaluate(
         &mut self,
         at: Millis,
         service: &ServiceRef,
-        window: impl Fn(Millis) -> WindowTime,
+        mut window: impl FnMut(Millis, &mut usize) -> WindowTime,
         out: &mut Vec<Incident>,
     ) {
         let e = service.budget_ratio;
-        for rule in self.rules.iter() {
-            let (long, short) = (window(rule.long.ms), window(rule.short.ms));
+        self.hints.resize(self.rules.len(), [usize::MAX; 2]);
+        for (rule, [hl, hs]) in self.rules.iter().zip(self.hints.iter_mut()) {
+            let (long, short) = (window(rule.long.ms, hl), window(rule.short.ms, hs));
             let holds = long.burns(rule.factor, e) && short.burns(rule.factor, e);
             let name = rule.name.get_ref();
             let (action, started) = match (holds, self.open.get(name)) {

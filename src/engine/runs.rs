@@ -79,18 +79,39 @@ impl Runs {
     /// run (`open_start`, `open_state`) that extends to at least `at`. Before the
     /// first kept run it is zero: the caller clips windows there.
     pub fn sums_at(&self, at: Millis, open_start: Millis, open_state: State) -> StateDurations {
+        self.sums_at_from(at, open_start, open_state, &mut { usize::MAX })
+    }
+
+    /// [`Runs::sums_at`], starting the search for `at`'s run at `hint` and
+    /// leaving it there: a caller asking for later and later instants (a
+    /// sliding window's start) pays O(1) per lookup, not a binary search. Any
+    /// hint is safe; one past `at` (or stale after pruning) costs a search.
+    pub fn sums_at_from(
+        &self,
+        at: Millis,
+        open_start: Millis,
+        open_state: State,
+        hint: &mut usize,
+    ) -> StateDurations {
         if at >= open_start {
             return self
                 .sums_until(open_start)
                 .plus(open_state, at - open_start);
         }
-        match self.starts.partition_point(|r| r.0 <= at) {
-            0 => StateDurations::default(),
-            i => {
-                let (start, state) = self.starts[i - 1];
-                self.before[i - 1].plus(state, at - start)
+        let starts = &self.starts;
+        let mut i = *hint;
+        if starts.get(i).is_none_or(|r| r.0 > at) {
+            match starts.partition_point(|r| r.0 <= at) {
+                0 => return StateDurations::default(),
+                n => i = n - 1,
             }
         }
+        while starts.get(i + 1).is_some_and(|r| r.0 <= at) {
+            i += 1;
+        }
+        *hint = i;
+        let (start, state) = starts[i];
+        self.before[i].plus(state, at - start)
     }
 }
 
@@ -118,6 +139,14 @@ mod tests {
         assert_eq!(window(&back, 90, 250), w);
         runs.drop_oldest(1);
         assert_eq!(window(&runs, 100, 250), [0, 0, 30, 50, 70]);
+        // Any hint gives the same sums: ahead of the instant, behind it, or stale.
+        for hint in [0, 1, 5, usize::MAX] {
+            for at in [90, 100, 129, 130, 199, 230] {
+                let mut h = hint;
+                let got = runs.sums_at_from(at, open.0, open.1, &mut h);
+                assert_eq!(got, runs.sums_at(at, open.0, open.1), "{at} from {hint}");
+            }
+        }
         assert_eq!(runs.pop(), Some((130, State::NoData)));
         assert_eq!(runs.as_slice(), &[(100, State::Down)]);
     }
