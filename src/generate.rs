@@ -464,6 +464,35 @@ impl Generator {
     }
 }
 
+/// Runs `events` through a fresh pipeline for `config` as a replay of complete
+/// input does (one stream per topic, then everything released): the
+/// engine's state and every output, for tests and examples.
+pub fn run_through(
+    config: &std::sync::Arc<crate::config::Config>,
+    events: &[Generated],
+    wall: Millis,
+) -> (crate::pipeline::Pipeline, crate::engine::Outputs) {
+    use crate::event::RawRecord;
+    use crate::eventtime::StreamId;
+    let mut p = crate::pipeline::Pipeline::new(config.clone(), ["m".into(), "t".into()]);
+    let mut out = crate::engine::Outputs::default();
+    for topic in Topic::ALL {
+        let s = StreamId {
+            topic,
+            partition: 0,
+        };
+        p.eventtime_mut().add_stream(s, 0);
+        let lines: Vec<&str> = (events.iter())
+            .filter(|e| e.topic == topic)
+            .map(|e| e.line.as_str())
+            .collect();
+        p.ingest(s, &RawRecord::numbered(&lines, 0, 0), wall, &mut out);
+        p.eventtime_mut().finish_stream(s);
+    }
+    p.finish(None, &mut out);
+    (p, out)
+}
+
 /// Applies what real pipelines do to a time-ordered stream: arrival jitter within
 /// `jitter` ms, duplicate deliveries, malformed lines and a few late records.
 /// Rates are per record. Deterministic for `seed`.

@@ -11,12 +11,9 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 use sha2::{Digest, Sha256};
 use slaflow::config::Config;
-use slaflow::engine::Outputs;
-use slaflow::event::{DeadLetter, RawRecord, Topic};
-use slaflow::eventtime::StreamId;
-use slaflow::generate::{Generator, roughen, scenario_config};
+use slaflow::event::DeadLetter;
+use slaflow::generate::{Generator, roughen, run_through, scenario_config};
 use slaflow::ingest::{Event, Intake};
-use slaflow::pipeline::Pipeline;
 use slaflow::state::{Core, Shared};
 
 const ADMIN: &str = "admin-token-for-tests";
@@ -58,23 +55,10 @@ fn server() -> &'static Server {
             sha(INGEST_ACME)
         );
         let config = Arc::new(Config::parse(&text, std::path::Path::new("api.toml")).expect("config"));
-        let mut p = Pipeline::new(config.clone(), ["m".into(), "t".into()]);
         let mut g = Generator::new(3, 1_793_577_600_000, 5.0);
-        let mut evs = Vec::new();
-        for _ in 0..1440 {
-            evs.extend(g.minute());
-        }
+        let evs: Vec<_> = (0..1440).flat_map(|_| g.minute()).collect();
         let evs = roughen(evs, 3, 20_000, 0.01, 0.002, 0.0);
-        let mut out = Outputs::default();
-        for topic in Topic::ALL {
-            let s = StreamId { topic, partition: 0 };
-            p.eventtime_mut().add_stream(s, 0);
-            let lines: Vec<&str> = evs.iter().filter(|e| e.topic == topic).map(|e| e.line.as_str()).collect();
-            let recs = RawRecord::numbered(&lines, 0, 0);
-            p.ingest(s, &recs, slaflow::time::wall_now(), &mut out);
-            p.eventtime_mut().finish_stream(s);
-        }
-        p.finish(None, &mut out);
+        let (p, out) = run_through(&config, &evs, slaflow::time::wall_now());
         let mut core = Core::new(p);
         core.now = 1_793_577_600_000 + 86_400_000;
         core.record(&out.incidents);

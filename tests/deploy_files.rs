@@ -78,36 +78,14 @@ fn yaml(path: &Path) -> serde_norway::Value {
 /// A family appears once it has a sample, so this runs a day of generated
 /// traffic through the engine first.
 fn exported_names() -> std::collections::BTreeSet<String> {
-    use slaflow::event::{RawRecord, Topic};
-    use slaflow::eventtime::StreamId;
     use std::sync::Arc;
     let text = slaflow::generate::scenario_config();
     let config = Arc::new(
         slaflow::config::Config::parse(&text, Path::new("scenario.toml")).expect("config"),
     );
-    let mut p = slaflow::pipeline::Pipeline::new(config.clone(), ["m".into(), "t".into()]);
     let mut g = slaflow::generate::Generator::new(3, 1_793_577_600_000, 5.0);
     let events: Vec<_> = (0..1440).flat_map(|_| g.minute()).collect();
-    let mut out = slaflow::engine::Outputs::default();
-    for topic in Topic::ALL {
-        let s = StreamId {
-            topic,
-            partition: 0,
-        };
-        p.eventtime_mut().add_stream(s, 0);
-        let lines: Vec<&str> = (events.iter())
-            .filter(|e| e.topic == topic)
-            .map(|e| e.line.as_str())
-            .collect();
-        p.ingest(
-            s,
-            &RawRecord::numbered(&lines, 0, 0),
-            slaflow::time::wall_now(),
-            &mut out,
-        );
-        p.eventtime_mut().finish_stream(s);
-    }
-    p.finish(None, &mut out);
+    let (p, out) = slaflow::generate::run_through(&config, &events, slaflow::time::wall_now());
     let mut core = slaflow::state::Core::new(p);
     core.record(&out.incidents);
     let metrics = slaflow::metrics::Metrics::new();

@@ -47,36 +47,27 @@ pub struct BurnAlert {
 /// 2 % of a 30-day budget burns in 1 h or 5 % in 6 h, open a ticket when 10 %
 /// burns in 3 days.
 pub(super) fn default_burn_alerts() -> Vec<BurnAlert> {
-    let alert = |name: &str, long: (&str, i64), short: (&str, i64), factor, severity| BurnAlert {
-        name: Spanned::new(0..0, name.to_owned()),
-        long: WrittenDur {
-            ms: long.1,
-            text: long.0.to_owned(),
-        },
-        short: WrittenDur {
-            ms: short.1,
-            text: short.0.to_owned(),
-        },
-        factor,
-        severity,
-    };
     const M: i64 = 60_000;
-    vec![
-        alert(
+    let written = |(text, ms): (&str, i64)| WrittenDur {
+        ms,
+        text: text.to_owned(),
+    };
+    [
+        (
             "page-fast",
             ("1h", 60 * M),
             ("5m", 5 * M),
             14.4,
             Severity::Critical,
         ),
-        alert(
+        (
             "page-slow",
             ("6h", 360 * M),
             ("30m", 30 * M),
             6.0,
             Severity::Critical,
         ),
-        alert(
+        (
             "ticket",
             ("3d", 4320 * M),
             ("6h", 360 * M),
@@ -84,4 +75,14 @@ pub(super) fn default_burn_alerts() -> Vec<BurnAlert> {
             Severity::Minor,
         ),
     ]
+    .into_iter()
+    .map(|(name, long, short, factor, severity)| BurnAlert {
+        // No span: `Config::validate` knows these were not written.
+        name: Spanned::new(0..0, name.to_owned()),
+        long: written(long),
+        short: written(short),
+        factor,
+        severity,
+    })
+    .collect()
 }

@@ -385,6 +385,9 @@ resolution = "4h"
                 ("ticket", 259_200_000, "6h", 1.0, Minor),
             ]
         );
+        let (_, key, msg) = err_of(&GOOD.replace("[engine]\n", "[engine]\nbucket = \"7m\"\n"));
+        assert_eq!(key, "engine.bucket", "{msg}");
+        assert!(msg.contains("default burn alerts"), "{msg}");
         assert!(
             parse(&format!("burn_alerts = []\n{GOOD}"))
                 .unwrap()

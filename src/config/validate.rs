@@ -148,6 +148,46 @@ impl Config {
         Ok(())
     }
 
+    /// `[[burn_alerts]]` (contract section 11).
+    fn check_burn_alerts(&self) -> Checked {
+        let bucket = self.engine.bucket.0;
+        let mut names = HashSet::new();
+        for (i, a) in self.burn_alerts.iter().enumerate() {
+            let key = |k: &str| format!("burn_alerts[{i}].{k}");
+            let span = a.name.span();
+            let name = a.name.get_ref();
+            let name_ok = !name.is_empty()
+                && (name.bytes()).all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+            if !name_ok || !names.insert(name.clone()) {
+                let what = format!("empty, duplicate or not [A-Za-z0-9_.-]: {name:?}");
+                return fault(span, key("name"), what);
+            }
+            for (k, d) in [("long", &a.long), ("short", &a.short)] {
+                if d.ms % bucket != 0 && span == (0..0) {
+                    let what = format!(
+                        "the default burn alerts' windows ({}) are not multiples of engine.bucket: write [[burn_alerts]] that fit it, or burn_alerts = []",
+                        d.text
+                    );
+                    return fault(span, "engine.bucket", what);
+                }
+                if d.ms <= 0 || d.ms % bucket != 0 {
+                    let what = format!(
+                        "{:?} must be a positive multiple of engine.bucket ({} ms)",
+                        d.text, bucket
+                    );
+                    return fault(span, key(k), what);
+                }
+            }
+            if a.short.ms >= a.long.ms {
+                return fault(span, key("short"), "must be shorter than `long`");
+            }
+            if !(a.factor > 0.0 && a.factor.is_finite()) {
+                return fault(span, key("factor"), "must be a positive number");
+            }
+        }
+        Ok(())
+    }
+
     /// `[delivery]` and `[[deliveries]]`.
     fn check_deliveries(&self, customers: &HashSet<String>) -> Checked {
         let d = &self.delivery;
@@ -193,41 +233,6 @@ impl Config {
             }
             for c in &t.customers {
                 known(customers, c, key("customers"), "customer")?;
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Config {
-    /// `[[burn_alerts]]` (contract section 11).
-    fn check_burn_alerts(&self) -> Checked {
-        let bucket = self.engine.bucket.0;
-        let mut names = HashSet::new();
-        for (i, a) in self.burn_alerts.iter().enumerate() {
-            let key = |k: &str| format!("burn_alerts[{i}].{k}");
-            let span = a.name.span();
-            let name = a.name.get_ref();
-            let name_ok = !name.is_empty()
-                && (name.bytes()).all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-            if !name_ok || !names.insert(name.clone()) {
-                let what = format!("empty, duplicate or not [A-Za-z0-9_.-]: {name:?}");
-                return fault(span, key("name"), what);
-            }
-            for (k, d) in [("long", &a.long), ("short", &a.short)] {
-                if d.ms <= 0 || d.ms % bucket != 0 {
-                    let what = format!(
-                        "{:?} must be a positive multiple of engine.bucket ({} ms)",
-                        d.text, bucket
-                    );
-                    return fault(span, key(k), what);
-                }
-            }
-            if a.short.ms >= a.long.ms {
-                return fault(span, key("short"), "must be shorter than `long`");
-            }
-            if !(a.factor > 0.0 && a.factor.is_finite()) {
-                return fault(span, key("factor"), "must be a positive number");
             }
         }
         Ok(())

@@ -500,35 +500,13 @@ mod tests {
     /// intervals, to the millisecond.
     #[test]
     fn generated_traffic_gives_the_reference_alerts() {
-        use crate::event::{RawRecord, Topic};
-        use crate::eventtime::StreamId;
-        use crate::generate::{Generator, scenario_config};
+        use crate::generate::{Generator, run_through, scenario_config};
         let text = scenario_config();
         let config =
             std::sync::Arc::new(Config::parse(&text, Path::new("s.toml")).expect("config"));
-        let mut p = crate::pipeline::Pipeline::new(config.clone(), ["m".into(), "t".into()]);
         let mut g = Generator::new(7, T0, 5.0);
         let events: Vec<_> = (0..2 * 1440).flat_map(|_| g.minute()).collect();
-        let mut out = crate::engine::Outputs::default();
-        for topic in Topic::ALL {
-            let s = StreamId {
-                topic,
-                partition: 0,
-            };
-            p.eventtime_mut().add_stream(s, 0);
-            let lines: Vec<&str> = (events.iter())
-                .filter(|e| e.topic == topic)
-                .map(|e| e.line.as_str())
-                .collect();
-            p.ingest(
-                s,
-                &RawRecord::numbered(&lines, 0, 0),
-                T0 + 3 * 24 * H,
-                &mut out,
-            );
-            p.eventtime_mut().finish_stream(s);
-        }
-        p.finish(None, &mut out);
+        let (p, out) = run_through(&config, &events, T0 + 3 * 24 * H);
         let mut compared = 0;
         for (id, t) in p.engine().services() {
             let cfg = config.service(id).expect("service");
