@@ -96,7 +96,7 @@ fn killed_ten_times_mid_stream_the_outputs_equal_replay() {
             std::thread::sleep(Duration::from_millis(5));
         }
         let log = run.log_text();
-        run.kill9();
+        run.kill9_and_wait_out_session();
         eprintln!(
             "round {round}: restored {:?} (ends {ends:?})",
             restores(&log)

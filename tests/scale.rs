@@ -96,7 +96,7 @@ fn partitions_move_between_instances_through_the_changelog() {
     );
 
     // SIGKILL the survivor; a replacement with an empty disk takes everything over.
-    b.kill9();
+    b.kill9_and_wait_out_session();
     let c = Running::start(&config("c"), &dir.path().join("c.log"));
     assert!(
         wait_until(Duration::from_secs(90), || owns_everything(&c)),

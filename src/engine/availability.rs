@@ -325,20 +325,33 @@ impl ServiceTimeline {
             self.settle(cur, out);
         }
         self.windows.retain(|w| w.end > cur);
+        let reach = self.burn.longest().unwrap_or(0).saturating_add(self.bucket);
+        self.runs.forget_sums_before(cur.saturating_sub(reach));
     }
 
     /// Evaluates the burn-rate alerts at the bucket closes in `(cur, stop]`,
-    /// where the state stays as it is on `[cur, stop)`. Once even the longest
-    /// window lies inside the current run, every later close in it sees the
-    /// same windows, so no alert can change: those closes are skipped, and a
-    /// year of silence still costs a few steps.
+    /// where the state stays as it is on `[cur, stop)`. Two kinds of closes
+    /// cannot change any alert and are skipped, so the cost follows the
+    /// outages, not the time: once even the longest window lies inside the
+    /// current run, every later close in it sees the same windows; and with a
+    /// nonzero budget rate, an alert holds only when its short window holds
+    /// downtime, so once no short window reaches back to downtime every alert
+    /// is resolved and stays so.
     fn burn_closes(&mut self, cur: Millis, stop: Millis, out: &mut Vec<Incident>) {
-        let Some(longest) = self.burn.longest() else {
+        let (Some(longest), Some(short)) = (self.burn.longest(), self.burn.longest_short()) else {
             return;
         };
-        // The last close to evaluate is the first whose longest window lies in the run.
-        let limit = (self.run_start.saturating_add(longest)).saturating_add(self.bucket - 1);
-        let last = stop.min(limit);
+        let bad = self.counts_down(self.state);
+        let pure_from = (self.run_start.saturating_add(longest)).saturating_add(self.bucket - 1);
+        let clear_from = match self.burn.last_bad {
+            _ if bad || self.budget_ratio() <= 0.0 => Millis::MAX,
+            Some(end) => (end.saturating_add(short)).saturating_add(self.bucket - 1),
+            None => Millis::MIN,
+        };
+        if bad {
+            self.burn.last_bad = Some(stop);
+        }
+        let last = stop.min(pure_from).min(clear_from);
         let mut x = (cur.div_euclid(self.bucket) + 1) * self.bucket;
         if x > last {
             return;
@@ -354,6 +367,11 @@ impl ServiceTimeline {
             x += self.bucket;
         }
         self.burn = burn;
+    }
+
+    /// Whether time in `state` counts as downtime (under the `nodata` policy).
+    fn counts_down(&self, state: State) -> bool {
+        state == State::Down || (state == State::NoData && self.nodata == NoData::Down)
     }
 
     /// `availability_target / 100`.
@@ -425,21 +443,31 @@ impl ServiceTimeline {
         let Some(cursor) = self.cursor else {
             return Vec::new();
         };
-        let from = self.month.0.max(self.first_kept());
-        let sums = |t| self.runs.sums_at(t, self.run_start, self.state);
-        let base = sums(from);
-        let ratio = |at: Millis, a: &StateDurations| {
-            let (budget, down) = self.month_budget(a, at);
+        let (start, step) = (self.month.0, step.max(1));
+        let mut acc = StateDurations::default();
+        let mut points = Vec::new();
+        let point = |at: Millis, acc: &StateDurations| {
+            let (budget, down) = self.month_budget(acc, at);
             (budget > 0.0).then(|| (at, (budget - down as f64) / budget))
         };
-        if sums(cursor).minus(&base) != self.month_acc {
-            return ratio(cursor, &self.month_acc).into_iter().collect();
+        // Step boundaries inside each interval of the month, then the cursor.
+        let mut next = start + step;
+        for (a, b, state) in self.intervals().filter(|i| i.1 > start) {
+            let mut x = a.max(start);
+            while next <= b && next < cursor {
+                acc[state] += next - x;
+                points.extend(point(next, &acc));
+                (x, next) = (next, next + step);
+            }
+            acc[state] += b - x;
         }
-        let steps = (self.month.0..cursor).step_by(step.max(1) as usize).skip(1);
-        (steps.chain([cursor]))
-            .filter(|&at| at > from)
-            .filter_map(|at| ratio(at, &sums(at).minus(&base)))
-            .collect()
+        if acc != self.month_acc {
+            // Retention pruned part of the month: only the running sums know it.
+            points.clear();
+            acc = self.month_acc;
+        }
+        points.extend(point(cursor, &acc));
+        points
     }
 
     /// The current UTC month's availability so far (section 4 over

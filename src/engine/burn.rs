@@ -58,6 +58,11 @@ pub struct BurnAlerts {
     rules: Arc<[BurnAlert]>,
     /// Alert name → the bucket close it triggered at, while its incident is open.
     open: BTreeMap<String, Millis>,
+    /// End of the latest downtime walked through (section 4's downtime under
+    /// the `nodata` policy): alerts are looked at only while a short window
+    /// reaches back to it.
+    #[serde(default)]
+    pub last_bad: Option<Millis>,
     /// Per rule, where the long and the short window's start was found last
     /// (windows slide forward, so the next lookup starts there).
     #[serde(skip)]
@@ -70,6 +75,7 @@ impl BurnAlerts {
         BurnAlerts {
             rules,
             open: BTreeMap::new(),
+            last_bad: None,
             hints: Vec::new(),
         }
     }
@@ -89,6 +95,11 @@ impl BurnAlerts {
         self.open.keys().map(String::as_str)
     }
 
+    /// The longest short window of any rule (`None` without rules).
+    pub fn longest_short(&self) -> Option<Millis> {
+        self.rules.iter().map(|r| r.short.ms).max()
+    }
+
     /// The longest window of any rule (`None` without rules).
     pub fn longest(&self) -> Option<Millis> {
         self.rules.iter().map(|r| r.long.ms).max()
@@ -102,6 +113,9 @@ impl BurnAlerts {
                 return Err(format!("burn alert {name:?} is not configured"));
             }
             check_instant("burn alert start", at)?;
+        }
+        if let Some(t) = self.last_bad {
+            check_instant("last downtime", t)?;
         }
         Ok(())
     }

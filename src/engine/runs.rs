@@ -2,6 +2,8 @@
 //! per state in any window is the difference of two lookups (burn-rate windows
 //! of days cost the same as windows of minutes).
 
+use std::collections::VecDeque;
+
 use serde::de::Deserializer;
 use serde::ser::Serializer;
 use serde::{Deserialize, Serialize};
@@ -11,12 +13,15 @@ use crate::time::Millis;
 
 /// Closed maximal intervals as `(start, state)`: contiguous, each ends where the
 /// next starts, the last where the open run starts. Only the starts are
-/// serialised (16 bytes a run); the sums are rebuilt when read.
+/// serialised (16 bytes a run); the sums are rebuilt when read, and kept only
+/// for the recent runs windows still reach ([`Runs::forget_sums_before`]).
 #[derive(Debug, Clone, Default)]
 pub struct Runs {
     starts: Vec<(Millis, State)>,
-    /// Time per state from the first kept run's start to each run's start.
-    before: Vec<StateDurations>,
+    /// Time per state up to the start of each of the last `before.len()` runs,
+    /// from an arbitrary origin (only differences are used). Never empty while
+    /// there are runs: the last run's sum is the base of the next.
+    before: VecDeque<StateDurations>,
 }
 
 impl Serialize for Runs {
@@ -46,38 +51,58 @@ impl Runs {
         self.starts.last().copied()
     }
 
+    /// Index of the first run with a sum.
+    fn summed(&self) -> usize {
+        self.starts.len() - self.before.len()
+    }
+
     /// Closes a run starting at `start` (after the last one, which ends there).
     pub fn push(&mut self, start: Millis, state: State) {
         let before = self.sums_until(start);
         self.starts.push((start, state));
-        self.before.push(before);
+        self.before.push_back(before);
     }
 
     /// Reopens the latest run (a zero-length detour is undone).
     pub fn pop(&mut self) -> Option<(Millis, State)> {
-        self.before.pop();
-        self.starts.pop()
+        let run = self.starts.pop();
+        self.before.pop_back();
+        if self.before.is_empty() && !self.starts.is_empty() {
+            // Sums only differ by an origin: restart from zero at the last run.
+            self.before.push_back(StateDurations::default());
+        }
+        run
     }
 
     /// Forgets the `n` oldest runs.
     pub fn drop_oldest(&mut self, n: usize) {
+        let unsummed = self.summed();
         self.starts.drain(..n);
-        self.before.drain(..n);
+        self.before.drain(..n.saturating_sub(unsummed));
     }
 
-    /// Time per state from the first kept run's start to `at`, where `at` is at
-    /// or after the last run's start (the open run starts there: every later
-    /// instant up to the open run's start lies in the last run).
+    /// Forgets the sums of runs that ended at or before `t` (no window reaches
+    /// back to them any more), keeping the last run's.
+    pub fn forget_sums_before(&mut self, t: Millis) {
+        while self.before.len() > 1 && self.starts[self.summed() + 1].0 <= t {
+            self.before.pop_front();
+        }
+    }
+
+    /// Time per state up to `at`, where `at` is at or after the last run's
+    /// start (the open run starts there: every later instant up to the open
+    /// run's start lies in the last run).
     fn sums_until(&self, at: Millis) -> StateDurations {
-        match (self.starts.last(), self.before.last()) {
+        match (self.starts.last(), self.before.back()) {
             (Some(&(start, state)), Some(&before)) => before.plus(state, at - start),
             _ => StateDurations::default(),
         }
     }
 
-    /// Time per state from the first kept run's start to `at`, given the open
-    /// run (`open_start`, `open_state`) that extends to at least `at`. Before the
-    /// first kept run it is zero: the caller clips windows there.
+    /// Time per state up to `at`, given the open run (`open_start`,
+    /// `open_state`) that extends to at least `at`. Before the first summed run
+    /// it is that run's sum: the caller clips windows at the first record and
+    /// never reaches further back than the sums kept.
     pub fn sums_at(&self, at: Millis, open_start: Millis, open_state: State) -> StateDurations {
         self.sums_at_from(at, open_start, open_state, &mut { usize::MAX })
     }
@@ -98,11 +123,11 @@ impl Runs {
                 .sums_until(open_start)
                 .plus(open_state, at - open_start);
         }
-        let starts = &self.starts;
+        let starts = &self.starts[self.summed()..];
         let mut i = *hint;
         if starts.get(i).is_none_or(|r| r.0 > at) {
             match starts.partition_point(|r| r.0 <= at) {
-                0 => return StateDurations::default(),
+                0 => return self.before.front().copied().unwrap_or_default(),
                 n => i = n - 1,
             }
         }
@@ -147,7 +172,12 @@ mod tests {
                 assert_eq!(got, runs.sums_at(at, open.0, open.1), "{at} from {hint}");
             }
         }
+        // Sums of runs no window reaches are dropped; later windows stay exact.
+        runs.forget_sums_before(130);
+        assert_eq!(window(&runs, 140, 250), [0, 0, 0, 50, 60]);
+        assert_eq!(window(&runs, 130, 250), [0, 0, 0, 50, 70]);
         assert_eq!(runs.pop(), Some((130, State::NoData)));
         assert_eq!(runs.as_slice(), &[(100, State::Down)]);
+        assert_eq!(window(&runs, 100, 250), [0, 0, 100, 50, 0]);
     }
 }

@@ -249,6 +249,19 @@ impl Running {
         let _ = self.child.wait();
     }
 
+    /// [`Running::kill9`], then waits until the broker must count the dead
+    /// member as gone (its session timed out), as a supervisor's restart delay
+    /// would. tansu 0.6 needs this before a replacement joins: when the new
+    /// member joins while the dead one is still the group's leader, tansu
+    /// evicts that leader during the sync and leaves the new member with an
+    /// empty assignment and no further rebalance (seen in its log: "missed
+    /// heartbeat for leader", then heartbeats answered OK for minutes).
+    /// Apache Kafka rebalances in that case.
+    pub fn kill9_and_wait_out_session(self) {
+        self.kill9();
+        std::thread::sleep(Duration::from_millis(SESSION_TIMEOUT_MS + 1_000));
+    }
+
     /// The process's stderr so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -261,6 +274,9 @@ impl Drop for Running {
         let _ = self.child.wait();
     }
 }
+
+/// `session.timeout.ms` of the instances the tests start.
+pub const SESSION_TIMEOUT_MS: u64 = 6_000;
 
 /// Generated traffic produced to the broker, and the same lines for replay.
 pub struct Prepared {
@@ -454,7 +470,7 @@ impl LiveTopics {
         );
         config_text.replacen("[engine]\n", &engine, 1)
             + &format!(
-                "\n[api]\nlisten = \"127.0.0.1:0\"\n[[api.tokens]]\nsha256 = \"{admin}\"\n[kafka]\nbrokers = \"{brokers}\"\ngroup_id = \"{}\"\nmonitoring_topic = \"{}\"\ntickets_topic = \"{}\"\nincidents_topic = \"{}\"\ndeadletter_topic = \"{}\"\nstate_topic = \"{}\"\n[kafka.options]\n\"fetch.wait.max.ms\" = \"100\"\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"500\"\n",
+                "\n[api]\nlisten = \"127.0.0.1:0\"\n[[api.tokens]]\nsha256 = \"{admin}\"\n[kafka]\nbrokers = \"{brokers}\"\ngroup_id = \"{}\"\nmonitoring_topic = \"{}\"\ntickets_topic = \"{}\"\nincidents_topic = \"{}\"\ndeadletter_topic = \"{}\"\nstate_topic = \"{}\"\n[kafka.options]\n\"fetch.wait.max.ms\" = \"100\"\n\"session.timeout.ms\" = \"{SESSION_TIMEOUT_MS}\"\n\"heartbeat.interval.ms\" = \"500\"\n",
                 self.group, self.mon, self.tkt, self.inc, self.dl, self.state
             )
     }
