@@ -454,6 +454,10 @@ impl ServiceTimeline {
         let mut next = start + step;
         for (a, b, state) in self.intervals().filter(|i| i.1 > start) {
             let mut x = a.max(start);
+            if next <= x {
+                // The first step boundary after the month's first record.
+                next = start + ((x - start) / step + 1) * step;
+            }
             while next <= b && next < cursor {
                 acc[state] += next - x;
                 points.extend(point(next, &acc));

@@ -361,6 +361,30 @@ mod tests {
     }
 
     #[test]
+    fn the_months_budget_series_equals_the_budget_at_each_point() {
+        let feed = |t: &mut ServiceTimeline, until: Millis, out: &mut Vec<Incident>| {
+            let down = (T0 + 4 * H, T0 + 4 * H + 20 * M);
+            probe_minutes(t, T0 + 30 * M, until, down, out);
+        };
+        let mut t = timeline("", "");
+        let mut out = Vec::new();
+        feed(&mut t, T0 + 11 * H, &mut out);
+        t.advance(T0 + 11 * H, &mut out);
+        let series = t.month_budget_series(H);
+        // From the first hour after the first record (00:30) to the cursor.
+        assert_eq!(series.first().map(|p| p.0), Some(T0 + H));
+        assert_eq!(series.last().map(|p| p.0), t.cursor());
+        assert_eq!(series.len(), 11);
+        for &(at, ratio) in &series {
+            let mut u = timeline("", "");
+            feed(&mut u, at, &mut out);
+            u.advance(at, &mut out);
+            assert_eq!(u.budget_remaining_ratio(), Some(ratio), "at {}", at - T0);
+        }
+        assert!(series[3].1 > series[4].1, "the outage at 4h spends budget");
+    }
+
+    #[test]
     fn maintenance_leaves_the_windows_so_the_same_downtime_burns_faster() {
         let page_fast = |maintenance: bool| {
             let mut t = timeline("availability_target = 99.9", "");
