@@ -55,6 +55,24 @@ pub fn traffic(days: u32, seed: u64, intensity: f64) -> Vec<Generated> {
     roughen(all, seed, 20_000, 0.005, 0.001, 0.0005)
 }
 
+/// Decodes `events` (JSON → Arrow batches, both topics) in the chunks
+/// [`replay_in_memory`] uses, and nothing else: the ceiling of a replay's
+/// speed set by parsing. Returns seconds.
+fn decode_only(events: &[&Generated]) -> f64 {
+    let decoders = Topic::ALL.map(|t| crate::event::decode::Decoder::new(t, t.as_str()));
+    let started = Instant::now();
+    for chunk in events.chunks(8192) {
+        for d in &decoders {
+            let lines: Vec<&str> = (chunk.iter())
+                .filter(|g| g.topic == d.topic())
+                .map(|g| g.line.as_str())
+                .collect();
+            std::hint::black_box(d.decode(0, &RawRecord::numbered(&lines, 0, 0)));
+        }
+    }
+    started.elapsed().as_secs_f64()
+}
+
 /// Runs `events` through one pipeline in 4096-record chunks; returns seconds.
 fn replay_in_memory(config: &Arc<Config>, events: &[&Generated]) -> f64 {
     let mut p = Pipeline::new(config.clone(), ["m".into(), "t".into()]);
@@ -115,6 +133,17 @@ pub fn replay_rows(days: u32, threads: usize) -> Vec<Row> {
         ),
         target: "≥ 1,000,000 events/s".into(),
     }];
+    let secs = median(&|| decode_only(&all));
+    rows.push(Row {
+        name: "parse only: the same events through the JSON → Arrow decoder alone (median of 3)"
+            .into(),
+        value: format!(
+            "{:.0} events/s, {:.1} MB/s",
+            probe_heavy as f64 / secs,
+            bytes as f64 / secs / 1e6
+        ),
+        target: "the ceiling of the row above".into(),
+    });
     let threads = threads.max(1);
     let parts: Vec<Vec<&Generated>> = (0..threads)
         .map(|t| {
