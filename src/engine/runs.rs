@@ -123,12 +123,13 @@ impl Runs {
                 .sums_until(open_start)
                 .plus(open_state, at - open_start);
         }
-        let starts = &self.starts[self.summed()..];
+        // The hint is an index into all runs, so forgetting old sums keeps it valid.
+        let (starts, first) = (&self.starts, self.summed());
         let mut i = *hint;
-        if starts.get(i).is_none_or(|r| r.0 > at) {
-            match starts.partition_point(|r| r.0 <= at) {
+        if i < first || starts.get(i).is_none_or(|r| r.0 > at) {
+            match starts[first..].partition_point(|r| r.0 <= at) {
                 0 => return self.before.front().copied().unwrap_or_default(),
-                n => i = n - 1,
+                n => i = first + n - 1,
             }
         }
         while starts.get(i + 1).is_some_and(|r| r.0 <= at) {
@@ -136,7 +137,7 @@ impl Runs {
         }
         *hint = i;
         let (start, state) = starts[i];
-        self.before[i].plus(state, at - start)
+        self.before[i - first].plus(state, at - start)
     }
 }
 
