@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Principal;
 use super::error::ApiError;
-use crate::config::Config;
+use crate::config::{Config, ServiceConfig};
 use crate::engine::availability::State as SvcState;
 use crate::engine::incidents::Incident;
 use crate::engine::tickets::TicketLine;
@@ -239,6 +239,21 @@ pub struct SeriesParams {
     step: Option<String>,
 }
 
+/// The service `id` if `who` may see it. Another customer's service answers
+/// exactly like a missing one, so ids cannot be enumerated.
+pub(super) fn visible_service<'a>(
+    config: &'a Config,
+    who: &Principal,
+    id: &str,
+) -> Result<&'a ServiceConfig, ApiError> {
+    let unknown = || ApiError::not_found(format!("unknown service {id:?}"));
+    let svc = config.service(id).ok_or_else(unknown)?;
+    if !who.sees(svc.customer.get_ref()) {
+        return Err(unknown());
+    }
+    Ok(svc)
+}
+
 /// A service's availability over time.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AvailabilitySeries {
@@ -260,12 +275,7 @@ pub async fn availability(
     q: Result<Query<SeriesParams>, QueryRejection>,
 ) -> Result<Json<AvailabilitySeries>, ApiError> {
     let (Path(id), Query(q)) = (id?, q?);
-    // Another customer's service answers exactly like a missing one.
-    let unknown = || ApiError::not_found(format!("unknown service {id:?}"));
-    let svc = shared.config.service(&id).ok_or_else(unknown)?;
-    if !who.sees(svc.customer.get_ref()) {
-        return Err(unknown());
-    }
+    let svc = visible_service(&shared.config, &who, &id)?;
     let step: Millis = match &q.step {
         None => 3_600_000,
         Some(s) => humantime::parse_duration(s)

@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 
 use super::auth::Principal;
 use super::error::ApiError;
+use super::routes::visible_service;
 use crate::model::Severity;
 use crate::state::Shared;
 use crate::time::{Millis, format_ms};
@@ -79,12 +80,7 @@ pub async fn slo(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<SloStatus>, ApiError> {
     let Path(id) = id?;
-    // Another customer's service answers exactly like a missing one.
-    let unknown = || ApiError::not_found(format!("unknown service {id:?}"));
-    let svc = shared.config.service(&id).ok_or_else(unknown)?;
-    if !who.sees(svc.customer.get_ref()) {
-        return Err(unknown());
-    }
+    let svc = visible_service(&shared.config, &who, &id)?;
     let snap = shared.snapshot();
     let t = (snap.engine.services().get(&id))
         .ok_or_else(|| ApiError::not_found("service has no timeline"))?;
