@@ -446,10 +446,8 @@ impl ServiceTimeline {
         let (start, step) = (self.month.0, step.max(1));
         let mut acc = StateDurations::default();
         let mut points = Vec::new();
-        let point = |at: Millis, acc: &StateDurations| {
-            let (budget, down) = self.month_budget(acc, at);
-            (budget > 0.0).then(|| (at, (budget - down as f64) / budget))
-        };
+        let point =
+            |at: Millis, acc: &StateDurations| self.remaining_ratio(acc, at).map(|r| (at, r));
         // Step boundaries inside each interval of the month, then the cursor.
         let mut next = start + step;
         for (a, b, state) in self.intervals().filter(|i| i.1 > start) {
@@ -496,7 +494,13 @@ impl ServiceTimeline {
     /// (the rest of the month as measured): below zero exactly when that rule
     /// has fired. `None` before the first record or while the budget is zero.
     pub fn budget_remaining_ratio(&self) -> Option<f64> {
-        let (budget, down) = self.month_budget(&self.month_acc, self.cursor?);
+        self.remaining_ratio(&self.month_acc, self.cursor?)
+    }
+
+    /// `budget_remaining_s / budget_s` of the month at `x` with `a` accounted
+    /// since its start (`None` while the budget is zero).
+    fn remaining_ratio(&self, a: &StateDurations, x: Millis) -> Option<f64> {
+        let (budget, down) = self.month_budget(a, x);
         (budget > 0.0).then(|| (budget - down as f64) / budget)
     }
 
