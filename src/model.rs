@@ -21,6 +21,12 @@ macro_rules! named {
                 name.parse().ok()
             }
 
+            /// The value with this name, or `unknown {what} "x" (a | b | c)`.
+            pub fn parse_listed(name: &str, what: &str) -> Result<Self, String> {
+                Self::parse(name)
+                    .ok_or_else(|| format!("unknown {what} {name:?} ({})", Self::names()))
+            }
+
             /// Every name, `a | b | c`, for error messages.
             pub fn names() -> String {
                 <$t as VariantArray>::VARIANTS

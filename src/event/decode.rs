@@ -413,18 +413,13 @@ impl Decoder {
 fn check_monitoring(ev: &MonitoringJson<'_>) -> Result<(), String> {
     non_empty(&ev.event_id, "event_id")?;
     non_empty(&ev.service, "service")?;
-    let kind = MonitoringKind::parse(&ev.kind).ok_or_else(|| {
-        let names = MonitoringKind::names();
-        format!("unknown monitoring kind {:?} ({names})", ev.kind)
-    })?;
+    let kind = MonitoringKind::parse_listed(&ev.kind, "monitoring kind")?;
     match kind {
         MonitoringKind::Probe => {
             required(&ev.source, "source", "probe")?;
             match ev.status.as_deref() {
-                Some(s) if ProbeStatus::parse(s).is_some() => {}
                 Some(s) => {
-                    let names = ProbeStatus::names();
-                    return Err(format!("unknown probe status {s:?} ({names})"));
+                    ProbeStatus::parse_listed(s, "probe status")?;
                 }
                 None => return Err("probe event needs `status`".into()),
             }
@@ -463,19 +458,14 @@ fn check_ticket(ev: &TicketJson<'_>) -> Result<(), String> {
         Some(p) => Err(format!("unknown priority {p:?} (P1..P4)")),
         None => Err(format!("{what} event needs `priority`")),
     };
-    let ty = TicketEventType::parse(&ev.kind_of_event).ok_or_else(|| {
-        let names = TicketEventType::names();
-        format!("unknown ticket event type {:?} ({names})", ev.kind_of_event)
-    })?;
+    let ty = TicketEventType::parse_listed(&ev.kind_of_event, "ticket event type")?;
     match ty {
         TicketEventType::Created => {
             required(&ev.customer, "customer", "created")?;
             check_priority("created")?;
             match ev.kind.as_deref() {
-                Some(k) if TicketKind::parse(k).is_some() => {}
                 Some(k) => {
-                    let names = TicketKind::names();
-                    return Err(format!("unknown ticket kind {k:?} ({names})"));
+                    TicketKind::parse_listed(k, "ticket kind")?;
                 }
                 None => return Err("created event needs `kind`".into()),
             }
