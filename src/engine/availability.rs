@@ -6,7 +6,7 @@
 //! deadline and at every bucket boundary. So durations are exact to the
 //! millisecond, and no deadline is found by polling.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -61,6 +61,27 @@ struct Window {
     /// `max(start, announcement ts)`: no retroactive exclusion.
     from: Millis,
     end: Millis,
+}
+
+/// An announced maintenance window as reports list it (contract section 12):
+/// kept while retention reaches it, unlike [`Window`], which goes once passed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaintenanceNote {
+    /// When it was announced (the record's `ts`).
+    pub announced: Millis,
+    /// The window as announced: `[start, end)`.
+    pub start: Millis,
+    /// End (exclusive).
+    pub end: Millis,
+    /// The change record it belongs to.
+    pub change_id: Option<String>,
+}
+
+impl MaintenanceNote {
+    /// The part that counts as maintenance: none of it before the announcement.
+    pub fn effective(&self) -> (Millis, Millis) {
+        (self.start.max(self.announced), self.end)
+    }
 }
 
 /// Milliseconds per state (of a bucket, a month, a period), indexed by [`State`].
@@ -123,6 +144,9 @@ pub struct ServiceTimeline {
     bucket: Millis,
     sources: BTreeMap<String, (ProbeStatus, Millis)>,
     windows: Vec<Window>,
+    /// Announced windows with their change ids, for reports.
+    #[serde(default)]
+    maintenance_log: VecDeque<MaintenanceNote>,
     /// Everything before `cursor` is accounted for; `None` before the first record.
     cursor: Option<Millis>,
     state: State,
@@ -158,6 +182,7 @@ impl ServiceTimeline {
             bucket,
             sources: BTreeMap::new(),
             windows: Vec::new(),
+            maintenance_log: VecDeque::new(),
             cursor: None,
             state: State::NoData,
             run_start: Millis::MIN,
@@ -211,6 +236,7 @@ impl ServiceTimeline {
             .values()
             .map(|s| s.1)
             .chain(self.windows.iter().flat_map(|w| [w.from, w.end]))
+            .chain((self.maintenance_log.iter()).flat_map(|m| [m.announced, m.start, m.end]))
             .chain(self.cursor)
             .chain(self.budget_breached)
             .chain([self.month.0, self.month.1])
@@ -259,13 +285,30 @@ impl ServiceTimeline {
     }
 
     /// Applies a maintenance announcement at `ts` for `[start, end)`.
-    pub fn maintenance(&mut self, ts: Millis, start: Millis, end: Millis, out: &mut Vec<Incident>) {
+    pub fn maintenance(
+        &mut self,
+        ts: Millis,
+        (start, end): (Millis, Millis),
+        change_id: Option<&str>,
+        out: &mut Vec<Incident>,
+    ) {
         let ts = self.start_or_clamp(ts, out);
         let from = start.max(ts);
         if end > from {
             self.windows.push(Window { from, end });
+            self.maintenance_log.push_back(MaintenanceNote {
+                announced: ts,
+                start,
+                end,
+                change_id: change_id.map(str::to_owned),
+            });
         }
         self.settle(ts, out);
+    }
+
+    /// Announced maintenance windows that still count, in announcement order.
+    pub fn maintenance_log(&self) -> impl Iterator<Item = &MaintenanceNote> {
+        self.maintenance_log.iter()
     }
 
     /// A record of any kind at `ts` (e.g. a metric): starts the timeline and moves it forward.
@@ -789,6 +832,7 @@ impl ServiceTimeline {
             old += 1;
         }
         self.runs.drop_oldest(old);
+        self.maintenance_log.retain(|m| m.end > horizon);
     }
 
     /// Per-bucket durations by state (bucket start → ms per [`State`]), derived
@@ -959,7 +1003,7 @@ mod tests {
             for (dt, source, what) in steps {
                 ts += dt;
                 match what {
-                    3 => t.maintenance(ts, ts + dt / 2, ts + dt, &mut out),
+                    3 => t.maintenance(ts, (ts + dt / 2, ts + dt), Some("CHG"), &mut out),
                     s => {
                         let status = [ProbeStatus::Up, ProbeStatus::Degraded, ProbeStatus::Down][s as usize];
                         t.probe(ts, ["a", "b", "c"][source], status, &mut out);
@@ -1046,10 +1090,21 @@ mod tests {
         t.probe(0, "a", ProbeStatus::Down, &mut out);
         t.probe(M, "a", ProbeStatus::Down, &mut out);
         // Announced at 90s for [0, 3m): only [90s, 3m) is maintenance.
-        t.maintenance(90_000, 0, 3 * M, &mut out);
+        t.maintenance(90_000, (0, 3 * M), Some("CHG-1"), &mut out);
         t.probe(2 * M, "a", ProbeStatus::Down, &mut out);
         t.advance(3 * M, &mut out);
         assert_eq!(totals(&t), [0, 0, 90_000, 90_000, 0]);
+        // Reports list it with its change id and the part that counted.
+        let log: Vec<_> = t.maintenance_log().collect();
+        assert_eq!(log.len(), 1);
+        assert_eq!(log[0].change_id.as_deref(), Some("CHG-1"));
+        assert_eq!(log[0].effective(), (90_000, 3 * M));
+        // Kept while retention reaches it, then forgotten.
+        t.advance(10 * M, &mut out);
+        t.prune(3 * M - 1);
+        assert_eq!(t.maintenance_log().count(), 1);
+        t.prune(3 * M);
+        assert_eq!(t.maintenance_log().count(), 0);
     }
 
     #[test]
@@ -1057,7 +1112,7 @@ mod tests {
         // Announced an hour before: the whole window counts.
         let mut t = timeline("");
         let mut out = Vec::new();
-        t.maintenance(0, 60 * M, 90 * M, &mut out);
+        t.maintenance(0, (60 * M, 90 * M), None, &mut out);
         for i in 0..=120 {
             t.probe(i * M, "a", ProbeStatus::Down, &mut out);
         }
@@ -1068,11 +1123,12 @@ mod tests {
         for i in 0..=120 {
             t.probe(i * M, "a", ProbeStatus::Down, &mut out);
             if i == 100 {
-                t.maintenance(100 * M, 60 * M, 90 * M, &mut out);
+                t.maintenance(100 * M, (60 * M, 90 * M), None, &mut out);
             }
         }
         t.advance(120 * M, &mut out);
         assert_eq!(totals(&t), [0, 0, 120 * M, 0, 0]);
+        assert_eq!(t.maintenance_log().count(), 0, "nothing of it counted");
     }
 
     #[test]

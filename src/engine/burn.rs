@@ -391,7 +391,7 @@ mod tests {
             let mut out = Vec::new();
             probe_minutes(&mut t, T0, T0 + 3 * H, (0, 0), &mut out);
             if maintenance {
-                t.maintenance(T0 + 3 * H, T0 + 3 * H, T0 + 3 * H + 55 * M, &mut out);
+                t.maintenance(T0 + 3 * H, (T0 + 3 * H, T0 + 3 * H + 55 * M), None, &mut out);
             }
             probe_minutes(&mut t, T0 + 3 * H, T0 + 3 * H + 55 * M, (0, 0), &mut out);
             // 30 s down at 3h55, then up.
@@ -618,7 +618,7 @@ severity = "minor"
                     0 => t.probe(ts, src, ProbeStatus::Up, out),
                     1 | 2 => t.probe(ts, src, ProbeStatus::Down, out),
                     3 => t.probe(ts, src, ProbeStatus::Degraded, out),
-                    _ => t.maintenance(ts, ts + 60_000, ts + dt.max(1) * 3, out),
+                    _ => t.maintenance(ts, (ts + 60_000, ts + dt.max(1) * 3), None, out),
                 };
                 apply(&mut t, &mut out);
                 if let Some(r) = restored.as_mut() {

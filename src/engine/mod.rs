@@ -134,8 +134,9 @@ impl Engine {
                     timeline.probe(t, rows.source.value(r), status, &mut out.incidents)
                 }
                 MonitoringKind::Maintenance => {
-                    let (start, end) = (rows.start.value(r), rows.end.value(r));
-                    timeline.maintenance(t, start, end, &mut out.incidents)
+                    let window = (rows.start.value(r), rows.end.value(r));
+                    let change = rows.change_id.is_valid(r).then(|| rows.change_id.value(r));
+                    timeline.maintenance(t, window, change, &mut out.incidents)
                 }
                 MonitoringKind::Metric => {
                     timeline.touch(t, &mut out.incidents);
@@ -323,6 +324,7 @@ struct MonitoringRows<'a> {
     status: &'a StringArray,
     start: &'a PrimitiveArray<Int64Type>,
     end: &'a PrimitiveArray<Int64Type>,
+    change_id: &'a StringArray,
     resource: &'a StringArray,
     metric: &'a StringArray,
     value: &'a PrimitiveArray<Float64Type>,
@@ -340,6 +342,7 @@ impl<'a> MonitoringRows<'a> {
             status: batch.column(mon::STATUS).as_string(),
             start: batch.column(mon::START).as_primitive(),
             end: batch.column(mon::END).as_primitive(),
+            change_id: batch.column(mon::CHANGE_ID).as_string(),
             resource: batch.column(mon::RESOURCE).as_string(),
             metric: batch.column(mon::METRIC).as_string(),
             value: batch.column(mon::VALUE).as_primitive(),
