@@ -16,6 +16,7 @@ pub mod demo;
 pub mod engine;
 pub mod event;
 pub mod eventtime;
+pub mod evidence;
 pub mod generate;
 pub mod ingest;
 pub mod kafka;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use slaflow::config::Config;
+use slaflow::evidence::{EvidenceArgs, Verdict, VerifyArgs, evidence, verify};
 use slaflow::replay::{ReplayArgs, replay};
 use slaflow::time::{Millis, parse_flexible};
 
@@ -99,6 +100,46 @@ enum Command {
         #[arg(long, value_delimiter = ',', requires = "scope")]
         customers: Vec<String>,
     },
+    /// Write a customer's evidence pack for a month: reports (JSON, CSV, HTML),
+    /// incidents, tickets and a manifest of every input's and output's SHA-256.
+    Evidence {
+        /// Config file (TOML).
+        #[arg(long)]
+        config: PathBuf,
+        /// Monitoring event files (NDJSON), each one stream.
+        #[arg(long, num_args = 1..)]
+        monitoring: Vec<PathBuf>,
+        /// Ticket event files (NDJSON), each one stream.
+        #[arg(long, num_args = 1..)]
+        tickets: Vec<PathBuf>,
+        /// Customer id.
+        #[arg(long)]
+        customer: String,
+        /// UTC calendar month, YYYY-MM.
+        #[arg(long)]
+        month: String,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Also print report.html to report.pdf (needs a headless Chromium).
+        #[arg(long)]
+        pdf: bool,
+    },
+    /// Re-derive an evidence pack from its inputs and compare it byte for byte:
+    /// prints "verified" (exit 0) or the first file and field that differ (exit 1).
+    Verify {
+        /// The pack's folder (holding manifest.json).
+        dir: PathBuf,
+        /// Config file, instead of the path the manifest records.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Monitoring files, instead of the paths the manifest records.
+        #[arg(long, num_args = 1..)]
+        monitoring: Vec<PathBuf>,
+        /// Ticket files, instead of the paths the manifest records.
+        #[arg(long, num_args = 1..)]
+        tickets: Vec<PathBuf>,
+    },
     /// Replay NDJSON files and write all outputs to a directory.
     Replay {
         /// Config file (TOML).
@@ -157,7 +198,7 @@ fn main() -> ExitCode {
         }
     };
     match execute(cli.command) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             // One line: each error type already names its cause.
             eprintln!("slaflow: error: {e}");
@@ -207,7 +248,67 @@ struct BenchArgs {
     only: Vec<Measurement>,
 }
 
-fn execute(command: Command) -> anyhow::Result<()> {
+/// Runs a command; only `verify` has an outcome besides success and error.
+fn execute(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Evidence {
+            config,
+            monitoring,
+            tickets,
+            customer,
+            month,
+            out,
+            pdf,
+        } => {
+            let args = EvidenceArgs {
+                config,
+                monitoring,
+                tickets,
+                customer,
+                month,
+                out,
+                pdf,
+                now: slaflow::time::wall_now(),
+            };
+            let m = evidence(&args)?;
+            println!(
+                "evidence: {} {}–{}: {} files → {}",
+                m.customer,
+                m.from,
+                m.to,
+                m.outputs.len() + 1,
+                args.out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify {
+            dir,
+            config,
+            monitoring,
+            tickets,
+        } => {
+            let args = VerifyArgs {
+                dir,
+                config,
+                monitoring,
+                tickets,
+            };
+            Ok(match verify(&args)? {
+                Verdict::Verified => {
+                    println!("verified");
+                    ExitCode::SUCCESS
+                }
+                Verdict::Differs(what) => {
+                    println!("differs: {what}");
+                    ExitCode::FAILURE
+                }
+            })
+        }
+        other => execute_plain(other).map(|()| ExitCode::SUCCESS),
+    }
+}
+
+fn execute_plain(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Demo {
             listen,
@@ -278,6 +379,9 @@ fn execute(command: Command) -> anyhow::Result<()> {
                 args.out.display()
             );
             Ok(())
+        }
+        Command::Evidence { .. } | Command::Verify { .. } => {
+            unreachable!("execute handles evidence and verify")
         }
     }
 }

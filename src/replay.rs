@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::engine::Outputs;
 use crate::engine::incidents::Incident;
-use crate::event::{RawRecord, Topic};
+use crate::event::{DeadLetter, RawRecord, Topic};
 use crate::eventtime::StreamId;
 use crate::pipeline::{Counts, Pipeline};
 use crate::report::{ReportError, Tables, capacity_report, sla_reports};
@@ -59,11 +59,25 @@ pub enum ReplayError {
 
 /// Runs a replay and returns the final counts.
 pub fn replay(config: Arc<Config>, args: &ReplayArgs) -> Result<Counts, ReplayError> {
-    let mut files = open_inputs(args)?;
-    let kafka = config.kafka_or_default();
-    let mut pipeline = Pipeline::new(config, [kafka.monitoring_topic, kafka.tickets_topic]);
-    let mut incidents = process(&mut pipeline, &mut files, args)?;
-    incidents.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+    if let (Some(f), Some(t)) = (args.from, args.to)
+        && f >= t
+    {
+        return Err(ReplayError::Args("--from must be before --to".into()));
+    }
+    // Every input is opened before any output is created, so a missing file fails cleanly.
+    let mut files = open_inputs(&args.monitoring, &args.tickets)?;
+    std::fs::create_dir_all(&args.out).map_err(|source| FileSinkError {
+        path: args.out.clone(),
+        source,
+    })?;
+    let mut dead_out = NdjsonWriter::create(&args.out.join("deadletter.ndjson"))?;
+    let Replayed {
+        pipeline,
+        incidents,
+    } = run(config, &mut files, args.to, args.now, &mut |d| {
+        dead_out.write_dead_letters(d)
+    })?;
+    dead_out.close()?;
     write_ndjson(
         &args.out.join("incidents.ndjson"),
         incidents.iter().map(Incident::to_json),
@@ -77,47 +91,58 @@ pub fn replay(config: Arc<Config>, args: &ReplayArgs) -> Result<Counts, ReplayEr
     Ok(counts)
 }
 
-/// Checks the arguments and opens every input before any output is created,
-/// so a missing file fails cleanly.
-fn open_inputs(args: &ReplayArgs) -> Result<Vec<NdjsonFile>, ReplayError> {
-    if args.monitoring.is_empty() && args.tickets.is_empty() {
+/// A replay's end state: the pipeline after every file, and every incident
+/// action in `incidents.ndjson` order.
+pub struct Replayed {
+    /// The pipeline (engine, counts, event time).
+    pub pipeline: Pipeline,
+    /// Incident actions, sorted.
+    pub incidents: Vec<Incident>,
+}
+
+/// Opens the inputs, each one stream: monitoring files first, then tickets.
+pub fn open_inputs(
+    monitoring: &[PathBuf],
+    tickets: &[PathBuf],
+) -> Result<Vec<NdjsonFile>, ReplayError> {
+    if monitoring.is_empty() && tickets.is_empty() {
         return Err(ReplayError::Args(
             "no input files: give --monitoring and/or --tickets".into(),
         ));
     }
-    if let (Some(f), Some(t)) = (args.from, args.to)
-        && f >= t
-    {
-        return Err(ReplayError::Args("--from must be before --to".into()));
-    }
-    let inputs = (args.monitoring.iter().map(|p| (Topic::Monitoring, p)))
-        .chain(args.tickets.iter().map(|p| (Topic::Tickets, p)));
+    let inputs = (monitoring.iter().map(|p| (Topic::Monitoring, p)))
+        .chain(tickets.iter().map(|p| (Topic::Tickets, p)));
     let mut files = Vec::new();
     for (index, (topic, path)) in inputs.enumerate() {
         let partition = index as i32;
         files.push(NdjsonFile::open(path, StreamId { topic, partition })?);
     }
-    std::fs::create_dir_all(&args.out).map_err(|source| FileSinkError {
-        path: args.out.clone(),
-        source,
-    })?;
     Ok(files)
 }
 
-/// Reads every file to its end through the pipeline, chunk by chunk and file by
-/// file; dead letters go to `deadletter.ndjson`, incidents are returned.
-fn process(
-    pipeline: &mut Pipeline,
+/// Reads every file to its end through a fresh pipeline, chunk by chunk and
+/// file by file, and finishes at `to` at least; dead letters go to `dead`.
+pub fn run(
+    config: Arc<Config>,
     files: &mut [NdjsonFile],
-    args: &ReplayArgs,
-) -> Result<Vec<Incident>, ReplayError> {
-    let mut dead_out = NdjsonWriter::create(&args.out.join("deadletter.ndjson"))?;
+    to: Option<Millis>,
+    now: Millis,
+    dead: &mut dyn FnMut(&[DeadLetter]) -> Result<(), FileSinkError>,
+) -> Result<Replayed, ReplayError> {
+    let kafka = config.kafka_or_default();
+    let mut pipeline = Pipeline::new(config, [kafka.monitoring_topic, kafka.tickets_topic]);
     for f in files.iter() {
         pipeline.eventtime_mut().add_stream(f.stream, 0);
     }
     let mut lines = Lines::new();
     let mut out = Outputs::default();
     let mut incidents = Vec::new();
+    let mut drain = |out: &mut Outputs, incidents: &mut Vec<Incident>| {
+        dead(&out.dead_letters)?;
+        out.dead_letters.clear();
+        incidents.append(&mut out.incidents);
+        Ok::<_, FileSinkError>(())
+    };
     while files.iter().any(|f| !f.is_done()) {
         for f in files.iter_mut().filter(|f| !f.is_done()) {
             f.read_chunk(CHUNK_LINES, &mut lines)?;
@@ -129,18 +154,21 @@ fn process(
                     payload: l,
                 })
                 .collect();
-            pipeline.ingest(f.stream, &recs, args.now, &mut out);
+            pipeline.ingest(f.stream, &recs, now, &mut out);
             if f.is_done() {
                 pipeline.eventtime_mut().finish_stream(f.stream);
             }
         }
         pipeline.advance(None, &mut out);
-        drain(&mut out, &mut dead_out, &mut incidents)?;
+        drain(&mut out, &mut incidents)?;
     }
-    pipeline.finish(args.to, &mut out);
-    drain(&mut out, &mut dead_out, &mut incidents)?;
-    dead_out.close()?;
-    Ok(incidents)
+    pipeline.finish(to, &mut out);
+    drain(&mut out, &mut incidents)?;
+    incidents.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+    Ok(Replayed {
+        pipeline,
+        incidents,
+    })
 }
 
 fn write_ndjson(path: &Path, lines: impl Iterator<Item = String>) -> Result<(), ReplayError> {
@@ -173,16 +201,5 @@ fn write_reports(
         let path = args.out.join(format!("capacity-{}.json", r.customer));
         write_json(&path, &cap)?;
     }
-    Ok(())
-}
-
-fn drain(
-    out: &mut Outputs,
-    dead_out: &mut NdjsonWriter,
-    incidents: &mut Vec<Incident>,
-) -> Result<(), FileSinkError> {
-    dead_out.write_dead_letters(&out.dead_letters)?;
-    out.dead_letters.clear();
-    incidents.append(&mut out.incidents);
     Ok(())
 }

@@ -18,7 +18,8 @@ use crate::engine::availability::State as SvcState;
 use crate::engine::incidents::Incident;
 use crate::engine::tickets::TicketLine;
 use crate::report::{
-    AvailabilityStep, CapacityReport, SlaReport, availability_steps, capacity_report, sla_report,
+    AvailabilityStep, CapacityReport, SlaReport, availability_steps, capacity_report, sla_csv,
+    sla_report,
 };
 use crate::state::{Shared, Snapshot};
 use crate::time::{Millis, checked_ms, format_ms, parse_flexible};
@@ -113,58 +114,6 @@ fn customer_param(
     Ok(customer)
 }
 
-/// One row of the SLA report as CSV.
-#[derive(Serialize)]
-struct CsvRow<'a> {
-    customer: &'a str,
-    from: &'a str,
-    to: &'a str,
-    service: &'a str,
-    target_pct: f64,
-    availability_pct: Option<f64>,
-    period_s: f64,
-    measured_s: f64,
-    up_s: f64,
-    degraded_s: f64,
-    downtime_s: f64,
-    maintenance_s: f64,
-    nodata_s: f64,
-    budget_s: f64,
-    budget_remaining_s: f64,
-    met: Option<bool>,
-    outages: u64,
-    longest_outage_s: f64,
-}
-
-fn to_csv(r: &SlaReport) -> Result<String, ApiError> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    for s in &r.services {
-        w.serialize(CsvRow {
-            customer: &r.customer,
-            from: &r.from,
-            to: &r.to,
-            service: &s.service,
-            target_pct: s.target_pct,
-            availability_pct: s.availability_pct,
-            period_s: s.period_s,
-            measured_s: s.measured_s,
-            up_s: s.up_s,
-            degraded_s: s.degraded_s,
-            downtime_s: s.downtime_s,
-            maintenance_s: s.maintenance_s,
-            nodata_s: s.nodata_s,
-            budget_s: s.budget_s,
-            budget_remaining_s: s.budget_remaining_s,
-            met: s.met,
-            outages: s.outages,
-            longest_outage_s: s.longest_outage_s,
-        })
-        .map_err(ApiError::internal)?;
-    }
-    let bytes = w.into_inner().map_err(ApiError::internal)?;
-    String::from_utf8(bytes).map_err(ApiError::internal)
-}
-
 /// SLA report of a customer (same JSON as `report-<customer>.json`), or CSV.
 #[utoipa::path(get, path = "/v1/reports/sla", params(ReportParams), security(("bearer" = [])),
     responses((status = 200, body = SlaReport, description = "JSON report; `format=csv` gives one CSV row per service"),
@@ -202,7 +151,7 @@ pub async fn sla(
     if csv {
         Ok((
             [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
-            to_csv(&report)?,
+            sla_csv(&report).map_err(ApiError::internal)?,
         )
             .into_response())
     } else {

@@ -13,6 +13,7 @@ mod delivery;
 mod engine;
 mod ingest;
 mod kafka;
+mod report;
 mod service;
 mod validate;
 
@@ -28,6 +29,7 @@ pub use delivery::*;
 pub use engine::*;
 pub use ingest::*;
 pub use kafka::*;
+pub use report::*;
 pub use service::*;
 
 /// A config error: where (file, line, key) and what.
@@ -93,11 +95,14 @@ pub struct Config {
     /// when omitted, none with `burn_alerts = []`).
     #[serde(default = "burn::default_burn_alerts")]
     pub burn_alerts: Vec<BurnAlert>,
+    /// `[report]`: what the customer report points out.
+    #[serde(default)]
+    pub report: ReportConfig,
     /// SHA-256 hex of the file's bytes, quoted in reports.
     #[serde(skip)]
     pub sha256: String,
     /// SHA-256 hex of the settings that shape engine state (everything but
-    /// `[kafka]`, `[api]`, `[ingest]`, `[delivery]`, `[[deliveries]]` and
+    /// `[kafka]`, `[api]`, `[ingest]`, `[delivery]`, `[[deliveries]]`, `[report]` and
     /// `engine.{data_dir, checkpoint_interval, idle_timeout, max_future,
     /// shutdown_grace, checkpoint_key_env}`): checkpoints are
     /// only valid under the same value, on any instance.
@@ -113,7 +118,7 @@ pub struct Config {
 /// key order (the parsed table, serialised canonically).
 fn engine_sha256(text: &str) -> String {
     let mut table: toml::Table = text.parse().unwrap_or_default();
-    for k in ["kafka", "api", "ingest", "delivery", "deliveries"] {
+    for k in ["kafka", "api", "ingest", "delivery", "deliveries", "report"] {
         table.remove(k);
     }
     // Where and how often state is saved, how stopping and signing work, and the

@@ -391,7 +391,12 @@ mod tests {
             let mut out = Vec::new();
             probe_minutes(&mut t, T0, T0 + 3 * H, (0, 0), &mut out);
             if maintenance {
-                t.maintenance(T0 + 3 * H, (T0 + 3 * H, T0 + 3 * H + 55 * M), None, &mut out);
+                t.maintenance(
+                    T0 + 3 * H,
+                    (T0 + 3 * H, T0 + 3 * H + 55 * M),
+                    None,
+                    &mut out,
+                );
             }
             probe_minutes(&mut t, T0 + 3 * H, T0 + 3 * H + 55 * M, (0, 0), &mut out);
             // 30 s down at 3h55, then up.

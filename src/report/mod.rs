@@ -24,7 +24,10 @@ pub const AVAILABILITY_SQL: &str = include_str!("../../queries/availability.sql"
 /// The ticket SLA query.
 pub const TICKETS_SQL: &str = include_str!("../../queries/tickets.sql");
 
+pub mod html;
+pub mod page;
 pub mod tables;
+pub use page::{CustomerPage, customer_page};
 pub use tables::Tables;
 
 /// Report errors.
@@ -36,6 +39,9 @@ pub enum ReportError {
     /// Arrow table construction.
     #[error("report table: {0}")]
     Arrow(#[from] datafusion::arrow::error::ArrowError),
+    /// CSV encoding.
+    #[error("report CSV: {0}")]
+    Csv(String),
 }
 
 /// One clock's results for a priority.
@@ -202,6 +208,59 @@ pub async fn sla_report(
         tickets,
         incidents: IncidentCounts { triggered, by_rule },
     })
+}
+
+/// One row of the SLA report as CSV.
+#[derive(Serialize)]
+struct CsvRow<'a> {
+    customer: &'a str,
+    from: &'a str,
+    to: &'a str,
+    service: &'a str,
+    target_pct: f64,
+    availability_pct: Option<f64>,
+    period_s: f64,
+    measured_s: f64,
+    up_s: f64,
+    degraded_s: f64,
+    downtime_s: f64,
+    maintenance_s: f64,
+    nodata_s: f64,
+    budget_s: f64,
+    budget_remaining_s: f64,
+    met: Option<bool>,
+    outages: u64,
+    longest_outage_s: f64,
+}
+
+/// The SLA report as CSV, one row per service (`format=csv`, `report.csv`).
+pub fn sla_csv(r: &SlaReport) -> Result<String, ReportError> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    for s in &r.services {
+        w.serialize(CsvRow {
+            customer: &r.customer,
+            from: &r.from,
+            to: &r.to,
+            service: &s.service,
+            target_pct: s.target_pct,
+            availability_pct: s.availability_pct,
+            period_s: s.period_s,
+            measured_s: s.measured_s,
+            up_s: s.up_s,
+            degraded_s: s.degraded_s,
+            downtime_s: s.downtime_s,
+            maintenance_s: s.maintenance_s,
+            nodata_s: s.nodata_s,
+            budget_s: s.budget_s,
+            budget_remaining_s: s.budget_remaining_s,
+            met: s.met,
+            outages: s.outages,
+            longest_outage_s: s.longest_outage_s,
+        })
+        .map_err(|e| ReportError::Csv(e.to_string()))?;
+    }
+    let bytes = (w.into_inner()).map_err(|e| ReportError::Csv(e.to_string()))?;
+    String::from_utf8(bytes).map_err(|e| ReportError::Csv(e.to_string()))
 }
 
 /// (service, state) → (ms in the period, longest interval ms), from `AVAILABILITY_SQL`.
@@ -505,7 +564,7 @@ fn round_ms(s: f64) -> f64 {
 }
 
 /// One step of an availability series.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AvailabilityStep {
     /// Step start.
     pub from: String,
