@@ -21,9 +21,7 @@ use crate::config::{Config, ConfigError};
 use crate::engine::incidents::Incident;
 use crate::replay::{self, ReplayError, Replayed};
 use crate::report::page::tickets_created;
-use crate::report::{
-    ReportError, Tables, capacity_report, customer_page, html, sla_csv, sla_report,
-};
+use crate::report::{ReportError, Tables, html, sla_csv, sla_report};
 use crate::time::{Millis, format_ms, parse_rfc3339};
 
 /// The manifest's file name in a pack.
@@ -297,7 +295,6 @@ fn build(
     let sla = runtime.block_on(sla_report(
         &config, &tables, &incidents, customer, from, to, now,
     ))?;
-    let capacity = capacity_report(engine, &incidents, customer, from, to);
     let theirs = |i: &&Incident| i.customer == customer && (from..to).contains(&i.at_ms);
     let incident_lines = (incidents.iter().filter(theirs)).map(Incident::to_json);
     let ticket_lines = tickets_created(engine, customer, (from, to))
@@ -309,11 +306,11 @@ fn build(
         .map_err(|e| EvidenceError::Args(format!("cannot encode the report: {e}")))?;
     report.push(b'\n');
     let csv = sla_csv(&sla)?.into_bytes();
-    let page = customer_page(&config, engine, &incidents, sla, capacity, (from, to));
+    let html = html::report_html(&config, engine, &incidents, sla, (from, to));
     Ok(vec![
         ("report.json", report),
         ("report.csv", csv),
-        ("report.html", html::render(&page).into_bytes()),
+        ("report.html", html.into_bytes()),
         ("incidents.ndjson", ndjson(incident_lines)),
         ("tickets.ndjson", ndjson(ticket_lines.into_iter())),
     ])

@@ -183,6 +183,7 @@ fn auth_matrix_on_every_customer_endpoint() {
             format!("/v1/incidents?status=all&customer={customer}"),
             format!("/v1/tickets/{ticket}"),
             format!("/v1/services/{service}/slo"),
+            format!("/v1/reports/sla.html?customer={customer}"),
         ];
         for (i, p) in paths.iter().enumerate() {
             let (s, b) = get(p, None);
@@ -194,7 +195,7 @@ fn auth_matrix_on_every_customer_endpoint() {
             let (s, b) = get(p, Some(other));
             // Another customer's service or ticket is indistinguishable from a
             // missing one, so ids cannot be enumerated.
-            let hidden = i == 2 || i >= 4;
+            let hidden = i == 2 || i == 4 || i == 5;
             assert_eq!(s, if hidden { 404 } else { 403 }, "{p} other customer: {b}");
             assert!(json(&b)["error"].is_string());
         }
@@ -297,6 +298,34 @@ fn sla_report_json_and_csv_agree() {
         assert!(json(&b)["error"].is_string());
     }
     assert_eq!(get("/v1/reports/sla?customer=nobody", Some(ADMIN)).0, 404);
+}
+
+#[test]
+fn sla_html_is_the_json_report_as_a_page() {
+    let period = "customer=acme&from=2026-11-02T00:00:00Z&to=2026-11-03T00:00:00Z";
+    let report = json(&get(&format!("/v1/reports/sla?{period}"), Some(ACME)).1);
+    let url = format!("{}/v1/reports/sla.html?{period}", server().base);
+    let mut r = agent()
+        .get(url)
+        .header("Authorization", format!("Bearer {ACME}"))
+        .call()
+        .expect("GET sla.html");
+    assert_eq!(r.status().as_u16(), 200);
+    let header = |name: &str| {
+        (r.headers().get(name))
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    assert_eq!(header("content-type").as_deref(), Some("text/html; charset=utf-8"));
+    let csp = header("content-security-policy").expect("a CSP");
+    assert!(csp.starts_with("default-src 'none'"), "{csp}");
+    let html = r.body_mut().read_to_string().expect("body");
+    common::check_report_page(&html, &report);
+    for bad in ["&format=csv", "&from=yesterday", "&to=2026-11-01"] {
+        let (s, b) = get(&format!("/v1/reports/sla.html?{period}{bad}"), Some(ACME));
+        assert_eq!(s, 400, "{bad}");
+        assert!(json(&b)["error"].is_string());
+    }
 }
 
 #[test]
@@ -603,6 +632,7 @@ fn openapi_document_matches_the_routes() {
         "/v1/query",
         "/v1/reports/capacity",
         "/v1/reports/sla",
+        "/v1/reports/sla.html",
         "/v1/services/{id}/availability",
         "/v1/services/{id}/slo",
         "/v1/tickets/{id}",
@@ -664,6 +694,7 @@ fn percent_encode(s: &str) -> String {
 fn fuzz_path() -> impl Strategy<Value = String> {
     let endpoint = prop::sample::select(vec![
         "/v1/reports/sla",
+        "/v1/reports/sla.html",
         "/v1/reports/capacity",
         "/v1/services/web/availability",
         "/v1/services/%00/availability",

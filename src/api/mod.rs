@@ -62,6 +62,7 @@ pub fn router(shared: Arc<Shared>) -> std::io::Result<(Router, utoipa::openapi::
     let queries = Arc::new(query::QueryEngine::new(&shared.config)?);
     let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(routes::sla))
+        .routes(routes!(routes::sla_html))
         .routes(routes!(routes::capacity))
         .routes(routes!(routes::availability))
         .routes(routes!(slo::slo))

@@ -17,6 +17,7 @@ use crate::config::{Config, ServiceConfig};
 use crate::engine::availability::State as SvcState;
 use crate::engine::incidents::Incident;
 use crate::engine::tickets::TicketLine;
+use crate::report::html::report_html;
 use crate::report::{
     AvailabilityStep, CapacityReport, SlaReport, availability_steps, capacity_report, sla_csv,
     sla_report,
@@ -157,6 +158,54 @@ pub async fn sla(
     } else {
         Ok(Json(report).into_response())
     }
+}
+
+/// The customer report page of a period: the same page as an evidence pack's
+/// `report.html` (contract section 12), self-contained and printable.
+#[utoipa::path(get, path = "/v1/reports/sla.html", params(ReportParams), security(("bearer" = [])),
+    responses((status = 200, content_type = "text/html", body = String, description = "one self-contained HTML page"),
+        (status = 400, description = "bad parameters"), (status = 401), (status = 403), (status = 404)))]
+pub async fn sla_html(
+    State(shared): Shared_,
+    who: Principal,
+    q: Result<Query<ReportParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = q?;
+    if q.format.is_some() {
+        return Err(ApiError::bad_request("`format` does not apply to the HTML report"));
+    }
+    let customer = customer_param(&shared, &who, &q.customer)?;
+    let snap = shared.snapshot();
+    let (from, to) = period(&shared.config, &snap, &q.from, &q.to)?;
+    let tables = snap.report_tables().map_err(ApiError::internal)?;
+    let report = sla_report(
+        &shared.config,
+        &tables,
+        &snap.incidents,
+        &customer,
+        from,
+        to,
+        snap.now,
+    )
+    .await
+    .map_err(ApiError::internal)?;
+    let config = shared.config.clone();
+    let page = tokio::task::spawn_blocking(move || {
+        report_html(&config, &snap.engine, &snap.incidents, report, (from, to))
+    });
+    let page = page.await.map_err(ApiError::internal)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            // Nothing but the inline styles may load or run, whatever the data holds.
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'",
+            ),
+        ],
+        page,
+    )
+        .into_response())
 }
 
 /// Capacity report of a customer (same JSON as `capacity-<customer>.json`).

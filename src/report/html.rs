@@ -8,12 +8,30 @@
 
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
-use super::page::{CustomerPage, ServiceDetail};
-use super::{ClockReport, ServiceReport};
+use super::page::{CustomerPage, ServiceDetail, customer_page};
+use super::{ClockReport, ServiceReport, SlaReport, capacity_report};
+use crate::config::Config;
+use crate::engine::Engine;
 use crate::engine::capacity::Forecast;
+use crate::engine::incidents::Incident;
 use crate::report::SeriesReport;
+use crate::time::Millis;
 
 const CSS: &str = include_str!("report.css");
+
+/// `report.html` of the SLA report's customer and period: gathers the rest of
+/// the page (capacity, maintenance, outages, tickets) from `engine` and
+/// `incidents` (every incident action, in `incidents.ndjson` order).
+pub fn report_html(
+    config: &Config,
+    engine: &Engine,
+    incidents: &[Incident],
+    sla: SlaReport,
+    (from, to): (Millis, Millis),
+) -> String {
+    let capacity = capacity_report(engine, incidents, &sla.customer, from, to);
+    render(&customer_page(config, engine, incidents, sla, capacity, (from, to)))
+}
 
 /// The page as HTML.
 pub fn render(page: &CustomerPage) -> String {

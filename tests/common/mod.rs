@@ -735,3 +735,68 @@ pub fn restores(log: &str) -> Vec<(String, i64)> {
         })
         .collect()
 }
+
+/// Checks a `report.html` against the `report.json` of the same customer and
+/// period (contract section 12): every section there, every summary cell's
+/// `data-value` equal to the report's field, the ticket and incident counts
+/// equal, and nothing loaded from elsewhere.
+pub fn check_report_page(html: &str, report: &Value) {
+    for banned in ["<script", "src=", "href=", "url(", "@import"] {
+        assert!(!html.contains(banned), "report.html holds {banned:?}");
+    }
+    for section in [
+        r#"id="summary""#,
+        r#"id="tickets""#,
+        r#"id="incidents""#,
+        r#"id="capacity""#,
+    ] {
+        assert!(html.contains(section), "no section {section}");
+    }
+    let services = report["services"].as_array().expect("services");
+    assert!(!services.is_empty());
+    for s in services {
+        let id = s["service"].as_str().expect("service id");
+        let section = format!(r#"<section class="service" data-service="{id}"><h2>"#);
+        let at = html.find(&section).unwrap_or_else(|| panic!("no section of {id}"));
+        assert!(html[at..].contains("<svg"), "no day bars for {id}");
+        let row_at = html
+            .find(&format!(r#"<tr data-service="{id}">"#))
+            .unwrap_or_else(|| panic!("no summary row of {id}"));
+        let row = &html[row_at..row_at + html[row_at..].find("</tr>").expect("row end")];
+        for field in [
+            "target_pct",
+            "availability_pct",
+            "met",
+            "downtime_s",
+            "maintenance_s",
+            "nodata_s",
+            "budget_remaining_s",
+            "outages",
+            "longest_outage_s",
+        ] {
+            let key = format!(r#"data-field="{field}" data-value=""#);
+            let v = row.find(&key).map(|i| &row[i + key.len()..]).expect(field);
+            let shown: Value = serde_json::from_str(&v[..v.find('"').expect("quote")])
+                .unwrap_or_else(|e| panic!("{id}.{field}: {e}"));
+            match (shown.as_f64(), s[field].as_f64()) {
+                // `100.0` is written `100`: compare numbers as numbers.
+                (Some(a), Some(b)) => assert_eq!(a, b, "{id}.{field}"),
+                _ => assert_eq!(shown, s[field], "{id}.{field}"),
+            }
+        }
+    }
+    for p in report["tickets"]["by_priority"].as_array().expect("by_priority") {
+        let prio = p["priority"].as_str().expect("priority");
+        let cell = format!(
+            r#"<tr data-priority="{prio}"><td>{prio}</td><td class="n">{}</td>"#,
+            p["count"]
+        );
+        assert!(html.contains(&cell), "{prio} count");
+    }
+    for (rule, n) in report["incidents"]["by_rule"].as_object().expect("by_rule") {
+        let cell = format!(r#"<tr data-rule="{rule}"><td>{rule}</td><td class="n">{n}</td>"#);
+        assert!(html.contains(&cell), "{rule} count");
+    }
+    let triggered = format!("{} incidents triggered in the period", report["incidents"]["triggered"]);
+    assert!(html.contains(&triggered));
+}
