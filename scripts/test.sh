@@ -10,6 +10,12 @@ if ! command -v promtool >/dev/null 2>&1; then
     apt-get install -y --no-install-recommends prometheus >/dev/null 2>&1 \
         || { apt-get update >/dev/null && apt-get install -y --no-install-recommends prometheus >/dev/null; }
 fi
+# chromium prints report.html to PDF and screenshots it (tests/evidence_cli.rs).
+if ! command -v chromium >/dev/null 2>&1; then
+    echo "== installing chromium (Debian package)"
+    apt-get install -y --no-install-recommends chromium >/dev/null 2>&1 \
+        || { apt-get update >/dev/null && apt-get install -y --no-install-recommends chromium >/dev/null; }
+fi
 # Tests that need a peer fail instead of skipping when it is missing.
 export SLAFLOW_REQUIRE_PEERS=1
 # broker-tests: the tests that need the broker started here.

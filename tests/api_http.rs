@@ -316,7 +316,10 @@ fn sla_html_is_the_json_report_as_a_page() {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
     };
-    assert_eq!(header("content-type").as_deref(), Some("text/html; charset=utf-8"));
+    assert_eq!(
+        header("content-type").as_deref(),
+        Some("text/html; charset=utf-8")
+    );
     let csp = header("content-security-policy").expect("a CSP");
     assert!(csp.starts_with("default-src 'none'"), "{csp}");
     let html = r.body_mut().read_to_string().expect("body");

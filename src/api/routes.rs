@@ -172,7 +172,9 @@ pub async fn sla_html(
 ) -> Result<Response, ApiError> {
     let Query(q) = q?;
     if q.format.is_some() {
-        return Err(ApiError::bad_request("`format` does not apply to the HTML report"));
+        return Err(ApiError::bad_request(
+            "`format` does not apply to the HTML report",
+        ));
     }
     let customer = customer_param(&shared, &who, &q.customer)?;
     let snap = shared.snapshot();

@@ -30,7 +30,14 @@ pub fn report_html(
     (from, to): (Millis, Millis),
 ) -> String {
     let capacity = capacity_report(engine, incidents, &sla.customer, from, to);
-    render(&customer_page(config, engine, incidents, sla, capacity, (from, to)))
+    render(&customer_page(
+        config,
+        engine,
+        incidents,
+        sla,
+        capacity,
+        (from, to),
+    ))
 }
 
 /// The page as HTML.

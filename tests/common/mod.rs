@@ -757,7 +757,9 @@ pub fn check_report_page(html: &str, report: &Value) {
     for s in services {
         let id = s["service"].as_str().expect("service id");
         let section = format!(r#"<section class="service" data-service="{id}"><h2>"#);
-        let at = html.find(&section).unwrap_or_else(|| panic!("no section of {id}"));
+        let at = html
+            .find(&section)
+            .unwrap_or_else(|| panic!("no section of {id}"));
         assert!(html[at..].contains("<svg"), "no day bars for {id}");
         let row_at = html
             .find(&format!(r#"<tr data-service="{id}">"#))
@@ -785,7 +787,10 @@ pub fn check_report_page(html: &str, report: &Value) {
             }
         }
     }
-    for p in report["tickets"]["by_priority"].as_array().expect("by_priority") {
+    for p in report["tickets"]["by_priority"]
+        .as_array()
+        .expect("by_priority")
+    {
         let prio = p["priority"].as_str().expect("priority");
         let cell = format!(
             r#"<tr data-priority="{prio}"><td>{prio}</td><td class="n">{}</td>"#,
@@ -797,6 +802,9 @@ pub fn check_report_page(html: &str, report: &Value) {
         let cell = format!(r#"<tr data-rule="{rule}"><td>{rule}</td><td class="n">{n}</td>"#);
         assert!(html.contains(&cell), "{rule} count");
     }
-    let triggered = format!("{} incidents triggered in the period", report["incidents"]["triggered"]);
+    let triggered = format!(
+        "{} incidents triggered in the period",
+        report["incidents"]["triggered"]
+    );
     assert!(html.contains(&triggered));
 }
