@@ -63,6 +63,10 @@ fn fixture() -> Fixture {
     let input = dir.path().join("in");
     let generated = run(&["generate", "--out", &input.to_string_lossy(), "--days", "3"]);
     assert!(generated.status.success(), "{}", text(&generated));
+    // Three days hold no service with three outages: point out two.
+    let config = input.join("config.toml");
+    let text_of = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(&config, format!("{text_of}\n[report]\nproblem_after = 2\n")).expect("write");
     let pack = dir.path().join("pack");
     let made = evidence(&input, &pack, &[]);
     assert!(made.status.success(), "{}", text(&made));
@@ -187,6 +191,22 @@ fn a_pack_verifies_and_every_tampering_is_named() {
     let html = std::fs::read_to_string(f.pack.join("report.html")).expect("html");
     common::check_report_page(&html, &report);
     assert!(html.contains("CHG-"), "maintenance listed with change ids");
+    assert!(html.contains("Services with 2 or more outages"));
+    // Problem candidates: the services with `problem_after` (2) or more outages.
+    let mut candidates = 0;
+    for svc in report["services"].as_array().expect("services") {
+        let item = format!(
+            r#"<li data-service="{}">"#,
+            svc["service"].as_str().expect("id")
+        );
+        let recurring = svc["outages"].as_u64().expect("outages") >= 2;
+        assert_eq!(html.contains(&item), recurring, "{}", svc["service"]);
+        candidates += usize::from(recurring);
+    }
+    assert!(
+        candidates > 0,
+        "the generated days have a service with recurring outages"
+    );
 
     // A changed input line: the input is named.
     let tampered = f

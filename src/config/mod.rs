@@ -345,6 +345,9 @@ resolution = "4h"
             "{GOOD}\n[api]\n[[api.tokens]]\nsha256 = \"abc\"\n"
         ));
         assert_eq!(key, "api.tokens[0].sha256");
+        let (line, key, _) = err_of(&format!("{GOOD}\n[report]\nproblem_after = 0\n"));
+        assert_eq!(key, "report.problem_after");
+        assert_eq!(line, GOOD.lines().count() + 3);
     }
 
     #[test]
