@@ -19,15 +19,21 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{Config, ConfigError};
 use crate::engine::incidents::Incident;
+use crate::eventtime::StreamId;
+use crate::model::Topic;
 use crate::replay::{self, ReplayError, Replayed};
 use crate::report::page::tickets_created;
 use crate::report::{ReportError, Tables, html, sla_csv, sla_report};
+use crate::source::kafka_range::{self, OffsetRange, RangeError};
+use crate::source::{ChunkSource, Records};
 use crate::time::{Millis, format_ms, parse_rfc3339};
 
 /// The manifest's file name in a pack.
 pub const MANIFEST: &str = "manifest.json";
 /// The PDF rendering of `report.html`, when asked for.
 pub const PDF: &str = "report.pdf";
+/// How long reading one partition range back may take.
+const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// `manifest.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -45,8 +51,9 @@ pub struct Manifest {
     pub config_sha256: String,
     /// Where the config was read.
     pub config: FileRef,
-    /// Input files, in stream order (monitoring first).
-    pub inputs: Vec<InputFile>,
+    /// Inputs in stream order (monitoring first): files, or (live packs)
+    /// topic partition ranges.
+    pub inputs: Vec<Input>,
     /// The pack's files.
     pub outputs: Vec<OutputFile>,
     /// When the pack was made: also the processing clock of the `future` check.
@@ -61,6 +68,37 @@ pub struct FileRef {
     pub name: String,
     /// Absolute path when the pack was made.
     pub path: PathBuf,
+}
+
+/// An input: a file, or a partition's records read back from Kafka.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Input {
+    /// An NDJSON file (`slaflow evidence`).
+    File(InputFile),
+    /// A topic partition's offset range (`GET /v1/evidence`).
+    Partition(InputPartition),
+}
+
+/// The records of one topic partition a live pack was derived from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputPartition {
+    /// `monitoring` or `tickets`.
+    pub topic: String,
+    /// The Kafka topic.
+    pub kafka_topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// First offset read.
+    pub first_offset: i64,
+    /// Last offset read (`first_offset - 1` when the partition was empty).
+    pub last_offset: i64,
+    /// Records read (fewer than the offsets spanned after compaction).
+    pub records: u64,
+    /// SHA-256 over the records in offset order, each as its offset and its
+    /// payload's length (8 bytes big-endian each), then the payload.
+    pub sha256: String,
 }
 
 /// An input file.
@@ -113,6 +151,9 @@ pub enum EvidenceError {
         /// What.
         source: std::io::Error,
     },
+    /// Reading a live pack's records back from Kafka.
+    #[error("cannot read the input topics: {0}")]
+    Kafka(#[from] RangeError),
     /// An unreadable manifest.
     #[error("manifest.json: {0}")]
     Manifest(String),
@@ -174,9 +215,10 @@ pub fn evidence(args: &EvidenceArgs) -> Result<Manifest, EvidenceError> {
         None
     };
     let inputs = describe_inputs(&args.monitoring, &args.tickets)?;
+    let mut streams = replay::open_inputs(&args.monitoring, &args.tickets)?;
     let files = build(
         config.clone(),
-        &inputs,
+        &mut streams,
         &args.customer,
         (from, to),
         args.now,
@@ -210,6 +252,88 @@ pub fn evidence(args: &EvidenceArgs) -> Result<Manifest, EvidenceError> {
     Ok(manifest)
 }
 
+/// Most records a live pack reads back from Kafka (both topics together):
+/// bounds the memory and time one `GET /v1/evidence` can take.
+pub const LIVE_MAX_RECORDS: usize = 5_000_000;
+
+/// A live pack (`GET /v1/evidence`): every record both input topics retain now
+/// is read back by offset and replayed like files; the manifest lists each
+/// partition's range and hash instead of files. Returns the pack's files,
+/// `manifest.json` last.
+pub fn live_pack(
+    config: Arc<Config>,
+    customer: &str,
+    month: &str,
+    now: Millis,
+) -> Result<Vec<(String, Vec<u8>)>, EvidenceError> {
+    let (from, to) = parse_month(month)?;
+    let kafka = config.kafka_or_default();
+    let consumer = kafka_range::reader(&kafka)?;
+    let (mut inputs, mut streams) = (Vec::new(), Vec::new());
+    let mut budget = LIVE_MAX_RECORDS;
+    for topic in [Topic::Monitoring, Topic::Tickets] {
+        let name = kafka.topic_name(topic).to_owned();
+        for range in kafka_range::retained(&consumer, &name, READ_TIMEOUT)? {
+            let records = kafka_range::read(&consumer, &range, budget, READ_TIMEOUT)?;
+            budget -= records.len();
+            inputs.push(Input::Partition(InputPartition {
+                topic: topic.as_str().to_owned(),
+                kafka_topic: name.clone(),
+                partition: range.partition,
+                first_offset: range.first,
+                last_offset: range.end - 1,
+                records: records.len() as u64,
+                sha256: hash_records(&records),
+            }));
+            let stream = StreamId {
+                topic,
+                partition: range.partition,
+            };
+            streams.push(Records::new(stream, records));
+        }
+    }
+    let files = build(config.clone(), &mut streams, customer, (from, to), now)?;
+    let manifest = Manifest {
+        customer: customer.to_owned(),
+        from: format_ms(from),
+        to: format_ms(to),
+        slaflow_version: env!("CARGO_PKG_VERSION").to_owned(),
+        config_sha256: config.sha256.clone(),
+        config: file_ref(&config.path).unwrap_or_else(|_| FileRef {
+            name: (config.path.file_name())
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+            path: config.path.clone(),
+        }),
+        inputs,
+        outputs: files.iter().map(|(n, b)| output_entry(n, b)).collect(),
+        generated_at: format_ms(now),
+    };
+    let mut text = serde_json::to_vec_pretty(&manifest)
+        .map_err(|e| EvidenceError::Args(format!("cannot encode the manifest: {e}")))?;
+    text.push(b'\n');
+    let mut out: Vec<(String, Vec<u8>)> = (files.into_iter())
+        .map(|(n, b)| (n.to_owned(), b))
+        .collect();
+    out.push((MANIFEST.to_owned(), text));
+    Ok(out)
+}
+
+/// The files as a gzipped tar in folder `dir`, every entry stamped `mtime`
+/// (seconds), so the same files give the same archive.
+pub fn tar_gz(dir: &str, files: &[(String, Vec<u8>)], mtime: u64) -> std::io::Result<Vec<u8>> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut tar = tar::Builder::new(gz);
+    for (name, bytes) in files {
+        let mut header = tar::Header::new_ustar();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(mtime);
+        header.set_entry_type(tar::EntryType::Regular);
+        tar.append_data(&mut header, format!("{dir}/{name}"), bytes.as_slice())?;
+    }
+    tar.into_inner()?.finish()
+}
+
 fn io_other(path: &Path) -> impl FnOnce(serde_json::Error) -> EvidenceError + '_ {
     move |e| io_err(path)(std::io::Error::other(e))
 }
@@ -232,19 +356,30 @@ fn file_ref(path: &Path) -> Result<FileRef, EvidenceError> {
 fn describe_inputs(
     monitoring: &[PathBuf],
     tickets: &[PathBuf],
-) -> Result<Vec<InputFile>, EvidenceError> {
+) -> Result<Vec<Input>, EvidenceError> {
     let all = (monitoring.iter().map(|p| ("monitoring", p)))
         .chain(tickets.iter().map(|p| ("tickets", p)));
     all.map(|(topic, path)| {
         let (sha256, lines) = hash_file(path)?;
-        Ok(InputFile {
+        Ok(Input::File(InputFile {
             topic: topic.to_owned(),
             file: file_ref(path)?,
             sha256,
             lines,
-        })
+        }))
     })
     .collect()
+}
+
+/// SHA-256 of a partition's records as [`InputPartition::sha256`] defines it.
+fn hash_records(records: &[(i64, Vec<u8>)]) -> String {
+    let mut hash = Sha256::new();
+    for (offset, payload) in records {
+        hash.update(offset.to_be_bytes());
+        hash.update((payload.len() as u64).to_be_bytes());
+        hash.update(payload);
+    }
+    hex::encode(hash.finalize())
 }
 
 /// SHA-256 and line count of a file, streamed.
@@ -268,25 +403,19 @@ fn hash_file(path: &Path) -> Result<(String, u64), EvidenceError> {
     ))
 }
 
-/// The pack's derived files, by name: replays the inputs and renders the
+/// The pack's derived files, by name: replays the streams and renders the
 /// customer's month.
-fn build(
+fn build<S: ChunkSource>(
     config: Arc<Config>,
-    inputs: &[InputFile],
+    streams: &mut [S],
     customer: &str,
     (from, to): (Millis, Millis),
     now: Millis,
 ) -> Result<Vec<(&'static str, Vec<u8>)>, EvidenceError> {
-    let paths = |topic: &str| -> Vec<PathBuf> {
-        (inputs.iter().filter(|i| i.topic == topic))
-            .map(|i| i.file.path.clone())
-            .collect()
-    };
-    let mut files = replay::open_inputs(&paths("monitoring"), &paths("tickets"))?;
     let Replayed {
         pipeline,
         incidents,
-    } = replay::run(config.clone(), &mut files, Some(to), now, &mut |_| Ok(()))?;
+    } = replay::run(config.clone(), streams, Some(to), now, &mut |_| Ok(()))?;
     let engine = pipeline.engine();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -346,6 +475,8 @@ pub struct VerifyArgs {
     pub monitoring: Vec<PathBuf>,
     /// Ticket files, instead of the recorded paths.
     pub tickets: Vec<PathBuf>,
+    /// Kafka brokers for a live pack, instead of the config's `[kafka].brokers`.
+    pub brokers: Option<String>,
 }
 
 /// Re-derives the pack in `args.dir` and compares it with what is there.
@@ -372,11 +503,30 @@ pub fn verify(args: &VerifyArgs) -> Result<Verdict, EvidenceError> {
             m.config_sha256
         )));
     }
-    let inputs = match check_inputs(&m, args)? {
-        Ok(inputs) => inputs,
-        Err(differs) => return Ok(Verdict::Differs(differs)),
+    let files: Vec<&InputFile> = (m.inputs.iter())
+        .filter_map(|i| match i {
+            Input::File(f) => Some(f),
+            Input::Partition(_) => None,
+        })
+        .collect();
+    let derived = if files.len() == m.inputs.len() {
+        let (monitoring, tickets) = match check_files(&files, args)? {
+            Ok(paths) => paths,
+            Err(differs) => return Ok(Verdict::Differs(differs)),
+        };
+        let mut streams = replay::open_inputs(&monitoring, &tickets)?;
+        build(config, &mut streams, &m.customer, (from, to), now)?
+    } else if files.is_empty() {
+        let mut streams = match read_partitions(&m, &config, args.brokers.as_deref())? {
+            Ok(streams) => streams,
+            Err(differs) => return Ok(Verdict::Differs(differs)),
+        };
+        build(config, &mut streams, &m.customer, (from, to), now)?
+    } else {
+        return Err(EvidenceError::Manifest(
+            "inputs mix files and topic partitions".into(),
+        ));
     };
-    let derived = build(config, &inputs, &m.customer, (from, to), now)?;
     let version_note = if m.slaflow_version == env!("CARGO_PKG_VERSION") {
         String::new()
     } else {
@@ -429,14 +579,18 @@ fn locate(f: &FileRef, dir: &Path) -> PathBuf {
         .unwrap_or_else(|| f.path.clone())
 }
 
-/// The inputs with their hashes checked: `Ok(Err(what))` names the first that differs.
-fn check_inputs(
-    m: &Manifest,
+/// The input files' paths (monitoring, tickets), each checked against its
+/// hash: `Ok(Err(what))` names the first that differs.
+fn check_files(
+    listed: &[&InputFile],
     args: &VerifyArgs,
-) -> Result<Result<Vec<InputFile>, String>, EvidenceError> {
-    let mut inputs = Vec::new();
-    for (topic, given) in [("monitoring", &args.monitoring), ("tickets", &args.tickets)] {
-        let listed: Vec<&InputFile> = m.inputs.iter().filter(|i| i.topic == topic).collect();
+) -> Result<Result<(Vec<PathBuf>, Vec<PathBuf>), String>, EvidenceError> {
+    let mut paths = (Vec::new(), Vec::new());
+    for (topic, given, out) in [
+        ("monitoring", &args.monitoring, &mut paths.0),
+        ("tickets", &args.tickets, &mut paths.1),
+    ] {
+        let listed: Vec<&&InputFile> = listed.iter().filter(|i| i.topic == topic).collect();
         if !given.is_empty() && given.len() != listed.len() {
             return Err(EvidenceError::Args(format!(
                 "--{topic}: {} files given, the manifest lists {}",
@@ -455,12 +609,66 @@ fn check_inputs(
                     want.lines
                 )));
             }
-            let mut found = want.clone();
-            found.file.path = path;
-            inputs.push(found);
+            out.push(path);
         }
     }
-    Ok(Ok(inputs))
+    Ok(Ok(paths))
+}
+
+/// A live pack's partitions read back from Kafka (`brokers` instead of the
+/// config's), each checked against its hash: `Ok(Err(what))` names the first
+/// that differs; records no longer retained are an error that says so.
+fn read_partitions(
+    m: &Manifest,
+    config: &Config,
+    brokers: Option<&str>,
+) -> Result<Result<Vec<Records>, String>, EvidenceError> {
+    let mut kafka = config.kafka_or_default();
+    if let Some(b) = brokers {
+        kafka.brokers = b.to_owned();
+    }
+    let consumer = kafka_range::reader(&kafka)?;
+    let mut streams = Vec::new();
+    for input in &m.inputs {
+        let Input::Partition(p) = input else { continue };
+        let topic = Topic::parse(&p.topic)
+            .ok_or_else(|| EvidenceError::Manifest(format!("unknown topic {:?}", p.topic)))?;
+        let range = OffsetRange {
+            topic: p.kafka_topic.clone(),
+            partition: p.partition,
+            first: p.first_offset,
+            end: p.last_offset.saturating_add(1),
+        };
+        let budget = usize::try_from(p.records).unwrap_or(usize::MAX);
+        let records = match kafka_range::read(&consumer, &range, budget, READ_TIMEOUT) {
+            Err(RangeError::TooMany(_)) => {
+                return Ok(Err(format!(
+                    "input {}[{}]: more records than the manifest's {}",
+                    p.kafka_topic, p.partition, p.records
+                )));
+            }
+            other => other?,
+        };
+        let sha256 = hash_records(&records);
+        if sha256 != p.sha256 || records.len() as u64 != p.records {
+            return Ok(Err(format!(
+                "input {}[{}] offsets {}..={}: SHA-256 {sha256} differs from the manifest's {} ({} records, the manifest says {})",
+                p.kafka_topic,
+                p.partition,
+                p.first_offset,
+                p.last_offset,
+                p.sha256,
+                records.len(),
+                p.records
+            )));
+        }
+        let stream = StreamId {
+            topic,
+            partition: p.partition,
+        };
+        streams.push(Records::new(stream, records));
+    }
+    Ok(Ok(streams))
 }
 
 /// Where `found` first differs from `expected`, or `None` if they are the same

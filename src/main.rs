@@ -139,6 +139,10 @@ enum Command {
         /// Ticket files, instead of the paths the manifest records.
         #[arg(long, num_args = 1..)]
         tickets: Vec<PathBuf>,
+        /// Kafka brokers to read a live pack's partitions from, instead of the
+        /// config's `[kafka].brokers`.
+        #[arg(long)]
+        brokers: Option<String>,
     },
     /// Replay NDJSON files and write all outputs to a directory.
     Replay {
@@ -286,12 +290,14 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
             config,
             monitoring,
             tickets,
+            brokers,
         } => {
             let args = VerifyArgs {
                 dir,
                 config,
                 monitoring,
                 tickets,
+                brokers,
             };
             Ok(match verify(&args)? {
                 Verdict::Verified => {

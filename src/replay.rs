@@ -14,6 +14,7 @@ use crate::eventtime::StreamId;
 use crate::pipeline::{Counts, Pipeline};
 use crate::report::{ReportError, Tables, capacity_report, sla_reports};
 use crate::sink::file::{FileSinkError, NdjsonWriter, write_json};
+use crate::source::ChunkSource;
 use crate::source::file::{FileSourceError, Lines, NdjsonFile};
 use crate::time::{Millis, wall_now};
 
@@ -120,11 +121,12 @@ pub fn open_inputs(
     Ok(files)
 }
 
-/// Reads every file to its end through a fresh pipeline, chunk by chunk and
-/// file by file, and finishes at `to` at least; dead letters go to `dead`.
-pub fn run(
+/// Reads every stream (file or partition) to its end through a fresh pipeline,
+/// chunk by chunk and stream by stream, and finishes at `to` at least; dead
+/// letters go to `dead`.
+pub fn run<S: ChunkSource>(
     config: Arc<Config>,
-    files: &mut [NdjsonFile],
+    files: &mut [S],
     to: Option<Millis>,
     now: Millis,
     dead: &mut dyn FnMut(&[DeadLetter]) -> Result<(), FileSinkError>,
@@ -132,7 +134,7 @@ pub fn run(
     let kafka = config.kafka_or_default();
     let mut pipeline = Pipeline::new(config, [kafka.monitoring_topic, kafka.tickets_topic]);
     for f in files.iter() {
-        pipeline.eventtime_mut().add_stream(f.stream, 0);
+        pipeline.eventtime_mut().add_stream(f.stream(), 0);
     }
     let mut lines = Lines::new();
     let mut out = Outputs::default();
@@ -149,14 +151,14 @@ pub fn run(
             let recs: Vec<RawRecord> = lines
                 .iter()
                 .map(|(n, l)| RawRecord {
-                    partition: f.stream.partition,
+                    partition: f.stream().partition,
                     offset: *n,
                     payload: l,
                 })
                 .collect();
-            pipeline.ingest(f.stream, &recs, now, &mut out);
+            pipeline.ingest(f.stream(), &recs, now, &mut out);
             if f.is_done() {
-                pipeline.eventtime_mut().finish_stream(f.stream);
+                pipeline.eventtime_mut().finish_stream(f.stream());
             }
         }
         pipeline.advance(None, &mut out);

@@ -301,6 +301,27 @@ fn sla_report_json_and_csv_agree() {
 }
 
 #[test]
+fn live_evidence_packs_need_kafka_and_the_customers_token() {
+    let q = "/v1/evidence?customer=acme&month=2026-11";
+    assert_eq!(get(q, None).0, 401);
+    assert_eq!(get(q, Some(GLOBEX)).0, 403);
+    assert_eq!(get(q, Some(INGEST_ACME)).0, 403);
+    for bad in ["", "&month=2026-13", "&month=11-2026"] {
+        let (s, b) = get(&format!("/v1/evidence?customer=acme{bad}"), Some(ACME));
+        assert_eq!(s, 400, "{bad}: {b}");
+    }
+    // This server has no Kafka input: packs come from files there.
+    let (s, b) = get(q, Some(ACME));
+    assert_eq!(s, 404);
+    assert!(
+        json(&b)["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("slaflow evidence")),
+        "{b}"
+    );
+}
+
+#[test]
 fn sla_html_is_the_json_report_as_a_page() {
     let period = "customer=acme&from=2026-11-02T00:00:00Z&to=2026-11-03T00:00:00Z";
     let report = json(&get(&format!("/v1/reports/sla?{period}"), Some(ACME)).1);
@@ -626,6 +647,7 @@ fn openapi_document_matches_the_routes() {
         "/healthz",
         "/metrics",
         "/readyz",
+        "/v1/evidence",
         "/v1/incidents",
         "/v1/ingest/alertmanager",
         "/v1/ingest/events",
@@ -710,7 +732,7 @@ fn fuzz_path() -> impl Strategy<Value = String> {
         "/",
     ]);
     let key = prop::sample::select(vec![
-        "customer", "from", "to", "format", "step", "status", "limit", "x",
+        "customer", "from", "to", "format", "step", "status", "limit", "month", "x",
     ]);
     let value = prop_oneof![
         Just("acme".to_owned()),

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod evidence;
 pub mod ingest;
 pub mod query;
 pub mod routes;
@@ -63,6 +64,7 @@ pub fn router(shared: Arc<Shared>) -> std::io::Result<(Router, utoipa::openapi::
     let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(routes::sla))
         .routes(routes!(routes::sla_html))
+        .routes(routes!(evidence::evidence))
         .routes(routes!(routes::capacity))
         .routes(routes!(routes::availability))
         .routes(routes!(slo::slo))

@@ -91,7 +91,7 @@ fn period(
     Ok((from, to))
 }
 
-fn customer_param(
+pub(super) fn customer_param(
     shared: &Shared,
     who: &Principal,
     c: &Option<String>,

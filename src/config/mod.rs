@@ -101,6 +101,9 @@ pub struct Config {
     /// SHA-256 hex of the file's bytes, quoted in reports.
     #[serde(skip)]
     pub sha256: String,
+    /// The file it was read from (evidence manifests name it).
+    #[serde(skip)]
+    pub path: PathBuf,
     /// SHA-256 hex of the settings that shape engine state (everything but
     /// `[kafka]`, `[api]`, `[ingest]`, `[delivery]`, `[[deliveries]]`, `[report]` and
     /// `engine.{data_dir, checkpoint_interval, idle_timeout, max_future,
@@ -180,6 +183,7 @@ impl Config {
             invalid(line, key, inner.message().to_owned())
         })?;
         config.sha256 = hex::encode(Sha256::digest(text.as_bytes()));
+        config.path = path.to_owned();
         config.engine_sha256 = engine_sha256(text);
         config
             .validate()

@@ -44,15 +44,20 @@ impl NdjsonFile {
             done: false,
         })
     }
+}
 
-    /// True once the end of the file was reached.
-    pub fn is_done(&self) -> bool {
+impl super::ChunkSource for NdjsonFile {
+    fn stream(&self) -> StreamId {
+        self.stream
+    }
+
+    fn is_done(&self) -> bool {
         self.done
     }
 
     /// Reads up to `max` lines into `out` (cleared first). A blank line is still a
     /// record (it will be dead-lettered as malformed): nothing is skipped silently.
-    pub fn read_chunk(&mut self, max: usize, out: &mut Lines) -> Result<(), FileSourceError> {
+    fn read_chunk(&mut self, max: usize, out: &mut Lines) -> Result<(), FileSourceError> {
         out.clear();
         while out.len() < max {
             let mut buf = Vec::with_capacity(256);
