@@ -579,12 +579,13 @@ fn locate(f: &FileRef, dir: &Path) -> PathBuf {
         .unwrap_or_else(|| f.path.clone())
 }
 
+/// Inputs checked against the manifest: `Ok(Err(what))` names the first that
+/// differs (a verdict, not an error).
+type Checked<T> = Result<Result<T, String>, EvidenceError>;
+
 /// The input files' paths (monitoring, tickets), each checked against its
 /// hash: `Ok(Err(what))` names the first that differs.
-fn check_files(
-    listed: &[&InputFile],
-    args: &VerifyArgs,
-) -> Result<Result<(Vec<PathBuf>, Vec<PathBuf>), String>, EvidenceError> {
+fn check_files(listed: &[&InputFile], args: &VerifyArgs) -> Checked<(Vec<PathBuf>, Vec<PathBuf>)> {
     let mut paths = (Vec::new(), Vec::new());
     for (topic, given, out) in [
         ("monitoring", &args.monitoring, &mut paths.0),
@@ -618,11 +619,7 @@ fn check_files(
 /// A live pack's partitions read back from Kafka (`brokers` instead of the
 /// config's), each checked against its hash: `Ok(Err(what))` names the first
 /// that differs; records no longer retained are an error that says so.
-fn read_partitions(
-    m: &Manifest,
-    config: &Config,
-    brokers: Option<&str>,
-) -> Result<Result<Vec<Records>, String>, EvidenceError> {
+fn read_partitions(m: &Manifest, config: &Config, brokers: Option<&str>) -> Checked<Vec<Records>> {
     let mut kafka = config.kafka_or_default();
     if let Some(b) = brokers {
         kafka.brokers = b.to_owned();
