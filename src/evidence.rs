@@ -758,42 +758,35 @@ fn json_difference(expected: &[u8], found: &[u8], prefix: &str) -> Option<String
 /// The first path where two JSON values differ, skipping `generated_at`.
 fn json_path_difference(e: &Value, f: &Value, path: String) -> Option<(String, String, String)> {
     let show = |v: Option<&Value>| v.map_or("missing".into(), |v| clip(&v.to_string()));
-    match (e, f) {
-        (Value::Object(a), Value::Object(b)) => {
-            let keys = a.keys().chain(b.keys().filter(|k| !a.contains_key(*k)));
-            for k in keys.filter(|k| *k != "generated_at") {
+    let children: Vec<(String, Option<&Value>, Option<&Value>)> = match (e, f) {
+        (Value::Object(a), Value::Object(b)) => (a.keys())
+            .chain(b.keys().filter(|k| !a.contains_key(*k)))
+            .filter(|k| *k != "generated_at")
+            .map(|k| {
                 let sub = if path.is_empty() {
                     k.clone()
                 } else {
                     format!("{path}.{k}")
                 };
-                match (a.get(k), b.get(k)) {
-                    (Some(x), Some(y)) => {
-                        if let Some(d) = json_path_difference(x, y, sub) {
-                            return Some(d);
-                        }
-                    }
-                    (x, y) => return Some((sub, show(x), show(y))),
+                (sub, a.get(k), b.get(k))
+            })
+            .collect(),
+        (Value::Array(a), Value::Array(b)) => (0..a.len().max(b.len()))
+            .map(|i| (format!("{path}[{i}]"), a.get(i), b.get(i)))
+            .collect(),
+        _ => return (e != f).then(|| (path, show(Some(e)), show(Some(f)))),
+    };
+    for (sub, x, y) in children {
+        match (x, y) {
+            (Some(x), Some(y)) => {
+                if let Some(d) = json_path_difference(x, y, sub) {
+                    return Some(d);
                 }
             }
-            None
+            (x, y) => return Some((sub, show(x), show(y))),
         }
-        (Value::Array(a), Value::Array(b)) => {
-            for i in 0..a.len().max(b.len()) {
-                let sub = format!("{path}[{i}]");
-                match (a.get(i), b.get(i)) {
-                    (Some(x), Some(y)) => {
-                        if let Some(d) = json_path_difference(x, y, sub) {
-                            return Some(d);
-                        }
-                    }
-                    (x, y) => return Some((sub, show(x), show(y))),
-                }
-            }
-            None
-        }
-        _ => (e != f).then(|| (path, show(Some(e)), show(Some(f)))),
     }
+    None
 }
 
 /// Names the first CSV column of a line that differs.

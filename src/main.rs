@@ -22,6 +22,20 @@ struct Cli {
     command: Command,
 }
 
+/// The config and input files of `replay` and `evidence`.
+#[derive(clap::Args)]
+struct Inputs {
+    /// Config file (TOML).
+    #[arg(long)]
+    config: PathBuf,
+    /// Monitoring event files (NDJSON), each one stream.
+    #[arg(long, num_args = 1..)]
+    monitoring: Vec<PathBuf>,
+    /// Ticket event files (NDJSON), each one stream.
+    #[arg(long, num_args = 1..)]
+    tickets: Vec<PathBuf>,
+}
+
 /// The measurements of `slaflow bench`.
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Measurement {
@@ -103,15 +117,8 @@ enum Command {
     /// Write a customer's evidence pack for a month: reports (JSON, CSV, HTML),
     /// incidents, tickets and a manifest of every input's and output's SHA-256.
     Evidence {
-        /// Config file (TOML).
-        #[arg(long)]
-        config: PathBuf,
-        /// Monitoring event files (NDJSON), each one stream.
-        #[arg(long, num_args = 1..)]
-        monitoring: Vec<PathBuf>,
-        /// Ticket event files (NDJSON), each one stream.
-        #[arg(long, num_args = 1..)]
-        tickets: Vec<PathBuf>,
+        #[command(flatten)]
+        inputs: Inputs,
         /// Customer id.
         #[arg(long)]
         customer: String,
@@ -146,15 +153,8 @@ enum Command {
     },
     /// Replay NDJSON files and write all outputs to a directory.
     Replay {
-        /// Config file (TOML).
-        #[arg(long)]
-        config: PathBuf,
-        /// Monitoring event files (NDJSON), each one stream.
-        #[arg(long, num_args = 1..)]
-        monitoring: Vec<PathBuf>,
-        /// Ticket event files (NDJSON), each one stream.
-        #[arg(long, num_args = 1..)]
-        tickets: Vec<PathBuf>,
+        #[command(flatten)]
+        inputs: Inputs,
         /// Output directory.
         #[arg(long)]
         out: PathBuf,
@@ -256,18 +256,16 @@ struct BenchArgs {
 fn execute(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Evidence {
-            config,
-            monitoring,
-            tickets,
+            inputs,
             customer,
             month,
             out,
             pdf,
         } => {
             let args = EvidenceArgs {
-                config,
-                monitoring,
-                tickets,
+                config: inputs.config,
+                monitoring: inputs.monitoring,
+                tickets: inputs.tickets,
                 customer,
                 month,
                 out,
@@ -357,18 +355,16 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Replay {
-            config,
-            monitoring,
-            tickets,
+            inputs,
             out,
             from,
             to,
             now,
         } => {
-            let config = Arc::new(Config::load(&config)?);
+            let config = Arc::new(Config::load(&inputs.config)?);
             let args = ReplayArgs {
-                monitoring,
-                tickets,
+                monitoring: inputs.monitoring,
+                tickets: inputs.tickets,
                 out,
                 from,
                 to,

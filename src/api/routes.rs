@@ -115,6 +115,26 @@ pub(super) fn customer_param(
     Ok(customer)
 }
 
+/// The SLA report of `customer` over `[from, to)` from a published snapshot.
+async fn snapshot_report(
+    config: &Config,
+    snap: &Snapshot,
+    customer: &str,
+    (from, to): (Millis, Millis),
+) -> Result<SlaReport, ApiError> {
+    let tables = snap.report_tables().map_err(ApiError::internal)?;
+    let report = sla_report(
+        config,
+        &tables,
+        &snap.incidents,
+        customer,
+        from,
+        to,
+        snap.now,
+    );
+    report.await.map_err(ApiError::internal)
+}
+
 /// SLA report of a customer (same JSON as `report-<customer>.json`), or CSV.
 #[utoipa::path(get, path = "/v1/reports/sla", params(ReportParams), security(("bearer" = [])),
     responses((status = 200, body = SlaReport, description = "JSON report; `format=csv` gives one CSV row per service"),
@@ -137,18 +157,7 @@ pub async fn sla(
             )));
         }
     };
-    let tables = snap.report_tables().map_err(ApiError::internal)?;
-    let report = sla_report(
-        &shared.config,
-        &tables,
-        &snap.incidents,
-        &customer,
-        from,
-        to,
-        snap.now,
-    )
-    .await
-    .map_err(ApiError::internal)?;
+    let report = snapshot_report(&shared.config, &snap, &customer, (from, to)).await?;
     if csv {
         Ok((
             [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
@@ -179,18 +188,7 @@ pub async fn sla_html(
     let customer = customer_param(&shared, &who, &q.customer)?;
     let snap = shared.snapshot();
     let (from, to) = period(&shared.config, &snap, &q.from, &q.to)?;
-    let tables = snap.report_tables().map_err(ApiError::internal)?;
-    let report = sla_report(
-        &shared.config,
-        &tables,
-        &snap.incidents,
-        &customer,
-        from,
-        to,
-        snap.now,
-    )
-    .await
-    .map_err(ApiError::internal)?;
+    let report = snapshot_report(&shared.config, &snap, &customer, (from, to)).await?;
     let config = shared.config.clone();
     let page = tokio::task::spawn_blocking(move || {
         report_html(&config, &snap.engine, &snap.incidents, report, (from, to))
