@@ -10,6 +10,12 @@ if ! command -v promtool >/dev/null 2>&1; then
     apt-get install -y --no-install-recommends prometheus >/dev/null 2>&1 \
         || { apt-get update >/dev/null && apt-get install -y --no-install-recommends prometheus >/dev/null; }
 fi
+# Prometheus and the blackbox exporter feed slaflow by remote write (tests/prometheus_e2e.rs).
+if ! command -v prometheus-blackbox-exporter >/dev/null 2>&1; then
+    echo "== installing prometheus-blackbox-exporter (Debian package)"
+    apt-get install -y --no-install-recommends prometheus-blackbox-exporter >/dev/null 2>&1 \
+        || { apt-get update >/dev/null && apt-get install -y --no-install-recommends prometheus-blackbox-exporter >/dev/null; }
+fi
 # chromium prints report.html to PDF and screenshots it (tests/evidence_cli.rs).
 if ! command -v chromium >/dev/null 2>&1; then
     echo "== installing chromium (Debian package)"

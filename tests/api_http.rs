@@ -404,6 +404,85 @@ fn capacity_availability_incidents_and_tickets() {
 }
 
 #[test]
+fn prometheus_remote_write_over_http() {
+    use prost::Message;
+    use slaflow::ingest::prometheus::{Label, Sample, TimeSeries, WriteRequest};
+    let label = |name: &str, value: &str| Label {
+        name: name.into(),
+        value: value.into(),
+    };
+    let ts = slaflow::time::wall_now() - 5_000;
+    let request = WriteRequest {
+        timeseries: vec![
+            TimeSeries {
+                labels: vec![
+                    label("__name__", "probe_success"),
+                    label("instance", "https://web.example/prom-test"),
+                    label("service", "web"),
+                ],
+                samples: vec![Sample {
+                    value: 0.0,
+                    timestamp: ts,
+                }],
+            },
+            TimeSeries {
+                labels: vec![label("__name__", "go_goroutines"), label("job", "web")],
+                samples: vec![Sample {
+                    value: 12.0,
+                    timestamp: ts,
+                }],
+            },
+        ],
+    };
+    let body = snap::raw::Encoder::new()
+        .compress_vec(&request.encode_to_vec())
+        .expect("snappy");
+    let send = |token: &str, encoding: &str, body: &[u8]| {
+        let url = format!("{}/v1/ingest/prometheus", server().base);
+        let mut r = agent()
+            .post(url)
+            .header("Authorization", format!("Bearer {token}"))
+            .header("Content-Type", "application/x-protobuf")
+            .header("Content-Encoding", encoding)
+            .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+            .send(body)
+            .expect("POST");
+        let status = r.status().as_u16();
+        (status, r.body_mut().read_to_string().unwrap_or_default())
+    };
+    assert_eq!(send(INGEST_ACME, "snappy", &body), (204, String::new()));
+    let submitted = server().submitted.lock().expect("lock").clone();
+    let probe = submitted
+        .iter()
+        .find(|e| e.contains("prom-test"))
+        .expect("the probe was published");
+    let probe = json(probe);
+    assert_eq!(
+        (probe["status"].as_str(), probe["ts"].as_i64()),
+        (Some("down"), Some(ts))
+    );
+    // Prometheus resends after a timeout: a repeat, still 204, not published twice.
+    assert_eq!(send(INGEST_ACME, "snappy", &body).0, 204);
+    let again = server().submitted.lock().expect("lock");
+    assert_eq!(again.iter().filter(|e| e.contains("prom-test")).count(), 1);
+    drop(again);
+    let (s, b) = send(INGEST_ACME, "snappy", b"not snappy at all");
+    assert_eq!(s, 400);
+    assert!(
+        json(&b)["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("snappy")),
+        "{b}"
+    );
+    assert_eq!(send(INGEST_ACME, "gzip", &body).0, 400);
+    assert_eq!(
+        send(ACME, "snappy", &body).0,
+        403,
+        "a customer token may not ingest"
+    );
+}
+
+#[test]
 fn maintenance_is_validated_and_submitted() {
     let (s, b) = post(
         "/v1/maintenance",
@@ -652,6 +731,7 @@ fn openapi_document_matches_the_routes() {
         "/v1/ingest/alertmanager",
         "/v1/ingest/events",
         "/v1/ingest/jira",
+        "/v1/ingest/prometheus",
         "/v1/maintenance",
         "/v1/overview",
         "/v1/query",

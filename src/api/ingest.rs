@@ -15,7 +15,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -24,7 +24,7 @@ use super::auth::Principal;
 use super::error::ApiError;
 use crate::config::Config;
 use crate::event::Topic;
-use crate::ingest::{Event, Rejected, Translated, alertmanager, events, jira};
+use crate::ingest::{Event, Rejected, Translated, alertmanager, events, jira, prometheus};
 use crate::state::Shared;
 
 /// What became of an ingest request.
@@ -44,6 +44,50 @@ pub struct IngestResponse {
 
 type Translate = fn(&Config, &[u8]) -> Result<Translated, Rejected>;
 
+/// Translates, checks and publishes one body; also says whether the body as a
+/// whole could not be read.
+async fn ingest_body(
+    shared: Arc<Shared>,
+    who: Principal,
+    endpoint: &'static str,
+    body: Result<Bytes, BytesRejection>,
+    translate: Translate,
+) -> Result<(IngestResponse, bool), ApiError> {
+    who.check_ingest()?;
+    let body = body?;
+    let worker = shared.clone();
+    // Parsing up to 8 MiB, reading the engine for the tenancy check and waiting
+    // for Kafka's acknowledgement all happen off the async workers.
+    let (response, unreadable) = tokio::task::spawn_blocking(move || {
+        let (mut translated, unreadable) = match translate(&worker.config, &body) {
+            Ok(t) => (t, false),
+            Err(whole) => {
+                let rejected = vec![whole];
+                (
+                    Translated {
+                        rejected,
+                        ..Translated::default()
+                    },
+                    true,
+                )
+            }
+        };
+        let max_future = worker.config.engine.max_future.0;
+        translated.refuse_future(worker.intake.now().saturating_add(max_future));
+        check_tenancy(&worker, &who, &translated.events)?;
+        publish(&worker, endpoint, translated).map(|r| (r, unreadable))
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    let m = &shared.metrics;
+    m.count_ingest(endpoint, "accepted", response.accepted);
+    m.count_ingest(endpoint, "duplicate", response.duplicates);
+    m.count_ingest(endpoint, "ignored", response.ignored);
+    m.count_ingest(endpoint, "rejected", response.rejected.len());
+    Ok((response, unreadable))
+}
+
+/// The JSON endpoints' answer: 200 when every item was accepted, 400 otherwise.
 async fn ingest(
     shared: Arc<Shared>,
     who: Principal,
@@ -51,35 +95,7 @@ async fn ingest(
     body: Result<Bytes, BytesRejection>,
     translate: Translate,
 ) -> Result<Response, ApiError> {
-    who.check_ingest()?;
-    let body = body?;
-    let worker = shared.clone();
-    // Parsing up to 8 MiB, reading the engine for the tenancy check and waiting
-    // for Kafka's acknowledgement all happen off the async workers.
-    let response = tokio::task::spawn_blocking(move || {
-        let mut translated = translate(&worker.config, &body).unwrap_or_else(|whole| Translated {
-            rejected: vec![whole],
-            ..Translated::default()
-        });
-        let max_future = worker.config.engine.max_future.0;
-        translated.refuse_future(worker.intake.now().saturating_add(max_future));
-        check_tenancy(&worker, &who, &translated.events)?;
-        publish(&worker, endpoint, translated)
-    })
-    .await
-    .map_err(ApiError::internal)??;
-    shared
-        .metrics
-        .count_ingest(endpoint, "accepted", response.accepted);
-    shared
-        .metrics
-        .count_ingest(endpoint, "duplicate", response.duplicates);
-    shared
-        .metrics
-        .count_ingest(endpoint, "ignored", response.ignored);
-    shared
-        .metrics
-        .count_ingest(endpoint, "rejected", response.rejected.len());
+    let (response, _) = ingest_body(shared, who, endpoint, body, translate).await?;
     let status = if response.rejected.is_empty() {
         StatusCode::OK
     } else {
@@ -203,4 +219,36 @@ pub async fn jira(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     ingest(shared, who, "/v1/ingest/jira", body, jira::translate).await
+}
+
+/// Prometheus remote write 1.0 (a snappy-compressed protobuf `WriteRequest`):
+/// `probe_success` samples become probe events and mapped series metric events
+/// (see `[ingest.prometheus]`). 204 once every sample was published, ignored or
+/// dead-lettered (an unknown service is a dead letter, not a reason for
+/// Prometheus to resend); 400 for a body that cannot be read; 503 while Kafka is
+/// unavailable, so Prometheus retries.
+#[utoipa::path(post, path = "/v1/ingest/prometheus",
+    request_body(content = Vec<u8>, content_type = "application/x-protobuf", description = "snappy-compressed prompb.WriteRequest (Content-Encoding: snappy)"),
+    security(("bearer" = [])),
+    responses((status = 204, description = "read: every sample published, ignored or dead-lettered"),
+        (status = 400, description = "a body that is not a snappy-compressed WriteRequest, or not snappy-encoded"), (status = 401), (status = 403), (status = 413), (status = 503)))]
+pub async fn prometheus(
+    State(shared): State<Arc<Shared>>,
+    who: Principal,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let encoding = headers.get(header::CONTENT_ENCODING).map(|v| v.as_bytes());
+    if encoding.is_some_and(|e| !e.eq_ignore_ascii_case(b"snappy")) {
+        return Err(ApiError::bad_request(
+            "remote write 1.0 bodies are snappy-compressed: Content-Encoding must be snappy",
+        ));
+    }
+    let endpoint = "/v1/ingest/prometheus";
+    let (response, unreadable) =
+        ingest_body(shared, who, endpoint, body, prometheus::translate).await?;
+    match response.rejected.first() {
+        Some(whole) if unreadable => Err(ApiError::bad_request(whole.error.clone())),
+        _ => Ok(StatusCode::NO_CONTENT.into_response()),
+    }
 }

@@ -82,6 +82,7 @@ pub fn router(shared: Arc<Shared>) -> std::io::Result<(Router, utoipa::openapi::
                 .routes(routes!(ingest::alertmanager))
                 .routes(routes!(ingest::events))
                 .routes(routes!(ingest::jira))
+                .routes(routes!(ingest::prometheus))
                 // axum's own extractor limit (2 MiB by default) must not undercut it.
                 .layer(DefaultBodyLimit::max(INGEST_BODY_LIMIT))
                 .layer(RequestBodyLimitLayer::new(INGEST_BODY_LIMIT)),

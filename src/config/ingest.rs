@@ -3,6 +3,9 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
+use toml::Spanned;
+
+use super::Dur;
 
 use crate::model::{Priority, TicketKind};
 
@@ -14,6 +17,81 @@ pub struct IngestConfig {
     pub alertmanager: AlertmanagerConfig,
     /// `[ingest.jira]`.
     pub jira: JiraConfig,
+    /// `[ingest.prometheus]`.
+    pub prometheus: PrometheusConfig,
+}
+
+/// `[ingest.prometheus]`: what the remote-write receiver
+/// (`POST /v1/ingest/prometheus`) makes of each series.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrometheusConfig {
+    /// Series whose samples are probe results: 1 is `up`, 0 `down`.
+    pub probe_series: String,
+    /// Series with the probe's duration in seconds (the probe's labels, another
+    /// name): its `latency_ms`, and `degraded` above `degraded_after`.
+    pub duration_series: String,
+    /// Labels naming the service; the first present wins.
+    pub service_labels: Vec<String>,
+    /// Label naming the probe source.
+    pub source_label: String,
+    /// Per service id: a successful probe slower than this is `degraded`.
+    pub degraded_after: BTreeMap<String, Dur>,
+    /// Series that become capacity metrics.
+    pub metrics: Vec<PrometheusMetric>,
+}
+
+impl Default for PrometheusConfig {
+    fn default() -> Self {
+        PrometheusConfig {
+            probe_series: "probe_success".into(),
+            duration_series: "probe_duration_seconds".into(),
+            service_labels: vec!["service".into(), "job".into()],
+            source_label: "instance".into(),
+            degraded_after: BTreeMap::new(),
+            metrics: Vec::new(),
+        }
+    }
+}
+
+/// `[[ingest.prometheus.metrics]]`: one series as a capacity metric.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusMetric {
+    /// The series name.
+    pub series: Spanned<String>,
+    /// Label naming the resource (e.g. `instance`, `mountpoint`).
+    #[serde(default = "instance_label")]
+    pub resource_label: String,
+    /// The metric name in slaflow (default: the series name).
+    #[serde(default)]
+    pub metric: Option<String>,
+    /// A series with the capacity, matched by the same labels but the name, at
+    /// the same timestamp.
+    #[serde(default)]
+    pub capacity_series: Option<String>,
+    /// A fixed capacity.
+    #[serde(default)]
+    pub capacity: Option<f64>,
+    /// `used` (default): the series is the used amount; `free`: it is what is
+    /// left, so used = capacity − value.
+    #[serde(default)]
+    pub series_is: SeriesIs,
+}
+
+fn instance_label() -> String {
+    "instance".into()
+}
+
+/// What a metric series measures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SeriesIs {
+    /// The used amount.
+    #[default]
+    Used,
+    /// The amount left.
+    Free,
 }
 
 /// What an alert means for its service.

@@ -58,6 +58,7 @@ fn positive(durations: &[(&str, Dur)], span: &Range<usize>) -> Checked {
 impl Config {
     /// Cross-field checks, then the lookup indexes.
     pub(super) fn validate(&mut self) -> Checked {
+        self.check_prometheus_metrics()?;
         self.check_engine()?;
         let mut customers = HashSet::new();
         unique_ids(
@@ -273,4 +274,34 @@ fn check_tokens(api: &ApiConfig, customers: &HashSet<String>) -> Checked {
         }
     }
     Ok(())
+}
+
+impl Config {
+    /// `[[ingest.prometheus.metrics]]`: at most one capacity source, a fixed
+    /// capacity positive and finite, and `series_is = "free"` only with one.
+    fn check_prometheus_metrics(&self) -> Checked {
+        for (i, m) in self.ingest.prometheus.metrics.iter().enumerate() {
+            let key = |k: &str| format!("ingest.prometheus.metrics[{i}].{k}");
+            let span = m.series.span();
+            if m.capacity.is_some() && m.capacity_series.is_some() {
+                return fault(
+                    span,
+                    key("capacity"),
+                    "give `capacity` or `capacity_series`, not both",
+                );
+            }
+            if m.capacity.is_some_and(|c| !(c.is_finite() && c > 0.0)) {
+                return fault(span, key("capacity"), "must be a positive number");
+            }
+            let no_capacity = m.capacity.is_none() && m.capacity_series.is_none();
+            if m.series_is == super::SeriesIs::Free && no_capacity {
+                return fault(
+                    span,
+                    key("series_is"),
+                    "\"free\" needs `capacity` or `capacity_series`",
+                );
+            }
+        }
+        Ok(())
+    }
 }

@@ -8,6 +8,7 @@
 pub mod alertmanager;
 pub mod events;
 pub mod jira;
+pub mod prometheus;
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
