@@ -498,6 +498,30 @@ capacity = 1000
     }
 
     #[test]
+    fn a_batch_of_10000_samples() {
+        let c = config("");
+        let batch: Vec<TimeSeries> = (0..100)
+            .map(|k| {
+                let instance = format!("https://web.example/{k}");
+                let samples: Vec<(f64, i64)> = (0..100).map(|i| (1.0, T + i * 1000)).collect();
+                series(
+                    "probe_success",
+                    &[("instance", &instance), ("service", "web")],
+                    &samples,
+                )
+            })
+            .collect();
+        let t = translate(&c, &body(batch)).expect("readable");
+        assert_eq!(
+            (t.events.len(), t.rejected.len(), t.ignored),
+            (10_000, 0, 0)
+        );
+        let ids: std::collections::HashSet<&str> =
+            t.events.iter().map(|e| e.event_id.as_str()).collect();
+        assert_eq!(ids.len(), 10_000, "one id per series and timestamp");
+    }
+
+    #[test]
     fn unreadable_bodies_are_refused_whole() {
         let c = config("");
         let huge_claim = [0xff, 0xff, 0xff, 0xff, 0x0f];
