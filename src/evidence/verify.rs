@@ -1,0 +1,232 @@
+//! `slaflow verify`: the inputs a manifest names, checked against their hashes,
+//! re-derived into the pack's files and compared with what the pack holds.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::diff::first_difference;
+use super::{
+    EvidenceError, FileRef, Input, InputFile, MANIFEST, Manifest, READ_TIMEOUT, build, hash_file,
+    hash_records, io_err, output_entry,
+};
+use crate::config::Config;
+use crate::eventtime::StreamId;
+use crate::model::Topic;
+use crate::replay;
+use crate::source::Records;
+use crate::source::kafka_range::{self, OffsetRange, RangeError};
+use crate::time::parse_rfc3339;
+
+/// The outcome of `slaflow verify`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every input hash matches and every output re-derives byte for byte.
+    Verified,
+    /// The first thing that differs: file, and line or field.
+    Differs(String),
+}
+
+/// Where `slaflow verify` finds what the manifest names: given paths win over
+/// the recorded ones.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyArgs {
+    /// The pack.
+    pub dir: PathBuf,
+    /// Config file, instead of the recorded path.
+    pub config: Option<PathBuf>,
+    /// Monitoring files, instead of the recorded paths.
+    pub monitoring: Vec<PathBuf>,
+    /// Ticket files, instead of the recorded paths.
+    pub tickets: Vec<PathBuf>,
+    /// Kafka brokers for a live pack, instead of the config's `[kafka].brokers`.
+    pub brokers: Option<String>,
+}
+
+/// Re-derives the pack in `args.dir` and compares it with what is there.
+pub fn verify(args: &VerifyArgs) -> Result<Verdict, EvidenceError> {
+    let path = args.dir.join(MANIFEST);
+    let text = std::fs::read(&path).map_err(io_err(&path))?;
+    let m: Manifest =
+        serde_json::from_slice(&text).map_err(|e| EvidenceError::Manifest(e.to_string()))?;
+    let instant = |what: &str, v: &str| {
+        parse_rfc3339(v).map_err(|e| EvidenceError::Manifest(format!("{what}: {e}")))
+    };
+    let (from, to, now) = (
+        instant("from", &m.from)?,
+        instant("to", &m.to)?,
+        instant("generated_at", &m.generated_at)?,
+    );
+    let config_path = (args.config.clone()).unwrap_or_else(|| locate(&m.config, &args.dir));
+    let config = Arc::new(Config::load(&config_path)?);
+    if config.sha256 != m.config_sha256 {
+        return Ok(Verdict::Differs(format!(
+            "config {}: SHA-256 {} differs from the manifest's config_sha256 {}",
+            config_path.display(),
+            config.sha256,
+            m.config_sha256
+        )));
+    }
+    let files: Vec<&InputFile> = (m.inputs.iter())
+        .filter_map(|i| match i {
+            Input::File(f) => Some(f),
+            Input::Partition(_) => None,
+        })
+        .collect();
+    let derived = if files.len() == m.inputs.len() {
+        let (monitoring, tickets) = match check_files(&files, args)? {
+            Ok(paths) => paths,
+            Err(differs) => return Ok(Verdict::Differs(differs)),
+        };
+        let mut streams = replay::open_inputs(&monitoring, &tickets)?;
+        build(config, &mut streams, &m.customer, (from, to), now)?
+    } else if files.is_empty() {
+        let mut streams = match read_partitions(&m, &config, args.brokers.as_deref())? {
+            Ok(streams) => streams,
+            Err(differs) => return Ok(Verdict::Differs(differs)),
+        };
+        build(config, &mut streams, &m.customer, (from, to), now)?
+    } else {
+        return Err(EvidenceError::Manifest(
+            "inputs mix files and topic partitions".into(),
+        ));
+    };
+    let version_note = if m.slaflow_version == env!("CARGO_PKG_VERSION") {
+        String::new()
+    } else {
+        format!(
+            " (the pack was made by slaflow {}, this is {})",
+            m.slaflow_version,
+            env!("CARGO_PKG_VERSION")
+        )
+    };
+    for (name, expected) in &derived {
+        let path = args.dir.join(name);
+        let Ok(found) = std::fs::read(&path) else {
+            return Ok(Verdict::Differs(format!("{name}: missing from the pack")));
+        };
+        if let Some(diff) = first_difference(name, expected, &found) {
+            return Ok(Verdict::Differs(format!("{name}: {diff}{version_note}")));
+        }
+        let listed = m.outputs.iter().find(|o| o.name == *name);
+        if listed.is_none_or(|o| o.sha256 != output_entry(name, &found).sha256) {
+            return Ok(Verdict::Differs(format!(
+                "{MANIFEST}: outputs[{name}]: SHA-256 differs from the file"
+            )));
+        }
+    }
+    // Files the manifest lists but that are not re-derived (the PDF comes from
+    // Chromium, not slaflow): their hashes must still match.
+    for o in (m.outputs.iter()).filter(|o| derived.iter().all(|(n, _)| *n != o.name)) {
+        let path = args.dir.join(&o.name);
+        let found = std::fs::read(&path).map_err(io_err(&path))?;
+        if output_entry(&o.name, &found).sha256 != o.sha256 {
+            return Ok(Verdict::Differs(format!(
+                "{}: SHA-256 differs from the manifest",
+                o.name
+            )));
+        }
+    }
+    Ok(Verdict::Verified)
+}
+
+/// A recorded file: at its recorded path, else beside the pack or in it.
+fn locate(f: &FileRef, dir: &Path) -> PathBuf {
+    let candidates = [
+        Some(f.path.clone()),
+        dir.parent().map(|p| p.join(&f.name)),
+        Some(dir.join(&f.name)),
+    ];
+    (candidates.iter().flatten())
+        .find(|p| p.is_file())
+        .cloned()
+        .unwrap_or_else(|| f.path.clone())
+}
+
+/// Inputs checked against the manifest: `Ok(Err(what))` names the first that
+/// differs (a verdict, not an error).
+type Checked<T> = Result<Result<T, String>, EvidenceError>;
+
+/// The input files' paths (monitoring, tickets), each checked against its
+/// hash: `Ok(Err(what))` names the first that differs.
+fn check_files(listed: &[&InputFile], args: &VerifyArgs) -> Checked<(Vec<PathBuf>, Vec<PathBuf>)> {
+    let mut paths = (Vec::new(), Vec::new());
+    for (topic, given, out) in [
+        ("monitoring", &args.monitoring, &mut paths.0),
+        ("tickets", &args.tickets, &mut paths.1),
+    ] {
+        let listed: Vec<&&InputFile> = listed.iter().filter(|i| i.topic == topic).collect();
+        if !given.is_empty() && given.len() != listed.len() {
+            return Err(EvidenceError::Args(format!(
+                "--{topic}: {} files given, the manifest lists {}",
+                given.len(),
+                listed.len()
+            )));
+        }
+        for (k, want) in listed.into_iter().enumerate() {
+            let path = (given.get(k).cloned()).unwrap_or_else(|| locate(&want.file, &args.dir));
+            let (sha256, lines) = hash_file(&path)?;
+            if sha256 != want.sha256 {
+                return Ok(Err(format!(
+                    "input {}: SHA-256 {sha256} differs from the manifest's {} ({lines} lines, the manifest says {})",
+                    path.display(),
+                    want.sha256,
+                    want.lines
+                )));
+            }
+            out.push(path);
+        }
+    }
+    Ok(Ok(paths))
+}
+
+/// A live pack's partitions read back from Kafka (`brokers` instead of the
+/// config's), each checked against its hash: `Ok(Err(what))` names the first
+/// that differs; records no longer retained are an error that says so.
+fn read_partitions(m: &Manifest, config: &Config, brokers: Option<&str>) -> Checked<Vec<Records>> {
+    let mut kafka = config.kafka_or_default();
+    if let Some(b) = brokers {
+        kafka.brokers = b.to_owned();
+    }
+    let consumer = kafka_range::reader(&kafka)?;
+    let mut streams = Vec::new();
+    for input in &m.inputs {
+        let Input::Partition(p) = input else { continue };
+        let topic = Topic::parse(&p.topic)
+            .ok_or_else(|| EvidenceError::Manifest(format!("unknown topic {:?}", p.topic)))?;
+        let range = OffsetRange {
+            topic: p.kafka_topic.clone(),
+            partition: p.partition,
+            first: p.first_offset,
+            end: p.last_offset.saturating_add(1),
+        };
+        let budget = usize::try_from(p.records).unwrap_or(usize::MAX);
+        let records = match kafka_range::read(&consumer, &range, budget, READ_TIMEOUT) {
+            Err(RangeError::TooMany(_)) => {
+                return Ok(Err(format!(
+                    "input {}[{}]: more records than the manifest's {}",
+                    p.kafka_topic, p.partition, p.records
+                )));
+            }
+            other => other?,
+        };
+        let sha256 = hash_records(&records);
+        if sha256 != p.sha256 || records.len() as u64 != p.records {
+            return Ok(Err(format!(
+                "input {}[{}] offsets {}..={}: SHA-256 {sha256} differs from the manifest's {} ({} records, the manifest says {})",
+                p.kafka_topic,
+                p.partition,
+                p.first_offset,
+                p.last_offset,
+                p.sha256,
+                records.len(),
+                p.records
+            )));
+        }
+        let stream = StreamId {
+            topic,
+            partition: p.partition,
+        };
+        streams.push(Records::new(stream, records));
+    }
+    Ok(Ok(streams))
+}
