@@ -300,6 +300,34 @@ fn a_pack_verifies_and_every_tampering_is_named() {
         !ok && out.contains("manifest.json: outputs[report.csv]"),
         "{out}"
     );
+
+    // A hostile manifest or pack: endless files are refused, not read.
+    let hostile = manifest.replacen(
+        "\"name\": \"report.csv\"",
+        "\"name\": \"../../../../dev/zero\"",
+        1,
+    );
+    assert_ne!(hostile, manifest);
+    std::fs::write(copy.join("manifest.json"), &hostile).expect("write");
+    let (ok, out) = verify(&copy, &[]);
+    assert!(
+        !ok && out.contains("lists an output \"../../../../dev/zero\""),
+        "{out}"
+    );
+    std::fs::write(copy.join("manifest.json"), &manifest).expect("write");
+    std::fs::remove_file(copy.join("report.csv")).expect("remove");
+    std::os::unix::fs::symlink("/dev/zero", copy.join("report.csv")).expect("symlink");
+    let o = run(&["verify", &copy.to_string_lossy()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("not a regular file"), "{}", text(&o));
+    let o = run(&[
+        "verify",
+        &f.pack.to_string_lossy(),
+        "--tickets",
+        "/dev/zero",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("not a regular file"), "{}", text(&o));
 }
 
 #[test]

@@ -390,6 +390,11 @@ fn hash_records(records: &[(i64, Vec<u8>)]) -> String {
 /// SHA-256 and line count of a file, streamed.
 fn hash_file(path: &Path) -> Result<(String, u64), EvidenceError> {
     let mut f = std::fs::File::open(path).map_err(io_err(path))?;
+    // A device or a pipe never ends (a manifest is input: it may name /dev/zero).
+    if !f.metadata().map_err(io_err(path))?.is_file() {
+        let what = std::io::Error::other("not a regular file");
+        return Err(io_err(path)(what));
+    }
     let mut hash = Sha256::new();
     let mut buf = vec![0; 1 << 16];
     let (mut lines, mut last) = (0u64, b'\n');

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use super::diff::first_difference;
 use super::{
-    EvidenceError, FileRef, Input, InputFile, MANIFEST, Manifest, READ_TIMEOUT, build, hash_file,
-    hash_records, io_err, output_entry,
+    EvidenceError, FileRef, Input, InputFile, MANIFEST, Manifest, PDF, READ_TIMEOUT, build,
+    hash_file, hash_records, io_err, output_entry,
 };
 use crate::config::Config;
 use crate::eventtime::StreamId;
@@ -99,35 +99,60 @@ pub fn verify(args: &VerifyArgs) -> Result<Verdict, EvidenceError> {
             env!("CARGO_PKG_VERSION")
         )
     };
+    // A manifest is input: a name other than the pack's files (say
+    // `../../dev/zero`) is refused unread.
+    let known = |name: &str| name == PDF || derived.iter().any(|(n, _)| *n == name);
+    if let Some(o) = m.outputs.iter().find(|o| !known(&o.name)) {
+        return Ok(Verdict::Differs(format!(
+            "{MANIFEST}: lists an output {:?} that no pack holds",
+            o.name
+        )));
+    }
     for (name, expected) in &derived {
-        let path = args.dir.join(name);
-        let Ok(found) = std::fs::read(&path) else {
+        let Some(found) = read_pack_file(&args.dir.join(name))? else {
             return Ok(Verdict::Differs(format!("{name}: missing from the pack")));
         };
         if let Some(diff) = first_difference(name, expected, &found) {
             return Ok(Verdict::Differs(format!("{name}: {diff}{version_note}")));
         }
-        let listed = m.outputs.iter().find(|o| o.name == *name);
-        if listed.is_none_or(|o| o.sha256 != output_entry(name, &found).sha256) {
-            return Ok(Verdict::Differs(format!(
-                "{MANIFEST}: outputs[{name}]: SHA-256 differs from the file"
-            )));
+        let sha256 = output_entry(name, &found).sha256;
+        match m.outputs.iter().find(|o| o.name == *name) {
+            None => return Ok(Verdict::Differs(format!("{MANIFEST}: lists no {name}"))),
+            Some(o) if o.sha256 != sha256 => {
+                return Ok(Verdict::Differs(format!(
+                    "{MANIFEST}: outputs[{name}]: SHA-256 differs from the file"
+                )));
+            }
+            Some(_) => {}
         }
     }
-    // Files the manifest lists but that are not re-derived (the PDF comes from
-    // Chromium, not slaflow): their hashes must still match.
-    for o in (m.outputs.iter()).filter(|o| derived.iter().all(|(n, _)| *n != o.name)) {
-        let path = args.dir.join(&o.name);
-        let found = std::fs::read(&path).map_err(io_err(&path))?;
-        if output_entry(&o.name, &found).sha256 != o.sha256 {
+    // The PDF comes from Chromium, not slaflow: only its hash is checked.
+    for o in m.outputs.iter().filter(|o| o.name == PDF) {
+        let found = read_pack_file(&args.dir.join(PDF))?.unwrap_or_default();
+        if output_entry(PDF, &found).sha256 != o.sha256 {
             return Ok(Verdict::Differs(format!(
-                "{}: SHA-256 differs from the manifest",
-                o.name
+                "{PDF}: SHA-256 differs from the manifest"
             )));
         }
     }
     Ok(Verdict::Verified)
 }
+
+/// A file of the pack, `None` when missing. Only regular files up to
+/// [`MAX_PACK_FILE`] are read: a pack is input, and a link to a device never ends.
+fn read_pack_file(path: &Path) -> Result<Option<Vec<u8>>, EvidenceError> {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(None);
+    };
+    if !meta.is_file() || meta.len() > MAX_PACK_FILE {
+        let what = format!("not a regular file of at most {MAX_PACK_FILE} bytes");
+        return Err(io_err(path)(std::io::Error::other(what)));
+    }
+    std::fs::read(path).map(Some).map_err(io_err(path))
+}
+
+/// Largest pack file `verify` reads.
+const MAX_PACK_FILE: u64 = 1 << 30;
 
 /// A recorded file: at its recorded path, else beside the pack or in it.
 fn locate(f: &FileRef, dir: &Path) -> PathBuf {

@@ -145,7 +145,8 @@ pub fn read(
             continue;
         };
         let m = m?;
-        if m.partition() != range.partition || m.offset() < next {
+        let other = m.topic() != range.topic || m.partition() != range.partition;
+        if other || m.offset() < next {
             continue;
         }
         if m.offset() >= range.end {
