@@ -569,4 +569,37 @@ capacity = 1000
             }
         }
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+        /// Any bytes: refused whole or read, never a panic.
+        #[test]
+        fn any_body_is_refused_or_read(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..400)) {
+            let c = config("[[ingest.prometheus.metrics]]\nseries = \"m\"\ncapacity = 10\n");
+            let _ = translate(&c, &bytes);
+            let compressed = snap::raw::Encoder::new().compress_vec(&bytes).expect("compress");
+            let _ = translate(&c, &compressed);
+        }
+
+        /// Any well-formed request: every sample ends published, ignored or refused.
+        #[test]
+        fn every_sample_has_one_fate(
+            rows in proptest::collection::vec(
+                (0..4usize, 0..3usize, proptest::num::f64::ANY, proptest::num::i64::ANY),
+                0..40,
+            )
+        ) {
+            let c = config("[[ingest.prometheus.metrics]]\nseries = \"m\"\ncapacity_series = \"cap\"\nseries_is = \"free\"\n[ingest.prometheus.degraded_after]\nweb = \"1s\"\n");
+            let names = ["probe_success", "probe_duration_seconds", "m", "cap"];
+            let services = ["web", "ghost", ""];
+            let batch: Vec<TimeSeries> = rows
+                .iter()
+                .map(|&(n, s, v, t)| series(names[n], &[("service", services[s]), ("instance", "i")], &[(v, t)]))
+                .collect();
+            let joined = rows.iter().filter(|r| r.0 == 1 || r.0 == 3).count();
+            let t = translate(&c, &body(batch)).expect("readable");
+            proptest::prop_assert_eq!(t.events.len() + t.rejected.len() + t.ignored + joined, rows.len());
+        }
+    }
 }
