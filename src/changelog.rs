@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use crate::checkpoint::{StateKey, parse_stream_name, stream_name};
 use crate::config::KafkaConfig;
 use crate::eventtime::StreamId;
-use crate::kafka::{TopicSpec, changelog_reader_config, create_topics};
+use crate::kafka::{TopicSpec, create_topics, reader_config};
 use crate::sink::kafka::{KafkaSink, KafkaSinkError};
 
 /// Largest chunk of a checkpoint in one message (below librdkafka's 1 MB default).
@@ -232,7 +232,7 @@ impl Collector {
 }
 
 fn reader(kafka: &KafkaConfig) -> Result<BaseConsumer, KafkaError> {
-    changelog_reader_config(kafka).create()
+    reader_config(kafka, "changelog-reader").create()
 }
 
 /// Assigns every partition of the changelog from the beginning; returns the

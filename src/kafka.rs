@@ -28,11 +28,12 @@ pub fn consumer_config(kafka: &KafkaConfig) -> ClientConfig {
     cfg
 }
 
-/// The changelog reader's settings: the input consumer's, in a group of its
-/// own that never commits.
-pub fn changelog_reader_config(kafka: &KafkaConfig) -> ClientConfig {
+/// Settings of a consumer that reads assigned partitions (the changelog, or
+/// input ranges for evidence packs): the input consumer's, in a group of its
+/// own (`<group_id>-<role>`) that never commits.
+pub fn reader_config(kafka: &KafkaConfig, role: &str) -> ClientConfig {
     let mut cfg = consumer_config(kafka);
-    cfg.set("group.id", format!("{}-changelog-reader", kafka.group_id))
+    cfg.set("group.id", format!("{}-{role}", kafka.group_id))
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false");
     cfg
@@ -132,12 +133,15 @@ mod tests {
         ] {
             kafka.options.insert(k.into(), v.into());
         }
-        for consumer in [consumer_config(&kafka), changelog_reader_config(&kafka)] {
+        for consumer in [
+            consumer_config(&kafka),
+            reader_config(&kafka, "changelog-reader"),
+        ] {
             assert_eq!(consumer.get("security.protocol"), Some("SASL_SSL"));
             assert_eq!(consumer.get("fetch.min.bytes"), Some("65536"));
             assert_eq!(consumer.get("enable.auto.offset.store"), Some("false"));
         }
-        let reader = changelog_reader_config(&kafka);
+        let reader = reader_config(&kafka, "changelog-reader");
         assert_eq!(reader.get("enable.auto.commit"), Some("false"));
         assert_eq!(reader.get("group.id"), Some("slaflow-changelog-reader"));
         for client in [client_config(&kafka), producer_config(&kafka, 5)] {

@@ -9,7 +9,7 @@ use rdkafka::message::Message;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use crate::config::KafkaConfig;
-use crate::kafka::consumer_config;
+use crate::kafka::reader_config;
 
 /// Records `[first, end)` of one partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,11 +69,7 @@ pub enum RangeError {
 
 /// A consumer that only reads assigned partitions (no group membership, no commits).
 pub fn reader(kafka: &KafkaConfig) -> Result<BaseConsumer, RangeError> {
-    let mut cfg = consumer_config(kafka);
-    cfg.set("group.id", format!("{}-evidence-reader", kafka.group_id))
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false");
-    Ok(cfg.create()?)
+    Ok(reader_config(kafka, "evidence-reader").create()?)
 }
 
 /// What every partition of `topic` holds now: `[low, high)`.
