@@ -26,6 +26,7 @@ use crate::model::Topic;
 use crate::replay::{self, ReplayError, Replayed};
 use crate::report::page::tickets_created;
 use crate::report::{ReportError, Tables, html, sla_csv, sla_report};
+use crate::sink::file::json_document;
 use crate::source::kafka_range::{self, RangeError};
 use crate::source::{ChunkSource, Records};
 use crate::time::{Millis, format_ms, parse_rfc3339};
@@ -239,21 +240,19 @@ pub fn evidence(args: &EvidenceArgs) -> Result<Manifest, EvidenceError> {
         let pdf = print_pdf(&chromium, &args.out)?;
         outputs.push(output_entry(PDF, &pdf));
     }
-    let manifest = Manifest {
-        customer: args.customer.clone(),
-        from: format_ms(from),
-        to: format_ms(to),
-        slaflow_version: env!("CARGO_PKG_VERSION").to_owned(),
-        config_sha256: config.sha256.clone(),
-        config: file_ref(&args.config)?,
+    let config_ref = file_ref(&args.config)?;
+    let period = (from, to);
+    let manifest = Manifest::new(
+        &config,
+        &args.customer,
+        period,
+        config_ref,
         inputs,
         outputs,
-        generated_at: format_ms(args.now),
-    };
+        args.now,
+    );
     let path = args.out.join(MANIFEST);
-    let mut text = serde_json::to_vec_pretty(&manifest).map_err(io_other(&path))?;
-    text.push(b'\n');
-    std::fs::write(&path, text).map_err(io_err(&path))?;
+    std::fs::write(&path, manifest.document()?).map_err(io_err(&path))?;
     Ok(manifest)
 }
 
@@ -277,50 +276,91 @@ pub fn live_pack(
     let (mut inputs, mut streams) = (Vec::new(), Vec::new());
     let mut budget = LIVE_MAX_RECORDS;
     for topic in [Topic::Monitoring, Topic::Tickets] {
-        let name = kafka.topic_name(topic).to_owned();
-        for range in kafka_range::retained(&consumer, &name, READ_TIMEOUT)? {
-            let records = kafka_range::read(&consumer, &range, budget, READ_TIMEOUT)?;
-            budget -= records.len();
-            inputs.push(Input::Partition(InputPartition {
-                topic: topic.as_str().to_owned(),
-                kafka_topic: name.clone(),
-                partition: range.partition,
-                first_offset: range.first,
-                last_offset: range.end - 1,
-                records: records.len() as u64,
-                sha256: hash_records(&records),
-            }));
-            let stream = StreamId {
-                topic,
-                partition: range.partition,
-            };
-            streams.push(Records::new(stream, records));
+        for range in kafka_range::retained(&consumer, kafka.topic_name(topic), READ_TIMEOUT)? {
+            let (input, records) = read_partition(&consumer, topic, &range, budget)?;
+            budget -= input.records as usize; // counted from a Vec, so it fits
+            inputs.push(Input::Partition(input));
+            streams.push(records);
         }
     }
     let files = build(config.clone(), &mut streams, customer, (from, to), now)?;
-    let manifest = Manifest {
-        customer: customer.to_owned(),
-        from: format_ms(from),
-        to: format_ms(to),
-        slaflow_version: env!("CARGO_PKG_VERSION").to_owned(),
-        config_sha256: config.sha256.clone(),
-        config: file_ref(&config.path).unwrap_or_else(|_| FileRef {
-            name: (config.path.file_name())
-                .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
-            path: config.path.clone(),
-        }),
+    let config_ref = file_ref(&config.path).unwrap_or_else(|_| FileRef {
+        name: (config.path.file_name())
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        path: config.path.clone(),
+    });
+    let outputs = files.iter().map(|(n, b)| output_entry(n, b)).collect();
+    let manifest = Manifest::new(
+        &config,
+        customer,
+        (from, to),
+        config_ref,
         inputs,
-        outputs: files.iter().map(|(n, b)| output_entry(n, b)).collect(),
-        generated_at: format_ms(now),
-    };
-    let mut text = serde_json::to_vec_pretty(&manifest)
-        .map_err(|e| EvidenceError::Args(format!("cannot encode the manifest: {e}")))?;
-    text.push(b'\n');
+        outputs,
+        now,
+    );
+    let document = manifest.document()?;
     let mut out: Vec<(String, Vec<u8>)> = (files.into_iter())
         .map(|(n, b)| (n.to_owned(), b))
         .collect();
-    out.push((MANIFEST.to_owned(), text));
+    out.push((MANIFEST.to_owned(), document));
     Ok(out)
+}
+
+/// Reads `range` of `topic` back: its manifest entry, and its records as one
+/// replay stream. At most `budget` records.
+fn read_partition(
+    consumer: &rdkafka::consumer::BaseConsumer,
+    topic: Topic,
+    range: &kafka_range::OffsetRange,
+    budget: usize,
+) -> Result<(InputPartition, Records), RangeError> {
+    let records = kafka_range::read(consumer, range, budget, READ_TIMEOUT)?;
+    let input = InputPartition {
+        topic: topic.as_str().to_owned(),
+        kafka_topic: range.topic.clone(),
+        partition: range.partition,
+        first_offset: range.first,
+        last_offset: range.end - 1,
+        records: records.len() as u64,
+        sha256: hash_records(&records),
+    };
+    let stream = StreamId {
+        topic,
+        partition: range.partition,
+    };
+    Ok((input, Records::new(stream, records)))
+}
+
+impl Manifest {
+    /// The manifest of a pack made at `now` (also its processing clock).
+    fn new(
+        config: &Config,
+        customer: &str,
+        (from, to): (Millis, Millis),
+        config_ref: FileRef,
+        inputs: Vec<Input>,
+        outputs: Vec<OutputFile>,
+        now: Millis,
+    ) -> Manifest {
+        Manifest {
+            customer: customer.to_owned(),
+            from: format_ms(from),
+            to: format_ms(to),
+            slaflow_version: env!("CARGO_PKG_VERSION").to_owned(),
+            config_sha256: config.sha256.clone(),
+            config: config_ref,
+            inputs,
+            outputs,
+            generated_at: format_ms(now),
+        }
+    }
+
+    /// `manifest.json`'s bytes.
+    fn document(&self) -> Result<Vec<u8>, EvidenceError> {
+        json_document(self)
+            .map_err(|e| EvidenceError::Args(format!("cannot encode the manifest: {e}")))
+    }
 }
 
 /// The files as a gzipped tar in folder `dir`, every entry stamped `mtime`
@@ -337,10 +377,6 @@ pub fn tar_gz(dir: &str, files: &[(String, Vec<u8>)], mtime: u64) -> std::io::Re
         tar.append_data(&mut header, format!("{dir}/{name}"), bytes.as_slice())?;
     }
     tar.into_inner()?.finish()
-}
-
-fn io_other(path: &Path) -> impl FnOnce(serde_json::Error) -> EvidenceError + '_ {
-    move |e| io_err(path)(std::io::Error::other(e))
 }
 
 fn output_entry(name: &str, bytes: &[u8]) -> OutputFile {
@@ -441,9 +477,8 @@ fn build<S: ChunkSource>(
         .map(serde_json::to_string)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| EvidenceError::Args(format!("cannot encode a ticket line: {e}")))?;
-    let mut report = serde_json::to_vec_pretty(&sla)
+    let report = json_document(&sla)
         .map_err(|e| EvidenceError::Args(format!("cannot encode the report: {e}")))?;
-    report.push(b'\n');
     let csv = sla_csv(&sla)?.into_bytes();
     let html = html::report_html(&config, engine, &incidents, sla, (from, to));
     Ok(vec![

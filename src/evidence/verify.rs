@@ -6,11 +6,10 @@ use std::sync::Arc;
 
 use super::diff::first_difference;
 use super::{
-    EvidenceError, FileRef, Input, InputFile, MANIFEST, Manifest, PDF, READ_TIMEOUT, build,
-    hash_file, hash_records, io_err, output_entry,
+    EvidenceError, FileRef, Input, InputFile, MANIFEST, Manifest, PDF, build, hash_file, io_err,
+    output_entry, read_partition,
 };
 use crate::config::Config;
-use crate::eventtime::StreamId;
 use crate::model::Topic;
 use crate::replay;
 use crate::source::Records;
@@ -225,7 +224,7 @@ fn read_partitions(m: &Manifest, config: &Config, brokers: Option<&str>) -> Chec
             end: p.last_offset.saturating_add(1),
         };
         let budget = usize::try_from(p.records).unwrap_or(usize::MAX);
-        let records = match kafka_range::read(&consumer, &range, budget, READ_TIMEOUT) {
+        let (found, records) = match read_partition(&consumer, topic, &range, budget) {
             Err(RangeError::TooMany(_)) => {
                 return Ok(Err(format!(
                     "input {}[{}]: more records than the manifest's {}",
@@ -234,24 +233,20 @@ fn read_partitions(m: &Manifest, config: &Config, brokers: Option<&str>) -> Chec
             }
             other => other?,
         };
-        let sha256 = hash_records(&records);
-        if sha256 != p.sha256 || records.len() as u64 != p.records {
+        if found.sha256 != p.sha256 || found.records != p.records {
             return Ok(Err(format!(
-                "input {}[{}] offsets {}..={}: SHA-256 {sha256} differs from the manifest's {} ({} records, the manifest says {})",
+                "input {}[{}] offsets {}..={}: SHA-256 {} differs from the manifest's {} ({} records, the manifest says {})",
                 p.kafka_topic,
                 p.partition,
                 p.first_offset,
                 p.last_offset,
+                found.sha256,
                 p.sha256,
-                records.len(),
+                found.records,
                 p.records
             )));
         }
-        let stream = StreamId {
-            topic,
-            partition: p.partition,
-        };
-        streams.push(Records::new(stream, records));
+        streams.push(records);
     }
     Ok(Ok(streams))
 }

@@ -65,13 +65,19 @@ impl NdjsonWriter {
     }
 }
 
+/// A JSON document as slaflow writes it: pretty, with a final newline.
+pub fn json_document<T: Serialize>(value: &T) -> serde_json::Result<Vec<u8>> {
+    let mut text = serde_json::to_vec_pretty(value)?;
+    text.push(b'\n');
+    Ok(text)
+}
+
 /// Writes a pretty JSON document atomically (temp file + fsync + rename).
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), FileSinkError> {
-    let mut text = serde_json::to_vec_pretty(value).map_err(|e| FileSinkError {
+    let text = json_document(value).map_err(|e| FileSinkError {
         path: path.to_owned(),
         source: std::io::Error::other(e),
     })?;
-    text.push(b'\n');
     let tmp = path.with_extension("tmp");
     {
         let mut f = File::create(&tmp).map_err(err(&tmp))?;
