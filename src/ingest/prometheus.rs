@@ -133,24 +133,26 @@ pub fn translate(config: &Config, body: &[u8]) -> Result<Translated, Rejected> {
             }
         })
         .collect();
+    let map = &config.ingest.prometheus;
+    // Durations and capacities are only read through these joins.
+    let joined = |name: &str| {
+        name == map.duration_series
+            || (map.metrics.iter()).any(|m| m.capacity_series.as_deref() == Some(name))
+    };
     let mut index: Index = HashMap::new();
-    for s in &series {
+    for s in series.iter().filter(|s| joined(s.name)) {
         let at = index.entry((s.name, s.labels.as_slice())).or_default();
         at.extend(s.samples.iter().map(|x| (x.timestamp, x.value)));
     }
-    let map = &config.ingest.prometheus;
     let mut out = Translated::default();
     let mut position = 0;
     for s in &series {
         let first = position;
         position += s.samples.len();
         let metric = (map.metrics.iter()).find(|m| m.series.get_ref() == s.name);
-        let joined = s.name == map.duration_series
-            || (map.metrics.iter()).any(|m| m.capacity_series.as_deref() == Some(s.name));
         if s.name != map.probe_series && metric.is_none() {
-            // Durations and capacities are read through the joins; the rest is
-            // not slaflow's.
-            if !joined {
+            // Not slaflow's, unless read through a join.
+            if !joined(s.name) {
                 out.ignored += s.samples.len();
             }
             continue;
