@@ -390,7 +390,11 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let wanted = |m: Measurement| args.only.is_empty() || args.only.contains(&m);
     let mut rows = Vec::new();
     if wanted(Measurement::Memory) {
-        rows.extend(slaflow::bench::memory_rows(args.tickets, args.services));
+        rows.extend(slaflow::bench::memory_rows(
+            args.tickets,
+            args.services,
+            slaflow::bench::MemoryGauge::RSS,
+        ));
     }
     if wanted(Measurement::Replay) {
         rows.extend(slaflow::bench::replay_rows(args.days, threads));

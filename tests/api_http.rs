@@ -165,7 +165,7 @@ fn a_ticket_of(customer: &str) -> String {
         .tickets()
         .iter()
         .find(|t| t.customer == customer)
-        .map(|t| t.id.clone())
+        .map(|t| t.id.to_string())
         .expect("a ticket")
 }
 

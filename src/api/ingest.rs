@@ -128,7 +128,7 @@ fn check_tenancy(shared: &Shared, who: &Principal, events: &[Event]) -> Result<(
                     _ => created.get(e.key.as_str()).cloned().or_else(|| {
                         let snapshot = shared.snapshot();
                         let ticket = snapshot.engine.tickets().get(&e.key)?;
-                        Some(ticket.customer.clone())
+                        Some(ticket.customer.to_string())
                     }),
                 }
             }

@@ -417,7 +417,7 @@ pub async fn ticket(
         .collect();
     Ok(Json(TicketView {
         line,
-        service: t.service.clone(),
+        service: t.service.as_ref().map(ToString::to_string),
         kind: t.kind.to_string(),
         incidents,
     }))

@@ -2,9 +2,12 @@
 //! clocks on business calendars, pauses, reopen, priority changes, and warning and
 //! breach incidents at exactly computed instants.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+mod store;
+
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{BUILTIN_24X7, Config};
@@ -12,6 +15,7 @@ use crate::engine::calendar::Calendar;
 use crate::engine::incidents::{Action, Incident, incident_id};
 use crate::model::{Priority, Rule, Severity, TicketKind};
 use crate::time::{Millis, check_duration, check_instant, format_ms, ms_to_s};
+use store::{Slot, TicketStore};
 
 /// Which clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -109,11 +113,11 @@ pub struct Ticket {
     /// Input partition of its records.
     pub partition: i32,
     /// Ticket id.
-    pub id: String,
+    pub id: CompactString,
     /// Customer.
-    pub customer: String,
+    pub customer: CompactString,
     /// Service, if given.
-    pub service: Option<String>,
+    pub service: Option<CompactString>,
     /// `incident` or `request`.
     pub kind: TicketKind,
     /// Current priority.
@@ -121,8 +125,8 @@ pub struct Ticket {
     /// `created` instant.
     pub created: Millis,
     /// Current status (`new` until a status event).
-    pub status: String,
-    sla: Option<usize>,
+    pub status: CompactString,
+    sla: Option<u32>,
     clocks: [Clock; 2],
 }
 
@@ -137,7 +141,7 @@ impl Ticket {
         if let Some(i) = self.sla
             && config
                 .slas
-                .get(i)
+                .get(i as usize)
                 .is_none_or(|s| *s.customer.get_ref() != self.customer)
         {
             return bad(format!("SLA #{i} is not one of its customer's"));
@@ -217,9 +221,7 @@ pub enum Refusal {
 pub struct Tickets {
     slas: Vec<Sla>,
     always: Arc<Calendar>,
-    tickets: HashMap<String, Ticket>,
-    /// (instant, ticket) of every scheduled warning or breach.
-    timers: BTreeSet<(Millis, String)>,
+    store: TicketStore,
 }
 
 impl Tickets {
@@ -253,46 +255,41 @@ impl Tickets {
         Tickets {
             slas,
             always,
-            tickets: HashMap::new(),
-            timers: BTreeSet::new(),
+            store: TicketStore::default(),
         }
     }
 
     /// Number of tickets tracked.
     pub fn len(&self) -> usize {
-        self.tickets.len()
+        self.store.len()
     }
 
     /// True when no ticket is tracked.
     pub fn is_empty(&self) -> bool {
-        self.tickets.is_empty()
+        self.store.len() == 0
     }
 
     /// Tickets whose resolution clock has not stopped.
     pub fn open_count(&self) -> usize {
-        self.tickets
-            .values()
-            .filter(|t| !t.clocks[1].stopped)
-            .count()
+        self.iter().filter(|t| !t.clocks[1].stopped).count()
     }
 
     /// A ticket by id.
     pub fn get(&self, id: &str) -> Option<&Ticket> {
-        self.tickets.get(id)
+        self.store.by_id(id)
     }
 
     /// Records which input partition a ticket's records come from.
     pub fn set_partition(&mut self, id: &str, partition: i32) {
-        if let Some(t) = self.tickets.get_mut(id) {
-            t.partition = partition;
+        if let Some(slot) = self.store.slot(id) {
+            self.store.update(slot, |t| t.partition = partition);
         }
     }
 
     /// Copies of the tickets of one input partition (for a checkpoint).
     pub fn export(&self, partition: i32) -> Vec<Ticket> {
         let mut v: Vec<Ticket> = self
-            .tickets
-            .values()
+            .iter()
             .filter(|t| t.partition == partition)
             .cloned()
             .collect();
@@ -303,69 +300,45 @@ impl Tickets {
     /// Takes in restored tickets and re-arms their pending warnings and breaches.
     pub fn import(&mut self, tickets: Vec<Ticket>) {
         for t in tickets {
-            self.drop_ticket(&t.id);
-            for c in &t.clocks {
-                let due = [
-                    c.warn_due.filter(|_| c.warned.is_none()),
-                    c.breach_due.filter(|_| c.breached.is_none()),
-                ];
-                for at in due.into_iter().flatten() {
-                    self.timers.insert((at, t.id.clone()));
-                }
+            if let Some(slot) = self.store.slot(&t.id) {
+                self.store.remove(slot);
             }
-            self.tickets.insert(t.id.clone(), t);
+            self.store.insert(t);
         }
     }
 
     /// Forgets the tickets of one input partition (it moved to another instance).
     pub fn forget(&mut self, partition: i32) {
-        let ids: Vec<String> = self
-            .tickets
-            .values()
-            .filter(|t| t.partition == partition)
-            .map(|t| t.id.clone())
-            .collect();
-        for id in ids {
-            self.drop_ticket(&id);
-        }
+        self.remove_where(|t| t.partition == partition);
     }
 
     /// Forgets tickets created before `horizon` that are resolved or closed and
     /// have no open incident (retention). A later event of one is `unknown_ticket`.
     pub fn prune(&mut self, horizon: Millis) {
-        let done: Vec<String> = self
-            .tickets
-            .values()
-            .filter(|t| {
-                t.created < horizon
-                    && matches!(t.status.as_str(), "resolved" | "closed")
-                    && t.clocks.iter().all(|c| !c.warn_open && !c.breach_open)
-            })
-            .map(|t| t.id.clone())
+        self.remove_where(|t| {
+            t.created < horizon
+                && matches!(t.status.as_str(), "resolved" | "closed")
+                && t.clocks.iter().all(|c| !c.warn_open && !c.breach_open)
+        });
+    }
+
+    fn remove_where(&mut self, doomed: impl Fn(&Ticket) -> bool) {
+        let slots: Vec<Slot> = (self.store.iter())
+            .filter(|(_, t)| doomed(t))
+            .map(|(slot, _)| slot)
             .collect();
-        for id in done {
-            self.drop_ticket(&id);
+        for slot in slots {
+            self.store.remove(slot);
         }
     }
 
-    fn drop_ticket(&mut self, id: &str) {
-        if let Some(t) = self.tickets.remove(id) {
-            for c in &t.clocks {
-                for at in [c.warn_due, c.breach_due].into_iter().flatten() {
-                    self.timers.remove(&(at, t.id.clone()));
-                }
-            }
-        }
-    }
-
-    /// Fires every warning and breach strictly before `horizon`.
+    /// Fires every warning and breach strictly before `horizon`: instant by
+    /// instant, and within one instant by ticket id.
     pub fn advance(&mut self, horizon: Millis, out: &mut Vec<Incident>) {
-        while let Some((t, id)) = self.timers.first().cloned() {
-            if t >= horizon {
-                break;
+        while let Some(at) = self.store.first_due().filter(|&at| at < horizon) {
+            for slot in self.store.take_due_at(at) {
+                self.fire(slot, at, out);
             }
-            self.timers.pop_first();
-            self.fire(&id, t, out);
         }
     }
 
@@ -384,31 +357,31 @@ impl Tickets {
             priority,
         } = new;
         self.advance(ts, out);
-        if self.tickets.contains_key(id) {
+        if self.store.slot(id).is_some() {
             return Err(Refusal::Conflict);
         }
         let sla = self
             .slas
             .iter()
-            .position(|s| s.customer == customer && s.kinds.contains(&kind));
+            .position(|s| s.customer == customer && s.kinds.contains(&kind))
+            .and_then(|i| u32::try_from(i).ok());
         let running = Clock {
             since: Some(ts),
             ..Clock::default()
         };
-        let ticket = Ticket {
+        let slot = self.store.insert(Ticket {
             partition: 0,
-            id: id.to_owned(),
-            customer: customer.to_owned(),
-            service: service.map(str::to_owned),
+            id: id.into(),
+            customer: customer.into(),
+            service: service.map(CompactString::from),
             kind,
             priority,
             created: ts,
-            status: "new".to_owned(),
+            status: CompactString::const_new("new"),
             sla,
             clocks: [running.clone(), running],
-        };
-        self.tickets.insert(id.to_owned(), ticket);
-        self.schedule(id, ts);
+        });
+        self.schedule(slot, ts);
         Ok(())
     }
 
@@ -421,88 +394,90 @@ impl Tickets {
         out: &mut Vec<Incident>,
     ) -> Result<(), Refusal> {
         self.advance(ts, out);
-        let (sla, cal) = match self.tickets.get(id) {
-            Some(t) if t.created <= ts => (t.sla, self.calendar(t.sla)),
+        let slot = match self.store.slot(id) {
+            Some(slot) if self.store.get(slot).created <= ts => slot,
             _ => return Err(Refusal::Unknown),
         };
-        let pause = |s: &str| sla.is_some_and(|i| self.slas[i].pause.contains(s));
+        let sla = self.store.get(slot).sla;
+        let cal = self.calendar(sla);
+        let pause = |s: &str| sla.is_some_and(|i| self.slas[i as usize].pause.contains(s));
         let terminal = |s: &str| s == "resolved" || s == "closed";
-        let mut stops = Vec::new();
-        let Some(t) = self.tickets.get_mut(id) else {
-            return Err(Refusal::Unknown);
-        };
-        match ev {
-            TicketEvent::Responded => {
-                if !t.clocks[0].stopped {
-                    stops.push(ClockKind::Response);
-                }
-            }
-            TicketEvent::Priority(p) => t.priority = p,
-            TicketEvent::Status(s) => {
-                t.status = s.to_owned();
-                let res = &mut t.clocks[1];
-                if terminal(s) {
+        let stops = self.store.update(slot, |t| {
+            let mut stops = Vec::new();
+            match ev {
+                TicketEvent::Responded => {
                     if !t.clocks[0].stopped {
                         stops.push(ClockKind::Response);
                     }
-                    if !t.clocks[1].stopped {
-                        stops.push(ClockKind::Resolution);
+                }
+                TicketEvent::Priority(p) => t.priority = p,
+                TicketEvent::Status(s) => {
+                    t.status = s.into();
+                    let res = &mut t.clocks[1];
+                    if terminal(s) {
+                        if !t.clocks[0].stopped {
+                            stops.push(ClockKind::Response);
+                        }
+                        if !t.clocks[1].stopped {
+                            stops.push(ClockKind::Resolution);
+                        }
+                    } else if pause(s) {
+                        res.halt(&cal, ts);
+                        // A pause status after a stop reopens the ticket, paused.
+                        res.stopped = false;
+                    } else if !res.running() {
+                        res.stopped = false;
+                        res.since = Some(ts);
                     }
-                } else if pause(s) {
-                    res.halt(&cal, ts);
-                    // A pause status after a stop reopens the ticket, paused.
-                    res.stopped = false;
-                } else if !res.running() {
-                    res.stopped = false;
-                    res.since = Some(ts);
                 }
             }
-        }
+            stops
+        });
         for kind in stops {
-            self.stop(id, kind, ts, &cal, out);
+            self.stop(slot, kind, ts, &cal, out);
         }
-        self.schedule(id, ts);
+        self.schedule(slot, ts);
         Ok(())
     }
 
-    fn calendar(&self, sla: Option<usize>) -> Arc<Calendar> {
-        sla.map_or_else(|| self.always.clone(), |i| self.slas[i].calendar.clone())
+    fn calendar(&self, sla: Option<u32>) -> Arc<Calendar> {
+        sla.map_or_else(
+            || self.always.clone(),
+            |i| self.slas[i as usize].calendar.clone(),
+        )
     }
 
     fn target(&self, t: &Ticket, kind: ClockKind) -> Option<Millis> {
-        let sla = &self.slas[t.sla?];
+        let sla = &self.slas[t.sla? as usize];
         sla.targets.get(&t.priority)?[kind as usize]
     }
 
     fn stop(
         &mut self,
-        id: &str,
+        slot: Slot,
         kind: ClockKind,
         ts: Millis,
         cal: &Calendar,
         out: &mut Vec<Incident>,
     ) {
-        let Some(t) = self.tickets.get_mut(id) else {
-            return;
-        };
-        let c = &mut t.clocks[kind as usize];
-        c.halt(cal, ts);
-        c.stopped = true;
-        let (warn_rule, breach_rule) = kind.rules();
-        let mut resolved = Vec::new();
-        if c.warn_open {
-            c.warn_open = false;
-            resolved.push((warn_rule, c.warned));
-        }
-        if c.breach_open {
-            c.breach_open = false;
-            resolved.push((breach_rule, c.breached));
-        }
+        let resolved = self.store.update(slot, |t| {
+            let c = &mut t.clocks[kind as usize];
+            c.halt(cal, ts);
+            c.stopped = true;
+            let (warn_rule, breach_rule) = kind.rules();
+            let mut resolved = Vec::new();
+            if c.warn_open {
+                c.warn_open = false;
+                resolved.extend(c.warned.map(|started| (warn_rule, started)));
+            }
+            if c.breach_open {
+                c.breach_open = false;
+                resolved.extend(c.breached.map(|started| (breach_rule, started)));
+            }
+            resolved
+        });
+        let t = self.store.get(slot);
         for (rule, started) in resolved {
-            let Some(started) = started else { continue };
-            let Some(t) = self.tickets.get(id) else {
-                return;
-            };
             out.push(ticket_incident(
                 t,
                 rule,
@@ -517,12 +492,10 @@ impl Tickets {
     }
 
     /// Recomputes a ticket's warning and breach instants from `now`.
-    fn schedule(&mut self, id: &str, now: Millis) {
-        let Some(t) = self.tickets.get(id) else {
-            return;
-        };
+    fn schedule(&mut self, slot: Slot, now: Millis) {
+        let t = self.store.get(slot);
         let cal = self.calendar(t.sla);
-        let warn_at = t.sla.map_or(1.0, |i| self.slas[i].warn_at);
+        let warn_at = t.sla.map_or(1.0, |i| self.slas[i as usize].warn_at);
         let mut due: [(Option<Millis>, Option<Millis>); 2] = [(None, None); 2];
         for kind in [ClockKind::Response, ClockKind::Resolution] {
             let c = &t.clocks[kind as usize];
@@ -554,40 +527,34 @@ impl Tickets {
                 },
             );
         }
-        let Some(t) = self.tickets.get_mut(id) else {
-            return;
-        };
-        for (c, (w, b)) in t.clocks.iter_mut().zip(due) {
-            for old in [c.warn_due, c.breach_due].into_iter().flatten() {
-                self.timers.remove(&(old, id.to_owned()));
+        self.store.update(slot, |t| {
+            for (c, (w, b)) in t.clocks.iter_mut().zip(due) {
+                c.warn_due = w;
+                c.breach_due = b;
             }
-            c.warn_due = w;
-            c.breach_due = b;
-            for new in [w, b].into_iter().flatten() {
-                self.timers.insert((new, id.to_owned()));
-            }
-        }
+        });
     }
 
-    fn fire(&mut self, id: &str, at: Millis, out: &mut Vec<Incident>) {
-        let Some(t) = self.tickets.get_mut(id) else {
-            return;
-        };
-        let mut fired = Vec::new();
-        for kind in [ClockKind::Response, ClockKind::Resolution] {
-            let c = &mut t.clocks[kind as usize];
-            let (warn_rule, breach_rule) = kind.rules();
-            if c.warn_due.is_some_and(|d| d <= at) && c.warned.is_none() {
-                c.warned = Some(at);
-                c.warn_open = true;
-                fired.push((warn_rule, kind));
+    fn fire(&mut self, slot: Slot, at: Millis, out: &mut Vec<Incident>) {
+        let fired = self.store.update(slot, |t| {
+            let mut fired = Vec::new();
+            for kind in [ClockKind::Response, ClockKind::Resolution] {
+                let c = &mut t.clocks[kind as usize];
+                let (warn_rule, breach_rule) = kind.rules();
+                if c.warn_due.is_some_and(|d| d <= at) && c.warned.is_none() {
+                    c.warned = Some(at);
+                    c.warn_open = true;
+                    fired.push((warn_rule, kind));
+                }
+                if c.breach_due.is_some_and(|d| d <= at) && c.breached.is_none() {
+                    c.breached = Some(at);
+                    c.breach_open = true;
+                    fired.push((breach_rule, kind));
+                }
             }
-            if c.breach_due.is_some_and(|d| d <= at) && c.breached.is_none() {
-                c.breached = Some(at);
-                c.breach_open = true;
-                fired.push((breach_rule, kind));
-            }
-        }
+            fired
+        });
+        let t = self.store.get(slot);
         for (rule, kind) in fired {
             out.push(ticket_incident(
                 t,
@@ -600,24 +567,24 @@ impl Tickets {
                 kind,
             ));
         }
-        self.schedule(id, at);
+        self.schedule(slot, at);
     }
 
     /// Lines for `tickets.ndjson`, sorted by ticket id.
     pub fn lines(&self) -> Vec<TicketLine> {
-        let mut v: Vec<&Ticket> = self.tickets.values().collect();
+        let mut v: Vec<&Ticket> = self.iter().collect();
         v.sort_by(|a, b| a.id.cmp(&b.id));
         v.into_iter().map(Ticket::line).collect()
     }
 
     /// The `tickets.ndjson` line of one ticket.
     pub fn line(&self, id: &str) -> Option<TicketLine> {
-        self.tickets.get(id).map(Ticket::line)
+        self.get(id).map(Ticket::line)
     }
 
     /// Every ticket.
     pub fn iter(&self) -> impl Iterator<Item = &Ticket> {
-        self.tickets.values()
+        self.store.iter().map(|(_, t)| t)
     }
 
     /// A target of the customer's first SLA defining one for `priority` (for reports).
@@ -635,16 +602,29 @@ impl Tickets {
 }
 
 impl Ticket {
+    /// The earliest warning or breach still to fire, if any.
+    fn next_due(&self) -> Option<Millis> {
+        (self.clocks.iter())
+            .flat_map(|c| {
+                [
+                    c.warn_due.filter(|_| c.warned.is_none()),
+                    c.breach_due.filter(|_| c.breached.is_none()),
+                ]
+            })
+            .flatten()
+            .min()
+    }
+
     /// This ticket's `tickets.ndjson` line.
     pub fn line(&self) -> TicketLine {
         let (r, s) = (&self.clocks[0], &self.clocks[1]);
         let secs = |c: &Clock| c.stopped.then(|| ms_to_s(c.acc));
         TicketLine {
-            ticket: self.id.clone(),
-            customer: self.customer.clone(),
+            ticket: self.id.to_string(),
+            customer: self.customer.to_string(),
             priority: self.priority,
             created: format_ms(self.created),
-            status: self.status.clone(),
+            status: self.status.to_string(),
             response_s: secs(r),
             resolution_s: secs(s),
             response_met: met(r),
@@ -711,9 +691,9 @@ fn ticket_incident(
         action,
         rule,
         severity,
-        customer: t.customer.clone(),
-        service: t.service.clone(),
-        ticket: Some(t.id.clone()),
+        customer: t.customer.to_string(),
+        service: t.service.as_ref().map(CompactString::to_string),
+        ticket: Some(t.id.to_string()),
         started_at: format_ms(started),
         at: format_ms(at),
         ended_at: ended.map(format_ms),
