@@ -7,7 +7,7 @@
 
 use std::cmp::Reverse;
 use std::collections::hash_map::Entry as Seen;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::compute::interleave_record_batch;
@@ -55,7 +55,6 @@ struct Stream {
     /// Next offset to read; `None` until a record was read (then the committed
     /// offset, unknown here, must not be overwritten).
     next_offset: Option<i64>,
-    pending: BTreeSet<i64>,
 }
 
 impl Stream {
@@ -158,22 +157,46 @@ impl Dedup {
     }
 }
 
+/// One chunk's admitted rows waiting for the watermark: a run sorted by
+/// (ts, arrival). Release merges the runs, so the order is that of one global
+/// sort while the work per row is a step along its run (input is mostly in
+/// order), not a heap operation.
 #[derive(Debug)]
 struct Buffered {
     batch: RecordBatch,
-    remaining: usize,
+    stream: StreamId,
+    /// The stream's generation when the rows were read; rows of an older one
+    /// (the partition was revoked since) are handed off, not released.
+    generation: u64,
+    /// (ts, arrival seq, row), sorted; those before `next` are released.
+    rows: Vec<(Millis, u64, u32)>,
+    next: usize,
 }
 
-/// Heap entry: (ts, arrival seq, slot, row, stream generation).
-type Entry = Reverse<(Millis, u64, usize, usize, u64)>;
+impl Buffered {
+    fn head(&self) -> Option<(Millis, u64)> {
+        self.rows.get(self.next).map(|&(ts, seq, _)| (ts, seq))
+    }
+    fn waiting(&self) -> &[(Millis, u64, u32)] {
+        self.rows.get(self.next..).unwrap_or_default()
+    }
+}
 
-/// Records released to the engine: one batch per topic, rows in `(ts, arrival)` order.
+/// Average rows per slice below which released rows are copied into one batch.
+const MIN_SLICE_ROWS: usize = 16;
+
+/// Merge heap entry: the next row of the run in `slot`, as (ts, arrival seq, slot).
+type Entry = Reverse<(Millis, u64, usize)>;
+
+/// Records released to the engine, per topic in `(ts, arrival)` order across
+/// its batches (apply them in turn): slices of the buffered chunks when rows
+/// came in order, else one batch gathered row by row.
 #[derive(Debug, Default)]
 pub struct Released {
-    /// Monitoring rows, if any.
-    pub monitoring: Option<RecordBatch>,
-    /// Ticket rows, if any.
-    pub tickets: Option<RecordBatch>,
+    /// Monitoring rows.
+    pub monitoring: Vec<RecordBatch>,
+    /// Ticket rows.
+    pub tickets: Vec<RecordBatch>,
     /// Buffered rows dropped because their partition was revoked.
     pub handed_off: u64,
 }
@@ -225,10 +248,10 @@ pub struct EventTime {
     topic_names: [String; 2],
     streams: BTreeMap<StreamId, Stream>,
     dedup: [Dedup; 2],
+    /// Runs of buffered rows; `None` is free for reuse.
     slots: Vec<Option<Buffered>>,
-    slot_topic: Vec<Topic>,
-    slot_stream: Vec<StreamId>,
     free_slots: Vec<usize>,
+    /// Each run's next row.
     heap: BinaryHeap<Entry>,
     watermark: Millis,
     /// Lowest and highest `ts` that moved a watermark (never a malformed or future one).
@@ -247,8 +270,6 @@ impl EventTime {
             streams: BTreeMap::new(),
             dedup: Default::default(),
             slots: Vec::new(),
-            slot_topic: Vec::new(),
-            slot_stream: Vec::new(),
             free_slots: Vec::new(),
             heap: BinaryHeap::new(),
             watermark: Millis::MIN,
@@ -303,7 +324,6 @@ impl EventTime {
             caught_up: false,
             last_record_wall: wall,
             next_offset: None,
-            pending: BTreeSet::new(),
         });
     }
 
@@ -349,20 +369,15 @@ impl EventTime {
             .map(|(k, (ts, _))| (DedupKey::Hash(*k), *ts))
             .collect();
         dedup.sort_unstable();
-        let mut pending: Vec<(i64, u64, String)> = self
-            .heap
-            .iter()
-            .filter_map(|&Reverse((_, seq, slot, row, generation))| {
-                if self.slot_stream[slot] != id || generation != s.generation {
-                    return None;
-                }
-                let batch = &self.slots[slot].as_ref()?.batch;
-                let offset = batch
-                    .column(col::OFFSET)
-                    .as_primitive::<Int64Type>()
-                    .value(row);
-                let raw = batch.column(col::RAW).as_string::<i32>().value(row);
-                Some((offset, seq, raw.to_owned()))
+        let mut pending: Vec<(i64, u64, String)> = (self.slots.iter().flatten())
+            .filter(|b| b.stream == id && b.generation == s.generation)
+            .flat_map(|b| {
+                let offsets = b.batch.column(col::OFFSET).as_primitive::<Int64Type>();
+                let raw = b.batch.column(col::RAW).as_string::<i32>();
+                (b.waiting().iter()).map(move |&(_, seq, row)| {
+                    let row = row as usize;
+                    (offsets.value(row), seq, raw.value(row).to_owned())
+                })
             })
             .collect();
         pending.sort_unstable_by_key(|p| p.1);
@@ -407,27 +422,23 @@ impl EventTime {
             .collect();
         let batch = decoder.decode(id.partition, &records).batch;
         let seqs: HashMap<i64, u64> = state.pending.iter().map(|(o, s, _)| (*o, *s)).collect();
-        let slot = self.take_slot(id);
-        let Some(stream) = self.streams.get_mut(&id) else {
-            return;
-        };
         let ts = batch.column(col::TS).as_primitive::<Int64Type>();
         let offsets = batch.column(col::OFFSET).as_primitive::<Int64Type>();
-        for r in 0..batch.num_rows() {
-            let offset = offsets.value(r);
-            let seq = seqs.get(&offset).copied().unwrap_or(0);
-            self.seq = self.seq.max(seq);
-            self.heap
-                .push(Reverse((ts.value(r), seq, slot, r, stream.generation)));
-            stream.pending.insert(offset);
+        let rows: Vec<(Millis, u64, u32)> = (0..batch.num_rows())
+            .map(|r| {
+                let seq = seqs.get(&offsets.value(r)).copied().unwrap_or(0);
+                (ts.value(r), seq, r as u32)
+            })
+            .collect();
+        if let Some(max_seq) = rows.iter().map(|r| r.1).max() {
+            self.seq = self.seq.max(max_seq);
         }
-        let kept = batch.num_rows();
-        self.fill_slot(slot, batch, kept);
+        self.buffer(id, batch, rows);
     }
 
     /// Number of rows waiting for the watermark.
     pub fn buffered(&self) -> usize {
-        self.heap.len()
+        self.slots.iter().flatten().map(|b| b.waiting().len()).sum()
     }
 
     /// Event ids remembered for deduplication, all topics.
@@ -464,9 +475,7 @@ impl EventTime {
             .as_primitive::<Int64Type>()
             .clone();
         let ids = batch.column(col::EVENT_ID).as_string::<i32>().clone();
-
-        let slot = self.take_slot(id);
-        let mut kept = 0usize;
+        let mut kept: Vec<(Millis, u64, u32)> = Vec::with_capacity(batch.num_rows());
 
         let Some(stream) = self.streams.get_mut(&id) else {
             return;
@@ -474,7 +483,6 @@ impl EventTime {
         if chunk_len > 0 {
             stream.last_record_wall = now;
         }
-        let generation = stream.generation;
         let dedup = &mut self.dedup[id.topic.index()];
         let topic_name = &self.topic_names[id.topic.index()];
         let mut malformed = chunk.malformed.into_iter().peekable();
@@ -511,11 +519,9 @@ impl EventTime {
                 continue;
             }
             self.seq += 1;
-            self.heap.push(Reverse((ts, self.seq, slot, r, generation)));
-            stream.pending.insert(offsets.value(r));
-            kept += 1;
+            kept.push((ts, self.seq, r as u32));
         }
-        self.fill_slot(slot, batch, kept);
+        self.buffer(id, batch, kept);
     }
 
     /// Recomputes the global watermark (`wall` = live wall clock, `None` in replay)
@@ -576,31 +582,37 @@ impl EventTime {
 
     fn release(&mut self, upto: Millis) -> Released {
         let mut picks: [Vec<(usize, usize)>; 2] = Default::default();
+        let mut emptied = Vec::new();
         let mut handed_off = 0;
-        while let Some(Reverse((ts, _, slot, row, generation))) = self.heap.peek().copied() {
+        while let Some(&Reverse((ts, _, slot))) = self.heap.peek() {
             if ts > upto {
                 break;
             }
             self.heap.pop();
-            let sid = self.slot_stream[slot];
-            let live = match self.streams.get_mut(&sid) {
-                Some(s) if s.generation == generation => {
-                    if let Some(Buffered { batch, .. }) = &self.slots[slot] {
-                        let off = batch
-                            .column(col::OFFSET)
-                            .as_primitive::<Int64Type>()
-                            .value(row);
-                        s.pending.remove(&off);
-                    }
-                    true
-                }
-                _ => false,
+            let Some(run) = self.slots[slot].as_mut() else {
+                continue;
             };
-            if live {
-                picks[self.slot_topic[slot].index()].push((slot, row));
-            } else {
-                handed_off += 1;
-                self.unref(slot);
+            let live =
+                (self.streams.get(&run.stream)).is_some_and(|s| s.generation == run.generation);
+            if !live {
+                handed_off += run.waiting().len() as u64;
+                run.next = run.rows.len();
+                emptied.push(slot);
+                continue;
+            }
+            // Take this run's rows up to the next run's head (or `upto`).
+            let bound = self.heap.peek().map(|&Reverse((ts, seq, _))| (ts, seq));
+            let picked = &mut picks[run.stream.topic.index()];
+            while let Some(&(ts, seq, row)) = run.rows.get(run.next) {
+                if ts > upto || bound.is_some_and(|b| (ts, seq) > b) {
+                    self.heap.push(Reverse((ts, seq, slot)));
+                    break;
+                }
+                picked.push((slot, row as usize));
+                run.next += 1;
+            }
+            if run.head().is_none() {
+                emptied.push(slot);
             }
         }
         let mut out = Released {
@@ -612,19 +624,41 @@ impl EventTime {
             if p.is_empty() {
                 continue;
             }
-            let batch = self.gather(&p);
-            for &(slot, _) in &p {
-                self.unref(slot);
-            }
+            let batches = self.gather(&p);
             match topic {
-                Topic::Monitoring => out.monitoring = batch,
-                Topic::Tickets => out.tickets = batch,
+                Topic::Monitoring => out.monitoring = batches,
+                Topic::Tickets => out.tickets = batches,
             }
+        }
+        for slot in emptied {
+            self.slots[slot] = None;
+            self.free_slots.push(slot);
         }
         out
     }
 
-    fn gather(&self, picks: &[(usize, usize)]) -> Option<RecordBatch> {
+    /// The picked rows as batches: zero-copy slices where the picks run along
+    /// a chunk (in-order input), a row-by-row copy when they would be many
+    /// short slices (disordered input).
+    fn gather(&self, picks: &[(usize, usize)]) -> Vec<RecordBatch> {
+        let mut ranges: Vec<(usize, usize, usize)> = Vec::new();
+        for &(slot, row) in picks {
+            match ranges.last_mut() {
+                Some((s, start, len)) if *s == slot && *start + *len == row => *len += 1,
+                _ => ranges.push((slot, row, 1)),
+            }
+        }
+        if ranges.len() * MIN_SLICE_ROWS <= picks.len() {
+            return (ranges.into_iter())
+                .filter_map(|(slot, start, len)| {
+                    Some(self.slots[slot].as_ref()?.batch.slice(start, len))
+                })
+                .collect();
+        }
+        self.interleave(picks).into_iter().collect()
+    }
+
+    fn interleave(&self, picks: &[(usize, usize)]) -> Option<RecordBatch> {
         let mut index: HashMap<usize, usize> = HashMap::new();
         let mut batches: Vec<&RecordBatch> = Vec::new();
         let mut idx = Vec::with_capacity(picks.len());
@@ -641,40 +675,35 @@ impl EventTime {
         interleave_record_batch(&batches, &idx).ok()
     }
 
-    /// A free buffer slot for rows of `id`.
-    fn take_slot(&mut self, id: StreamId) -> usize {
-        let slot = self.free_slots.pop().unwrap_or_else(|| {
-            self.slots.push(None);
-            self.slot_topic.push(id.topic);
-            self.slot_stream.push(id);
-            self.slots.len() - 1
-        });
-        self.slot_topic[slot] = id.topic;
-        self.slot_stream[slot] = id;
-        slot
-    }
-
-    /// Keeps `batch` in `slot` while `kept` of its rows are buffered (frees the
-    /// slot when none are).
-    fn fill_slot(&mut self, slot: usize, batch: RecordBatch, kept: usize) {
-        if kept > 0 {
-            self.slots[slot] = Some(Buffered {
-                batch,
-                remaining: kept,
-            });
-        } else {
-            self.free_slots.push(slot);
+    /// Keeps the admitted `rows` (ts, arrival seq, row) of `batch` as a run of `id`.
+    fn buffer(&mut self, id: StreamId, batch: RecordBatch, mut rows: Vec<(Millis, u64, u32)>) {
+        let Some(generation) = self.streams.get(&id).map(|s| s.generation) else {
+            return;
+        };
+        if !rows.is_sorted() {
+            rows.sort_unstable();
         }
-    }
-
-    fn unref(&mut self, slot: usize) {
-        if let Some(b) = &mut self.slots[slot] {
-            b.remaining -= 1;
-            if b.remaining == 0 {
-                self.slots[slot] = None;
-                self.free_slots.push(slot);
+        let Some(&(ts, seq, _)) = rows.first() else {
+            return;
+        };
+        let run = Buffered {
+            batch,
+            stream: id,
+            generation,
+            rows,
+            next: 0,
+        };
+        let slot = match self.free_slots.pop() {
+            Some(slot) => {
+                self.slots[slot] = Some(run);
+                slot
             }
-        }
+            None => {
+                self.slots.push(Some(run));
+                self.slots.len() - 1
+            }
+        };
+        self.heap.push(Reverse((ts, seq, slot)));
     }
 }
 
@@ -727,16 +756,14 @@ mod tests {
     }
 
     fn ids(r: &Released) -> Vec<String> {
-        r.monitoring
-            .as_ref()
-            .map(|b| {
+        (r.monitoring.iter())
+            .flat_map(|b| {
                 b.column(col::EVENT_ID)
                     .as_string::<i32>()
                     .iter()
                     .map(|s| s.unwrap_or("").to_owned())
-                    .collect()
             })
-            .unwrap_or_default()
+            .collect()
     }
 
     fn reasons(d: &[DeadLetter]) -> Vec<Reason> {
@@ -987,13 +1014,13 @@ mod tests {
         ingest(&mut e, MON, 0, &[probe("a", 1_000_000, "web")]);
         assert_eq!(
             e.advance(Some(1_000)).monitoring,
-            None,
+            vec![],
             "empty MON2 holds the watermark"
         );
         e.set_caught_up(MON2, true);
         assert_eq!(
             e.advance(Some(5_000)).monitoring,
-            None,
+            vec![],
             "not idle for idle_timeout yet"
         );
         assert!(ids(&e.advance(Some(10_000))).is_empty());
@@ -1044,6 +1071,6 @@ mod tests {
         e.remove_stream(MON);
         let r = e.finish(0);
         assert_eq!(r.handed_off, 1);
-        assert!(r.monitoring.is_none());
+        assert!(r.monitoring.is_empty());
     }
 }

@@ -193,10 +193,10 @@ impl Pipeline {
         let before = out.dead_letters.len();
         let applied_before = out.applied;
         self.counts.handed_off += released.handed_off;
-        if let Some(b) = &released.monitoring {
+        for b in &released.monitoring {
             self.engine.apply_monitoring(b, out);
         }
-        if let Some(b) = &released.tickets {
+        for b in &released.tickets {
             self.engine.apply_tickets(b, out);
         }
         self.engine.advance(horizon, out);

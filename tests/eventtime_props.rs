@@ -135,7 +135,7 @@ fn actual(recs: &[Rec], chunks: &[usize]) -> (Vec<(usize, Reason)>, Vec<usize>) 
             .collect();
         et.ingest(decoder.decode(s, &raw), NOW, &mut admit, &mut dead);
         let r = et.advance(None);
-        if let Some(b) = r.monitoring {
+        for b in r.monitoring {
             assert!(
                 b.column(col::TS)
                     .as_primitive::<Int64Type>()

@@ -325,6 +325,10 @@ impl Series {
     fn fire(&mut self, x: Millis, out: &mut Vec<Incident>) {
         let mut events = Vec::new();
         self.episodes.fire(x, &mut |e| events.push(e));
+        if events.is_empty() {
+            // Called on every sample: format nothing when nothing fired.
+            return;
+        }
         let key = self.key();
         for e in events {
             let (action, start, at, ended) = match e {
