@@ -842,7 +842,7 @@ fn burst_table(phases: &[Phase], rss_end: u64, final_lag: u64) -> Vec<Row> {
                 mib(burst.rss_thirds[1]),
                 mib(burst.rss_thirds[2])
             ),
-            target: "bounded: last third ≤ 1.1 × middle third".into(),
+            target: "bounded: last third ≤ 1.05 × middle third".into(),
         },
         Row {
             name: "burst: back to steady (45 s), then drained".into(),

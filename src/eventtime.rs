@@ -575,6 +575,10 @@ impl EventTime {
         for d in &mut self.dedup {
             if wm.saturating_sub(d.swept_at) >= horizon / 4 {
                 d.seen.retain(|_, (ts, _)| ts.saturating_add(horizon) > wm);
+                // After a burst the table would keep its peak size for good.
+                if d.seen.len() < d.seen.capacity() / 4 {
+                    d.seen.shrink_to(d.seen.len() * 2);
+                }
                 d.swept_at = wm;
             }
         }
