@@ -182,23 +182,54 @@ impl Buffered {
     }
 }
 
-/// Average rows per slice below which released rows are copied into one batch.
-const MIN_SLICE_ROWS: usize = 16;
-
 /// Merge heap entry: the next row of the run in `slot`, as (ts, arrival seq, slot).
 type Entry = Reverse<(Millis, u64, usize)>;
 
-/// Records released to the engine, per topic in `(ts, arrival)` order across
-/// its batches (apply them in turn): slices of the buffered chunks when rows
-/// came in order, else one batch gathered row by row.
+/// Records released to the engine, per topic in `(ts, arrival)` order.
 #[derive(Debug, Default)]
 pub struct Released {
     /// Monitoring rows.
-    pub monitoring: Vec<RecordBatch>,
+    pub monitoring: ReleasedRows,
     /// Ticket rows.
-    pub tickets: Vec<RecordBatch>,
+    pub tickets: ReleasedRows,
     /// Buffered rows dropped because their partition was revoked.
     pub handed_off: u64,
+}
+
+/// Released rows of one topic, left in the chunks they were decoded in (the
+/// engine reads them where they are; merging streams would otherwise copy
+/// every row into a new batch).
+#[derive(Debug, Default)]
+pub struct ReleasedRows {
+    /// The chunks.
+    pub batches: Vec<RecordBatch>,
+    /// (chunk, row) in release order.
+    pub rows: Vec<(u32, u32)>,
+}
+
+impl ReleasedRows {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// True when nothing was released.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// The rows as one batch, copied (for tests and tools).
+    pub fn to_batch(&self) -> Option<RecordBatch> {
+        if self.rows.is_empty() {
+            // interleave needs at least one batch.
+            return None;
+        }
+        let batches: Vec<&RecordBatch> = self.batches.iter().collect();
+        let idx: Vec<(usize, usize)> = (self.rows.iter())
+            .map(|&(b, r)| (b as usize, r as usize))
+            .collect();
+        interleave_record_batch(&batches, &idx).ok()
+    }
 }
 
 /// The event-time state of one stream: what a checkpoint holds for it.
@@ -628,10 +659,10 @@ impl EventTime {
             if p.is_empty() {
                 continue;
             }
-            let batches = self.gather(&p);
+            let rows = self.gather(&p);
             match topic {
-                Topic::Monitoring => out.monitoring = batches,
-                Topic::Tickets => out.tickets = batches,
+                Topic::Monitoring => out.monitoring = rows,
+                Topic::Tickets => out.tickets = rows,
             }
         }
         for slot in emptied {
@@ -641,42 +672,21 @@ impl EventTime {
         out
     }
 
-    /// The picked rows as batches: zero-copy slices where the picks run along
-    /// a chunk (in-order input), a row-by-row copy when they would be many
-    /// short slices (disordered input).
-    fn gather(&self, picks: &[(usize, usize)]) -> Vec<RecordBatch> {
-        let mut ranges: Vec<(usize, usize, usize)> = Vec::new();
-        for &(slot, row) in picks {
-            match ranges.last_mut() {
-                Some((s, start, len)) if *s == slot && *start + *len == row => *len += 1,
-                _ => ranges.push((slot, row, 1)),
-            }
-        }
-        if ranges.len() * MIN_SLICE_ROWS <= picks.len() {
-            return (ranges.into_iter())
-                .filter_map(|(slot, start, len)| {
-                    Some(self.slots[slot].as_ref()?.batch.slice(start, len))
-                })
-                .collect();
-        }
-        self.interleave(picks).into_iter().collect()
-    }
-
-    fn interleave(&self, picks: &[(usize, usize)]) -> Option<RecordBatch> {
-        let mut index: HashMap<usize, usize> = HashMap::new();
-        let mut batches: Vec<&RecordBatch> = Vec::new();
-        let mut idx = Vec::with_capacity(picks.len());
+    /// The picked (slot, row)s as released rows over the slots' chunks.
+    fn gather(&self, picks: &[(usize, usize)]) -> ReleasedRows {
+        let mut out = ReleasedRows::default();
+        let mut index: HashMap<usize, u32> = HashMap::new();
         for &(slot, row) in picks {
             let Some(buffered) = self.slots[slot].as_ref() else {
                 continue;
             };
             let b = *index.entry(slot).or_insert_with(|| {
-                batches.push(&buffered.batch);
-                batches.len() - 1
+                out.batches.push(buffered.batch.clone());
+                (out.batches.len() - 1) as u32
             });
-            idx.push((b, row));
+            out.rows.push((b, row as u32));
         }
-        interleave_record_batch(&batches, &idx).ok()
+        out
     }
 
     /// Keeps the admitted `rows` (ts, arrival seq, row) of `batch` as a run of `id`.
@@ -760,12 +770,10 @@ mod tests {
     }
 
     fn ids(r: &Released) -> Vec<String> {
-        (r.monitoring.iter())
-            .flat_map(|b| {
-                b.column(col::EVENT_ID)
-                    .as_string::<i32>()
-                    .iter()
-                    .map(|s| s.unwrap_or("").to_owned())
+        (r.monitoring.rows.iter())
+            .map(|&(b, row)| {
+                let ids = r.monitoring.batches[b as usize].column(col::EVENT_ID);
+                ids.as_string::<i32>().value(row as usize).to_owned()
             })
             .collect()
     }
@@ -1017,14 +1025,14 @@ mod tests {
         e.add_stream(MON2, 0);
         ingest(&mut e, MON, 0, &[probe("a", 1_000_000, "web")]);
         assert_eq!(
-            e.advance(Some(1_000)).monitoring,
-            vec![],
+            e.advance(Some(1_000)).monitoring.len(),
+            0,
             "empty MON2 holds the watermark"
         );
         e.set_caught_up(MON2, true);
         assert_eq!(
-            e.advance(Some(5_000)).monitoring,
-            vec![],
+            e.advance(Some(5_000)).monitoring.len(),
+            0,
             "not idle for idle_timeout yet"
         );
         assert!(ids(&e.advance(Some(10_000))).is_empty());

@@ -193,12 +193,8 @@ impl Pipeline {
         let before = out.dead_letters.len();
         let applied_before = out.applied;
         self.counts.handed_off += released.handed_off;
-        for b in &released.monitoring {
-            self.engine.apply_monitoring(b, out);
-        }
-        for b in &released.tickets {
-            self.engine.apply_tickets(b, out);
-        }
+        self.engine.apply_monitoring(&released.monitoring, out);
+        self.engine.apply_tickets(&released.tickets, out);
         self.engine.advance(horizon, out);
         self.counts.applied += out.applied - applied_before;
         self.count_dead(out, before);

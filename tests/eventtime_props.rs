@@ -135,7 +135,7 @@ fn actual(recs: &[Rec], chunks: &[usize]) -> (Vec<(usize, Reason)>, Vec<usize>) 
             .collect();
         et.ingest(decoder.decode(s, &raw), NOW, &mut admit, &mut dead);
         let r = et.advance(None);
-        for b in r.monitoring {
+        if let Some(b) = r.monitoring.to_batch() {
             assert!(
                 b.column(col::TS)
                     .as_primitive::<Int64Type>()
@@ -150,7 +150,7 @@ fn actual(recs: &[Rec], chunks: &[usize]) -> (Vec<(usize, Reason)>, Vec<usize>) 
     for s in streams {
         et.finish_stream(s);
     }
-    released.extend(et.finish(0).monitoring);
+    released.extend(et.finish(0).monitoring.to_batch());
     let dead = dead.iter().map(|d| (d.offset as usize, d.reason)).collect();
     let order = released
         .iter()

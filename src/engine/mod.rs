@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{BurnAlert, Config};
 use crate::event::schema::{col, mon, tkt};
 use crate::event::{DeadLetter, Reason, Topic};
-use crate::eventtime::StreamId;
+use crate::eventtime::{ReleasedRows, StreamId};
 use crate::model::{MonitoringKind, Priority, ProbeStatus, TicketEventType, TicketKind};
 use crate::time::Millis;
 use availability::ServiceTimeline;
@@ -113,9 +113,11 @@ impl Engine {
 
     /// Applies released monitoring rows (in `ts` order). Rows were admitted
     /// against the config, so every service is known.
-    pub fn apply_monitoring(&mut self, batch: &RecordBatch, out: &mut Outputs) {
-        let rows = MonitoringRows::new(batch);
-        for r in 0..batch.num_rows() {
+    pub fn apply_monitoring(&mut self, released: &ReleasedRows, out: &mut Outputs) {
+        let chunks: Vec<MonitoringRows> =
+            released.batches.iter().map(MonitoringRows::new).collect();
+        for &(b, r) in &released.rows {
+            let (rows, r) = (&chunks[b as usize], r as usize);
             let (service, t) = (rows.service.value(r), rows.ts.value(r));
             let Some(timeline) = self.services.get_mut(service) else {
                 continue;
@@ -176,9 +178,14 @@ impl Engine {
 
     /// Applies released ticket rows (in `ts` order); `unknown_ticket` and
     /// `conflict` are decided here, in event-time order.
-    pub fn apply_tickets(&mut self, batch: &RecordBatch, out: &mut Outputs) {
-        let rows = TicketRows::new(batch);
-        for r in 0..batch.num_rows() {
+    pub fn apply_tickets(&mut self, released: &ReleasedRows, out: &mut Outputs) {
+        let chunks: Vec<TicketRows> = released.batches.iter().map(TicketRows::new).collect();
+        for &(b, r) in &released.rows {
+            let (rows, r, batch) = (
+                &chunks[b as usize],
+                r as usize,
+                &released.batches[b as usize],
+            );
             let (id, t) = (rows.ticket.value(r), rows.ts.value(r));
             let Some(row) = rows.event(r) else {
                 debug_assert!(false, "decoding admits only complete ticket events");
