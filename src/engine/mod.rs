@@ -142,7 +142,7 @@ impl Engine {
                 }
                 MonitoringKind::Metric => {
                     timeline.touch(t, &mut out.incidents);
-                    self.sample(&rows, r, out);
+                    self.sample(rows, r, out);
                 }
             }
             out.applied += 1;
