@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Builds a release binary and prints the benchmark table: the replay-vs-DuckDB
+# Builds a release binary and prints the benchmark table: heap bytes per
+# ticket and per source (benches/memory.rs), the replay-vs-DuckDB
 # rows (scripts/bench-peer.sh), then `slaflow bench` with the live rows
 # (through a tansu broker started by scripts/with-broker.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/slaflow-target}"
 cargo build --release
+# Heap bytes per ticket and per source, counted by the bench's own allocator.
+cargo bench --bench memory --quiet
 ./scripts/bench-peer.sh
 exec ./scripts/with-broker.sh sh -c '"$CARGO_TARGET_DIR/release/slaflow" bench --brokers "$SLAFLOW_TEST_BROKERS" "$@"' bench "$@"
