@@ -164,7 +164,10 @@ pub fn replay_rows(days: u32, threads: usize) -> Vec<Row> {
         started.elapsed().as_secs_f64()
     });
     rows.push(Row {
-        name: format!("replay, {threads} cores (keys split across pipelines; median of 3)"),
+        name: format!(
+            "replay, {threads} {} (keys split across pipelines; median of 3)",
+            if threads == 1 { "core" } else { "cores" }
+        ),
         value: format!(
             "{:.0} events/s, {:.1} MB/s",
             probe_heavy as f64 / secs,
