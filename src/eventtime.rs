@@ -174,9 +174,6 @@ struct Buffered {
 }
 
 impl Buffered {
-    fn head(&self) -> Option<(Millis, u64)> {
-        self.rows.get(self.next).map(|&(ts, seq, _)| (ts, seq))
-    }
     fn waiting(&self) -> &[(Millis, u64, u32)] {
         self.rows.get(self.next..).unwrap_or_default()
     }
@@ -646,7 +643,7 @@ impl EventTime {
                 picked.push((slot, row as usize));
                 run.next += 1;
             }
-            if run.head().is_none() {
+            if run.waiting().is_empty() {
                 emptied.push(slot);
             }
         }
