@@ -418,15 +418,8 @@ fn the_report_prints_with_chromium() {
     let shot = pack.join("report.png");
     let profile = tempfile::tempdir().expect("profile");
     let status = std::process::Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--no-first-run",
-            "--hide-scrollbars",
-            "--window-size=1100,1600",
-        ])
+        .args(slaflow::evidence::HEADLESS_ARGS)
+        .args(["--hide-scrollbars", "--window-size=1100,1600"])
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg(format!("--screenshot={}", shot.display()))
         .arg(format!("file://{}", pack.join("report.html").display()))

@@ -31,6 +31,7 @@ use crate::source::kafka_range::{self, RangeError};
 use crate::source::{ChunkSource, Records};
 use crate::time::{Millis, format_ms, parse_rfc3339};
 
+pub use pdf::HEADLESS_ARGS;
 use pdf::{find_chromium, print_pdf};
 pub use verify::{Verdict, VerifyArgs, verify};
 

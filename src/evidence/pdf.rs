@@ -7,6 +7,16 @@ use sha2::{Digest, Sha256};
 
 use super::{EvidenceError, PDF, io_err};
 
+/// How slaflow runs Chromium without a display, a profile of its own or
+/// network chatter (also what the tests' screenshots use).
+pub const HEADLESS_ARGS: [&str; 5] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--no-first-run",
+];
+
 /// The Chromium binaries tried for `--pdf`, in order.
 const CHROMIUMS: [&str; 4] = ["chromium", "chromium-browser", "google-chrome", "chrome"];
 
@@ -29,14 +39,8 @@ pub(super) fn print_pdf(chromium: &Path, dir: &Path) -> Result<Vec<u8>, Evidence
     let (html, pdf) = (dir.join("report.html"), dir.join(PDF));
     let profile = tempfile_dir(&dir)?;
     let status = Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--no-first-run",
-            "--no-pdf-header-footer",
-        ])
+        .args(HEADLESS_ARGS)
+        .arg("--no-pdf-header-footer")
         .arg(format!("--user-data-dir={}", profile.display()))
         .arg(format!("--print-to-pdf={}", pdf.display()))
         .arg(format!("file://{}", html.display()))
