@@ -1,13 +1,19 @@
-//! The state changelog: every checkpoint is also published to a compacted Kafka
-//! topic (`kafka.state_topic`), so an instance on another machine can take a
-//! partition over where its previous owner checkpointed, and every instance can
-//! read every partition's state to answer global reports.
+//! The state changelog: every checkpoint file is also published to a
+//! compacted Kafka topic (`kafka.state_topic`), so an instance on another
+//! machine can take a partition over where its previous owner checkpointed, and
+//! every instance can read every partition's state to answer global reports.
 //!
-//! A checkpoint is split into chunks of at most 512 KiB, keyed
-//! `<group>/<input topic>/<stream>#<chunk>` (so deployments sharing a state topic stay apart); each carries the header `slaflow.checkpoint =
-//! <next_offset>:<chunk>:<chunks>:<sha256>`. A reader keeps every version it sees
-//! and uses, per stream, the most recently published checkpoint whose chunks are all present and
-//! whose bytes match the checksum, so a publish cut short by a crash is skipped.
+//! A file is split into chunks of at most 512 KiB. A full file's chunks are
+//! keyed `<group>/<input topic>/<stream>#<chunk>` (so deployments sharing a
+//! state topic stay apart), the k-th delta of a chain's `<stream>~<k>#<chunk>`:
+//! compaction keeps one full file and at most [`MAX_DELTAS`](crate::checkpoint::MAX_DELTAS) deltas per stream.
+//! Each chunk carries the header `slaflow.checkpoint =
+//! <next_offset>:<chunk>:<chunks>:<sha256>`, a delta's also `slaflow.previous`
+//! (the SHA-256 of the file before it). A reader keeps every version it sees
+//! and uses, per stream, the most recently published full file whose chunks are
+//! all present and whose bytes match the checksum, followed by the longest run
+//! of intact deltas that each follow the file before; so a publish cut short by
+//! a crash is skipped, and deltas of another chain are never applied.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -19,7 +25,7 @@ use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use sha2::{Digest, Sha256};
 
-use crate::checkpoint::{StateKey, parse_stream_name, stream_name};
+use crate::checkpoint::{StateKey, Written, parse_stream_name, stream_name};
 use crate::config::KafkaConfig;
 use crate::eventtime::StreamId;
 use crate::kafka::{TopicSpec, create_topics, reader_config};
@@ -30,6 +36,8 @@ const CHUNK: usize = 512 * 1024;
 const HEADER: &str = "slaflow.checkpoint";
 /// HMAC of `<next_offset>:<sha256>` under the state key (see [`StateKey`]).
 const HMAC_HEADER: &str = "slaflow.hmac";
+/// A delta's predecessor (SHA-256 of the file before it in the chain).
+const PREVIOUS_HEADER: &str = "slaflow.previous";
 
 /// The deployment a changelog key belongs to: the consumer group, plus the
 /// input topic of the stream, so deployments (or tests) sharing a broker and a
@@ -38,43 +46,79 @@ fn key_prefix(kafka: &KafkaConfig, stream: StreamId) -> String {
     format!("{}/{}/", kafka.group_id, kafka.topic_name(stream.topic))
 }
 
-/// Queues a checkpoint's bytes on the changelog topic (flush the sink to wait).
+/// Queues a checkpoint file on the changelog topic (flush the sink to wait).
 pub fn publish(
     sink: &KafkaSink,
     kafka: &KafkaConfig,
     key: &StateKey,
     stream: StreamId,
-    next_offset: i64,
-    bytes: &[u8],
+    written: &Written,
 ) -> Result<(), KafkaSinkError> {
-    let sha = hex::encode(Sha256::digest(bytes));
-    let tag = key.tag(next_offset, &sha);
-    let chunks: Vec<&[u8]> = if bytes.is_empty() {
-        vec![bytes]
-    } else {
-        bytes.chunks(CHUNK).collect()
+    let file = File {
+        next_offset: written.manifest.next_offset,
+        bytes: &written.bytes,
+        delta: written.delta,
+        previous: written.previous.as_deref(),
     };
-    let name = format!("{}{}", key_prefix(kafka, stream), stream_name(stream));
-    for (i, chunk) in chunks.iter().enumerate() {
-        let value = format!("{next_offset}:{i}:{}:{sha}", chunks.len());
-        let mut headers = OwnedHeaders::new().insert(Header {
-            key: HEADER,
-            value: Some(value.as_str()),
-        });
-        if let Some(tag) = &tag {
-            headers = headers.insert(Header {
-                key: HMAC_HEADER,
-                value: Some(tag.as_str()),
-            });
-        }
-        sink.send_bytes(
-            &kafka.state_topic,
-            &format!("{name}#{i}"),
-            chunk,
-            Some(headers),
-        )?;
+    for (name, chunk, headers) in file.messages(kafka, key, stream) {
+        sink.send_bytes(&kafka.state_topic, &name, chunk, Some(headers))?;
     }
     Ok(())
+}
+
+/// A checkpoint file as published.
+struct File<'a> {
+    next_offset: i64,
+    bytes: &'a [u8],
+    /// Its place in the chain (0: the full file).
+    delta: usize,
+    /// For a delta, the SHA-256 of the file before it.
+    previous: Option<&'a str>,
+}
+
+impl<'a> File<'a> {
+    /// Its messages: (key, chunk, headers).
+    fn messages(
+        &self,
+        kafka: &KafkaConfig,
+        key: &StateKey,
+        stream: StreamId,
+    ) -> Vec<(String, &'a [u8], OwnedHeaders)> {
+        let sha = hex::encode(Sha256::digest(self.bytes));
+        let tag = key.tag(self.next_offset, &sha);
+        let chunks: Vec<&'a [u8]> = if self.bytes.is_empty() {
+            vec![self.bytes]
+        } else {
+            self.bytes.chunks(CHUNK).collect()
+        };
+        let mut name = format!("{}{}", key_prefix(kafka, stream), stream_name(stream));
+        if self.delta > 0 {
+            name = format!("{name}~{}", self.delta);
+        }
+        let n = chunks.len();
+        let headers = |i: usize| {
+            let value = format!("{}:{i}:{n}:{sha}", self.next_offset);
+            let mut headers = OwnedHeaders::new().insert(Header {
+                key: HEADER,
+                value: Some(value.as_str()),
+            });
+            for (k, v) in [
+                (HMAC_HEADER, tag.as_deref()),
+                (PREVIOUS_HEADER, self.previous),
+            ] {
+                if let Some(v) = v {
+                    headers = headers.insert(Header {
+                        key: k,
+                        value: Some(v),
+                    });
+                }
+            }
+            headers
+        };
+        (chunks.into_iter().enumerate())
+            .map(|(i, chunk)| (format!("{name}#{i}"), chunk, headers(i)))
+            .collect()
+    }
 }
 
 /// Creates the changelog topic (compacted, one partition) unless it exists.
@@ -92,10 +136,10 @@ pub fn ensure_topic(kafka: &KafkaConfig) -> Result<(), KafkaError> {
 pub struct Latest {
     /// Where reading resumes.
     pub next_offset: i64,
-    /// SHA-256 of the bytes (hex): identifies the version.
+    /// SHA-256 of the chain's last file (hex): identifies the version.
     pub sha256: String,
-    /// The Arrow IPC checkpoint.
-    pub bytes: Arc<[u8]>,
+    /// The chain: a full Arrow IPC file, then its deltas.
+    pub files: Vec<Arc<[u8]>>,
 }
 
 /// One version of a stream's checkpoint as seen on the topic.
@@ -106,6 +150,8 @@ struct Version {
     total: usize,
     /// The HMAC header its chunks carried, if any.
     tag: Option<String>,
+    /// For a delta, the SHA-256 of the file before it.
+    previous: Option<String>,
     /// The assembled bytes once verified (so a follower hashes each version once).
     verified: Option<Arc<[u8]>>,
     /// All chunks arrived but their bytes fail the checksum.
@@ -142,10 +188,11 @@ impl Collector {
             .key()
             .and_then(|k| std::str::from_utf8(k).ok())
             .unwrap_or_default();
-        // `<group>/<input topic>/<stream>#<chunk>`; other deployments' keys are skipped.
+        // `<group>/<input topic>/<stream>[~<delta>]#<chunk>`; other deployments' keys are skipped.
         let Some(stream) = key
             .split_once('#')
-            .and_then(|(s, _)| parse_stream_name(s.rsplit('/').next()?))
+            .and_then(|(s, _)| s.rsplit('/').next())
+            .and_then(|s| parse_stream_name(s.split_once('~').map_or(s, |(s, _)| s)))
             .filter(|&s| key.starts_with(&key_prefix(&self.kafka, s)))
         else {
             return;
@@ -156,8 +203,9 @@ impl Collector {
             return;
         };
         let tag = header(m, HMAC_HEADER);
+        let previous = header(m, PREVIOUS_HEADER);
         let versions = self.versions.entry(stream).or_default();
-        // Chunks of one checkpoint are published together: look from the newest.
+        // Chunks of one file are published together: look from the newest.
         let v = match versions
             .iter()
             .rposition(|v| v.sha == sha && v.next_offset == next_offset)
@@ -170,6 +218,7 @@ impl Collector {
                     chunks: BTreeMap::new(),
                     total,
                     tag: None,
+                    previous,
                     verified: None,
                     bad: false,
                 });
@@ -184,50 +233,66 @@ impl Collector {
             .insert(index, m.payload().unwrap_or_default().to_vec());
     }
 
-    /// Per stream, the most recently published complete and intact checkpoint;
-    /// older versions are dropped.
+    /// Per stream, the most recently published intact full file and the
+    /// intact deltas that follow it; versions before that full file are dropped.
     fn latest(&mut self) -> HashMap<StreamId, Latest> {
         let mut out = HashMap::new();
         for (&stream, versions) in &mut self.versions {
-            let mut keep_from = None;
-            for (i, v) in versions.iter_mut().enumerate().rev() {
-                if v.verified.is_none() {
-                    let complete =
-                        v.chunks.len() == v.total && v.chunks.keys().copied().eq(0..v.total);
-                    if v.bad || !complete {
-                        continue;
-                    }
-                    let bytes: Vec<u8> = v.chunks.values().flatten().copied().collect();
-                    let signed = self.key.verify(v.next_offset, &v.sha, v.tag.as_deref());
-                    if hex::encode(Sha256::digest(&bytes)) != v.sha {
-                        v.bad = true;
-                        tracing::error!(stream = %stream_name(stream), next_offset = v.next_offset, "changelog checkpoint fails its checksum; skipped");
-                    } else if let Err(e) = signed {
-                        v.bad = true;
-                        tracing::error!(stream = %stream_name(stream), next_offset = v.next_offset, error = %e, "changelog checkpoint refused");
-                    } else {
-                        v.verified = Some(bytes.into());
-                    }
-                    v.chunks.clear();
-                }
-                if let Some(bytes) = &v.verified {
-                    out.insert(
-                        stream,
-                        Latest {
-                            next_offset: v.next_offset,
-                            sha256: v.sha.clone(),
-                            bytes: bytes.clone(),
-                        },
-                    );
-                    keep_from = Some(i);
-                    break;
-                }
+            let full = (0..versions.len()).rev().find_map(|i| {
+                let v = &mut versions[i];
+                v.previous
+                    .is_none()
+                    .then(|| v.verify(stream, &self.key).map(|b| (i, b)))?
+            });
+            let Some((base, bytes)) = full else {
+                continue;
+            };
+            versions.drain(..base);
+            let mut files = vec![bytes];
+            let mut tip = 0;
+            while let Some((i, bytes)) = (tip + 1..versions.len()).find_map(|i| {
+                let follows = versions[i].previous.as_ref() == Some(&versions[tip].sha);
+                follows.then(|| versions[i].verify(stream, &self.key).map(|b| (i, b)))?
+            }) {
+                files.push(bytes);
+                tip = i;
             }
-            if let Some(i) = keep_from {
-                versions.drain(..i);
-            }
+            let tip = &versions[tip];
+            let latest = Latest {
+                next_offset: tip.next_offset,
+                sha256: tip.sha.clone(),
+                files,
+            };
+            out.insert(stream, latest);
         }
         out
+    }
+}
+
+impl Version {
+    /// The file's bytes once all its chunks are in and they match the
+    /// checksum and the signature (checked once per version).
+    fn verify(&mut self, stream: StreamId, key: &StateKey) -> Option<Arc<[u8]>> {
+        if self.verified.is_none() && !self.bad {
+            let complete =
+                self.chunks.len() == self.total && self.chunks.keys().copied().eq(0..self.total);
+            if !complete {
+                return None;
+            }
+            let bytes: Vec<u8> = self.chunks.values().flatten().copied().collect();
+            let signed = key.verify(self.next_offset, &self.sha, self.tag.as_deref());
+            if hex::encode(Sha256::digest(&bytes)) != self.sha {
+                self.bad = true;
+                tracing::error!(stream = %stream_name(stream), next_offset = self.next_offset, "changelog checkpoint fails its checksum; skipped");
+            } else if let Err(e) = signed {
+                self.bad = true;
+                tracing::error!(stream = %stream_name(stream), next_offset = self.next_offset, error = %e, "changelog checkpoint refused");
+            } else {
+                self.verified = Some(bytes.into());
+            }
+            self.chunks.clear();
+        }
+        self.verified.clone()
     }
 }
 
@@ -345,7 +410,98 @@ fn parse_header(h: &str) -> Option<(i64, usize, usize, String)> {
 
 #[cfg(test)]
 mod tests {
+    use rdkafka::message::{OwnedMessage, Timestamp};
+
     use super::*;
+    use crate::event::Topic;
+
+    const S: StreamId = StreamId {
+        topic: Topic::Monitoring,
+        partition: 1,
+    };
+
+    fn file<'a>(
+        next_offset: i64,
+        bytes: &'a [u8],
+        delta: usize,
+        previous: Option<&'a str>,
+    ) -> File<'a> {
+        File {
+            next_offset,
+            bytes,
+            delta,
+            previous,
+        }
+    }
+
+    /// Feeds messages to `c`, leaving out the `skip`-th.
+    fn send(c: &mut Collector, messages: Vec<(String, &[u8], OwnedHeaders)>, skip: Option<usize>) {
+        for (i, (name, chunk, headers)) in messages.into_iter().enumerate() {
+            if skip != Some(i) {
+                let (topic, ts) = ("state".to_owned(), Timestamp::NotAvailable);
+                let (payload, key) = (Some(chunk.to_vec()), Some(name.into_bytes()));
+                c.add(&OwnedMessage::new(
+                    payload,
+                    key,
+                    topic,
+                    ts,
+                    0,
+                    0,
+                    Some(headers),
+                ));
+            }
+        }
+    }
+
+    fn add(c: &mut Collector, file: &File, skip: Option<usize>) {
+        let messages = file.messages(&c.kafka, &c.key, S);
+        send(c, messages, skip);
+    }
+
+    fn sha(b: &[u8]) -> String {
+        hex::encode(Sha256::digest(b))
+    }
+
+    fn chain(c: &mut Collector) -> Option<(i64, Vec<Vec<u8>>)> {
+        let l = c.latest().remove(&S)?;
+        Some((l.next_offset, l.files.iter().map(|f| f.to_vec()).collect()))
+    }
+
+    #[test]
+    fn a_reader_assembles_the_newest_full_file_and_its_deltas() {
+        let mut c = Collector::new(&KafkaConfig::default(), &StateKey::new(b"k"));
+        // Two chunks, so a publish can be cut short.
+        let (f1, d1, d2) = (vec![1u8; CHUNK + 10], vec![2u8; 10], vec![3u8; 10]);
+        let (after_f1, after_d1) = (sha(&f1), sha(&d1));
+        add(&mut c, &file(10, &f1, 0, None), None);
+        add(&mut c, &file(12, &d1, 1, Some(&after_f1)), None);
+        // A delta of another chain, and one whose bytes fail their checksum.
+        add(&mut c, &file(13, &[9], 2, Some("another chain")), None);
+        let d2_file = file(13, &d2, 2, Some(&after_d1));
+        let mut bad = d2_file.messages(&c.kafka, &c.key, S);
+        bad[0].1 = &[4u8; 10];
+        send(&mut c, bad, None);
+        assert_eq!(chain(&mut c), Some((12, vec![f1.clone(), d1.clone()])));
+        add(&mut c, &file(14, &d2, 2, Some(&after_d1)), None);
+        assert_eq!(chain(&mut c), Some((14, vec![f1.clone(), d1, d2])));
+
+        // A newer full file cut short leaves the chain in use; complete, it replaces it.
+        let f2 = vec![5u8; CHUNK + 20];
+        add(&mut c, &file(20, &f2, 0, None), Some(1));
+        assert_eq!(chain(&mut c).map(|(o, f)| (o, f.len())), Some((14, 3)));
+        add(&mut c, &file(20, &f2, 0, None), None);
+        assert_eq!(chain(&mut c), Some((20, vec![f2])));
+
+        // Signed under another key: refused.
+        let mut other = Collector::new(&KafkaConfig::default(), &StateKey::new(b"k2"));
+        send(&mut other, c_messages(&c, &f1), None);
+        assert!(other.latest().is_empty());
+    }
+
+    /// A full file's messages as `c`'s writer would publish them.
+    fn c_messages<'a>(c: &Collector, bytes: &'a [u8]) -> Vec<(String, &'a [u8], OwnedHeaders)> {
+        file(10, bytes, 0, None).messages(&c.kafka, &c.key, S)
+    }
 
     #[test]
     fn header_round_trip() {

@@ -235,7 +235,7 @@ fn follow_changelog(shared: &Shared, kafka: &KafkaConfig, key: &StateKey, stop: 
             let mut core = Core::empty(config);
             let wall = wall_now();
             for (s, l) in latest {
-                match checkpoint::decode(&l.bytes, config) {
+                match checkpoint::decode_chain(&l.files, config) {
                     Ok(cp) => core.restore(cp, wall),
                     Err(e) => {
                         tracing::warn!(stream = %stream_name(s), error = %e, "global view: checkpoint skipped")
@@ -346,7 +346,7 @@ impl AssignHook for Arc<Restorer> {
             .iter()
             .map(|&s| {
                 let from_changelog = remote.get(&s).and_then(|latest| {
-                    checkpoint::decode(&latest.bytes, self.store.config())
+                    checkpoint::decode_chain(&latest.files, self.store.config())
                         .inspect_err(|e| {
                             self.metrics.count("corrupt");
                             tracing::error!(stream = %stream_name(s), error = %e, "changelog checkpoint refused")
@@ -816,11 +816,11 @@ impl CheckpointWriter {
         let mut total_bytes = 0;
         for cp in &round.copies {
             match self.store.write(cp) {
-                Ok((_, bytes)) => {
-                    total_bytes += bytes.len();
+                Ok(written) => {
+                    total_bytes += written.bytes.len();
                     let (stream, next) = (cp.stream(), cp.next_offset());
                     let key = self.store.key();
-                    changelog::publish(&self.changelog, &self.kafka, key, stream, next, &bytes)?;
+                    changelog::publish(&self.changelog, &self.kafka, key, stream, &written)?;
                     covered.push((stream, next));
                 }
                 // Keep running: the offsets stay uncommitted, a restart resumes earlier.

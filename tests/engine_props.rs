@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use proptest::prelude::*;
+use slaflow::checkpoint::{CheckpointStore, StateKey};
 use slaflow::config::Config;
 use slaflow::engine::Outputs;
 use slaflow::engine::availability::State;
@@ -203,6 +204,13 @@ fn arrivals(
     out
 }
 
+/// Checkpoints every stream that has state through `store`.
+fn write_all(store: &CheckpointStore, core: &Core, per: &BTreeMap<StreamId, Vec<String>>) {
+    for cp in per.keys().filter_map(|&s| core.checkpoint(s)) {
+        store.write(&cp).expect("checkpoint written");
+    }
+}
+
 /// (rule, incident id, action, at).
 type IncidentKey = (String, String, String, i64);
 
@@ -213,9 +221,10 @@ struct Result {
 }
 
 /// Runs the pipeline over `stream` split into `partitions` and fed in chunks. With
-/// `restart = Some(n)`, after the n-th round every partition is checkpointed
-/// (through the Arrow IPC encoding), the process "restarts" with an empty pipeline
-/// and restores from the checkpoints before reading on.
+/// `restart = Some(n)`, every partition is checkpointed on disk after every
+/// round (a full file, then deltas), and after the n-th round the process
+/// "restarts" with an empty pipeline and restores from those chains before
+/// reading on.
 fn run(
     stream: &[(Topic, String, String)],
     partitions: i32,
@@ -252,22 +261,22 @@ fn run(
     let mut out = Outputs::default();
     let mut pos: BTreeMap<StreamId, usize> = per.keys().map(|&s| (s, 0)).collect();
     let (mut read, mut decided) = (0, 0);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = CheckpointStore::new(dir.path(), config.clone(), StateKey::default());
     for round in 0.. {
+        if restart.is_some_and(|r| round < r) {
+            // Checkpoints every round before the restart: incremental chains.
+            write_all(&store, &core, &per);
+        }
         if restart == Some(round) {
             let c = core.pipeline.counts();
             read += c.read;
             decided += c.applied + c.deadlettered();
-            let sha = &config.engine_sha256;
+            // The last write of each chain; the chains' earlier files are deltas.
+            write_all(&store, &core, &per);
             let cps: Vec<_> = per
                 .keys()
-                .filter_map(|&s| core.checkpoint(s))
-                .map(|cp| {
-                    slaflow::checkpoint::decode(
-                        &slaflow::checkpoint::encode(&cp, sha).expect("encodes"),
-                        &config,
-                    )
-                    .expect("decode")
-                })
+                .filter_map(|&s| store.read(s).expect("restores"))
                 .collect();
             core = Core::new(Pipeline::new(config.clone(), ["m".into(), "t".into()]));
             for &s in per.keys() {
