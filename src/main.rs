@@ -49,6 +49,8 @@ enum Measurement {
     Burst,
     /// Replay of a year of hourly probes against the same records in a week.
     Span,
+    /// Checkpoint bytes per interval, incremental against full, over the generated week.
+    Checkpoint,
 }
 
 /// What a token from `slaflow token` may do beyond reading.
@@ -401,6 +403,9 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
     }
     if wanted(Measurement::Span) {
         rows.extend(slaflow::bench::span_rows(args.span_services));
+    }
+    if wanted(Measurement::Checkpoint) {
+        rows.extend(slaflow::bench::checkpoint_rows(args.days));
     }
     if let Some(brokers) = &args.brokers {
         if wanted(Measurement::Live) {

@@ -15,22 +15,25 @@ use super::ipc::{IpcFile, IpcWriter};
 use super::{Checkpoint, VERSION, stream_name};
 use crate::config::Config;
 use crate::engine::EngineSlice;
+use crate::engine::capacity::{Hour, Series};
 use crate::engine::incidents::Incident;
 use crate::eventtime::{DedupKey, StreamId, StreamState};
 use crate::pipeline::PartitionState;
 use crate::time::Millis;
 
 /// Row kinds, in the order a file lists them.
-const KINDS: [&str; 7] = [
-    "stream", "extents", "dedup", "service", "series", "ticket", "incident",
+const KINDS: [&str; 8] = [
+    "stream", "extents", "dedup", "service", "series", "hours", "ticket", "incident",
 ];
 const STREAM: usize = 0;
 const EXTENTS: usize = 1;
 const DEDUP: usize = 2;
 const SERVICE: usize = 3;
 const SERIES: usize = 4;
-const TICKET: usize = 5;
-const INCIDENT: usize = 6;
+/// A capacity series' hours of one [`HOURS_ROW`] span, keyed `<series key>@<start>`.
+const HOURS: usize = 5;
+const TICKET: usize = 6;
+const INCIDENT: usize = 7;
 /// A delta's row for an entity that no longer exists; its state is the kind.
 const DELETED: &str = "deleted";
 
@@ -38,8 +41,10 @@ const DELETED: &str = "deleted";
 const PREVIOUS: &str = "slaflow.previous";
 
 /// Dedup ids are bucketed by this fraction of the horizon: a checkpoint
-/// rewrites the buckets new ids fell into, about 1/16 of them for in-order input.
-const DEDUP_BUCKETS_PER_HORIZON: i64 = 16;
+/// rewrites the buckets new ids fell into, about 1/64 of them for in-order input.
+const DEDUP_BUCKETS_PER_HORIZON: i64 = 64;
+/// Capacity hours are rows of six hours: earlier ones no longer change.
+const HOURS_ROW: Millis = 6 * 3_600_000;
 
 #[derive(Serialize, Deserialize)]
 struct Extents {
@@ -111,7 +116,16 @@ fn for_each_row(
         // Tuple-encoded: ids may contain any separator.
         let key = serde_json::to_string(&(&c.service, &c.resource, &c.metric))
             .map_err(|e| e.to_string())?;
-        emit(SERIES, unique.key(SERIES, &key), cbor(c)?);
+        let key = unique.key(SERIES, &key).to_owned();
+        emit(SERIES, &key, cbor(&c.without_hours())?);
+        let mut spans: BTreeMap<Millis, Vec<(&Millis, &Hour)>> = BTreeMap::new();
+        for h in c.hours() {
+            spans.entry(h.0.div_euclid(HOURS_ROW)).or_default().push(h);
+        }
+        for (span, hours) in spans {
+            let row = format!("{key}@{}", span * HOURS_ROW);
+            emit(HOURS, &row, cbor(&(&key, hours))?);
+        }
     }
     for t in &s.engine.tickets {
         emit(TICKET, unique.key(TICKET, &t.id), cbor(t)?);
@@ -257,6 +271,20 @@ impl Merged {
             .collect()
     }
 
+    /// The capacity series with their hours rows put back.
+    fn series(&self) -> Result<Vec<Series>, String> {
+        let mut series: Vec<Series> = self.all(SERIES)?;
+        let index: HashMap<&str, usize> = (self.live(SERIES).enumerate())
+            .map(|(i, (key, _))| (key, i))
+            .collect();
+        for (key, hours) in self.all::<(String, Vec<(Millis, Hour)>)>(HOURS)? {
+            let i = index.get(key.as_str());
+            let i = i.ok_or_else(|| format!("hours of {key:?}, which is no series"))?;
+            series[*i].restore_hours(hours);
+        }
+        Ok(series)
+    }
+
     fn into_checkpoint(self, next_offset: &str) -> Result<Checkpoint, String> {
         let one = |kind: usize| -> Result<&[u8], String> {
             let mut rows = self.live(kind);
@@ -289,7 +317,7 @@ impl Merged {
                 eventtime,
                 engine: EngineSlice {
                     services: self.all(SERVICE)?,
-                    capacity: self.all(SERIES)?,
+                    capacity: self.series()?,
                     tickets: self.all(TICKET)?,
                 },
                 min_ts: extents.min_ts,

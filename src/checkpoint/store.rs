@@ -364,6 +364,7 @@ mod tests {
 
     /// A tickets partition fed line by line, checkpointed through a store.
     struct Fixture {
+        stream: StreamId,
         config: Arc<Config>,
         core: Core,
         next: i64,
@@ -377,6 +378,7 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let store = CheckpointStore::new(dir.path(), config.clone(), key);
             Fixture {
+                stream: TKT,
                 core: Self::core(&config),
                 config,
                 next: 0,
@@ -391,10 +393,10 @@ mod tests {
 
         fn feed(&mut self, lines: &[String]) {
             let mut out = Outputs::default();
-            let records = RawRecord::numbered(lines, TKT.partition, self.next);
+            let records = RawRecord::numbered(lines, self.stream.partition, self.next);
             // A processing clock past every record.
             let wall = crate::time::MAX_MS / 2;
-            self.core.pipeline.ingest(TKT, &records, wall, &mut out);
+            (self.core.pipeline).ingest(self.stream, &records, wall, &mut out);
             self.core.pipeline.advance(None, &mut out);
             self.core.record(&out.incidents);
             assert!(out.dead_letters.is_empty(), "{:?}", out.dead_letters);
@@ -402,9 +404,8 @@ mod tests {
         }
 
         fn write(&self) -> Written {
-            self.store
-                .write(&self.core.checkpoint(TKT).unwrap())
-                .unwrap()
+            let cp = self.core.checkpoint(self.stream).unwrap();
+            self.store.write(&cp).unwrap()
         }
 
         /// The state read back from disk restores like the checkpoint it was
@@ -413,10 +414,10 @@ mod tests {
             let restored = |cp: Checkpoint| {
                 let mut core = Self::core(&self.config);
                 core.restore(cp, 0);
-                encode(&core.checkpoint(TKT).unwrap(), &self.config).unwrap()
+                encode(&core.checkpoint(self.stream).unwrap(), &self.config).unwrap()
             };
-            let back = self.store.read(TKT).unwrap().expect("a checkpoint");
-            let direct = self.core.checkpoint(TKT).unwrap();
+            let back = self.store.read(self.stream).unwrap().expect("a checkpoint");
+            let direct = self.core.checkpoint(self.stream).unwrap();
             assert!(
                 restored(back) == restored(direct),
                 "the chain restores another state"
@@ -424,7 +425,7 @@ mod tests {
         }
 
         fn arrow_files(&self) -> usize {
-            let dir = self.store.stream_dir(TKT);
+            let dir = self.store.stream_dir(self.stream);
             let files = fs::read_dir(dir).unwrap().flatten();
             files
                 .filter(|f| f.file_name().to_string_lossy().ends_with(".arrow"))
@@ -497,6 +498,36 @@ mod tests {
         assert!(kinds(&swept.bytes).iter().any(|k| k == "deleted"));
         f.assert_restores();
         assert_eq!(f.arrow_files(), 3, "the full file and two deltas");
+    }
+
+    #[test]
+    fn capacity_hours_already_written_are_not_written_again() {
+        let mut f = Fixture::new(StateKey::default());
+        f.stream = StreamId {
+            topic: Topic::Monitoring,
+            partition: 0,
+        };
+        let sample = |n: i64| {
+            format!(
+                r#"{{"event_id":"m{n}","ts":{},"service":"web","kind":"metric","resource":"db","metric":"disk","value":1.5,"capacity":2}}"#,
+                n * 600_000
+            )
+        };
+        // Two days and twenty minutes of samples every ten minutes: nine rows
+        // of six hours.
+        let lines: Vec<String> = (0..=290).map(sample).collect();
+        f.feed(&lines);
+        let full = f.write();
+        assert_eq!(
+            kinds(&full.bytes).iter().filter(|k| *k == "hours").count(),
+            9
+        );
+        f.feed(&[sample(291), sample(292)]);
+        let delta = f.write();
+        let rows = kinds(&delta.bytes);
+        let hours = rows.iter().filter(|k| *k == "hours").count();
+        assert_eq!(hours, 1, "only the span the new sample fell into: {rows:?}");
+        f.assert_restores();
     }
 
     #[test]

@@ -244,6 +244,31 @@ impl Series {
         Ok(())
     }
 
+    /// The series without its hours (a checkpoint writes those apart, so hours
+    /// that no longer change are not written again).
+    pub fn without_hours(&self) -> Series {
+        Series {
+            partition: self.partition,
+            service: self.service.clone(),
+            customer: self.customer.clone(),
+            resource: self.resource.clone(),
+            metric: self.metric.clone(),
+            threshold: self.threshold,
+            stale_after: self.stale_after,
+            forecast_window: self.forecast_window,
+            last: self.last,
+            cursor: self.cursor,
+            saturated: self.saturated,
+            episodes: self.episodes.clone(),
+            hours: BTreeMap::new(),
+        }
+    }
+
+    /// Takes in hours written apart from the series (see [`Series::without_hours`]).
+    pub fn restore_hours(&mut self, hours: Vec<(Millis, Hour)>) {
+        self.hours.extend(hours);
+    }
+
     /// `service/resource/metric`, the incident key.
     pub fn key(&self) -> String {
         format!("{}/{}/{}", self.service, self.resource, self.metric)
