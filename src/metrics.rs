@@ -183,7 +183,7 @@ impl CheckpointMetrics {
     fn register(&self, registry: &mut Registry) {
         registry.register(
             "checkpoints",
-            "Partition checkpoints by result (written, failed, restored_local, restored_changelog, rebuilt, corrupt)",
+            "Partition checkpoints by result (written, of them written_delta, failed, restored_local, restored_changelog, rebuilt, corrupt)",
             self.events.clone(),
         );
         registry.register(

@@ -9,7 +9,7 @@
 //! assignment a partition is restored from the newest valid checkpoint and read
 //! from its offset, or rebuilt from the beginning of the topic.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError, channel, sync_channel};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -507,6 +507,9 @@ pub struct LiveLoop<'a> {
     out: Outputs,
     interval: Duration,
     last_checkpoint: Instant,
+    /// Partitions assigned since the last round: their state may come from
+    /// another instance, so their checkpoints start new chains.
+    assigned: BTreeSet<StreamId>,
 }
 
 impl<'a> LiveLoop<'a> {
@@ -546,6 +549,7 @@ impl<'a> LiveLoop<'a> {
             out: Outputs::default(),
             interval: config.engine.checkpoint_interval.std(),
             last_checkpoint: Instant::now(),
+            assigned: BTreeSet::new(),
         };
         Ok((live, source, commands))
     }
@@ -605,6 +609,7 @@ impl<'a> LiveLoop<'a> {
         let mut loaded = self.restorer.take();
         for s in streams {
             core.owned.insert(s);
+            self.assigned.insert(s);
             match loaded.remove(&s) {
                 Some(cp) => core.restore(cp, wall),
                 None => {
@@ -644,7 +649,8 @@ impl<'a> LiveLoop<'a> {
         }
         // One round in flight at most: while one is being written, the next waits.
         if self.last_checkpoint.elapsed() >= self.interval && self.checkpointer.idle() {
-            self.checkpointer.begin(self.copies())?;
+            let round = self.copies();
+            self.checkpointer.begin(round)?;
             self.last_checkpoint = Instant::now();
         }
         Ok(())
@@ -652,7 +658,7 @@ impl<'a> LiveLoop<'a> {
 
     /// Copies of every assigned partition's state, taken between steps, and a
     /// mark of the outputs sent so far (the outputs that state produced).
-    fn copies(&self) -> Round {
+    fn copies(&mut self) -> Round {
         let core = self.shared.core();
         let copies = (core.owned.iter())
             .filter_map(|&s| core.checkpoint(s))
@@ -660,6 +666,7 @@ impl<'a> LiveLoop<'a> {
         Round {
             outputs: self.sink.mark(),
             copies,
+            new_chains: std::mem::take(&mut self.assigned),
         }
     }
 
@@ -676,7 +683,8 @@ impl<'a> LiveLoop<'a> {
         if let Some(covered) = self.checkpointer.wait()? {
             self.store_offsets(covered)?;
         }
-        self.checkpointer.begin(self.copies())?;
+        let round = self.copies();
+        self.checkpointer.begin(round)?;
         if let Some(covered) = self.checkpointer.wait()? {
             self.store_offsets(covered)?;
         }
@@ -795,6 +803,8 @@ impl Checkpointer {
 struct Round {
     outputs: usize,
     copies: Vec<Checkpoint>,
+    /// Partitions whose checkpoints must start new chains (see [`LiveLoop::assigned`]).
+    new_chains: BTreeSet<StreamId>,
 }
 
 /// What the checkpoint thread owns.
@@ -813,11 +823,15 @@ impl CheckpointWriter {
         // Only the outputs sent before the copies: the loop keeps sending.
         self.sink.wait_for(round.outputs, Duration::from_secs(30))?;
         let mut covered = Vec::new();
-        let mut total_bytes = 0;
+        let (mut total_bytes, mut deltas) = (0, 0);
+        for &s in &round.new_chains {
+            self.store.start_over(s);
+        }
         for cp in &round.copies {
             match self.store.write(cp) {
                 Ok(written) => {
                     total_bytes += written.bytes.len();
+                    deltas += usize::from(written.delta > 0);
                     let (stream, next) = (cp.stream(), cp.next_offset());
                     let key = self.store.key();
                     changelog::publish(&self.changelog, &self.kafka, key, stream, &written)?;
@@ -835,12 +849,14 @@ impl CheckpointWriter {
             let took_ms = started.elapsed().as_millis() as u64;
             tracing::debug!(
                 partitions = covered.len(),
+                deltas,
                 took_ms,
                 bytes = total_bytes,
                 "checkpoint written"
             );
         }
         self.metrics.count_n("written", covered.len());
+        self.metrics.count_n("written_delta", deltas);
         self.metrics.observe(started.elapsed(), total_bytes);
         Ok(covered)
     }

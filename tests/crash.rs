@@ -148,6 +148,13 @@ fn a_truncated_checkpoint_is_detected_and_recovered_from() {
     std::fs::write(&cfg, &text).expect("config");
     let run = Running::start(&cfg, &dir.path().join("run1.log"));
     scenario.check(&run);
+    // Checkpoints every second: the chains on disk and on the changelog have deltas.
+    let (_, metrics) = http_get(&format!("http://{}/metrics", run.api_addr()), ADMIN);
+    let deltas = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("slaflow_checkpoints_total{result=\"written_delta\"} "))
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(deltas.is_some_and(|n| n > 0), "{metrics}");
     assert!(run.terminate().success());
 
     // `<data>/checkpoints/<group>/<topic>-<partition>/{state,delta}-….arrow`, skipping

@@ -230,6 +230,15 @@ impl CheckpointStore {
         })
     }
 
+    /// Makes the next write of `s` a full file. The live loop asks for it when
+    /// a partition is assigned: its state may then come from another
+    /// instance's chain on the changelog, which a delta against this store's
+    /// chain would not follow there.
+    pub fn start_over(&self, s: StreamId) {
+        let mut chains = self.chains.lock().unwrap_or_else(|p| p.into_inner());
+        chains.remove(&s);
+    }
+
     /// Whether the next write may add a delta to `chain`: it is short, its
     /// deltas are smaller than its full file, and its full file is still there
     /// (a corrupt directory may have been set aside).
