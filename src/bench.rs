@@ -483,51 +483,106 @@ pub fn live_rows(brokers: &str) -> Result<Vec<Row>, crate::run::RunError> {
     }
     producer.flush(Duration::from_secs(120))?;
 
-    let bare_rate = bare_consumer_rate(brokers, &topic("bare"), &[&mon, &tkt], n)?;
-
-    // slaflow's live loop on the same topics.
-    let text = format!(
-        "{}\n[kafka]\nbrokers = \"{brokers}\"\ngroup_id = \"{}\"\noptions = {{ \"fetch.wait.max.ms\" = \"100\" }}\nmonitoring_topic = \"{mon}\"\ntickets_topic = \"{tkt}\"\nincidents_topic = \"{inc}\"\ndeadletter_topic = \"{dl}\"\n",
-        scenario_config(),
-        topic("slaflow")
-    );
-    let live = LiveLoop::start(&text);
-    let started = Instant::now();
-    while (live.shared.core().pipeline.counts().read as usize) < n
-        && started.elapsed() < Duration::from_secs(300)
-    {
-        std::thread::sleep(Duration::from_millis(20));
+    // Three pairs, each reading the same topics from the start under fresh
+    // groups, alternating: one run is a few seconds, where a group join or a
+    // busy core moves the ratio by several percent.
+    let mut pairs = Vec::new();
+    for run in 0..3 {
+        let bare = bare_consumer_rate(brokers, &topic(&format!("bare{run}")), &[&mon, &tkt], n)?;
+        let group = topic(&format!("slaflow{run}"));
+        let text = format!(
+            "{}\n[kafka]\nbrokers = \"{brokers}\"\ngroup_id = \"{group}\"\noptions = {{ \"fetch.wait.max.ms\" = \"100\" }}\nmonitoring_topic = \"{mon}\"\ntickets_topic = \"{tkt}\"\nincidents_topic = \"{inc}\"\ndeadletter_topic = \"{dl}\"\n",
+            scenario_config(),
+        );
+        pairs.push((bare, live_consumer_rate(&text, n)?));
     }
-    let live_rate =
-        live.shared.core().pipeline.counts().read as f64 / started.elapsed().as_secs_f64();
-    live.stop()?;
+    let ratios: Vec<f64> = (pairs.iter())
+        .map(|(b, l)| l.rate / b.rate.max(1.0))
+        .collect();
+    let mut order: Vec<usize> = (0..pairs.len()).collect();
+    order.sort_by(|&a, &b| ratios[a].total_cmp(&ratios[b]));
+    let (bare, live) = pairs[order[1]];
+    let each: Vec<String> = ratios
+        .iter()
+        .map(|r| format!("{:.0}%", 100.0 * r))
+        .collect();
     let mut rows = vec![
         Row {
-            name: format!("bare rdkafka consumer ({n} events, 2 topics × 4 partitions)"),
-            value: format!("{bare_rate:.0} events/s"),
+            name: format!("bare rdkafka consumer ({n} events, 2 topics × 4 partitions; from its first record)"),
+            value: format!("{:.0} events/s", bare.rate),
             target: String::new(),
         },
         Row {
-            name: "slaflow run: consume + process".into(),
+            name: format!(
+                "slaflow run: consume + process, from its first record (median of 3 pairs: {})",
+                each.join(", ")
+            ),
             value: format!(
-                "{live_rate:.0} events/s ({:.0}% of bare)",
-                100.0 * live_rate / bare_rate.max(1.0)
+                "{:.0} events/s ({:.0}% of bare)",
+                live.rate,
+                100.0 * live.rate / bare.rate.max(1.0)
             ),
             target: "≥ 90% of bare".into(),
+        },
+        Row {
+            name: "startup to the first record: bare consumer, slaflow run (group join; slaflow also reads the changelog and restores)".into(),
+            value: format!("{:.2} s, {:.2} s", bare.startup, live.startup),
+            target: String::new(),
         },
     ];
     rows.push(incident_latency(brokers, &tag)?);
     Ok(rows)
 }
 
-/// Events per second of a bare consumer with exactly the settings slaflow
-/// uses, storing each offset, reading `n` records of `topics`.
+/// A consumer's run: seconds from start to its first record, and events per
+/// second from that record to the last (startup apart from throughput).
+#[derive(Debug, Clone, Copy)]
+struct ConsumerRun {
+    startup: f64,
+    rate: f64,
+}
+
+impl ConsumerRun {
+    fn new(started: Instant, first: Option<(Instant, usize)>, read: usize) -> ConsumerRun {
+        let Some((at, before)) = first else {
+            return ConsumerRun {
+                startup: started.elapsed().as_secs_f64(),
+                rate: 0.0,
+            };
+        };
+        ConsumerRun {
+            startup: (at - started).as_secs_f64(),
+            rate: read.saturating_sub(before) as f64 / at.elapsed().as_secs_f64().max(1e-9),
+        }
+    }
+}
+
+/// slaflow's live loop (config `text`) reading `n` records.
+fn live_consumer_rate(text: &str, n: usize) -> Result<ConsumerRun, crate::run::RunError> {
+    use std::time::Duration;
+    let live = LiveLoop::start(text);
+    let started = Instant::now();
+    let read = || live.shared.core().pipeline.counts().read as usize;
+    let mut first = None;
+    while read() < n && started.elapsed() < Duration::from_secs(300) {
+        if first.is_none() && read() > 0 {
+            first = Some((Instant::now(), read()));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let run = ConsumerRun::new(started, first, read());
+    live.stop()?;
+    Ok(run)
+}
+
+/// A bare consumer with exactly the settings slaflow uses, storing each
+/// offset, reading `n` records of `topics`.
 fn bare_consumer_rate(
     brokers: &str,
     group: &str,
     topics: &[&str],
     n: usize,
-) -> Result<f64, crate::run::RunError> {
+) -> Result<ConsumerRun, crate::run::RunError> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use std::time::Duration;
     let kafka = KafkaConfig {
@@ -538,14 +593,16 @@ fn bare_consumer_rate(
     let bare: BaseConsumer = crate::kafka::consumer_config(&kafka).create()?;
     bare.subscribe(topics)?;
     let started = Instant::now();
-    let mut read = 0usize;
+    let (mut read, mut first) = (0usize, None);
     while read < n && started.elapsed() < Duration::from_secs(300) {
         if let Some(Ok(m)) = bare.poll(Duration::from_millis(100)) {
             bare.store_offset_from_message(&m)?;
+            // Counted like the live loop's first step: from the first record on.
+            first.get_or_insert((Instant::now(), read));
             read += 1;
         }
     }
-    Ok(read as f64 / started.elapsed().as_secs_f64())
+    Ok(ConsumerRun::new(started, first, read))
 }
 
 /// Time from an outage deadline (event time = wall time) to the incident on the
