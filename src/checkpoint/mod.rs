@@ -161,7 +161,7 @@ impl StateKey {
 
 /// Encodes a checkpoint as one full Arrow IPC file.
 pub fn encode(cp: &Checkpoint, config: &Config) -> Result<Vec<u8>, CheckpointError> {
-    rows::encode_full(cp, config)
+    rows::encode(cp, config, None)
         .map(|(bytes, _)| bytes)
         .map_err(|reason| CheckpointError::Encode {
             stream: stream_name(cp.stream()),

@@ -2,8 +2,10 @@
 //! them: a full file has every row; a delta has the rows whose encoding changed
 //! since the file before it, plus a `deleted` row for each entity gone.
 //!
-//! The stream's dedup ids are rows by time bucket (`dedup`, keyed by the
-//! bucket's start), so the ids of a sealed bucket are not written again.
+//! State that only grows is cut by time, so what no longer changes is not
+//! written again: the stream's dedup ids are rows by time bucket (`dedup`,
+//! keyed by the bucket's start), a capacity series' hours rows of six hours
+//! (`hours`) apart from the series itself.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -178,44 +180,40 @@ fn metadata(cp: &Checkpoint, config: &Config) -> HashMap<String, String> {
     ])
 }
 
-/// A full file of `cp`, and the hashes of what it holds.
-pub(super) fn encode_full(
-    cp: &Checkpoint,
-    config: &Config,
-) -> Result<(Vec<u8>, RowHashes), String> {
-    let mut w = IpcWriter::default();
-    let mut hashes = RowHashes::default();
-    for_each_row(cp, dedup_bucket(config), |kind, key, state| {
-        hashes.0[kind].insert(key.into(), xxhash_rust::xxh3::xxh3_128(&state));
-        w.push(KINDS[kind], key, &state);
-    })?;
-    Ok((w.finish(metadata(cp, config))?, hashes))
+/// The file a delta applies to: its rows' hashes and its SHA-256.
+pub(super) struct Base<'a> {
+    pub(super) rows: &'a RowHashes,
+    pub(super) sha256: &'a str,
 }
 
-/// A delta of `cp` against the file `previous` (its SHA-256) whose rows are
-/// `before`, and the hashes of what the chain holds with it.
-pub(super) fn encode_delta(
+/// A file of `cp`: a delta against `base`, or without one a full file; and
+/// the hashes of what the chain holds with it.
+pub(super) fn encode(
     cp: &Checkpoint,
     config: &Config,
-    before: &RowHashes,
-    previous: &str,
+    base: Option<Base>,
 ) -> Result<(Vec<u8>, RowHashes), String> {
     let mut w = IpcWriter::default();
     let mut hashes = RowHashes::default();
     for_each_row(cp, dedup_bucket(config), |kind, key, state| {
         let h = xxhash_rust::xxh3::xxh3_128(&state);
-        if before.0[kind].get(key) != Some(&h) {
+        if base
+            .as_ref()
+            .is_none_or(|b| b.rows.0[kind].get(key) != Some(&h))
+        {
             w.push(KINDS[kind], key, &state);
         }
         hashes.0[kind].insert(key.into(), h);
     })?;
-    for (kind, keys) in before.0.iter().enumerate() {
-        for key in keys.keys().filter(|k| !hashes.0[kind].contains_key(*k)) {
-            w.push(DELETED, key, KINDS[kind].as_bytes());
-        }
-    }
     let mut meta = metadata(cp, config);
-    meta.insert(PREVIOUS.to_owned(), previous.to_owned());
+    if let Some(base) = base {
+        for (kind, keys) in base.rows.0.iter().enumerate() {
+            for key in keys.keys().filter(|k| !hashes.0[kind].contains_key(*k)) {
+                w.push(DELETED, key, KINDS[kind].as_bytes());
+            }
+        }
+        meta.insert(PREVIOUS.to_owned(), base.sha256.to_owned());
+    }
     Ok((w.finish(meta)?, hashes))
 }
 

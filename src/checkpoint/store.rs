@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::rows::{RowHashes, encode_delta, encode_full};
+use super::rows::{self, Base, RowHashes};
 use super::{Checkpoint, CheckpointError, StateKey, decode_chain, io, stream_name};
 use crate::config::{Config, KafkaConfig};
 use crate::event::Topic;
@@ -187,10 +187,11 @@ impl CheckpointStore {
         let chain = chains
             .remove(&cp.stream())
             .filter(|c| Self::extendable(c, &dir));
-        let encoded = match &chain {
-            Some(c) => encode_delta(cp, &self.config, &c.rows, &c.manifest.tip().sha256),
-            None => encode_full(cp, &self.config),
-        };
+        let base = chain.as_ref().map(|c| Base {
+            rows: &c.rows,
+            sha256: &c.manifest.tip().sha256,
+        });
+        let encoded = rows::encode(cp, &self.config, base);
         let (bytes, rows) = encoded.map_err(|reason| CheckpointError::Encode {
             stream: stream_name(cp.stream()),
             reason,
