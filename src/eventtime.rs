@@ -672,12 +672,13 @@ impl EventTime {
     /// The picked (slot, row)s as released rows over the slots' chunks.
     fn gather(&self, picks: &[(usize, usize)]) -> ReleasedRows {
         let mut out = ReleasedRows::default();
-        let mut index: HashMap<usize, u32> = HashMap::new();
+        // Slot → its batch's place in `out.batches` (slots are a small dense index).
+        let mut index: Vec<Option<u32>> = vec![None; self.slots.len()];
         for &(slot, row) in picks {
             let Some(buffered) = self.slots[slot].as_ref() else {
                 continue;
             };
-            let b = *index.entry(slot).or_insert_with(|| {
+            let b = *index[slot].get_or_insert_with(|| {
                 out.batches.push(buffered.batch.clone());
                 (out.batches.len() - 1) as u32
             });
