@@ -192,10 +192,7 @@ impl Engine {
                 continue;
             };
             let result = match row {
-                TicketRow::Created(c) => self
-                    .tickets
-                    .create(t, id, c, &mut out.incidents)
-                    .inspect(|()| self.tickets.set_partition(id, rows.partition.value(r))),
+                TicketRow::Created(c) => self.tickets.create(t, id, c, &mut out.incidents),
                 TicketRow::Change(ev) => self.tickets.apply(t, id, ev, &mut out.incidents),
             };
             let (reason, why) = match result {
@@ -402,6 +399,7 @@ impl<'a> TicketRows<'a> {
                 service: self.service.is_valid(r).then(|| self.service.value(r)),
                 kind: TicketKind::parse(self.kind.value(r))?,
                 priority: priority()?,
+                partition: self.partition.value(r),
             }),
             TicketEventType::Responded => TicketRow::Change(TicketEvent::Responded),
             TicketEventType::Priority => TicketRow::Change(TicketEvent::Priority(priority()?)),

@@ -194,6 +194,8 @@ pub struct NewTicket<'a> {
     pub kind: TicketKind,
     /// Initial priority.
     pub priority: Priority,
+    /// Input partition of the ticket's records.
+    pub partition: i32,
 }
 
 /// Ticket events (other than `created`) as the engine applies them.
@@ -279,13 +281,6 @@ impl Tickets {
         self.store.by_id(id)
     }
 
-    /// Records which input partition a ticket's records come from.
-    pub fn set_partition(&mut self, id: &str, partition: i32) {
-        if let Some(slot) = self.store.slot(id) {
-            self.store.update(slot, |t| t.partition = partition);
-        }
-    }
-
     /// Copies of the tickets of one input partition (for a checkpoint).
     pub fn export(&self, partition: i32) -> Vec<Ticket> {
         let mut v: Vec<Ticket> = self
@@ -355,6 +350,7 @@ impl Tickets {
             service,
             kind,
             priority,
+            partition,
         } = new;
         self.advance(ts, out);
         if self.store.slot(id).is_some() {
@@ -370,7 +366,7 @@ impl Tickets {
             ..Clock::default()
         };
         let slot = self.store.insert(Ticket {
-            partition: 0,
+            partition,
             id: id.into(),
             customer: customer.into(),
             service: service.map(CompactString::from),
@@ -751,6 +747,7 @@ resolution = "1d"
             service,
             kind,
             priority,
+            partition: 0,
         }
     }
 
