@@ -582,19 +582,6 @@ impl Tickets {
     pub fn iter(&self) -> impl Iterator<Item = &Ticket> {
         self.store.iter().map(|(_, t)| t)
     }
-
-    /// A target of the customer's first SLA defining one for `priority` (for reports).
-    pub fn report_target(
-        &self,
-        customer: &str,
-        priority: Priority,
-        kind: ClockKind,
-    ) -> Option<Millis> {
-        self.slas
-            .iter()
-            .filter(|s| s.customer == customer)
-            .find_map(|s| s.targets.get(&priority).and_then(|t| t[kind as usize]))
-    }
 }
 
 impl Ticket {
