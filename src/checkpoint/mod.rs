@@ -447,6 +447,26 @@ mod tests {
         let bytes = encode(&core.checkpoint(tkt).unwrap(), &config).expect("encodes");
         assert!(decode(&bytes, &config).is_ok());
         std::fs::write(dir.join("seed-tickets"), bytes).unwrap();
+
+        // A chain, as the fuzz target reads one: `CHAIN`, then per file its
+        // length (u32, little-endian) and its bytes. The tickets state as a
+        // full file, then a delta after one more event.
+        let scratch = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::new(scratch.path(), config.clone(), StateKey::default());
+        let full = store.write(&core.checkpoint(tkt).unwrap()).unwrap().bytes;
+        let more = [r#"{"event_id":"r","ts":3000,"ticket":"T-1","type":"responded"}"#];
+        core.pipeline
+            .ingest(tkt, &RawRecord::numbered(&more, 1, 3), 0, &mut out);
+        core.pipeline.advance(None, &mut out);
+        let delta = store.write(&core.checkpoint(tkt).unwrap()).unwrap();
+        assert_eq!(delta.delta, 1);
+        assert!(decode_chain(&[&full, &delta.bytes], &config).is_ok());
+        let mut framed = b"CHAIN".to_vec();
+        for file in [&full, &delta.bytes] {
+            framed.extend_from_slice(&(file.len() as u32).to_le_bytes());
+            framed.extend_from_slice(file);
+        }
+        std::fs::write(dir.join("seed-chain"), framed).unwrap();
     }
 
     #[test]
