@@ -162,7 +162,7 @@ pub fn checkpoint_rows(days: u32) -> Vec<Row> {
             };
             interval.0 += w.bytes.len();
             interval.1 += full.len();
-            interval.2 += usize::from(w.delta > 0);
+            interval.2 += usize::from(w.delta() > 0);
         }
         sizes.push(interval);
     }

@@ -57,8 +57,9 @@ pub fn publish(
     let file = File {
         next_offset: written.manifest.next_offset,
         bytes: &written.bytes,
-        delta: written.delta,
-        previous: written.previous.as_deref(),
+        sha256: written.manifest.tip().sha256.clone(),
+        delta: written.delta(),
+        previous: written.previous(),
     };
     for (name, chunk, headers) in file.messages(kafka, key, stream) {
         sink.send_bytes(&kafka.state_topic, &name, chunk, Some(headers))?;
@@ -70,6 +71,8 @@ pub fn publish(
 struct File<'a> {
     next_offset: i64,
     bytes: &'a [u8],
+    /// SHA-256 of `bytes` (hex), as the store computed it.
+    sha256: String,
     /// Its place in the chain (0: the full file).
     delta: usize,
     /// For a delta, the SHA-256 of the file before it.
@@ -84,8 +87,8 @@ impl<'a> File<'a> {
         key: &StateKey,
         stream: StreamId,
     ) -> Vec<(String, &'a [u8], OwnedHeaders)> {
-        let sha = hex::encode(Sha256::digest(self.bytes));
-        let tag = key.tag(self.next_offset, &sha);
+        let sha = &self.sha256;
+        let tag = key.tag(self.next_offset, sha);
         let chunks: Vec<&'a [u8]> = if self.bytes.is_empty() {
             vec![self.bytes]
         } else {
@@ -429,6 +432,7 @@ mod tests {
         File {
             next_offset,
             bytes,
+            sha256: sha(bytes),
             delta,
             previous,
         }

@@ -831,7 +831,7 @@ impl CheckpointWriter {
             match self.store.write(cp) {
                 Ok(written) => {
                     total_bytes += written.bytes.len();
-                    deltas += usize::from(written.delta > 0);
+                    deltas += usize::from(written.delta() > 0);
                     let (stream, next) = (cp.stream(), cp.next_offset());
                     let key = self.store.key();
                     changelog::publish(&self.changelog, &self.kafka, key, stream, &written)?;

@@ -459,7 +459,7 @@ mod tests {
             .ingest(tkt, &RawRecord::numbered(&more, 1, 3), 0, &mut out);
         core.pipeline.advance(None, &mut out);
         let delta = store.write(&core.checkpoint(tkt).unwrap()).unwrap();
-        assert_eq!(delta.delta, 1);
+        assert_eq!(delta.delta(), 1);
         assert!(decode_chain(&[&full, &delta.bytes], &config).is_ok());
         let mut framed = b"CHAIN".to_vec();
         for file in [&full, &delta.bytes] {

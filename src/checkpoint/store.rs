@@ -76,19 +76,35 @@ impl Manifest {
     pub fn tip(&self) -> &FileRef {
         self.deltas.last().unwrap_or(&self.full)
     }
+
+    /// The SHA-256 of the file before the last, which a delta names; `None`
+    /// when the chain is a full file alone.
+    pub fn previous(&self) -> Option<&str> {
+        let before = self.deltas.len().checked_sub(2);
+        let file = before.map_or(&self.full, |i| &self.deltas[i]);
+        (!self.deltas.is_empty()).then_some(file.sha256.as_str())
+    }
 }
 
-/// What one write put on disk.
+/// What one write put on disk: the chain's last file.
 #[derive(Debug)]
 pub struct Written {
     /// The manifest now on disk.
     pub manifest: Manifest,
     /// The file written (full or delta).
     pub bytes: Vec<u8>,
+}
+
+impl Written {
     /// For a delta, its place in the chain (1 for the first delta); 0 for a full file.
-    pub delta: usize,
+    pub fn delta(&self) -> usize {
+        self.manifest.deltas.len()
+    }
+
     /// For a delta, the SHA-256 of the file before it.
-    pub previous: Option<String>,
+    pub fn previous(&self) -> Option<&str> {
+        self.manifest.previous()
+    }
 }
 
 /// The chain this store wrote last for a partition.
@@ -207,7 +223,6 @@ impl CheckpointStore {
             bytes: bytes.len() as u64,
             sha256: hex::encode(Sha256::digest(&bytes)),
         };
-        let previous = chain.as_ref().map(|c| c.manifest.tip().sha256.clone());
         let (full, deltas) = match chain {
             Some(c) => {
                 let mut deltas = c.manifest.deltas;
@@ -217,18 +232,12 @@ impl CheckpointStore {
             None => (written, Vec::new()),
         };
         let manifest = self.write_manifest(cp, &dir, full, deltas)?;
-        let delta = manifest.deltas.len();
         let chain = Chain {
             manifest: manifest.clone(),
             rows,
         };
         chains.insert(cp.stream(), chain);
-        Ok(Written {
-            manifest,
-            bytes,
-            delta,
-            previous,
-        })
+        Ok(Written { manifest, bytes })
     }
 
     /// Makes the next write of `s` a full file. The live loop asks for it when
@@ -466,7 +475,7 @@ mod tests {
         let lines: Vec<String> = (0..2_000).map(|i| created(i, i as i64 * 1_000)).collect();
         f.feed(&lines);
         let full = f.write();
-        assert_eq!((full.delta, full.previous.as_ref()), (0, None));
+        assert_eq!((full.delta(), full.previous()), (0, None));
         f.assert_restores();
 
         // Five tickets change status, and the watermark brings others to
@@ -479,8 +488,8 @@ mod tests {
         lines.push(status(5, 0, 2_010_000, "in_progress"));
         f.feed(&lines);
         let delta = f.write();
-        assert_eq!(delta.delta, 1);
-        assert_eq!(delta.previous.as_ref(), Some(&full.manifest.full.sha256));
+        assert_eq!(delta.delta(), 1);
+        assert_eq!(delta.previous(), Some(full.manifest.full.sha256.as_str()));
         assert!(
             delta.bytes.len() * 20 < full.bytes.len(),
             "delta {} B, full {} B",
@@ -504,7 +513,8 @@ mod tests {
         // buckets are deleted rows.
         f.feed(&[created(5_000, 2 * 3_600_000)]);
         let swept = f.write();
-        assert_eq!(swept.delta, 2);
+        assert_eq!(swept.delta(), 2);
+        assert_eq!(swept.previous(), Some(delta.manifest.tip().sha256.as_str()));
         assert!(kinds(&swept.bytes).iter().any(|k| k == "deleted"));
         f.assert_restores();
         assert_eq!(f.arrow_files(), 3, "the full file and two deltas");
@@ -545,11 +555,11 @@ mod tests {
         let mut f = Fixture::new(StateKey::default());
         let lines: Vec<String> = (0..500).map(|i| created(i, i as i64 * 1_000)).collect();
         f.feed(&lines);
-        assert_eq!(f.write().delta, 0);
+        assert_eq!(f.write().delta(), 0);
         let mut deltas = 0;
         for n in 0..=MAX_DELTAS {
             f.feed(&[status(n, n, 600_000 + n as i64, "on_hold")]);
-            match f.write().delta {
+            match f.write().delta() {
                 0 => break,
                 d => deltas = d,
             }
@@ -569,7 +579,7 @@ mod tests {
         f.write();
         f.feed(&[status(2, 2, 500_000, "on_hold")]);
         let last = f.write();
-        assert_eq!(last.delta, 2);
+        assert_eq!(last.delta(), 2);
         f.assert_restores();
 
         // Deltas in the wrong order (the manifest re-signed, as by someone
@@ -592,7 +602,7 @@ mod tests {
         f.store.set_aside(TKT).unwrap();
         f.feed(&[status(3, 1, 600_000, "in_progress")]);
         assert_eq!(
-            f.write().delta,
+            f.write().delta(),
             0,
             "a full file after the chain was set aside"
         );
