@@ -11,6 +11,7 @@ use crate::eventtime::StreamId;
 use crate::generate::{Generated, Generator, SERVICES, roughen, scenario_config};
 use crate::kafka::TopicSpec;
 use crate::pipeline::Pipeline;
+use crate::time::Millis;
 
 const START: i64 = 1_793_577_600_000;
 
@@ -73,10 +74,9 @@ fn decode_only(events: &[&Generated]) -> f64 {
     started.elapsed().as_secs_f64()
 }
 
-/// Runs `events` through one pipeline in 4096-record chunks; returns seconds.
-fn replay_in_memory(config: &Arc<Config>, events: &[&Generated]) -> f64 {
-    let mut p = Pipeline::new(config.clone(), ["m".into(), "t".into()]);
-    let now = crate::time::wall_now();
+/// Partition 0 of each topic, added to `p`: generated traffic is fed as one
+/// stream per topic.
+fn single_streams(p: &mut Pipeline) -> [StreamId; 2] {
     let streams = Topic::ALL.map(|topic| StreamId {
         topic,
         partition: 0,
@@ -84,20 +84,40 @@ fn replay_in_memory(config: &Arc<Config>, events: &[&Generated]) -> f64 {
     for s in streams {
         p.eventtime_mut().add_stream(s, 0);
     }
+    streams
+}
+
+/// Ingests one chunk of generated events, each topic's records into its
+/// stream, numbered on from `offsets`.
+fn ingest_chunk(
+    p: &mut Pipeline,
+    streams: [StreamId; 2],
+    chunk: &[&Generated],
+    offsets: &mut [i64; 2],
+    now: Millis,
+    out: &mut Outputs,
+) {
+    for s in streams {
+        let lines: Vec<&str> = (chunk.iter())
+            .filter(|g| g.topic == s.topic)
+            .map(|g| g.line.as_str())
+            .collect();
+        let first = offsets[s.topic.index()];
+        offsets[s.topic.index()] += lines.len() as i64;
+        p.ingest(s, &RawRecord::numbered(&lines, 0, first), now, out);
+    }
+}
+
+/// Runs `events` through one pipeline in 8192-record chunks; returns seconds.
+fn replay_in_memory(config: &Arc<Config>, events: &[&Generated]) -> f64 {
+    let mut p = Pipeline::new(config.clone(), ["m".into(), "t".into()]);
+    let now = crate::time::wall_now();
+    let streams = single_streams(&mut p);
     let mut out = Outputs::default();
     let started = Instant::now();
     let mut offsets = [0i64; 2];
     for chunk in events.chunks(8192) {
-        for s in streams {
-            let lines: Vec<&str> = chunk
-                .iter()
-                .filter(|g| g.topic == s.topic)
-                .map(|g| g.line.as_str())
-                .collect();
-            let first = offsets[s.topic.index()];
-            offsets[s.topic.index()] += lines.len() as i64;
-            p.ingest(s, &RawRecord::numbered(&lines, 0, first), now, &mut out);
-        }
+        ingest_chunk(&mut p, streams, chunk, &mut offsets, now, &mut out);
         p.advance(None, &mut out);
         out.dead_letters.clear();
         out.incidents.clear();
@@ -118,34 +138,27 @@ pub fn checkpoint_rows(days: u32) -> Vec<Row> {
     use crate::checkpoint::{CheckpointStore, StateKey, encode};
     let config = config();
     let events = traffic(days, 7, 1.0);
+    let events: Vec<&Generated> = events.iter().collect();
     let dir =
         std::env::temp_dir().join(format!("slaflow-bench-checkpoints-{}", std::process::id()));
     let store = CheckpointStore::new(&dir, config.clone(), StateKey::default());
     let mut core = crate::state::Core::new(Pipeline::new(config.clone(), ["m".into(), "t".into()]));
-    let streams = Topic::ALL.map(|topic| StreamId {
-        topic,
-        partition: 0,
-    });
-    for s in streams {
-        core.pipeline.eventtime_mut().add_stream(s, 0);
-    }
+    let streams = single_streams(&mut core.pipeline);
     let intervals = days as usize * 144;
     let per_interval = events.len().div_ceil(intervals.max(1));
     let (mut out, mut offsets) = (Outputs::default(), [0i64; 2]);
     // Per interval: (bytes written, bytes of full files of the same state, deltas written).
     let mut sizes: Vec<(usize, usize, usize)> = Vec::new();
     for chunk in events.chunks(per_interval.max(1)) {
-        for s in streams {
-            let lines: Vec<&str> = (chunk.iter())
-                .filter(|g| g.topic == s.topic)
-                .map(|g| g.line.as_str())
-                .collect();
-            let first = offsets[s.topic.index()];
-            offsets[s.topic.index()] += lines.len() as i64;
-            let now = crate::time::wall_now();
-            core.pipeline
-                .ingest(s, &RawRecord::numbered(&lines, 0, first), now, &mut out);
-        }
+        let now = crate::time::wall_now();
+        ingest_chunk(
+            &mut core.pipeline,
+            streams,
+            chunk,
+            &mut offsets,
+            now,
+            &mut out,
+        );
         core.pipeline.advance(None, &mut out);
         core.record(&out.incidents);
         out.dead_letters.clear();
