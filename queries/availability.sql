@@ -1,11 +1,12 @@
--- Time per service and state inside the report period [$1, $2), in milliseconds,
--- and the longest single interval of each state (clipped to the period).
+-- The operational state intervals of every service that overlap the report
+-- period [$1, $2), clipped to it, in time order per service. The report
+-- derives the contractual figures (service hours, exclusions: contract
+-- section 13) and the longest outage from them.
 -- availability_intervals holds maximal intervals: adjacent intervals never share a state.
 SELECT service,
        state,
-       SUM(LEAST(end_ms, $2) - GREATEST(start_ms, $1)) AS ms,
-       MAX(LEAST(end_ms, $2) - GREATEST(start_ms, $1)) AS longest_ms
+       GREATEST(start_ms, $1) AS start_ms,
+       LEAST(end_ms, $2) AS end_ms
 FROM availability_intervals
 WHERE end_ms > $1 AND start_ms < $2
-GROUP BY service, state
-ORDER BY service, state
+ORDER BY service, start_ms

@@ -144,9 +144,10 @@ impl Feeder {
         if let Ok(mut q) = self.intake.0.lock() {
             for e in q.drain(..) {
                 let mut json = e.json;
-                // Maintenance requests join the monitoring stream now (demo event time).
+                // Maintenance and exclusion requests join the monitoring
+                // stream now (demo event time).
                 if let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&json)
-                    && v["kind"] == "maintenance"
+                    && (v["kind"] == "maintenance" || v["kind"] == "exclusion")
                 {
                     v["ts"] = serde_json::json!(now - 1);
                     json = v.to_string();

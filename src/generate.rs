@@ -33,6 +33,8 @@ pub struct ScenarioService {
     pub customer: &'static str,
     /// Availability target.
     pub target: f64,
+    /// Service hours (a calendar of [`scenario_config`]).
+    pub hours: &'static str,
 }
 
 /// The scenario's services (two customers, three services each).
@@ -41,31 +43,37 @@ pub const SERVICES: [ScenarioService; 6] = [
         id: "web",
         customer: "acme",
         target: 99.9,
+        hours: "24x7",
     },
     ScenarioService {
         id: "api",
         customer: "acme",
         target: 99.95,
+        hours: "24x7",
     },
     ScenarioService {
         id: "db",
         customer: "acme",
         target: 99.9,
+        hours: "paris-office",
     },
     ScenarioService {
         id: "shop",
         customer: "globex",
         target: 99.5,
+        hours: "24x7",
     },
     ScenarioService {
         id: "search",
         customer: "globex",
         target: 99.0,
+        hours: "ny-business",
     },
     ScenarioService {
         id: "cache",
         customer: "globex",
         target: 99.9,
+        hours: "24x7",
     },
 ];
 
@@ -99,6 +107,26 @@ tue = "09:00-18:00"
 wed = "09:00-18:00"
 thu = "09:00-18:00"
 fri = "09:00-17:00"
+
+[[calendars]]
+id = "ny-business"
+timezone = "America/New_York"
+holidays = ["2026-11-26", "2026-12-25"]
+[calendars.hours]
+mon = "08:00-20:00"
+tue = "08:00-20:00"
+wed = "08:00-20:00"
+thu = "08:00-20:00"
+fri = "08:00-20:00"
+sat = "10:00-16:00"
+
+[[credits]]
+customer = "acme"
+tiers = [{ below = 99.9, credit_pct = 5 }, { below = 99.5, credit_pct = 10 }, { below = 99.0, credit_pct = 25 }]
+
+[[credits]]
+customer = "globex"
+tiers = [{ below = 99.5, credit_pct = 10 }, { below = 98.0, credit_pct = 30 }]
 
 [[slas]]
 id = "acme-gold"
@@ -138,8 +166,8 @@ resolution = "3d"
     );
     for svc in &SERVICES {
         s.push_str(&format!(
-            "\n[[services]]\nid = \"{}\"\ncustomer = \"{}\"\navailability_target = {}\n",
-            svc.id, svc.customer, svc.target
+            "\n[[services]]\nid = \"{}\"\ncustomer = \"{}\"\navailability_target = {}\nservice_hours = \"{}\"\n",
+            svc.id, svc.customer, svc.target, svc.hours
         ));
     }
     s
@@ -178,6 +206,11 @@ pub struct Generator {
     ticket_rate: f64,
     /// Mean trouble episodes started per service per minute.
     trouble_rate: f64,
+    /// Decides which outages get an after-the-fact exclusion: a stream of its
+    /// own, so the rest of the traffic is what it was before exclusions existed.
+    exclusion_rng: SmallRng,
+    /// Exclusions announced so far.
+    exclusions: u64,
 }
 
 impl Generator {
@@ -199,6 +232,8 @@ impl Generator {
             ticket_no: 0,
             ticket_rate: 350.0 / (7.0 * 1440.0) * intensity,
             trouble_rate: 4.0 / (7.0 * 1440.0) * intensity,
+            exclusion_rng: SmallRng::seed_from_u64(seed ^ 0x0e8c_105e),
+            exclusions: 0,
         }
     }
 
@@ -229,6 +264,7 @@ impl Generator {
 
     fn plan_service(&mut self, i: usize, t: Millis, out: &mut Vec<Generated>) {
         let svc = &SERVICES[i];
+        self.exclude_some(i, t, out);
         self.troubles[i].retain(|tr| tr.end > t);
         if self.rng.random_bool(self.trouble_rate.min(1.0)) {
             let kind = self.rng.random_range(0..10);
@@ -264,6 +300,39 @@ impl Generator {
                     svc.id
                 ),
             });
+        }
+    }
+
+    /// Some outages turn out to be the customer's doing: about one in five
+    /// that just ended gets an exclusion, approved 45 s later for its whole
+    /// window (retroactive, contract section 13); one in four of those is
+    /// then narrowed by a second version.
+    fn exclude_some(&mut self, i: usize, t: Millis, out: &mut Vec<Generated>) {
+        let service = SERVICES[i].id;
+        let ended: Vec<(Millis, Millis)> = (self.troubles[i].iter())
+            .filter(|tr| tr.end == t && tr.down_mask != 0)
+            .map(|tr| (tr.start, tr.end))
+            .collect();
+        for (start, end) in ended {
+            if !self.exclusion_rng.random_bool(0.2) {
+                continue;
+            }
+            self.exclusions += 1;
+            let n = self.exclusions;
+            let mut versions = vec![(t + 45_000, end)];
+            if self.exclusion_rng.random_bool(0.25) && end - start > 2 * MINUTE {
+                versions.push((t + 50_000, end - MINUTE));
+            }
+            for (v, (ts, end)) in versions.into_iter().enumerate() {
+                out.push(Generated {
+                    topic: Topic::Monitoring,
+                    key: service.to_owned(),
+                    ts,
+                    line: format!(
+                        r#"{{"event_id":"ex-{n}-{v}","ts":{ts},"service":"{service}","kind":"exclusion","exclusion_id":"EXC-{n}","start":{start},"end":{end},"reason":"customer-side network change","approved_by":"service-manager"}}"#
+                    ),
+                });
+            }
         }
     }
 

@@ -91,6 +91,7 @@ struct SloMetrics {
     budget_remaining: Family<SloLabel, FloatGauge>,
     availability: Family<PeriodLabel, FloatGauge>,
     objective: Family<SloLabel, FloatGauge>,
+    credit: Family<SloLabel, FloatGauge>,
     /// Held while the gauges are rebuilt and rendered, so a concurrent scrape
     /// never sees them half set.
     scrape: Mutex<()>,
@@ -114,6 +115,11 @@ impl SloMetrics {
             self.objective.clone(),
         );
         registry.register(
+            "sla_credit_pct",
+            "Service credit (percent, contract section 13) the current UTC month's contractual availability so far would give, for customers with [[credits]]",
+            self.credit.clone(),
+        );
+        registry.register(
             "slo_availability_ratio",
             "Availability (measured time not down / measured time) of the current UTC month so far",
             self.availability.clone(),
@@ -127,6 +133,7 @@ impl SloMetrics {
         self.budget_remaining.clear();
         self.availability.clear();
         self.objective.clear();
+        self.credit.clear();
         let lengths: Vec<Millis> = windows.iter().map(|w| w.1).collect();
         for t in engine.services().values().filter(|t| t.cursor().is_some()) {
             let (customer, service) = (t.customer().to_owned(), t.id().to_owned());
@@ -147,6 +154,10 @@ impl SloMetrics {
             self.objective.get_or_create(&label).set(t.objective());
             if let Some(r) = t.budget_remaining_ratio() {
                 self.budget_remaining.get_or_create(&label).set(r);
+            }
+            let credits = engine.config().credits_for(&customer);
+            if let (Some(c), Some(a)) = (credits, t.month_availability_pct()) {
+                self.credit.get_or_create(&label).set(c.credit_for(a));
             }
             if let Some(a) = t.month_availability() {
                 let period = "month".to_owned();

@@ -190,6 +190,8 @@ domain_enum! {
         Metric,
         /// An announced maintenance window.
         Maintenance,
+        /// An audited exclusion from the SLA (contract section 13).
+        Exclusion,
     }
 }
 

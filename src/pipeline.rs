@@ -67,7 +67,7 @@ impl Pipeline {
         };
         Pipeline {
             decoders: [
-                Decoder::new(Topic::Monitoring, &topic_names[0]),
+                Decoder::new(Topic::Monitoring, &topic_names[0]).with_max_window(e.max_window.0),
                 Decoder::new(Topic::Tickets, &topic_names[1]),
             ],
             engine: Engine::new(config.clone(), &topic_names[1]),

@@ -71,6 +71,7 @@ pub fn router(shared: Arc<Shared>) -> std::io::Result<(Router, utoipa::openapi::
         .routes(routes!(routes::incidents))
         .routes(routes!(routes::ticket))
         .routes(routes!(routes::maintenance))
+        .routes(routes!(routes::exclusions))
         .routes(routes!(query::query))
         .routes(routes!(routes::overview))
         .routes(routes!(routes::metrics))

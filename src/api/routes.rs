@@ -469,21 +469,11 @@ pub async fn maintenance(
 ) -> Result<Response, ApiError> {
     who.check_admin()?;
     let Json(req) = body?;
-    if shared.config.service(&req.service).is_none() {
-        return Err(ApiError::bad_request(format!(
-            "unknown service {:?}",
-            req.service
-        )));
-    }
     let (start, end) = (json_time("start", &req.start)?, json_time("end", &req.end)?);
-    if end <= start {
-        return Err(ApiError::bad_request("`end` must be after `start`"));
-    }
     let ts = shared.intake.now();
     let digest = Sha256::digest(format!("{}|{start}|{end}|{ts}", req.service).as_bytes());
-    let event_id = format!("api-maint-{}", hex::encode(&digest[..8]));
     let event = serde_json::json!({
-        "event_id": event_id,
+        "event_id": format!("api-maint-{}", hex::encode(&digest[..8])),
         "ts": ts,
         "service": req.service,
         "kind": "maintenance",
@@ -491,13 +481,86 @@ pub async fn maintenance(
         "end": end,
         "change_id": req.change_id,
     });
+    publish_monitoring(shared, event).await
+}
+
+/// An exclusion to record (contract section 13).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ExclusionRequest {
+    /// Service id.
+    pub service: String,
+    /// Its identity per service: a later request with the same id replaces it.
+    pub exclusion_id: String,
+    /// Window start (RFC 3339 or epoch ms); may lie in the past.
+    #[schema(value_type = String)]
+    pub start: serde_json::Value,
+    /// Window end (exclusive).
+    #[schema(value_type = String)]
+    pub end: serde_json::Value,
+    /// Why the time is excluded (e.g. "customer firewall change").
+    pub reason: String,
+    /// Who approved it.
+    pub approved_by: String,
+}
+
+/// Records an exclusion (or a new version of one) as a monitoring event,
+/// published to the monitoring topic in `run` like maintenance. Admin tokens only.
+#[utoipa::path(post, path = "/v1/exclusions", request_body = ExclusionRequest, security(("bearer" = [])),
+    responses((status = 202, description = "accepted; the event is returned", body = Object), (status = 400), (status = 401), (status = 403)))]
+pub async fn exclusions(
+    State(shared): Shared_,
+    who: Principal,
+    body: Result<Json<ExclusionRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    who.check_admin()?;
+    let Json(req) = body?;
+    let (start, end) = (json_time("start", &req.start)?, json_time("end", &req.end)?);
+    let mut id = [0u8; 16];
+    getrandom::fill(&mut id).map_err(ApiError::internal)?;
+    // A version 4 UUID (RFC 9562).
+    id[6] = (id[6] & 0x0f) | 0x40;
+    id[8] = (id[8] & 0x3f) | 0x80;
+    let h = hex::encode(id);
+    let uuid = format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    );
+    let event = serde_json::json!({
+        "event_id": format!("api:{uuid}"),
+        "ts": shared.intake.now(),
+        "service": req.service,
+        "kind": "exclusion",
+        "exclusion_id": req.exclusion_id,
+        "start": start,
+        "end": end,
+        "reason": req.reason,
+        "approved_by": req.approved_by,
+    });
+    publish_monitoring(shared, event).await
+}
+
+/// Checks a monitoring event made by the API as the decoder checks input
+/// (an unknown service, a window ending before it starts or longer than
+/// `engine.max_window`, a missing field: 400), then publishes it.
+async fn publish_monitoring(
+    shared: std::sync::Arc<crate::state::Shared>,
+    event: serde_json::Value,
+) -> Result<Response, ApiError> {
+    let json = event.to_string();
+    let topic = crate::event::Topic::Monitoring;
+    let (key, event_id, ts) = crate::ingest::validate(&shared.config, topic, &json)
+        .map_err(|(_, why)| ApiError::bad_request(why))?;
     let published = crate::ingest::Event {
         index: 0,
-        topic: crate::event::Topic::Monitoring,
-        key: req.service,
+        topic,
+        key,
         event_id,
         ts,
-        json: event.to_string(),
+        json,
     };
     // Publishing waits for Kafka's acknowledgement: off the async workers.
     let worker = shared.clone();

@@ -392,8 +392,13 @@ mod tests {
         let cases: [(&str, Edit); 4] = [
             ("bucket 0", Box::new(|t| t["bucket"] = 0.into())),
             (
-                "negative duration",
-                Box::new(|t| t["month_acc"][0] = (-5).into()),
+                "exclusion ending before it starts",
+                Box::new(|t| {
+                    t["exclusions"] = serde_json::json!({"by_id": {"X": {
+                        "start": 5, "end": 1, "reason": "r", "approved_by": "a",
+                        "versions": 1, "ts": 0
+                    }}})
+                }),
             ),
             ("far cursor", Box::new(|t| t["cursor"] = i64::MAX.into())),
             (

@@ -67,6 +67,9 @@ pub struct EngineConfig {
     pub dedup_horizon: Dur,
     /// Availability aggregation bucket.
     pub bucket: Dur,
+    /// Longest maintenance or exclusion window; a longer one is `malformed`
+    /// (contract section 13).
+    pub max_window: Dur,
     /// After this long caught up and quiet, a partition stops holding the watermark back.
     pub idle_timeout: Dur,
     /// Where checkpoints live.
@@ -93,6 +96,7 @@ impl Default for EngineConfig {
             max_future: Dur(600_000),
             dedup_horizon: Dur(24 * 3_600_000),
             bucket: Dur(60_000),
+            max_window: Dur(31 * 86_400_000),
             idle_timeout: Dur(10_000),
             data_dir: PathBuf::from("./slaflow-data"),
             checkpoint_interval: Dur(10_000),

@@ -82,6 +82,9 @@ pub struct Config {
     /// SLAs.
     #[serde(default)]
     pub slas: Vec<SlaConfig>,
+    /// Service credit tiers, at most one entry per customer (section 13).
+    #[serde(default)]
+    pub credits: Vec<CreditsConfig>,
     /// `[ingest]`: mapping of Alertmanager and Jira payloads.
     #[serde(default)]
     pub ingest: IngestConfig,
@@ -126,7 +129,15 @@ type IdIndex = HashMap<String, usize, foldhash::fast::RandomState>;
 /// key order (the parsed table, serialised canonically).
 fn engine_sha256(text: &str) -> String {
     let mut table: toml::Table = text.parse().unwrap_or_default();
-    for k in ["kafka", "api", "ingest", "delivery", "deliveries", "report"] {
+    for k in [
+        "kafka",
+        "api",
+        "ingest",
+        "delivery",
+        "deliveries",
+        "report",
+        "credits",
+    ] {
         table.remove(k);
     }
     // Where and how often state is saved, how stopping and signing work, and the
@@ -199,6 +210,11 @@ impl Config {
     /// The service with this id, if configured.
     pub fn service(&self, id: &str) -> Option<&ServiceConfig> {
         self.service_index.get(id).map(|&i| &self.services[i])
+    }
+
+    /// The service credit tiers of a customer, if it has any (section 13).
+    pub fn credits_for(&self, customer: &str) -> Option<&CreditsConfig> {
+        (self.credits.iter()).find(|c| c.customer.get_ref() == customer)
     }
 
     /// The customer with this id, if configured.

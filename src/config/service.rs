@@ -147,6 +147,42 @@ pub struct ServiceConfig {
     /// Window of hourly means used for the exhaustion forecast.
     #[serde(default = "default_forecast_window")]
     pub forecast_window: Dur,
+    /// Calendar id of the agreed service hours (contract section 13): time
+    /// outside them is neither measured nor down.
+    #[serde(default = "default_calendar")]
+    pub service_hours: Spanned<String>,
+}
+
+/// `[[credits]]`: service credit tiers of one customer (contract section 13).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreditsConfig {
+    /// The customer.
+    pub customer: Spanned<String>,
+    /// Tiers: the largest `credit_pct` among those whose `below` the
+    /// availability is under applies.
+    pub tiers: Vec<CreditTier>,
+}
+
+/// One service credit tier.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreditTier {
+    /// Applies when the availability is strictly below this percentage.
+    pub below: f64,
+    /// Credit, percent of the service fee.
+    pub credit_pct: f64,
+}
+
+impl CreditsConfig {
+    /// The credit for an availability (contract section 13): the largest
+    /// `credit_pct` among tiers with `availability_pct < below`, 0 if none.
+    pub fn credit_for(&self, availability_pct: f64) -> f64 {
+        (self.tiers.iter())
+            .filter(|t| availability_pct < t.below)
+            .map(|t| t.credit_pct)
+            .fold(0.0, f64::max)
+    }
 }
 
 fn default_target() -> f64 {

@@ -72,7 +72,8 @@ impl Config {
             "calendars",
             &mut calendars,
         )?;
-        self.check_services(&customers)?;
+        self.check_services(&customers, &calendars)?;
+        self.check_credits(&customers)?;
         self.check_slas(&customers, &calendars)?;
         if let Some(api) = &self.api {
             check_tokens(api, &customers)?;
@@ -98,17 +99,24 @@ impl Config {
                 ("engine.dedup_horizon", eng.dedup_horizon),
                 ("engine.shutdown_grace", eng.shutdown_grace),
                 ("engine.retention", eng.retention),
+                ("engine.max_window", eng.max_window),
             ],
             &(0..0),
         )
     }
 
-    fn check_services(&self, customers: &HashSet<String>) -> Checked {
+    fn check_services(&self, customers: &HashSet<String>, calendars: &HashSet<String>) -> Checked {
         let mut ids = HashSet::new();
         unique_ids(self.services.iter().map(|s| &s.id), "services", &mut ids)?;
         for (i, s) in self.services.iter().enumerate() {
             let key = |k: &str| format!("services[{i}].{k}");
             known(customers, &s.customer, key("customer"), "customer")?;
+            known(
+                calendars,
+                &s.service_hours,
+                key("service_hours"),
+                "calendar",
+            )?;
             if !(0.0..=100.0).contains(&s.availability_target) {
                 return fault(
                     s.id.span(),
@@ -128,6 +136,39 @@ impl Config {
                 &[(&stale, s.stale_after), (&window, s.forecast_window)],
                 &s.id.span(),
             )?;
+        }
+        Ok(())
+    }
+
+    /// `[[credits]]`: one entry per known customer, tiers with `below` in
+    /// (0, 100] and `credit_pct` in [0, 100].
+    fn check_credits(&self, customers: &HashSet<String>) -> Checked {
+        let mut seen = HashSet::new();
+        for (i, c) in self.credits.iter().enumerate() {
+            let key = |k: &str| format!("credits[{i}].{k}");
+            known(customers, &c.customer, key("customer"), "customer")?;
+            if !seen.insert(c.customer.get_ref().clone()) {
+                let what = format!("a second entry for customer {:?}", c.customer.get_ref());
+                return fault(c.customer.span(), key("customer"), what);
+            }
+            if c.tiers.is_empty() {
+                return fault(c.customer.span(), key("tiers"), "needs at least one tier");
+            }
+            for (j, t) in c.tiers.iter().enumerate() {
+                if !(t.below > 0.0 && t.below <= 100.0) {
+                    let what = "`below` must be a percentage in (0, 100]";
+                    return fault(
+                        c.customer.span(),
+                        format!("credits[{i}].tiers[{j}].below"),
+                        what,
+                    );
+                }
+                if !(0.0..=100.0).contains(&t.credit_pct) {
+                    let what = "`credit_pct` must be a percentage in [0, 100]";
+                    let k = format!("credits[{i}].tiers[{j}].credit_pct");
+                    return fault(c.customer.span(), k, what);
+                }
+            }
         }
         Ok(())
     }

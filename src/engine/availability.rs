@@ -13,6 +13,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{BurnAlert, DownWhen, NoData, ServiceConfig};
 use crate::engine::burn::{BurnAlerts, ServiceRef, WindowTime};
+use crate::engine::calendar::Calendar;
+use crate::engine::contract::{
+    Class, ContractDurations, Exclusion, Exclusions, Hours, contract_of,
+};
 use crate::engine::episodes::{EpisodeEvent, Episodes};
 use crate::engine::incidents::{Action, Incident};
 use crate::engine::runs::Runs;
@@ -43,6 +47,11 @@ impl State {
         State::Maintenance,
         State::NoData,
     ];
+
+    /// The state named `s` (as [`State::as_str`] writes it).
+    pub fn parse(s: &str) -> Option<State> {
+        State::ALL.into_iter().find(|x| x.as_str() == s)
+    }
 
     /// Lower-case name used in tables and the API.
     pub fn as_str(self) -> &'static str {
@@ -160,8 +169,26 @@ pub struct ServiceTimeline {
     nodata: NoData,
     /// The UTC month being accounted for the error-budget rule: [start, end).
     month: (Millis, Millis),
-    /// Per-state time accounted in `month`.
-    month_acc: StateDurations,
+    /// Contractual time of `[month start, cursor)` (section 13). Derived from
+    /// the intervals, so rebuilt rather than trusted from a checkpoint.
+    #[serde(skip)]
+    month_acc: ContractDurations,
+    /// Service-hours time of `[month start, cursor)` (derived).
+    #[serde(skip)]
+    month_in_hours: Millis,
+    /// Service-hours time of the whole month (derived).
+    #[serde(skip)]
+    month_open: Millis,
+    /// Service hours (section 13; from the config, not checkpointed).
+    #[serde(skip)]
+    hours: Hours,
+    /// Exclusions in force (section 13).
+    #[serde(default)]
+    exclusions: Exclusions,
+    /// The cursor when the exclusions last changed: windows reaching back
+    /// before it may see different contractual time than when they were walked.
+    #[serde(default = "min_millis")]
+    exclusions_changed: Millis,
     /// `availability_breach` trigger instant in the current month, if it fired.
     budget_breached: Option<Millis>,
     /// Burn-rate alerts (contract section 11).
@@ -169,10 +196,19 @@ pub struct ServiceTimeline {
     burn: BurnAlerts,
 }
 
+fn min_millis() -> Millis {
+    Millis::MIN
+}
+
 impl ServiceTimeline {
-    /// A timeline for a configured service; `bucket` is `engine.bucket` in ms,
-    /// `alerts` the `[[burn_alerts]]`.
-    pub fn new(cfg: &ServiceConfig, bucket: Millis, alerts: &Arc<[BurnAlert]>) -> Self {
+    /// A timeline for a configured service; `hours` its service hours,
+    /// `bucket` is `engine.bucket` in ms, `alerts` the `[[burn_alerts]]`.
+    pub fn new(
+        cfg: &ServiceConfig,
+        hours: Arc<Calendar>,
+        bucket: Millis,
+        alerts: &Arc<[BurnAlert]>,
+    ) -> Self {
         ServiceTimeline {
             partition: None,
             id: cfg.id.get_ref().clone(),
@@ -191,7 +227,12 @@ impl ServiceTimeline {
             target_pct: cfg.availability_target,
             nodata: cfg.nodata,
             month: (0, 0),
-            month_acc: StateDurations::default(),
+            month_acc: ContractDurations::default(),
+            month_in_hours: 0,
+            month_open: 0,
+            hours: Hours::new(hours),
+            exclusions: Exclusions::default(),
+            exclusions_changed: Millis::MIN,
             budget_breached: None,
             burn: BurnAlerts::new(alerts.clone()),
         }
@@ -201,8 +242,12 @@ impl ServiceTimeline {
     /// rules (they come from the config, not the checkpoint).
     pub fn restore(&mut self, restored: ServiceTimeline) {
         let rules = self.burn.rules();
+        let hours = std::mem::take(&mut self.hours);
         *self = restored;
         self.burn = std::mem::take(&mut self.burn).with_rules(rules);
+        self.hours = hours;
+        self.exclusions.rebuild();
+        self.recompute_month();
     }
 
     /// Checks a restored timeline: the service's config as `cfg` and `bucket` say,
@@ -215,7 +260,7 @@ impl ServiceTimeline {
         bucket: Millis,
         alerts: &Arc<[BurnAlert]>,
     ) -> Result<(), String> {
-        let fresh = ServiceTimeline::new(cfg, bucket, alerts);
+        let fresh = ServiceTimeline::new(cfg, Arc::new(Calendar::Always), bucket, alerts);
         let same = self.id == fresh.id
             && self.customer == fresh.customer
             && self.down_when == fresh.down_when
@@ -237,6 +282,7 @@ impl ServiceTimeline {
             .map(|s| s.1)
             .chain(self.windows.iter().flat_map(|w| [w.from, w.end]))
             .chain((self.maintenance_log.iter()).flat_map(|m| [m.announced, m.start, m.end]))
+            .chain((self.exclusions.iter()).flat_map(|(_, e)| [e.start, e.end, e.ts]))
             .chain(self.cursor)
             .chain(self.budget_breached)
             .chain([self.month.0, self.month.1])
@@ -254,14 +300,8 @@ impl ServiceTimeline {
         {
             return Err("intervals empty or unordered".into());
         }
-        let within = |d: &StateDurations, total: Millis| {
-            d.0.iter().all(|&x| x >= 0)
-                && (d.0.iter())
-                    .try_fold(0i64, |a, &x| a.checked_add(x))
-                    .is_some_and(|s| s <= total)
-        };
-        if !within(&self.month_acc, self.month.1 - self.month.0) {
-            return Err("month durations outside the month".into());
+        if (self.exclusions.iter()).any(|(id, e)| id.is_empty() || e.end <= e.start) {
+            return Err("exclusion empty or unnamed".into());
         }
         Ok(())
     }
@@ -306,6 +346,30 @@ impl ServiceTimeline {
         self.settle(ts, out);
     }
 
+    /// Applies a version of exclusion `id` at `ts` (contract section 13). It
+    /// does not start the timeline; once started, everything evaluated after
+    /// `ts` (and every report) sees the exclusions in force, including their
+    /// parts before `ts`; incidents already emitted stay as they were.
+    pub fn exclusion(&mut self, ts: Millis, id: &str, version: Exclusion, out: &mut Vec<Incident>) {
+        if self.cursor.is_some() {
+            let ts = self.start_or_clamp(ts, out);
+            self.exclusions.apply(id, Exclusion { ts, ..version });
+            self.exclusions_changed = ts;
+            // A shorter version gives time back, which may be downtime: look
+            // at the burn-rate alerts again while a short window reaches it.
+            self.burn.last_bad = Some(self.burn.last_bad.map_or(ts, |b| b.max(ts)));
+            self.recompute_month();
+            self.settle(ts, out);
+        } else {
+            self.exclusions.apply(id, Exclusion { ts, ..version });
+        }
+    }
+
+    /// The exclusions in force, by id.
+    pub fn exclusions(&self) -> &Exclusions {
+        &self.exclusions
+    }
+
     /// Announced maintenance windows that still count, in announcement order.
     pub fn maintenance_log(&self) -> impl Iterator<Item = &MaintenanceNote> {
         self.maintenance_log.iter()
@@ -332,6 +396,7 @@ impl ServiceTimeline {
                 self.cursor = Some(ts);
                 self.run_start = ts;
                 self.month = month_of(ts);
+                self.recompute_month();
                 ts
             }
             Some(c) if ts < c => c,
@@ -358,18 +423,66 @@ impl ServiceTimeline {
     fn walk(&mut self, t: Millis, out: &mut Vec<Incident>) {
         let Some(mut cur) = self.cursor else { return };
         while cur < t {
-            let next = self.next_event(cur).min(t);
-            let stop = self.first_close_over_budget(cur, next).unwrap_or(next);
-            self.burn_closes(cur, stop, out);
-            self.account(cur, stop);
+            let here = self.class_at(cur);
+            let next = self.next_event(cur, &here).min(t);
+            let stop = (self.first_close_over_budget(cur, next, &here)).unwrap_or(next);
+            self.burn_closes(cur, stop, &here, out);
+            self.account(cur, stop, &here);
             cur = stop;
             self.cursor = Some(cur);
             self.month_boundaries(cur, out);
             self.settle(cur, out);
         }
         self.windows.retain(|w| w.end > cur);
+        self.runs.forget_sums_before(self.sums_needed_from(cur));
+    }
+
+    /// The earliest instant whose prefix sums a window can still ask for: the
+    /// longest burn-rate window, and the month (recomputed when an exclusion
+    /// changes).
+    fn sums_needed_from(&self, cur: Millis) -> Millis {
         let reach = self.burn.longest().unwrap_or(0).saturating_add(self.bucket);
-        self.runs.forget_sums_before(cur.saturating_sub(reach));
+        cur.saturating_sub(reach).min(self.month.0)
+    }
+
+    /// The contractual state on `[x, next event)`: the operational state (the
+    /// one at the cursor), service hours and exclusions.
+    fn class_at(&mut self, x: Millis) -> Here {
+        let (in_hours, hours_since, hours_until) = self.hours.at(x);
+        let (excluded, excl_until, excl_since) = self.exclusions.at(x);
+        let since = (self.run_start.max(hours_since).max(excl_since)).max(self.exclusions_changed);
+        Here {
+            class: Class::of(self.state, excluded, in_hours),
+            in_hours,
+            since,
+            until: hours_until.min(excl_until),
+        }
+    }
+
+    /// Operational time per state of `[a, b)` (`a` no earlier than the sums
+    /// kept, `b` up to the open run's reach); time before the first record is
+    /// left unaccounted.
+    fn ops_between(&self, a: Millis, b: Millis) -> StateDurations {
+        let (open, state) = (self.run_start, self.state);
+        (self.runs.sums_at(b, open, state)).minus(&self.runs.sums_at(a, open, state))
+    }
+
+    /// Contractual time of `[a, b)` with the exclusions in force.
+    fn contract_between(&self, a: Millis, b: Millis) -> ContractDurations {
+        let spans = self.hours.spans(a, b);
+        contract_of(a, b, &spans, self.exclusions.union(), |c, d| {
+            self.ops_between(c, d)
+        })
+    }
+
+    /// Rebuilds the month's contractual sums from the intervals (at the start,
+    /// after a restore, and when the exclusions change).
+    fn recompute_month(&mut self) {
+        let Some(cur) = self.cursor else { return };
+        let (start, end) = self.month;
+        self.month_acc = self.contract_between(start, cur);
+        self.month_in_hours = self.hours.open_between(start, cur);
+        self.month_open = self.hours.open_between(start, end);
     }
 
     /// Evaluates the burn-rate alerts at the bucket closes in `(cur, stop]`,
@@ -380,12 +493,12 @@ impl ServiceTimeline {
     /// nonzero budget rate, an alert holds only when its short window holds
     /// downtime, so once no short window reaches back to downtime every alert
     /// is resolved and stays so.
-    fn burn_closes(&mut self, cur: Millis, stop: Millis, out: &mut Vec<Incident>) {
+    fn burn_closes(&mut self, cur: Millis, stop: Millis, here: &Here, out: &mut Vec<Incident>) {
         let (Some(longest), Some(short)) = (self.burn.longest(), self.burn.longest_short()) else {
             return;
         };
-        let bad = self.counts_down(self.state);
-        let pure_from = (self.run_start.saturating_add(longest)).saturating_add(self.bucket - 1);
+        let bad = here.class.counts_down(self.nodata);
+        let pure_from = (here.since.saturating_add(longest)).saturating_add(self.bucket - 1);
         let clear_from = match self.burn.last_bad {
             _ if bad || self.budget_ratio() <= 0.0 => Millis::MAX,
             Some(end) => (end.saturating_add(short)).saturating_add(self.bucket - 1),
@@ -412,11 +525,6 @@ impl ServiceTimeline {
         self.burn = burn;
     }
 
-    /// Whether time in `state` counts as downtime (under the `nodata` policy).
-    fn counts_down(&self, state: State) -> bool {
-        state == State::Down || (state == State::NoData && self.nodata == NoData::Down)
-    }
-
     /// `availability_target / 100`.
     pub fn objective(&self) -> f64 {
         self.target_pct / 100.0
@@ -433,6 +541,12 @@ impl ServiceTimeline {
     /// cursor, or the current state beyond it.
     fn window_time(&self, at: Millis, w: Millis, hint: &mut usize) -> WindowTime {
         let from = at.saturating_sub(w).max(self.first_kept()).min(at);
+        if !self.hours.always() || !self.exclusions.is_empty() {
+            let (measured, down) = self
+                .contract_between(from, at)
+                .measured_and_downtime(self.nodata);
+            return WindowTime { down, measured };
+        }
         let (open, state) = (self.run_start, self.state);
         let start = self.runs.sums_at_from(from, open, state, hint);
         let d = self.runs.sums_at(at, open, state).minus(&start);
@@ -480,77 +594,69 @@ impl ServiceTimeline {
 
     /// The current UTC month's `budget_remaining_s / budget_s` (as
     /// [`ServiceTimeline::budget_remaining_ratio`]) at every multiple of `step`
-    /// from the month's start, and at the cursor. Only the cursor's point when
-    /// retention has pruned part of the month.
+    /// from the month's start after the first record, and at the cursor.
     pub fn month_budget_series(&self, step: Millis) -> Vec<(Millis, f64)> {
         let Some(cursor) = self.cursor else {
             return Vec::new();
         };
         let (start, step) = (self.month.0, step.max(1));
-        let mut acc = StateDurations::default();
         let mut points = Vec::new();
-        let point =
-            |at: Millis, acc: &StateDurations| self.remaining_ratio(acc, at).map(|r| (at, r));
-        // Step boundaries inside each interval of the month, then the cursor.
-        let mut next = start + step;
-        for (a, b, state) in self.intervals().filter(|i| i.1 > start) {
-            let mut x = a.max(start);
-            if next <= x {
-                // The first step boundary after the month's first record.
-                next = start + ((x - start) / step + 1) * step;
+        let (mut acc, mut in_hours) = (ContractDurations::default(), 0);
+        let mut prev = start;
+        let first = self.first_kept();
+        let mut at = start + step;
+        while at < cursor {
+            acc = acc.plus(&self.contract_between(prev, at));
+            in_hours += self.hours.open_between(prev, at);
+            prev = at;
+            if at > first {
+                points.extend(self.remaining_ratio(&acc, in_hours).map(|r| (at, r)));
             }
-            while next <= b && next < cursor {
-                acc[state] += next - x;
-                points.extend(point(next, &acc));
-                (x, next) = (next, next + step);
-            }
-            acc[state] += b - x;
+            at += step;
         }
-        if acc != self.month_acc {
-            // Retention pruned part of the month: only the running sums know it.
-            points.clear();
-            acc = self.month_acc;
-        }
-        points.extend(point(cursor, &acc));
+        points.extend(self.budget_remaining_ratio().map(|r| (cursor, r)));
         points
     }
 
-    /// The current UTC month's availability so far (section 4 over
-    /// `[month start, cursor)`): `None` before the first record or while
-    /// nothing was measured.
+    /// The current UTC month's contractual availability so far (sections 4
+    /// and 13 over `[month start, cursor)`): `None` before the first record or
+    /// while nothing was measured.
     pub fn month_availability(&self) -> Option<f64> {
-        let period = self.cursor? - self.month.0;
-        let a = &self.month_acc;
-        let nodata = period - a.known();
-        let (measured, down) = measured_and_downtime(
-            self.nodata,
-            period,
-            a[State::Maintenance],
-            nodata,
-            a[State::Down],
-        );
+        self.cursor?;
+        let (measured, down) = self.month_acc.measured_and_downtime(self.nodata);
         (measured > 0).then(|| (measured - down) as f64 / measured as f64)
+    }
+
+    /// [`ServiceTimeline::month_availability`] in percent, computed as
+    /// reports compute `availability_pct` (so credit tiers see the same value).
+    pub fn month_availability_pct(&self) -> Option<f64> {
+        self.cursor?;
+        let (measured, down) = self.month_acc.measured_and_downtime(self.nodata);
+        (measured > 0).then(|| 100.0 * (measured - down) as f64 / measured as f64)
     }
 
     /// The current UTC month's `budget_remaining_s / budget_s` at the cursor,
     /// with the budget of the whole month as `availability_breach` counts it
-    /// (the rest of the month as measured): below zero exactly when that rule
-    /// has fired. `None` before the first record or while the budget is zero.
+    /// (the rest of the month's service hours as measured): below zero exactly
+    /// when that rule has fired. `None` before the first record or while the
+    /// budget is zero.
     pub fn budget_remaining_ratio(&self) -> Option<f64> {
-        self.remaining_ratio(&self.month_acc, self.cursor?)
+        self.cursor?;
+        self.remaining_ratio(&self.month_acc, self.month_in_hours)
     }
 
-    /// `budget_remaining_s / budget_s` of the month at `x` with `a` accounted
-    /// since its start (`None` while the budget is zero).
-    fn remaining_ratio(&self, a: &StateDurations, x: Millis) -> Option<f64> {
-        let (budget, down) = self.month_budget(a, x);
+    /// `budget_remaining_s / budget_s` of the month with `a` accounted since
+    /// its start, `in_hours` of it in service hours (`None` while the budget
+    /// is zero).
+    fn remaining_ratio(&self, a: &ContractDurations, in_hours: Millis) -> Option<f64> {
+        let (budget, down) = self.month_budget(a, in_hours);
         (budget > 0.0).then(|| (budget - down as f64) / budget)
     }
 
     /// The first bucket close in `(cur, next)` at which the error budget is
-    /// exceeded, if the state stays as it is; `None` when none is (or when the
-    /// month's breach already fired).
-    fn first_close_over_budget(&self, cur: Millis, next: Millis) -> Option<Millis> {
+    /// exceeded, if the contractual state stays `here`; `None` when none is
+    /// (or when the month's breach already fired).
+    fn first_close_over_budget(&self, cur: Millis, next: Millis, here: &Here) -> Option<Millis> {
         if self.budget_breached.is_some() {
             return None;
         }
@@ -561,15 +667,14 @@ impl ServiceTimeline {
         let closes = (next - 1 - first).div_euclid(self.bucket); // index of the last close < next
         let over = |k: Millis| {
             let x = first + k * self.bucket;
-            let mut acc = self.month_acc;
-            acc[self.state] += x - cur;
-            self.budget_exceeded_with(&acc, x)
+            let (acc, in_hours) = self.accounted_to(cur, x, here);
+            self.budget_exceeded_with(&acc, in_hours)
         };
         if !over(closes) {
             return None;
         }
-        // `over` is monotone in k within one state: downtime only grows and the
-        // basis only shrinks.
+        // `over` is monotone in k within one contractual state: downtime only
+        // grows and the basis (measured so far + the hours left) only shrinks.
         let (mut lo, mut hi) = (0, closes);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
@@ -582,9 +687,20 @@ impl ServiceTimeline {
         Some(first + lo * self.bucket)
     }
 
+    /// The month's contractual sums and hours time at `x`, when `[cur, x)`
+    /// is all `here`.
+    fn accounted_to(&self, cur: Millis, x: Millis, here: &Here) -> (ContractDurations, Millis) {
+        let mut acc = self.month_acc;
+        acc.add(here.class, x - cur);
+        let in_hours = self.month_in_hours + if here.in_hours { x - cur } else { 0 };
+        (acc, in_hours)
+    }
+
     /// The next instant after `x` where the state or a deadline can change
-    /// (bucket closes excluded, see [`ServiceTimeline::walk`]).
-    fn next_event(&self, x: Millis) -> Millis {
+    /// (bucket closes excluded, see [`ServiceTimeline::walk`]); `here` is the
+    /// contractual state at `x`, which holds until a service-hours or an
+    /// exclusion edge.
+    fn next_event(&self, x: Millis, here: &Here) -> Millis {
         let mut next = Millis::MAX;
         let mut consider = |c: Millis| {
             if c > x && c < next {
@@ -592,6 +708,7 @@ impl ServiceTimeline {
             }
         };
         consider(self.month.1);
+        consider(here.until);
         for &(_, ts) in self.sources.values() {
             consider(ts.saturating_add(self.stale_after));
         }
@@ -634,10 +751,10 @@ impl ServiceTimeline {
         }
     }
 
-    /// Accounts `[a, b)` in the current state for the month's error budget (the
+    /// Accounts `[a, b)`, all `here`, for the month's error budget (the
     /// interval itself is recorded when the state changes).
-    fn account(&mut self, a: Millis, b: Millis) {
-        self.month_acc[self.state] += b - a;
+    fn account(&mut self, a: Millis, b: Millis, here: &Here) {
+        (self.month_acc, self.month_in_hours) = self.accounted_to(a, b, here);
     }
 
     fn transition(&mut self, x: Millis, new: State) {
@@ -672,7 +789,7 @@ impl ServiceTimeline {
         let (start, end) = self.month;
         if (x.rem_euclid(self.bucket) == 0 || x == end)
             && self.budget_breached.is_none()
-            && self.budget_exceeded(x)
+            && self.budget_exceeded_with(&self.month_acc, self.month_in_hours)
         {
             self.budget_breached = Some(x);
             out.push(self.budget_incident(Action::Trigger, x, x, None));
@@ -682,35 +799,24 @@ impl ServiceTimeline {
                 out.push(self.budget_incident(Action::Resolve, started, end, Some(end)));
             }
             self.month = month_of(x);
-            self.month_acc = StateDurations::default();
+            self.recompute_month();
             debug_assert!(self.month.0 >= start);
         }
     }
 
-    /// Downtime since month start > (1 − target) × (month length − maintenance − nodata),
-    /// with nodata counted as the service's `nodata` policy says.
-    fn budget_exceeded(&self, x: Millis) -> bool {
-        self.budget_exceeded_with(&self.month_acc, x)
-    }
-
-    /// [`ServiceTimeline::budget_exceeded`] at `x` with `a` accounted in the month.
-    fn budget_exceeded_with(&self, a: &StateDurations, x: Millis) -> bool {
-        let (budget, downtime) = self.month_budget(a, x);
+    /// Downtime since month start > (1 − target) × (the measured time since
+    /// month start + the service hours left in the month), with `a` accounted
+    /// since month start, `in_hours` of it in service hours (contract
+    /// sections 5 and 13).
+    fn budget_exceeded_with(&self, a: &ContractDurations, in_hours: Millis) -> bool {
+        let (budget, downtime) = self.month_budget(a, in_hours);
         downtime as f64 > budget
     }
 
-    /// The month's downtime budget in ms and its downtime at `x`, with `a`
-    /// accounted since the month's start.
-    fn month_budget(&self, a: &StateDurations, x: Millis) -> (f64, Millis) {
-        let (start, end) = self.month;
-        let nodata = (x - start) - a.known();
-        let (basis, downtime) = measured_and_downtime(
-            self.nodata,
-            end - start,
-            a[State::Maintenance],
-            nodata,
-            a[State::Down],
-        );
+    /// The month's downtime budget in ms and its downtime so far.
+    fn month_budget(&self, a: &ContractDurations, in_hours: Millis) -> (f64, Millis) {
+        let (measured, downtime) = a.measured_and_downtime(self.nodata);
+        let basis = measured + (self.month_open - in_hours);
         (self.budget_ratio() * basis as f64, downtime)
     }
 
@@ -823,8 +929,7 @@ impl ServiceTimeline {
     /// keeping what the longest burn-rate window still reaches back to.
     pub fn prune(&mut self, horizon: Millis) {
         let Some(cursor) = self.cursor else { return };
-        let reach = self.burn.longest().unwrap_or(0).saturating_add(self.bucket);
-        let horizon = horizon.min(cursor.saturating_sub(reach));
+        let horizon = horizon.min(self.sums_needed_from(cursor));
         // Run i ends where run i + 1 starts; the last one at `run_start`.
         let runs = self.runs.as_slice();
         let mut old = (runs.get(1..)).map_or(0, |rest| rest.partition_point(|r| r.0 <= horizon));
@@ -833,6 +938,7 @@ impl ServiceTimeline {
         }
         self.runs.drop_oldest(old);
         self.maintenance_log.retain(|m| m.end > horizon);
+        self.exclusions.prune(horizon);
     }
 
     /// Per-bucket durations by state (bucket start → ms per [`State`]), derived
@@ -872,6 +978,16 @@ impl ServiceTimeline {
     pub fn cursor(&self) -> Option<Millis> {
         self.cursor
     }
+}
+
+/// The contractual state of the stretch the walk is in (section 13).
+struct Here {
+    class: Class,
+    in_hours: bool,
+    /// Since when it holds (or a later instant).
+    since: Millis,
+    /// Where service hours or exclusions change next.
+    until: Millis,
 }
 
 /// What counts as measured time and as downtime in a period of `period` ms
@@ -926,7 +1042,12 @@ mod tests {
             "burn_alerts = []\n[[customers]]\nid = \"c\"\n[[services]]\nid = \"web\"\ncustomer = \"c\"\n{extra}\n"
         );
         let cfg = Config::parse(&text, Path::new("t.toml")).expect("config");
-        ServiceTimeline::new(&cfg.services[0], M, &cfg.burn_alerts.clone().into())
+        ServiceTimeline::new(
+            &cfg.services[0],
+            crate::engine::service_hours(&cfg, &cfg.services[0]),
+            M,
+            &cfg.burn_alerts.clone().into(),
+        )
     }
 
     fn totals(t: &ServiceTimeline) -> StateDurations {
@@ -1015,6 +1136,245 @@ mod tests {
         }
     }
 
+    /// A random stream for the section 13 reference: probes of two sources
+    /// over three days from a Thursday, and exclusions (retroactive, some
+    /// replaced) on a service with office hours (UTC, weekdays 09:00-17:00,
+    /// lunch 12:00-13:00) under tight burn-rate alerts and a 99 % target.
+    #[derive(Debug, Clone)]
+    enum Step {
+        Probe(Millis, usize, ProbeStatus),
+        Exclusion(Millis, u8, Millis, Millis),
+        Maintenance(Millis, Millis, Millis),
+    }
+
+    const HOURS_CONFIG: &str = r#"
+[[burn_alerts]]
+name = "fast"
+long = "1h"
+short = "5m"
+factor = 10.0
+severity = "critical"
+[[burn_alerts]]
+name = "slow"
+long = "6h"
+short = "30m"
+factor = 2.0
+severity = "minor"
+[[customers]]
+id = "c"
+[[calendars]]
+id = "office"
+[calendars.hours]
+mon = "09:00-12:00,13:00-17:00"
+tue = "09:00-12:00,13:00-17:00"
+wed = "09:00-12:00,13:00-17:00"
+thu = "09:00-12:00,13:00-17:00"
+fri = "09:00-12:00,13:00-17:00"
+[[services]]
+id = "web"
+customer = "c"
+availability_target = 99.0
+service_hours = "office"
+nodata = "down"
+"#;
+
+    /// 2026-11-26T00:00:00Z, a Thursday: the walk crosses a weekend and the
+    /// month's end.
+    const THU: Millis = 1_795_651_200_000;
+
+    fn hours_steps() -> impl proptest::strategy::Strategy<Value = Vec<Step>> {
+        use proptest::prelude::*;
+        let step = prop_oneof![
+            8 => (1..1_800_000i64, 0..2usize, 0..3u8).prop_map(|(dt, src, s)| {
+                let status = [ProbeStatus::Up, ProbeStatus::Down, ProbeStatus::Degraded][s as usize];
+                Step::Probe(dt, src, status)
+            }),
+            1 => (1..600_000i64, 0..3u8, -20_000_000..2_000_000i64, 60_000..20_000_000i64)
+                .prop_map(|(dt, id, from, len)| Step::Exclusion(dt, id, from, len)),
+            1 => (1..600_000i64, 0..5_000_000i64, 60_000..7_200_000i64)
+                .prop_map(|(dt, from, len)| Step::Maintenance(dt, from, len)),
+        ];
+        proptest::collection::vec(step, 1..120)
+    }
+
+    /// The brute-force reference: the contractual state of every piece of
+    /// `[lo, hi)` between two edges (an interval's, an exclusion's, or a whole
+    /// hour, where the office calendar can change), from the operational
+    /// intervals (which exclusions never change), with the exclusions in force
+    /// at bucket close `x` (those applied at a `ts` before `x`), the calendar
+    /// asked instant by instant. Time before the first record is `nodata`.
+    type Piece = (Millis, Millis, Class);
+
+    struct Reference {
+        ops: Vec<(Millis, Millis, State)>,
+        /// (ts, id, start, end) in application order.
+        exclusions: Vec<(Millis, u8, Millis, Millis)>,
+        hours: Calendar,
+        lo: Millis,
+        hi: Millis,
+        /// Pieces per number of exclusions applied.
+        cache: std::cell::RefCell<BTreeMap<usize, Vec<Piece>>>,
+    }
+
+    impl Reference {
+        fn pieces(&self, x: Millis) -> Vec<Piece> {
+            let applied = self.exclusions.iter().filter(|e| e.0 < x).count();
+            let mut cache = self.cache.borrow_mut();
+            cache
+                .entry(applied)
+                .or_insert_with(|| {
+                    let mut in_force: BTreeMap<u8, (Millis, Millis)> = BTreeMap::new();
+                    for &(_, id, a, b) in &self.exclusions[..applied] {
+                        in_force.insert(id, (a, b));
+                    }
+                    let mut cuts: Vec<Millis> = vec![self.lo, self.hi];
+                    cuts.extend(self.ops.iter().flat_map(|o| [o.0, o.1]));
+                    cuts.extend(in_force.values().flat_map(|w| [w.0, w.1]));
+                    cuts.extend((self.lo..self.hi).step_by(3_600_000));
+                    cuts.retain(|&c| self.lo <= c && c <= self.hi);
+                    cuts.sort_unstable();
+                    cuts.dedup();
+                    (cuts.windows(2))
+                        .map(|w| {
+                            let t = w[0];
+                            let state = (self.ops.iter().find(|o| o.0 <= t && t < o.1))
+                                .map_or(State::NoData, |o| o.2);
+                            let excluded = in_force.values().any(|&(a, b)| a <= t && t < b);
+                            let open = self.hours.business_between(t, t + 1) == 1;
+                            (w[0], w[1], Class::of(state, excluded, open))
+                        })
+                        .collect()
+                })
+                .clone()
+        }
+
+        /// (down, measured) of `[a, b)` as seen at close `x` (`nodata = "down"`).
+        fn window(&self, a: Millis, b: Millis, x: Millis) -> (Millis, Millis) {
+            let (mut down, mut measured) = (0, 0);
+            for (s, e, class) in self.pieces(x) {
+                let len = e.min(b) - s.max(a);
+                if len <= 0 {
+                    continue;
+                }
+                match class {
+                    Class::In(State::Down) | Class::In(State::NoData) => {
+                        down += len;
+                        measured += len;
+                    }
+                    Class::In(_) => measured += len,
+                    _ => {}
+                }
+            }
+            (down, measured)
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+        /// `availability_breach` and `burn_rate` with service hours and
+        /// exclusions (sections 5, 11 and 13) equal a brute-force evaluation
+        /// at every bucket close.
+        #[test]
+        fn hours_and_exclusions_match_a_brute_force_reference(steps in hours_steps()) {
+            let cfg = Config::parse(HOURS_CONFIG, Path::new("t.toml")).expect("config");
+            let svc = &cfg.services[0];
+            let alerts: Arc<[BurnAlert]> = cfg.burn_alerts.clone().into();
+            let calendar = crate::engine::service_hours(&cfg, svc);
+            let mut t = ServiceTimeline::new(svc, calendar.clone(), M, &alerts);
+            let mut out = Vec::new();
+            let mut ts = THU + 8 * 3_600_000;
+            let mut exclusions = Vec::new();
+            for step in &steps {
+                match *step {
+                    Step::Probe(dt, src, status) => {
+                        ts += dt;
+                        t.probe(ts, ["a", "b"][src], status, &mut out);
+                    }
+                    Step::Exclusion(dt, id, from, len) => {
+                        ts += dt;
+                        let (a, b) = (ts + from, ts + from + len);
+                        let version = Exclusion {
+                            start: a, end: b, reason: "r".into(), approved_by: "x".into(), versions: 0, ts,
+                        };
+                        t.exclusion(ts, &format!("X{id}"), version, &mut out);
+                        if t.cursor().is_some() {
+                            exclusions.push((ts, id, a, b));
+                        } else {
+                            exclusions.push((Millis::MIN, id, a, b));
+                        }
+                    }
+                    Step::Maintenance(dt, from, len) => {
+                        ts += dt;
+                        t.maintenance(ts, (ts + from, ts + from + len), None, &mut out);
+                    }
+                }
+            }
+            let end = ts + 8 * 3_600_000;
+            t.advance(end, &mut out);
+            let ops: Vec<_> = t.intervals().collect();
+            let Some(first) = ops.first().map(|o| o.0) else { return Ok(()) };
+            let reference = Reference {
+                ops,
+                exclusions,
+                hours: (*calendar).clone(),
+                lo: month_of(first).0,
+                hi: end,
+                cache: Default::default(),
+            };
+            let e = 1.0 - 99.0 / 100.0;
+
+            // availability_breach: per month, the first close where downtime
+            // exceeds 1 % of the measured time so far plus the hours left.
+            let mut want = Vec::new();
+            let mut month = month_of(first);
+            let mut fired = false;
+            let mut x = (first.div_euclid(M) + 1) * M;
+            while x <= end {
+                if x > month.1 {
+                    if fired { want.push((Rule::AvailabilityBreach, Action::Resolve, month.1)); }
+                    month = month_of(x - 1);
+                    fired = false;
+                }
+                if !fired {
+                    let (down, measured) = reference.window(month.0, x, x);
+                    let left = reference.hours.business_between(x, month.1);
+                    if down as f64 > e * (measured + left) as f64 {
+                        want.push((Rule::AvailabilityBreach, Action::Trigger, x));
+                        fired = true;
+                    }
+                }
+                x += M;
+            }
+            // burn_rate: both windows burn at least `factor` times 1 %.
+            let mut open = [false; 2];
+            let mut x = (first.div_euclid(M) + 1) * M;
+            while x <= end {
+                for (i, a) in alerts.iter().enumerate() {
+                    let holds = [a.long.ms, a.short.ms].iter().all(|&w| {
+                        let (down, measured) = reference.window((x - w).max(first), x, x);
+                        measured > 0 && down as f64 >= a.factor * e * measured as f64
+                    });
+                    if holds != open[i] {
+                        open[i] = holds;
+                        let action = if holds { Action::Trigger } else { Action::Resolve };
+                        want.push((Rule::BurnRate, action, x));
+                    }
+                }
+                x += M;
+            }
+            let mut got: Vec<_> = (out.iter())
+                .filter(|i| matches!(i.rule, Rule::AvailabilityBreach | Rule::BurnRate))
+                .map(|i| (i.rule, i.action, i.at_ms))
+                .collect();
+            got.sort_by_key(|g| (g.2, g.0 as u8, g.1 as u8));
+            want.sort_by_key(|g| (g.2, g.0 as u8, g.1 as u8));
+            // Only the closes the engine has walked past are final.
+            want.retain(|w| w.2 <= end);
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
+
     #[test]
     fn decades_of_silence_cost_a_few_steps() {
         let mut t = timeline("");
@@ -1099,8 +1459,9 @@ mod tests {
         assert_eq!(log.len(), 1);
         assert_eq!(log[0].change_id.as_deref(), Some("CHG-1"));
         assert_eq!(log[0].effective(), (90_000, 3 * M));
-        // Kept while retention reaches it, then forgotten.
-        t.advance(10 * M, &mut out);
+        // Kept while retention reaches it (and while it is in the current
+        // month: an exclusion may make the month be recomputed), then forgotten.
+        t.advance(32 * 1440 * M, &mut out);
         t.prune(3 * M - 1);
         assert_eq!(t.maintenance_log().count(), 1);
         t.prune(3 * M);

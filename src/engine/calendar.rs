@@ -42,6 +42,18 @@ impl Calendar {
         }
     }
 
+    /// The calendar named `id` in `config` (`24x7` is built in). Validation
+    /// refuses configs naming a calendar they do not define; `None` here means
+    /// such an unvalidated config.
+    pub fn named(config: &crate::config::Config, id: &str) -> Option<Calendar> {
+        if id == crate::config::BUILTIN_24X7 {
+            return Some(Calendar::Always);
+        }
+        (config.calendars.iter())
+            .find(|c| c.id.get_ref() == id)
+            .map(Calendar::from_config)
+    }
+
     /// Business milliseconds in `[a, b)`.
     pub fn business_between(&self, a: Millis, b: Millis) -> Millis {
         if b <= a {
@@ -81,6 +93,68 @@ impl Calendar {
                 }
                 None
             }
+        }
+    }
+
+    /// The calendar's open time inside `[a, b)` as disjoint, merged intervals in
+    /// time order (service hours, contract section 13).
+    pub fn spans(&self, a: Millis, b: Millis) -> Vec<(Millis, Millis)> {
+        let mut out: Vec<(Millis, Millis)> = Vec::new();
+        if b <= a {
+            return out;
+        }
+        if let Calendar::Always = self {
+            out.push((a, b));
+            return out;
+        }
+        for (s, e) in self.open_intervals(a) {
+            if s >= b {
+                break;
+            }
+            let (s, e) = (s.max(a), e.min(b));
+            match out.last_mut() {
+                Some(last) if last.1 >= s => last.1 = last.1.max(e),
+                _ => out.push((s, e)),
+            }
+        }
+        out
+    }
+
+    /// Whether `x` is open, with the stretch around it of the same kind:
+    /// `(open, start, end)`, `start ≤ x < end`. `end` is exact (`Millis::MAX`
+    /// when nothing opens within `MAX_EMPTY_DAYS`); `start` is the true start
+    /// or a later instant at most a day before `x` (callers use it only as "the
+    /// same since", where later is safe).
+    pub fn stretch_at(&self, x: Millis) -> (bool, Millis, Millis) {
+        if let Calendar::Always = self {
+            return (true, Millis::MIN, Millis::MAX);
+        }
+        // The open intervals ending after a day before `x`, merged: the one
+        // holding `x`, or the gap before the first one starting after it.
+        let origin = x.saturating_sub(86_400_000);
+        let mut prev_end = origin;
+        let mut open: Option<(Millis, Millis)> = None;
+        for (s, e) in self.open_intervals(origin) {
+            match open {
+                Some((os, oe)) if s <= oe => open = Some((os, oe.max(e))),
+                Some((os, oe)) => {
+                    if os <= x && x < oe {
+                        return (true, os.max(origin), oe);
+                    }
+                    if x < os {
+                        return (false, prev_end, os);
+                    }
+                    prev_end = oe;
+                    open = Some((s, e));
+                }
+                None => open = Some((s, e)),
+            }
+        }
+        match open {
+            Some((os, oe)) if os <= x && x < oe => (true, os.max(origin), oe),
+            Some((os, _)) if x < os => (false, prev_end, os),
+            Some((_, oe)) => (false, oe, Millis::MAX),
+            None => (false, prev_end, Millis::MAX),
         }
     }
 

@@ -5,6 +5,7 @@ pub mod availability;
 pub mod burn;
 pub mod calendar;
 pub mod capacity;
+pub mod contract;
 pub mod episodes;
 pub mod incidents;
 pub mod runs;
@@ -97,7 +98,8 @@ impl Engine {
         let burn_alerts: Arc<[BurnAlert]> = config.burn_alerts.clone().into();
         let services = (config.services.iter())
             .map(|s| {
-                let timeline = ServiceTimeline::new(s, bucket, &burn_alerts);
+                let timeline =
+                    ServiceTimeline::new(s, service_hours(&config, s), bucket, &burn_alerts);
                 (s.id.get_ref().clone(), timeline)
             })
             .collect();
@@ -139,6 +141,18 @@ impl Engine {
                     let window = (rows.start.value(r), rows.end.value(r));
                     let change = rows.change_id.is_valid(r).then(|| rows.change_id.value(r));
                     timeline.maintenance(t, window, change, &mut out.incidents)
+                }
+                MonitoringKind::Exclusion => {
+                    let version = contract::Exclusion {
+                        start: rows.start.value(r),
+                        end: rows.end.value(r),
+                        reason: rows.reason.value(r).to_owned(),
+                        approved_by: rows.approved_by.value(r).to_owned(),
+                        versions: 0,
+                        ts: t,
+                    };
+                    let id = rows.exclusion_id.value(r);
+                    timeline.exclusion(t, id, version, &mut out.incidents)
                 }
                 MonitoringKind::Metric => {
                     timeline.touch(t, &mut out.incidents);
@@ -294,13 +308,19 @@ impl Engine {
                     if let Some(t) = self.services.get_mut(cfg.id.get_ref())
                         && t.partition == Some(p)
                     {
-                        *t = ServiceTimeline::new(cfg, bucket, &self.burn_alerts);
+                        let hours = service_hours(&self.config, cfg);
+                        *t = ServiceTimeline::new(cfg, hours, bucket, &self.burn_alerts);
                     }
                 }
                 self.capacity.retain(|_, s| s.partition != p);
             }
             Topic::Tickets => self.tickets.forget(p),
         }
+    }
+
+    /// The configuration the engine runs under.
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
     }
 
     /// Capacity series by (service, resource, metric).
@@ -319,6 +339,13 @@ impl Engine {
     }
 }
 
+/// A service's hours calendar (contract section 13). Validation refuses an
+/// unknown calendar id, so the `24x7` fallback is never reached from a loaded config.
+pub fn service_hours(config: &Config, s: &crate::config::ServiceConfig) -> Arc<calendar::Calendar> {
+    let id = s.service_hours.get_ref();
+    Arc::new(calendar::Calendar::named(config, id).unwrap_or(calendar::Calendar::Always))
+}
+
 /// The columns of a decoded monitoring batch.
 struct MonitoringRows<'a> {
     ts: &'a PrimitiveArray<Int64Type>,
@@ -329,6 +356,9 @@ struct MonitoringRows<'a> {
     start: &'a PrimitiveArray<Int64Type>,
     end: &'a PrimitiveArray<Int64Type>,
     change_id: &'a StringArray,
+    exclusion_id: &'a StringArray,
+    reason: &'a StringArray,
+    approved_by: &'a StringArray,
     resource: &'a StringArray,
     metric: &'a StringArray,
     value: &'a PrimitiveArray<Float64Type>,
@@ -347,6 +377,9 @@ impl<'a> MonitoringRows<'a> {
             start: batch.column(mon::START).as_primitive(),
             end: batch.column(mon::END).as_primitive(),
             change_id: batch.column(mon::CHANGE_ID).as_string(),
+            exclusion_id: batch.column(mon::EXCLUSION_ID).as_string(),
+            reason: batch.column(mon::REASON).as_string(),
+            approved_by: batch.column(mon::APPROVED_BY).as_string(),
             resource: batch.column(mon::RESOURCE).as_string(),
             metric: batch.column(mon::METRIC).as_string(),
             value: batch.column(mon::VALUE).as_primitive(),

@@ -139,6 +139,12 @@ struct MonitoringJson<'a> {
     end: Option<Ts>,
     #[serde(borrow, default)]
     change_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    exclusion_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    reason: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    approved_by: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -218,11 +224,16 @@ impl Common {
     }
 }
 
+/// The contract's default `engine.max_window` (31 days).
+pub const DEFAULT_MAX_WINDOW: Millis = 31 * 86_400_000;
+
 /// Decodes raw records of one topic into Arrow batches.
 #[derive(Debug, Clone)]
 pub struct Decoder {
     topic: Topic,
     topic_name: Arc<str>,
+    /// Longest maintenance or exclusion window (`engine.max_window`).
+    max_window: Millis,
 }
 
 impl Decoder {
@@ -231,7 +242,14 @@ impl Decoder {
         Decoder {
             topic,
             topic_name: Arc::from(topic_name),
+            max_window: DEFAULT_MAX_WINDOW,
         }
+    }
+
+    /// This decoder with `engine.max_window` = `ms`.
+    pub fn with_max_window(mut self, ms: Millis) -> Self {
+        self.max_window = ms;
+        self
     }
 
     /// The topic this decoder reads.
@@ -303,13 +321,16 @@ impl Decoder {
         let mut start = Int64Builder::with_capacity(n);
         let mut end = Int64Builder::with_capacity(n);
         let mut change = StringBuilder::new();
+        let mut exclusion = StringBuilder::new();
+        let mut reason = StringBuilder::new();
+        let mut approved = StringBuilder::new();
         let mut malformed = Vec::new();
 
         for (pos, r) in records.iter().enumerate() {
             let Some((raw, ev)) = self.parse::<MonitoringJson>(pos, r, &mut malformed) else {
                 continue;
             };
-            let checked = check_monitoring(&ev);
+            let checked = check_monitoring(&ev, self.max_window);
             if let Err(e) = checked {
                 malformed.push(self.malformed(pos, r, e));
                 continue;
@@ -324,9 +345,13 @@ impl Decoder {
             metric.append_option(ev.metric.as_deref().filter(|_| is("metric")));
             value.append_option(ev.value.filter(|_| is("metric")));
             capacity.append_option(ev.capacity.filter(|_| is("metric")));
-            start.append_option(ev.start.map(|t| t.0).filter(|_| is("maintenance")));
-            end.append_option(ev.end.map(|t| t.0).filter(|_| is("maintenance")));
+            let window = is("maintenance") || is("exclusion");
+            start.append_option(ev.start.map(|t| t.0).filter(|_| window));
+            end.append_option(ev.end.map(|t| t.0).filter(|_| window));
             change.append_option(ev.change_id.as_deref().filter(|_| is("maintenance")));
+            exclusion.append_option(ev.exclusion_id.as_deref().filter(|_| is("exclusion")));
+            reason.append_option(ev.reason.as_deref().filter(|_| is("exclusion")));
+            approved.append_option(ev.approved_by.as_deref().filter(|_| is("exclusion")));
         }
         let mut cols = c.finish();
         cols.extend([
@@ -341,6 +366,9 @@ impl Decoder {
             Arc::new(start.finish()),
             Arc::new(end.finish()),
             Arc::new(change.finish()),
+            Arc::new(exclusion.finish()),
+            Arc::new(reason.finish()),
+            Arc::new(approved.finish()),
         ]);
         self.chunk(partition, cols, malformed)
     }
@@ -409,8 +437,8 @@ impl Decoder {
     }
 }
 
-/// The fields a monitoring event of its kind needs (contract section 1).
-fn check_monitoring(ev: &MonitoringJson<'_>) -> Result<(), String> {
+/// The fields a monitoring event of its kind needs (contract sections 1, 2 and 13).
+fn check_monitoring(ev: &MonitoringJson<'_>, max_window: Millis) -> Result<(), String> {
     non_empty(&ev.event_id, "event_id")?;
     non_empty(&ev.service, "service")?;
     let kind = MonitoringKind::parse_listed(&ev.kind, "monitoring kind")?;
@@ -438,15 +466,31 @@ fn check_monitoring(ev: &MonitoringJson<'_>) -> Result<(), String> {
                 return Err("`capacity` must be a positive number".into());
             }
         }
-        MonitoringKind::Maintenance => match (ev.start, ev.end) {
-            (Some(s), Some(e)) if e.0 > s.0 => {}
-            (Some(_), Some(_)) => {
-                return Err("maintenance `end` must be after `start`".into());
-            }
-            _ => return Err("maintenance event needs `start` and `end`".into()),
-        },
+        MonitoringKind::Maintenance => check_window(ev, "maintenance", max_window)?,
+        MonitoringKind::Exclusion => {
+            required(&ev.exclusion_id, "exclusion_id", "exclusion")?;
+            required(&ev.reason, "reason", "exclusion")?;
+            required(&ev.approved_by, "approved_by", "exclusion")?;
+            check_window(ev, "exclusion", max_window)?;
+        }
     }
     Ok(())
+}
+
+/// A maintenance or exclusion window: `start` < `end`, at most `max_window` long.
+fn check_window(ev: &MonitoringJson<'_>, what: &str, max_window: Millis) -> Result<(), String> {
+    match (ev.start, ev.end) {
+        (Some(s), Some(e)) if e.0 <= s.0 => Err(format!("{what} `end` must be after `start`")),
+        (Some(s), Some(e)) if e.0 - s.0 > max_window => Err(format!(
+            "{what} window of {} is longer than engine.max_window ({})",
+            humantime::format_duration(std::time::Duration::from_millis(
+                (e.0 - s.0).unsigned_abs()
+            )),
+            humantime::format_duration(std::time::Duration::from_millis(max_window.unsigned_abs())),
+        )),
+        (Some(_), Some(_)) => Ok(()),
+        _ => Err(format!("{what} event needs `start` and `end`")),
+    }
 }
 
 /// The fields a ticket event of its type needs (contract section 1).

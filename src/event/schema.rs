@@ -26,7 +26,7 @@ pub mod col {
 
 /// Monitoring-only columns (after the shared ones).
 pub mod mon {
-    /// `probe` | `metric` | `maintenance`.
+    /// `probe` | `metric` | `maintenance` | `exclusion`.
     pub const KIND: usize = 6;
     /// Probe source.
     pub const SOURCE: usize = 7;
@@ -42,12 +42,18 @@ pub mod mon {
     pub const VALUE: usize = 12;
     /// Metric capacity.
     pub const CAPACITY: usize = 13;
-    /// Maintenance window start (epoch ms).
+    /// Maintenance or exclusion window start (epoch ms).
     pub const START: usize = 14;
-    /// Maintenance window end (epoch ms).
+    /// Maintenance or exclusion window end (epoch ms).
     pub const END: usize = 15;
     /// Maintenance change id.
     pub const CHANGE_ID: usize = 16;
+    /// Exclusion id (exclusion).
+    pub const EXCLUSION_ID: usize = 17;
+    /// Why it is excluded (exclusion).
+    pub const REASON: usize = 18;
+    /// Who approved it (exclusion).
+    pub const APPROVED_BY: usize = 19;
 }
 
 /// Ticket-only columns (after the shared ones).
@@ -91,6 +97,9 @@ static MONITORING: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("start", DataType::Int64, true),
         Field::new("end", DataType::Int64, true),
         Field::new("change_id", DataType::Utf8, true),
+        Field::new("exclusion_id", DataType::Utf8, true),
+        Field::new("reason", DataType::Utf8, true),
+        Field::new("approved_by", DataType::Utf8, true),
     ]);
     Arc::new(Schema::new(f))
 });

@@ -147,7 +147,8 @@ pub fn validate(
         offset: 0,
         payload: json.as_bytes(),
     };
-    let chunk = Decoder::new(topic, "http").decode(-1, &[record]);
+    let chunk = (Decoder::new(topic, "http").with_max_window(config.engine.max_window.0))
+        .decode(-1, &[record]);
     if let Some(m) = chunk.malformed.into_iter().next() {
         return Err((m.dead.reason, m.dead.error));
     }

@@ -80,9 +80,12 @@ fn summary(page: &CustomerPage) -> Markup {
             h2 { "Availability" }
             table {
                 thead { tr {
-                    th { "Service" } th.n { "Target" } th.n { "Availability" } th { "Met" }
-                    th.n { "Downtime" } th.n { "Maintenance" } th.n { "No data" }
+                    th { "Service" } th.n { "Target" } th.n { "Availability (contractual)" }
+                    th.n { "Raw (exclusions ignored)" } th { "Met" }
+                    th.n { "Downtime" } th.n { "Maintenance" } th.n { "Excluded" }
+                    th.n { "Outside hours" } th.n { "No data" }
                     th.n { "Budget left" } th.n { "Outages" } th.n { "Longest outage" }
+                    th.n { "Credit" }
                 } }
                 tbody {
                     @for s in &page.sla.services {
@@ -90,16 +93,24 @@ fn summary(page: &CustomerPage) -> Markup {
                             td { (s.service) }
                             td.n data-field="target_pct" data-value=(s.target_pct) { (pct(Some(s.target_pct))) }
                             td.n data-field="availability_pct" data-value=(opt(s.availability_pct)) { (pct(s.availability_pct)) }
+                            td.n data-field="raw_availability_pct" data-value=(opt(s.raw_availability_pct)) { (pct(s.raw_availability_pct)) }
                             td data-field="met" data-value=(opt(s.met)) { (met(s.met)) }
                             td.n data-field="downtime_s" data-value=(s.downtime_s) { (dur(s.downtime_s)) }
                             td.n data-field="maintenance_s" data-value=(s.maintenance_s) { (dur(s.maintenance_s)) }
+                            td.n data-field="excluded_s" data-value=(s.excluded_s) { (dur(s.excluded_s)) }
+                            td.n data-field="outside_hours_s" data-value=(s.outside_hours_s) { (dur(s.outside_hours_s)) }
                             td.n data-field="nodata_s" data-value=(s.nodata_s) { (dur(s.nodata_s)) }
                             td.n data-field="budget_remaining_s" data-value=(s.budget_remaining_s) { (dur(s.budget_remaining_s)) }
                             td.n data-field="outages" data-value=(s.outages) { (s.outages) }
                             td.n data-field="longest_outage_s" data-value=(s.longest_outage_s) { (dur(s.longest_outage_s)) }
+                            td.n data-field="credit_pct" data-value=(opt(s.credit_pct)) { (credit(s.credit_pct)) }
                         }
                     }
                 }
+            }
+            p #credits data-field="credit_pct_max" data-value=(opt(page.sla.credit_pct_max)) {
+                "Service credit owed for the period: " strong { (credit(page.sla.credit_pct_max)) }
+                @if page.sla.credit_pct_max.is_none() { " (no credit tiers agreed, or nothing measured)" }
             }
             @if !page.problem_candidates.is_empty() {
                 h3 { "Problem candidates" }
@@ -130,7 +141,26 @@ fn service_section(line: &ServiceReport, d: &ServiceDetail) -> Markup {
                 (dur(line.measured_s)) ", downtime " (dur(line.downtime_s)) ", maintenance "
                 (dur(line.maintenance_s)) "."
             }
+            p.raw {
+                "With exclusions ignored: " (pct(line.raw_availability_pct)) "; outside service hours "
+                (dur(line.outside_hours_s)) ", excluded " (dur(line.excluded_s)) "."
+            }
             (day_bars(d, line.target_pct))
+            h3 { "Exclusions" }
+            @if line.exclusions.is_empty() { p.none { "No exclusions in the period." } } @else {
+                table.exclusions {
+                    thead { tr {
+                        th { "Exclusion" } th { "From" } th { "To" } th { "Reason" }
+                        th { "Approved by" } th.n { "Versions" } th.n { "Excluded in period" }
+                    } }
+                    tbody { @for e in &line.exclusions { tr data-exclusion=(e.exclusion_id) {
+                        td { code { (e.exclusion_id) } } td { (e.start) } td { (e.end) }
+                        td { (e.reason) } td { (e.approved_by) }
+                        td.n { (e.versions) }
+                        td.n data-field="excluded_s" data-value=(e.excluded_s) { (dur(e.excluded_s)) }
+                    } } }
+                }
+            }
             h3 { "Maintenance" }
             @if d.maintenance.is_empty() { p.none { "No maintenance in the period." } } @else {
                 table.maintenance {
@@ -303,6 +333,10 @@ fn verdict(met: Option<bool>, s: Option<f64>) -> String {
 
 fn pct(p: Option<f64>) -> String {
     p.map_or("n/a".into(), |p| format!("{p:.3} %"))
+}
+
+fn credit(c: Option<f64>) -> String {
+    c.map_or("n/a".into(), |c| format!("{c} %"))
 }
 
 fn met(m: Option<bool>) -> &'static str {

@@ -13,14 +13,19 @@ use serde::Serialize;
 use crate::config::{Config, NoData, ServiceConfig};
 use crate::engine::Engine;
 use crate::engine::availability::{State, StateDurations, measured_and_downtime};
+use crate::engine::calendar::Calendar;
 use crate::engine::capacity::Forecast;
+use crate::engine::contract::{ContractDurations, contract_of};
 use crate::engine::incidents::{Action, Incident};
+use crate::engine::runs::Runs;
 use crate::engine::tickets::ClockKind;
 use crate::model::{Priority, Rule};
 use crate::time::{Millis, format_ms, ms_to_s};
 
 /// The availability query, compiled into the binary.
 pub const AVAILABILITY_SQL: &str = include_str!("../../queries/availability.sql");
+/// The exclusions in force over the period.
+pub const EXCLUSIONS_SQL: &str = include_str!("../../queries/exclusions.sql");
 /// The ticket SLA query.
 pub const TICKETS_SQL: &str = include_str!("../../queries/tickets.sql");
 
@@ -81,15 +86,39 @@ pub struct TicketsReport {
     pub by_priority: Vec<PriorityReport>,
 }
 
-/// One service's line in the SLA report.
+/// An exclusion in force that intersects the period (contract section 13).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ExclusionReport {
+    /// Its id.
+    pub exclusion_id: String,
+    /// Window start (the version in force).
+    pub start: String,
+    /// Window end (exclusive).
+    pub end: String,
+    /// Why.
+    pub reason: String,
+    /// Who approved it.
+    pub approved_by: String,
+    /// Its instants in the period that are not maintenance, s.
+    pub excluded_s: f64,
+    /// Versions applied.
+    pub versions: i64,
+}
+
+/// One service's line in the SLA report. Every `*_s` figure but
+/// `longest_outage_s` is contractual (section 13): service hours and
+/// exclusions applied.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ServiceReport {
     /// Service id.
     pub service: String,
     /// Target, percent.
     pub target_pct: f64,
-    /// Availability, percent; null when nothing was measured.
+    /// Contractual availability, percent; null when nothing was measured.
     pub availability_pct: Option<f64>,
+    /// The same with exclusions ignored (service hours and maintenance still
+    /// apply); null when nothing was measured.
+    pub raw_availability_pct: Option<f64>,
     /// Period length, s.
     pub period_s: f64,
     /// Measured time, s.
@@ -102,8 +131,12 @@ pub struct ServiceReport {
     pub downtime_s: f64,
     /// Maintenance, s.
     pub maintenance_s: f64,
-    /// No data, s.
+    /// No data (in service hours), s.
     pub nodata_s: f64,
+    /// Outside the service hours, s.
+    pub outside_hours_s: f64,
+    /// Excluded, s.
+    pub excluded_s: f64,
     /// Error budget, s.
     pub budget_s: f64,
     /// Budget left, s (negative when exceeded).
@@ -114,6 +147,11 @@ pub struct ServiceReport {
     pub outages: u64,
     /// Longest maximal down interval, clipped to the period, s.
     pub longest_outage_s: f64,
+    /// Service credit, percent: null without availability or without
+    /// `[[credits]]` for the customer.
+    pub credit_pct: Option<f64>,
+    /// The exclusions in force that intersect the period.
+    pub exclusions: Vec<ExclusionReport>,
 }
 
 /// Incident counts in the period.
@@ -140,6 +178,8 @@ pub struct SlaReport {
     pub config_sha256: String,
     /// One line per service of the customer.
     pub services: Vec<ServiceReport>,
+    /// The largest service credit of the customer's services, percent.
+    pub credit_pct_max: Option<f64>,
     /// Ticket SLA results.
     pub tickets: TicketsReport,
     /// Incident counts.
@@ -184,11 +224,15 @@ pub async fn sla_report(
     generated_at: Millis,
 ) -> Result<SlaReport, ReportError> {
     let ctx = tables.session()?;
-    let per = state_times(&ctx, from, to).await?;
-    let services = (config.services.iter())
+    let mut per = service_times(&ctx, from, to).await?;
+    let services: Vec<ServiceReport> = (config.services.iter())
         .filter(|s| s.customer.get_ref() == customer)
-        .map(|svc| service_report(svc, &per, incidents, from, to))
+        .map(|svc| {
+            let times = per.remove(svc.id.get_ref()).unwrap_or_default();
+            service_report(config, svc, &times, incidents, from, to)
+        })
         .collect();
+    let credit_pct_max = (services.iter().filter_map(|s| s.credit_pct)).reduce(f64::max);
     let tickets = tickets_report(&ctx, config, customer, from, to).await?;
     let mut by_rule = BTreeMap::new();
     let mut triggered = 0;
@@ -205,6 +249,7 @@ pub async fn sla_report(
         generated_at: format_ms(generated_at),
         config_sha256: config.sha256.clone(),
         services,
+        credit_pct_max,
         tickets,
         incidents: IncidentCounts { triggered, by_rule },
     })
@@ -219,6 +264,7 @@ struct CsvRow<'a> {
     service: &'a str,
     target_pct: f64,
     availability_pct: Option<f64>,
+    raw_availability_pct: Option<f64>,
     period_s: f64,
     measured_s: f64,
     up_s: f64,
@@ -226,11 +272,15 @@ struct CsvRow<'a> {
     downtime_s: f64,
     maintenance_s: f64,
     nodata_s: f64,
+    outside_hours_s: f64,
+    excluded_s: f64,
     budget_s: f64,
     budget_remaining_s: f64,
     met: Option<bool>,
     outages: u64,
     longest_outage_s: f64,
+    credit_pct: Option<f64>,
+    exclusions: usize,
 }
 
 /// The SLA report as CSV, one row per service (`format=csv`, `report.csv`).
@@ -244,6 +294,7 @@ pub fn sla_csv(r: &SlaReport) -> Result<String, ReportError> {
             service: &s.service,
             target_pct: s.target_pct,
             availability_pct: s.availability_pct,
+            raw_availability_pct: s.raw_availability_pct,
             period_s: s.period_s,
             measured_s: s.measured_s,
             up_s: s.up_s,
@@ -251,11 +302,15 @@ pub fn sla_csv(r: &SlaReport) -> Result<String, ReportError> {
             downtime_s: s.downtime_s,
             maintenance_s: s.maintenance_s,
             nodata_s: s.nodata_s,
+            outside_hours_s: s.outside_hours_s,
+            excluded_s: s.excluded_s,
             budget_s: s.budget_s,
             budget_remaining_s: s.budget_remaining_s,
             met: s.met,
             outages: s.outages,
             longest_outage_s: s.longest_outage_s,
+            credit_pct: s.credit_pct,
+            exclusions: s.exclusions.len(),
         })
         .map_err(|e| ReportError::Csv(e.to_string()))?;
     }
@@ -263,65 +318,135 @@ pub fn sla_csv(r: &SlaReport) -> Result<String, ReportError> {
     String::from_utf8(bytes).map_err(|e| ReportError::Csv(e.to_string()))
 }
 
-/// (service, state) → (ms in the period, longest interval ms), from `AVAILABILITY_SQL`.
-type StateTimes = BTreeMap<(String, String), (Millis, Millis)>;
+/// What the report reads of one service over the period: its operational
+/// intervals (clipped, in time order) and its exclusions in force.
+#[derive(Default)]
+struct ServiceTimes {
+    intervals: Vec<(Millis, Millis, State)>,
+    exclusions: Vec<ExclusionRow>,
+}
 
-async fn state_times(
+struct ExclusionRow {
+    id: String,
+    start: Millis,
+    end: Millis,
+    reason: String,
+    approved_by: String,
+    versions: i64,
+}
+
+async fn query(
+    ctx: &SessionContext,
+    sql: &str,
+    from: Millis,
+    to: Millis,
+) -> Result<Vec<datafusion::arrow::array::RecordBatch>, ReportError> {
+    let params = vec![ScalarValue::Int64(Some(from)), ScalarValue::Int64(Some(to))];
+    Ok(ctx
+        .sql(sql)
+        .await?
+        .with_param_values(params)?
+        .collect()
+        .await?)
+}
+
+/// Every service's intervals and exclusions over `[from, to)`, from
+/// `AVAILABILITY_SQL` and `EXCLUSIONS_SQL`.
+async fn service_times(
     ctx: &SessionContext,
     from: Millis,
     to: Millis,
-) -> Result<StateTimes, ReportError> {
-    let batches = ctx
-        .sql(AVAILABILITY_SQL)
-        .await?
-        .with_param_values(vec![
-            ScalarValue::Int64(Some(from)),
-            ScalarValue::Int64(Some(to)),
-        ])?
-        .collect()
-        .await?;
-    let mut per = StateTimes::new();
-    for b in &batches {
+) -> Result<BTreeMap<String, ServiceTimes>, ReportError> {
+    let mut per: BTreeMap<String, ServiceTimes> = BTreeMap::new();
+    for b in &query(ctx, AVAILABILITY_SQL, from, to).await? {
         let svc = b.column(0).as_string::<i32>();
         let st = b.column(1).as_string::<i32>();
-        let ms = b.column(2).as_primitive::<Int64Type>();
-        let longest = b.column(3).as_primitive::<Int64Type>();
+        let start = b.column(2).as_primitive::<Int64Type>();
+        let end = b.column(3).as_primitive::<Int64Type>();
         for r in 0..b.num_rows() {
-            per.insert(
-                (svc.value(r).to_owned(), st.value(r).to_owned()),
-                (ms.value(r), longest.value(r)),
-            );
+            // The table is written from `State::as_str`.
+            let Some(state) = State::parse(st.value(r)) else {
+                continue;
+            };
+            let times = per.entry(svc.value(r).to_owned()).or_default();
+            times.intervals.push((start.value(r), end.value(r), state));
+        }
+    }
+    for b in &query(ctx, EXCLUSIONS_SQL, from, to).await? {
+        let text = |c: usize, r: usize| b.column(c).as_string::<i32>().value(r).to_owned();
+        let int = |c: usize, r: usize| b.column(c).as_primitive::<Int64Type>().value(r);
+        for r in 0..b.num_rows() {
+            let times = per.entry(text(0, r)).or_default();
+            times.exclusions.push(ExclusionRow {
+                id: text(1, r),
+                start: int(2, r),
+                end: int(3, r),
+                reason: text(4, r),
+                approved_by: text(5, r),
+                versions: int(6, r),
+            });
         }
     }
     Ok(per)
 }
 
-/// One service's line of the SLA report over `[from, to)`.
+impl ServiceTimes {
+    /// Prefix sums over the intervals: operational time per state of any
+    /// sub-interval (time they do not cover is left unaccounted: `nodata`).
+    fn runs(&self) -> (Runs, Millis) {
+        let mut runs = Runs::default();
+        let mut end = Millis::MIN;
+        for &(a, b, s) in &self.intervals {
+            if end != Millis::MIN && a > end {
+                runs.push(end, State::NoData);
+            }
+            runs.push(a, s);
+            end = b;
+        }
+        (runs, end)
+    }
+
+    /// The exclusions' windows merged.
+    fn excluded(&self) -> Vec<(Millis, Millis)> {
+        let mut out: Vec<(Millis, Millis)> = Vec::new();
+        let mut w: Vec<_> = self.exclusions.iter().map(|e| (e.start, e.end)).collect();
+        w.sort_unstable();
+        for (s, e) in w {
+            match out.last_mut() {
+                Some(last) if last.1 >= s => last.1 = last.1.max(e),
+                _ => out.push((s, e)),
+            }
+        }
+        out
+    }
+}
+
+/// One service's line of the SLA report over `[from, to)` (sections 4, 10 and 13).
 fn service_report(
+    config: &Config,
     svc: &ServiceConfig,
-    per: &StateTimes,
+    times: &ServiceTimes,
     incidents: &[Incident],
     from: Millis,
     to: Millis,
 ) -> ServiceReport {
     let id = svc.id.get_ref();
-    let get = |s: State| {
-        per.get(&(id.clone(), s.as_str().to_owned()))
-            .copied()
-            .unwrap_or((0, 0))
+    let hours = Calendar::named(config, svc.service_hours.get_ref()).unwrap_or(Calendar::Always);
+    let spans = hours.spans(from, to);
+    let (runs, end) = times.runs();
+    // After the last interval the timeline is not accounted: nodata.
+    let ops = |a: Millis, b: Millis| {
+        let open = end.max(from);
+        (runs.sums_at(b, open, State::NoData)).minus(&runs.sums_at(a, open, State::NoData))
     };
-    let (up, degraded, down, maint) = (
-        get(State::Up).0,
-        get(State::Degraded).0,
-        get(State::Down).0,
-        get(State::Maintenance).0,
-    );
-    let period = to - from;
-    // Time before a service's first record or past its accounted time is nodata.
-    let nodata = period - up - degraded - down - maint;
-    let (measured, downtime) = measured_and_downtime(svc.nodata, period, maint, nodata, down);
-    let availability =
-        (measured > 0).then(|| 100.0 * (measured - downtime) as f64 / measured as f64);
+    let contract = contract_of(from, to, &spans, &times.excluded(), ops);
+    let raw = contract_of(from, to, &spans, &[], ops);
+    let availability = |c: &ContractDurations| {
+        let (measured, downtime) = c.measured_and_downtime(svc.nodata);
+        (measured > 0).then(|| 100.0 * (measured - downtime) as f64 / measured as f64)
+    };
+    let (measured, downtime) = contract.measured_and_downtime(svc.nodata);
+    let availability_pct = availability(&contract);
     let budget_ms = (1.0 - svc.availability_target / 100.0) * measured as f64;
     let outages = incidents
         .iter()
@@ -332,22 +457,48 @@ fn service_report(
         })
         .filter(|i| (from..to).contains(&i.started_ms))
         .count() as u64;
+    let longest = (times.intervals.iter())
+        .filter(|i| i.2 == State::Down)
+        .map(|i| i.1 - i.0)
+        .max()
+        .unwrap_or(0);
+    let credits = config.credits_for(svc.customer.get_ref());
+    let exclusions = (times.exclusions.iter())
+        .map(|e| {
+            let (a, b) = (e.start.max(from), e.end.min(to));
+            let maintenance = ops(a, b)[State::Maintenance];
+            ExclusionReport {
+                exclusion_id: e.id.clone(),
+                start: format_ms(e.start),
+                end: format_ms(e.end),
+                reason: e.reason.clone(),
+                approved_by: e.approved_by.clone(),
+                excluded_s: ms_to_s(b - a - maintenance),
+                versions: e.versions,
+            }
+        })
+        .collect();
     ServiceReport {
         service: id.clone(),
         target_pct: svc.availability_target,
-        availability_pct: availability,
-        period_s: ms_to_s(period),
+        availability_pct,
+        raw_availability_pct: availability(&raw),
+        period_s: ms_to_s(to - from),
         measured_s: ms_to_s(measured),
-        up_s: ms_to_s(up),
-        degraded_s: ms_to_s(degraded),
+        up_s: ms_to_s(contract.up),
+        degraded_s: ms_to_s(contract.degraded),
         downtime_s: ms_to_s(downtime),
-        maintenance_s: ms_to_s(maint),
-        nodata_s: ms_to_s(nodata),
+        maintenance_s: ms_to_s(contract.maintenance),
+        nodata_s: ms_to_s(contract.nodata),
+        outside_hours_s: ms_to_s(contract.outside_hours),
+        excluded_s: ms_to_s(contract.excluded),
         budget_s: round_ms(budget_ms / 1000.0),
         budget_remaining_s: round_ms((budget_ms - downtime as f64) / 1000.0),
-        met: availability.map(|a| a >= svc.availability_target),
+        met: availability_pct.map(|a| a >= svc.availability_target),
         outages,
-        longest_outage_s: ms_to_s(get(State::Down).1),
+        longest_outage_s: ms_to_s(longest),
+        credit_pct: (credits.zip(availability_pct)).map(|(c, a)| c.credit_for(a)),
+        exclusions,
     }
 }
 

@@ -15,6 +15,7 @@ use crate::engine::tickets::{ClockKind, Ticket, Verdict};
 /// A consistent snapshot of state tables, by name:
 /// - `availability_intervals(service, state, start_ms, end_ms)`;
 /// - `availability_buckets(service, bucket_ms, up_ms, degraded_ms, down_ms, maintenance_ms, nodata_ms)`;
+/// - `exclusions(service, exclusion_id, start_ms, end_ms, reason, approved_by, versions, ts_ms)`: the versions in force;
 /// - `tickets(ticket, customer, priority, created_ms, response_ms, response_verdict, resolution_ms, resolution_verdict)`;
 /// - `incidents(incident_id, action, rule, severity, customer, service, ticket, started_ms, at_ms, summary)`;
 /// - `capacity_hours(service, resource, metric, hour_ms, count, min, max, mean, p50, p95, p99, util_mean, util_max, util_p95)`.
@@ -30,6 +31,7 @@ impl Tables {
             tables: vec![
                 ("availability_intervals", availability_intervals(engine)?),
                 ("availability_buckets", availability_buckets(engine)?),
+                ("exclusions", exclusions_table(engine)?),
                 ("tickets", tickets_table(engine)?),
                 ("incidents", incidents_table(incidents)?),
                 ("capacity_hours", capacity_hours(engine)?),
@@ -43,6 +45,7 @@ impl Tables {
         Ok(Tables {
             tables: vec![
                 ("availability_intervals", availability_intervals(engine)?),
+                ("exclusions", exclusions_table(engine)?),
                 ("tickets", tickets_table(engine)?),
             ],
         })
@@ -105,6 +108,50 @@ fn availability_intervals(engine: &Engine) -> Result<RecordBatch, ReportError> {
             Arc::new(Int64Array::from(end)),
         ],
     )?)
+}
+
+/// `exclusions(service, exclusion_id, start_ms, end_ms, reason, approved_by,
+/// versions, ts_ms)`: every exclusion in force (contract section 13), the
+/// version applied last with the count of versions applied.
+fn exclusions_table(engine: &Engine) -> Result<RecordBatch, ReportError> {
+    let (mut service, mut id, mut start, mut end) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut reason, mut approver, mut versions, mut ts) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (svc, t) in engine.services() {
+        for (x, e) in t.exclusions().iter() {
+            service.push(svc.as_str());
+            id.push(x.as_str());
+            start.push(e.start);
+            end.push(e.end);
+            reason.push(e.reason.as_str());
+            approver.push(e.approved_by.as_str());
+            versions.push(i64::from(e.versions));
+            ts.push(e.ts);
+        }
+    }
+    batch(
+        vec![
+            Field::new("service", DataType::Utf8, false),
+            Field::new("exclusion_id", DataType::Utf8, false),
+            Field::new("start_ms", DataType::Int64, false),
+            Field::new("end_ms", DataType::Int64, false),
+            Field::new("reason", DataType::Utf8, false),
+            Field::new("approved_by", DataType::Utf8, false),
+            Field::new("versions", DataType::Int64, false),
+            Field::new("ts_ms", DataType::Int64, false),
+        ],
+        vec![
+            Arc::new(StringArray::from(service)),
+            Arc::new(StringArray::from(id)),
+            Arc::new(Int64Array::from(start)),
+            Arc::new(Int64Array::from(end)),
+            Arc::new(StringArray::from(reason)),
+            Arc::new(StringArray::from(approver)),
+            Arc::new(Int64Array::from(versions)),
+            Arc::new(Int64Array::from(ts)),
+        ],
+    )
 }
 
 /// `tickets(ticket, customer, priority, created_ms, response_ms, response_verdict,
