@@ -506,9 +506,45 @@ fn maintenance_is_validated_and_submitted() {
         r#"{"service":"db","start":5,"end":2}"#,
         r#"{"service":"db","start":"soon","end":2}"#,
         r#"{"service":"db"}"#,
+        // 200 years (engine.max_window is 31 days).
+        r#"{"service":"db","start":"2026-11-05T00:00:00Z","end":"2226-11-05T00:00:00Z"}"#,
         "not json",
     ] {
         let (s, b) = post("/v1/maintenance", Some(ADMIN), bad);
+        assert_eq!(s, 400, "{bad}: {b}");
+    }
+}
+
+#[test]
+fn exclusions_are_admin_only_validated_and_submitted() {
+    let body = r#"{"service":"db","exclusion_id":"EXC-77","start":"2026-11-02T10:00:00Z","end":"2026-11-02T10:30:00Z","reason":"customer firewall change","approved_by":"j.doe"}"#;
+    for (token, want) in [(ACME, 403), (INGEST_ACME, 403), (GLOBEX, 403)] {
+        let (s, b) = post("/v1/exclusions", Some(token), body);
+        assert_eq!(s, want, "{token}: {b}");
+    }
+    assert_eq!(post("/v1/exclusions", None, body).0, 401);
+    let (s, b) = post("/v1/exclusions", Some(ADMIN), body);
+    assert_eq!(s, 202, "{b}");
+    let ev = json(&b);
+    assert_eq!(ev["kind"], "exclusion");
+    assert_eq!(ev["approved_by"], "j.doe");
+    // `api:` and a version 4 UUID.
+    let id = ev["event_id"].as_str().expect("event id");
+    let uuid = id.strip_prefix("api:").expect("api: prefix");
+    let parts: Vec<usize> = uuid.split('-').map(str::len).collect();
+    assert_eq!(parts, [8, 4, 4, 4, 12], "{id}");
+    assert_eq!(&uuid[14..15], "4", "{id}");
+    assert!(ev["ts"].is_i64());
+    assert!((server().submitted.lock().expect("lock").iter()).any(|j| j.contains("EXC-77")));
+    for bad in [
+        r#"{"service":"db","exclusion_id":"E","start":1793613600000,"end":1793617200000,"reason":"r"}"#,
+        r#"{"service":"db","exclusion_id":"E","start":1793613600000,"end":1793617200000,"reason":"","approved_by":"a"}"#,
+        r#"{"service":"db","exclusion_id":"","start":1793613600000,"end":1793617200000,"reason":"r","approved_by":"a"}"#,
+        r#"{"service":"db","exclusion_id":"E","start":1793617200000,"end":1793613600000,"reason":"r","approved_by":"a"}"#,
+        r#"{"service":"db","exclusion_id":"E","start":"2026-11-02T00:00:00Z","end":"2226-11-02T00:00:00Z","reason":"r","approved_by":"a"}"#,
+        r#"{"service":"nope","exclusion_id":"E","start":1793613600000,"end":1793617200000,"reason":"r","approved_by":"a"}"#,
+    ] {
+        let (s, b) = post("/v1/exclusions", Some(ADMIN), bad);
         assert_eq!(s, 400, "{bad}: {b}");
     }
 }
@@ -727,6 +763,7 @@ fn openapi_document_matches_the_routes() {
         "/metrics",
         "/readyz",
         "/v1/evidence",
+        "/v1/exclusions",
         "/v1/incidents",
         "/v1/ingest/alertmanager",
         "/v1/ingest/events",
@@ -860,7 +897,7 @@ proptest! {
                                                  Just(r#"{"webhookEvent":"jira:issue_updated","timestamp":1,"issue":{"id":"1","key":"K"},"changelog":{"items":[{"field":"priority","toString":"?"}]}}"#.to_owned())]) {
         let (s, b) = get(&path, token);
         prop_assert!(s < 500, "GET {} → {} {}", path, s, b);
-        for p in ["/v1/query", "/v1/maintenance", "/v1/ingest/alertmanager", "/v1/ingest/events", "/v1/ingest/jira"] {
+        for p in ["/v1/query", "/v1/maintenance", "/v1/exclusions", "/v1/ingest/alertmanager", "/v1/ingest/events", "/v1/ingest/jira"] {
             let (s, b) = post(p, token, &body);
             prop_assert!(s < 500, "POST {} {} → {} {}", p, body, s, b);
         }
@@ -868,7 +905,7 @@ proptest! {
         let mut bytes = body.clone().into_bytes();
         bytes.extend_from_slice(&[0xff, 0xfe, 0xc0, 0x80]);
         let extreme = body.replace('1', "-9223372036854775808").replace("\"x\"", "18446744073709551615");
-        for p in ["/v1/query", "/v1/maintenance", "/v1/ingest/events", "/v1/ingest/jira"] {
+        for p in ["/v1/query", "/v1/maintenance", "/v1/exclusions", "/v1/ingest/events", "/v1/ingest/jira"] {
             let (s, b) = post_raw(p, token.unwrap_or("x"), &bytes);
             prop_assert!(s < 500, "POST {} (non-UTF-8) → {} {}", p, s, b);
             let (s, b) = post(p, token, &extreme);

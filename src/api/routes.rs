@@ -19,8 +19,8 @@ use crate::engine::incidents::Incident;
 use crate::engine::tickets::TicketLine;
 use crate::report::html::report_html;
 use crate::report::{
-    AvailabilityStep, CapacityReport, SlaReport, availability_steps, capacity_report, sla_csv,
-    sla_report,
+    AvailabilityStep, CapacityReport, ContractTerms, SlaReport, availability_steps,
+    capacity_report, sla_csv, sla_report,
 };
 use crate::state::{Shared, Snapshot};
 use crate::time::{Millis, checked_ms, format_ms, parse_flexible};
@@ -309,9 +309,19 @@ pub async fn availability(
         .filter(|(a, b, _)| *b > from && *a < to)
         .collect();
     let state = t.state().as_str().to_owned();
-    let nodata = svc.nodata;
-    let steps =
-        tokio::task::spawn_blocking(move || availability_steps(nodata, &intervals, from, to, step));
+    let policy = svc.nodata;
+    let hours =
+        crate::engine::calendar::Calendar::named(&shared.config, svc.service_hours.get_ref())
+            .unwrap_or(crate::engine::calendar::Calendar::Always);
+    let excluded = t.exclusions().union().to_vec();
+    let steps = tokio::task::spawn_blocking(move || {
+        let terms = ContractTerms {
+            policy,
+            hours: &hours,
+            excluded: &excluded,
+        };
+        availability_steps(&terms, &intervals, from, to, step)
+    });
     let steps = steps.await.map_err(ApiError::internal)?;
     Ok(Json(AvailabilitySeries {
         service: id,

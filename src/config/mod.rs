@@ -289,6 +289,49 @@ resolution = "4h"
 "#;
 
     #[test]
+    fn credit_tiers_edges_and_refusals() {
+        let text = format!(
+            "{GOOD}\n[[credits]]\ncustomer = \"acme\"\ntiers = [{{ below = 99.9, credit_pct = 10 }}, {{ below = 99.0, credit_pct = 25 }}]\n"
+        );
+        let c = parse(&text).unwrap();
+        let tiers = c.credits_for("acme").unwrap();
+        // Strictly below: exactly at `below` gives nothing from that tier.
+        assert_eq!(tiers.credit_for(99.9), 0.0);
+        assert_eq!(tiers.credit_for(99.899), 10.0);
+        assert_eq!(tiers.credit_for(99.0), 10.0);
+        assert_eq!(tiers.credit_for(98.99), 25.0);
+        assert_eq!(tiers.credit_for(100.0), 0.0);
+        assert!(c.credits_for("globex").is_none());
+        // Credits do not shape engine state: checkpoints stay valid.
+        assert_eq!(c.engine_sha256, parse(GOOD).unwrap().engine_sha256);
+        for (bad, key) in [
+            (
+                "customer = \"nobody\"\ntiers = [{ below = 99, credit_pct = 1 }]",
+                "credits[0].customer",
+            ),
+            ("customer = \"acme\"\ntiers = []", "credits[0].tiers"),
+            (
+                "customer = \"acme\"\ntiers = [{ below = 120, credit_pct = 1 }]",
+                "credits[0].tiers[0].below",
+            ),
+            (
+                "customer = \"acme\"\ntiers = [{ below = 99, credit_pct = -1 }]",
+                "credits[0].tiers[0].credit_pct",
+            ),
+        ] {
+            let err = parse(&format!("{GOOD}\n[[credits]]\n{bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{bad}: {err}");
+        }
+        let twice = format!(
+            "{text}\n[[credits]]\ncustomer = \"acme\"\ntiers = [{{ below = 99, credit_pct = 1 }}]\n"
+        );
+        let err = parse(&twice).unwrap_err().to_string();
+        assert!(err.contains("credits[1].customer"), "{err}");
+    }
+
+    #[test]
     fn good_config_with_defaults() {
         let c = parse(GOOD).unwrap();
         assert_eq!(c.engine.allowed_lateness, Dur(45_000));

@@ -178,6 +178,20 @@ pub fn contract_of(
     out
 }
 
+/// Windows `[start, end)` merged into disjoint ones, in time order.
+pub fn merge_windows(windows: impl Iterator<Item = (Millis, Millis)>) -> Vec<(Millis, Millis)> {
+    let mut w: Vec<(Millis, Millis)> = windows.collect();
+    w.sort_unstable();
+    let mut out: Vec<(Millis, Millis)> = Vec::with_capacity(w.len());
+    for (s, e) in w {
+        match out.last_mut() {
+            Some(last) if last.1 >= s => last.1 = last.1.max(e),
+            _ => out.push((s, e)),
+        }
+    }
+    out
+}
+
 /// One exclusion as the version applied last says (contract section 13).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Exclusion {
@@ -215,15 +229,7 @@ impl Exclusions {
 
     /// Rebuilds the merged windows (after deserialising).
     pub fn rebuild(&mut self) {
-        let mut w: Vec<(Millis, Millis)> = self.by_id.values().map(|e| (e.start, e.end)).collect();
-        w.sort_unstable();
-        self.union.clear();
-        for (s, e) in w {
-            match self.union.last_mut() {
-                Some(last) if last.1 >= s => last.1 = last.1.max(e),
-                _ => self.union.push((s, e)),
-            }
-        }
+        self.union = merge_windows(self.by_id.values().map(|e| (e.start, e.end)));
     }
 
     /// The windows in force, merged, in time order.

@@ -12,12 +12,11 @@ use serde::Serialize;
 
 use crate::config::{Config, NoData, ServiceConfig};
 use crate::engine::Engine;
-use crate::engine::availability::{State, StateDurations, measured_and_downtime};
+use crate::engine::availability::{State, StateDurations};
 use crate::engine::calendar::Calendar;
 use crate::engine::capacity::Forecast;
-use crate::engine::contract::{ContractDurations, contract_of};
+use crate::engine::contract::{ContractDurations, contract_of, merge_windows};
 use crate::engine::incidents::{Action, Incident};
-use crate::engine::runs::Runs;
 use crate::engine::tickets::ClockKind;
 use crate::model::{Priority, Rule};
 use crate::time::{Millis, format_ms, ms_to_s};
@@ -390,37 +389,6 @@ async fn service_times(
     Ok(per)
 }
 
-impl ServiceTimes {
-    /// Prefix sums over the intervals: operational time per state of any
-    /// sub-interval (time they do not cover is left unaccounted: `nodata`).
-    fn runs(&self) -> (Runs, Millis) {
-        let mut runs = Runs::default();
-        let mut end = Millis::MIN;
-        for &(a, b, s) in &self.intervals {
-            if end != Millis::MIN && a > end {
-                runs.push(end, State::NoData);
-            }
-            runs.push(a, s);
-            end = b;
-        }
-        (runs, end)
-    }
-
-    /// The exclusions' windows merged.
-    fn excluded(&self) -> Vec<(Millis, Millis)> {
-        let mut out: Vec<(Millis, Millis)> = Vec::new();
-        let mut w: Vec<_> = self.exclusions.iter().map(|e| (e.start, e.end)).collect();
-        w.sort_unstable();
-        for (s, e) in w {
-            match out.last_mut() {
-                Some(last) if last.1 >= s => last.1 = last.1.max(e),
-                _ => out.push((s, e)),
-            }
-        }
-        out
-    }
-}
-
 /// One service's line of the SLA report over `[from, to)` (sections 4, 10 and 13).
 fn service_report(
     config: &Config,
@@ -432,15 +400,19 @@ fn service_report(
 ) -> ServiceReport {
     let id = svc.id.get_ref();
     let hours = Calendar::named(config, svc.service_hours.get_ref()).unwrap_or(Calendar::Always);
-    let spans = hours.spans(from, to);
-    let (runs, end) = times.runs();
-    // After the last interval the timeline is not accounted: nodata.
-    let ops = |a: Millis, b: Millis| {
-        let open = end.max(from);
-        (runs.sums_at(b, open, State::NoData)).minus(&runs.sums_at(a, open, State::NoData))
+    let excluded = merge_windows(times.exclusions.iter().map(|e| (e.start, e.end)));
+    let iv = &times.intervals;
+    // Contractual durations of `[a, b)` with the exclusions `excluded`.
+    let over = |excluded: &[(Millis, Millis)], a, b| {
+        let terms = ContractTerms {
+            policy: svc.nodata,
+            hours: &hours,
+            excluded,
+        };
+        contract_over(&terms, iv, a, b)
     };
-    let contract = contract_of(from, to, &spans, &times.excluded(), ops);
-    let raw = contract_of(from, to, &spans, &[], ops);
+    let contract = over(&excluded, from, to);
+    let raw = over(&[], from, to);
     let availability = |c: &ContractDurations| {
         let (measured, downtime) = c.measured_and_downtime(svc.nodata);
         (measured > 0).then(|| 100.0 * (measured - downtime) as f64 / measured as f64)
@@ -466,14 +438,14 @@ fn service_report(
     let exclusions = (times.exclusions.iter())
         .map(|e| {
             let (a, b) = (e.start.max(from), e.end.min(to));
-            let maintenance = ops(a, b)[State::Maintenance];
+            let alone = over(&[(a, b)], a, b);
             ExclusionReport {
                 exclusion_id: e.id.clone(),
                 start: format_ms(e.start),
                 end: format_ms(e.end),
                 reason: e.reason.clone(),
                 approved_by: e.approved_by.clone(),
-                excluded_s: ms_to_s(b - a - maintenance),
+                excluded_s: ms_to_s(alone.excluded),
                 versions: e.versions,
             }
         })
@@ -714,17 +686,18 @@ fn round_ms(s: f64) -> f64 {
     (s * 1000.0).round() / 1000.0
 }
 
-/// One step of an availability series.
+/// One step of an availability series: contractual figures (section 13),
+/// as in reports.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AvailabilityStep {
     /// Step start.
     pub from: String,
     /// Step end.
     pub to: String,
-    /// Availability under the service's `nodata` policy, as in reports; null when
-    /// nothing was measured.
+    /// Availability under the service's `nodata` policy, hours and exclusions,
+    /// as in reports; null when nothing was measured.
     pub availability_pct: Option<f64>,
-    /// Up, s.
+    /// Up (in service hours, not excluded), s.
     pub up_s: f64,
     /// Degraded, s.
     pub degraded_s: f64,
@@ -734,13 +707,47 @@ pub struct AvailabilityStep {
     pub maintenance_s: f64,
     /// No data, s.
     pub nodata_s: f64,
+    /// Outside the service hours, s.
+    pub outside_hours_s: f64,
+    /// Excluded, s.
+    pub excluded_s: f64,
+}
+
+/// What decides a service's contractual figures besides its intervals: its
+/// `nodata` policy, service hours and the exclusions in force (merged).
+pub struct ContractTerms<'a> {
+    /// `nodata` policy.
+    pub policy: NoData,
+    /// Service hours.
+    pub hours: &'a Calendar,
+    /// Exclusions in force, merged and in time order.
+    pub excluded: &'a [(Millis, Millis)],
+}
+
+/// Contractual durations of `[a, b)` from a service's sorted, disjoint
+/// operational `intervals` (time they do not cover is `nodata`).
+pub fn contract_over(
+    terms: &ContractTerms,
+    intervals: &[(Millis, Millis, State)],
+    a: Millis,
+    b: Millis,
+) -> ContractDurations {
+    let ops = |x: Millis, y: Millis| {
+        let mut d = StateDurations::default();
+        let first = intervals.partition_point(|i| i.1 <= x);
+        for &(s, e, st) in intervals[first..].iter().take_while(|i| i.0 < y) {
+            d[st] += e.min(y) - s.max(x);
+        }
+        d
+    };
+    contract_of(a, b, &terms.hours.spans(a, b), terms.excluded, ops)
 }
 
 /// An availability series of one service: `[from, to)` in steps of `step`,
-/// from its sorted, disjoint `intervals`, with `nodata` handled by `policy` as in
-/// reports. One sweep over steps and intervals.
+/// from its sorted, disjoint `intervals`, contractual as in reports. One sweep
+/// over steps and intervals.
 pub fn availability_steps(
-    policy: NoData,
+    terms: &ContractTerms,
     intervals: &[(Millis, Millis, State)],
     from: Millis,
     to: Millis,
@@ -748,33 +755,22 @@ pub fn availability_steps(
 ) -> Vec<AvailabilityStep> {
     let mut steps = Vec::new();
     let mut s = from;
-    let mut first = 0;
     while s < to {
         let e = s.saturating_add(step).min(to);
-        let mut d = StateDurations::default();
-        while intervals.get(first).is_some_and(|i| i.1 <= s) {
-            first += 1;
-        }
-        for &(a, b, st) in intervals[first..].iter().take_while(|i| i.0 < e) {
-            let (x, y) = (a.max(s), b.min(e));
-            if y > x {
-                d[st] += y - x;
-            }
-        }
-        let known = d.known();
-        let nodata = (e - s) - known;
-        let (measured, downtime) =
-            measured_and_downtime(policy, e - s, d[State::Maintenance], nodata, d[State::Down]);
+        let c = contract_over(terms, intervals, s, e);
+        let (measured, downtime) = c.measured_and_downtime(terms.policy);
         steps.push(AvailabilityStep {
             from: format_ms(s),
             to: format_ms(e),
             availability_pct: (measured > 0)
                 .then(|| 100.0 * (measured - downtime) as f64 / measured as f64),
-            up_s: ms_to_s(d[State::Up]),
-            degraded_s: ms_to_s(d[State::Degraded]),
-            down_s: ms_to_s(d[State::Down]),
-            maintenance_s: ms_to_s(d[State::Maintenance]),
-            nodata_s: ms_to_s(nodata),
+            up_s: ms_to_s(c.up),
+            degraded_s: ms_to_s(c.degraded),
+            down_s: ms_to_s(c.down),
+            maintenance_s: ms_to_s(c.maintenance),
+            nodata_s: ms_to_s(c.nodata),
+            outside_hours_s: ms_to_s(c.outside_hours),
+            excluded_s: ms_to_s(c.excluded),
         });
         s = e;
     }
@@ -865,7 +861,12 @@ nodata = "up"
             let t = &p.engine().services()[svc];
             let iv: Vec<_> = t.intervals().collect();
             let policy = config.service(svc).expect("service").nodata;
-            let one = availability_steps(policy, &iv, 0, 40 * M, 40 * M);
+            let terms = ContractTerms {
+                policy,
+                hours: &Calendar::Always,
+                excluded: &[],
+            };
+            let one = availability_steps(&terms, &iv, 0, 40 * M, 40 * M);
             let report = r
                 .services
                 .iter()
@@ -873,7 +874,7 @@ nodata = "up"
                 .expect("in report");
             assert_eq!(one[0].availability_pct, report.availability_pct, "{svc}");
             // Steps add up to the whole period.
-            let steps = availability_steps(policy, &iv, 0, 40 * M, 7 * M);
+            let steps = availability_steps(&terms, &iv, 0, 40 * M, 7 * M);
             assert_eq!(steps.len(), 6);
             let nodata: f64 = steps.iter().map(|s| s.nodata_s).sum();
             assert_eq!(nodata, report.nodata_s, "{svc}");

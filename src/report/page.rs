@@ -12,7 +12,8 @@ use crate::engine::tickets::TicketLine;
 use crate::model::Rule;
 use crate::time::{Millis, format_ms, ms_to_s, parse_rfc3339};
 
-use super::{AvailabilityStep, CapacityReport, SlaReport, availability_steps};
+use super::{AvailabilityStep, CapacityReport, ContractTerms, SlaReport, availability_steps};
+use crate::engine::calendar::Calendar;
 
 const DAY: Millis = 86_400_000;
 
@@ -154,7 +155,13 @@ fn service_detail(
     let days = match (timeline, config.service(id)) {
         (Some(t), Some(cfg)) => {
             let intervals: Vec<_> = t.intervals().collect();
-            availability_steps(cfg.nodata, &intervals, from, to, DAY)
+            let hours = Calendar::named(config, cfg.service_hours.get_ref());
+            let terms = ContractTerms {
+                policy: cfg.nodata,
+                hours: &hours.unwrap_or(Calendar::Always),
+                excluded: t.exclusions().union(),
+            };
+            availability_steps(&terms, &intervals, from, to, DAY)
         }
         _ => Vec::new(),
     };
