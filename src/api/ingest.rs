@@ -74,6 +74,7 @@ async fn ingest_body(
         };
         let max_future = worker.config.engine.max_future.0;
         translated.refuse_future(worker.intake.now().saturating_add(max_future));
+        check_exclusions(&who, &translated.events)?;
         check_tenancy(&worker, &who, &translated.events)?;
         publish(&worker, endpoint, translated).map(|r| (r, unreadable))
     })
@@ -102,6 +103,25 @@ async fn ingest(
         StatusCode::BAD_REQUEST
     };
     Ok((status, Json(response)).into_response())
+}
+
+/// 403 for an exclusion from anything but an admin token: exclusions change
+/// what the contract counts (contract section 13), like `POST /v1/exclusions`.
+fn check_exclusions(who: &Principal, events: &[Event]) -> Result<(), ApiError> {
+    if matches!(who, Principal::Admin) {
+        return Ok(());
+    }
+    let monitoring = events.iter().filter(|e| e.topic == Topic::Monitoring);
+    for e in monitoring.filter(|e| e.json.contains("exclusion")) {
+        let v: serde_json::Value = serde_json::from_str(&e.json).unwrap_or_default();
+        if v["kind"] == "exclusion" {
+            return Err(ApiError::forbidden(format!(
+                "item {}: exclusions need an admin token",
+                e.index
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// 403 unless the token may write every event: an ingest token limited to some
