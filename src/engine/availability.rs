@@ -434,15 +434,13 @@ impl ServiceTimeline {
             self.settle(cur, out);
         }
         self.windows.retain(|w| w.end > cur);
-        self.runs.forget_sums_before(self.sums_needed_from(cur));
+        self.runs.forget_sums_before(self.window_reach(cur));
     }
 
-    /// The earliest instant whose prefix sums a window can still ask for: the
-    /// longest burn-rate window, and the month (recomputed when an exclusion
-    /// changes).
-    fn sums_needed_from(&self, cur: Millis) -> Millis {
+    /// The earliest instant a burn-rate window can still ask prefix sums for.
+    fn window_reach(&self, cur: Millis) -> Millis {
         let reach = self.burn.longest().unwrap_or(0).saturating_add(self.bucket);
-        cur.saturating_sub(reach).min(self.month.0)
+        cur.saturating_sub(reach)
     }
 
     /// The contractual state on `[x, next event)`: the operational state (the
@@ -459,20 +457,36 @@ impl ServiceTimeline {
         }
     }
 
-    /// Operational time per state of `[a, b)` (`a` no earlier than the sums
-    /// kept, `b` up to the open run's reach); time before the first record is
-    /// left unaccounted.
+    /// Operational time per state of `[a, b)` from the prefix sums (`a` no
+    /// earlier than [`ServiceTimeline::window_reach`], `b` up to the open
+    /// run's reach); time before the first record is left unaccounted.
     fn ops_between(&self, a: Millis, b: Millis) -> StateDurations {
         let (open, state) = (self.run_start, self.state);
         (self.runs.sums_at(b, open, state)).minus(&self.runs.sums_at(a, open, state))
     }
 
-    /// Contractual time of `[a, b)` with the exclusions in force.
-    fn contract_between(&self, a: Millis, b: Millis) -> ContractDurations {
+    /// Operational time per state of `[a, b)` walking the kept intervals:
+    /// for spans the prefix sums no longer reach (the month).
+    fn ops_walked(&self, a: Millis, b: Millis) -> StateDurations {
+        let mut d = StateDurations::default();
+        let runs = self.runs.as_slice();
+        let first = runs.partition_point(|r| r.0 <= a).saturating_sub(1);
+        for (s, e, state) in self.intervals_from(first).take_while(|i| i.0 < b) {
+            d[state] += (e.min(b) - s.max(a)).max(0);
+        }
+        d
+    }
+
+    /// Contractual time of `[a, b)` with the exclusions in force; `walk`
+    /// when `a` may lie before the prefix sums kept.
+    fn contract_between(&self, a: Millis, b: Millis, walk: bool) -> ContractDurations {
         let spans = self.hours.spans(a, b);
-        contract_of(a, b, &spans, self.exclusions.union(), |c, d| {
-            self.ops_between(c, d)
-        })
+        let excluded = self.exclusions.union();
+        if walk {
+            contract_of(a, b, &spans, excluded, |c, d| self.ops_walked(c, d))
+        } else {
+            contract_of(a, b, &spans, excluded, |c, d| self.ops_between(c, d))
+        }
     }
 
     /// Rebuilds the month's contractual sums from the intervals (at the start,
@@ -480,7 +494,7 @@ impl ServiceTimeline {
     fn recompute_month(&mut self) {
         let Some(cur) = self.cursor else { return };
         let (start, end) = self.month;
-        self.month_acc = self.contract_between(start, cur);
+        self.month_acc = self.contract_between(start, cur, true);
         self.month_in_hours = self.hours.open_between(start, cur);
         self.month_open = self.hours.open_between(start, end);
     }
@@ -543,7 +557,7 @@ impl ServiceTimeline {
         let from = at.saturating_sub(w).max(self.first_kept()).min(at);
         if !self.hours.always() || !self.exclusions.is_empty() {
             let (measured, down) = self
-                .contract_between(from, at)
+                .contract_between(from, at, false)
                 .measured_and_downtime(self.nodata);
             return WindowTime { down, measured };
         }
@@ -606,7 +620,7 @@ impl ServiceTimeline {
         let first = self.first_kept();
         let mut at = start + step;
         while at < cursor {
-            acc = acc.plus(&self.contract_between(prev, at));
+            acc = acc.plus(&self.contract_between(prev, at, true));
             in_hours += self.hours.open_between(prev, at);
             prev = at;
             if at > first {
@@ -913,11 +927,17 @@ impl ServiceTimeline {
     /// Maximal state intervals up to the cursor (the open run included), in time
     /// order. Time before the first interval is `nodata`.
     pub fn intervals(&self) -> impl Iterator<Item = (Millis, Millis, State)> + '_ {
-        let ends = (self.runs.as_slice().iter())
+        self.intervals_from(0)
+    }
+
+    /// [`ServiceTimeline::intervals`] from the `first`-th closed run on.
+    fn intervals_from(&self, first: usize) -> impl Iterator<Item = (Millis, Millis, State)> + '_ {
+        let runs = self.runs.as_slice().get(first..).unwrap_or_default();
+        let ends = (runs.iter())
             .skip(1)
             .map(|r| r.0)
             .chain(std::iter::once(self.run_start));
-        let closed = (self.runs.as_slice().iter().zip(ends)).map(|(&(a, s), b)| (a, b, s));
+        let closed = (runs.iter().zip(ends)).map(|(&(a, s), b)| (a, b, s));
         let open = self
             .cursor
             .filter(|&c| c > self.run_start)
@@ -929,7 +949,8 @@ impl ServiceTimeline {
     /// keeping what the longest burn-rate window still reaches back to.
     pub fn prune(&mut self, horizon: Millis) {
         let Some(cursor) = self.cursor else { return };
-        let horizon = horizon.min(self.sums_needed_from(cursor));
+        // Keep the month too: an exclusion rebuilds its sums from the intervals.
+        let horizon = horizon.min(self.window_reach(cursor)).min(self.month.0);
         // Run i ends where run i + 1 starts; the last one at `run_start`.
         let runs = self.runs.as_slice();
         let mut old = (runs.get(1..)).map_or(0, |rest| rest.partition_point(|r| r.0 <= horizon));
@@ -1397,6 +1418,46 @@ nodata = "down"
             want.retain(|w| w.2 <= end);
             proptest::prop_assert_eq!(got, want);
         }
+    }
+
+    #[test]
+    fn a_timeline_checkpointed_before_section_13_restores_the_same() {
+        // Version-2 checkpoints carried `month_acc` (five operational sums) and
+        // neither exclusions nor hours: the month is rebuilt from the intervals.
+        let nov = 1_793_491_200_000;
+        let mut t = timeline("availability_target = 99.9");
+        let mut out = Vec::new();
+        for i in 0..90 {
+            let s = if (30..50).contains(&i) {
+                ProbeStatus::Down
+            } else {
+                ProbeStatus::Up
+            };
+            t.probe(nov + i * M, "a", s, &mut out);
+        }
+        let mut old = serde_json::to_value(&t).expect("serialises");
+        let fields = old.as_object_mut().expect("an object");
+        fields.remove("exclusions");
+        fields.remove("exclusions_changed");
+        fields.insert(
+            "month_acc".into(),
+            serde_json::json!([3_540_000, 0, 1_200_000, 0, 0]),
+        );
+        let back: ServiceTimeline = serde_json::from_value(old).expect("reads the old shape");
+        let mut restored = timeline("availability_target = 99.9");
+        restored.restore(back);
+        assert_eq!(restored.month_acc, t.month_acc);
+        assert_eq!(
+            restored.budget_remaining_ratio(),
+            t.budget_remaining_ratio()
+        );
+        let mut out2 = out.clone();
+        for i in 90..200 {
+            t.probe(nov + i * M, "a", ProbeStatus::Down, &mut out);
+            restored.probe(nov + i * M, "a", ProbeStatus::Down, &mut out2);
+        }
+        assert_eq!(out2, out);
+        assert!(out.iter().any(|i| i.rule == Rule::AvailabilityBreach));
     }
 
     #[test]
