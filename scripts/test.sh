@@ -22,6 +22,11 @@ if ! command -v chromium >/dev/null 2>&1; then
     apt-get install -y --no-install-recommends chromium >/dev/null 2>&1 \
         || { apt-get update >/dev/null && apt-get install -y --no-install-recommends chromium >/dev/null; }
 fi
+# Style and lints gate the tests (the house rules: `cargo fmt`, clippy clean).
+echo "== cargo fmt --check"
+cargo fmt --check
+echo "== cargo clippy --all-targets --features broker-tests -- -D warnings"
+cargo clippy --all-targets --features broker-tests --quiet -- -D warnings
 # Tests that need a peer fail instead of skipping when it is missing.
 export SLAFLOW_REQUIRE_PEERS=1
 # broker-tests: the tests that need the broker started here.

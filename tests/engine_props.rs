@@ -37,6 +37,13 @@ customer = "acme"
 id = "s1"
 customer = "acme"
 down_when = "any"
+service_hours = "office"
+[[calendars]]
+id = "office"
+timezone = "Europe/Paris"
+[calendars.hours]
+mon = "09:00-12:00,13:00-18:00"
+tue = "09:00-18:00"
 [[slas]]
 id = "sla"
 customer = "acme"
@@ -66,6 +73,8 @@ struct Ev {
 enum Body {
     Probe { source: usize, status: u8 },
     Maintenance { start: i64, end: i64 },
+    /// Section 13: changes no interval or outage, only contractual figures.
+    Exclusion,
     Created { priority: u8 },
     Responded,
     Status(&'static str),
@@ -95,7 +104,12 @@ fn events() -> impl Strategy<Value = (Vec<Ev>, Vec<(usize, usize)>)> {
         0..8,
     );
     let noise = prop::collection::vec((0..1000usize, 0..2usize), 0..12);
-    (probes, maint, tickets, noise).prop_map(|(probes, maint, tickets, noise)| {
+    // (service, at, start offset, length, id): retroactive ones and versions too.
+    let exclusions = prop::collection::vec(
+        (0..2usize, 0..10_000_000i64, -3_000_000..600_000i64, 60_000..3_000_000i64, 0..3u8),
+        0..4,
+    );
+    (probes, maint, tickets, noise, exclusions).prop_map(|(probes, maint, tickets, noise, exclusions)| {
         let mut evs = Vec::new();
         let mut clock = [[T0; 3]; 2];
         let mut last = [[0u8; 3]; 2];
@@ -128,6 +142,17 @@ fn events() -> impl Strategy<Value = (Vec<Ev>, Vec<(usize, usize)>)> {
                 ts,
                 line: format!(r#"{{"event_id":"w{i}","ts":{ts},"service":"s{svc}","kind":"maintenance","start":{start},"end":{end}}}"#),
                 body: Body::Maintenance { start, end },
+            });
+        }
+        for (i, (svc, at, offset, len, id)) in exclusions.into_iter().enumerate() {
+            let ts = T0 + at;
+            let (start, end) = (ts + offset, ts + offset + len);
+            evs.push(Ev {
+                topic: Topic::Monitoring,
+                key: format!("s{svc}"),
+                ts,
+                line: format!(r#"{{"event_id":"x{i}","ts":{ts},"service":"s{svc}","kind":"exclusion","exclusion_id":"X{id}","start":{start},"end":{end},"reason":"customer change","approved_by":"a"}}"#),
+                body: Body::Exclusion,
             });
         }
         for (k, (at, prio, steps)) in tickets.into_iter().enumerate() {
@@ -360,6 +385,12 @@ fn key_of(i: &Incident) -> IncidentKey {
 }
 
 // ---------------------------------------------------------------- reference model
+
+/// A monitoring record of the operational timeline: exclusions neither start
+/// it nor change it (contract section 13).
+fn operational(e: &Ev) -> bool {
+    e.topic == Topic::Monitoring && !matches!(e.body, Body::Exclusion)
+}
 
 /// Service state at `t` from scratch: latest probe per source at or before `t`
 /// (ties: the last in event order), staleness, quorum, maintenance.
@@ -649,13 +680,13 @@ proptest! {
 
         let end = evs.iter().map(|e| e.ts).max().unwrap_or(T0);
         for (svc, any) in [("s0", false), ("s1", true)] {
-            let mine: Vec<&Ev> = evs.iter().filter(|e| e.topic == Topic::Monitoring && e.key == svc).collect();
+            let mine: Vec<&Ev> = evs.iter().filter(|e| operational(e) && e.key == svc).collect();
             let want = reference_intervals(&mine, end, any);
             prop_assert_eq!(a.intervals.get(svc).cloned().unwrap_or_default(), want.clone(), "intervals of {}", svc);
             let mut got: Vec<_> = a.incidents.iter().filter(|i| i.0 == "outage").cloned().collect();
             let want_outages = {
-                let mut all = reference_outages("s0", &reference_intervals(&evs.iter().filter(|e| e.topic == Topic::Monitoring && e.key == "s0").collect::<Vec<_>>(), end, false), end);
-                all.extend(reference_outages("s1", &reference_intervals(&evs.iter().filter(|e| e.topic == Topic::Monitoring && e.key == "s1").collect::<Vec<_>>(), end, true), end));
+                let mut all = reference_outages("s0", &reference_intervals(&evs.iter().filter(|e| operational(e) && e.key == "s0").collect::<Vec<_>>(), end, false), end);
+                all.extend(reference_outages("s1", &reference_intervals(&evs.iter().filter(|e| operational(e) && e.key == "s1").collect::<Vec<_>>(), end, true), end));
                 all.sort();
                 all
             };
