@@ -71,11 +71,19 @@ struct Ev {
 
 #[derive(Debug, Clone)]
 enum Body {
-    Probe { source: usize, status: u8 },
-    Maintenance { start: i64, end: i64 },
+    Probe {
+        source: usize,
+        status: u8,
+    },
+    Maintenance {
+        start: i64,
+        end: i64,
+    },
     /// Section 13: changes no interval or outage, only contractual figures.
     Exclusion,
-    Created { priority: u8 },
+    Created {
+        priority: u8,
+    },
     Responded,
     Status(&'static str),
     Priority(u8),
@@ -106,7 +114,13 @@ fn events() -> impl Strategy<Value = (Vec<Ev>, Vec<(usize, usize)>)> {
     let noise = prop::collection::vec((0..1000usize, 0..2usize), 0..12);
     // (service, at, start offset, length, id): retroactive ones and versions too.
     let exclusions = prop::collection::vec(
-        (0..2usize, 0..10_000_000i64, -3_000_000..600_000i64, 60_000..3_000_000i64, 0..3u8),
+        (
+            0..2usize,
+            0..10_000_000i64,
+            -3_000_000..600_000i64,
+            60_000..3_000_000i64,
+            0..3u8,
+        ),
         0..4,
     );
     (probes, maint, tickets, noise, exclusions).prop_map(|(probes, maint, tickets, noise, exclusions)| {

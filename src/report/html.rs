@@ -80,8 +80,8 @@ fn summary(page: &CustomerPage) -> Markup {
             h2 { "Availability" }
             table {
                 thead { tr {
-                    th { "Service" } th.n { "Target" } th.n { "Availability (contractual)" }
-                    th.n { "Raw (exclusions ignored)" } th { "Met" }
+                    th { "Service" } th.n { "Target" } th.n { "Availability" }
+                    th.n { "Raw" } th { "Met" }
                     th.n { "Downtime" } th.n { "Maintenance" } th.n { "Excluded" }
                     th.n { "Outside hours" } th.n { "No data" }
                     th.n { "Budget left" } th.n { "Outages" } th.n { "Longest outage" }
@@ -107,6 +107,10 @@ fn summary(page: &CustomerPage) -> Markup {
                         }
                     }
                 }
+            }
+            p.note {
+                "Availability is contractual: measured in the agreed service hours, with maintenance "
+                "and approved exclusions left out. Raw is the same with exclusions ignored."
             }
             p #credits data-field="credit_pct_max" data-value=(opt(page.sla.credit_pct_max)) {
                 "Service credit owed for the period: " strong { (credit(page.sla.credit_pct_max)) }
