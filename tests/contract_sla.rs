@@ -185,70 +185,64 @@ fn check_figures(report: &Value, days_outside: f64, extra_nodata: f64, tail: i64
     assert_eq!(report["credit_pct_max"], 20.0);
 }
 
+/// A folder with `CONFIG`, the monitoring lines `write_monitoring` writes and
+/// no tickets: `slaflow ARGS --config … --monitoring … --tickets …` on it.
+struct Inputs {
+    dir: tempfile::TempDir,
+}
+
+impl Inputs {
+    fn new(write_monitoring: impl FnOnce(&Path)) -> Inputs {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("c.toml"), CONFIG).expect("config");
+        write_monitoring(&dir.path().join("m.ndjson"));
+        std::fs::write(dir.path().join("t.ndjson"), "").expect("tickets");
+        Inputs { dir }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).to_string_lossy().into_owned()
+    }
+
+    /// Runs `command` on the inputs with `args`; panics unless it succeeds.
+    fn run(&self, command: &str, args: &[&str]) {
+        let o = slaflow()
+            .args([command, "--config", &self.path("c.toml")])
+            .args(["--monitoring", &self.path("m.ndjson")])
+            .args(["--tickets", &self.path("t.ndjson")])
+            .args(args)
+            .output()
+            .expect(command);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+
+    fn json(&self, file: &str) -> Value {
+        serde_json::from_slice(&std::fs::read(self.dir.path().join(file)).expect(file))
+            .expect("json")
+    }
+}
+
 #[test]
 fn a_day_with_service_hours_exclusions_and_credits() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (cfg, mon, tkt) = (
-        dir.path().join("c.toml"),
-        dir.path().join("m.ndjson"),
-        dir.path().join("t.ndjson"),
-    );
-    std::fs::write(&cfg, CONFIG).expect("config");
-    monitoring(&mon);
-    std::fs::write(&tkt, "").expect("tickets");
-    let path = |p: &Path| p.to_string_lossy().into_owned();
-    let out = dir.path().join("out");
-    let o = slaflow()
-        .args([
-            "replay",
-            "--config",
-            &path(&cfg),
-            "--monitoring",
-            &path(&mon),
-        ])
-        .args(["--tickets", &path(&tkt), "--out", &path(&out)])
-        .args([
-            "--from",
-            "2026-11-04",
-            "--to",
-            "2026-11-05",
-            "--now",
-            "2026-11-06",
-        ])
-        .output()
-        .expect("replay");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let report: Value =
-        serde_json::from_slice(&std::fs::read(out.join("report-acme.json")).expect("report"))
-            .expect("json");
-    check_figures(&report, 0.0, 0.0, 0);
-    let summary: Value =
-        serde_json::from_slice(&std::fs::read(out.join("summary.json")).expect("summary"))
-            .expect("json");
+    let inputs = Inputs::new(monitoring);
+    let out = inputs.path("out");
+    let (from, to, now) = ("2026-11-04", "2026-11-05", "2026-11-06");
+    let args = ["--out", &out, "--from", from, "--to", to, "--now", now];
+    inputs.run("replay", &args);
+    check_figures(&inputs.json("out/report-acme.json"), 0.0, 0.0, 0);
+    let summary = inputs.json("out/summary.json");
     assert_eq!(summary["read"], summary["applied"], "{summary}");
 
     // The month's pack: Wednesdays 11, 18 and 25 are in-hours nodata (3 × 8 h),
     // the rest of November is outside hours for the office service and nodata
     // for its twin.
-    let pack = dir.path().join("pack");
-    let o = slaflow()
-        .args([
-            "evidence",
-            "--config",
-            &path(&cfg),
-            "--monitoring",
-            &path(&mon),
-        ])
-        .args(["--tickets", &path(&tkt), "--out", &path(&pack)])
-        .args(["--customer", "acme", "--month", "2026-11"])
-        .output()
-        .expect("evidence");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let month: Value =
-        serde_json::from_slice(&std::fs::read(pack.join("report.json")).expect("report"))
-            .expect("json");
+    let pack = inputs.path("pack");
+    let args = ["--out", &pack, "--customer", "acme", "--month", "2026-11"];
+    inputs.run("evidence", &args);
+    let month = inputs.json("pack/report.json");
     let other_days = 29.0 * 86_400.0;
     check_figures(&month, other_days - 3.0 * 28_800.0, 3.0 * 28_800.0, -60);
+    let pack = Path::new(&pack);
     let html = std::fs::read_to_string(pack.join("report.html")).expect("html");
     common::check_report_page(&html, &month);
     for needle in [
@@ -269,22 +263,12 @@ fn a_day_with_service_hours_exclusions_and_credits() {
                 && h.contains("excluded_s")
                 && h.contains("credit_pct"))
     );
-    let o = slaflow()
-        .args(["verify", &path(&pack)])
-        .output()
-        .expect("verify");
+    let o = slaflow().arg("verify").arg(pack).output().expect("verify");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
 }
 
 #[test]
 fn bad_windows_and_exclusions_are_malformed() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (cfg, mon, tkt) = (
-        dir.path().join("c.toml"),
-        dir.path().join("m.ndjson"),
-        dir.path().join("t.ndjson"),
-    );
-    std::fs::write(&cfg, CONFIG).expect("config");
     let t = DAY;
     let year = 365 * 86_400_000i64;
     let lines = [
@@ -322,29 +306,12 @@ fn bad_windows_and_exclusions_are_malformed() {
             t + 31 * 86_400_000
         ),
     ];
-    std::fs::write(&mon, lines.join("\n") + "\n").expect("monitoring");
-    std::fs::write(&tkt, "").expect("tickets");
-    let path = |p: &Path| p.to_string_lossy().into_owned();
-    let out = dir.path().join("out");
-    let o = slaflow()
-        .args([
-            "replay",
-            "--config",
-            &path(&cfg),
-            "--monitoring",
-            &path(&mon),
-        ])
-        .args([
-            "--tickets",
-            &path(&tkt),
-            "--out",
-            &path(&out),
-            "--now",
-            "2026-11-06",
-        ])
-        .output()
-        .expect("replay");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let inputs = Inputs::new(|mon| {
+        std::fs::write(mon, lines.join("\n") + "\n").expect("monitoring");
+    });
+    let out = inputs.path("out");
+    inputs.run("replay", &["--out", &out, "--now", "2026-11-06"]);
+    let out = Path::new(&out);
     let dead = std::fs::read_to_string(out.join("deadletter.ndjson")).expect("dead letters");
     let dead: Vec<Value> = dead
         .lines()
