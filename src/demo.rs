@@ -251,6 +251,18 @@ fn load_history(config: Arc<Config>, args: &DemoArgs) -> Result<(Arc<Shared>, Fe
 }
 
 fn print_banner(addr: &std::net::SocketAddr, tokens: &Tokens, args: &DemoArgs) {
+    if !addr.ip().is_loopback() {
+        eprintln!(
+            "slaflow demo: warning: listening on {addr}, reachable from other machines, and the admin token below is printed in clear; use --listen 127.0.0.1:0 to stay on this machine"
+        );
+    }
+    // An unspecified address (0.0.0.0, ::) is not one a browser can open.
+    let shown = match addr.ip().is_unspecified() {
+        true if addr.is_ipv4() => std::net::SocketAddr::from(([127, 0, 0, 1], addr.port())),
+        true => std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port())),
+        false => *addr,
+    };
+    let addr = &shown;
     println!();
     println!("  Dashboard:  http://{addr}/#token={}", tokens.admin);
     println!("  API docs:   http://{addr}/openapi.json");

@@ -390,6 +390,14 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let threads = (args.threads)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
     let wanted = |m: Measurement| args.only.is_empty() || args.only.contains(&m);
+    let live = [Measurement::Live, Measurement::Burst];
+    if let Some(m) = live.iter().find(|m| args.only.contains(m))
+        && args.brokers.is_none()
+    {
+        let name = m.to_possible_value().map(|v| v.get_name().to_owned());
+        let name = name.unwrap_or_default();
+        anyhow::bail!("--only {name} goes through a real broker: give --brokers HOST:PORT");
+    }
     let mut rows = Vec::new();
     if wanted(Measurement::Memory) {
         rows.extend(slaflow::bench::memory_rows(

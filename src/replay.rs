@@ -16,7 +16,7 @@ use crate::report::{ReportError, Tables, capacity_report, sla_reports};
 use crate::sink::file::{FileSinkError, NdjsonWriter, write_json};
 use crate::source::ChunkSource;
 use crate::source::file::{FileSourceError, Lines, NdjsonFile};
-use crate::time::{Millis, wall_now};
+use crate::time::Millis;
 
 /// Lines read from each file per round.
 pub const CHUNK_LINES: usize = 8192;
@@ -195,8 +195,9 @@ fn write_reports(
         .build()
         .map_err(|e| ReplayError::Args(format!("runtime: {e}")))?;
     let tables = Tables::for_sla_report(pipeline.engine())?;
-    let now = wall_now();
-    let reports = runtime.block_on(sla_reports(&config, &tables, incidents, from, to, now))?;
+    // The processing clock (`--now`, else the wall clock at start): with
+    // `--now` a replay is byte for byte the same, `generated_at` included.
+    let reports = runtime.block_on(sla_reports(&config, &tables, incidents, from, to, args.now))?;
     for r in &reports {
         write_json(&args.out.join(format!("report-{}.json", r.customer)), r)?;
         let cap = capacity_report(pipeline.engine(), incidents, &r.customer, from, to);

@@ -16,16 +16,32 @@ pub const MAX_MS: Millis = 253_402_300_799_999;
 /// The longest duration accepted from config or a request: 100 years.
 pub const MAX_DURATION_MS: Millis = 100 * 366 * 86_400_000;
 
-/// Error for a time value that is neither RFC 3339 nor epoch milliseconds, or
-/// lies outside years 0000–9999.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "bad time {value:?}: expected RFC 3339 (e.g. 2026-11-02T10:00:00Z) or integer epoch milliseconds, within years 0000-9999"
-)]
+/// Error for a time value that is neither RFC 3339 nor epoch milliseconds (nor,
+/// where accepted, a date), or lies outside years 0000–9999.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TimeError {
     /// The offending text.
     pub value: String,
+    /// Whether a bare `YYYY-MM-DD` was accepted too (command line and API).
+    pub dates: bool,
 }
+
+impl std::fmt::Display for TimeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let date = if self.dates {
+            ", a date YYYY-MM-DD"
+        } else {
+            ""
+        };
+        write!(
+            f,
+            "bad time {:?}: expected RFC 3339 (e.g. 2026-11-02T10:00:00Z){date} or integer epoch milliseconds, within years 0000-9999",
+            self.value
+        )
+    }
+}
+
+impl std::error::Error for TimeError {}
 
 /// Accepts epoch milliseconds within [`MIN_MS`, `MAX_MS`].
 pub fn checked_ms(ms: i64) -> Result<Millis, TimeError> {
@@ -34,6 +50,7 @@ pub fn checked_ms(ms: i64) -> Result<Millis, TimeError> {
     } else {
         Err(TimeError {
             value: ms.to_string(),
+            dates: false,
         })
     }
 }
@@ -60,6 +77,7 @@ pub fn check_duration(what: &str, d: Millis) -> Result<(), String> {
 pub fn parse_rfc3339(s: &str) -> Result<Millis, TimeError> {
     let err = || TimeError {
         value: s.to_owned(),
+        dates: false,
     };
     let ms = DateTime::parse_from_rfc3339(s)
         .map(|t| t.timestamp_millis())
@@ -71,15 +89,16 @@ pub fn parse_rfc3339(s: &str) -> Result<Millis, TimeError> {
 /// bare date `YYYY-MM-DD` (midnight UTC).
 pub fn parse_flexible(s: &str) -> Result<Millis, TimeError> {
     let s = s.trim();
+    let with_dates = |e: TimeError| TimeError { dates: true, ..e };
     if let Ok(ms) = s.parse::<i64>() {
-        return checked_ms(ms);
+        return checked_ms(ms).map_err(with_dates);
     }
     if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         return Ok(d
             .and_hms_opt(0, 0, 0)
             .map_or(0, |t| t.and_utc().timestamp_millis()));
     }
-    parse_rfc3339(s)
+    parse_rfc3339(s).map_err(with_dates)
 }
 
 /// Formats epoch milliseconds as RFC 3339 UTC with millisecond precision,
@@ -132,6 +151,11 @@ mod tests {
             1_793_613_600_000
         );
         assert!(parse_flexible("yesterday").is_err());
+        // The error lists every form accepted where it is made.
+        let flexible = parse_flexible("2026/11/01").unwrap_err().to_string();
+        assert!(flexible.contains("YYYY-MM-DD"), "{flexible}");
+        let event = parse_rfc3339("2026-11-01").unwrap_err().to_string();
+        assert!(!event.contains("YYYY-MM-DD"), "{event}");
     }
 
     #[test]

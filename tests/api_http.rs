@@ -939,6 +939,30 @@ proptest! {
 }
 
 #[test]
+fn demo_on_every_interface_warns_and_prints_a_url_a_browser_opens() {
+    let mut child = common::slaflow()
+        .args(["demo", "--listen", "0.0.0.0:0", "--history-days", "1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn demo");
+    let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let url = (stdout.lines().map_while(Result::ok))
+        .find_map(|l| Some(l.trim().strip_prefix("Dashboard:")?.trim().to_owned()))
+        .unwrap_or_default();
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr)
+        .expect("stderr");
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    assert!(
+        stderr.contains("warning: listening on 0.0.0.0:"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn demo_starts_serves_a_report_and_stops_on_sigterm() {
     let mut child = common::slaflow()
         .args([

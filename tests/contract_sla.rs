@@ -229,7 +229,10 @@ fn a_day_with_service_hours_exclusions_and_credits() {
     let (from, to, now) = ("2026-11-04", "2026-11-05", "2026-11-06");
     let args = ["--out", &out, "--from", from, "--to", to, "--now", now];
     inputs.run("replay", &args);
-    check_figures(&inputs.json("out/report-acme.json"), 0.0, 0.0, 0);
+    let report = inputs.json("out/report-acme.json");
+    check_figures(&report, 0.0, 0.0, 0);
+    // `--now` pins the processing clock, `generated_at` included.
+    assert_eq!(report["generated_at"], "2026-11-06T00:00:00.000Z");
     let summary = inputs.json("out/summary.json");
     assert_eq!(summary["read"], summary["applied"], "{summary}");
 
@@ -263,8 +266,28 @@ fn a_day_with_service_hours_exclusions_and_credits() {
                 && h.contains("excluded_s")
                 && h.contains("credit_pct"))
     );
-    let o = slaflow().arg("verify").arg(pack).output().expect("verify");
+    let verify = || slaflow().arg("verify").arg(pack).output().expect("verify");
+    let o = verify();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    // A file nobody listed is named; an older PDF left by an earlier pack in
+    // the same folder is removed when the new one has none.
+    std::fs::write(pack.join("notes.txt"), "unchecked").expect("write");
+    let o = verify();
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(!o.status.success() && said.contains("notes.txt"), "{said}");
+    std::fs::remove_file(pack.join("notes.txt")).expect("remove");
+    std::fs::write(pack.join("report.pdf"), "%PDF- an older one").expect("write");
+    inputs.run("evidence", &args);
+    assert!(!pack.join("report.pdf").exists());
+    assert!(verify().status.success());
+    // An unreadable manifest names the pack's folder.
+    std::fs::write(pack.join("manifest.json"), "{").expect("write");
+    let o = verify();
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && said.contains(&pack.display().to_string()),
+        "{said}"
+    );
 }
 
 #[test]

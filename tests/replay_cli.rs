@@ -202,6 +202,24 @@ fn one_line_error(args: &[&str]) -> String {
 }
 
 #[test]
+fn cli_errors_say_what_would_work() {
+    // The live rows need a broker: no silent empty table.
+    let err = one_line_error(&["bench", "--only", "live"]);
+    assert!(err.contains("--brokers"), "{err}");
+    // Every accepted time form is named.
+    let err = one_line_error(&[
+        "replay",
+        "--config",
+        "/dev/null",
+        "--out",
+        "/tmp/x",
+        "--from",
+        "2026/11/01",
+    ]);
+    assert!(err.contains("YYYY-MM-DD"), "{err}");
+}
+
+#[test]
 fn missing_input_file_is_one_line() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = dir.path().join("c.toml");

@@ -240,6 +240,12 @@ pub fn evidence(args: &EvidenceArgs) -> Result<Manifest, EvidenceError> {
     if let Some(chromium) = chromium {
         let pdf = print_pdf(&chromium, &args.out)?;
         outputs.push(output_entry(PDF, &pdf));
+    } else {
+        // A PDF of an earlier pack in the same folder would stay unlisted.
+        let stale = args.out.join(PDF);
+        if stale.is_file() {
+            std::fs::remove_file(&stale).map_err(io_err(&stale))?;
+        }
     }
     let config_ref = file_ref(&args.config)?;
     let period = (from, to);

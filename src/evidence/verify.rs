@@ -45,8 +45,8 @@ pub struct VerifyArgs {
 pub fn verify(args: &VerifyArgs) -> Result<Verdict, EvidenceError> {
     let path = args.dir.join(MANIFEST);
     let text = std::fs::read(&path).map_err(io_err(&path))?;
-    let m: Manifest =
-        serde_json::from_slice(&text).map_err(|e| EvidenceError::Manifest(e.to_string()))?;
+    let m: Manifest = serde_json::from_slice(&text)
+        .map_err(|e| EvidenceError::Manifest(format!("in {}: {e}", args.dir.display())))?;
     let instant = |what: &str, v: &str| {
         parse_rfc3339(v).map_err(|e| EvidenceError::Manifest(format!("{what}: {e}")))
     };
@@ -134,7 +134,31 @@ pub fn verify(args: &VerifyArgs) -> Result<Verdict, EvidenceError> {
             )));
         }
     }
-    Ok(Verdict::Verified)
+    Ok(match unlisted_file(&m, &args.dir)? {
+        Some(name) => Verdict::Differs(format!("{name}: in the pack but not in {MANIFEST}")),
+        None => Verdict::Verified,
+    })
+}
+
+/// A file in the pack's folder that the manifest names neither as an output
+/// nor as an input or the config (kept beside the outputs): nobody checked it.
+fn unlisted_file(m: &Manifest, dir: &Path) -> Result<Option<String>, EvidenceError> {
+    let inputs = (m.inputs.iter()).filter_map(|i| match i {
+        Input::File(f) => Some(f.file.name.as_str()),
+        Input::Partition(_) => None,
+    });
+    let listed: Vec<&str> = (m.outputs.iter().map(|o| o.name.as_str()))
+        .chain(inputs)
+        .chain([m.config.name.as_str(), MANIFEST])
+        .collect();
+    for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
+        let entry = entry.map_err(io_err(dir))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if entry.file_type().is_ok_and(|t| t.is_file()) && !listed.contains(&name.as_str()) {
+            return Ok(Some(name));
+        }
+    }
+    Ok(None)
 }
 
 /// A file of the pack, `None` when missing. Only regular files up to
