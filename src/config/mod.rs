@@ -55,6 +55,16 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
+    /// The file is not TOML (no key to name yet).
+    #[error("bad config {path}:{line}: TOML syntax: {message}")]
+    Syntax {
+        /// Path given.
+        path: PathBuf,
+        /// 1-based line of the fault (0 when unknown).
+        line: usize,
+        /// What the parser says.
+        message: String,
+    },
 }
 
 /// The whole configuration file.
@@ -187,9 +197,10 @@ impl Config {
             key,
             message,
         };
-        let de = toml::Deserializer::parse(text).map_err(|e| {
-            let line = e.span().map_or(0, |s| line_of(text, s.start));
-            invalid(line, String::new(), e.message().to_owned())
+        let de = toml::Deserializer::parse(text).map_err(|e| ConfigError::Syntax {
+            path: path.to_owned(),
+            line: e.span().map_or(0, |s| line_of(text, s.start)),
+            message: e.message().trim().to_owned(),
         })?;
         let mut config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
             // `Spanned` fields show up in the path under serde_spanned's private name.
@@ -287,6 +298,16 @@ kinds = ["incident"]
 response = "15m"
 resolution = "4h"
 "#;
+
+    #[test]
+    fn a_syntax_error_names_the_line_not_an_empty_key() {
+        let err = parse("[engine\nbucket = \"1m\"\n").unwrap_err().to_string();
+        assert!(
+            err.starts_with("bad config test.toml:1: TOML syntax: "),
+            "{err}"
+        );
+        assert!(!err.contains("key ``"), "{err}");
+    }
 
     #[test]
     fn credit_tiers_edges_and_refusals() {
@@ -400,8 +421,11 @@ resolution = "4h"
         );
         let (_, key, _) = err_of(&GOOD.replace("\"any\"", "\"most\""));
         assert_eq!(key, "services[0].down_when");
-        let (line, _, _) = err_of("[engine]\nbucket = \n");
-        assert_eq!(line, 2);
+        let syntax = parse("[engine]\nbucket = \n");
+        assert!(
+            matches!(syntax, Err(ConfigError::Syntax { line: 2, .. })),
+            "{syntax:?}"
+        );
         let (_, key, _) =
             err_of(&GOOD.replace("Europe/Paris\"\nholidays", "Mars/Olympus\"\nholidays"));
         assert_eq!(key, "calendars[0].timezone");
