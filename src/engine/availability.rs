@@ -15,7 +15,7 @@ use crate::config::{BurnAlert, DownWhen, NoData, ServiceConfig};
 use crate::engine::burn::{BurnAlerts, ServiceRef, WindowTime};
 use crate::engine::calendar::Calendar;
 use crate::engine::contract::{
-    Class, ContractDurations, Exclusion, Exclusions, Hours, contract_of,
+    Class, ContractDurations, Exclusion, Exclusions, Hours, contract_of, overlap_sums,
 };
 use crate::engine::episodes::{EpisodeEvent, Episodes};
 use crate::engine::incidents::{Action, Incident};
@@ -447,7 +447,7 @@ impl ServiceTimeline {
     /// one at the cursor), service hours and exclusions.
     fn class_at(&mut self, x: Millis) -> Here {
         let (in_hours, hours_since, hours_until) = self.hours.at(x);
-        let (excluded, excl_until, excl_since) = self.exclusions.at(x);
+        let (excluded, excl_since, excl_until) = self.exclusions.at(x);
         let since = (self.run_start.max(hours_since).max(excl_since)).max(self.exclusions_changed);
         Here {
             class: Class::of(self.state, excluded, in_hours),
@@ -468,13 +468,8 @@ impl ServiceTimeline {
     /// Operational time per state of `[a, b)` walking the kept intervals:
     /// for spans the prefix sums no longer reach (the month).
     fn ops_walked(&self, a: Millis, b: Millis) -> StateDurations {
-        let mut d = StateDurations::default();
-        let runs = self.runs.as_slice();
-        let first = runs.partition_point(|r| r.0 <= a).saturating_sub(1);
-        for (s, e, state) in self.intervals_from(first).take_while(|i| i.0 < b) {
-            d[state] += (e.min(b) - s.max(a)).max(0);
-        }
-        d
+        let first = (self.runs.as_slice().partition_point(|r| r.0 <= a)).saturating_sub(1);
+        overlap_sums(self.intervals_from(first), a, b)
     }
 
     /// Contractual time of `[a, b)` with the exclusions in force; `walk`
@@ -645,8 +640,7 @@ impl ServiceTimeline {
     /// reports compute `availability_pct` (so credit tiers see the same value).
     pub fn month_availability_pct(&self) -> Option<f64> {
         self.cursor?;
-        let (measured, down) = self.month_acc.measured_and_downtime(self.nodata);
-        (measured > 0).then(|| 100.0 * (measured - down) as f64 / measured as f64)
+        self.month_acc.availability_pct(self.nodata)
     }
 
     /// The current UTC month's `budget_remaining_s / budget_s` at the cursor,

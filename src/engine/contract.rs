@@ -94,6 +94,13 @@ impl ContractDurations {
         }
     }
 
+    /// `100 × (measured − downtime) / measured` under the `nodata` policy:
+    /// the report's `availability_pct`; `None` when nothing was measured.
+    pub fn availability_pct(&self, policy: NoData) -> Option<f64> {
+        let (measured, down) = self.measured_and_downtime(policy);
+        (measured > 0).then(|| 100.0 * (measured - down) as f64 / measured as f64)
+    }
+
     /// Measured time and downtime under the `nodata` policy (sections 4 and
     /// 13): maintenance, excluded and outside-hours time are never measured.
     pub fn measured_and_downtime(&self, policy: NoData) -> (Millis, Millis) {
@@ -139,6 +146,21 @@ impl Class {
             _ => false,
         }
     }
+}
+
+/// Operational time per state of `[a, b)` from sorted, disjoint `intervals`
+/// that start with the one holding `a` (or any earlier one): time they do not
+/// cover is left out.
+pub fn overlap_sums(
+    intervals: impl Iterator<Item = (Millis, Millis, State)>,
+    a: Millis,
+    b: Millis,
+) -> StateDurations {
+    let mut d = StateDurations::default();
+    for (s, e, state) in intervals.take_while(|i| i.0 < b) {
+        d[state] += (e.min(b) - s.max(a)).max(0);
+    }
+    d
 }
 
 /// Contractual durations of `[a, b)`. `hours` are the open spans of the
@@ -247,16 +269,16 @@ impl Exclusions {
         self.by_id.iter()
     }
 
-    /// Whether `x` is excluded, with the next instant after `x` where that
-    /// changes (`Millis::MAX` if never) and the last one at or before `x`
-    /// (`Millis::MIN` if none).
+    /// Whether `x` is excluded, with the stretch around it where that holds:
+    /// `(excluded, since, until)` as [`Hours::at`] gives them
+    /// (`Millis::MIN`/`MAX` for no edge).
     pub fn at(&self, x: Millis) -> (bool, Millis, Millis) {
         let i = self.union.partition_point(|w| w.1 <= x);
         match self.union.get(i) {
-            Some(&(s, e)) if s <= x => (true, e, s),
+            Some(&(s, e)) if s <= x => (true, s, e),
             next => {
                 let prev = i.checked_sub(1).map_or(Millis::MIN, |j| self.union[j].1);
-                (false, next.map_or(Millis::MAX, |w| w.0), prev)
+                (false, prev, next.map_or(Millis::MAX, |w| w.0))
             }
         }
     }
@@ -408,9 +430,9 @@ mod tests {
         x.apply("A", v(10, 20));
         assert_eq!(x.union(), &[(10, 20), (40, 60)]);
         assert_eq!(x.iter().next().map(|e| e.1.versions), Some(2));
-        assert_eq!(x.at(30), (false, 40, 20));
-        assert_eq!(x.at(45), (true, 60, 40));
-        assert_eq!(x.at(5), (false, 10, Millis::MIN));
+        assert_eq!(x.at(30), (false, 20, 40));
+        assert_eq!(x.at(45), (true, 40, 60));
+        assert_eq!(x.at(5), (false, Millis::MIN, 10));
         x.prune(20);
         assert_eq!(x.union(), &[(40, 60)]);
     }

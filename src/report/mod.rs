@@ -12,10 +12,10 @@ use serde::Serialize;
 
 use crate::config::{Config, NoData, ServiceConfig};
 use crate::engine::Engine;
-use crate::engine::availability::{State, StateDurations};
+use crate::engine::availability::State;
 use crate::engine::calendar::Calendar;
 use crate::engine::capacity::Forecast;
-use crate::engine::contract::{ContractDurations, contract_of, merge_windows};
+use crate::engine::contract::{ContractDurations, contract_of, merge_windows, overlap_sums};
 use crate::engine::incidents::{Action, Incident};
 use crate::engine::tickets::ClockKind;
 use crate::model::{Priority, Rule};
@@ -413,12 +413,8 @@ fn service_report(
     };
     let contract = over(&excluded, from, to);
     let raw = over(&[], from, to);
-    let availability = |c: &ContractDurations| {
-        let (measured, downtime) = c.measured_and_downtime(svc.nodata);
-        (measured > 0).then(|| 100.0 * (measured - downtime) as f64 / measured as f64)
-    };
     let (measured, downtime) = contract.measured_and_downtime(svc.nodata);
-    let availability_pct = availability(&contract);
+    let availability_pct = contract.availability_pct(svc.nodata);
     let budget_ms = (1.0 - svc.availability_target / 100.0) * measured as f64;
     let outages = incidents
         .iter()
@@ -454,7 +450,7 @@ fn service_report(
         service: id.clone(),
         target_pct: svc.availability_target,
         availability_pct,
-        raw_availability_pct: availability(&raw),
+        raw_availability_pct: raw.availability_pct(svc.nodata),
         period_s: ms_to_s(to - from),
         measured_s: ms_to_s(measured),
         up_s: ms_to_s(contract.up),
@@ -733,12 +729,8 @@ pub fn contract_over(
     b: Millis,
 ) -> ContractDurations {
     let ops = |x: Millis, y: Millis| {
-        let mut d = StateDurations::default();
         let first = intervals.partition_point(|i| i.1 <= x);
-        for &(s, e, st) in intervals[first..].iter().take_while(|i| i.0 < y) {
-            d[st] += e.min(y) - s.max(x);
-        }
-        d
+        overlap_sums(intervals[first..].iter().copied(), x, y)
     };
     contract_of(a, b, &terms.hours.spans(a, b), terms.excluded, ops)
 }
@@ -758,12 +750,10 @@ pub fn availability_steps(
     while s < to {
         let e = s.saturating_add(step).min(to);
         let c = contract_over(terms, intervals, s, e);
-        let (measured, downtime) = c.measured_and_downtime(terms.policy);
         steps.push(AvailabilityStep {
             from: format_ms(s),
             to: format_ms(e),
-            availability_pct: (measured > 0)
-                .then(|| 100.0 * (measured - downtime) as f64 / measured as f64),
+            availability_pct: c.availability_pct(terms.policy),
             up_s: ms_to_s(c.up),
             degraded_s: ms_to_s(c.degraded),
             down_s: ms_to_s(c.down),
