@@ -310,9 +310,7 @@ pub async fn availability(
         .collect();
     let state = t.state().as_str().to_owned();
     let policy = svc.nodata;
-    let hours =
-        crate::engine::calendar::Calendar::named(&shared.config, svc.service_hours.get_ref())
-            .unwrap_or(crate::engine::calendar::Calendar::Always);
+    let hours = crate::engine::service_hours(&shared.config, svc);
     let excluded = t.exclusions().union().to_vec();
     let steps = tokio::task::spawn_blocking(move || {
         let terms = ContractTerms {

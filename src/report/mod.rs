@@ -399,7 +399,7 @@ fn service_report(
     to: Millis,
 ) -> ServiceReport {
     let id = svc.id.get_ref();
-    let hours = Calendar::named(config, svc.service_hours.get_ref()).unwrap_or(Calendar::Always);
+    let hours = crate::engine::service_hours(config, svc);
     let excluded = merge_windows(times.exclusions.iter().map(|e| (e.start, e.end)));
     let iv = &times.intervals;
     // Contractual durations of `[a, b)` with the exclusions `excluded`.

@@ -13,7 +13,6 @@ use crate::model::Rule;
 use crate::time::{Millis, format_ms, ms_to_s, parse_rfc3339};
 
 use super::{AvailabilityStep, CapacityReport, ContractTerms, SlaReport, availability_steps};
-use crate::engine::calendar::Calendar;
 
 const DAY: Millis = 86_400_000;
 
@@ -155,10 +154,10 @@ fn service_detail(
     let days = match (timeline, config.service(id)) {
         (Some(t), Some(cfg)) => {
             let intervals: Vec<_> = t.intervals().collect();
-            let hours = Calendar::named(config, cfg.service_hours.get_ref());
+            let hours = crate::engine::service_hours(config, cfg);
             let terms = ContractTerms {
                 policy: cfg.nodata,
-                hours: &hours.unwrap_or(Calendar::Always),
+                hours: &hours,
                 excluded: t.exclusions().union(),
             };
             availability_steps(&terms, &intervals, from, to, DAY)
