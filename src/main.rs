@@ -373,6 +373,9 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 now: now.unwrap_or_else(slaflow::time::wall_now),
             };
             let counts = replay(config, &args)?;
+            if let Some(warning) = counts.deadletter_warning() {
+                eprintln!("slaflow: warning: {warning}");
+            }
             println!(
                 "replay: read {} applied {} dead-lettered {} → {}",
                 counts.read,

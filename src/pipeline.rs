@@ -15,6 +15,10 @@ use crate::event::{Decoder, RawRecord, Reason, Topic};
 use crate::eventtime::{EventTime, EventTimeConfig, StreamId, StreamState};
 use crate::time::Millis;
 
+/// The share of dead letters (percent of records read) above which a replay
+/// warns: generated traffic, with its deliberate faults, stays under 1 %.
+pub const WARN_DEADLETTER_PCT: u64 = 5;
+
 /// Record counts; invariant: `read = applied + Σ deadletter + handed_off + buffered`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Counts {
@@ -43,6 +47,34 @@ impl Counts {
     /// Total dead-lettered.
     pub fn deadlettered(&self) -> u64 {
         self.deadletter.values().sum()
+    }
+
+    /// A warning when at least [`WARN_DEADLETTER_PCT`] % of the records read
+    /// were dead-lettered: the reasons by count, and the likely cause of the
+    /// largest. A wrong config otherwise shows only as thin reports.
+    pub fn deadletter_warning(&self) -> Option<String> {
+        let dead = self.deadlettered();
+        if self.read == 0
+            || dead.saturating_mul(100) < self.read.saturating_mul(WARN_DEADLETTER_PCT)
+        {
+            return None;
+        }
+        let mut reasons: Vec<(&str, u64)> = (self.deadletter.iter())
+            .filter(|(_, n)| **n > 0)
+            .map(|(r, n)| (*r, *n))
+            .collect();
+        reasons.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let listed: Vec<String> = reasons.iter().map(|(r, n)| format!("{r} {n}")).collect();
+        let top = reasons
+            .first()
+            .and_then(|(r, _)| Reason::ALL.iter().find(|x| x.as_str() == *r));
+        let pct = dead as f64 * 100.0 / self.read as f64;
+        Some(format!(
+            "{pct:.1} % of the records read were dead-lettered ({}){}",
+            listed.join(", "),
+            top.map(|r| format!("; {}: {}", r.as_str(), r.hint()))
+                .unwrap_or_default()
+        ))
     }
 }
 

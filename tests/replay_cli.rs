@@ -419,3 +419,41 @@ fn a_record_stamped_1970_changes_nothing_for_the_day_and_costs_nothing() {
     // The cost (before: minutes and gigabytes) is measured by `slaflow bench
     // --only span`; structure sizes are bounded by the engine's unit tests.
 }
+
+/// Issue 31: data replayed with the wrong config no longer only shows as thin
+/// reports; stderr says how much was refused and the likely cause, and a
+/// normal share of faults (under 5 %) stays quiet.
+#[test]
+fn a_replay_mostly_dead_lettered_says_why_on_stderr() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cfg, mon) = (dir.path().join("c.toml"), dir.path().join("m.ndjson"));
+    std::fs::write(&cfg, CONFIG).expect("config");
+    let run = |services: &[&str], out: &str| {
+        let lines: Vec<String> = (services.iter().enumerate())
+            .map(|(i, s)| format!(r#"{{"event_id":"m{i}","ts":{},"service":"{s}","kind":"probe","source":"a","status":"up"}}"#, T0 + i as i64 * 1000))
+            .collect();
+        std::fs::write(&mon, lines.join("\n")).expect("monitoring");
+        let res = slaflow()
+            .args(["replay", "--config"])
+            .arg(&cfg)
+            .arg("--monitoring")
+            .arg(&mon)
+            .arg("--out")
+            .arg(dir.path().join(out))
+            .output()
+            .expect("run replay");
+        assert!(res.status.success());
+        String::from_utf8_lossy(&res.stderr).into_owned()
+    };
+    let mut services = vec!["web"; 4];
+    services.extend(["ghost"; 6]);
+    let err = run(&services, "a");
+    assert!(
+        err.contains("warning: 60.0 % of the records read were dead-lettered (unknown_service 6)")
+            && err.contains("[[services]]"),
+        "{err}"
+    );
+    let mut services = vec!["web"; 99];
+    services.push("ghost");
+    assert_eq!(run(&services, "b"), "");
+}

@@ -37,6 +37,32 @@ impl Reason {
         Reason::Conflict,
     ];
 
+    /// The usual cause, for a person reading why much of an input was refused.
+    pub fn hint(self) -> &'static str {
+        match self {
+            Reason::Malformed => {
+                "records that are not contract events; each dead letter's `error` says why"
+            }
+            Reason::Future => {
+                "`ts` later than the processing clock + engine.max_future: a wrong clock, or replay without --now"
+            }
+            Reason::Late => {
+                "records behind their stream's watermark by more than engine.allowed_lateness"
+            }
+            Reason::Duplicate => "an `event_id` already read within engine.dedup_horizon",
+            Reason::UnknownService => {
+                "services missing from the config's [[services]]: is this the config the data was made for?"
+            }
+            Reason::UnknownCustomer => {
+                "customers missing from the config's [[customers]]: is this the config the data was made for?"
+            }
+            Reason::UnknownTicket => {
+                "ticket events read before (or without) their ticket's `created`"
+            }
+            Reason::Conflict => "a second `created` for the same ticket",
+        }
+    }
+
     /// The contract's name, e.g. `unknown_service`.
     pub fn as_str(self) -> &'static str {
         match self {
