@@ -16,6 +16,7 @@ use crate::event::{RawRecord, Topic};
 use crate::eventtime::StreamId;
 use crate::generate::{Generator, roughen, scenario_config};
 use crate::ingest::{Event, Intake};
+use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 use crate::run::Stop;
 use crate::state::{Core, Shared};
@@ -220,7 +221,9 @@ fn load_history(config: Arc<Config>, args: &DemoArgs) -> Result<(Arc<Shared>, Fe
     pipeline.eventtime_mut().add_stream(TKT, 0);
     let intake = Arc::new(QueueIntake::default());
     let core = Core::new(pipeline);
-    let shared = Arc::new(Shared::new(config, core, Box::new(intake.clone())));
+    let mut shared = Shared::new(config, core, Box::new(intake.clone()));
+    shared.metrics = Metrics::embedded();
+    let shared = Arc::new(shared);
     let start = (wall_now() / MINUTE - i64::from(args.history_days) * 1440) * MINUTE;
     let mut feeder = Feeder {
         generator: Generator::new(args.seed, start, 3.0),

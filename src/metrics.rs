@@ -271,8 +271,18 @@ fn stream_label(s: StreamId) -> StreamLabel {
 }
 
 impl Metrics {
-    /// Registers every metric.
+    /// Every metric, as `slaflow run` exports them.
     pub fn new() -> Self {
+        Self::with(true)
+    }
+
+    /// The metrics of a process without a Kafka consumer, checkpoints or
+    /// delivery targets (`slaflow demo`): it does not export series it never sets.
+    pub fn embedded() -> Self {
+        Self::with(false)
+    }
+
+    fn with(live: bool) -> Self {
         let mut m = Metrics {
             read: Counter::default(),
             applied: Counter::default(),
@@ -295,12 +305,13 @@ impl Metrics {
             last: Mutex::new(Counts::default()),
             registry: Registry::default(),
         };
-        m.registry = m.register_all();
+        m.registry = m.register_all(live);
         m
     }
 
-    /// A registry (prefix `slaflow`) exposing every metric.
-    fn register_all(&self) -> Registry {
+    /// A registry (prefix `slaflow`) exposing every metric; without the
+    /// consumer, checkpoint and delivery ones unless `live`.
+    fn register_all(&self, live: bool) -> Registry {
         let m = self;
         let mut registry = Registry::with_prefix("slaflow");
         registry.register("records_read", "Input records read", m.read.clone());
@@ -318,11 +329,6 @@ impl Metrics {
             "watermark_lag_seconds",
             "Event-time now minus each stream's watermark",
             m.watermark_lag.clone(),
-        );
-        registry.register(
-            "consumer_lag_records",
-            "Records behind the partition end (live)",
-            m.consumer_lag.clone(),
         );
         registry.register(
             "incidents",
@@ -370,9 +376,16 @@ impl Metrics {
             "Items posted to /v1/ingest/*, by endpoint and result (accepted, duplicate, ignored, rejected)",
             m.ingest.clone(),
         );
-        m.delivery.register(&mut registry);
-        m.checkpoints.register(&mut registry);
         m.slo.register(&mut registry);
+        if live {
+            registry.register(
+                "consumer_lag_records",
+                "Records behind the partition end",
+                m.consumer_lag.clone(),
+            );
+            m.delivery.register(&mut registry);
+            m.checkpoints.register(&mut registry);
+        }
         registry
     }
 

@@ -1012,6 +1012,20 @@ fn demo_starts_serves_a_report_and_stops_on_sigterm() {
         !services.is_empty() && services.iter().all(|s| s["availability_pct"].is_number()),
         "{report}"
     );
+    // Issue 31: the demo has no consumer, checkpoints or delivery targets and
+    // does not export their series (docs/api.md: only `run` sets them).
+    let mut r = agent()
+        .get(format!("{base}/metrics"))
+        .call()
+        .expect("metrics");
+    let metrics = r.body_mut().read_to_string().expect("body");
+    assert!(metrics.contains("slaflow_records_read_total"), "{metrics}");
+    for live_only in ["consumer_lag", "checkpoint", "deliver"] {
+        assert!(
+            !metrics.contains(live_only),
+            "{live_only} in the demo's /metrics"
+        );
+    }
     let _ = std::process::Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string())
