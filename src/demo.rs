@@ -232,8 +232,8 @@ fn load_history(config: Arc<Config>, args: &DemoArgs) -> Result<(Arc<Shared>, Fe
         intake,
     };
     println!(
-        "slaflow demo: generating {} days of history…",
-        args.history_days
+        "slaflow demo: generating {} of history…",
+        crate::text::count(args.history_days, "day")
     );
     let t0 = Instant::now();
     while feeder.generator.now() < wall_now() {
@@ -243,10 +243,10 @@ fn load_history(config: Arc<Config>, args: &DemoArgs) -> Result<(Arc<Shared>, Fe
     let core = shared.core();
     shared.publish_now(&core);
     println!(
-        "  {} records in {:.1}s, {} incidents ({} open)",
-        core.pipeline.counts().read,
+        "  {} in {:.1}s, {} ({} open)",
+        crate::text::count(core.pipeline.counts().read, "record"),
         t0.elapsed().as_secs_f64(),
-        core.incidents.len(),
+        crate::text::count(core.incidents.len() as u64, "incident"),
         core.open.len()
     );
     drop(core);

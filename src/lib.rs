@@ -30,4 +30,5 @@ pub mod sign;
 pub mod sink;
 pub mod source;
 pub mod state;
+pub mod text;
 pub mod time;

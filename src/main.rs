@@ -192,14 +192,18 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            // The contract asks for one line: keep clap's message, drop usage and hints.
+            // The contract asks for one line: keep clap's message and its
+            // "did you mean" tips, drop the usage block.
             let text = e.to_string();
-            let msg: Vec<&str> = text
-                .lines()
-                .map(str::trim)
+            let lines = || text.lines().map(str::trim);
+            let mut line = lines()
                 .take_while(|l| !l.is_empty())
-                .collect();
-            eprintln!("slaflow: {}", msg.join(" "));
+                .collect::<Vec<_>>()
+                .join(" ");
+            for tip in lines().filter(|l| l.starts_with("tip:")) {
+                line = format!("{line} ({tip})");
+            }
+            eprintln!("slaflow: {line}");
             return ExitCode::from(2);
         }
     };
@@ -276,11 +280,11 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
             };
             let m = evidence(&args)?;
             println!(
-                "evidence: {} {}–{}: {} files → {}",
+                "evidence: {} {}–{}: {} → {}",
                 m.customer,
                 m.from,
                 m.to,
-                m.outputs.len() + 1,
+                slaflow::text::count(m.outputs.len() as u64 + 1, "file"),
                 args.out.display()
             );
             Ok(ExitCode::SUCCESS)

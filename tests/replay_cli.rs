@@ -206,6 +206,12 @@ fn cli_errors_say_what_would_work() {
     // The live rows need a broker: no silent empty table.
     let err = one_line_error(&["bench", "--only", "live"]);
     assert!(err.contains("--brokers"), "{err}");
+    // One line, and clap's "did you mean" kept.
+    let err = one_line_error(&["replya"]);
+    assert!(
+        err.contains("tip: a similar subcommand exists: 'replay'"),
+        "{err}"
+    );
     // Every accepted time form is named.
     let err = one_line_error(&[
         "replay",

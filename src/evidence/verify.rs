@@ -205,8 +205,8 @@ fn check_files(listed: &[&InputFile], args: &VerifyArgs) -> Checked<(Vec<PathBuf
         let listed: Vec<&&InputFile> = listed.iter().filter(|i| i.topic == topic).collect();
         if !given.is_empty() && given.len() != listed.len() {
             return Err(EvidenceError::Args(format!(
-                "--{topic}: {} files given, the manifest lists {}",
-                given.len(),
+                "--{topic}: {} given, the manifest lists {}",
+                crate::text::count(given.len() as u64, "file"),
                 listed.len()
             )));
         }
