@@ -6,10 +6,16 @@
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
+use std::time::Duration;
+
 use crate::config::KafkaConfig;
+
+/// How long creating a topic may wait for the brokers.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The input consumer's settings (also the bare-consumer benchmark's).
 pub fn consumer_config(kafka: &KafkaConfig) -> ClientConfig {
@@ -92,6 +98,21 @@ pub struct TopicSpec<'a> {
     pub compacted: bool,
 }
 
+/// A client that asks the brokers for cluster metadata: whether they answer.
+pub struct BrokerProbe(BaseConsumer);
+
+impl BrokerProbe {
+    /// A probe of `kafka.brokers` (no connection is made until [`BrokerProbe::check`]).
+    pub fn new(kafka: &KafkaConfig) -> Result<Self, KafkaError> {
+        client_config(kafka).create().map(BrokerProbe)
+    }
+
+    /// Fetches the cluster metadata, waiting at most `timeout`.
+    pub fn check(&self, timeout: Duration) -> Result<(), KafkaError> {
+        self.0.fetch_metadata(None, timeout).map(drop)
+    }
+}
+
 /// Creates the topics that do not exist yet; existing ones are left as they are.
 pub fn create_topics(kafka: &KafkaConfig, topics: &[TopicSpec]) -> Result<(), KafkaError> {
     let admin: AdminClient<DefaultClientContext> = client_config(kafka).create()?;
@@ -110,7 +131,9 @@ pub fn create_topics(kafka: &KafkaConfig, topics: &[TopicSpec]) -> Result<(), Ka
         .enable_all()
         .build()
         .map_err(|e| KafkaError::AdminOpCreation(e.to_string()))?;
-    for result in runtime.block_on(admin.create_topics(new.iter(), &AdminOptions::new()))? {
+    // Bounded: a broker that goes away now must not hold up a shutdown.
+    let options = AdminOptions::new().request_timeout(Some(ADMIN_TIMEOUT));
+    for result in runtime.block_on(admin.create_topics(new.iter(), &options))? {
         match result {
             Ok(name) => tracing::info!(topic = %name, "topic created"),
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}

@@ -40,6 +40,11 @@ const POLL_RECORDS: usize = 4096;
 /// How often consumer lag is measured.
 const LAG_EVERY: Duration = Duration::from_secs(5);
 
+/// How long one attempt to reach the brokers at start waits, and the pause
+/// between attempts.
+const BROKER_PROBE: Duration = Duration::from_secs(5);
+const BROKER_RETRY: Duration = Duration::from_secs(5);
+
 /// Live-run failures.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -137,6 +142,13 @@ pub fn run(config: Arc<Config>) -> Result<(), RunError> {
         let _ = api_stopped.await;
     }));
     let key = StateKey::from_config(&shared.config).map_err(RunError::Setup)?;
+    if !wait_for_brokers(&kafka, &stop)? {
+        // Stopped before the brokers answered: nothing was consumed, nothing to commit.
+        let _ = api_stop.send(());
+        let _ = runtime.block_on(server);
+        tracing::info!("slaflow run stopped before the brokers answered");
+        return Ok(());
+    }
     let global = {
         let (shared, stop, kafka) = (shared.clone(), stop.clone(), kafka.clone());
         std::thread::Builder::new()
@@ -161,6 +173,35 @@ pub fn run(config: Arc<Config>) -> Result<(), RunError> {
         tracing::warn!(error = %e, "API server");
     }
     result
+}
+
+/// Waits until the brokers answer, with a warning after each failed attempt
+/// (until then `/readyz` answers 503); false if a stop came first.
+fn wait_for_brokers(kafka: &KafkaConfig, stop: &Stop) -> Result<bool, RunError> {
+    let probe = crate::kafka::BrokerProbe::new(kafka)
+        .map_err(|e| RunError::Setup(format!("kafka client for {}: {e}", kafka.brokers)))?;
+    let mut failed = false;
+    loop {
+        match probe.check(BROKER_PROBE) {
+            Ok(()) if failed => {
+                tracing::info!(brokers = %kafka.brokers, "the Kafka brokers answer");
+                return Ok(true);
+            }
+            Ok(()) => return Ok(true),
+            Err(e) => {
+                tracing::warn!(
+                    brokers = %kafka.brokers,
+                    error = %e,
+                    "cannot reach the Kafka brokers (kafka.brokers); retrying every {}s, /readyz answers 503 until they answer",
+                    BROKER_RETRY.as_secs()
+                );
+                failed = true;
+            }
+        }
+        if stop.wait(BROKER_RETRY) {
+            return Ok(false);
+        }
+    }
 }
 
 /// Ends the process once `grace` has passed, whatever a clean stop is waiting

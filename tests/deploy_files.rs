@@ -227,3 +227,45 @@ fn metric_names(expr: &str) -> Vec<String> {
     }
     out
 }
+
+/// Issue 31: the compose config is the documented example with container
+/// addresses, and Docker and systemd wait longer than slaflow's own shutdown
+/// grace, so their SIGKILL never lands while slaflow is still committing.
+#[test]
+fn compose_config_is_the_example_with_container_addresses_and_a_longer_grace() {
+    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
+    let read = |f: &str| std::fs::read_to_string(deploy.join(f)).expect(f);
+    let (example, compose) = (read("slaflow.toml"), read("slaflow.compose.toml"));
+    let body = |text: &str| -> Vec<String> {
+        (text.lines())
+            .skip_while(|l| l.starts_with('#'))
+            .map(|l| {
+                match ["data_dir =", "brokers =", "listen ="]
+                    .iter()
+                    .find(|k| l.starts_with(*k))
+                {
+                    Some(k) => k.to_string(),
+                    None => l.to_owned(),
+                }
+            })
+            .collect()
+    };
+    assert_eq!(body(&example), body(&compose));
+    let config =
+        slaflow::config::Config::load(&deploy.join("slaflow.compose.toml")).expect("config");
+    let grace = config.engine.shutdown_grace.std();
+    let compose_yaml = yaml(&deploy.join("docker-compose.yml"));
+    let docker = compose_yaml["services"]["slaflow"]["stop_grace_period"]
+        .as_str()
+        .expect("stop_grace_period");
+    let docker = humantime::parse_duration(docker).expect("duration");
+    let systemd = (read("slaflow.service").lines())
+        .find_map(|l| l.strip_prefix("TimeoutStopSec="))
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .map(std::time::Duration::from_secs)
+        .expect("TimeoutStopSec");
+    assert!(
+        docker > grace && systemd > grace,
+        "{docker:?}, {systemd:?} vs grace {grace:?}"
+    );
+}

@@ -115,3 +115,45 @@ fn run_stops_within_the_grace_after_sigterm_when_the_broker_is_gone() {
     );
     assert!(status.success(), "exit {status:?}; log:\n{text}");
 }
+
+/// Issue 31: `run` with no broker answering says so in its log (not only "API
+/// listening"), keeps `/readyz` at 503 without logging each probe as an
+/// ERROR, and stops on SIGTERM at once instead of waiting out the grace.
+#[test]
+fn run_without_a_reachable_broker_says_so_and_stops_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A port nothing listens on: bound, then released.
+    let nobody = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .to_string();
+    let t = LiveTopics::create(&brokers(), 1);
+    let config = dir.path().join("slaflow.toml");
+    let text = t.live_config(
+        &nobody,
+        "[engine]\n[[customers]]\nid = \"acme\"\n[[services]]\nid = \"web\"\ncustomer = \"acme\"\n",
+        "shutdown_grace = \"20s\"",
+        &dir.path().join("data"),
+    );
+    std::fs::write(&config, text).expect("config");
+    let run = Running::start(&config, &dir.path().join("run.log"));
+    let api = run.api_addr();
+    let warned = wait_until(Duration::from_secs(30), || {
+        run.log_text().contains("cannot reach the Kafka brokers")
+    });
+    assert!(warned, "no word about the broker; log:\n{}", run.log_text());
+    assert_eq!(http_get(&format!("http://{api}/readyz"), ADMIN).0, 503);
+    let stopping = Instant::now();
+    let log = run.log.clone();
+    let status = run.terminate();
+    let took = stopping.elapsed();
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(status.success(), "exit {status:?}; log:\n{text}");
+    // One broker probe (5 s) at most, far from the 20 s grace.
+    assert!(
+        took < Duration::from_secs(10) && !text.contains("shutdown grace"),
+        "stopped after {took:?}; log:\n{text}"
+    );
+    assert!(!text.contains("ERROR"), "{text}");
+    assert!(text.contains(&nobody), "the log names the brokers: {text}");
+}

@@ -14,10 +14,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
 use axum::response::Html;
 use axum::routing::get;
 use axum::{Extension, Router};
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::classify::ServerErrorsFailureClass;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -102,8 +104,21 @@ pub fn router(shared: Arc<Shared>) -> std::io::Result<(Router, utoipa::openapi::
             REQUEST_TIMEOUT,
         ))
         .layer(axum::middleware::map_response(error::json_errors))
-        .layer(TraceLayer::new_for_http());
+        .layer(TraceLayer::new_for_http().on_failure(log_failure));
     Ok((router, api))
+}
+
+/// Logs a 5xx answer: a 503 is what `/readyz` answers until the brokers are
+/// reached and the state restored (polled every few seconds by orchestrators),
+/// so it is DEBUG; any other 5xx is a fault, ERROR.
+fn log_failure(class: ServerErrorsFailureClass, latency: Duration, _span: &tracing::Span) {
+    let ms = latency.as_millis();
+    match class {
+        ServerErrorsFailureClass::StatusCode(s) if s == StatusCode::SERVICE_UNAVAILABLE => {
+            tracing::debug!(latency_ms = ms, "answered 503 Service Unavailable")
+        }
+        class => tracing::error!(latency_ms = ms, %class, "response failed"),
+    }
 }
 
 /// Serves the API on `listener` until `shutdown` completes.
