@@ -19,7 +19,9 @@ workdir=$(mktemp -d)
 url="tcp://127.0.0.1:$port"
 echo "== starting tansu on $url (data in $workdir)"
 # tansu resolves sqlite:// paths relative to its working directory.
-(cd "$workdir" && exec tansu broker --listener-url "$url" --advertised-listener-url "$url" \
+# setsid: Ctrl-C in the terminal reaches the command, which stops first; the
+# broker stops after it (cleanup), so a clean shutdown can still commit.
+(cd "$workdir" && exec setsid tansu broker --listener-url "$url" --advertised-listener-url "$url" \
     --storage-engine "sqlite://tansu.db" >"$workdir/tansu.log" 2>&1) &
 broker=$!
 cleanup() {
