@@ -82,7 +82,7 @@ for _ in $(seq 1 300); do
     sleep 0.2
 done
 
-python3 scripts/quickstart_feed.py "http://$listen/v1/ingest/events" "$ingest" \
+python3 scripts/quickstart_feed.py "http://$listen/v1/ingest/events" "$ingest" "$admin" \
     "$dir"/monitoring-*.ndjson "$dir/tickets.ndjson" &
 feeder=$!
 

@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Posts generated NDJSON traffic to slaflow's ingest API as the wall clock reaches it.
 
-Usage: quickstart_feed.py URL TOKEN FILE...
+Usage: quickstart_feed.py URL INGEST_TOKEN ADMIN_TOKEN FILE...
 
 Each file is read in order; a line is posted once the wall clock has passed its
 `ts` (lines without a readable `ts`, which the generator makes on purpose, go
 with their neighbours and come back as dead letters). The history is posted at
-once, in batches, then the rest every few seconds. Standard library only.
+once, in batches, then the rest every few seconds. Exclusions (section 13)
+need an admin's approval, so they go with the admin token, the rest with the
+ingest token. Standard library only.
 """
 
 import datetime
@@ -55,14 +57,14 @@ def post(url, token, lines):
 
 
 def main():
-    url, token, paths = sys.argv[1], sys.argv[2], sys.argv[3:]
+    url, ingest, admin, paths = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
     files = [open(p, encoding="utf-8") for p in paths]
     pending = [None] * len(files)  # a line read but not yet due, per file
     accepted = rejected = 0
     history = True
     while True:
         now = time.time() * 1000
-        batch, left = [], False
+        batch, exclusions, left = [], [], False
         for i, f in enumerate(files):
             while True:
                 line = pending[i] if pending[i] is not None else f.readline()
@@ -74,13 +76,14 @@ def main():
                 if ts is not None and ts > now:
                     pending[i], left = line, True
                     break
-                batch.append(line)
+                (exclusions if '"exclusion"' in line else batch).append(line)
                 if len(batch) >= BATCH:
-                    a, r = post(url, token, batch)
+                    a, r = post(url, ingest, batch)
                     accepted, rejected, batch = accepted + a, rejected + r, []
-        if batch:
-            a, r = post(url, token, batch)
-            accepted, rejected = accepted + a, rejected + r
+        for token, lines in ((ingest, batch), (admin, exclusions)):
+            if lines:
+                a, r = post(url, token, lines)
+                accepted, rejected = accepted + a, rejected + r
         if history:
             print(f"  history posted: {accepted} records accepted, {rejected} rejected "
                   "(the generator makes some malformed on purpose)", flush=True)
