@@ -161,7 +161,7 @@ for doc in README.md docs/*.md; do
     done < <(commands "$doc")
 done
 if [ -s "$scratch/failures" ]; then
-    echo "docs-check: $(wc -l <"$scratch/failures") failed"
+    echo "docs-check: $(grep -c "^FAIL" "$scratch/failures") failed"
     exit 1
 fi
 echo "docs-check: every command ran as written"

@@ -31,4 +31,9 @@ cargo clippy --all-targets --features broker-tests --quiet -- -D warnings
 export SLAFLOW_REQUIRE_PEERS=1
 # broker-tests: the tests that need the broker started here.
 # --no-fail-fast: one CI run reports every failing test binary, not just the first.
-exec ./scripts/with-broker.sh cargo test --all-targets --features broker-tests --no-fail-fast "$@"
+status=0
+./scripts/with-broker.sh cargo test --all-targets --features broker-tests --no-fail-fast "$@" || status=$?
+# Every command of README.md and docs/, as written (it starts its own broker).
+echo "== scripts/docs-check.sh"
+./scripts/docs-check.sh || status=$?
+exit "$status"
