@@ -79,6 +79,12 @@ report_answers() {
 check_demo() {
     start_long "$1"
     report_answers || fail "$where" "the printed curl did not answer a report: $(tail -n 5 "$dir/long.log")"
+    # The README's sample banner: its record count stays within 10 % of a run's.
+    local shown counted
+    shown=$(grep -oE '^  [0-9]+ records in' "$repo/README.md" | grep -oE '[0-9]+')
+    counted=$(grep -oE '^  [0-9]+ records in' "$dir/long.log" | grep -oE '[0-9]+')
+    [ -n "$counted" ] && [ $((counted * 10)) -ge $((shown * 9)) ] && [ $((counted * 10)) -le $((shown * 11)) ] \
+        || fail "$where" "the README shows $shown records, the demo generated ${counted:-none}"
     stopped_cleanly TERM || fail "$where" "did not stop cleanly on SIGTERM"
 }
 
