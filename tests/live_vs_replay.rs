@@ -62,7 +62,7 @@ fn run_publishes_the_same_incidents_as_replay() {
     let live_text = cfg_text.replacen(
         "[engine]\n",
         &format!(
-            "[engine]\nidle_timeout = \"1s\"\ndata_dir = \"{}\"\n",
+            "[engine]\nidle_timeout = \"1s\"\nretention = \"{TEST_RETENTION}\"\ndata_dir = \"{}\"\n",
             dir.path().join("data").display()
         ),
         1,

@@ -465,7 +465,7 @@ impl LiveTopics {
     ) -> String {
         let admin = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(ADMIN.as_bytes()));
         let engine = format!(
-            "[engine]\n{engine}\ndata_dir = \"{}\"\n",
+            "[engine]\n{engine}\ndata_dir = \"{}\"\nretention = \"{TEST_RETENTION}\"\n",
             data_dir.display()
         );
         config_text.replacen("[engine]\n", &engine, 1)
@@ -475,6 +475,12 @@ impl LiveTopics {
             )
     }
 }
+
+/// `engine.retention` of live test configs. Their traffic is dated from
+/// [`START`] (2026-11-02) while a caught-up `run` moves its watermark with the
+/// wall clock: under the default 400 days, pruning would start eating the test
+/// data in December 2027.
+pub const TEST_RETENTION: &str = "36500d";
 
 /// The admin token of [`LiveTopics::live_config`].
 pub const ADMIN: &str = "admin-token-for-tests";
