@@ -42,7 +42,7 @@ service_hours = "office"
 id = "office"
 timezone = "Europe/Paris"
 [calendars.hours]
-mon = "09:00-12:00,13:00-18:00"
+mon = "01:00-02:30,03:00-06:00"
 tue = "09:00-18:00"
 [[slas]]
 id = "sla"
@@ -80,7 +80,11 @@ enum Body {
         end: i64,
     },
     /// Section 13: changes no interval or outage, only contractual figures.
-    Exclusion,
+    Exclusion {
+        id: u8,
+        start: i64,
+        end: i64,
+    },
     Created {
         priority: u8,
     },
@@ -111,7 +115,7 @@ fn events() -> impl Strategy<Value = (Vec<Ev>, Vec<(usize, usize)>)> {
         ),
         0..8,
     );
-    let noise = prop::collection::vec((0..1000usize, 0..2usize), 0..12);
+    let noise = prop::collection::vec((0..1000usize, 0..3usize), 0..12);
     // (service, at, start offset, length, id): retroactive ones and versions too.
     let exclusions = prop::collection::vec(
         (
@@ -166,7 +170,7 @@ fn events() -> impl Strategy<Value = (Vec<Ev>, Vec<(usize, usize)>)> {
                 key: format!("s{svc}"),
                 ts,
                 line: format!(r#"{{"event_id":"x{i}","ts":{ts},"service":"s{svc}","kind":"exclusion","exclusion_id":"X{id}","start":{start},"end":{end},"reason":"customer change","approved_by":"a"}}"#),
-                body: Body::Exclusion,
+                body: Body::Exclusion { id, start, end },
             });
         }
         for (k, (at, prio, steps)) in tickets.into_iter().enumerate() {
@@ -205,7 +209,9 @@ fn events() -> impl Strategy<Value = (Vec<Ev>, Vec<(usize, usize)>)> {
 }
 
 /// Arrival order: each event may arrive up to the lateness after its time, so it
-/// is never late; `noise` adds duplicates and garbage lines.
+/// is never late; `noise` adds duplicates, garbage lines and late probes (a
+/// copy of a probe that already arrived, 10 minutes older under a new id: its
+/// stream's watermark is past it, so it must be dead-lettered `late`).
 fn arrivals(
     evs: &[Ev],
     jitter_seed: u64,
@@ -233,14 +239,39 @@ fn arrivals(
         }
         let at = pos % out.len();
         let (topic, key, line) = out[at].clone();
-        let extra = if kind == 0 {
-            line
-        } else {
-            "{\"not\": json".to_owned()
+        let extra = match kind {
+            0 => line,
+            1 => "{\"not\": json".to_owned(),
+            _ => match late_copy(&line) {
+                Some(late) => late,
+                None => continue,
+            },
         };
         out.insert(at + 1, (topic, key, extra));
     }
     out
+}
+
+/// A probe `line` 10 minutes older, with a new event id; None for other records.
+fn late_copy(line: &str) -> Option<String> {
+    if !line.contains(r#""kind":"probe""#) {
+        return None;
+    }
+    let ts: i64 = line
+        .split(r#""ts":"#)
+        .nth(1)?
+        .split(',')
+        .next()?
+        .parse()
+        .ok()?;
+    Some(
+        line.replacen(r#""event_id":""#, r#""event_id":"late-"#, 1)
+            .replacen(
+                &format!(r#""ts":{ts},"#),
+                &format!(r#""ts":{},"#, ts - 600_000),
+                1,
+            ),
+    )
 }
 
 /// Checkpoints every stream that has state through `store`.
@@ -254,6 +285,10 @@ fn write_all(store: &CheckpointStore, core: &Core, per: &BTreeMap<StreamId, Vec<
 type IncidentKey = (String, String, String, i64);
 
 struct Result {
+    /// The pipeline at the end, for reports.
+    core: Core,
+    /// Every incident action, as fired.
+    fired: Vec<Incident>,
     incidents: Vec<IncidentKey>,
     intervals: BTreeMap<String, Vec<(i64, i64, State)>>,
     tickets: Vec<String>,
@@ -265,12 +300,13 @@ struct Result {
 /// "restarts" with an empty pipeline and restores from those chains before
 /// reading on.
 fn run(
+    config: &str,
     stream: &[(Topic, String, String)],
     partitions: i32,
     chunk: usize,
     restart: Option<usize>,
 ) -> Result {
-    let config = Arc::new(Config::parse(CONFIG, Path::new("t.toml")).expect("config"));
+    let config = Arc::new(Config::parse(config, Path::new("t.toml")).expect("config"));
     let mut core = Core::new(Pipeline::new(config.clone(), ["m".into(), "t".into()]));
     let p = &mut core.pipeline;
     let part = |key: &str| key.bytes().map(i32::from).sum::<i32>() % partitions;
@@ -383,6 +419,8 @@ fn run(
         .map(|l: &TicketLine| serde_json::to_string(l).unwrap_or_default())
         .collect();
     Result {
+        core,
+        fired: out.incidents,
         incidents,
         intervals,
         tickets,
@@ -403,7 +441,7 @@ fn key_of(i: &Incident) -> IncidentKey {
 /// A monitoring record of the operational timeline: exclusions neither start
 /// it nor change it (contract section 13).
 fn operational(e: &Ev) -> bool {
-    e.topic == Topic::Monitoring && !matches!(e.body, Body::Exclusion)
+    e.topic == Topic::Monitoring && !matches!(e.body, Body::Exclusion { .. })
 }
 
 /// Service state at `t` from scratch: latest probe per source at or before `t`
@@ -681,13 +719,13 @@ proptest! {
         restart in 0..12usize,
     ) {
         let stream = arrivals(&evs, seed, &noise);
-        let a = run(&stream, 1, chunk_a, None);
-        let b = run(&stream, parts, chunk_b, None);
+        let a = run(CONFIG, &stream, 1, chunk_a, None);
+        let b = run(CONFIG, &stream, parts, chunk_b, None);
         prop_assert_eq!(&a.incidents, &b.incidents);
         prop_assert_eq!(&a.intervals, &b.intervals);
         prop_assert_eq!(&a.tickets, &b.tickets);
         // Checkpoint, restart from nothing, restore: the same results.
-        let c = run(&stream, parts, chunk_a, Some(restart));
+        let c = run(CONFIG, &stream, parts, chunk_a, Some(restart));
         prop_assert_eq!(&a.incidents, &c.incidents);
         prop_assert_eq!(&a.intervals, &c.intervals);
         prop_assert_eq!(&a.tickets, &c.tickets);
