@@ -504,36 +504,39 @@ fn reference_intervals(evs: &[&Ev], end: i64, any: bool) -> Vec<(i64, i64, State
     out
 }
 
-/// Outage actions from the interval list: episodes merge down intervals separated
-/// by less than resolve_after; deadlines fire only up to `end`.
-fn reference_outages(
-    service: &str,
-    iv: &[(i64, i64, State)],
-    end: i64,
-) -> Vec<(String, String, String, i64)> {
-    let downs: Vec<(i64, i64)> = iv
-        .iter()
-        .filter(|i| i.2 == State::Down)
-        .map(|i| (i.0, i.1))
-        .collect();
+/// Episodes (section 5) of the down intervals that trigger an outage: (episode
+/// start, trigger instant, end of its last down interval). Down intervals
+/// separated by less than resolve_after merge; the first lasting
+/// outage_after triggers.
+fn reference_episodes(iv: &[(i64, i64, State)]) -> Vec<(i64, i64, i64)> {
     let mut episodes: Vec<Vec<(i64, i64)>> = Vec::new();
-    for d in downs {
+    for d in iv.iter().filter(|i| i.2 == State::Down).map(|i| (i.0, i.1)) {
         match episodes.last_mut() {
             Some(ep) if d.0 - ep.last().map_or(i64::MIN, |l| l.1) < RESOLVE_AFTER => ep.push(d),
             _ => episodes.push(vec![d]),
         }
     }
+    (episodes.iter())
+        .filter_map(|ep| {
+            let trigger = ep.iter().find(|d| d.1 - d.0 >= OUTAGE_AFTER)?.0 + OUTAGE_AFTER;
+            Some((ep[0].0, trigger, ep.last().map_or(ep[0].0, |d| d.1)))
+        })
+        .collect()
+}
+
+/// The outages a report counts: episode starts.
+fn reference_outage_starts(iv: &[(i64, i64, State)]) -> Vec<i64> {
+    reference_episodes(iv).into_iter().map(|e| e.0).collect()
+}
+
+/// Outage actions from the interval list; deadlines fire only up to `end`.
+fn reference_outages(
+    service: &str,
+    iv: &[(i64, i64, State)],
+    end: i64,
+) -> Vec<(String, String, String, i64)> {
     let mut out = Vec::new();
-    for ep in episodes {
-        let start = ep[0].0;
-        // The first down interval lasting outage_after triggers (its end ≤ `end`).
-        let Some(trigger) = ep
-            .iter()
-            .find(|d| d.1 - d.0 >= OUTAGE_AFTER)
-            .map(|d| d.0 + OUTAGE_AFTER)
-        else {
-            continue;
-        };
+    for (start, trigger, last_end) in reference_episodes(iv) {
         let id =
             slaflow::engine::incidents::incident_id(slaflow::model::Rule::Outage, service, start);
         out.push((
@@ -542,7 +545,6 @@ fn reference_outages(
             "Trigger".to_owned(),
             trigger,
         ));
-        let last_end = ep.last().map_or(start, |d| d.1);
         if last_end < end && last_end + RESOLVE_AFTER <= end {
             out.push((
                 "outage".to_owned(),
@@ -749,5 +751,318 @@ proptest! {
         prop_assert_eq!(&a.tickets, &lines);
         let got: Vec<_> = a.incidents.iter().filter(|i| i.0.starts_with("res")).cloned().collect();
         prop_assert_eq!(got, ticket_incidents);
+    }
+}
+
+// ------------------------------------------------------------ reference report
+
+/// Monday 2026-11-02 in Europe/Paris: [01:00, 02:30) and [03:00, 06:00) local;
+/// Tuesday [09:00, 18:00); else closed. Written from the calendar's text, not
+/// the engine's calendar code.
+fn office_open(t: i64) -> bool {
+    use chrono::{Datelike, TimeZone, Timelike, Weekday};
+    let Some(local) = chrono_tz::Europe::Paris.timestamp_millis_opt(t).single() else {
+        return false;
+    };
+    let minute = local.hour() * 60 + local.minute();
+    match local.weekday() {
+        Weekday::Mon => (60..150).contains(&minute) || (180..360).contains(&minute),
+        Weekday::Tue => (540..1080).contains(&minute),
+        _ => false,
+    }
+}
+
+/// Exclusion windows in force per service: of each (service, exclusion_id), the
+/// version applied last, in arrival order (first arrival of each event id).
+fn exclusions_in_force(
+    evs: &[Ev],
+    stream: &[(Topic, String, String)],
+) -> BTreeMap<String, Vec<(i64, i64)>> {
+    let by_id: BTreeMap<String, &Ev> = (evs.iter())
+        .filter_map(|e| {
+            let id = e.line.split(r#""event_id":""#).nth(1)?.split('"').next()?;
+            Some((id.to_owned(), e))
+        })
+        .collect();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut force: BTreeMap<(String, u8), (i64, i64)> = BTreeMap::new();
+    for (_, _, line) in stream {
+        let Some(id) = line
+            .split(r#""event_id":""#)
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+        else {
+            continue;
+        };
+        let Some(e) = by_id.get(id).filter(|_| seen.insert(id.to_owned())) else {
+            continue;
+        };
+        if let Body::Exclusion { id, start, end } = e.body {
+            force.insert((e.key.clone(), id), (start, end));
+        }
+    }
+    let mut out: BTreeMap<String, Vec<(i64, i64)>> = BTreeMap::new();
+    for ((svc, _), w) in force {
+        out.entry(svc).or_default().push(w);
+    }
+    out
+}
+
+/// Seconds per contractual class of one service over [from, to), from scratch:
+/// the operational state of [`state_at`], then maintenance, excluded, outside
+/// hours (section 13's order). With `exclusions` empty this is the raw view.
+#[derive(Debug, Default)]
+struct RefTimes {
+    maintenance: i64,
+    excluded: i64,
+    outside: i64,
+    nodata: i64,
+    down: i64,
+    degraded: i64,
+    up: i64,
+}
+
+fn reference_times(
+    evs: &[&Ev],
+    any: bool,
+    office: bool,
+    exclusions: &[(i64, i64)],
+    (from, to): (i64, i64),
+) -> RefTimes {
+    let mut points = vec![from, to];
+    for e in evs {
+        points.extend([e.ts, e.ts + STALE]);
+        if let Body::Maintenance { start, end } = e.body {
+            points.extend([start.max(e.ts), end]);
+        }
+    }
+    for &(start, end) in exclusions {
+        points.extend([start, end]);
+    }
+    // Office hours change only on the half hour (Paris is a whole-hour offset).
+    let half_hour = 1_800_000;
+    points.extend((from.div_euclid(half_hour)..=to.div_euclid(half_hour)).map(|k| k * half_hour));
+    points.retain(|&p| from <= p && p <= to);
+    points.sort();
+    points.dedup();
+    let mut t = RefTimes::default();
+    for w in points.windows(2) {
+        let (a, len) = (w[0], w[1] - w[0]);
+        let slot = match state_at(evs, a, any) {
+            State::Maintenance => &mut t.maintenance,
+            _ if exclusions.iter().any(|&(s, e)| s <= a && a < e) => &mut t.excluded,
+            _ if office && !office_open(a) => &mut t.outside,
+            State::NoData => &mut t.nodata,
+            State::Down => &mut t.down,
+            State::Degraded => &mut t.degraded,
+            State::Up => &mut t.up,
+        };
+        *slot += len;
+    }
+    t
+}
+
+/// (measured, downtime) of section 4 and 13 under a `nodata` policy.
+fn measured_and_downtime(t: &RefTimes, period: i64, policy: &str) -> (i64, i64) {
+    let counted = period - t.maintenance - t.excluded - t.outside;
+    match policy {
+        "exclude" => (counted - t.nodata, t.down),
+        "down" => (counted, t.down + t.nodata),
+        _ => (counted, t.down),
+    }
+}
+
+fn pct(measured: i64, downtime: i64) -> Option<f64> {
+    (measured > 0).then(|| 100.0 * (measured - downtime) as f64 / measured as f64)
+}
+
+/// Section 6's ticket aggregates for tickets created in [from, to), by
+/// priority, from the reference ticket lines: (count, [response, resolution] of
+/// (met, breached, pending, p50, p90)). Nearest rank: sorted[ceil(p × n) − 1].
+type ClockAgg = (u64, u64, u64, Option<f64>, Option<f64>);
+fn reference_ticket_groups(
+    lines: &[String],
+    from: i64,
+    to: i64,
+) -> BTreeMap<String, (u64, [ClockAgg; 2])> {
+    let mut by: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
+    for l in lines {
+        let line: serde_json::Value = serde_json::from_str(l).expect("ticket line");
+        let created = line["created"].as_str().expect("created");
+        let created = slaflow::time::parse_flexible(created).expect("a time");
+        if from <= created && created < to {
+            let p = line["priority"].as_str().expect("priority").to_owned();
+            by.entry(p).or_default().push(line);
+        }
+    }
+    let rank = |mut v: Vec<f64>, p: f64| -> Option<f64> {
+        v.sort_by(f64::total_cmp);
+        let k = (p * v.len() as f64).ceil() as usize;
+        k.checked_sub(1).and_then(|i| v.get(i).copied())
+    };
+    let agg = |ls: &[serde_json::Value], clock: &str| -> ClockAgg {
+        let verdict = |want: Option<bool>| {
+            let n = ls
+                .iter()
+                .filter(|l| l[format!("{clock}_met")].as_bool() == want);
+            n.count() as u64
+        };
+        let stopped: Vec<f64> = ls
+            .iter()
+            .filter_map(|l| l[format!("{clock}_s")].as_f64())
+            .collect();
+        let (p50, p90) = (rank(stopped.clone(), 0.5), rank(stopped, 0.9));
+        (
+            verdict(Some(true)),
+            verdict(Some(false)),
+            verdict(None),
+            p50,
+            p90,
+        )
+    };
+    (by.into_iter())
+        .map(|(p, ls)| {
+            let clocks = [agg(&ls, "response"), agg(&ls, "resolution")];
+            (p, (ls.len() as u64, clocks))
+        })
+        .collect()
+}
+
+/// slaflow's SLA report of acme for [from, to), as JSON.
+fn report_json(r: &Result, from: i64, to: i64) -> serde_json::Value {
+    let engine = r.core.pipeline.engine();
+    let tables = slaflow::report::Tables::for_sla_report(engine).expect("tables");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let config = r.core.pipeline.config().clone();
+    let reports = runtime
+        .block_on(slaflow::report::sla_reports(
+            &config, &tables, &r.fired, from, to, 0,
+        ))
+        .expect("report");
+    serde_json::to_value(&reports[0]).expect("json")
+}
+
+fn close(a: &serde_json::Value, b: f64) -> bool {
+    a.as_f64()
+        .is_some_and(|a| (a - b).abs() <= 1e-9 * b.abs().max(1.0))
+}
+
+/// Seconds as reports write them: rounded to the millisecond.
+fn close_s(a: &serde_json::Value, b: f64) -> bool {
+    a.as_f64()
+        .is_some_and(|a| (a - b).abs() <= 0.0005 + 1e-9 * b.abs())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Issue 32: the report's figures for a random period, under each `nodata`
+    /// policy, equal a reference computed from the raw events (probes,
+    /// maintenance, exclusions in force, office hours), and its ticket section
+    /// equals the aggregates of the reference ticket lines.
+    #[test]
+    fn report_matches_a_reference_report(
+        (evs, noise) in events(),
+        seed in any::<u64>(),
+        policy in prop::sample::select(vec!["exclude", "down", "up"]),
+        cut in (0.0..1.0f64, 0.0..1.0f64),
+    ) {
+        let stream = arrivals(&evs, seed, &noise);
+        let config = CONFIG.replace(
+            "[[services]]\nid = \"s0\"\ncustomer = \"acme\"\n",
+            &format!("[[services]]\nid = \"s0\"\ncustomer = \"acme\"\nnodata = \"{policy}\"\n"),
+        ).replace(
+            "[[services]]\nid = \"s1\"\ncustomer = \"acme\"\n",
+            &format!("[[services]]\nid = \"s1\"\ncustomer = \"acme\"\nnodata = \"{policy}\"\n"),
+        );
+        prop_assert_eq!(config.matches(&format!("nodata = \"{policy}\"")).count(), 2);
+        let r = run(&config, &stream, 1, 64, None);
+        let end = evs.iter().map(|e| e.ts).max().unwrap_or(T0);
+        // A period inside [T0 − 30 min, end]: before the first record too.
+        let lo = T0 - 1_800_000;
+        let a = lo + ((end - lo) as f64 * cut.0.min(cut.1)) as i64;
+        let b = lo + ((end - lo) as f64 * cut.0.max(cut.1)) as i64;
+        prop_assume!(a < b);
+        let report = report_json(&r, a, b);
+        let forced = exclusions_in_force(&evs, &stream);
+        for (svc, any, office) in [("s0", false, false), ("s1", true, true)] {
+            let mine: Vec<&Ev> = evs.iter().filter(|e| operational(e) && e.key == svc).collect();
+            let excl = forced.get(svc).cloned().unwrap_or_default();
+            let t = reference_times(&mine, any, office, &excl, (a, b));
+            let raw = reference_times(&mine, any, office, &[], (a, b));
+            let period = b - a;
+            let (measured, downtime) = measured_and_downtime(&t, period, policy);
+            let (raw_measured, raw_downtime) = measured_and_downtime(&raw, period, policy);
+            let got = (report["services"].as_array().expect("services").iter())
+                .find(|s| s["service"] == svc).expect("service row").clone();
+            let secs = |ms: i64| ms as f64 / 1000.0;
+            for (field, want) in [
+                ("period_s", secs(period)),
+                ("maintenance_s", secs(t.maintenance)),
+                ("excluded_s", secs(t.excluded)),
+                ("outside_hours_s", secs(t.outside)),
+                ("nodata_s", secs(t.nodata)),
+                ("degraded_s", secs(t.degraded)),
+                ("up_s", secs(t.up)),
+                ("measured_s", secs(measured)),
+                ("downtime_s", secs(downtime)),
+                ("budget_s", (1.0 - 99.9 / 100.0) * secs(measured)),
+                ("budget_remaining_s", (1.0 - 99.9 / 100.0) * secs(measured) - secs(downtime)),
+            ] {
+                prop_assert!(close_s(&got[field], want), "{} {} [{}, {}) {}: report {}, reference {}", svc, policy, a, b, field, got[field], want);
+            }
+            for (field, want) in [
+                ("availability_pct", pct(measured, downtime)),
+                ("raw_availability_pct", pct(raw_measured, raw_downtime)),
+            ] {
+                match want {
+                    Some(w) => prop_assert!(close(&got[field], w), "{} {}: report {}, reference {}", svc, field, got[field], w),
+                    None => prop_assert!(got[field].is_null(), "{} {}: {}", svc, field, got[field]),
+                }
+            }
+            if let Some(p) = pct(measured, downtime) {
+                prop_assert_eq!(got["met"].as_bool(), Some(p >= 99.9), "{} met", svc);
+            }
+            // Operational: the longest maximal down interval clipped to the
+            // period, and the outages that started in it.
+            let iv = reference_intervals(&mine, end, any);
+            let longest = (iv.iter().filter(|i| i.2 == State::Down))
+                .map(|i| (i.1.min(b) - i.0.max(a)).max(0))
+                .max()
+                .unwrap_or(0);
+            prop_assert!(close_s(&got["longest_outage_s"], secs(longest)), "{} longest: {} vs {}", svc, got["longest_outage_s"], secs(longest));
+            let started = reference_outage_starts(&iv);
+            let outages = started.iter().filter(|&&s| a <= s && s < b).count();
+            prop_assert_eq!(got["outages"].as_u64(), Some(outages as u64), "{} outages", svc);
+        }
+
+        let (lines, _) = reference_tickets(&evs, end);
+        let want = reference_ticket_groups(&lines, a, b);
+        let rows = report["tickets"]["by_priority"].as_array().expect("by_priority").clone();
+        for row in &rows {
+            let p = row["priority"].as_str().expect("priority");
+            let Some((count, clocks)) = want.get(p) else {
+                prop_assert_eq!(row["count"].as_u64(), Some(0), "{} has no ticket", p);
+                continue;
+            };
+            prop_assert_eq!(row["count"].as_u64(), Some(*count), "{} count", p);
+            for (name, (met, breached, pending, p50, p90)) in ["response", "resolution"].iter().zip(clocks) {
+                let c = &row[*name];
+                prop_assert_eq!(
+                    (c["met"].as_u64(), c["breached"].as_u64(), c["pending"].as_u64()),
+                    (Some(*met), Some(*breached), Some(*pending)),
+                    "{} {} verdicts", p, name
+                );
+                for (field, want) in [("p50_s", p50), ("p90_s", p90)] {
+                    match want {
+                        Some(w) => prop_assert!(close_s(&c[field], *w), "{} {} {}: {} vs {}", p, name, field, c[field], w),
+                        None => prop_assert!(c[field].is_null(), "{} {} {}", p, name, field),
+                    }
+                }
+            }
+        }
+        prop_assert_eq!(rows.iter().filter(|r| r["count"].as_u64() > Some(0)).count(), want.len());
     }
 }
