@@ -1245,3 +1245,35 @@ fn sql_that_could_hurt_the_process_is_refused_and_the_api_keeps_answering() {
     );
     assert_eq!(get("/healthz", None).0, 200);
 }
+
+/// Issue 32: `/v1/overview` (the dashboard's first call) shows a customer
+/// token only its own customer, services and open incidents.
+#[test]
+fn overview_shows_a_customer_only_its_own() {
+    let open = server().shared.snapshot().open.clone();
+    let count = |c: Option<&str>| {
+        open.values()
+            .filter(|i| c.is_none_or(|c| i.customer == c))
+            .count()
+    };
+    assert!(count(None) > 0, "the day has open incidents to filter");
+    for (token, ids, customer) in [
+        (ADMIN, vec!["acme", "globex"], None),
+        (ACME, vec!["acme"], Some("acme")),
+        (GLOBEX, vec!["globex"], Some("globex")),
+    ] {
+        let (s, b) = get("/v1/overview", Some(token));
+        assert_eq!(s, 200, "{b}");
+        let v = json(&b);
+        let shown: Vec<&str> = (v["customers"].as_array().expect("customers").iter())
+            .filter_map(|c| c["id"].as_str())
+            .collect();
+        assert_eq!(shown, ids, "{b}");
+        assert_eq!(
+            v["open_incidents"].as_u64(),
+            Some(count(customer) as u64),
+            "{b}"
+        );
+    }
+    assert_eq!(get("/v1/overview", None).0, 401);
+}

@@ -179,6 +179,36 @@ fn run_dead_letters_bad_records_and_commits_offsets() {
     assert!(status.success());
 }
 
+/// Issue 32: a config naming a checkpoint key variable that is not set is
+/// refused at start (docs/security.md), before any partition is read: state
+/// must not be written unsigned when signing was asked for.
+#[test]
+fn run_refuses_to_start_when_the_checkpoint_key_variable_is_unset() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("signed.toml");
+    let var = "SLAFLOW_TEST_UNSET_STATE_KEY";
+    let text = format!(
+        "[engine]\ncheckpoint_key_env = \"{var}\"\ndata_dir = \"{}\"\n[api]\nlisten = \"127.0.0.1:0\"\n[kafka]\nbrokers = \"{}\"\n[[customers]]\nid = \"acme\"\n[[services]]\nid = \"web\"\ncustomer = \"acme\"\n",
+        dir.path().join("data").display(),
+        brokers()
+    );
+    std::fs::write(&path, text).expect("write");
+    let out = slaflow()
+        .args(["run", "--config"])
+        .arg(&path)
+        .env_remove(var)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(var), "{err}");
+    assert!(
+        !dir.path().join("data").exists()
+            || std::fs::read_dir(dir.path().join("data")).map_or(0, |d| d.count()) == 0,
+        "state written"
+    );
+}
+
 #[test]
 fn run_refuses_a_bad_config_with_one_line() {
     let dir = tempfile::tempdir().expect("tempdir");
