@@ -106,6 +106,8 @@ impl Intake for KafkaIntake {
 
 /// Runs the live pipeline and the API until SIGTERM or SIGINT.
 pub fn run(config: Arc<Config>) -> Result<(), RunError> {
+    // Settings that cannot work stop the start before anything listens.
+    let key = StateKey::from_config(&config).map_err(RunError::Setup)?;
     let kafka = config.kafka_or_default();
     let listen = config.api.clone().unwrap_or_default().listen;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -141,7 +143,6 @@ pub fn run(config: Arc<Config>) -> Result<(), RunError> {
     let server = runtime.spawn(crate::api::serve(listener, shared.clone(), async move {
         let _ = api_stopped.await;
     }));
-    let key = StateKey::from_config(&shared.config).map_err(RunError::Setup)?;
     if !wait_for_brokers(&kafka, &stop)? {
         // Stopped before the brokers answered: nothing was consumed, nothing to commit.
         let _ = api_stop.send(());

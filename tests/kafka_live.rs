@@ -201,7 +201,10 @@ fn run_refuses_to_start_when_the_checkpoint_key_variable_is_unset() {
         .expect("run");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(var), "{err}");
+    assert!(
+        err.contains(var) && err.trim().lines().count() == 1,
+        "{err}"
+    );
     assert!(
         !dir.path().join("data").exists()
             || std::fs::read_dir(dir.path().join("data")).map_or(0, |d| d.count()) == 0,
