@@ -3,14 +3,14 @@
 //! here, so an option such as SASL/TLS reaches all of them; and the one way
 //! topics are created.
 
+use std::time::Duration;
+
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
-
-use std::time::Duration;
 
 use crate::config::KafkaConfig;
 

@@ -40,9 +40,9 @@ const POLL_RECORDS: usize = 4096;
 /// How often consumer lag is measured.
 const LAG_EVERY: Duration = Duration::from_secs(5);
 
-/// How long one attempt to reach the brokers at start waits, and the pause
-/// between attempts.
+/// How long one attempt to reach the brokers at start waits.
 const BROKER_PROBE: Duration = Duration::from_secs(5);
+/// The pause between two attempts.
 const BROKER_RETRY: Duration = Duration::from_secs(5);
 
 /// Live-run failures.

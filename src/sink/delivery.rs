@@ -516,8 +516,9 @@ mod tests {
     }
 
     /// A one-shot HTTP server on loopback answering `response` to one request.
-    fn answer_once(response: &'static str) -> String {
+    fn answer_once(response: &str) -> String {
         use std::io::{Read, Write};
+        let response = response.to_owned();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         std::thread::spawn(move || {
@@ -541,6 +542,33 @@ mod tests {
                 assert!(why.contains("302") && why.contains("elsewhere"), "{why}")
             }
             Outcome::Delivered | Outcome::Retry(_) => panic!("a redirect must be rejected"),
+        }
+    }
+
+    /// Issue 32: what may pass is retried (408, 429, 5xx), other 4xx are
+    /// permanent, 2xx delivered: answered by a real socket, read by ureq.
+    #[test]
+    fn status_codes_decide_retry_or_rejection() {
+        let agent = http_agent(Duration::from_secs(5));
+        for (status, want) in [
+            ("200 OK", "delivered"),
+            ("202 Accepted", "delivered"),
+            ("408 Request Timeout", "retry"),
+            ("429 Too Many Requests", "retry"),
+            ("500 Internal Server Error", "retry"),
+            ("503 Service Unavailable", "retry"),
+            ("400 Bad Request", "rejected"),
+            ("401 Unauthorized", "rejected"),
+            ("404 Not Found", "rejected"),
+            ("422 Unprocessable Entity", "rejected"),
+        ] {
+            let url = answer_once(&format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n"));
+            let got = match post(&agent, &url, "{}", &[]) {
+                Outcome::Delivered => "delivered",
+                Outcome::Retry(_) => "retry",
+                Outcome::Rejected(_) => "rejected",
+            };
+            assert_eq!(got, want, "{status}");
         }
     }
 
