@@ -86,23 +86,7 @@ enum Command {
     /// Measure throughput and memory; prints one Markdown table.
     Bench(BenchArgs),
     /// Write realistic generated traffic (and a matching config) for replay.
-    Generate {
-        /// Output directory.
-        #[arg(long)]
-        out: PathBuf,
-        /// How many days of traffic.
-        #[arg(long, default_value_t = 7)]
-        days: u32,
-        /// Random seed (same seed, same files).
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// First instant (RFC 3339, epoch ms or YYYY-MM-DD).
-        #[arg(long, value_parser = time_arg, default_value = "2026-11-02")]
-        start: Millis,
-        /// Monitoring files (streams), services split among them by key.
-        #[arg(long, default_value_t = 1)]
-        monitoring_files: u32,
-    },
+    Generate(GenerateArgs),
     /// Print a fresh random API token and the `[[api.tokens]]` lines for the config.
     Token {
         /// Limit the token to this customer's reports (default: admin).
@@ -228,6 +212,26 @@ fn init_tracing() {
         .init();
 }
 
+/// `slaflow generate` options.
+#[derive(clap::Args)]
+struct GenerateArgs {
+    /// Output directory.
+    #[arg(long)]
+    out: PathBuf,
+    /// How many days of traffic.
+    #[arg(long, default_value_t = 7)]
+    days: u32,
+    /// Random seed (same seed, same files).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// First instant (RFC 3339, epoch ms or YYYY-MM-DD).
+    #[arg(long, value_parser = time_arg, default_value = "2026-11-02")]
+    start: Millis,
+    /// Monitoring files (streams), services split among them by key.
+    #[arg(long, default_value_t = 1)]
+    monitoring_files: u32,
+}
+
 /// `slaflow bench` options.
 #[derive(clap::Args)]
 struct BenchArgs {
@@ -260,6 +264,7 @@ struct BenchArgs {
 
 /// Runs a command: `verify` exits 1 on a difference, the others succeed or fail.
 fn execute(command: Command) -> anyhow::Result<ExitCode> {
+    let done = |()| ExitCode::SUCCESS;
     match command {
         Command::Evidence {
             inputs,
@@ -267,65 +272,42 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
             month,
             out,
             pdf,
-        } => {
-            let args = EvidenceArgs {
-                config: inputs.config,
-                monitoring: inputs.monitoring,
-                tickets: inputs.tickets,
-                customer,
-                month,
-                out,
-                pdf,
-                now: slaflow::time::wall_now(),
-            };
-            let m = evidence(&args)?;
-            println!(
-                "evidence: {} {}–{}: {} → {}",
-                m.customer,
-                m.from,
-                m.to,
-                slaflow::text::count(m.outputs.len() as u64 + 1, "file"),
-                args.out.display()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+        } => write_evidence(&EvidenceArgs {
+            config: inputs.config,
+            monitoring: inputs.monitoring,
+            tickets: inputs.tickets,
+            customer,
+            month,
+            out,
+            pdf,
+            now: slaflow::time::wall_now(),
+        }),
         Command::Verify {
             dir,
             config,
             monitoring,
             tickets,
             brokers,
-        } => {
-            let args = VerifyArgs {
-                dir,
-                config,
-                monitoring,
-                tickets,
-                brokers,
-            };
-            Ok(match verify(&args)? {
-                Verdict::Verified => {
-                    println!("verified");
-                    ExitCode::SUCCESS
-                }
-                Verdict::Differs(what) => {
-                    println!("differs: {what}");
-                    ExitCode::FAILURE
-                }
-            })
-        }
+        } => print_verdict(&VerifyArgs {
+            dir,
+            config,
+            monitoring,
+            tickets,
+            brokers,
+        }),
         Command::Demo {
             listen,
             speed,
             history_days,
             seed,
         } => {
-            slaflow::demo::demo(slaflow::demo::DemoArgs {
+            let args = slaflow::demo::DemoArgs {
                 listen,
                 speed: speed.max(1),
                 history_days,
                 seed,
-            })?;
+            };
+            slaflow::demo::demo(args)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Run { config } => {
@@ -333,63 +315,99 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
             slaflow::run::run(config)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench(args) => bench(args).map(|()| ExitCode::SUCCESS),
+        Command::Bench(args) => bench(args).map(done),
         Command::Token {
             customer,
             scope,
             customers,
-        } => token(customer.as_deref(), scope, &customers).map(|()| ExitCode::SUCCESS),
-        Command::Generate {
-            out,
-            days,
-            seed,
-            start,
-            monitoring_files,
-        } => {
-            let counts =
-                slaflow::generate::write_files(&out, days, seed, start, monitoring_files.max(1))?;
-            println!(
-                "generate: {} monitoring and {} ticket lines → {}",
-                counts.0,
-                counts.1,
-                out.display()
-            );
-            println!(
-                "replay with: slaflow replay --config {0}/config.toml --monitoring {0}/monitoring-*.ndjson --tickets {0}/tickets.ndjson --out {0}/results",
-                out.display()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+        } => token(customer.as_deref(), scope, &customers).map(done),
+        Command::Generate(args) => generate(&args),
         Command::Replay {
             inputs,
             out,
             from,
             to,
             now,
-        } => {
-            let config = Arc::new(Config::load(&inputs.config)?);
-            let args = ReplayArgs {
+        } => replay_files(
+            &inputs.config,
+            ReplayArgs {
                 monitoring: inputs.monitoring,
                 tickets: inputs.tickets,
                 out,
                 from,
                 to,
                 now: now.unwrap_or_else(slaflow::time::wall_now),
-            };
-            let counts = replay(config, &args)?;
-            if let Some(warning) = counts.deadletter_warning() {
-                eprintln!("slaflow: warning: {warning}");
-            }
-            println!(
-                "replay: read {} applied {} dead-lettered {} → {}",
-                counts.read,
-                counts.applied,
-                counts.deadlettered(),
-                args.out.display()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+            },
+        ),
     }
+}
+
+/// `slaflow evidence`: writes the pack and says where.
+fn write_evidence(args: &EvidenceArgs) -> anyhow::Result<ExitCode> {
+    let m = evidence(args)?;
+    println!(
+        "evidence: {} {}–{}: {} → {}",
+        m.customer,
+        m.from,
+        m.to,
+        slaflow::text::count(m.outputs.len() as u64 + 1, "file"),
+        args.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `slaflow verify`: "verified" (exit 0) or the first difference (exit 1).
+fn print_verdict(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
+    Ok(match verify(args)? {
+        Verdict::Verified => {
+            println!("verified");
+            ExitCode::SUCCESS
+        }
+        Verdict::Differs(what) => {
+            println!("differs: {what}");
+            ExitCode::FAILURE
+        }
+    })
+}
+
+/// `slaflow generate`: writes the files and the replay command that reads them.
+fn generate(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
+    let GenerateArgs {
+        out,
+        days,
+        seed,
+        start,
+        monitoring_files,
+    } = args;
+    let files = (*monitoring_files).max(1);
+    let (monitoring, tickets) = slaflow::generate::write_files(out, *days, *seed, *start, files)?;
+    println!(
+        "generate: {monitoring} monitoring and {tickets} ticket lines → {}",
+        out.display()
+    );
+    println!(
+        "replay with: slaflow replay --config {0}/config.toml --monitoring {0}/monitoring-*.ndjson --tickets {0}/tickets.ndjson --out {0}/results",
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `slaflow replay`: the counts on stdout, a warning on stderr when much of
+/// the input was dead-lettered.
+fn replay_files(config: &std::path::Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    let config = Arc::new(Config::load(config)?);
+    let counts = replay(config, &args)?;
+    if let Some(warning) = counts.deadletter_warning() {
+        eprintln!("slaflow: warning: {warning}");
+    }
+    println!(
+        "replay: read {} applied {} dead-lettered {} → {}",
+        counts.read,
+        counts.applied,
+        counts.deadlettered(),
+        args.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs the chosen measurements and prints one Markdown table.
