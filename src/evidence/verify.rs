@@ -47,6 +47,22 @@ pub fn verify(args: &VerifyArgs) -> Result<Verdict, EvidenceError> {
     let text = std::fs::read(&path).map_err(io_err(&path))?;
     let m: Manifest = serde_json::from_slice(&text)
         .map_err(|e| EvidenceError::Manifest(format!("in {}: {e}", args.dir.display())))?;
+    let derived = match rederive(&m, args)? {
+        Ok(derived) => derived,
+        Err(differs) => return Ok(Verdict::Differs(differs)),
+    };
+    if let Some(differs) = compare_outputs(&m, &derived, &args.dir)? {
+        return Ok(Verdict::Differs(differs));
+    }
+    Ok(match unlisted_file(&m, &args.dir)? {
+        Some(name) => Verdict::Differs(format!("{name}: in the pack but not in {MANIFEST}")),
+        None => Verdict::Verified,
+    })
+}
+
+/// The pack's files made anew from the manifest's config and inputs (files
+/// or topic partitions), or the first of those that differs from its record.
+fn rederive(m: &Manifest, args: &VerifyArgs) -> Checked<Vec<(&'static str, Vec<u8>)>> {
     let instant = |what: &str, v: &str| {
         parse_rfc3339(v).map_err(|e| EvidenceError::Manifest(format!("{what}: {e}")))
     };
@@ -58,7 +74,7 @@ pub fn verify(args: &VerifyArgs) -> Result<Verdict, EvidenceError> {
     let config_path = (args.config.clone()).unwrap_or_else(|| locate(&m.config, &args.dir));
     let config = Arc::new(Config::load(&config_path)?);
     if config.sha256 != m.config_sha256 {
-        return Ok(Verdict::Differs(format!(
+        return Ok(Err(format!(
             "config {}: SHA-256 {} differs from the manifest's config_sha256 {}",
             config_path.display(),
             config.sha256,
@@ -71,24 +87,35 @@ pub fn verify(args: &VerifyArgs) -> Result<Verdict, EvidenceError> {
             Input::Partition(_) => None,
         })
         .collect();
-    let derived = if files.len() == m.inputs.len() {
+    let period = (from, to);
+    if files.len() == m.inputs.len() {
         let (monitoring, tickets) = match check_files(&files, args)? {
             Ok(paths) => paths,
-            Err(differs) => return Ok(Verdict::Differs(differs)),
+            Err(differs) => return Ok(Err(differs)),
         };
         let mut streams = replay::open_inputs(&monitoring, &tickets)?;
-        build(config, &mut streams, &m.customer, (from, to), now)?
+        build(config, &mut streams, &m.customer, period, now).map(Ok)
     } else if files.is_empty() {
-        let mut streams = match read_partitions(&m, &config, args.brokers.as_deref())? {
+        let mut streams = match read_partitions(m, &config, args.brokers.as_deref())? {
             Ok(streams) => streams,
-            Err(differs) => return Ok(Verdict::Differs(differs)),
+            Err(differs) => return Ok(Err(differs)),
         };
-        build(config, &mut streams, &m.customer, (from, to), now)?
+        build(config, &mut streams, &m.customer, period, now).map(Ok)
     } else {
-        return Err(EvidenceError::Manifest(
+        Err(EvidenceError::Manifest(
             "inputs mix files and topic partitions".into(),
-        ));
-    };
+        ))
+    }
+}
+
+/// The first difference between the pack in `dir`, its manifest and the
+/// `derived` files: a listed file no pack holds, a file that differs (naming
+/// the field), a hash the manifest records wrongly, a PDF whose hash changed.
+fn compare_outputs(
+    m: &Manifest,
+    derived: &[(&'static str, Vec<u8>)],
+    dir: &Path,
+) -> Result<Option<String>, EvidenceError> {
     let version_note = if m.slaflow_version == env!("CARGO_PKG_VERSION") {
         String::new()
     } else {
@@ -102,23 +129,23 @@ pub fn verify(args: &VerifyArgs) -> Result<Verdict, EvidenceError> {
     // `../../dev/zero`) is refused unread.
     let known = |name: &str| name == PDF || derived.iter().any(|(n, _)| *n == name);
     if let Some(o) = m.outputs.iter().find(|o| !known(&o.name)) {
-        return Ok(Verdict::Differs(format!(
+        return Ok(Some(format!(
             "{MANIFEST}: lists an output {:?} that no pack holds",
             o.name
         )));
     }
-    for (name, expected) in &derived {
-        let Some(found) = read_pack_file(&args.dir.join(name))? else {
-            return Ok(Verdict::Differs(format!("{name}: missing from the pack")));
+    for (name, expected) in derived {
+        let Some(found) = read_pack_file(&dir.join(name))? else {
+            return Ok(Some(format!("{name}: missing from the pack")));
         };
         if let Some(diff) = first_difference(name, expected, &found) {
-            return Ok(Verdict::Differs(format!("{name}: {diff}{version_note}")));
+            return Ok(Some(format!("{name}: {diff}{version_note}")));
         }
         let sha256 = output_entry(name, &found).sha256;
         match m.outputs.iter().find(|o| o.name == *name) {
-            None => return Ok(Verdict::Differs(format!("{MANIFEST}: lists no {name}"))),
+            None => return Ok(Some(format!("{MANIFEST}: lists no {name}"))),
             Some(o) if o.sha256 != sha256 => {
-                return Ok(Verdict::Differs(format!(
+                return Ok(Some(format!(
                     "{MANIFEST}: outputs[{name}]: SHA-256 differs from the file"
                 )));
             }
@@ -127,17 +154,12 @@ pub fn verify(args: &VerifyArgs) -> Result<Verdict, EvidenceError> {
     }
     // The PDF comes from Chromium, not slaflow: only its hash is checked.
     for o in m.outputs.iter().filter(|o| o.name == PDF) {
-        let found = read_pack_file(&args.dir.join(PDF))?.unwrap_or_default();
+        let found = read_pack_file(&dir.join(PDF))?.unwrap_or_default();
         if output_entry(PDF, &found).sha256 != o.sha256 {
-            return Ok(Verdict::Differs(format!(
-                "{PDF}: SHA-256 differs from the manifest"
-            )));
+            return Ok(Some(format!("{PDF}: SHA-256 differs from the manifest")));
         }
     }
-    Ok(match unlisted_file(&m, &args.dir)? {
-        Some(name) => Verdict::Differs(format!("{name}: in the pack but not in {MANIFEST}")),
-        None => Verdict::Verified,
-    })
+    Ok(None)
 }
 
 /// A file in the pack's folder that the manifest names neither as an output
