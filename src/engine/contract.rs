@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::config::NoData;
-use crate::engine::availability::{State, StateDurations, measured_and_downtime};
 use crate::engine::calendar::Calendar;
+use crate::engine::states::{State, StateDurations, measured_and_downtime};
 use crate::time::Millis;
 
 /// Milliseconds per contractual state (first match wins: maintenance,

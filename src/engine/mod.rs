@@ -9,6 +9,7 @@ pub mod contract;
 pub mod episodes;
 pub mod incidents;
 pub mod runs;
+pub mod states;
 pub mod tickets;
 
 use std::collections::BTreeMap;

@@ -8,7 +8,7 @@ use serde::de::Deserializer;
 use serde::ser::Serializer;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::availability::{State, StateDurations};
+use crate::engine::states::{State, StateDurations};
 use crate::time::Millis;
 
 /// Closed maximal intervals as `(start, state)`: contiguous, each ends where the
