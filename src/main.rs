@@ -372,15 +372,10 @@ fn print_verdict(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
 
 /// `slaflow generate`: writes the files and the replay command that reads them.
 fn generate(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
-    let GenerateArgs {
-        out,
-        days,
-        seed,
-        start,
-        monitoring_files,
-    } = args;
-    let files = (*monitoring_files).max(1);
-    let (monitoring, tickets) = slaflow::generate::write_files(out, *days, *seed, *start, files)?;
+    let out = &args.out;
+    let files = args.monitoring_files.max(1);
+    let (monitoring, tickets) =
+        slaflow::generate::write_files(out, args.days, args.seed, args.start, files)?;
     println!(
         "generate: {monitoring} monitoring and {tickets} ticket lines → {}",
         out.display()

@@ -143,10 +143,25 @@ pub fn run(config: Arc<Config>) -> Result<(), RunError> {
     let server = runtime.spawn(crate::api::serve(listener, shared.clone(), async move {
         let _ = api_stopped.await;
     }));
-    if !wait_for_brokers(&kafka, &stop)? {
-        // Stopped before the brokers answered: nothing was consumed, nothing to commit.
-        let _ = api_stop.send(());
-        let _ = runtime.block_on(server);
+    let result = consume_until_stopped(&shared, kafka, key, &stop);
+    // The API stops after the consumer has committed and left the group (or
+    // after a stop that came before the brokers answered).
+    let _ = api_stop.send(());
+    if let Ok(Err(e)) = runtime.block_on(server) {
+        tracing::warn!(error = %e, "API server");
+    }
+    result
+}
+
+/// Once the brokers answer: the live loop and the changelog follower until
+/// `stop` (or the loop's error). Nothing is consumed if a stop comes first.
+fn consume_until_stopped(
+    shared: &Arc<Shared>,
+    kafka: KafkaConfig,
+    key: StateKey,
+    stop: &Stop,
+) -> Result<(), RunError> {
+    if !wait_for_brokers(&kafka, stop)? {
         tracing::info!("slaflow run stopped before the brokers answered");
         return Ok(());
     }
@@ -168,11 +183,6 @@ pub fn run(config: Arc<Config>) -> Result<(), RunError> {
     // The live loop may have stopped on an error: stop the follower too.
     stop.request();
     let _ = global.join();
-    // The API stops after the consumer has committed and left the group.
-    let _ = api_stop.send(());
-    if let Ok(Err(e)) = runtime.block_on(server) {
-        tracing::warn!(error = %e, "API server");
-    }
     result
 }
 

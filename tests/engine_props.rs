@@ -970,13 +970,11 @@ proptest! {
         cut in (0.0..1.0f64, 0.0..1.0f64),
     ) {
         let stream = arrivals(&evs, seed, &noise);
-        let config = CONFIG.replace(
-            "[[services]]\nid = \"s0\"\ncustomer = \"acme\"\n",
-            &format!("[[services]]\nid = \"s0\"\ncustomer = \"acme\"\nnodata = \"{policy}\"\n"),
-        ).replace(
-            "[[services]]\nid = \"s1\"\ncustomer = \"acme\"\n",
-            &format!("[[services]]\nid = \"s1\"\ncustomer = \"acme\"\nnodata = \"{policy}\"\n"),
-        );
+        let mut config = CONFIG.to_owned();
+        for svc in ["s0", "s1"] {
+            let head = format!("[[services]]\nid = \"{svc}\"\ncustomer = \"acme\"\n");
+            config = config.replace(&head, &format!("{head}nodata = \"{policy}\"\n"));
+        }
         prop_assert_eq!(config.matches(&format!("nodata = \"{policy}\"")).count(), 2);
         let r = run(&config, &stream, 1, 64, None);
         let end = evs.iter().map(|e| e.ts).max().unwrap_or(T0);
