@@ -114,6 +114,8 @@ domain_enum! {
         ResolutionBreach,
         /// A service's error budget burning fast over two windows (section 11).
         BurnRate,
+        /// A request SLO's error budget burning fast over two windows (section 14).
+        SloBurnRate,
         /// A resource above its capacity threshold for `sustain`.
         Capacity,
     }
@@ -192,6 +194,8 @@ domain_enum! {
         Maintenance,
         /// An audited exclusion from the SLA (contract section 13).
         Exclusion,
+        /// A cumulative event counter sample (contract section 14).
+        Counter,
     }
 }
 

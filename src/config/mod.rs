@@ -15,6 +15,7 @@ mod ingest;
 mod kafka;
 mod report;
 mod service;
+mod slo;
 mod validate;
 
 use std::collections::HashMap;
@@ -31,6 +32,7 @@ pub use ingest::*;
 pub use kafka::*;
 pub use report::*;
 pub use service::*;
+pub use slo::*;
 
 /// A config error: where (file, line, key) and what.
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +97,9 @@ pub struct Config {
     /// Service credit tiers, at most one entry per customer (section 13).
     #[serde(default)]
     pub credits: Vec<CreditsConfig>,
+    /// Request-based SLOs (section 14).
+    #[serde(default)]
+    pub slos: Vec<SloConfig>,
     /// `[ingest]`: mapping of Alertmanager and Jira payloads.
     #[serde(default)]
     pub ingest: IngestConfig,
@@ -221,6 +226,11 @@ impl Config {
     /// The service with this id, if configured.
     pub fn service(&self, id: &str) -> Option<&ServiceConfig> {
         self.service_index.get(id).map(|&i| &self.services[i])
+    }
+
+    /// A configured SLO by id.
+    pub fn slo(&self, id: &str) -> Option<&SloConfig> {
+        self.slos.iter().find(|s| s.id() == id)
     }
 
     /// The service credit tiers of a customer, if it has any (section 13).

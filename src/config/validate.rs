@@ -48,6 +48,11 @@ fn known(set: &HashSet<String>, id: &Spanned<String>, key: String, what: &str) -
     fault(id.span(), key, format!("unknown {what} {:?}", id.get_ref()))
 }
 
+/// A name that goes into incident keys and metric labels: `[A-Za-z0-9_.-]+`.
+fn name_ok(name: &str) -> bool {
+    !name.is_empty() && (name.bytes()).all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
 fn positive(durations: &[(&str, Dur)], span: &Range<usize>) -> Checked {
     match durations.iter().find(|(_, d)| d.0 <= 0) {
         Some((key, _)) => fault(span.clone(), *key, "must be greater than zero"),
@@ -80,6 +85,7 @@ impl Config {
         }
         self.check_deliveries(&customers)?;
         self.check_burn_alerts()?;
+        self.check_slos()?;
         self.service_index = (self.services.iter().enumerate())
             .map(|(i, s)| (s.id.get_ref().clone(), i))
             .collect();
@@ -198,9 +204,7 @@ impl Config {
             let key = |k: &str| format!("burn_alerts[{i}].{k}");
             let span = a.name.span();
             let name = a.name.get_ref();
-            let name_ok = !name.is_empty()
-                && (name.bytes()).all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-            if !name_ok || !names.insert(name.clone()) {
+            if !name_ok(name) || !names.insert(name.clone()) {
                 let what = format!("empty, duplicate or not [A-Za-z0-9_.-]: {name:?}");
                 return fault(span, key("name"), what);
             }
@@ -225,6 +229,50 @@ impl Config {
             }
             if !(a.factor > 0.0 && a.factor.is_finite()) {
                 return fault(span, key("factor"), "must be a positive number");
+            }
+        }
+        Ok(())
+    }
+
+    /// `[[slos]]` (contract section 14): ids like alert names, a known
+    /// service, an objective with a budget, exactly one of `bad` and `good`.
+    fn check_slos(&self) -> Checked {
+        let services: HashSet<&str> = self
+            .services
+            .iter()
+            .map(|s| s.id.get_ref().as_str())
+            .collect();
+        let mut ids = HashSet::new();
+        for (i, s) in self.slos.iter().enumerate() {
+            let key = |k: &str| format!("slos[{i}].{k}");
+            let span = s.id.span();
+            if !name_ok(s.id()) || !ids.insert(s.id()) {
+                let what = format!("empty, duplicate or not [A-Za-z0-9_.-]: {:?}", s.id());
+                return fault(span, key("id"), what);
+            }
+            if !services.contains(s.service()) {
+                let what = format!("unknown service {:?}", s.service());
+                return fault(s.service.span(), key("service"), what);
+            }
+            if !(s.objective > 0.0 && s.objective < 100.0) {
+                let what = "must be a percentage in (0, 100): 100 leaves no budget to burn";
+                return fault(span, key("objective"), what);
+            }
+            if s.window.rolling_ms().is_some_and(|ms| ms <= 0) {
+                return fault(span, key("window"), "must be greater than zero");
+            }
+            let side = match (&s.bad, &s.good) {
+                (Some(b), None) => ("bad", b),
+                (None, Some(g)) => ("good", g),
+                _ => return fault(span, key("bad"), "give exactly one of `bad` and `good`"),
+            };
+            for (k, name) in [("total", &s.total), side] {
+                if name.is_empty() {
+                    return fault(span, key(k), "must not be empty");
+                }
+            }
+            if side.1 == &s.total {
+                return fault(span, key(side.0), "must name another counter than `total`");
             }
         }
         Ok(())

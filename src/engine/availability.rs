@@ -12,13 +12,14 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{BurnAlert, DownWhen, NoData, ServiceConfig};
-use crate::engine::burn::{BurnAlerts, ServiceRef, WindowTime};
+use crate::engine::burn::{BurnAlerts, BurnSubject, WindowTime};
 use crate::engine::calendar::Calendar;
 use crate::engine::contract::{
     Class, ContractDurations, Exclusion, Exclusions, Hours, contract_of, overlap_sums,
 };
 use crate::engine::episodes::{EpisodeEvent, Episodes};
 use crate::engine::incidents::{Action, Incident};
+use crate::engine::requests::{Owner, Requests, SloRules};
 use crate::engine::runs::Runs;
 pub use crate::engine::states::{State, StateDurations, measured_and_downtime};
 use crate::model::{ProbeStatus, Rule, Severity};
@@ -105,6 +106,9 @@ pub struct ServiceTimeline {
     /// Burn-rate alerts (contract section 11).
     #[serde(default)]
     burn: BurnAlerts,
+    /// Counters and request SLOs (contract section 14).
+    #[serde(default)]
+    requests: Requests,
 }
 
 fn min_millis() -> Millis {
@@ -146,16 +150,25 @@ impl ServiceTimeline {
             exclusions_changed: Millis::MIN,
             budget_breached: None,
             burn: BurnAlerts::new(alerts.clone()),
+            requests: Requests::default(),
         }
+    }
+
+    /// This timeline with the request SLOs of its service.
+    pub fn with_slos(mut self, rules: Arc<SloRules>) -> Self {
+        self.requests = Requests::new(rules);
+        self
     }
 
     /// Takes over a restored timeline's state, keeping this one's burn-rate
     /// rules (they come from the config, not the checkpoint).
     pub fn restore(&mut self, restored: ServiceTimeline) {
         let rules = self.burn.rules();
+        let slos = self.requests.rules();
         let hours = std::mem::take(&mut self.hours);
         *self = restored;
         self.burn = std::mem::take(&mut self.burn).with_rules(rules);
+        self.requests = std::mem::take(&mut self.requests).with_rules(slos);
         self.hours = hours;
         self.exclusions.rebuild();
         self.recompute_month();
@@ -262,6 +275,7 @@ impl ServiceTimeline {
     /// `ts` (and every report) sees the exclusions in force, including their
     /// parts before `ts`; incidents already emitted stay as they were.
     pub fn exclusion(&mut self, ts: Millis, id: &str, version: Exclusion, out: &mut Vec<Incident>) {
+        self.evaluate_slos(ts, out);
         if self.cursor.is_some() {
             let ts = self.start_or_clamp(ts, out);
             self.exclusions.apply(id, Exclusion { ts, ..version });
@@ -274,6 +288,38 @@ impl ServiceTimeline {
         } else {
             self.exclusions.apply(id, Exclusion { ts, ..version });
         }
+    }
+
+    /// Applies a counter sample at `ts` (contract section 14). Like an
+    /// exclusion it does not start the timeline; its increase counts unless
+    /// `ts` lies in maintenance or outside service hours (exclusions are taken
+    /// out when sums are read, as they may come later).
+    pub fn counter(
+        &mut self,
+        ts: Millis,
+        source: &str,
+        name: &str,
+        value: f64,
+        out: &mut Vec<Incident>,
+    ) {
+        self.evaluate_slos(ts, out);
+        let maintenance = self.windows.iter().any(|w| w.from <= ts && ts < w.end);
+        let counted = !maintenance && self.hours.at(ts).0;
+        self.requests.sample(ts, source, name, value, counted);
+    }
+
+    /// Evaluates the request SLOs' burn-rate alerts at the closes up to `t`.
+    fn evaluate_slos(&mut self, t: Millis, out: &mut Vec<Incident>) {
+        let owner = Owner {
+            service: &self.id,
+            customer: &self.customer,
+        };
+        (self.requests).evaluate_to(t, &owner, self.exclusions.union(), out);
+    }
+
+    /// Counters and request SLOs.
+    pub fn requests(&self) -> &Requests {
+        &self.requests
     }
 
     /// The exclusions in force, by id.
@@ -297,6 +343,7 @@ impl ServiceTimeline {
         if self.cursor.is_some_and(|c| c < t) {
             self.walk(t, out);
         }
+        self.evaluate_slos(t, out);
     }
 
     /// Walks to `ts` (or starts the timeline there); a record older than the
@@ -433,13 +480,16 @@ impl ServiceTimeline {
             return;
         }
         let mut burn = std::mem::take(&mut self.burn);
-        let service = ServiceRef {
-            id: &self.id,
+        let service = BurnSubject {
+            rule: Rule::BurnRate,
+            slo: None,
+            service: &self.id,
             customer: &self.customer,
             budget_ratio: self.budget_ratio(),
         };
         while x <= last {
-            burn.evaluate(x, &service, |w, hint| self.window_time(x, w, hint), out);
+            let window = |w, hint: &mut usize| self.window_time(x, w, hint).into();
+            burn.evaluate(x, &service, window, out);
             x += self.bucket;
         }
         self.burn = burn;
@@ -865,6 +915,7 @@ impl ServiceTimeline {
         self.runs.drop_oldest(old);
         self.maintenance_log.retain(|m| m.end > horizon);
         self.exclusions.prune(horizon);
+        self.requests.prune(horizon);
     }
 
     /// Per-bucket durations by state (bucket start → ms per [`State`]), derived

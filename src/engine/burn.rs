@@ -30,23 +30,62 @@ impl WindowTime {
     /// `down / (e × measured)`: how many times faster than the budget allows
     /// the window burned it (not finite when nothing was measured or `e` = 0).
     pub fn burn_rate(self, e: f64) -> f64 {
-        self.down as f64 / (e * self.measured as f64)
-    }
-
-    /// The contract's condition: measured time, and burn rate ≥ `factor`.
-    fn burns(self, factor: f64, e: f64) -> bool {
-        self.measured > 0 && self.down as f64 >= factor * e * self.measured as f64
+        Spent::from(self).burn_rate(e)
     }
 }
 
-/// The service an evaluation is for.
-pub struct ServiceRef<'a> {
+/// What a window spent of a budget: bad and total amounts, in milliseconds
+/// (availability, section 11) or events (request SLOs, section 14).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spent {
+    /// Downtime, or bad events.
+    pub bad: f64,
+    /// Measured time, or all events.
+    pub total: f64,
+}
+
+impl From<WindowTime> for Spent {
+    fn from(t: WindowTime) -> Self {
+        Spent {
+            bad: t.down as f64,
+            total: t.measured as f64,
+        }
+    }
+}
+
+impl Spent {
+    /// `bad / (e × total)`: how many times faster than the budget allows the
+    /// window burned it (not finite when the total is 0 or `e` = 0).
+    pub fn burn_rate(self, e: f64) -> f64 {
+        self.bad / (e * self.total)
+    }
+
+    /// The contract's condition: a total, and burn rate ≥ `factor`.
+    fn burns(self, factor: f64, e: f64) -> bool {
+        self.total > 0.0 && self.bad >= factor * e * self.total
+    }
+}
+
+/// What an evaluation is for: a service's availability (rule `burn_rate`) or
+/// a request SLO (rule `slo_burn_rate`).
+pub struct BurnSubject<'a> {
+    /// `burn_rate` or `slo_burn_rate`.
+    pub rule: Rule,
+    /// The SLO's id for `slo_burn_rate`.
+    pub slo: Option<&'a str>,
     /// Service id.
-    pub id: &'a str,
+    pub service: &'a str,
     /// Its customer.
     pub customer: &'a str,
-    /// Its error budget ratio `1 − availability_target/100`.
+    /// The error budget ratio: `1 − target/100`.
     pub budget_ratio: f64,
+}
+
+impl BurnSubject<'_> {
+    /// The first part of the incident key: the SLO, else the service.
+    fn key(&self) -> &str {
+        self.slo.unwrap_or(self.service)
+    }
 }
 
 /// One service's burn-rate alerts: the configured rules and which are open.
@@ -121,16 +160,16 @@ impl BurnAlerts {
     }
 
     /// Evaluates every rule at the bucket close `at`; `window(w, hint)` gives
-    /// the time of `[at − w, at)` (clipped at the service's first record),
-    /// searching from and updating `hint`.
+    /// what `[at − w, at)` spent (for availability clipped at the service's
+    /// first record), searching from and updating `hint`.
     pub fn evaluate(
         &mut self,
         at: Millis,
-        service: &ServiceRef,
-        mut window: impl FnMut(Millis, &mut usize) -> WindowTime,
+        subject: &BurnSubject,
+        mut window: impl FnMut(Millis, &mut usize) -> Spent,
         out: &mut Vec<Incident>,
     ) {
-        let e = service.budget_ratio;
+        let e = subject.budget_ratio;
         self.hints.resize(self.rules.len(), [usize::MAX; 2]);
         for (rule, [hl, hs]) in self.rules.iter().zip(self.hints.iter_mut()) {
             let (long, short) = (window(rule.long.ms, hl), window(rule.short.ms, hs));
@@ -147,40 +186,49 @@ impl BurnAlerts {
                 }
                 _ => continue,
             };
-            out.push(incident(rule, service, action, started, at, (long, short)));
+            out.push(incident(rule, subject, action, started, at, (long, short)));
         }
+    }
+
+    /// Whether any alert's incident is open.
+    pub fn any_open(&self) -> bool {
+        !self.open.is_empty()
     }
 }
 
 fn incident(
     rule: &BurnAlert,
-    service: &ServiceRef,
+    subject: &BurnSubject,
     action: Action,
     started: Millis,
     at: Millis,
-    (long, short): (WindowTime, WindowTime),
+    (long, short): (Spent, Spent),
 ) -> Incident {
-    let e = service.budget_ratio;
+    let e = subject.budget_ratio;
     let (long_burn, short_burn) = (long.burn_rate(e), short.burn_rate(e));
     let name = rule.name.get_ref();
+    let what = match subject.slo {
+        Some(slo) => format!("SLO {slo} of {}", subject.service),
+        None => subject.service.to_owned(),
+    };
     let summary = match action {
         Action::Trigger => format!(
-            "{} is burning its error budget {long_burn:.1}x over {} and {short_burn:.1}x over {} (alert {name}: {}x)",
-            service.id, rule.long.text, rule.short.text, rule.factor
+            "{what} is burning its error budget {long_burn:.1}x over {} and {short_burn:.1}x over {} (alert {name}: {}x)",
+            rule.long.text, rule.short.text, rule.factor
         ),
         Action::Resolve => format!(
-            "{} error budget burn back under {}x over {} or {} (alert {name})",
-            service.id, rule.factor, rule.long.text, rule.short.text
+            "{what} error budget burn back under {}x over {} or {} (alert {name})",
+            rule.factor, rule.long.text, rule.short.text
         ),
     };
     let ended = (action == Action::Resolve).then_some(at);
-    let key = format!("{}/{name}", service.id);
+    let key = format!("{}/{name}", subject.key());
     let mut i = Incident::service(
-        Rule::BurnRate,
+        subject.rule,
         rule.severity,
         &key,
-        service.customer,
-        service.id,
+        subject.customer,
+        subject.service,
         action,
         started,
         at,
@@ -196,6 +244,9 @@ fn incident(
         "long_burn": long_burn,
         "short_burn": short_burn,
     });
+    if let Some(slo) = subject.slo {
+        i.details["slo"] = slo.into();
+    }
     i
 }
 
@@ -526,8 +577,8 @@ mod tests {
         let mut x = (first.div_euclid(M) + 1) * M;
         while x <= end {
             for r in rules {
-                let holds = window(x, r.long.ms).burns(r.factor, e)
-                    && window(x, r.short.ms).burns(r.factor, e);
+                let holds = Spent::from(window(x, r.long.ms)).burns(r.factor, e)
+                    && Spent::from(window(x, r.short.ms)).burns(r.factor, e);
                 let name = r.name.get_ref().clone();
                 match (holds, open.get(&name).copied()) {
                     (true, None) => {

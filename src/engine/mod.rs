@@ -8,6 +8,7 @@ pub mod capacity;
 pub mod contract;
 pub mod episodes;
 pub mod incidents;
+pub mod requests;
 pub mod runs;
 pub mod states;
 pub mod tickets;
@@ -55,6 +56,10 @@ impl EngineSlice {
         let alerts = config.burn_alerts.clone().into();
         for t in &self.services {
             t.check(service(t.id())?, config.engine.bucket.0, &alerts)?;
+            let slos = requests::SloRules::of(config, t.id());
+            t.requests()
+                .check(&slos)
+                .map_err(|e| format!("service {:?}: {e}", t.id()))?;
         }
         for s in &self.capacity {
             s.check(service(&s.service)?)?;
@@ -95,12 +100,10 @@ pub struct Engine {
 impl Engine {
     /// An empty engine for `config`; `tickets_topic` names the ticket topic in dead letters.
     pub fn new(config: Arc<Config>, tickets_topic: &str) -> Self {
-        let bucket = config.engine.bucket.0;
         let burn_alerts: Arc<[BurnAlert]> = config.burn_alerts.clone().into();
         let services = (config.services.iter())
             .map(|s| {
-                let timeline =
-                    ServiceTimeline::new(s, service_hours(&config, s), bucket, &burn_alerts);
+                let timeline = timeline_of(&config, s, &burn_alerts);
                 (s.id.get_ref().clone(), timeline)
             })
             .collect();
@@ -158,6 +161,11 @@ impl Engine {
                 MonitoringKind::Metric => {
                     timeline.touch(t, &mut out.incidents);
                     self.sample(rows, r, out);
+                }
+                MonitoringKind::Counter => {
+                    let (source, name) = (rows.source.value(r), rows.metric.value(r));
+                    let value = rows.value.value(r);
+                    timeline.counter(t, source, name, value, &mut out.incidents)
                 }
             }
             out.applied += 1;
@@ -304,13 +312,11 @@ impl Engine {
         let p = stream.partition;
         match stream.topic {
             Topic::Monitoring => {
-                let bucket = self.config.engine.bucket.0;
                 for cfg in &self.config.services {
                     if let Some(t) = self.services.get_mut(cfg.id.get_ref())
                         && t.partition == Some(p)
                     {
-                        let hours = service_hours(&self.config, cfg);
-                        *t = ServiceTimeline::new(cfg, hours, bucket, &self.burn_alerts);
+                        *t = timeline_of(&self.config, cfg, &self.burn_alerts);
                     }
                 }
                 self.capacity.retain(|_, s| s.partition != p);
@@ -338,6 +344,17 @@ impl Engine {
     pub fn services(&self) -> &BTreeMap<String, ServiceTimeline> {
         &self.services
     }
+}
+
+/// A fresh timeline for a configured service, with its hours and SLOs.
+fn timeline_of(
+    config: &Config,
+    s: &crate::config::ServiceConfig,
+    alerts: &Arc<[BurnAlert]>,
+) -> ServiceTimeline {
+    let (bucket, hours) = (config.engine.bucket.0, service_hours(config, s));
+    let slos = requests::SloRules::of(config, s.id.get_ref());
+    ServiceTimeline::new(s, hours, bucket, alerts).with_slos(slos)
 }
 
 /// A service's hours calendar (contract section 13). Validation refuses an

@@ -129,6 +129,8 @@ struct MonitoringJson<'a> {
     resource: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     metric: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
     #[serde(default)]
     value: Option<f64>,
     #[serde(default)]
@@ -338,12 +340,15 @@ impl Decoder {
             c.push(r, &ev.event_id, ev.ts.0, raw, &ev.service);
             kind.append_value(&ev.kind);
             let is = |k: &str| ev.kind == k;
-            source.append_option(ev.source.as_deref().filter(|_| is("probe")));
+            let sourced = is("probe") || is("counter");
+            source.append_option(ev.source.as_deref().filter(|_| sourced));
             status.append_option(ev.status.as_deref().filter(|_| is("probe")));
             latency.append_option(ev.latency_ms.filter(|_| is("probe")));
             resource.append_option(ev.resource.as_deref().filter(|_| is("metric")));
-            metric.append_option(ev.metric.as_deref().filter(|_| is("metric")));
-            value.append_option(ev.value.filter(|_| is("metric")));
+            // A counter's `name` shares the metric name's column.
+            let name = if is("counter") { &ev.name } else { &ev.metric };
+            metric.append_option(name.as_deref().filter(|_| is("metric") || is("counter")));
+            value.append_option(ev.value.filter(|_| is("metric") || is("counter")));
             capacity.append_option(ev.capacity.filter(|_| is("metric")));
             let window = is("maintenance") || is("exclusion");
             start.append_option(ev.start.map(|t| t.0).filter(|_| window));
@@ -467,6 +472,16 @@ fn check_monitoring(ev: &MonitoringJson<'_>, max_window: Millis) -> Result<(), S
             }
         }
         MonitoringKind::Maintenance => check_window(ev, "maintenance", max_window)?,
+        MonitoringKind::Counter => {
+            required(&ev.source, "source", "counter")?;
+            required(&ev.name, "name", "counter")?;
+            match ev.value {
+                Some(v) if v.is_finite() && v >= 0.0 => {}
+                _ => {
+                    return Err("counter event needs a finite, non-negative numeric `value`".into());
+                }
+            }
+        }
         MonitoringKind::Exclusion => {
             required(&ev.exclusion_id, "exclusion_id", "exclusion")?;
             required(&ev.reason, "reason", "exclusion")?;

@@ -26,9 +26,9 @@ pub mod col {
 
 /// Monitoring-only columns (after the shared ones).
 pub mod mon {
-    /// `probe` | `metric` | `maintenance` | `exclusion`.
+    /// `probe` | `metric` | `maintenance` | `exclusion` | `counter`.
     pub const KIND: usize = 6;
-    /// Probe source.
+    /// Probe or counter source.
     pub const SOURCE: usize = 7;
     /// Probe status `up` | `degraded` | `down`.
     pub const STATUS: usize = 8;
@@ -36,9 +36,9 @@ pub mod mon {
     pub const LATENCY_MS: usize = 9;
     /// Metric resource.
     pub const RESOURCE: usize = 10;
-    /// Metric name.
+    /// Metric name (metric) or counter name (counter).
     pub const METRIC: usize = 11;
-    /// Metric value.
+    /// Metric value or cumulative counter value.
     pub const VALUE: usize = 12;
     /// Metric capacity.
     pub const CAPACITY: usize = 13;

@@ -30,6 +30,7 @@ pub const TICKETS_SQL: &str = include_str!("../../queries/tickets.sql");
 
 pub mod html;
 pub mod page;
+pub mod slo;
 pub mod tables;
 pub use page::{CustomerPage, customer_page};
 pub use tables::Tables;
@@ -177,6 +178,8 @@ pub struct SlaReport {
     pub config_sha256: String,
     /// One line per service of the customer.
     pub services: Vec<ServiceReport>,
+    /// The request SLOs of the customer's services (section 14).
+    pub slos: Vec<slo::SloReport>,
     /// The largest service credit of the customer's services, percent.
     pub credit_pct_max: Option<f64>,
     /// Ticket SLA results.
@@ -233,6 +236,7 @@ pub async fn sla_report(
         .collect();
     let credit_pct_max = (services.iter().filter_map(|s| s.credit_pct)).reduce(f64::max);
     let tickets = tickets_report(&ctx, config, customer, from, to).await?;
+    let slos = slo::slos_report(&ctx, config, customer, from, to).await?;
     let mut by_rule = BTreeMap::new();
     let mut triggered = 0;
     for i in incidents.iter().filter(|i| {
@@ -248,6 +252,7 @@ pub async fn sla_report(
         generated_at: format_ms(generated_at),
         config_sha256: config.sha256.clone(),
         services,
+        slos,
         credit_pct_max,
         tickets,
         incidents: IncidentCounts { triggered, by_rule },
@@ -334,7 +339,7 @@ struct ExclusionRow {
     versions: i64,
 }
 
-async fn query(
+pub(crate) async fn query(
     ctx: &SessionContext,
     sql: &str,
     from: Millis,

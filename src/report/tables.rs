@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Float64Array, Int64Array, RecordBatch, StringArray, UInt64Array};
+use datafusion::arrow::array::{
+    BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray, UInt64Array,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::prelude::SessionContext;
 
@@ -16,6 +18,7 @@ use crate::engine::tickets::{ClockKind, Ticket, Verdict};
 /// - `availability_intervals(service, state, start_ms, end_ms)`;
 /// - `availability_buckets(service, bucket_ms, up_ms, degraded_ms, down_ms, maintenance_ms, nodata_ms)`;
 /// - `exclusions(service, exclusion_id, start_ms, end_ms, reason, approved_by, versions, ts_ms)`: the versions in force;
+/// - `counter_increases(service, counter, ts_ms, increase, excluded)`: the counted increases of the counters request SLOs read (section 14), `excluded` under the exclusions in force;
 /// - `tickets(ticket, customer, priority, created_ms, response_ms, response_verdict, resolution_ms, resolution_verdict)`;
 /// - `incidents(incident_id, action, rule, severity, customer, service, ticket, started_ms, at_ms, summary)`;
 /// - `capacity_hours(service, resource, metric, hour_ms, count, min, max, mean, p50, p95, p99, util_mean, util_max, util_p95)`.
@@ -32,6 +35,7 @@ impl Tables {
                 ("availability_intervals", availability_intervals(engine)?),
                 ("availability_buckets", availability_buckets(engine)?),
                 ("exclusions", exclusions_table(engine)?),
+                ("counter_increases", counter_increases(engine)?),
                 ("tickets", tickets_table(engine)?),
                 ("incidents", incidents_table(incidents)?),
                 ("capacity_hours", capacity_hours(engine)?),
@@ -46,6 +50,7 @@ impl Tables {
             tables: vec![
                 ("availability_intervals", availability_intervals(engine)?),
                 ("exclusions", exclusions_table(engine)?),
+                ("counter_increases", counter_increases(engine)?),
                 ("tickets", tickets_table(engine)?),
             ],
         })
@@ -150,6 +155,41 @@ fn exclusions_table(engine: &Engine) -> Result<RecordBatch, ReportError> {
             Arc::new(StringArray::from(approver)),
             Arc::new(Int64Array::from(versions)),
             Arc::new(Int64Array::from(ts)),
+        ],
+    )
+}
+
+/// `counter_increases(service, counter, ts_ms, increase, excluded)`: every
+/// counted increase kept (maintenance and outside hours already dropped),
+/// `excluded` when an exclusion in force holds its sample time.
+fn counter_increases(engine: &Engine) -> Result<RecordBatch, ReportError> {
+    let (mut service, mut counter, mut ts, mut increase, mut excluded) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (svc, t) in engine.services() {
+        for (name, log) in t.requests().logs() {
+            for (x, inc) in log.increases() {
+                service.push(svc.as_str());
+                counter.push(name.as_str());
+                ts.push(x);
+                increase.push(inc);
+                excluded.push(t.exclusions().at(x).0);
+            }
+        }
+    }
+    batch(
+        vec![
+            Field::new("service", DataType::Utf8, false),
+            Field::new("counter", DataType::Utf8, false),
+            Field::new("ts_ms", DataType::Int64, false),
+            Field::new("increase", DataType::Float64, false),
+            Field::new("excluded", DataType::Boolean, false),
+        ],
+        vec![
+            Arc::new(StringArray::from(service)),
+            Arc::new(StringArray::from(counter)),
+            Arc::new(Int64Array::from(ts)),
+            Arc::new(Float64Array::from(increase)),
+            Arc::new(BooleanArray::from(excluded)),
         ],
     )
 }

@@ -1,0 +1,120 @@
+//! The `slos` block of the SLA report and `GET /v1/slos/{id}` (contract
+//! section 14): total and bad events of each request SLO over a period.
+
+use std::collections::BTreeMap;
+
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::datatypes::Float64Type;
+use datafusion::prelude::SessionContext;
+use serde::{Serialize, Serializer};
+
+use super::{ReportError, query};
+use crate::config::{Config, SloConfig};
+use crate::engine::requests::SloCounts;
+use crate::time::Millis;
+
+/// The SLO query, compiled into the binary.
+pub const SLOS_SQL: &str = include_str!("../../queries/slos.sql");
+
+/// A count of events: an integer in JSON when it is one (sums of integer
+/// counters stay integers, section 14), else a number.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, utoipa::ToSchema)]
+#[schema(value_type = f64)]
+pub struct Count(pub f64);
+
+/// Integers up to 2^53 are exact in an f64.
+const EXACT: f64 = 9_007_199_254_740_992.0;
+
+impl Serialize for Count {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let v = self.0;
+        if v.fract() == 0.0 && v.abs() < EXACT {
+            s.serialize_i64(v as i64)
+        } else {
+            s.serialize_f64(v)
+        }
+    }
+}
+
+/// One SLO over a period.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SloReport {
+    /// SLO id.
+    pub slo: String,
+    /// Its service.
+    pub service: String,
+    /// Objective, percent of good events.
+    pub objective_pct: f64,
+    /// Its window as configured (`"28d"`, `"month"`).
+    pub window: String,
+    /// All events counted in the period.
+    pub total: Count,
+    /// Bad events counted in the period.
+    pub bad: Count,
+    /// `100 × (total − bad) / total`; null without events.
+    pub ratio_pct: Option<f64>,
+    /// `ratio_pct ≥ objective`; null without events.
+    pub met: Option<bool>,
+    /// `(1 − objective/100) × total`.
+    pub budget_events: Count,
+    /// `budget_events − bad`.
+    pub budget_remaining_events: Count,
+}
+
+impl SloReport {
+    /// The figures of `slo` from its counts.
+    pub fn new(slo: &SloConfig, c: SloCounts) -> Self {
+        let ratio_pct = c.ratio_pct();
+        let budget = (100.0 - slo.objective) / 100.0 * c.total;
+        SloReport {
+            slo: slo.id().to_owned(),
+            service: slo.service().to_owned(),
+            objective_pct: slo.objective,
+            window: slo.window.text().to_owned(),
+            total: Count(c.total),
+            bad: Count(c.bad),
+            ratio_pct,
+            met: ratio_pct.map(|r| r >= slo.objective),
+            budget_events: Count(budget),
+            budget_remaining_events: Count(budget - c.bad),
+        }
+    }
+}
+
+/// The SLOs of `customer`'s services over `[from, to)`, in config order.
+pub(super) async fn slos_report(
+    ctx: &SessionContext,
+    config: &Config,
+    customer: &str,
+    from: Millis,
+    to: Millis,
+) -> Result<Vec<SloReport>, ReportError> {
+    let theirs: Vec<&SloConfig> = (config.slos.iter())
+        .filter(|s| {
+            config
+                .service(s.service())
+                .is_some_and(|c| c.customer.get_ref() == customer)
+        })
+        .collect();
+    if theirs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sums: BTreeMap<(String, String), f64> = BTreeMap::new();
+    for b in &query(ctx, SLOS_SQL, from, to).await? {
+        let (service, counter) = (
+            b.column(0).as_string::<i32>(),
+            b.column(1).as_string::<i32>(),
+        );
+        let increase = b.column(2).as_primitive::<Float64Type>();
+        for r in 0..b.num_rows() {
+            let key = (service.value(r).to_owned(), counter.value(r).to_owned());
+            *sums.entry(key).or_insert(0.0) += increase.value(r);
+        }
+    }
+    let sum = |s: &SloConfig, name: &str| {
+        let key = (s.service().to_owned(), name.to_owned());
+        sums.get(&key).copied().unwrap_or(0.0)
+    };
+    let report = |s: &SloConfig| SloReport::new(s, SloCounts::of(s, |name| sum(s, name)));
+    Ok(theirs.into_iter().map(report).collect())
+}
