@@ -44,6 +44,20 @@ timezone = "Europe/Paris"
 [calendars.hours]
 mon = "01:00-02:30,03:00-06:00"
 tue = "09:00-18:00"
+[[slos]]
+id = "s0-errors"
+service = "s0"
+objective = 99.0
+window = "28d"
+total = "req"
+bad = "err"
+[[slos]]
+id = "s1-good"
+service = "s1"
+objective = 95.0
+window = "month"
+total = "req"
+good = "ok"
 [[slas]]
 id = "sla"
 customer = "acme"
@@ -85,6 +99,12 @@ enum Body {
         start: i64,
         end: i64,
     },
+    /// Section 14: a cumulative counter sample of series (key, source, name).
+    Counter {
+        source: usize,
+        name: &'static str,
+        value: u64,
+    },
     Created {
         priority: u8,
     },
@@ -115,7 +135,7 @@ fn events() -> impl Strategy<Value = (Vec<Ev>, Vec<(usize, usize)>)> {
         ),
         0..8,
     );
-    let noise = prop::collection::vec((0..1000usize, 0..3usize), 0..12);
+    let noise = prop::collection::vec((0..1000usize, 0..4usize), 0..12);
     // (service, at, start offset, length, id): retroactive ones and versions too.
     let exclusions = prop::collection::vec(
         (
@@ -127,7 +147,19 @@ fn events() -> impl Strategy<Value = (Vec<Ev>, Vec<(usize, usize)>)> {
         ),
         0..4,
     );
-    (probes, maint, tickets, noise, exclusions).prop_map(|(probes, maint, tickets, noise, exclusions)| {
+    // (service, source, step in s, requests, bad share, dice): resets and bursts.
+    let counters = prop::collection::vec(
+        (
+            0..2usize,
+            0..2usize,
+            1..400i64,
+            0..200u64,
+            0..=100u64,
+            0..12u8,
+        ),
+        0..80,
+    );
+    (probes, maint, tickets, noise, (exclusions, counters)).prop_map(|(probes, maint, tickets, noise, (exclusions, counters))| {
         let mut evs = Vec::new();
         let mut clock = [[T0; 3]; 2];
         let mut last = [[0u8; 3]; 2];
@@ -151,7 +183,8 @@ fn events() -> impl Strategy<Value = (Vec<Ev>, Vec<(usize, usize)>)> {
             });
         }
         for (i, (svc, at, offset, len)) in maint.into_iter().enumerate() {
-            let ts = T0 + at;
+            // Whole seconds: counter samples (at ….001) never share its instant.
+            let ts = T0 + at / 1000 * 1000;
             let start = ts + offset;
             let end = start + len;
             evs.push(Ev {
@@ -173,6 +206,7 @@ fn events() -> impl Strategy<Value = (Vec<Ev>, Vec<(usize, usize)>)> {
                 body: Body::Exclusion { id, start, end },
             });
         }
+        counter_samples(&mut evs, counters);
         for (k, (at, prio, steps)) in tickets.into_iter().enumerate() {
             let mut ts = T0 + at;
             let p = prio + 1;
@@ -208,9 +242,40 @@ fn events() -> impl Strategy<Value = (Vec<Ev>, Vec<(usize, usize)>)> {
     })
 }
 
+/// Counter samples: s0 counts `req` and `err`, s1 `req` and `ok`; each sample
+/// adds `requests` of which `share` % are bad, and some reset a series to what
+/// it adds (a restart) or burst with every request bad.
+fn counter_samples(evs: &mut Vec<Ev>, samples: Vec<(usize, usize, i64, u64, u64, u8)>) {
+    let mut clock = [[T0 + 1; 2]; 2];
+    let mut value = [[[0u64; 2]; 2]; 2];
+    for (i, (svc, src, step, requests, share, dice)) in samples.into_iter().enumerate() {
+        clock[svc][src] += step * 1000;
+        let ts = clock[svc][src];
+        let bad = if dice >= 10 {
+            requests
+        } else {
+            requests * share / 100
+        };
+        let adds = [requests, if svc == 0 { bad } else { requests - bad }];
+        let names = ["req", if svc == 0 { "err" } else { "ok" }];
+        for k in 0..2 {
+            let v = &mut value[svc][src][k];
+            *v = if dice == 0 { adds[k] } else { *v + adds[k] };
+            let (name, value) = (names[k], *v);
+            evs.push(Ev {
+                topic: Topic::Monitoring,
+                key: format!("s{svc}"),
+                ts,
+                line: format!(r#"{{"event_id":"n{i}-{k}","ts":{ts},"service":"s{svc}","kind":"counter","source":"lb{src}","name":"{name}","value":{value}}}"#),
+                body: Body::Counter { source: src, name, value },
+            });
+        }
+    }
+}
+
 /// Arrival order: each event may arrive up to the lateness after its time, so it
-/// is never late; `noise` adds duplicates, garbage lines and late probes (a
-/// copy of a probe that already arrived, 10 minutes older under a new id: its
+/// is never late; `noise` adds duplicates, garbage lines, negative counters and
+/// late probes and counters (a copy of one that already arrived, 10 minutes older under a new id: its
 /// stream's watermark is past it, so it must be dead-lettered `late`).
 fn arrivals(
     evs: &[Ev],
@@ -242,6 +307,10 @@ fn arrivals(
         let extra = match kind {
             0 => line,
             1 => "{\"not\": json".to_owned(),
+            // A counter going negative under a new id: malformed (section 2).
+            3 if line.contains(r#""kind":"counter""#) => line
+                .replacen(r#""event_id":""#, r#""event_id":"neg-"#, 1)
+                .replacen(r#""value":"#, r#""value":-"#, 1),
             _ => match late_copy(&line) {
                 Some(late) => late,
                 None => continue,
@@ -252,9 +321,10 @@ fn arrivals(
     out
 }
 
-/// A probe `line` 10 minutes older, with a new event id; None for other records.
+/// A probe or counter `line` 10 minutes older, with a new event id; None for
+/// other records.
 fn late_copy(line: &str) -> Option<String> {
-    if !line.contains(r#""kind":"probe""#) {
+    if !line.contains(r#""kind":"probe""#) && !line.contains(r#""kind":"counter""#) {
         return None;
     }
     let ts: i64 = line
@@ -441,7 +511,7 @@ fn key_of(i: &Incident) -> IncidentKey {
 /// A monitoring record of the operational timeline: exclusions neither start
 /// it nor change it (contract section 13).
 fn operational(e: &Ev) -> bool {
-    e.topic == Topic::Monitoring && !matches!(e.body, Body::Exclusion { .. })
+    e.topic == Topic::Monitoring && !matches!(e.body, Body::Exclusion { .. } | Body::Counter { .. })
 }
 
 /// Service state at `t` from scratch: latest probe per source at or before `t`
@@ -772,39 +842,154 @@ fn office_open(t: i64) -> bool {
     }
 }
 
-/// Exclusion windows in force per service: of each (service, exclusion_id), the
-/// version applied last, in arrival order (first arrival of each event id).
+/// Exclusion windows in force per service for evaluations at `before`: of
+/// each (service, exclusion_id), the version with `ts` < `before` applied last
+/// (event-time order, equal times in arrival order: first arrival of each id).
 fn exclusions_in_force(
     evs: &[Ev],
     stream: &[(Topic, String, String)],
+    before: i64,
 ) -> BTreeMap<String, Vec<(i64, i64)>> {
-    let by_id: BTreeMap<String, &Ev> = (evs.iter())
-        .filter_map(|e| {
-            let id = e.line.split(r#""event_id":""#).nth(1)?.split('"').next()?;
-            Some((id.to_owned(), e))
-        })
-        .collect();
-    let mut seen = std::collections::BTreeSet::new();
-    let mut force: BTreeMap<(String, u8), (i64, i64)> = BTreeMap::new();
-    for (_, _, line) in stream {
-        let Some(id) = line
-            .split(r#""event_id":""#)
-            .nth(1)
-            .and_then(|r| r.split('"').next())
-        else {
-            continue;
-        };
-        let Some(e) = by_id.get(id).filter(|_| seen.insert(id.to_owned())) else {
-            continue;
-        };
-        if let Body::Exclusion { id, start, end } = e.body {
-            force.insert((e.key.clone(), id), (start, end));
+    let mut arrival: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, (_, _, line)) in stream.iter().enumerate() {
+        if let Some(id) = event_id(line) {
+            arrival.entry(id).or_insert(i);
         }
     }
+    let mut versions: Vec<(i64, usize, (String, u8), (i64, i64))> = (evs.iter())
+        .filter(|e| e.ts < before)
+        .filter_map(|e| match e.body {
+            Body::Exclusion { id, start, end } => {
+                let at = *arrival.get(event_id(&e.line)?)?;
+                Some((e.ts, at, (e.key.clone(), id), (start, end)))
+            }
+            _ => None,
+        })
+        .collect();
+    versions.sort();
+    let force: BTreeMap<(String, u8), (i64, i64)> =
+        versions.into_iter().map(|(_, _, k, w)| (k, w)).collect();
     let mut out: BTreeMap<String, Vec<(i64, i64)>> = BTreeMap::new();
     for ((svc, _), w) in force {
         out.entry(svc).or_default().push(w);
     }
+    out
+}
+
+fn event_id(line: &str) -> Option<&str> {
+    line.split(r#""event_id":""#).nth(1)?.split('"').next()
+}
+
+/// Section 14's counted increases of service `svc` from scratch, as
+/// (ts, counter name, increase): each sample after its series' first, the
+/// value itself after a fall (a reset), dropped in maintenance and (`office`)
+/// outside service hours. Exclusions are taken out by the caller.
+fn reference_increases(evs: &[Ev], svc: &str, office: bool) -> Vec<(i64, &'static str, f64)> {
+    let ops: Vec<&Ev> = evs
+        .iter()
+        .filter(|e| operational(e) && e.key == svc)
+        .collect();
+    let mut last: BTreeMap<(usize, &str), u64> = BTreeMap::new();
+    let mut out = Vec::new();
+    for e in evs.iter().filter(|e| e.key == svc) {
+        let Body::Counter {
+            source,
+            name,
+            value,
+        } = e.body
+        else {
+            continue;
+        };
+        let Some(prev) = last.insert((source, name), value) else {
+            continue;
+        };
+        let increase = if value < prev { value } else { value - prev };
+        let maintenance = state_at(&ops, e.ts, false) == State::Maintenance;
+        if !maintenance && !(office && !office_open(e.ts)) {
+            out.push((e.ts, name, increase as f64));
+        }
+    }
+    out
+}
+
+/// (total, bad) of an SLO over [a, b) from reference increases, samples in
+/// `excluded` windows taken out; `good` names the good counter, else `bad`.
+fn reference_slo(
+    increases: &[(i64, &str, f64)],
+    (a, b): (i64, i64),
+    excluded: &[(i64, i64)],
+    other: &str,
+    good: bool,
+) -> (f64, f64) {
+    let sum = |name: &str| -> f64 {
+        (increases.iter())
+            .filter(|&&(t, n, _)| n == name && a <= t && t < b)
+            .filter(|&&(t, _, _)| !excluded.iter().any(|&(s, e)| s <= t && t < e))
+            .map(|x| x.2)
+            .sum()
+    };
+    let total = sum("req");
+    let bad = if good {
+        (total - sum(other)).clamp(0.0, total)
+    } else {
+        sum(other)
+    };
+    (total, bad)
+}
+
+/// The contract's three burn alerts (section 11): (name, long, short, factor).
+const ALERTS: [(&str, i64, i64, f64); 3] = [
+    ("page-fast", 3_600_000, 300_000, 14.4),
+    ("page-slow", 21_600_000, 1_800_000, 6.0),
+    ("ticket", 259_200_000, 21_600_000, 1.0),
+];
+
+/// `slo_burn_rate` actions (slo, alert, action, at) of section 14 from
+/// scratch: every bucket close up to the final watermark `end`, with the
+/// exclusions in force at that close.
+fn reference_slo_burns(
+    evs: &[Ev],
+    stream: &[(Topic, String, String)],
+    end: i64,
+) -> Vec<(String, String, String, i64)> {
+    let mut out = Vec::new();
+    // (slo, service, office, other counter, good, objective)
+    let slos = [
+        ("s0-errors", "s0", false, "err", false, 99.0),
+        ("s1-good", "s1", true, "ok", true, 95.0),
+    ];
+    for (slo, svc, office, other, good, objective) in slos {
+        let inc = reference_increases(evs, svc, office);
+        let e = 1.0 - objective / 100.0;
+        let mut open = BTreeMap::new();
+        let mut x = T0 / 60_000 * 60_000;
+        while x < end {
+            let excl = exclusions_in_force(evs, stream, x)
+                .remove(svc)
+                .unwrap_or_default();
+            for (alert, long, short, factor) in ALERTS {
+                let burns = |w: i64| {
+                    let (total, bad) = reference_slo(&inc, (x - w, x), &excl, other, good);
+                    total > 0.0 && bad >= factor * e * total
+                };
+                let holds = burns(long) && burns(short);
+                let action = match (holds, open.contains_key(alert)) {
+                    (true, false) => {
+                        open.insert(alert, x);
+                        "Trigger"
+                    }
+                    (false, true) => {
+                        open.remove(alert);
+                        "Resolve"
+                    }
+                    _ => continue,
+                };
+                out.push((slo.to_owned(), alert.to_owned(), action.to_owned(), x));
+            }
+            x += 60_000;
+        }
+    }
+    out.sort();
     out
 }
 
@@ -984,7 +1169,7 @@ proptest! {
         let b = lo + ((end - lo) as f64 * cut.0.max(cut.1)) as i64;
         prop_assume!(a < b);
         let report = report_json(&r, a, b);
-        let forced = exclusions_in_force(&evs, &stream);
+        let forced = exclusions_in_force(&evs, &stream, i64::MAX);
         for (svc, any, office) in [("s0", false, false), ("s1", true, true)] {
             let mine: Vec<&Ev> = evs.iter().filter(|e| operational(e) && e.key == svc).collect();
             let excl = forced.get(svc).cloned().unwrap_or_default();
@@ -1062,5 +1247,29 @@ proptest! {
             }
         }
         prop_assert_eq!(rows.iter().filter(|r| r["count"].as_u64() > Some(0)).count(), want.len());
+
+        // Section 14: the slos block from reference increases (exclusions in
+        // force at the end), and every slo_burn_rate action.
+        for (slo, svc, office, other, good, objective) in [("s0-errors", "s0", false, "err", false, 99.0), ("s1-good", "s1", true, "ok", true, 95.0)] {
+            let inc = reference_increases(&evs, svc, office);
+            let excl = forced.get(svc).cloned().unwrap_or_default();
+            let (total, bad) = reference_slo(&inc, (a, b), &excl, other, good);
+            let got = (report["slos"].as_array().expect("slos").iter())
+                .find(|s| s["slo"] == slo).expect("slo row").clone();
+            prop_assert_eq!((got["total"].as_f64(), got["bad"].as_f64()), (Some(total), Some(bad)), "{} [{}, {})", slo, a, b);
+            match (total > 0.0).then(|| 100.0 * (total - bad) / total) {
+                Some(want) => {
+                    prop_assert!(close(&got["ratio_pct"], want), "{} ratio {} vs {}", slo, got["ratio_pct"], want);
+                    prop_assert_eq!(got["met"].as_bool(), Some(want >= objective));
+                }
+                None => prop_assert!(got["ratio_pct"].is_null() && got["met"].is_null(), "{}", got),
+            }
+        }
+        let mut burns: Vec<(String, String, String, i64)> = (r.fired.iter())
+            .filter(|i| i.rule.as_str() == "slo_burn_rate")
+            .map(|i| (i.details["slo"].as_str().unwrap_or("").to_owned(), i.details["alert"].as_str().unwrap_or("").to_owned(), format!("{:?}", i.action), i.at_ms))
+            .collect();
+        burns.sort();
+        prop_assert_eq!(burns, reference_slo_burns(&evs, &stream, end));
     }
 }
