@@ -856,7 +856,8 @@ fn exclusions_in_force(
             arrival.entry(id).or_insert(i);
         }
     }
-    let mut versions: Vec<(i64, usize, (String, u8), (i64, i64))> = (evs.iter())
+    type Version = (i64, usize, (String, u8), (i64, i64));
+    let mut versions: Vec<Version> = (evs.iter())
         .filter(|e| e.ts < before)
         .filter_map(|e| match e.body {
             Body::Exclusion { id, start, end } => {
@@ -905,7 +906,7 @@ fn reference_increases(evs: &[Ev], svc: &str, office: bool) -> Vec<(i64, &'stati
         };
         let increase = if value < prev { value } else { value - prev };
         let maintenance = state_at(&ops, e.ts, false) == State::Maintenance;
-        if !maintenance && !(office && !office_open(e.ts)) {
+        if !maintenance && (!office || office_open(e.ts)) {
             out.push((e.ts, name, increase as f64));
         }
     }
