@@ -170,6 +170,26 @@ resolution = "3d"
             svc.id, svc.customer, svc.target, svc.hours
         ));
     }
+    s.push_str(
+        r#"
+# Request-based SLOs on the load balancers' counters (contract section 14).
+[[slos]]
+id = "web-requests"
+service = "web"
+objective = 99.5
+window = "28d"
+total = "http_requests_total"
+bad = "http_requests_errors_total"
+
+[[slos]]
+id = "shop-latency"
+service = "shop"
+objective = 95.0
+window = "month"
+total = "http_requests_total"
+good = "http_requests_fast_total"
+"#,
+    );
     s
 }
 
@@ -211,6 +231,21 @@ pub struct Generator {
     exclusion_rng: SmallRng,
     /// Exclusions announced so far.
     exclusions: u64,
+    /// Request counters (section 14), a stream of its own like exclusions.
+    requests: RequestCounters,
+}
+
+/// Services with load balancers counting requests (contract section 14):
+/// (index in [`SERVICES`], whether it also counts fast requests).
+const COUNTED: [(usize, bool); 2] = [(0, false), (3, true)];
+const BALANCERS: [&str; 2] = ["lb-1", "lb-2"];
+
+/// Cumulative request counters per counted service and balancer:
+/// [all, errors, fast].
+struct RequestCounters {
+    rng: SmallRng,
+    values: [[[u64; 3]; 2]; COUNTED.len()],
+    seq: u64,
 }
 
 impl Generator {
@@ -234,6 +269,11 @@ impl Generator {
             trouble_rate: 4.0 / (7.0 * 1440.0) * intensity,
             exclusion_rng: SmallRng::seed_from_u64(seed ^ 0x0e8c_105e),
             exclusions: 0,
+            requests: RequestCounters {
+                rng: SmallRng::seed_from_u64(seed ^ 0x5107_c0de),
+                values: [[[0; 3]; 2]; COUNTED.len()],
+                seq: 0,
+            },
         }
     }
 
@@ -256,6 +296,9 @@ impl Generator {
             self.plan_service(i, t, &mut out);
             self.probes(i, t, &mut out);
             self.metrics(i, t, &mut out);
+        }
+        for c in 0..COUNTED.len() {
+            self.counters(c, t, &mut out);
         }
         self.tickets(t, &mut out);
         out.sort_by_key(|g| g.ts);
@@ -408,6 +451,57 @@ impl Generator {
                     svc.id
                 ),
             });
+        }
+    }
+
+    /// One sample a minute per balancer of each counter of counted service
+    /// `c`: about 1,000 requests a minute following the day, 0.1 % errors,
+    /// 30 % during an outage and 5 % while degraded, 97 % fast (60 % while
+    /// degraded); now and then a balancer restarts and its counters reset.
+    fn counters(&mut self, c: usize, t: Millis, out: &mut Vec<Generated>) {
+        let (i, fast) = COUNTED[c];
+        let service = SERVICES[i].id;
+        let now = |tr: &&Trouble| tr.start <= t && t < tr.end;
+        let down = self.troubles[i]
+            .iter()
+            .filter(now)
+            .any(|tr| tr.down_mask != 0);
+        let degraded = self.troubles[i].iter().filter(now).any(|tr| tr.degraded);
+        let (error_rate, fast_rate) = match (down, degraded) {
+            (true, _) => (0.3, 0.9),
+            (_, true) => (0.05, 0.6),
+            _ => (0.001, 0.97),
+        };
+        let day = (t / MINUTE % 1440) as f64 / 1440.0 * std::f64::consts::TAU;
+        let names = [
+            "http_requests_total",
+            "http_requests_errors_total",
+            "http_requests_fast_total",
+        ];
+        let r = &mut self.requests;
+        for (b, lb) in BALANCERS.iter().enumerate() {
+            let all = (1000.0 + 400.0 * day.sin() + r.rng.random_range(-50.0..50.0)) as u64;
+            let adds = [
+                all,
+                (all as f64 * error_rate * r.rng.random_range(0.5..1.5)) as u64,
+                (all as f64 * fast_rate) as u64,
+            ];
+            let restart = r.rng.random_bool(1.0 / 5000.0);
+            let ts = t + r.rng.random_range(0..15_000);
+            for (k, name) in names.iter().enumerate().take(if fast { 3 } else { 2 }) {
+                let v = &mut r.values[c][b][k];
+                *v = if restart { adds[k] } else { *v + adds[k] };
+                r.seq += 1;
+                out.push(Generated {
+                    topic: Topic::Monitoring,
+                    key: service.to_owned(),
+                    ts,
+                    line: format!(
+                        r#"{{"event_id":"rq-{}","ts":{ts},"service":"{service}","kind":"counter","source":"{lb}","name":"{name}","value":{v}}}"#,
+                        r.seq
+                    ),
+                });
+            }
         }
     }
 

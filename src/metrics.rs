@@ -16,6 +16,7 @@ use prometheus_client::registry::Registry;
 use crate::config::BurnAlert;
 use crate::engine::Engine;
 use crate::engine::incidents::{Action, Incident};
+use crate::engine::requests::Requests;
 use crate::model::Rule;
 use strum::VariantArray;
 
@@ -75,6 +76,14 @@ struct BurnLabel {
     window: String,
 }
 
+/// A request SLO's gauge (contract section 14).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestSloLabel {
+    customer: String,
+    slo: String,
+    window: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PeriodLabel {
     customer: String,
@@ -92,6 +101,8 @@ struct SloMetrics {
     availability: Family<PeriodLabel, FloatGauge>,
     objective: Family<SloLabel, FloatGauge>,
     credit: Family<SloLabel, FloatGauge>,
+    request_ratio: Family<RequestSloLabel, FloatGauge>,
+    request_burn_rate: Family<RequestSloLabel, FloatGauge>,
     /// Held while the gauges are rebuilt and rendered, so a concurrent scrape
     /// never sees them half set.
     scrape: Mutex<()>,
@@ -120,6 +131,16 @@ impl SloMetrics {
             self.credit.clone(),
         );
         registry.register(
+            "slo_ratio",
+            "Request SLO (contract section 14): good events / all events over the SLO's own window, ending at the latest bucket close",
+            self.request_ratio.clone(),
+        );
+        registry.register(
+            "request_slo_burn_rate",
+            "Request SLO error-budget burn rate over each configured burn-alert window, at the latest bucket close",
+            self.request_burn_rate.clone(),
+        );
+        registry.register(
             "slo_availability_ratio",
             "Availability (measured time not down / measured time) of the current UTC month so far",
             self.availability.clone(),
@@ -134,6 +155,7 @@ impl SloMetrics {
         self.availability.clear();
         self.objective.clear();
         self.credit.clear();
+        self.set_requests(engine, windows);
         let lengths: Vec<Millis> = windows.iter().map(|w| w.1).collect();
         for t in engine.services().values().filter(|t| t.cursor().is_some()) {
             let (customer, service) = (t.customer().to_owned(), t.id().to_owned());
@@ -167,6 +189,42 @@ impl SloMetrics {
                     period,
                 };
                 self.availability.get_or_create(&label).set(a);
+            }
+        }
+    }
+}
+
+impl SloMetrics {
+    /// The request SLO gauges of the services `engine` holds, at each
+    /// service's latest bucket close evaluated.
+    fn set_requests(&self, engine: &Engine, windows: &[(String, Millis)]) {
+        self.request_ratio.clear();
+        self.request_burn_rate.clear();
+        let lengths: Vec<Millis> = windows.iter().map(|w| w.1).collect();
+        for slo in &engine.config().slos {
+            let Some(t) = engine.services().get(slo.service()) else {
+                continue;
+            };
+            let Some(close) = t.requests().evaluated() else {
+                continue;
+            };
+            let label = |window: &str| RequestSloLabel {
+                customer: t.customer().to_owned(),
+                slo: slo.id().to_owned(),
+                window: window.to_owned(),
+            };
+            let (a, b) = Requests::window_of(slo, close);
+            if let Some(r) = t.slo_counts(slo, a, b).ratio_pct() {
+                let gauge = self.request_ratio.get_or_create(&label(slo.window.text()));
+                gauge.set(r / 100.0);
+            }
+            let rates = t.slo_burn_rates(slo, close, &lengths);
+            for (rate, (window, _)) in rates.into_iter().zip(windows) {
+                if let Some(rate) = rate {
+                    self.request_burn_rate
+                        .get_or_create(&label(window))
+                        .set(rate);
+                }
             }
         }
     }

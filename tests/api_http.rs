@@ -171,9 +171,9 @@ fn a_ticket_of(customer: &str) -> String {
 
 #[test]
 fn auth_matrix_on_every_customer_endpoint() {
-    for (customer, service, own, other) in [
-        ("acme", "web", ACME, GLOBEX),
-        ("globex", "shop", GLOBEX, ACME),
+    for (customer, service, slo, own, other) in [
+        ("acme", "web", "web-requests", ACME, GLOBEX),
+        ("globex", "shop", "shop-latency", GLOBEX, ACME),
     ] {
         let ticket = a_ticket_of(customer);
         let paths = [
@@ -184,6 +184,7 @@ fn auth_matrix_on_every_customer_endpoint() {
             format!("/v1/tickets/{ticket}"),
             format!("/v1/services/{service}/slo"),
             format!("/v1/reports/sla.html?customer={customer}"),
+            format!("/v1/slos/{slo}"),
         ];
         for (i, p) in paths.iter().enumerate() {
             let (s, b) = get(p, None);
@@ -195,7 +196,7 @@ fn auth_matrix_on_every_customer_endpoint() {
             let (s, b) = get(p, Some(other));
             // Another customer's service or ticket is indistinguishable from a
             // missing one, so ids cannot be enumerated.
-            let hidden = i == 2 || i == 4 || i == 5;
+            let hidden = i == 2 || i == 4 || i == 5 || i == 7;
             assert_eq!(s, if hidden { 404 } else { 403 }, "{p} other customer: {b}");
             assert!(json(&b)["error"].is_string());
         }
@@ -553,6 +554,77 @@ fn exclusions_are_admin_only_validated_and_submitted() {
     }
 }
 
+/// Section 14: `GET /v1/slos/{id}` over the SLO's own window gives the
+/// report's figures for that period; another customer's SLO is a 404 like one
+/// that does not exist.
+#[test]
+fn request_slo_is_the_report_over_its_window_and_customer_scoped() {
+    for (id, token, customer) in [
+        ("web-requests", ACME, "acme"),
+        ("shop-latency", GLOBEX, "globex"),
+    ] {
+        let (status, body) = get(&format!("/v1/slos/{id}"), Some(token));
+        assert_eq!(status, 200, "{body}");
+        let b = json(&body);
+        assert_eq!(
+            (b["slo"].as_str(), b["customer"].as_str()),
+            (Some(id), Some(customer))
+        );
+        let q = format!(
+            "/v1/reports/sla?customer={customer}&from={}&to={}",
+            b["from"].as_str().expect("from"),
+            b["to"].as_str().expect("to")
+        );
+        let report = json(&get(&q, Some(ADMIN)).1);
+        let row = (report["slos"].as_array().expect("slos").iter())
+            .find(|s| s["slo"] == id)
+            .expect("the SLO in its customer's report")
+            .clone();
+        assert!(
+            row["total"].as_u64().is_some_and(|t| t > 100_000),
+            "a day of requests: {row}"
+        );
+        for field in [
+            "slo",
+            "service",
+            "objective_pct",
+            "window",
+            "total",
+            "bad",
+            "met",
+        ] {
+            assert_eq!(b[field], row[field], "{id} {field}");
+        }
+        for field in ["ratio_pct", "budget_events", "budget_remaining_events"] {
+            let (a, r) = (
+                b[field].as_f64().expect("number"),
+                row[field].as_f64().expect("number"),
+            );
+            assert!(
+                (a - r).abs() <= 1e-9 * r.abs().max(1.0),
+                "{id} {field}: {a} vs {r}"
+            );
+        }
+        let snapshot = server().shared.snapshot();
+        let t = &snapshot.engine.services()[b["service"].as_str().expect("service")];
+        let open = t.requests().open_alerts(id);
+        for a in b["alerts"].as_array().expect("alerts") {
+            let name = a["name"].as_str().expect("name");
+            assert_eq!(
+                a["firing"].as_bool(),
+                Some(open.contains(&name)),
+                "{id} {name}"
+            );
+            assert!(a["long_burn"].is_f64(), "{a}");
+        }
+    }
+    let (unknown, body) = get("/v1/slos/nope", Some(ACME));
+    assert_eq!(unknown, 404, "{body}");
+    let (other, body) = get("/v1/slos/shop-latency", Some(ACME));
+    assert_eq!(other, 404, "another customer's SLO: {body}");
+    assert_eq!(get("/v1/slos/web-requests", None).0, 401);
+}
+
 #[test]
 fn slo_status_shows_each_alert_and_the_months_budget() {
     let b = json(&get("/v1/services/web/slo", Some(ACME)).1);
@@ -673,6 +745,34 @@ fn slo_gauges_match_the_engine(m: &str) {
         line.rsplit(' ').next()?.parse().ok()
     };
     let snapshot = server().shared.live_snapshot();
+    for slo in &server().shared.config.slos {
+        let t = &snapshot.engine.services()[slo.service()];
+        let close = t
+            .requests()
+            .evaluated()
+            .expect("a day of counters was evaluated");
+        let (a, b) = slaflow::engine::requests::Requests::window_of(slo, close);
+        let want = t.slo_counts(slo, a, b).ratio_pct().map(|r| r / 100.0);
+        let c = t.customer();
+        let got = value(&format!(
+            "slaflow_slo_ratio{{customer=\"{c}\",slo=\"{}\",window=\"{}\"}}",
+            slo.id(),
+            slo.window.text()
+        ));
+        assert!(
+            got.is_some() && got == want,
+            "{}: {got:?} vs {want:?}",
+            slo.id()
+        );
+        let rates = t.slo_burn_rates(slo, close, &[300_000, 259_200_000]);
+        for (w, rate) in ["5m", "3d"].iter().zip(rates) {
+            let got = value(&format!(
+                "slaflow_request_slo_burn_rate{{customer=\"{c}\",slo=\"{}\",window=\"{w}\"}}",
+                slo.id()
+            ));
+            assert_eq!(got, rate, "{} {w}", slo.id());
+        }
+    }
     let services = snapshot.engine.services();
     assert!(!services.is_empty());
     for (id, t) in services {
@@ -801,6 +901,7 @@ fn openapi_document_matches_the_routes() {
         "/v1/reports/sla.html",
         "/v1/services/{id}/availability",
         "/v1/services/{id}/slo",
+        "/v1/slos/{id}",
         "/v1/tickets/{id}",
     ];
     want.sort();

@@ -252,4 +252,40 @@ fn a_day_of_counters_gives_the_slos_block_and_burn_alerts() {
     close(&trigger["details"]["short_burn"], 250.0 / 750.0 / 0.01);
     assert_eq!(report["incidents"]["by_rule"]["slo_burn_rate"], 1);
     assert_eq!(incidents.len(), 2, "nothing else fires: {text}");
+
+    // The month's evidence pack: the same counts (nothing else in November),
+    // shown on report.html, and verified from the inputs.
+    let o = slaflow()
+        .args([
+            "evidence",
+            "--config",
+            &p("c.toml"),
+            "--monitoring",
+            &p("m.ndjson"),
+        ])
+        .args(["--tickets", &p("t.ndjson"), "--out", &p("pack")])
+        .args(["--customer", "acme", "--month", "2026-11"])
+        .output()
+        .expect("evidence");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let pack: Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("pack/report.json")).expect("pack report"),
+    )
+    .expect("json");
+    assert_eq!(pack["slos"], report["slos"]);
+    let html = std::fs::read_to_string(dir.path().join("pack/report.html")).expect("html");
+    for needle in [
+        r#"<tr data-slo="api-errors">"#.to_owned(),
+        format!(r#"data-field="total" data-value="{total}""#),
+        format!(r#"data-field="bad" data-value="{bad}""#),
+        r#"data-field="budget_events" data-value="2098.3""#.to_owned(),
+        format!(r#"data-field="bad" data-value="{}""#, total - good),
+    ] {
+        assert!(html.contains(&needle), "report.html lacks {needle}");
+    }
+    let o = slaflow()
+        .args(["verify", &p("pack")])
+        .output()
+        .expect("verify");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
 }

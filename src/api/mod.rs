@@ -70,6 +70,7 @@ pub fn router(shared: Arc<Shared>) -> std::io::Result<(Router, utoipa::openapi::
         .routes(routes!(routes::capacity))
         .routes(routes!(routes::availability))
         .routes(routes!(slo::slo))
+        .routes(routes!(slo::request_slo))
         .routes(routes!(routes::incidents))
         .routes(routes!(routes::ticket))
         .routes(routes!(routes::maintenance))

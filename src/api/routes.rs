@@ -603,6 +603,8 @@ pub struct CustomerView {
     pub name: Option<String>,
     /// Services of the customer.
     pub services: Vec<String>,
+    /// Request SLOs of those services (section 14).
+    pub slos: Vec<String>,
     /// Calendar timezone of the customer.
     pub timezone: String,
 }
@@ -624,6 +626,13 @@ pub async fn overview(State(shared): Shared_, who: Principal) -> Json<Overview> 
                 .iter()
                 .filter(|s| s.customer.get_ref() == c.id.get_ref())
                 .map(|s| s.id.get_ref().clone())
+                .collect(),
+            slos: (shared.config.slos.iter())
+                .filter(|s| {
+                    let svc = shared.config.service(s.service());
+                    svc.is_some_and(|svc| svc.customer.get_ref() == c.id.get_ref())
+                })
+                .map(|s| s.id().to_owned())
                 .collect(),
             timezone: c.timezone.0.name().to_owned(),
         })

@@ -1,5 +1,6 @@
 //! `GET /v1/services/{id}/slo`: a service's error budget and burn rates now
-//! (contract section 11), for the dashboard and for scripts.
+//! (contract section 11), and `GET /v1/slos/{id}`: a request SLO over its
+//! window (section 14), for the dashboard and for scripts.
 
 use std::sync::Arc;
 
@@ -12,7 +13,9 @@ use utoipa::ToSchema;
 use super::auth::Principal;
 use super::error::ApiError;
 use super::routes::visible_service;
+use crate::engine::requests::Requests;
 use crate::model::Severity;
+use crate::report::slo::SloReport;
 use crate::state::Shared;
 use crate::time::{Millis, format_ms};
 
@@ -115,5 +118,69 @@ pub async fn slo(
         month_availability_pct: t.month_availability().map(|a| a * 100.0),
         alerts,
         budget,
+    }))
+}
+
+/// A request SLO (contract section 14) over its own window ending at the
+/// watermark, with the burn rate of each alert.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RequestSloStatus {
+    /// The SLO's figures, as in the report's `slos` block.
+    #[serde(flatten)]
+    pub figures: SloReport,
+    /// Its service's customer.
+    pub customer: String,
+    /// Window start: the watermark − the window, or the start of its UTC month.
+    pub from: String,
+    /// Window end: the watermark.
+    pub to: String,
+    /// The bucket close the burn rates are at (null before the first one).
+    pub at: Option<String>,
+    /// Each burn alert on this SLO.
+    pub alerts: Vec<BurnAlertStatus>,
+}
+
+/// A request SLO now.
+#[utoipa::path(get, path = "/v1/slos/{id}", params(("id" = String, Path, description = "SLO id")),
+    security(("bearer" = [])), responses((status = 200, body = RequestSloStatus), (status = 401), (status = 404)))]
+pub async fn request_slo(
+    State(shared): State<Arc<Shared>>,
+    who: Principal,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<RequestSloStatus>, ApiError> {
+    let Path(id) = id?;
+    let unknown = || ApiError::not_found(format!("unknown SLO {id:?}"));
+    let slo = shared.config.slo(&id).ok_or_else(unknown)?;
+    // Another customer's SLO is answered like one that does not exist.
+    let svc = visible_service(&shared.config, &who, slo.service()).map_err(|_| unknown())?;
+    let snap = shared.snapshot();
+    let t = (snap.engine.services().get(slo.service()))
+        .ok_or_else(|| ApiError::not_found("service has no state on this instance"))?;
+    let (from, to) = Requests::window_of(slo, snap.default_to());
+    let close = t.requests().evaluated();
+    let open = t.requests().open_alerts(slo.id());
+    let alerts = (shared.config.burn_alerts.iter())
+        .map(|a| {
+            let rates = close.map(|c| t.slo_burn_rates(slo, c, &[a.long.ms, a.short.ms]));
+            let rate = |i: usize| rates.as_ref().and_then(|r| r[i]);
+            BurnAlertStatus {
+                name: a.name.get_ref().clone(),
+                severity: a.severity,
+                factor: a.factor,
+                long: a.long.text.clone(),
+                short: a.short.text.clone(),
+                long_burn: rate(0),
+                short_burn: rate(1),
+                firing: open.contains(&a.name.get_ref().as_str()),
+            }
+        })
+        .collect();
+    Ok(Json(RequestSloStatus {
+        figures: SloReport::new(slo, t.slo_counts(slo, from, to)),
+        customer: svc.customer.get_ref().clone(),
+        from: format_ms(from),
+        to: format_ms(to),
+        at: close.map(format_ms),
+        alerts,
     }))
 }

@@ -11,15 +11,15 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{BurnAlert, DownWhen, NoData, ServiceConfig};
-use crate::engine::burn::{BurnAlerts, BurnSubject, WindowTime};
+use crate::config::{BurnAlert, DownWhen, NoData, ServiceConfig, SloConfig};
+use crate::engine::burn::{BurnAlerts, BurnSubject, Spent, WindowTime};
 use crate::engine::calendar::Calendar;
 use crate::engine::contract::{
     Class, ContractDurations, Exclusion, Exclusions, Hours, contract_of, overlap_sums,
 };
 use crate::engine::episodes::{EpisodeEvent, Episodes};
 use crate::engine::incidents::{Action, Incident};
-use crate::engine::requests::{Owner, Requests, SloRules};
+use crate::engine::requests::{Owner, Requests, SloCounts, SloRules};
 use crate::engine::runs::Runs;
 pub use crate::engine::states::{State, StateDurations, measured_and_downtime};
 use crate::model::{ProbeStatus, Rule, Severity};
@@ -320,6 +320,33 @@ impl ServiceTimeline {
     /// Counters and request SLOs.
     pub fn requests(&self) -> &Requests {
         &self.requests
+    }
+
+    /// Total and bad events of `slo` (one of this service's) dated in `[a, b)`,
+    /// with the exclusions in force.
+    pub fn slo_counts(&self, slo: &SloConfig, a: Millis, b: Millis) -> SloCounts {
+        self.requests.counts(slo, a, b, self.exclusions.union())
+    }
+
+    /// `slo`'s burn rate over `[at − w, at)` for each `w` of `windows`
+    /// (section 14); `None` where no event was counted.
+    pub fn slo_burn_rates(
+        &self,
+        slo: &SloConfig,
+        at: Millis,
+        windows: &[Millis],
+    ) -> Vec<Option<f64>> {
+        (windows.iter())
+            .map(|&w| {
+                let c = self.slo_counts(slo, at.saturating_sub(w), at);
+                let rate = Spent {
+                    bad: c.bad,
+                    total: c.total,
+                }
+                .burn_rate(slo.budget_ratio());
+                rate.is_finite().then_some(rate)
+            })
+            .collect()
     }
 
     /// The exclusions in force, by id.

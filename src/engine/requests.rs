@@ -365,6 +365,15 @@ impl Requests {
         self.evaluated
     }
 
+    /// The SLO's own window ending at `at`: `[at − window, at)`, or from the
+    /// start of `at`'s UTC month for `"month"`.
+    pub fn window_of(slo: &SloConfig, at: Millis) -> (Millis, Millis) {
+        match slo.window.rolling_ms() {
+            Some(w) => (at.saturating_sub(w), at),
+            None => (crate::engine::availability::month_of(at).0.min(at), at),
+        }
+    }
+
     /// Forgets increases dated before `horizon`, keeping what the SLOs' own
     /// windows and the burn windows still reach from the last close.
     pub fn prune(&mut self, horizon: Millis) {

@@ -65,6 +65,7 @@ pub fn render(page: &CustomerPage) -> String {
                 @for (line, detail) in r.services.iter().zip(&page.services) {
                     (service_section(line, detail))
                 }
+                (request_slos(page))
                 (tickets(page))
                 (incidents(page))
                 (capacity(page))
@@ -219,6 +220,37 @@ fn day_bars(d: &ServiceDetail, target: f64) -> Markup {
                 text x=(x + W / 2) y="122" text-anchor="middle" { (s.from.get(8..10).unwrap_or("")) }
             }
             line.target x1="40" x2=(width) y1=(fmt2(y(target))) y2=(fmt2(y(target))) {}
+        }
+    }
+}
+
+/// Section 14: each request SLO over the report period.
+fn request_slos(page: &CustomerPage) -> Markup {
+    html! {
+        @if !page.sla.slos.is_empty() {
+            section #slos {
+                h2 { "Request SLOs" }
+                table {
+                    thead { tr {
+                        th { "SLO" } th { "Service" } th.n { "Objective" } th.n { "Good events" } th { "Met" }
+                        th.n { "Events" } th.n { "Bad" } th.n { "Budget (events)" } th.n { "Budget left" }
+                    } }
+                    tbody { @for s in &page.sla.slos { tr data-slo=(s.slo) {
+                        td { (s.slo) } td { (s.service) }
+                        td.n data-field="objective_pct" data-value=(s.objective_pct) { (pct(Some(s.objective_pct))) }
+                        td.n data-field="ratio_pct" data-value=(opt(s.ratio_pct)) { (pct(s.ratio_pct)) }
+                        td data-field="met" data-value=(opt(s.met)) { (met(s.met)) }
+                        td.n data-field="total" data-value=(s.total) { (s.total) }
+                        td.n data-field="bad" data-value=(s.bad) { (s.bad) }
+                        td.n data-field="budget_events" data-value=(s.budget_events) { (s.budget_events) }
+                        td.n data-field="budget_remaining_events" data-value=(s.budget_remaining_events) { (s.budget_remaining_events) }
+                    } } }
+                }
+                p.note {
+                    "Events counted by the service's request counters in the period, "
+                    "without those dated in maintenance, exclusions or outside service hours."
+                }
+            }
         }
     }
 }

@@ -25,13 +25,28 @@ pub struct Count(pub f64);
 /// Integers up to 2^53 are exact in an f64.
 const EXACT: f64 = 9_007_199_254_740_992.0;
 
+impl Count {
+    /// The value as an integer, when it is one that f64 holds exactly.
+    fn integer(self) -> Option<i64> {
+        (self.0.fract() == 0.0 && self.0.abs() < EXACT).then_some(self.0 as i64)
+    }
+}
+
 impl Serialize for Count {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let v = self.0;
-        if v.fract() == 0.0 && v.abs() < EXACT {
-            s.serialize_i64(v as i64)
-        } else {
-            s.serialize_f64(v)
+        match self.integer() {
+            Some(i) => s.serialize_i64(i),
+            None => s.serialize_f64(self.0),
+        }
+    }
+}
+
+/// As the JSON writes it (`120`, `2098.3`).
+impl std::fmt::Display for Count {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.integer() {
+            Some(i) => write!(f, "{i}"),
+            None => write!(f, "{}", self.0),
         }
     }
 }
