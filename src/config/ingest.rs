@@ -39,6 +39,8 @@ pub struct PrometheusConfig {
     pub degraded_after: BTreeMap<String, Dur>,
     /// Series that become capacity metrics.
     pub metrics: Vec<PrometheusMetric>,
+    /// Series that become request counters (contract section 14).
+    pub counters: Vec<PrometheusCounter>,
 }
 
 impl Default for PrometheusConfig {
@@ -50,7 +52,36 @@ impl Default for PrometheusConfig {
             source_label: "instance".into(),
             degraded_after: BTreeMap::new(),
             metrics: Vec::new(),
+            counters: Vec::new(),
         }
+    }
+}
+
+/// `[[ingest.prometheus.counters]]`: a counter series (or a histogram's
+/// bucket series) as counter samples, one slaflow series per Prometheus series.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusCounter {
+    /// The series name (e.g. `http_requests_total`, `http_request_duration_seconds_bucket`).
+    pub series: Spanned<String>,
+    /// Label → regular expression the whole label value must match (e.g.
+    /// `code = "5.."`, `le = "0.3"`); a missing label matches as empty.
+    #[serde(default, rename = "match")]
+    pub matches: BTreeMap<String, LabelRegex>,
+    /// The counter name it feeds (what `[[slos]]` read).
+    pub name: String,
+}
+
+/// A label regex, anchored like Prometheus's `=~`.
+#[derive(Debug, Clone)]
+pub struct LabelRegex(pub regex::Regex);
+
+impl<'de> Deserialize<'de> for LabelRegex {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        regex::Regex::new(&format!("^(?:{text})$"))
+            .map(LabelRegex)
+            .map_err(|e| serde::de::Error::custom(format!("bad regex {text:?}: {e}")))
     }
 }
 

@@ -391,6 +391,15 @@ impl Config {
                 );
             }
         }
+        for (i, c) in self.ingest.prometheus.counters.iter().enumerate() {
+            let key = |k: &str| format!("ingest.prometheus.counters[{i}].{k}");
+            if c.series.get_ref().is_empty() {
+                return fault(c.series.span(), key("series"), "must not be empty");
+            }
+            if c.name.is_empty() {
+                return fault(c.series.span(), key("name"), "must not be empty");
+            }
+        }
         Ok(())
     }
 }

@@ -9,6 +9,9 @@
 //! - A sample of a `[[ingest.prometheus.metrics]]` series is a metric event,
 //!   its capacity fixed or from another series with the same labels and
 //!   timestamp.
+//! - A sample of a series a `[[ingest.prometheus.counters]]` entry matches
+//!   (name and label regexes) is a counter sample (contract section 14) named
+//!   as the entry says; its source is the series' other labels.
 //! - Other series, and Prometheus's staleness markers (NaN), are counted as
 //!   ignored, never refused.
 //!
@@ -20,7 +23,9 @@ use std::collections::HashMap;
 use prost::Message;
 
 use super::{Rejected, Translated, derived_id};
-use crate::config::{Config, PrometheusConfig, PrometheusMetric, SeriesIs};
+use sha2::{Digest, Sha256};
+
+use crate::config::{Config, PrometheusConfig, PrometheusCounter, PrometheusMetric, SeriesIs};
 use crate::event::Topic;
 
 /// `prompb.WriteRequest` (remote write 1.0): the fields slaflow reads; metadata
@@ -150,9 +155,14 @@ pub fn translate(config: &Config, body: &[u8]) -> Result<Translated, Rejected> {
         let first = position;
         position += s.samples.len();
         let metric = (map.metrics.iter()).find(|m| m.series.get_ref() == s.name);
+        let counters: Vec<&PrometheusCounter> =
+            (map.counters.iter()).filter(|c| counts(c, s)).collect();
+        if !counters.is_empty() {
+            counter_events(config, &counters, s, first, &mut out);
+        }
         if s.name != map.probe_series && metric.is_none() {
-            // Not slaflow's, unless read through a join.
-            if !joined(s.name) {
+            // Not slaflow's, unless read through a join or counted.
+            if !joined(s.name) && counters.is_empty() {
                 out.ignored += s.samples.len();
             }
             continue;
@@ -175,6 +185,57 @@ pub fn translate(config: &Config, body: &[u8]) -> Result<Translated, Rejected> {
         }
     }
     Ok(out)
+}
+
+/// Whether counter mapping `c` takes series `s`: its name, and every `match`
+/// regex on the whole label value (a missing label is empty, as in PromQL).
+fn counts(c: &PrometheusCounter, s: &Series) -> bool {
+    c.series.get_ref() == s.name
+        && (c.matches.iter()).all(|(label, re)| re.0.is_match(s.label(label).unwrap_or("")))
+}
+
+/// The counter samples of series `s` for each mapping in `counters` (section
+/// 14): `service` from the service labels (else every sample is ignored),
+/// `source` = the other labels as `{k="v",…}`, sorted by key; the event id
+/// hashes name, service, source and time, so a resent batch is a duplicate.
+fn counter_events(
+    config: &Config,
+    counters: &[&PrometheusCounter],
+    s: &Series,
+    first: usize,
+    out: &mut Translated,
+) {
+    let map = &config.ingest.prometheus;
+    let named_by = (map.service_labels.iter()).find(|l| s.label(l).is_some());
+    let Some((label, service)) = named_by.and_then(|l| Some((l.as_str(), s.label(l)?))) else {
+        out.ignored += s.samples.len() * counters.len();
+        return;
+    };
+    let others: Vec<String> = (s.labels.iter())
+        .filter(|(k, _)| *k != label)
+        .map(|(k, v)| format!("{k}={v:?}"))
+        .collect();
+    let source = format!("{{{}}}", others.join(","));
+    for c in counters {
+        for (k, sample) in s.samples.iter().enumerate() {
+            if sample.value.is_nan() {
+                out.ignored += 1;
+                continue;
+            }
+            let ts = sample.timestamp.to_string();
+            let key = [c.name.as_str(), service, &source, &ts].join("|");
+            let event = serde_json::json!({
+                "event_id": format!("prom:{}", hex::encode(Sha256::digest(key.as_bytes()))),
+                "ts": sample.timestamp,
+                "service": service,
+                "kind": "counter",
+                "source": source,
+                "name": c.name,
+                "value": sample.value,
+            });
+            out.push(config, Topic::Monitoring, first + k, event.to_string());
+        }
+    }
 }
 
 fn service<'a>(map: &PrometheusConfig, s: &'a Series) -> Result<&'a str, String> {
@@ -373,6 +434,95 @@ mod tests {
                 .len(),
             3
         );
+    }
+
+    /// Section 14: counters and histogram buckets as counter samples.
+    #[test]
+    fn counters_and_buckets_become_counter_samples() {
+        let c = config(
+            r#"
+[[ingest.prometheus.counters]]
+series = "http_requests_total"
+name = "requests"
+[[ingest.prometheus.counters]]
+series = "http_requests_total"
+match = { code = "5.." }
+name = "errors"
+[[ingest.prometheus.counters]]
+series = "http_request_duration_seconds_bucket"
+match = { le = "0.3" }
+name = "fast"
+"#,
+        );
+        let ok = [("code", "200"), ("instance", "lb-1:9090"), ("job", "web")];
+        let failed = [("code", "503"), ("instance", "lb-1:9090"), ("job", "web")];
+        let b = body(vec![
+            series(
+                "http_requests_total",
+                &ok,
+                &[(10.0, T), (f64::NAN, T + 1000)],
+            ),
+            series("http_requests_total", &failed, &[(2.0, T)]),
+            series(
+                "http_request_duration_seconds_bucket",
+                &[("instance", "lb-1:9090"), ("job", "web"), ("le", "0.3")],
+                &[(7.0, T)],
+            ),
+            series(
+                "http_request_duration_seconds_bucket",
+                &[("instance", "lb-1:9090"), ("job", "web"), ("le", "0.35")],
+                &[(8.0, T)],
+            ),
+            series("http_requests_total", &[("code", "200")], &[(1.0, T)]),
+        ]);
+        let t = translate(&c, &b).expect("readable");
+        let got: Vec<(String, String, f64)> = (events(&t).iter())
+            .map(|e| {
+                assert_eq!(
+                    (e["kind"].as_str(), e["service"].as_str(), e["ts"].as_i64()),
+                    (Some("counter"), Some("web"), Some(T))
+                );
+                let text = |k: &str| e[k].as_str().unwrap_or("").to_owned();
+                (
+                    text("name"),
+                    text("source"),
+                    e["value"].as_f64().unwrap_or(f64::NAN),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "requests".into(),
+                    r#"{code="200",instance="lb-1:9090"}"#.into(),
+                    10.0
+                ),
+                (
+                    "requests".into(),
+                    r#"{code="503",instance="lb-1:9090"}"#.into(),
+                    2.0
+                ),
+                (
+                    "errors".into(),
+                    r#"{code="503",instance="lb-1:9090"}"#.into(),
+                    2.0
+                ),
+                (
+                    "fast".into(),
+                    r#"{instance="lb-1:9090",le="0.3"}"#.into(),
+                    7.0
+                ),
+            ]
+        );
+        // The stale marker, the 0.35 bucket, and the series naming no service.
+        assert_eq!(t.ignored, 3);
+        assert!(t.rejected.is_empty(), "{:?}", t.rejected);
+        let id = |k: &str| {
+            let key = format!(r#"{k}|web|{{code="200",instance="lb-1:9090"}}|{T}"#);
+            format!("prom:{}", hex::encode(Sha256::digest(key.as_bytes())))
+        };
+        assert_eq!(t.events[0].event_id, id("requests"));
     }
 
     #[test]
