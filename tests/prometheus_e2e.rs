@@ -3,6 +3,12 @@
 //! target, and remote-writes `probe_success` to `/v1/ingest/prometheus`. The
 //! target fails for ~20 s: one outage incident must start within a scrape of
 //! the failure and resolve, and the report's downtime must match.
+//!
+//! And request SLOs (contract section 14): Prometheus scrapes its own
+//! `prometheus_http_requests_total` and remote-writes it as counters; slaflow's
+//! totals over a closed window equal the increases computed from the raw
+//! samples Prometheus's HTTP API returns, and a burst of bad queries raises and
+//! resolves `slo_burn_rate`.
 // Needs a real broker: `scripts/test.sh` enables the feature and starts one.
 #![cfg(feature = "broker-tests")]
 
@@ -70,6 +76,38 @@ fn spawn(cmd: &mut Command, log: &std::path::Path) -> Peer {
     )
 }
 
+/// Debian's `prometheus` with `yml` as its config, listening on `port`.
+fn prometheus(dir: &std::path::Path, yml: &str, port: u16) -> Peer {
+    std::fs::write(dir.join("prometheus.yml"), yml).expect("prometheus.yml");
+    spawn(
+        Command::new("prometheus")
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}")),
+        &dir.join("prometheus.log"),
+    )
+}
+
+/// Whether the peers are installed; without them the test is skipped, unless
+/// `SLAFLOW_REQUIRE_PEERS` says they must be (as scripts/test.sh does).
+fn peers_installed(binaries: &[&str]) -> bool {
+    if binaries.iter().all(|b| have(b)) {
+        return true;
+    }
+    assert!(
+        std::env::var_os("SLAFLOW_REQUIRE_PEERS").is_none(),
+        "{binaries:?} are required (SLAFLOW_REQUIRE_PEERS)"
+    );
+    eprintln!("skipped: apt-get install prometheus prometheus-blackbox-exporter");
+    false
+}
+
 fn have(binary: &str) -> bool {
     std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
         .any(|d| d.join(binary).is_file())
@@ -88,12 +126,7 @@ fn ms(v: &Value) -> i64 {
 
 #[test]
 fn a_target_down_for_20s_is_one_outage_from_prometheus() {
-    if !have("prometheus") || !have("prometheus-blackbox-exporter") {
-        assert!(
-            std::env::var_os("SLAFLOW_REQUIRE_PEERS").is_none(),
-            "prometheus and prometheus-blackbox-exporter are required (SLAFLOW_REQUIRE_PEERS)"
-        );
-        eprintln!("skipped: apt-get install prometheus prometheus-blackbox-exporter");
+    if !peers_installed(&["prometheus", "prometheus-blackbox-exporter"]) {
         return;
     }
     let brokers = brokers();
@@ -176,20 +209,7 @@ remote_write:
         action: keep
 "#
     );
-    std::fs::write(dir.path().join("prometheus.yml"), prometheus_yml).expect("prometheus.yml");
-    let _prometheus = spawn(
-        Command::new("prometheus")
-            .arg(format!(
-                "--config.file={}",
-                dir.path().join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("tsdb").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{}", free_port())),
-        &dir.path().join("prometheus.log"),
-    );
+    let _prometheus = prometheus(dir.path(), &prometheus_yml, free_port());
     let base = format!("http://{api}");
     let prometheus_log =
         || std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default();
@@ -266,4 +286,242 @@ remote_write:
         "downtime {downtime} s, target failing {failing} s"
     );
     assert!(run.terminate().success());
+}
+
+/// The raw samples of `selector` over the last 10 minutes at Prometheus's
+/// `http://127.0.0.1:{port}`, per series: (labels, [(ts ms, value)]).
+fn raw_samples(port: u16, selector: &str) -> Vec<(Value, Vec<(i64, f64)>)> {
+    let url = format!(
+        "http://127.0.0.1:{port}/api/v1/query?query={}",
+        percent_encode(&format!("{selector}[10m]"))
+    );
+    let (s, body) = http_get(&url, "");
+    assert_eq!(s, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).expect("json");
+    (v["data"]["result"]
+        .as_array()
+        .expect("a range vector")
+        .iter())
+    .map(|series| {
+        let samples = (series["values"].as_array().expect("values").iter())
+            .map(|p| {
+                let ts = (p[0].as_f64().expect("time") * 1000.0).round() as i64;
+                (
+                    ts,
+                    p[1].as_str().and_then(|v| v.parse().ok()).expect("value"),
+                )
+            })
+            .collect();
+        (series["metric"].clone(), samples)
+    })
+    .collect()
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Section 14's sum of increases dated in `[a, b)` over every series: each
+/// sample after a series' first adds value − previous, or the value itself
+/// after a fall (a reset).
+fn increases(series: &[(Value, Vec<(i64, f64)>)], (a, b): (i64, i64)) -> f64 {
+    let mut sum = 0.0;
+    for (_, samples) in series {
+        for w in samples.windows(2) {
+            let ((_, prev), (ts, v)) = (w[0], w[1]);
+            if (a..b).contains(&ts) {
+                sum += if v < prev { v } else { v - prev };
+            }
+        }
+    }
+    sum
+}
+
+#[test]
+fn request_slo_from_prometheus_counters_equals_prometheus_and_burns_on_errors() {
+    if !peers_installed(&["prometheus"]) {
+        return;
+    }
+    let brokers = brokers();
+    let t = LiveTopics::create(&brokers, 1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config_text = r#"
+[engine]
+allowed_lateness = "5s"
+bucket = "1s"
+
+[[burn_alerts]]
+name = "fast"
+long = "30s"
+short = "10s"
+factor = 2.0
+severity = "critical"
+
+[[customers]]
+id = "acme"
+
+[[services]]
+id = "web"
+customer = "acme"
+
+[[slos]]
+id = "web-queries"
+service = "web"
+objective = 90.0
+window = "1h"
+total = "queries"
+bad = "query_errors"
+
+[[ingest.prometheus.counters]]
+series = "prometheus_http_requests_total"
+match = { handler = "/api/v1/query" }
+name = "queries"
+
+[[ingest.prometheus.counters]]
+series = "prometheus_http_requests_total"
+match = { handler = "/api/v1/query", code = "4..|5.." }
+name = "query_errors"
+"#;
+    let ingest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(INGEST.as_bytes()));
+    let text = t.live_config(
+        &brokers,
+        config_text,
+        "idle_timeout = \"1s\"",
+        &dir.path().join("data"),
+    ) + &format!("\n[[api.tokens]]\nsha256 = \"{ingest}\"\nscope = \"ingest\"\n");
+    let cfg = dir.path().join("live.toml");
+    std::fs::write(&cfg, text).expect("config");
+    let run = Running::start(&cfg, &dir.path().join("run.log"));
+    let api = run.api_addr();
+    let port = free_port();
+    let yml = format!(
+        r#"global:
+  scrape_interval: 1s
+  scrape_timeout: 900ms
+scrape_configs:
+  - job_name: self
+    static_configs:
+      - targets: ["127.0.0.1:{port}"]
+        labels:
+          service: web
+remote_write:
+  - url: http://{api}/v1/ingest/prometheus
+    authorization:
+      credentials: {INGEST}
+    queue_config:
+      batch_send_deadline: 500ms
+      min_backoff: 100ms
+      max_backoff: 1s
+    write_relabel_configs:
+      - source_labels: [__name__]
+        regex: prometheus_http_requests_total
+        action: keep
+"#
+    );
+    let _prometheus = prometheus(dir.path(), &yml, port);
+    let query = |q: &str| {
+        let url = format!(
+            "http://127.0.0.1:{port}/api/v1/query?query={}",
+            percent_encode(q)
+        );
+        http_get(&url, "").0
+    };
+    assert!(
+        wait_until(Duration::from_secs(60), || query("up") == 200),
+        "prometheus did not start"
+    );
+    let base = format!("http://{api}");
+    let slo = || -> Value {
+        let (_, body) = http_get(&format!("{base}/v1/slos/web-queries"), ADMIN);
+        serde_json::from_str(&body).unwrap_or_default()
+    };
+    // Good queries (10 a second) until slaflow counts them, then 10 s of one bad
+    // query per good one (50 % bad: 5× a 10 % budget), then good ones again.
+    let traffic = |seconds: u64, bad: bool| {
+        for _ in 0..seconds * 10 {
+            assert_eq!(query("up"), 200);
+            if bad {
+                assert_eq!(query("sum("), 400);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let counting = wait_until(Duration::from_secs(60), || {
+        traffic(1, false);
+        slo()["total"].as_f64().is_some_and(|t| t > 0.0)
+    });
+    let log = || std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default();
+    assert!(
+        counting,
+        "no counter arrived:\n{}\n{}",
+        log(),
+        run.log_text()
+    );
+    traffic(10, false);
+    traffic(10, true);
+    let mut burns = Vec::new();
+    let resolved = wait_until(Duration::from_secs(90), || {
+        traffic(1, false);
+        let (_, body) = http_get(&format!("{base}/v1/incidents?status=all"), ADMIN);
+        let all: Vec<Value> = serde_json::from_str(&body).unwrap_or_default();
+        burns = all
+            .into_iter()
+            .filter(|i| i["rule"] == "slo_burn_rate")
+            .collect();
+        burns.iter().any(|i| i["action"] == "resolve")
+    });
+    assert!(
+        resolved,
+        "no resolved slo_burn_rate: {burns:?}\n{}",
+        run.log_text()
+    );
+    let triggers: Vec<&Value> = burns.iter().filter(|i| i["action"] == "trigger").collect();
+    assert_eq!(triggers.len(), 1, "{burns:?}");
+    assert_eq!(triggers[0]["details"]["slo"], "web-queries");
+    assert_eq!(triggers[0]["service"], "web");
+
+    // A window slaflow has closed (its watermark is past it): the same totals
+    // as the increases of Prometheus's own raw samples.
+    let to = now_ms() - 10_000;
+    let from = to - 60_000;
+    let closed = wait_until(Duration::from_secs(30), || {
+        let (_, body) = http_get(&format!("{base}/v1/overview"), ADMIN);
+        let v: Value = serde_json::from_str(&body).unwrap_or_default();
+        v["watermark"]
+            .as_str()
+            .and_then(|w| chrono::DateTime::parse_from_rfc3339(w).ok())
+            .is_some_and(|w| w.timestamp_millis() > to)
+    });
+    assert!(closed, "the watermark never passed the window");
+    let (s, body) = http_get(
+        &format!("{base}/v1/reports/sla?customer=acme&from={from}&to={to}"),
+        ADMIN,
+    );
+    assert_eq!(s, 200, "{body}");
+    let report: Value = serde_json::from_str(&body).expect("report");
+    let got = &report["slos"][0];
+    let all = raw_samples(
+        port,
+        r#"prometheus_http_requests_total{handler="/api/v1/query"}"#,
+    );
+    let bad = raw_samples(
+        port,
+        r#"prometheus_http_requests_total{handler="/api/v1/query",code=~"4..|5.."}"#,
+    );
+    let (want_total, want_bad) = (increases(&all, (from, to)), increases(&bad, (from, to)));
+    eprintln!(
+        "window of 60 s: {want_total} queries, {want_bad} bad, per Prometheus; slaflow {got}"
+    );
+    assert!(want_total > 100.0, "{want_total}");
+    assert_eq!(got["total"].as_f64(), Some(want_total), "{got}");
+    assert_eq!(got["bad"].as_f64(), Some(want_bad), "{got}");
+    let summary = run.log_text();
+    assert!(run.terminate().success(), "{summary}");
 }
