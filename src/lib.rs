@@ -22,6 +22,7 @@ pub mod ingest;
 pub mod kafka;
 pub mod metrics;
 pub mod model;
+pub mod openslo;
 pub mod pipeline;
 pub mod replay;
 pub mod report;

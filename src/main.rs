@@ -137,6 +137,11 @@ enum Command {
         #[arg(long)]
         brokers: Option<String>,
     },
+    /// OpenSLO v1: import SLO documents as [[slos]], or export the config's.
+    Openslo {
+        #[command(subcommand)]
+        action: OpensloAction,
+    },
     /// Replay NDJSON files and write all outputs to a directory.
     Replay {
         #[command(flatten)]
@@ -154,6 +159,23 @@ enum Command {
         /// start); set it to make a replay reproducible byte for byte.
         #[arg(long, value_parser = time_arg)]
         now: Option<Millis>,
+    },
+}
+
+#[derive(Subcommand)]
+enum OpensloAction {
+    /// Print the [[slos]] of OpenSLO v1 SLO documents (YAML files; SLI documents
+    /// given alongside resolve indicatorRef); refuses what slaflow cannot compute exactly.
+    Import {
+        /// OpenSLO YAML files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print the config's [[slos]] as OpenSLO v1 Service and SLO documents.
+    Export {
+        /// Config file (TOML).
+        #[arg(long)]
+        config: PathBuf,
     },
 }
 
@@ -322,6 +344,7 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
             customers,
         } => token(customer.as_deref(), scope, &customers).map(done),
         Command::Generate(args) => generate(&args),
+        Command::Openslo { action } => openslo(action),
         Command::Replay {
             inputs,
             out,
@@ -339,6 +362,38 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 now: now.unwrap_or_else(slaflow::time::wall_now),
             },
         ),
+    }
+}
+
+/// `slaflow openslo`: prints the translation, or every refusal on stderr (exit 1).
+fn openslo(action: OpensloAction) -> anyhow::Result<ExitCode> {
+    let printed = match action {
+        OpensloAction::Import { files } => slaflow::openslo::import(&files).map(|slos| {
+            let mut out = format!(
+                "# [[slos]] imported from OpenSLO by slaflow {}\n",
+                env!("CARGO_PKG_VERSION")
+            );
+            for s in slos {
+                out.push('\n');
+                out.push_str(&s.toml());
+            }
+            out
+        }),
+        OpensloAction::Export { config } => {
+            slaflow::openslo::export(&Config::load(&config)?).map_err(|e| vec![e])
+        }
+    };
+    match printed {
+        Ok(text) => {
+            print!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(refusals) => {
+            for r in refusals {
+                eprintln!("slaflow: refused: {r}");
+            }
+            Ok(ExitCode::FAILURE)
+        }
     }
 }
 
