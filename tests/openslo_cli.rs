@@ -177,7 +177,8 @@ spec:
         );
         edit(base)
     };
-    let cases: [(&str, &dyn Fn(String) -> String, &str); 7] = [
+    type Case<'a> = (&'a str, &'a dyn Fn(String) -> String, &'a str);
+    let cases: [Case; 7] = [
         (
             "timeslices",
             &|d| d.replace("Occurrences", "Timeslices"),
