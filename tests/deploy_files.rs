@@ -181,6 +181,8 @@ fn grafana_is_provisioned_with_a_dashboard_of_exported_metrics() {
         "slaflow_slo_error_budget_remaining_ratio",
         "slaflow_slo_burn_rate",
         "slaflow_open_incidents_by_rule",
+        "slaflow_slo_ratio",
+        "slaflow_request_slo_burn_rate",
     ] {
         assert!(queried.contains(needed), "a panel shows {needed}");
     }
