@@ -48,6 +48,11 @@ fn run_publishes_the_same_incidents_as_replay() {
         !burns.is_empty() && burns.is_subset(&want),
         "burn-rate alerts are compared too"
     );
+    let slo_burns = (replay_lines.iter()).filter(|l| l.contains("\"rule\":\"slo_burn_rate\""));
+    assert!(
+        slo_burns.count() > 0,
+        "request SLO burn alerts (section 14) are compared too"
+    );
     assert!(
         want.len() >= 20,
         "the scenario should raise incidents, got {}",

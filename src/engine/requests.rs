@@ -103,6 +103,19 @@ impl IncreaseLog {
     }
 }
 
+/// Total and bad events of `slo` dated in `[a, b)` from `logs`, the
+/// `excluded` windows taken out.
+fn counts_in(
+    logs: &BTreeMap<String, IncreaseLog>,
+    slo: &SloConfig,
+    (a, b): (Millis, Millis),
+    excluded: &[(Millis, Millis)],
+) -> SloCounts {
+    SloCounts::of(slo, |name| {
+        logs.get(name).map_or(0.0, |l| l.sum(a, b, excluded))
+    })
+}
+
 /// Total and bad events of an SLO over a period (contract section 14).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SloCounts {
@@ -272,9 +285,7 @@ impl Requests {
         b: Millis,
         excluded: &[(Millis, Millis)],
     ) -> SloCounts {
-        SloCounts::of(slo, |name| {
-            self.logs.get(name).map_or(0.0, |l| l.sum(a, b, excluded))
-        })
+        counts_in(&self.logs, slo, (a, b), excluded)
     }
 
     /// Evaluates the SLOs' burn-rate alerts at every bucket close up to `t`
@@ -287,13 +298,14 @@ impl Requests {
         out: &mut Vec<Incident>,
     ) {
         let rules = self.rules.clone();
-        let bucket = rules.bucket;
-        let (Some(short), true) = (rules.alerts.iter().map(|a| a.short.ms).max(), bucket > 0)
-        else {
-            return;
-        };
+        let bucket = rules.bucket.max(1);
         // `t` may be `Millis::MIN` (a watermark before any record).
         let Some(last) = t.checked_sub(t.rem_euclid(bucket)) else {
+            return;
+        };
+        let Some(short) = rules.alerts.iter().map(|a| a.short.ms).max() else {
+            // No alert to evaluate; the close still dates the SLO gauges.
+            self.evaluated = Some(self.evaluated.map_or(last, |e| e.max(last)));
             return;
         };
         let mut x = self
@@ -337,19 +349,22 @@ impl Requests {
                 customer: owner.customer,
                 budget_ratio: slo.budget_ratio(),
             };
-            let mut alerts = match self.alerts.remove(slo.id()) {
-                Some(a) => a,
-                None => BurnAlerts::new(rules.alerts.clone()),
+            if !self.alerts.contains_key(slo.id()) {
+                let fresh = BurnAlerts::new(rules.alerts.clone());
+                self.alerts.insert(slo.id().to_owned(), fresh);
+            }
+            let (logs, all) = (&self.logs, &mut self.alerts);
+            let Some(alerts) = all.get_mut(slo.id()) else {
+                continue;
             };
             let window = |w: Millis, _: &mut usize| {
-                let c = self.counts(slo, x.saturating_sub(w), x, excluded);
+                let c = counts_in(logs, slo, (x.saturating_sub(w), x), excluded);
                 Spent {
                     bad: c.bad,
                     total: c.total,
                 }
             };
             alerts.evaluate(x, &subject, window, out);
-            self.alerts.insert(slo.id().to_owned(), alerts);
         }
     }
 
