@@ -196,6 +196,22 @@ domain_enum! {
         Exclusion,
         /// A cumulative event counter sample (contract section 14).
         Counter,
+        /// A deployed change (contract section 15).
+        Change,
+    }
+}
+
+domain_enum! {
+    /// A change's `outcome` (contract section 15).
+    #[serde(rename_all = "snake_case")]
+    #[strum(serialize_all = "snake_case")]
+    pub enum ChangeOutcome {
+        /// Deployed as planned.
+        Success,
+        /// The deployment failed.
+        Failed,
+        /// Deployed, then rolled back.
+        RolledBack,
     }
 }
 

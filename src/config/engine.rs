@@ -70,6 +70,9 @@ pub struct EngineConfig {
     /// Longest maintenance or exclusion window; a longer one is `malformed`
     /// (contract section 13).
     pub max_window: Dur,
+    /// An outage starting this soon after a change on its service is induced
+    /// by it (contract section 15).
+    pub change_window: Dur,
     /// After this long caught up and quiet, a partition stops holding the watermark back.
     pub idle_timeout: Dur,
     /// Where checkpoints live.
@@ -97,6 +100,7 @@ impl Default for EngineConfig {
             dedup_horizon: Dur(24 * 3_600_000),
             bucket: Dur(60_000),
             max_window: Dur(31 * 86_400_000),
+            change_window: Dur(3_600_000),
             idle_timeout: Dur(10_000),
             data_dir: PathBuf::from("./slaflow-data"),
             checkpoint_interval: Dur(10_000),

@@ -106,6 +106,7 @@ impl Config {
                 ("engine.shutdown_grace", eng.shutdown_grace),
                 ("engine.retention", eng.retention),
                 ("engine.max_window", eng.max_window),
+                ("engine.change_window", eng.change_window),
             ],
             &(0..0),
         )

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{BurnAlert, DownWhen, NoData, ServiceConfig, SloConfig};
 use crate::engine::burn::{BurnAlerts, BurnSubject, Spent, WindowTime};
 use crate::engine::calendar::Calendar;
+use crate::engine::changes::Changes;
 use crate::engine::contract::{
     Class, ContractDurations, Exclusion, Exclusions, Hours, contract_of, overlap_sums,
 };
@@ -22,7 +23,7 @@ use crate::engine::incidents::{Action, Incident};
 use crate::engine::requests::{Owner, Requests, SloCounts, SloRules};
 use crate::engine::runs::Runs;
 pub use crate::engine::states::{State, StateDurations, measured_and_downtime};
-use crate::model::{ProbeStatus, Rule, Severity};
+use crate::model::{ChangeOutcome, ProbeStatus, Rule, Severity};
 use crate::time::{Millis, check_instant, format_ms};
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -109,6 +110,12 @@ pub struct ServiceTimeline {
     /// Counters and request SLOs (contract section 14).
     #[serde(default)]
     requests: Requests,
+    /// Changes and the outages they induced (contract section 15).
+    #[serde(default)]
+    changes: Changes,
+    /// `engine.change_window` (from the config, not checkpointed).
+    #[serde(skip)]
+    change_window: Millis,
 }
 
 fn min_millis() -> Millis {
@@ -151,7 +158,15 @@ impl ServiceTimeline {
             budget_breached: None,
             burn: BurnAlerts::new(alerts.clone()),
             requests: Requests::default(),
+            changes: Changes::default(),
+            change_window: 0,
         }
+    }
+
+    /// This timeline attributing outages to changes up to `ms` before them.
+    pub fn with_change_window(mut self, ms: Millis) -> Self {
+        self.change_window = ms;
+        self
     }
 
     /// This timeline with the request SLOs of its service.
@@ -166,7 +181,9 @@ impl ServiceTimeline {
         let rules = self.burn.rules();
         let slos = self.requests.rules();
         let hours = std::mem::take(&mut self.hours);
+        let change_window = self.change_window;
         *self = restored;
+        self.change_window = change_window;
         self.burn = std::mem::take(&mut self.burn).with_rules(rules);
         self.requests = std::mem::take(&mut self.requests).with_rules(slos);
         self.hours = hours;
@@ -306,6 +323,17 @@ impl ServiceTimeline {
         let maintenance = self.windows.iter().any(|w| w.from <= ts && ts < w.end);
         let counted = !maintenance && self.hours.at(ts).0;
         self.requests.sample(ts, source, name, value, counted);
+    }
+
+    /// Applies a change record at `ts` (contract section 15). Like an exclusion
+    /// it does not start the timeline.
+    pub fn change(&mut self, ts: Millis, id: &str, outcome: ChangeOutcome) {
+        self.changes.apply(ts, id, outcome);
+    }
+
+    /// Changes and the outages they induced.
+    pub fn changes(&self) -> &Changes {
+        &self.changes
     }
 
     /// Evaluates the request SLOs' burn-rate alerts at the closes up to `t`.
@@ -858,7 +886,12 @@ impl ServiceTimeline {
         for e in events {
             out.push(match e {
                 EpisodeEvent::Trigger { start, at } => {
-                    self.outage(Action::Trigger, start, at, None)
+                    let mut i = self.outage(Action::Trigger, start, at, None);
+                    // Section 15: the key is there only when a change is attributed.
+                    if let Some(id) = self.changes.attribute(start, self.change_window) {
+                        i.details = serde_json::json!({ "change_id": id });
+                    }
+                    i
                 }
                 EpisodeEvent::Resolve { start, end, at } => {
                     self.outage(Action::Resolve, start, at, Some(end))
@@ -943,6 +976,8 @@ impl ServiceTimeline {
         self.maintenance_log.retain(|m| m.end > horizon);
         self.exclusions.prune(horizon);
         self.requests.prune(horizon);
+        self.changes
+            .prune(horizon.min(cursor.saturating_sub(self.change_window)));
     }
 
     /// Per-bucket durations by state (bucket start → ms per [`State`]), derived

@@ -5,6 +5,7 @@ pub mod availability;
 pub mod burn;
 pub mod calendar;
 pub mod capacity;
+pub mod changes;
 pub mod contract;
 pub mod episodes;
 pub mod incidents;
@@ -24,7 +25,9 @@ use crate::config::{BurnAlert, Config};
 use crate::event::schema::{col, mon, tkt};
 use crate::event::{DeadLetter, Reason, Topic};
 use crate::eventtime::{ReleasedRows, StreamId};
-use crate::model::{MonitoringKind, Priority, ProbeStatus, TicketEventType, TicketKind};
+use crate::model::{
+    ChangeOutcome, MonitoringKind, Priority, ProbeStatus, TicketEventType, TicketKind,
+};
 use crate::time::Millis;
 use availability::ServiceTimeline;
 use capacity::Series;
@@ -161,6 +164,13 @@ impl Engine {
                 MonitoringKind::Metric => {
                     timeline.touch(t, &mut out.incidents);
                     self.sample(rows, r, out);
+                }
+                MonitoringKind::Change => {
+                    let Some(outcome) = ChangeOutcome::parse(rows.status.value(r)) else {
+                        debug_assert!(false, "decoding admits only known outcomes");
+                        continue;
+                    };
+                    timeline.change(t, rows.change_id.value(r), outcome);
                 }
                 MonitoringKind::Counter => {
                     let (source, name) = (rows.source.value(r), rows.metric.value(r));
@@ -354,7 +364,9 @@ fn timeline_of(
 ) -> ServiceTimeline {
     let (bucket, hours) = (config.engine.bucket.0, service_hours(config, s));
     let slos = requests::SloRules::of(config, s.id.get_ref());
-    ServiceTimeline::new(s, hours, bucket, alerts).with_slos(slos)
+    let change_window = config.engine.change_window.0;
+    (ServiceTimeline::new(s, hours, bucket, alerts).with_slos(slos))
+        .with_change_window(change_window)
 }
 
 /// A service's hours calendar (contract section 13). Validation refuses an

@@ -17,7 +17,9 @@ use serde::de::{self, Deserializer, Visitor};
 use super::Topic;
 use super::deadletter::{DeadLetter, Reason};
 use super::schema::schema;
-use crate::model::{MonitoringKind, Priority, ProbeStatus, TicketEventType, TicketKind};
+use crate::model::{
+    ChangeOutcome, MonitoringKind, Priority, ProbeStatus, TicketEventType, TicketKind,
+};
 use crate::time::{Millis, checked_ms, parse_rfc3339};
 
 /// One undecoded input record.
@@ -141,6 +143,8 @@ struct MonitoringJson<'a> {
     end: Option<Ts>,
     #[serde(borrow, default)]
     change_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    outcome: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     exclusion_id: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
@@ -342,7 +346,13 @@ impl Decoder {
             let is = |k: &str| ev.kind == k;
             let sourced = is("probe") || is("counter");
             source.append_option(ev.source.as_deref().filter(|_| sourced));
-            status.append_option(ev.status.as_deref().filter(|_| is("probe")));
+            // A change's `outcome` shares the probe status' column.
+            let status_of = if is("change") {
+                &ev.outcome
+            } else {
+                &ev.status
+            };
+            status.append_option(status_of.as_deref().filter(|_| is("probe") || is("change")));
             latency.append_option(ev.latency_ms.filter(|_| is("probe")));
             resource.append_option(ev.resource.as_deref().filter(|_| is("metric")));
             // A counter's `name` shares the metric name's column.
@@ -353,7 +363,8 @@ impl Decoder {
             let window = is("maintenance") || is("exclusion");
             start.append_option(ev.start.map(|t| t.0).filter(|_| window));
             end.append_option(ev.end.map(|t| t.0).filter(|_| window));
-            change.append_option(ev.change_id.as_deref().filter(|_| is("maintenance")));
+            let changed = is("maintenance") || is("change");
+            change.append_option(ev.change_id.as_deref().filter(|_| changed));
             exclusion.append_option(ev.exclusion_id.as_deref().filter(|_| is("exclusion")));
             reason.append_option(ev.reason.as_deref().filter(|_| is("exclusion")));
             approved.append_option(ev.approved_by.as_deref().filter(|_| is("exclusion")));
@@ -472,6 +483,15 @@ fn check_monitoring(ev: &MonitoringJson<'_>, max_window: Millis) -> Result<(), S
             }
         }
         MonitoringKind::Maintenance => check_window(ev, "maintenance", max_window)?,
+        MonitoringKind::Change => {
+            required(&ev.change_id, "change_id", "change")?;
+            match ev.outcome.as_deref() {
+                Some(o) => {
+                    ChangeOutcome::parse_listed(o, "change outcome")?;
+                }
+                None => return Err("change event needs `outcome`".into()),
+            }
+        }
         MonitoringKind::Counter => {
             required(&ev.source, "source", "counter")?;
             required(&ev.name, "name", "counter")?;

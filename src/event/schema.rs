@@ -26,11 +26,11 @@ pub mod col {
 
 /// Monitoring-only columns (after the shared ones).
 pub mod mon {
-    /// `probe` | `metric` | `maintenance` | `exclusion` | `counter`.
+    /// `probe` | `metric` | `maintenance` | `exclusion` | `counter` | `change`.
     pub const KIND: usize = 6;
     /// Probe or counter source.
     pub const SOURCE: usize = 7;
-    /// Probe status `up` | `degraded` | `down`.
+    /// Probe status `up` | `degraded` | `down`, or a change's outcome.
     pub const STATUS: usize = 8;
     /// Probe latency.
     pub const LATENCY_MS: usize = 9;
@@ -46,7 +46,7 @@ pub mod mon {
     pub const START: usize = 14;
     /// Maintenance or exclusion window end (epoch ms).
     pub const END: usize = 15;
-    /// Maintenance change id.
+    /// `change_id` of a maintenance (a label) or a change.
     pub const CHANGE_ID: usize = 16;
     /// Exclusion id (exclusion).
     pub const EXCLUSION_ID: usize = 17;

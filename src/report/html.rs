@@ -66,6 +66,7 @@ pub fn render(page: &CustomerPage) -> String {
                     (service_section(line, detail))
                 }
                 (request_slos(page))
+                (changes(page))
                 (tickets(page))
                 (incidents(page))
                 (capacity(page))
@@ -250,6 +251,34 @@ fn request_slos(page: &CustomerPage) -> Markup {
                     "Events counted by the service's request counters in the period, "
                     "without those dated in maintenance, exclusions or outside service hours."
                 }
+            }
+        }
+    }
+}
+
+/// Section 15: changes deployed in the period and what they did to the service.
+fn changes(page: &CustomerPage) -> Markup {
+    let c = &page.sla.changes;
+    html! {
+        section #changes {
+            h2 { "Changes" }
+            table {
+                thead { tr {
+                    th.n { "Deployed" } th.n { "Failed" } th.n { "Outages induced" }
+                    th.n { "Change failure rate" } th.n { "Mean time to restore" }
+                } }
+                tbody { tr {
+                    td.n data-field="changes_total" data-value=(c.total) { (c.total) }
+                    td.n data-field="changes_failed" data-value=(c.failed) { (c.failed) }
+                    td.n data-field="induced_outages" data-value=(c.induced_outages) { (c.induced_outages) }
+                    td.n data-field="failure_rate_pct" data-value=(opt(c.failure_rate_pct)) { (pct(c.failure_rate_pct)) }
+                    td.n data-field="mttr_s" data-value=(opt(c.mttr_s)) { (c.mttr_s.map_or("n/a".into(), dur)) }
+                } }
+            }
+            p.note {
+                "A change failed when its outcome was not success or an outage started within "
+                (page.change_window) " after it (the latest such change is the one induced). "
+                "Mean time to restore: outages that ended in the period."
             }
         }
     }

@@ -28,6 +28,7 @@ pub const EXCLUSIONS_SQL: &str = include_str!("../../queries/exclusions.sql");
 /// The ticket SLA query.
 pub const TICKETS_SQL: &str = include_str!("../../queries/tickets.sql");
 
+pub mod changes;
 pub mod html;
 pub mod page;
 pub mod slo;
@@ -180,6 +181,8 @@ pub struct SlaReport {
     pub services: Vec<ServiceReport>,
     /// The request SLOs of the customer's services (section 14).
     pub slos: Vec<slo::SloReport>,
+    /// Changes of the customer's services (section 15).
+    pub changes: changes::ChangesReport,
     /// The largest service credit of the customer's services, percent.
     pub credit_pct_max: Option<f64>,
     /// Ticket SLA results.
@@ -237,6 +240,7 @@ pub async fn sla_report(
     let credit_pct_max = (services.iter().filter_map(|s| s.credit_pct)).reduce(f64::max);
     let tickets = tickets_report(&ctx, config, customer, from, to).await?;
     let slos = slo::slos_report(&ctx, config, customer, from, to).await?;
+    let changes = changes::changes_report(&ctx, config, incidents, customer, (from, to)).await?;
     let mut by_rule = BTreeMap::new();
     let mut triggered = 0;
     for i in incidents.iter().filter(|i| {
@@ -253,6 +257,7 @@ pub async fn sla_report(
         config_sha256: config.sha256.clone(),
         services,
         slos,
+        changes,
         credit_pct_max,
         tickets,
         incidents: IncidentCounts { triggered, by_rule },
@@ -683,7 +688,7 @@ fn report_target(
 }
 
 /// Rounds seconds to millisecond precision.
-fn round_ms(s: f64) -> f64 {
+pub(crate) fn round_ms(s: f64) -> f64 {
     (s * 1000.0).round() / 1000.0
 }
 

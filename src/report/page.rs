@@ -34,6 +34,8 @@ pub struct CustomerPage {
     pub problem_candidates: Vec<ProblemCandidate>,
     /// `report.problem_after`.
     pub problem_after: u32,
+    /// `engine.change_window`, as people read it (section 15).
+    pub change_window: String,
     /// The slaflow version that made it.
     pub version: &'static str,
 }
@@ -124,6 +126,10 @@ pub fn customer_page(
         incidents,
         problem_candidates,
         problem_after,
+        change_window: humantime::format_duration(std::time::Duration::from_millis(
+            config.engine.change_window.0.unsigned_abs(),
+        ))
+        .to_string(),
         version: env!("CARGO_PKG_VERSION"),
     }
 }

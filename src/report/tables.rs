@@ -19,6 +19,7 @@ use crate::engine::tickets::{ClockKind, Ticket, Verdict};
 /// - `availability_buckets(service, bucket_ms, up_ms, degraded_ms, down_ms, maintenance_ms, nodata_ms)`;
 /// - `exclusions(service, exclusion_id, start_ms, end_ms, reason, approved_by, versions, ts_ms)`: the versions in force;
 /// - `counter_increases(service, counter, ts_ms, increase, excluded)`: the counted increases of the counters request SLOs read (section 14), `excluded` under the exclusions in force;
+/// - `changes(service, change_id, ts_ms, outcome, induced_outages)`: the changes kept (section 15);
 /// - `tickets(ticket, customer, priority, created_ms, response_ms, response_verdict, resolution_ms, resolution_verdict)`;
 /// - `incidents(incident_id, action, rule, severity, customer, service, ticket, started_ms, at_ms, summary)`;
 /// - `capacity_hours(service, resource, metric, hour_ms, count, min, max, mean, p50, p95, p99, util_mean, util_max, util_p95)`.
@@ -36,6 +37,7 @@ impl Tables {
                 ("availability_buckets", availability_buckets(engine)?),
                 ("exclusions", exclusions_table(engine)?),
                 ("counter_increases", counter_increases(engine)?),
+                ("changes", changes_table(engine)?),
                 ("tickets", tickets_table(engine)?),
                 ("incidents", incidents_table(incidents)?),
                 ("capacity_hours", capacity_hours(engine)?),
@@ -51,6 +53,7 @@ impl Tables {
                 ("availability_intervals", availability_intervals(engine)?),
                 ("exclusions", exclusions_table(engine)?),
                 ("counter_increases", counter_increases(engine)?),
+                ("changes", changes_table(engine)?),
                 ("tickets", tickets_table(engine)?),
             ],
         })
@@ -190,6 +193,38 @@ fn counter_increases(engine: &Engine) -> Result<RecordBatch, ReportError> {
             Arc::new(Int64Array::from(ts)),
             Arc::new(Float64Array::from(increase)),
             Arc::new(BooleanArray::from(excluded)),
+        ],
+    )
+}
+
+/// `changes(service, change_id, ts_ms, outcome, induced_outages)`: every
+/// change kept, with its last outcome and the outages attributed to it.
+fn changes_table(engine: &Engine) -> Result<RecordBatch, ReportError> {
+    let (mut service, mut id, mut ts, mut outcome, mut induced) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (svc, t) in engine.services() {
+        for c in t.changes().iter() {
+            service.push(svc.as_str());
+            id.push(c.id.as_str());
+            ts.push(c.ts);
+            outcome.push(c.outcome.as_str());
+            induced.push(i64::try_from(c.induced.len()).unwrap_or(i64::MAX));
+        }
+    }
+    batch(
+        vec![
+            Field::new("service", DataType::Utf8, false),
+            Field::new("change_id", DataType::Utf8, false),
+            Field::new("ts_ms", DataType::Int64, false),
+            Field::new("outcome", DataType::Utf8, false),
+            Field::new("induced_outages", DataType::Int64, false),
+        ],
+        vec![
+            Arc::new(StringArray::from(service)),
+            Arc::new(StringArray::from(id)),
+            Arc::new(Int64Array::from(ts)),
+            Arc::new(StringArray::from(outcome)),
+            Arc::new(Int64Array::from(induced)),
         ],
     )
 }
