@@ -41,13 +41,16 @@ struct Server {
     submitted: Arc<Mutex<Vec<String>>>,
 }
 
+/// `[ingest.github]` of the test server (contract section 15).
+const GITHUB: &str = "\n[ingest.github]\nsecret = \"it's a secret to everybody\"\nenvironments = [\"production\"]\n[ingest.github.repositories]\n\"octo-org/shop\" = \"shop\"\n";
+
 /// One server for all tests of this file: a day of generated traffic behind the API.
 fn server() -> &'static Server {
     static SERVER: OnceLock<Server> = OnceLock::new();
     SERVER.get_or_init(|| {
         let sha = |t: &str| hex::encode(Sha256::digest(t.as_bytes()));
         let text = format!(
-            "{}\n[api]\nlisten = \"127.0.0.1:0\"\nquery_memory = \"64 MiB\"\n[[api.tokens]]\nsha256 = \"{}\"\n[[api.tokens]]\nsha256 = \"{}\"\ncustomer = \"acme\"\n[[api.tokens]]\nsha256 = \"{}\"\ncustomer = \"globex\"\n[[api.tokens]]\nsha256 = \"{}\"\nscope = \"ingest\"\ncustomers = [\"acme\"]\n",
+            "{}{GITHUB}\n[api]\nlisten = \"127.0.0.1:0\"\nquery_memory = \"64 MiB\"\n[[api.tokens]]\nsha256 = \"{}\"\n[[api.tokens]]\nsha256 = \"{}\"\ncustomer = \"acme\"\n[[api.tokens]]\nsha256 = \"{}\"\ncustomer = \"globex\"\n[[api.tokens]]\nsha256 = \"{}\"\nscope = \"ingest\"\ncustomers = [\"acme\"]\n",
             scenario_config(),
             sha(ADMIN),
             sha(ACME),
@@ -402,6 +405,150 @@ fn capacity_availability_incidents_and_tickets() {
     assert_eq!(v["ticket"], t.as_str());
     assert!(v["incidents"].is_array() && v["kind"].is_string());
     assert_eq!(get("/v1/tickets/NOPE-1", Some(ADMIN)).0, 404);
+}
+
+/// A `deployment_status` webhook as GitHub documents it (docs.github.com,
+/// "Webhook events and payloads", deployment_status; trimmed to the fields
+/// slaflow reads and a few around them).
+fn deployment_status(status_id: u64, state: &str, environment: &str, created_at: &str) -> String {
+    serde_json::json!({
+        "action": "created",
+        "deployment_status": {
+            "url": format!("https://api.github.com/repos/octo-org/shop/deployments/1042/statuses/{status_id}"),
+            "id": status_id,
+            "node_id": "DES_kwDOAbc",
+            "state": state,
+            "description": "",
+            "environment": environment,
+            "target_url": "",
+            "created_at": created_at,
+            "updated_at": created_at,
+            "deployment_url": "https://api.github.com/repos/octo-org/shop/deployments/1042",
+            "repository_url": "https://api.github.com/repos/octo-org/shop"
+        },
+        "deployment": {
+            "url": "https://api.github.com/repos/octo-org/shop/deployments/1042",
+            "id": 1042,
+            "node_id": "DE_kwDOAbc",
+            "sha": "a10867b14bb761a232cd80139fbd4c0d33264240",
+            "ref": "main",
+            "task": "deploy",
+            "environment": environment,
+            "created_at": created_at,
+            "updated_at": created_at
+        },
+        "repository": { "id": 1296269, "name": "shop", "full_name": "octo-org/shop" },
+        "sender": { "login": "octocat", "id": 1 }
+    })
+    .to_string()
+}
+
+/// Section 15: GitHub's webhooks, signed with the secret, become change events.
+#[test]
+fn github_deployment_statuses_become_changes_and_need_the_signature() {
+    let secret = b"it's a secret to everybody";
+    let send = |event: &str, body: &str, signature: Option<String>| {
+        let mut r = agent()
+            .post(format!("{}/v1/ingest/github", server().base))
+            .header("Content-Type", "application/json")
+            .header("X-GitHub-Event", event);
+        if let Some(s) = signature {
+            r = r.header("X-Hub-Signature-256", s);
+        }
+        let mut answer = r.send(body).expect("send");
+        (
+            answer.status().as_u16(),
+            answer.body_mut().read_to_string().unwrap_or_default(),
+        )
+    };
+    let sign = |body: &str| {
+        format!(
+            "sha256={}",
+            slaflow::sign::hmac_hex(secret, &[body.as_bytes()])
+        )
+    };
+    let now = chrono::Utc::now() - chrono::Duration::seconds(30);
+    let at = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut published = Vec::new();
+    for (id, state, environment, accepted) in [
+        (9001, "in_progress", "production", false),
+        (9002, "success", "production", true),
+        (9003, "failure", "production", true),
+        (9004, "error", "production", true),
+        (9005, "success", "staging", false),
+    ] {
+        let body = deployment_status(id, state, environment, &at);
+        let (status, answer) = send("deployment_status", &body, Some(sign(&body)));
+        assert_eq!(status, 200, "{state} {environment}: {answer}");
+        let a = json(&answer);
+        assert_eq!(
+            a["accepted"],
+            u64::from(accepted),
+            "{state} {environment}: {a}"
+        );
+        assert_eq!(
+            a["ignored"],
+            u64::from(!accepted),
+            "{state} {environment}: {a}"
+        );
+        if accepted {
+            published.push(format!("github:{id}"));
+        }
+        // GitHub redelivers: the same status is a duplicate, not a second change.
+        if id == 9002 {
+            let again = json(&send("deployment_status", &body, Some(sign(&body))).1);
+            assert_eq!(
+                (again["accepted"].as_u64(), again["duplicates"].as_u64()),
+                (Some(0), Some(1))
+            );
+        }
+    }
+    let submitted = server().submitted.lock().expect("lock").clone();
+    let changes: Vec<serde_json::Value> = (submitted.iter())
+        .map(|l| json(l))
+        .filter(|v| v["kind"] == "change")
+        .collect();
+    let got: Vec<(String, String)> = (changes.iter())
+        .map(|v| {
+            (
+                v["event_id"].as_str().unwrap_or("").to_owned(),
+                v["outcome"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String)> = published
+        .iter()
+        .zip(["success", "failed", "failed"])
+        .map(|(id, o)| (id.clone(), o.to_owned()))
+        .collect();
+    assert_eq!(got, want);
+    for v in &changes {
+        assert_eq!(
+            (v["service"].as_str(), v["change_id"].as_str()),
+            (Some("shop"), Some("1042")),
+            "{v}"
+        );
+    }
+    // A body signed with another secret, an edited body, no signature: 401.
+    let body = deployment_status(9010, "success", "production", &at);
+    let forged = format!(
+        "sha256={}",
+        slaflow::sign::hmac_hex(b"guess", &[body.as_bytes()])
+    );
+    assert_eq!(send("deployment_status", &body, Some(forged)).0, 401);
+    let edited = body.replace("1042", "1043");
+    assert_eq!(send("deployment_status", &edited, Some(sign(&body))).0, 401);
+    assert_eq!(send("deployment_status", &body, None).0, 401);
+    // The ping GitHub sends when the webhook is created is answered, not stored.
+    let ping = r#"{"zen":"Keep it logically awesome.","hook_id":1}"#;
+    let (status, answer) = send("ping", ping, Some(sign(ping)));
+    assert_eq!((status, json(&answer)["ignored"].as_u64()), (200, Some(1)));
+    // A repository not mapped to a service is refused, naming it.
+    let other = deployment_status(9011, "success", "production", &at)
+        .replace("octo-org/shop", "octo-org/blog");
+    let (status, answer) = send("deployment_status", &other, Some(sign(&other)));
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.contains("octo-org/blog"), "{answer}");
 }
 
 #[test]
@@ -891,6 +1038,7 @@ fn openapi_document_matches_the_routes() {
         "/v1/incidents",
         "/v1/ingest/alertmanager",
         "/v1/ingest/events",
+        "/v1/ingest/github",
         "/v1/ingest/jira",
         "/v1/ingest/prometheus",
         "/v1/maintenance",

@@ -24,7 +24,7 @@ use super::auth::Principal;
 use super::error::ApiError;
 use crate::config::Config;
 use crate::event::Topic;
-use crate::ingest::{Event, Rejected, Translated, alertmanager, events, jira, prometheus};
+use crate::ingest::{Event, Rejected, Translated, alertmanager, events, github, jira, prometheus};
 use crate::state::Shared;
 
 /// What became of an ingest request.
@@ -239,6 +239,60 @@ pub async fn jira(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     ingest(shared, who, "/v1/ingest/jira", body, jira::translate).await
+}
+
+/// GitHub `deployment_status` webhook (contract section 15): authenticated by
+/// `X-Hub-Signature-256` with `[ingest.github] secret`, not a bearer token.
+/// Final states become change events (`success`, `failure`/`error` → failed);
+/// other states, other environments and other events (`ping`) are ignored and
+/// counted.
+#[utoipa::path(post, path = "/v1/ingest/github", request_body(content = Object, description = "GitHub deployment_status webhook payload"),
+    params(("X-Hub-Signature-256" = String, Header, description = "sha256=<HMAC-SHA256 of the body under the webhook secret, hex>"),
+        ("X-GitHub-Event" = String, Header, description = "deployment_status (others are ignored)")),
+    responses((status = 200, body = IngestResponse), (status = 400, body = IngestResponse), (status = 401, description = "no [ingest.github], or the signature does not match"), (status = 413), (status = 503)))]
+pub async fn github(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body?;
+    let Some(config) = &shared.config.ingest.github else {
+        return Err(ApiError::unauthorized(
+            "no [ingest.github] secret is configured",
+        ));
+    };
+    let signature = headers
+        .get("x-hub-signature-256")
+        .and_then(|v| v.to_str().ok());
+    let tag = signature.and_then(|s| s.strip_prefix("sha256="));
+    let secret = config.secret.get_ref().as_bytes();
+    if !tag.is_some_and(|t| crate::sign::hmac_matches(secret, &[&body], &t.to_ascii_lowercase())) {
+        return Err(ApiError::unauthorized(
+            "X-Hub-Signature-256 does not match the body",
+        ));
+    }
+    let event = headers.get("x-github-event").and_then(|v| v.to_str().ok());
+    let endpoint = "/v1/ingest/github";
+    if event != Some("deployment_status") {
+        shared.metrics.count_ingest(endpoint, "ignored", 1);
+        let ignored = IngestResponse {
+            accepted: 0,
+            duplicates: 0,
+            ignored: 1,
+            rejected: Vec::new(),
+            event_ids: Vec::new(),
+        };
+        return Ok((StatusCode::OK, Json(ignored)).into_response());
+    }
+    // The signature is the credential: the events may be any service's.
+    ingest(
+        shared,
+        Principal::Ingest(None),
+        endpoint,
+        Ok(body),
+        github::translate,
+    )
+    .await
 }
 
 /// Prometheus remote write 1.0 (a snappy-compressed protobuf `WriteRequest`):

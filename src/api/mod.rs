@@ -85,6 +85,7 @@ pub fn router(shared: Arc<Shared>) -> std::io::Result<(Router, utoipa::openapi::
             OpenApiRouter::new()
                 .routes(routes!(ingest::alertmanager))
                 .routes(routes!(ingest::events))
+                .routes(routes!(ingest::github))
                 .routes(routes!(ingest::jira))
                 .routes(routes!(ingest::prometheus))
                 // axum's own extractor limit (2 MiB by default) must not undercut it.

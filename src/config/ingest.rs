@@ -19,6 +19,22 @@ pub struct IngestConfig {
     pub jira: JiraConfig,
     /// `[ingest.prometheus]`.
     pub prometheus: PrometheusConfig,
+    /// `[ingest.github]`: GitHub `deployment_status` webhooks (section 15).
+    pub github: Option<GithubConfig>,
+}
+
+/// `[ingest.github]`: how `POST /v1/ingest/github` reads GitHub
+/// `deployment_status` webhooks into change events.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GithubConfig {
+    /// The webhook's secret: bodies are authenticated by `X-Hub-Signature-256`.
+    pub secret: Spanned<String>,
+    /// Deployment environments that count (e.g. `["production"]`); empty: all.
+    #[serde(default)]
+    pub environments: Vec<String>,
+    /// Service id by repository `full_name` (`"octo-org/shop" = "shop"`).
+    pub repositories: BTreeMap<String, String>,
 }
 
 /// `[ingest.prometheus]`: what the remote-write receiver

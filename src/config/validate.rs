@@ -86,6 +86,7 @@ impl Config {
         self.check_deliveries(&customers)?;
         self.check_burn_alerts()?;
         self.check_slos()?;
+        self.check_github()?;
         self.service_index = (self.services.iter().enumerate())
             .map(|(i, s)| (s.id.get_ref().clone(), i))
             .collect();
@@ -274,6 +275,28 @@ impl Config {
             }
             if side.1 == &s.total {
                 return fault(span, key(side.0), "must name another counter than `total`");
+            }
+        }
+        Ok(())
+    }
+
+    /// `[ingest.github]`: a secret GitHub can sign with, known services.
+    fn check_github(&self) -> Checked {
+        let Some(g) = &self.ingest.github else {
+            return Ok(());
+        };
+        let span = g.secret.span();
+        if g.secret.get_ref().len() < 16 {
+            return fault(
+                span,
+                "ingest.github.secret",
+                "use at least 16 characters (GitHub signs with it)",
+            );
+        }
+        for (repo, service) in &g.repositories {
+            if self.services.iter().all(|s| s.id.get_ref() != service) {
+                let what = format!("repository {repo:?}: unknown service {service:?}");
+                return fault(span, "ingest.github.repositories", what);
             }
         }
         Ok(())

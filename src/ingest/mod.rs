@@ -7,6 +7,7 @@
 
 pub mod alertmanager;
 pub mod events;
+pub mod github;
 pub mod jira;
 pub mod prometheus;
 
