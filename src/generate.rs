@@ -233,6 +233,10 @@ pub struct Generator {
     exclusions: u64,
     /// Request counters (section 14), a stream of its own like exclusions.
     requests: RequestCounters,
+    /// Deployments (section 15), a stream of their own too.
+    deploys: SmallRng,
+    /// Changes deployed so far.
+    changes: u64,
 }
 
 /// Services with load balancers counting requests (contract section 14):
@@ -274,6 +278,8 @@ impl Generator {
                 values: [[[0; 3]; 2]; COUNTED.len()],
                 seq: 0,
             },
+            deploys: SmallRng::seed_from_u64(seed ^ 0xde91_0e5),
+            changes: 0,
         }
     }
 
@@ -294,6 +300,7 @@ impl Generator {
         let mut out = Vec::new();
         for i in 0..SERVICES.len() {
             self.plan_service(i, t, &mut out);
+            self.deploy(i, t, &mut out);
             self.probes(i, t, &mut out);
             self.metrics(i, t, &mut out);
         }
@@ -452,6 +459,36 @@ impl Generator {
                 ),
             });
         }
+    }
+
+    /// Changes (contract section 15): about two a day per service at random,
+    /// mostly successful; and half of the outages starting now are a change
+    /// deployed the same minute (the change an outage is attributed to).
+    fn deploy(&mut self, i: usize, t: Millis, out: &mut Vec<Generated>) {
+        let service = SERVICES[i].id;
+        let broke = (self.troubles[i].iter()).any(|tr| tr.start == t && tr.down_mask != 0);
+        let (ts, outcome) = if broke && self.deploys.random_bool(0.5) {
+            (t, "success")
+        } else if self.deploys.random_bool(2.0 / 1440.0) {
+            let outcome = match self.deploys.random_range(0..20) {
+                0 => "failed",
+                1 => "rolled_back",
+                _ => "success",
+            };
+            (t + self.deploys.random_range(0..60_000), outcome)
+        } else {
+            return;
+        };
+        self.changes += 1;
+        let n = self.changes;
+        out.push(Generated {
+            topic: Topic::Monitoring,
+            key: service.to_owned(),
+            ts,
+            line: format!(
+                r#"{{"event_id":"dep-{n}","ts":{ts},"service":"{service}","kind":"change","change_id":"DEP-{n}","outcome":"{outcome}"}}"#
+            ),
+        });
     }
 
     /// One sample a minute per balancer of each counter of counted service

@@ -76,6 +76,14 @@ struct BurnLabel {
     window: String,
 }
 
+/// Changes of a service by outcome (contract section 15).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ChangeLabel {
+    customer: String,
+    service: String,
+    outcome: String,
+}
+
 /// A request SLO's gauge (contract section 14).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestSloLabel {
@@ -103,6 +111,8 @@ struct SloMetrics {
     credit: Family<SloLabel, FloatGauge>,
     request_ratio: Family<RequestSloLabel, FloatGauge>,
     request_burn_rate: Family<RequestSloLabel, FloatGauge>,
+    changes: Family<ChangeLabel, Gauge>,
+    changes_failed: Family<SloLabel, Gauge>,
     /// Held while the gauges are rebuilt and rendered, so a concurrent scrape
     /// never sees them half set.
     scrape: Mutex<()>,
@@ -136,6 +146,16 @@ impl SloMetrics {
             self.request_ratio.clone(),
         );
         registry.register(
+            "changes",
+            "Changes deployed in the current UTC month of the service (contract section 15), by last outcome",
+            self.changes.clone(),
+        );
+        registry.register(
+            "changes_failed",
+            "Changes deployed in the current UTC month that failed: an outcome other than success, or an outage attributed to them",
+            self.changes_failed.clone(),
+        );
+        registry.register(
             "request_slo_burn_rate",
             "Request SLO error-budget burn rate over each configured burn-alert window, at the latest bucket close",
             self.request_burn_rate.clone(),
@@ -156,6 +176,7 @@ impl SloMetrics {
         self.objective.clear();
         self.credit.clear();
         self.set_requests(engine, windows);
+        self.set_changes(engine);
         let lengths: Vec<Millis> = windows.iter().map(|w| w.1).collect();
         for t in engine.services().values().filter(|t| t.cursor().is_some()) {
             let (customer, service) = (t.customer().to_owned(), t.id().to_owned());
@@ -195,6 +216,30 @@ impl SloMetrics {
 }
 
 impl SloMetrics {
+    /// The month's changes of each service `engine` holds (section 15).
+    fn set_changes(&self, engine: &Engine) {
+        self.changes.clear();
+        self.changes_failed.clear();
+        for t in engine.services().values() {
+            let Some(cursor) = t.cursor() else { continue };
+            let month = crate::engine::availability::month_of(cursor).0;
+            let (customer, service) = (t.customer().to_owned(), t.id().to_owned());
+            let mut failed = 0;
+            for c in t.changes().iter().filter(|c| c.ts >= month) {
+                let label = ChangeLabel {
+                    customer: customer.clone(),
+                    service: service.clone(),
+                    outcome: c.outcome.as_str().to_owned(),
+                };
+                self.changes.get_or_create(&label).inc();
+                failed += i64::from(c.failed());
+            }
+            self.changes_failed
+                .get_or_create(&SloLabel { customer, service })
+                .set(failed);
+        }
+    }
+
     /// The request SLO gauges of the services `engine` holds, at each
     /// service's latest bucket close evaluated.
     fn set_requests(&self, engine: &Engine, windows: &[(String, Millis)]) {
@@ -306,6 +351,7 @@ pub struct Metrics {
     buffered: Gauge,
     dedup_ids: Gauge,
     ingest: Family<IngestLabel, Counter>,
+    induced_outages: Family<SloLabel, Counter>,
     /// Incident delivery (PagerDuty, webhooks).
     pub delivery: DeliveryMetrics,
     /// Checkpoints and restores.
@@ -357,6 +403,7 @@ impl Metrics {
             buffered: Gauge::default(),
             dedup_ids: Gauge::default(),
             ingest: Family::default(),
+            induced_outages: Family::default(),
             delivery: DeliveryMetrics::default(),
             checkpoints: CheckpointMetrics::default(),
             slo: SloMetrics::default(),
@@ -409,6 +456,11 @@ impl Metrics {
             m.open_tickets.clone(),
         );
         registry.register("services", "Services by current state", m.services.clone());
+        registry.register(
+            "change_induced_outages",
+            "Outages whose trigger names the change that induced them (contract section 15)",
+            m.induced_outages.clone(),
+        );
         registry.register(
             "processing_latency_seconds",
             "Duration of one processing step",
@@ -484,6 +536,16 @@ impl Metrics {
                     action: action.to_owned(),
                 })
                 .inc();
+            let induced = i.rule == Rule::Outage && i.action == Action::Trigger;
+            if let (true, Some(service)) =
+                (induced && i.details.get("change_id").is_some(), &i.service)
+            {
+                let label = SloLabel {
+                    customer: i.customer.clone(),
+                    service: service.clone(),
+                };
+                self.induced_outages.get_or_create(&label).inc();
+            }
         }
         self.open_incidents.set(open.len() as i64);
         let mut by_rule: BTreeMap<Rule, i64> = Rule::VARIANTS.iter().map(|&r| (r, 0)).collect();
