@@ -278,7 +278,7 @@ impl Generator {
                 values: [[[0; 3]; 2]; COUNTED.len()],
                 seq: 0,
             },
-            deploys: SmallRng::seed_from_u64(seed ^ 0xde91_0e5),
+            deploys: SmallRng::seed_from_u64(seed ^ 0x0de9_10e5),
             changes: 0,
         }
     }
