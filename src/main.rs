@@ -7,7 +7,9 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use slaflow::config::Config;
-use slaflow::evidence::{EvidenceArgs, Verdict, VerifyArgs, evidence, verify};
+use slaflow::evidence::{
+    EvidenceArgs, Verdict, VerifyArgs, YearArgs, evidence, evidence_year, verify,
+};
 use slaflow::replay::{ReplayArgs, replay};
 use slaflow::time::{Millis, parse_flexible};
 
@@ -109,8 +111,12 @@ enum Command {
         #[arg(long)]
         customer: String,
         /// UTC calendar month, YYYY-MM.
+        #[arg(long, required_unless_present = "year", conflicts_with = "year")]
+        month: Option<String>,
+        /// A year, YYYY: the annual pack (each month's pack, review.json and
+        /// review.html, one manifest over every file).
         #[arg(long)]
-        month: String,
+        year: Option<i32>,
         /// Output folder.
         #[arg(long)]
         out: PathBuf,
@@ -291,15 +297,34 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
         Command::Evidence {
             inputs,
             customer,
+            month: None,
+            year: Some(year),
+            out,
+            pdf,
+        } => write_year(&YearArgs {
+            config: inputs.config,
+            monitoring: inputs.monitoring,
+            tickets: inputs.tickets,
+            customer,
+            year,
+            out,
+            pdf,
+            now: slaflow::time::wall_now(),
+        }),
+        Command::Evidence {
+            inputs,
+            customer,
             month,
             out,
             pdf,
+            ..
         } => write_evidence(&EvidenceArgs {
             config: inputs.config,
             monitoring: inputs.monitoring,
             tickets: inputs.tickets,
             customer,
-            month,
+            // clap requires --month without --year.
+            month: month.unwrap_or_default(),
             out,
             pdf,
             now: slaflow::time::wall_now(),
@@ -405,6 +430,21 @@ fn write_evidence(args: &EvidenceArgs) -> anyhow::Result<ExitCode> {
         m.customer,
         m.from,
         m.to,
+        slaflow::text::count(m.outputs.len() as u64 + 1, "file"),
+        args.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `slaflow evidence --year`: writes the annual pack and says where.
+fn write_year(args: &YearArgs) -> anyhow::Result<ExitCode> {
+    let m = evidence_year(args)?;
+    let months = m.months.as_ref().map_or(0, Vec::len);
+    println!(
+        "evidence: {} {}: {}, {} → {}",
+        m.customer,
+        args.year,
+        slaflow::text::count(months as u64, "monthly pack"),
         slaflow::text::count(m.outputs.len() as u64 + 1, "file"),
         args.out.display()
     );

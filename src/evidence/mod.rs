@@ -8,6 +8,7 @@
 //! manifest's `generated_at`, and the reports' `generated_at` is the same
 //! instant. Re-deriving therefore gives the same bytes, `generated_at` included.
 
+mod annual;
 mod diff;
 mod pdf;
 mod verify;
@@ -31,6 +32,7 @@ use crate::source::kafka_range::{self, RangeError};
 use crate::source::{ChunkSource, Records};
 use crate::time::{Millis, format_ms, parse_rfc3339};
 
+pub use annual::{REVIEW_HTML, REVIEW_JSON, YearArgs, evidence_year};
 pub use pdf::HEADLESS_ARGS;
 use pdf::{find_chromium, print_pdf};
 pub use verify::{Verdict, VerifyArgs, verify};
@@ -65,6 +67,10 @@ pub struct Manifest {
     pub outputs: Vec<OutputFile>,
     /// When the pack was made: also the processing clock of the `future` check.
     pub generated_at: String,
+    /// An annual pack (section 15): its month folders, `YYYY-MM`, each a
+    /// monthly pack; `outputs` then lists every file by its path in the pack.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub months: Option<Vec<String>>,
 }
 
 /// A file the pack was derived from, as named on the command line.
@@ -238,7 +244,7 @@ pub fn evidence(args: &EvidenceArgs) -> Result<Manifest, EvidenceError> {
         outputs.push(output_entry(name, bytes));
     }
     if let Some(chromium) = chromium {
-        let pdf = print_pdf(&chromium, &args.out)?;
+        let pdf = print_pdf(&chromium, &args.out, "report.html", PDF)?;
         outputs.push(output_entry(PDF, &pdf));
     } else {
         // A PDF of an earlier pack in the same folder would stay unlisted.
@@ -360,6 +366,7 @@ impl Manifest {
             inputs,
             outputs,
             generated_at: format_ms(now),
+            months: None,
         }
     }
 
@@ -469,13 +476,36 @@ fn build<S: ChunkSource>(
         pipeline,
         incidents,
     } = replay::run(config.clone(), streams, Some(to), now, &mut |_| Ok(()))?;
-    let engine = pipeline.engine();
+    let (files, _) = render_month(
+        &config,
+        pipeline.engine(),
+        &incidents,
+        customer,
+        (from, to),
+        now,
+    )?;
+    Ok(files)
+}
+
+/// A month's files, and its SLA report.
+type MonthFiles = (Vec<(&'static str, Vec<u8>)>, crate::report::SlaReport);
+
+/// The files of the customer's month from replayed state (`incidents`: every
+/// action in contract order).
+fn render_month(
+    config: &Arc<Config>,
+    engine: &crate::engine::Engine,
+    incidents: &[Incident],
+    customer: &str,
+    (from, to): (Millis, Millis),
+    now: Millis,
+) -> Result<MonthFiles, EvidenceError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .map_err(|e| EvidenceError::Args(format!("runtime: {e}")))?;
     let tables = Tables::for_sla_report(engine)?;
     let sla = runtime.block_on(sla_report(
-        &config, &tables, &incidents, customer, from, to, now,
+        config, &tables, incidents, customer, from, to, now,
     ))?;
     let theirs = |i: &&Incident| i.customer == customer && (from..to).contains(&i.at_ms);
     let incident_lines = (incidents.iter().filter(theirs)).map(Incident::to_json);
@@ -487,14 +517,16 @@ fn build<S: ChunkSource>(
     let report = json_document(&sla)
         .map_err(|e| EvidenceError::Args(format!("cannot encode the report: {e}")))?;
     let csv = sla_csv(&sla)?.into_bytes();
-    let html = html::report_html(&config, engine, &incidents, sla, (from, to));
-    Ok(vec![
+    let kept = sla.clone();
+    let html = html::report_html(config, engine, incidents, sla, (from, to));
+    let files = vec![
         ("report.json", report),
         ("report.csv", csv),
         ("report.html", html.into_bytes()),
         ("incidents.ndjson", ndjson(incident_lines)),
         ("tickets.ndjson", ndjson(ticket_lines.into_iter())),
-    ])
+    ];
+    Ok((files, kept))
 }
 
 fn ndjson(lines: impl Iterator<Item = String>) -> Vec<u8> {

@@ -5,7 +5,7 @@ use std::process::Command;
 
 use sha2::{Digest, Sha256};
 
-use super::{EvidenceError, PDF, io_err};
+use super::{EvidenceError, io_err};
 
 /// How slaflow runs Chromium without a display, a profile of its own or
 /// network chatter (also what the tests' screenshots use).
@@ -33,10 +33,15 @@ pub(super) fn find_chromium() -> Result<PathBuf, EvidenceError> {
         })
 }
 
-/// Prints `dir/report.html` to `dir/report.pdf` and returns the PDF's bytes.
-pub(super) fn print_pdf(chromium: &Path, dir: &Path) -> Result<Vec<u8>, EvidenceError> {
+/// Prints `dir/{page}` to `dir/{pdf}` and returns the PDF's bytes.
+pub(super) fn print_pdf(
+    chromium: &Path,
+    dir: &Path,
+    page: &str,
+    pdf: &str,
+) -> Result<Vec<u8>, EvidenceError> {
     let dir = std::fs::canonicalize(dir).map_err(io_err(dir))?;
-    let (html, pdf) = (dir.join("report.html"), dir.join(PDF));
+    let (html, pdf) = (dir.join(page), dir.join(pdf));
     let profile = tempfile_dir(&dir)?;
     let status = Command::new(chromium)
         .args(HEADLESS_ARGS)

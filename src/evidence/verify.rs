@@ -47,6 +47,9 @@ pub fn verify(args: &VerifyArgs) -> Result<Verdict, EvidenceError> {
     let text = std::fs::read(&path).map_err(io_err(&path))?;
     let m: Manifest = serde_json::from_slice(&text)
         .map_err(|e| EvidenceError::Manifest(format!("in {}: {e}", args.dir.display())))?;
+    if m.months.is_some() {
+        return verify_year(&m, args);
+    }
     let derived = match rederive(&m, args)? {
         Ok(derived) => derived,
         Err(differs) => return Ok(Verdict::Differs(differs)),
@@ -58,6 +61,95 @@ pub fn verify(args: &VerifyArgs) -> Result<Verdict, EvidenceError> {
         Some(name) => Verdict::Differs(format!("{name}: in the pack but not in {MANIFEST}")),
         None => Verdict::Verified,
     })
+}
+
+/// An annual pack (section 15): the inputs replayed once into every month's
+/// files and the review, each month compared with its own manifest and
+/// folder, the review with the root's files, and every file the root lists
+/// with its hash.
+fn verify_year(m: &Manifest, args: &VerifyArgs) -> Result<Verdict, EvidenceError> {
+    let (config, year, now) = match year_inputs(m, args)? {
+        Ok(found) => found,
+        Err(differs) => return Ok(Verdict::Differs(differs)),
+    };
+    let files: Vec<&InputFile> = (m.inputs.iter())
+        .filter_map(|i| match i {
+            Input::File(f) => Some(f),
+            Input::Partition(_) => None,
+        })
+        .collect();
+    let (monitoring, tickets) = match check_files(&files, args)? {
+        Ok(paths) => paths,
+        Err(differs) => return Ok(Verdict::Differs(differs)),
+    };
+    let mut streams = replay::open_inputs(&monitoring, &tickets)?;
+    let derived = super::annual::build_year(config, &mut streams, &m.customer, year, now)?;
+    let months: Vec<&String> = derived.months.iter().map(|(name, _, _)| name).collect();
+    if m.months.as_ref().map(|v| v.iter().collect::<Vec<_>>()) != Some(months) {
+        return Ok(Verdict::Differs(format!(
+            "{MANIFEST}: months {:?} are not the months the inputs cover",
+            m.months
+        )));
+    }
+    for (name, _, files) in &derived.months {
+        let dir = args.dir.join(name);
+        let path = dir.join(MANIFEST);
+        let text = std::fs::read(&path).map_err(io_err(&path))?;
+        let month: Manifest = serde_json::from_slice(&text)
+            .map_err(|e| EvidenceError::Manifest(format!("in {}: {e}", dir.display())))?;
+        if let Some(differs) = compare_outputs(&month, files, &dir)? {
+            return Ok(Verdict::Differs(format!("{name}/{differs}")));
+        }
+    }
+    for (name, expected) in &derived.review {
+        let Some(found) = read_pack_file(&args.dir.join(name))? else {
+            return Ok(Verdict::Differs(format!("{name}: missing from the pack")));
+        };
+        if let Some(diff) = first_difference(name, expected, &found) {
+            return Ok(Verdict::Differs(format!("{name}: {diff}")));
+        }
+    }
+    for o in &m.outputs {
+        // Names are input: only paths inside the pack, one folder deep.
+        let inside = o
+            .name
+            .split('/')
+            .all(|p| !p.is_empty() && p != ".." && p != ".");
+        let found = match inside {
+            true => read_pack_file(&args.dir.join(&o.name))?,
+            false => None,
+        };
+        if found.is_none_or(|f| output_entry(&o.name, &f).sha256 != o.sha256) {
+            return Ok(Verdict::Differs(format!(
+                "{}: missing, or its SHA-256 differs from the root {MANIFEST}",
+                o.name
+            )));
+        }
+    }
+    Ok(Verdict::Verified)
+}
+
+/// The config, year and processing clock an annual manifest names, or what
+/// differs.
+fn year_inputs(
+    m: &Manifest,
+    args: &VerifyArgs,
+) -> Checked<(Arc<Config>, i32, crate::time::Millis)> {
+    let now = parse_rfc3339(&m.generated_at)
+        .map_err(|e| EvidenceError::Manifest(format!("generated_at: {e}")))?;
+    let year: i32 = (m.from.get(..4).and_then(|y| y.parse().ok()))
+        .ok_or_else(|| EvidenceError::Manifest(format!("from: {:?} is not a date", m.from)))?;
+    let config_path = (args.config.clone()).unwrap_or_else(|| locate(&m.config, &args.dir));
+    let config = Arc::new(Config::load(&config_path)?);
+    if config.sha256 != m.config_sha256 {
+        return Ok(Err(format!(
+            "config {}: SHA-256 {} differs from the manifest's config_sha256 {}",
+            config_path.display(),
+            config.sha256,
+            m.config_sha256
+        )));
+    }
+    Ok(Ok((config, year, now)))
 }
 
 /// The pack's files made anew from the manifest's config and inputs (files
