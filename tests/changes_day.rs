@@ -9,7 +9,7 @@ mod common;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use common::slaflow;
+use common::Inputs;
 use serde_json::Value;
 
 const CONFIG: &str = r#"
@@ -94,39 +94,23 @@ fn monitoring(path: &Path) {
 
 #[test]
 fn a_day_of_changes_gives_the_changes_block_and_the_induced_outages() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let p = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
-    std::fs::write(p("c.toml"), CONFIG).expect("config");
-    monitoring(Path::new(&p("m.ndjson")));
-    std::fs::write(p("t.ndjson"), "").expect("tickets");
-    let o = slaflow()
-        .args([
-            "replay",
-            "--config",
-            &p("c.toml"),
-            "--monitoring",
-            &p("m.ndjson"),
-        ])
-        .args(["--tickets", &p("t.ndjson"), "--out", &p("out")])
-        .args([
-            "--from",
-            "2026-11-04",
-            "--to",
-            "2026-11-05",
-            "--now",
-            "2026-11-06",
-        ])
-        .output()
-        .expect("replay");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let json = |f: &str| -> Value {
-        serde_json::from_slice(&std::fs::read(dir.path().join("out").join(f)).expect(f))
-            .expect("json")
-    };
+    let inputs = Inputs::new(CONFIG, monitoring);
+    let out = inputs.path("out");
+    let period = [
+        "--from",
+        "2026-11-04",
+        "--to",
+        "2026-11-05",
+        "--now",
+        "2026-11-06",
+    ];
+    inputs.run("replay", &[&["--out", out.as_str()][..], &period].concat());
+    let json = |f: &str| inputs.json(&format!("out/{f}"));
+
     let summary = json("summary.json");
     assert_eq!(summary["deadletter"]["malformed"], 2, "{summary}");
 
-    let text = std::fs::read_to_string(dir.path().join("out/incidents.ndjson")).expect("incidents");
+    let text = inputs.text("out/incidents.ndjson");
     let incidents: Vec<Value> = (text.lines())
         .map(|l| serde_json::from_str(l).expect("json"))
         .collect();
@@ -182,24 +166,15 @@ fn a_day_of_changes_gives_the_changes_block_and_the_induced_outages() {
     );
 
     // The month's pack carries the same block and verifies.
-    let o = slaflow()
-        .args([
-            "evidence",
-            "--config",
-            &p("c.toml"),
-            "--monitoring",
-            &p("m.ndjson"),
-        ])
-        .args(["--tickets", &p("t.ndjson"), "--out", &p("pack")])
-        .args(["--customer", "acme", "--month", "2026-11"])
-        .output()
-        .expect("evidence");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let pack: Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("pack/report.json")).expect("pack"))
-            .expect("json");
+    let pack_dir = inputs.path("pack");
+    let month = ["--customer", "acme", "--month", "2026-11"];
+    inputs.run(
+        "evidence",
+        &[&["--out", pack_dir.as_str()][..], &month].concat(),
+    );
+    let pack = inputs.json("pack/report.json");
     assert_eq!(pack["changes"], report["changes"]);
-    let html = std::fs::read_to_string(dir.path().join("pack/report.html")).expect("html");
+    let html = inputs.text("pack/report.html");
     for needle in [
         r#"data-field="changes_total" data-value="6""#,
         r#"data-field="changes_failed" data-value="2""#,
@@ -207,9 +182,5 @@ fn a_day_of_changes_gives_the_changes_block_and_the_induced_outages() {
     ] {
         assert!(html.contains(needle), "report.html lacks {needle}");
     }
-    let o = slaflow()
-        .args(["verify", &p("pack")])
-        .output()
-        .expect("verify");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    inputs.verify("pack");
 }

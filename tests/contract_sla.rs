@@ -10,7 +10,7 @@ mod common;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use common::slaflow;
+use common::{Inputs, slaflow};
 use serde_json::Value;
 
 const CONFIG: &str = r#"
@@ -185,46 +185,9 @@ fn check_figures(report: &Value, days_outside: f64, extra_nodata: f64, tail: i64
     assert_eq!(report["credit_pct_max"], 20.0);
 }
 
-/// A folder with `CONFIG`, the monitoring lines `write_monitoring` writes and
-/// no tickets: `slaflow ARGS --config … --monitoring … --tickets …` on it.
-struct Inputs {
-    dir: tempfile::TempDir,
-}
-
-impl Inputs {
-    fn new(write_monitoring: impl FnOnce(&Path)) -> Inputs {
-        let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("c.toml"), CONFIG).expect("config");
-        write_monitoring(&dir.path().join("m.ndjson"));
-        std::fs::write(dir.path().join("t.ndjson"), "").expect("tickets");
-        Inputs { dir }
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir.path().join(name).to_string_lossy().into_owned()
-    }
-
-    /// Runs `command` on the inputs with `args`; panics unless it succeeds.
-    fn run(&self, command: &str, args: &[&str]) {
-        let o = slaflow()
-            .args([command, "--config", &self.path("c.toml")])
-            .args(["--monitoring", &self.path("m.ndjson")])
-            .args(["--tickets", &self.path("t.ndjson")])
-            .args(args)
-            .output()
-            .expect(command);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    }
-
-    fn json(&self, file: &str) -> Value {
-        serde_json::from_slice(&std::fs::read(self.dir.path().join(file)).expect(file))
-            .expect("json")
-    }
-}
-
 #[test]
 fn a_day_with_service_hours_exclusions_and_credits() {
-    let inputs = Inputs::new(monitoring);
+    let inputs = Inputs::new(CONFIG, monitoring);
     let out = inputs.path("out");
     let (from, to, now) = ("2026-11-04", "2026-11-05", "2026-11-06");
     let args = ["--out", &out, "--from", from, "--to", to, "--now", now];
@@ -329,7 +292,7 @@ fn bad_windows_and_exclusions_are_malformed() {
             t + 31 * 86_400_000
         ),
     ];
-    let inputs = Inputs::new(|mon| {
+    let inputs = Inputs::new(CONFIG, |mon| {
         std::fs::write(mon, lines.join("\n") + "\n").expect("monitoring");
     });
     let out = inputs.path("out");

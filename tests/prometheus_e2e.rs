@@ -76,6 +76,26 @@ fn spawn(cmd: &mut Command, log: &std::path::Path) -> Peer {
     )
 }
 
+/// `slaflow run` on `t`'s topics with `config_text`, a 1 s idle timeout and
+/// the [`INGEST`] token, its files in `dir`.
+fn run_with_ingest(
+    t: &LiveTopics,
+    brokers: &str,
+    config_text: &str,
+    dir: &std::path::Path,
+) -> Running {
+    let ingest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(INGEST.as_bytes()));
+    let text = t.live_config(
+        brokers,
+        config_text,
+        "idle_timeout = \"1s\"",
+        &dir.join("data"),
+    ) + &format!("\n[[api.tokens]]\nsha256 = \"{ingest}\"\nscope = \"ingest\"\n");
+    let cfg = dir.join("live.toml");
+    std::fs::write(&cfg, text).expect("config");
+    Running::start(&cfg, &dir.join("run.log"))
+}
+
 /// Debian's `prometheus` with `yml` as its config, listening on `port`.
 fn prometheus(dir: &std::path::Path, yml: &str, port: u16) -> Peer {
     std::fs::write(dir.join("prometheus.yml"), yml).expect("prometheus.yml");
@@ -146,16 +166,7 @@ stale_after = "10s"
 outage_after = "3s"
 resolve_after = "5s"
 "#;
-    let ingest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(INGEST.as_bytes()));
-    let text = t.live_config(
-        &brokers,
-        config_text,
-        "idle_timeout = \"1s\"",
-        &dir.path().join("data"),
-    ) + &format!("\n[[api.tokens]]\nsha256 = \"{ingest}\"\nscope = \"ingest\"\n");
-    let cfg = dir.path().join("live.toml");
-    std::fs::write(&cfg, text).expect("config");
-    let run = Running::start(&cfg, &dir.path().join("run.log"));
+    let run = run_with_ingest(&t, &brokers, config_text, dir.path());
     let api = run.api_addr();
 
     let up = Arc::new(AtomicBool::new(true));
@@ -389,16 +400,7 @@ series = "prometheus_http_requests_total"
 match = { handler = "/api/v1/query", code = "4..|5.." }
 name = "query_errors"
 "#;
-    let ingest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(INGEST.as_bytes()));
-    let text = t.live_config(
-        &brokers,
-        config_text,
-        "idle_timeout = \"1s\"",
-        &dir.path().join("data"),
-    ) + &format!("\n[[api.tokens]]\nsha256 = \"{ingest}\"\nscope = \"ingest\"\n");
-    let cfg = dir.path().join("live.toml");
-    std::fs::write(&cfg, text).expect("config");
-    let run = Running::start(&cfg, &dir.path().join("run.log"));
+    let run = run_with_ingest(&t, &brokers, config_text, dir.path());
     let api = run.api_addr();
     let port = free_port();
     let yml = format!(

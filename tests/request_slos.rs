@@ -9,7 +9,7 @@ mod common;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use common::slaflow;
+use common::Inputs;
 use serde_json::Value;
 
 const CONFIG: &str = r#"
@@ -143,35 +143,18 @@ fn close(got: &Value, want: f64) {
 
 #[test]
 fn a_day_of_counters_gives_the_slos_block_and_burn_alerts() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let p = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
-    std::fs::write(p("c.toml"), CONFIG).expect("config");
-    monitoring(Path::new(&p("m.ndjson")));
-    std::fs::write(p("t.ndjson"), "").expect("tickets");
-    let o = slaflow()
-        .args([
-            "replay",
-            "--config",
-            &p("c.toml"),
-            "--monitoring",
-            &p("m.ndjson"),
-        ])
-        .args(["--tickets", &p("t.ndjson"), "--out", &p("out")])
-        .args([
-            "--from",
-            "2026-11-04",
-            "--to",
-            "2026-11-05",
-            "--now",
-            "2026-11-06",
-        ])
-        .output()
-        .expect("replay");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let json = |f: &str| -> Value {
-        serde_json::from_slice(&std::fs::read(dir.path().join("out").join(f)).expect(f))
-            .expect("json")
-    };
+    let inputs = Inputs::new(CONFIG, monitoring);
+    let out = inputs.path("out");
+    let period = [
+        "--from",
+        "2026-11-04",
+        "--to",
+        "2026-11-05",
+        "--now",
+        "2026-11-06",
+    ];
+    inputs.run("replay", &[&["--out", out.as_str()][..], &period].concat());
+    let json = |f: &str| inputs.json(&format!("out/{f}"));
 
     let summary = json("summary.json");
     assert_eq!(summary["deadletter"]["malformed"], 2, "{summary}");
@@ -215,7 +198,7 @@ fn a_day_of_counters_gives_the_slos_block_and_burn_alerts() {
     // Burn alert "fast" (30m, 5m, 10x of a 1 % budget) on api-errors: the 30m
     // window needs 9 burst samples (30 + 49k ≥ 450), the 5m one 2 (5 + 49k ≥ 75):
     // trigger at the 10:10 close, resolve at 10:25 (one burst sample left in 5m).
-    let text = std::fs::read_to_string(dir.path().join("out/incidents.ndjson")).expect("incidents");
+    let text = inputs.text("out/incidents.ndjson");
     let incidents: Vec<Value> = (text.lines())
         .map(|l| serde_json::from_str(l).expect("json"))
         .collect();
@@ -255,25 +238,15 @@ fn a_day_of_counters_gives_the_slos_block_and_burn_alerts() {
 
     // The month's evidence pack: the same counts (nothing else in November),
     // shown on report.html, and verified from the inputs.
-    let o = slaflow()
-        .args([
-            "evidence",
-            "--config",
-            &p("c.toml"),
-            "--monitoring",
-            &p("m.ndjson"),
-        ])
-        .args(["--tickets", &p("t.ndjson"), "--out", &p("pack")])
-        .args(["--customer", "acme", "--month", "2026-11"])
-        .output()
-        .expect("evidence");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let pack: Value = serde_json::from_slice(
-        &std::fs::read(dir.path().join("pack/report.json")).expect("pack report"),
-    )
-    .expect("json");
+    let pack_dir = inputs.path("pack");
+    let month = ["--customer", "acme", "--month", "2026-11"];
+    inputs.run(
+        "evidence",
+        &[&["--out", pack_dir.as_str()][..], &month].concat(),
+    );
+    let pack = inputs.json("pack/report.json");
     assert_eq!(pack["slos"], report["slos"]);
-    let html = std::fs::read_to_string(dir.path().join("pack/report.html")).expect("html");
+    let html = inputs.text("pack/report.html");
     for needle in [
         r#"<tr data-slo="api-errors">"#.to_owned(),
         format!(r#"data-field="total" data-value="{total}""#),
@@ -283,9 +256,5 @@ fn a_day_of_counters_gives_the_slos_block_and_burn_alerts() {
     ] {
         assert!(html.contains(&needle), "report.html lacks {needle}");
     }
-    let o = slaflow()
-        .args(["verify", &p("pack")])
-        .output()
-        .expect("verify");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    inputs.verify("pack");
 }

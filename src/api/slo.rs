@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 use super::auth::Principal;
 use super::error::ApiError;
 use super::routes::visible_service;
+use crate::config::BurnAlert;
 use crate::engine::requests::Requests;
 use crate::model::Severity;
 use crate::report::slo::SloReport;
@@ -41,6 +42,26 @@ pub struct BurnAlertStatus {
     pub short_burn: Option<f64>,
     /// Whether its `burn_rate` incident is open.
     pub firing: bool,
+}
+
+impl BurnAlertStatus {
+    /// Alert `a` with its (long, short) burn rates; firing when `open` names it.
+    fn of(
+        a: &BurnAlert,
+        (long_burn, short_burn): (Option<f64>, Option<f64>),
+        open: &[&str],
+    ) -> Self {
+        BurnAlertStatus {
+            name: a.name.get_ref().clone(),
+            severity: a.severity,
+            factor: a.factor,
+            long: a.long.text.clone(),
+            short: a.short.text.clone(),
+            long_burn,
+            short_burn,
+            firing: open.contains(&a.name.get_ref().as_str()),
+        }
+    }
 }
 
 /// The month's budget left at one instant.
@@ -91,16 +112,7 @@ pub async fn slo(
     let alerts = (shared.config.burn_alerts.iter())
         .map(|a| {
             let rates = t.burn_rates(&[a.long.ms, a.short.ms]);
-            BurnAlertStatus {
-                name: a.name.get_ref().clone(),
-                severity: a.severity,
-                factor: a.factor,
-                long: a.long.text.clone(),
-                short: a.short.text.clone(),
-                long_burn: rates[0],
-                short_burn: rates[1],
-                firing: open.contains(&a.name.get_ref().as_str()),
-            }
+            BurnAlertStatus::of(a, (rates[0], rates[1]), &open)
         })
         .collect();
     let budget = (t.month_budget_series(BUDGET_STEP).into_iter())
@@ -163,16 +175,7 @@ pub async fn request_slo(
         .map(|a| {
             let rates = close.map(|c| t.slo_burn_rates(slo, c, &[a.long.ms, a.short.ms]));
             let rate = |i: usize| rates.as_ref().and_then(|r| r[i]);
-            BurnAlertStatus {
-                name: a.name.get_ref().clone(),
-                severity: a.severity,
-                factor: a.factor,
-                long: a.long.text.clone(),
-                short: a.short.text.clone(),
-                long_burn: rate(0),
-                short_burn: rate(1),
-                firing: open.contains(&a.name.get_ref().as_str()),
-            }
+            BurnAlertStatus::of(a, (rate(0), rate(1)), &open)
         })
         .collect();
     Ok(Json(RequestSloStatus {

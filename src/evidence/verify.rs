@@ -72,12 +72,7 @@ fn verify_year(m: &Manifest, args: &VerifyArgs) -> Result<Verdict, EvidenceError
         Ok(found) => found,
         Err(differs) => return Ok(Verdict::Differs(differs)),
     };
-    let files: Vec<&InputFile> = (m.inputs.iter())
-        .filter_map(|i| match i {
-            Input::File(f) => Some(f),
-            Input::Partition(_) => None,
-        })
-        .collect();
+    let files = input_files(m);
     let (monitoring, tickets) = match check_files(&files, args)? {
         Ok(paths) => paths,
         Err(differs) => return Ok(Verdict::Differs(differs)),
@@ -129,6 +124,16 @@ fn verify_year(m: &Manifest, args: &VerifyArgs) -> Result<Verdict, EvidenceError
     Ok(Verdict::Verified)
 }
 
+/// The input files a manifest names (none for a live pack).
+fn input_files(m: &Manifest) -> Vec<&InputFile> {
+    (m.inputs.iter())
+        .filter_map(|i| match i {
+            Input::File(f) => Some(f),
+            Input::Partition(_) => None,
+        })
+        .collect()
+}
+
 /// The config, year and processing clock an annual manifest names, or what
 /// differs.
 fn year_inputs(
@@ -173,12 +178,7 @@ fn rederive(m: &Manifest, args: &VerifyArgs) -> Checked<Vec<(&'static str, Vec<u
             m.config_sha256
         )));
     }
-    let files: Vec<&InputFile> = (m.inputs.iter())
-        .filter_map(|i| match i {
-            Input::File(f) => Some(f),
-            Input::Partition(_) => None,
-        })
-        .collect();
+    let files = input_files(m);
     let period = (from, to);
     if files.len() == m.inputs.len() {
         let (monitoring, tickets) = match check_files(&files, args)? {

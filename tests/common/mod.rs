@@ -814,3 +814,57 @@ pub fn check_report_page(html: &str, report: &Value) {
     );
     assert!(html.contains(&triggered));
 }
+
+/// A folder with a config, the monitoring lines `write_monitoring` writes and
+/// no tickets: `slaflow COMMAND --config … --monitoring … --tickets … ARGS` on it.
+pub struct Inputs {
+    dir: tempfile::TempDir,
+}
+
+impl Inputs {
+    /// The folder with `config` and what `write_monitoring` writes.
+    pub fn new(config: &str, write_monitoring: impl FnOnce(&Path)) -> Inputs {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("c.toml"), config).expect("config");
+        write_monitoring(&dir.path().join("m.ndjson"));
+        std::fs::write(dir.path().join("t.ndjson"), "").expect("tickets");
+        Inputs { dir }
+    }
+
+    /// A path in the folder, as a string for arguments.
+    pub fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).to_string_lossy().into_owned()
+    }
+
+    /// Runs `command` on the inputs with `args`; panics unless it succeeds.
+    pub fn run(&self, command: &str, args: &[&str]) {
+        let o = slaflow()
+            .args([command, "--config", &self.path("c.toml")])
+            .args(["--monitoring", &self.path("m.ndjson")])
+            .args(["--tickets", &self.path("t.ndjson")])
+            .args(args)
+            .output()
+            .expect(command);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+
+    /// A JSON file of the folder.
+    pub fn json(&self, file: &str) -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(self.dir.path().join(file)).expect(file))
+            .expect("json")
+    }
+
+    /// A text file of the folder.
+    pub fn text(&self, file: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(file)).expect(file)
+    }
+
+    /// `slaflow verify` on a pack of the folder; panics unless it verifies.
+    pub fn verify(&self, pack: &str) {
+        let o = slaflow()
+            .args(["verify", &self.path(pack)])
+            .output()
+            .expect("verify");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    }
+}
