@@ -515,6 +515,9 @@ fn trend(r: &Review, services: &[&str]) -> Markup {
             line x1=(pad) x2=(w - pad) y1=(y(low)) y2=(y(low)) stroke="#ccc" {}
             text x="2" y=(y(100.0) + 4.0) font-size="10" { "100%" }
             text x="2" y=(y(low) + 4.0) font-size="10" { (format!("{low}%")) }
+            @for (i, m) in ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"].iter().enumerate() {
+                text x=(x(i) - 8.0) y=(h - 8.0) font-size="10" fill="#777" { (m) }
+            }
             @for (k, s) in services.iter().enumerate() {
                 @let points: Vec<String> = (r.months.iter().enumerate())
                     .filter_map(|(i, m)| m.services.get(k).and_then(|v| v.availability_pct).map(|a| format!("{:.1},{:.1}", x(i), y(a))))
