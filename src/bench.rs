@@ -437,7 +437,7 @@ pub fn memory_rows(tickets: usize, services: usize, gauge: MemoryGauge) -> Vec<R
     text.push_str("[[slas]]\nid = \"sla\"\ncustomer = \"c\"\nkinds = [\"incident\"]\n[slas.targets.P1]\nresponse = \"100d\"\nresolution = \"100d\"\n");
     text.push_str("[[slos]]\nid = \"req\"\nservice = \"s0\"\nobjective = 99.0\nwindow = \"28d\"\ntotal = \"requests\"\nbad = \"errors\"\n");
     let config = parse(&text);
-    let mut p = Pipeline::new(config, ["m".into(), "t".into()]);
+    let mut p = Pipeline::new(config.clone(), ["m".into(), "t".into()]);
     let now = crate::time::wall_now();
     let mut out = Outputs::default();
     let before = bytes();
@@ -479,22 +479,7 @@ pub fn memory_rows(tickets: usize, services: usize, gauge: MemoryGauge) -> Vec<R
     }
     p.finish(None, &mut out);
     let after_services = bytes();
-    // Counter series as Prometheus remote write names them: two samples each,
-    // at the same instants (one increase a series, one log entry per instant).
-    for round in 0..2i64 {
-        for chunk in (0..services).collect::<Vec<_>>().chunks(1_000) {
-            let lines: Vec<String> = chunk
-                .iter()
-                .map(|i| format!(r#"{{"event_id":"n{round}-{i}","ts":{},"service":"s0","kind":"counter","source":"{{code=\"200\",instance=\"10.0.{}.{}:9090\",job=\"api\"}}","name":"requests","value":{}}}"#, START + 1_000_060_000 + round * 60_000, i / 256, i % 256, 100 * round))
-                .collect();
-            p.ingest(mon, &RawRecord::numbered(&lines, 0, offset), now, &mut out);
-            offset += lines.len() as i64;
-        }
-        p.advance(None, &mut out);
-    }
-    p.finish(None, &mut out);
-    let after_counters = bytes();
-    let per_counter = after_counters.saturating_sub(after_services) as f64 / services as f64;
+    let per_counter = counter_series_bytes(&config, services, &bytes);
     let per_ticket = after_tickets.saturating_sub(before) as f64 / tickets as f64;
     let per_source = after_services.saturating_sub(after_tickets) as f64 / (services * 3) as f64;
     vec![
@@ -526,6 +511,34 @@ pub fn memory_rows(tickets: usize, services: usize, gauge: MemoryGauge) -> Vec<R
             target: "≤ 256 B".into(),
         },
     ]
+}
+
+/// Heap (or RSS) per counter series: `n` series of one service as Prometheus
+/// remote write names them, two samples each at the same instants (one
+/// increase a series, one log entry per instant), in a pipeline of their own
+/// (pruning another stream's dedup ids must not offset the growth).
+fn counter_series_bytes(config: &Arc<Config>, n: usize, bytes: &dyn Fn() -> u64) -> f64 {
+    let mut p = Pipeline::new(config.clone(), ["m".into(), "t".into()]);
+    let (now, mut out, mut offset) = (crate::time::wall_now(), Outputs::default(), 0);
+    let mon = StreamId {
+        topic: Topic::Monitoring,
+        partition: 0,
+    };
+    let before = bytes();
+    for round in 0..2i64 {
+        for chunk in (0..n).collect::<Vec<_>>().chunks(1_000) {
+            let lines: Vec<String> = chunk
+                .iter()
+                .map(|i| format!(r#"{{"event_id":"n{round}-{i}","ts":{},"service":"s0","kind":"counter","source":"{{code=\"200\",instance=\"10.0.{}.{}:9090\",job=\"api\"}}","name":"requests","value":{}}}"#, START + round * 60_000, i / 256, i % 256, 100 * round))
+                .collect();
+            p.ingest(mon, &RawRecord::numbered(&lines, 0, offset), now, &mut out);
+            offset += lines.len() as i64;
+        }
+        p.advance(None, &mut out);
+    }
+    p.finish(None, &mut out);
+    debug_assert_eq!(p.counts().applied, 2 * n as u64);
+    bytes().saturating_sub(before) as f64 / n as f64
 }
 
 /// Formats rows as a Markdown table.
