@@ -165,6 +165,35 @@ fn a_day_of_changes_gives_the_changes_block_and_the_induced_outages() {
         })
     );
 
+    // [03:05, 12:00): CHG-2 and CHG-3 were deployed in it (CHG-3 induced the
+    // 10:00 outage); the 03:00 outage started before the period but ended in
+    // it, the 10:00 one too; those ending after 12:00 do not count.
+    let part = inputs.path("part");
+    let period = [
+        "--from",
+        "2026-11-04T03:05:00Z",
+        "--to",
+        "2026-11-04T12:00:00Z",
+    ];
+    inputs.run(
+        "replay",
+        &[
+            &["--out", part.as_str(), "--now", "2026-11-06"][..],
+            &period,
+        ]
+        .concat(),
+    );
+    assert_eq!(
+        inputs.json("part/report-acme.json")["changes"],
+        serde_json::json!({
+            "total": 2,
+            "failed": 1,
+            "induced_outages": 1,
+            "failure_rate_pct": 50.0,
+            "mttr_s": 900.0,
+        })
+    );
+
     // The month's pack carries the same block and verifies.
     let pack_dir = inputs.path("pack");
     let month = ["--customer", "acme", "--month", "2026-11"];

@@ -297,6 +297,12 @@ impl Requests {
         excluded: &[(Millis, Millis)],
         out: &mut Vec<Incident>,
     ) {
+        // Before its first sample nothing can fire, and `run` may move the
+        // watermark with the wall clock before any record arrived: the closes
+        // start with the data, as they do in a replay.
+        if self.series.is_empty() {
+            return;
+        }
         let rules = self.rules.clone();
         let bucket = rules.bucket.max(1);
         // `t` may be `Millis::MIN` (a watermark before any record).
@@ -402,5 +408,71 @@ impl Requests {
         for log in self.logs.values_mut() {
             log.prune(horizon);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::engine::incidents::Action;
+
+    const M: Millis = 60_000;
+    /// 2026-11-02T00:00:00Z.
+    const T0: Millis = 1_793_577_600_000;
+
+    fn requests() -> Requests {
+        let text = r#"
+[[burn_alerts]]
+name = "fast"
+long = "10m"
+short = "2m"
+factor = 2.0
+severity = "critical"
+[[customers]]
+id = "c"
+[[services]]
+id = "web"
+customer = "c"
+[[slos]]
+id = "web-req"
+service = "web"
+objective = 90.0
+window = "1h"
+total = "all"
+bad = "err"
+"#;
+        let config = Config::parse(text, Path::new("t.toml")).expect("config");
+        Requests::new(SloRules::of(&config, "web"))
+    }
+
+    /// `run` can move the watermark with the wall clock before any record of
+    /// a service arrived: its SLO closes must still start with its samples.
+    #[test]
+    fn closes_start_with_the_first_sample_not_with_an_early_watermark() {
+        let owner = Owner {
+            service: "web",
+            customer: "c",
+        };
+        let mut r = requests();
+        let mut out = Vec::new();
+        r.evaluate_to(T0 + 30 * 86_400_000, &owner, &[], &mut out);
+        assert_eq!(r.evaluated(), None, "nothing to evaluate before a sample");
+        // Half the requests fail from minute 3: burn 5x the 10 % budget.
+        for m in 0..10 {
+            let ts = T0 + m * M;
+            r.evaluate_to(ts, &owner, &[], &mut out);
+            r.sample(ts, "lb", "all", (100 * m) as f64, true);
+            let bad = if m > 3 { 50 * (m - 3) } else { 0 };
+            r.sample(ts, "lb", "err", bad as f64, true);
+        }
+        r.evaluate_to(T0 + 10 * M, &owner, &[], &mut out);
+        let fired: Vec<(Action, Millis)> = out.iter().map(|i| (i.action, i.at_ms - T0)).collect();
+        // The first bad increase is dated minute 4. At the 5-minute close the
+        // 10m window holds 50 bad of 400 (12.5 % < 2 × 10 %); at the 6-minute
+        // close 100 of 500 (20 %) and the 2m window 100 of 200.
+        assert_eq!(fired, vec![(Action::Trigger, 6 * M)]);
+        assert_eq!(out[0].details["slo"], "web-req");
     }
 }
