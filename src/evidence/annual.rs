@@ -28,7 +28,7 @@ use crate::engine::availability::month_of;
 use crate::engine::incidents::{Action, Incident};
 use crate::model::Rule;
 use crate::replay::{self, Replayed};
-use crate::report::SlaReport;
+use crate::report::{SlaReport, Tables};
 use crate::sink::file::json_document;
 use crate::source::ChunkSource;
 use crate::time::{Millis, format_ms, parse_rfc3339};
@@ -113,6 +113,8 @@ pub(super) fn build_year<S: ChunkSource>(
     }
     let mut out = Vec::new();
     let mut reports = Vec::new();
+    // The months that ended by the highest ts share one snapshot of the tables.
+    let mut tables = Tables::for_sla_report(pipeline.engine())?;
     for (name, (from, to)) in months {
         if to > highest {
             // The month holding the highest ts: its own pack ends at its end.
@@ -120,9 +122,10 @@ pub(super) fn build_year<S: ChunkSource>(
             pipeline.finish(Some(to), &mut fired);
             incidents.append(&mut fired.incidents);
             incidents.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+            tables = Tables::for_sla_report(pipeline.engine())?;
         }
-        let engine = pipeline.engine();
-        let (files, sla) = render_month(&config, engine, &incidents, customer, (from, to), now)?;
+        let state = (pipeline.engine(), &tables);
+        let (files, sla) = render_month(&config, state, &incidents, customer, (from, to), now)?;
         reports.push((name.clone(), sla));
         out.push((name, (from, to), files));
     }

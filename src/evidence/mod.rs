@@ -476,9 +476,11 @@ fn build<S: ChunkSource>(
         pipeline,
         incidents,
     } = replay::run(config.clone(), streams, Some(to), now, &mut |_| Ok(()))?;
+    let engine = pipeline.engine();
+    let tables = Tables::for_sla_report(engine)?;
     let (files, _) = render_month(
         &config,
-        pipeline.engine(),
+        (engine, &tables),
         &incidents,
         customer,
         (from, to),
@@ -490,11 +492,11 @@ fn build<S: ChunkSource>(
 /// A month's files, and its SLA report.
 type MonthFiles = (Vec<(&'static str, Vec<u8>)>, crate::report::SlaReport);
 
-/// The files of the customer's month from replayed state (`incidents`: every
-/// action in contract order).
+/// The files of the customer's month from replayed state and its report
+/// tables (`incidents`: every action in contract order).
 fn render_month(
     config: &Arc<Config>,
-    engine: &crate::engine::Engine,
+    (engine, tables): (&crate::engine::Engine, &Tables),
     incidents: &[Incident],
     customer: &str,
     (from, to): (Millis, Millis),
@@ -503,9 +505,8 @@ fn render_month(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .map_err(|e| EvidenceError::Args(format!("runtime: {e}")))?;
-    let tables = Tables::for_sla_report(engine)?;
     let sla = runtime.block_on(sla_report(
-        config, &tables, incidents, customer, from, to, now,
+        config, tables, incidents, customer, from, to, now,
     ))?;
     let theirs = |i: &&Incident| i.customer == customer && (from..to).contains(&i.at_ms);
     let incident_lines = (incidents.iter().filter(theirs)).map(Incident::to_json);
