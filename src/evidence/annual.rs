@@ -126,7 +126,7 @@ pub(super) fn build_year<S: ChunkSource>(
         }
         let state = (pipeline.engine(), &tables);
         let (files, sla) = render_month(&config, state, &incidents, customer, (from, to), now)?;
-        reports.push((name.clone(), sla));
+        reports.push((name.clone(), (from, to), sla));
         out.push((name, (from, to), files));
     }
     let review = Review::new(
@@ -314,19 +314,13 @@ impl Review {
         incidents: &[Incident],
         customer: &str,
         year: i32,
-        reports: &[(String, SlaReport)],
+        reports: &[(String, (Millis, Millis), SlaReport)],
         now: Millis,
     ) -> Review {
         let engine = pipeline.engine();
-        let period = |r: &SlaReport| {
-            (
-                parse_rfc3339(&r.from).unwrap_or(0),
-                parse_rfc3339(&r.to).unwrap_or(0),
-            )
-        };
         let months = (reports.iter())
-            .map(|(month, r)| {
-                let (from, to) = period(r);
+            .map(|(month, (from, to), r)| {
+                let (from, to) = (*from, *to);
                 let services = (r.services.iter())
                     .map(|s| {
                         let changes: Vec<_> = (engine.services().get(&s.service).into_iter())
@@ -369,8 +363,8 @@ impl Review {
             })
             .collect();
         let year_span = (
-            reports.first().map_or(0, |(_, r)| period(r).0),
-            reports.last().map_or(0, |(_, r)| period(r).1),
+            reports.first().map_or(0, |(_, p, _)| p.0),
+            reports.last().map_or(0, |(_, p, _)| p.1),
         );
         Review {
             customer: customer.to_owned(),
