@@ -144,6 +144,11 @@ fn year_inputs(
         .map_err(|e| EvidenceError::Manifest(format!("generated_at: {e}")))?;
     let year: i32 = (m.from.get(..4).and_then(|y| y.parse().ok()))
         .ok_or_else(|| EvidenceError::Manifest(format!("from: {:?} is not a date", m.from)))?;
+    Ok(manifest_config(m, args)?.map(|config| (config, year, now)))
+}
+
+/// The config the manifest names (or `--config`), or how its hash differs.
+fn manifest_config(m: &Manifest, args: &VerifyArgs) -> Checked<Arc<Config>> {
     let config_path = (args.config.clone()).unwrap_or_else(|| locate(&m.config, &args.dir));
     let config = Arc::new(Config::load(&config_path)?);
     if config.sha256 != m.config_sha256 {
@@ -154,7 +159,7 @@ fn year_inputs(
             m.config_sha256
         )));
     }
-    Ok(Ok((config, year, now)))
+    Ok(Ok(config))
 }
 
 /// The pack's files made anew from the manifest's config and inputs (files
@@ -168,16 +173,10 @@ fn rederive(m: &Manifest, args: &VerifyArgs) -> Checked<Vec<(&'static str, Vec<u
         instant("to", &m.to)?,
         instant("generated_at", &m.generated_at)?,
     );
-    let config_path = (args.config.clone()).unwrap_or_else(|| locate(&m.config, &args.dir));
-    let config = Arc::new(Config::load(&config_path)?);
-    if config.sha256 != m.config_sha256 {
-        return Ok(Err(format!(
-            "config {}: SHA-256 {} differs from the manifest's config_sha256 {}",
-            config_path.display(),
-            config.sha256,
-            m.config_sha256
-        )));
-    }
+    let config = match manifest_config(m, args)? {
+        Ok(config) => config,
+        Err(differs) => return Ok(Err(differs)),
+    };
     let files = input_files(m);
     let period = (from, to);
     if files.len() == m.inputs.len() {
