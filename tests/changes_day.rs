@@ -95,8 +95,7 @@ fn monitoring(path: &Path) {
 #[test]
 fn a_day_of_changes_gives_the_changes_block_and_the_induced_outages() {
     let inputs = Inputs::new(CONFIG, monitoring);
-    let out = inputs.path("out");
-    let period = [
+    let day = [
         "--from",
         "2026-11-04",
         "--to",
@@ -104,7 +103,7 @@ fn a_day_of_changes_gives_the_changes_block_and_the_induced_outages() {
         "--now",
         "2026-11-06",
     ];
-    inputs.run("replay", &[&["--out", out.as_str()][..], &period].concat());
+    inputs.run_to("replay", "out", &day);
     let json = |f: &str| inputs.json(&format!("out/{f}"));
 
     let summary = json("summary.json");
@@ -168,21 +167,15 @@ fn a_day_of_changes_gives_the_changes_block_and_the_induced_outages() {
     // [03:05, 12:00): CHG-2 and CHG-3 were deployed in it (CHG-3 induced the
     // 10:00 outage); the 03:00 outage started before the period but ended in
     // it, the 10:00 one too; those ending after 12:00 do not count.
-    let part = inputs.path("part");
     let period = [
         "--from",
         "2026-11-04T03:05:00Z",
         "--to",
         "2026-11-04T12:00:00Z",
+        "--now",
+        "2026-11-06",
     ];
-    inputs.run(
-        "replay",
-        &[
-            &["--out", part.as_str(), "--now", "2026-11-06"][..],
-            &period,
-        ]
-        .concat(),
-    );
+    inputs.run_to("replay", "part", &period);
     assert_eq!(
         inputs.json("part/report-acme.json")["changes"],
         serde_json::json!({
@@ -195,12 +188,8 @@ fn a_day_of_changes_gives_the_changes_block_and_the_induced_outages() {
     );
 
     // The month's pack carries the same block and verifies.
-    let pack_dir = inputs.path("pack");
     let month = ["--customer", "acme", "--month", "2026-11"];
-    inputs.run(
-        "evidence",
-        &[&["--out", pack_dir.as_str()][..], &month].concat(),
-    );
+    inputs.run_to("evidence", "pack", &month);
     let pack = inputs.json("pack/report.json");
     assert_eq!(pack["changes"], report["changes"]);
     let html = inputs.text("pack/report.html");

@@ -96,6 +96,30 @@ fn run_with_ingest(
     Running::start(&cfg, &dir.join("run.log"))
 }
 
+/// A Prometheus config scraping every second with `scrape_configs` (YAML list
+/// items) and remote-writing the series `keep` matches to slaflow at `api`.
+fn prometheus_yml(api: &impl std::fmt::Display, scrape_configs: &str, keep: &str) -> String {
+    format!(
+        r#"global:
+  scrape_interval: 1s
+  scrape_timeout: 900ms
+scrape_configs:
+{scrape_configs}remote_write:
+  - url: http://{api}/v1/ingest/prometheus
+    authorization:
+      credentials: {INGEST}
+    queue_config:
+      batch_send_deadline: 500ms
+      min_backoff: 100ms
+      max_backoff: 1s
+    write_relabel_configs:
+      - source_labels: [__name__]
+        regex: {keep}
+        action: keep
+"#
+    )
+}
+
 /// Debian's `prometheus` with `yml` as its config, listening on `port`.
 fn prometheus(dir: &std::path::Path, yml: &str, port: u16) -> Peer {
     std::fs::write(dir.join("prometheus.yml"), yml).expect("prometheus.yml");
@@ -186,12 +210,8 @@ resolve_after = "5s"
             .arg(format!("--web.listen-address=127.0.0.1:{blackbox_port}")),
         &dir.path().join("blackbox.log"),
     );
-    let prometheus_yml = format!(
-        r#"global:
-  scrape_interval: 1s
-  scrape_timeout: 900ms
-scrape_configs:
-  - job_name: blackbox
+    let scrapes = format!(
+        r#"  - job_name: blackbox
     metrics_path: /probe
     params:
       module: [http_2xx]
@@ -206,21 +226,10 @@ scrape_configs:
         target_label: instance
       - target_label: __address__
         replacement: 127.0.0.1:{blackbox_port}
-remote_write:
-  - url: http://{api}/v1/ingest/prometheus
-    authorization:
-      credentials: {INGEST}
-    queue_config:
-      batch_send_deadline: 500ms
-      min_backoff: 100ms
-      max_backoff: 1s
-    write_relabel_configs:
-      - source_labels: [__name__]
-        regex: probe_success|probe_duration_seconds
-        action: keep
 "#
     );
-    let _prometheus = prometheus(dir.path(), &prometheus_yml, free_port());
+    let yml = prometheus_yml(&api, &scrapes, "probe_success|probe_duration_seconds");
+    let _prometheus = prometheus(dir.path(), &yml, free_port());
     let base = format!("http://{api}");
     let prometheus_log =
         || std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default();
@@ -403,30 +412,15 @@ name = "query_errors"
     let run = run_with_ingest(&t, &brokers, config_text, dir.path());
     let api = run.api_addr();
     let port = free_port();
-    let yml = format!(
-        r#"global:
-  scrape_interval: 1s
-  scrape_timeout: 900ms
-scrape_configs:
-  - job_name: self
+    let scrapes = format!(
+        r#"  - job_name: self
     static_configs:
       - targets: ["127.0.0.1:{port}"]
         labels:
           service: web
-remote_write:
-  - url: http://{api}/v1/ingest/prometheus
-    authorization:
-      credentials: {INGEST}
-    queue_config:
-      batch_send_deadline: 500ms
-      min_backoff: 100ms
-      max_backoff: 1s
-    write_relabel_configs:
-      - source_labels: [__name__]
-        regex: prometheus_http_requests_total
-        action: keep
 "#
     );
+    let yml = prometheus_yml(&api, &scrapes, "prometheus_http_requests_total");
     let _prometheus = prometheus(dir.path(), &yml, port);
     let query = |q: &str| {
         let url = format!(

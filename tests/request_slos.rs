@@ -144,8 +144,7 @@ fn close(got: &Value, want: f64) {
 #[test]
 fn a_day_of_counters_gives_the_slos_block_and_burn_alerts() {
     let inputs = Inputs::new(CONFIG, monitoring);
-    let out = inputs.path("out");
-    let period = [
+    let day = [
         "--from",
         "2026-11-04",
         "--to",
@@ -153,7 +152,7 @@ fn a_day_of_counters_gives_the_slos_block_and_burn_alerts() {
         "--now",
         "2026-11-06",
     ];
-    inputs.run("replay", &[&["--out", out.as_str()][..], &period].concat());
+    inputs.run_to("replay", "out", &day);
     let json = |f: &str| inputs.json(&format!("out/{f}"));
 
     let summary = json("summary.json");
@@ -238,12 +237,8 @@ fn a_day_of_counters_gives_the_slos_block_and_burn_alerts() {
 
     // The month's evidence pack: the same counts (nothing else in November),
     // shown on report.html, and verified from the inputs.
-    let pack_dir = inputs.path("pack");
     let month = ["--customer", "acme", "--month", "2026-11"];
-    inputs.run(
-        "evidence",
-        &[&["--out", pack_dir.as_str()][..], &month].concat(),
-    );
+    inputs.run_to("evidence", "pack", &month);
     let pack = inputs.json("pack/report.json");
     assert_eq!(pack["slos"], report["slos"]);
     let html = inputs.text("pack/report.html");

@@ -848,6 +848,12 @@ impl Inputs {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
 
+    /// Runs `command` with `--out` the folder's `out` and `args`.
+    pub fn run_to(&self, command: &str, out: &str, args: &[&str]) {
+        let out = self.path(out);
+        self.run(command, &[&["--out", out.as_str()][..], args].concat());
+    }
+
     /// A JSON file of the folder.
     pub fn json(&self, file: &str) -> serde_json::Value {
         serde_json::from_slice(&std::fs::read(self.dir.path().join(file)).expect(file))
