@@ -994,6 +994,100 @@ fn reference_slo_burns(
     out
 }
 
+/// `availability_breach` and `burn_rate` actions of sections 5, 11 and 13
+/// from scratch: at every bucket close after each service's first record, up
+/// to the final watermark `end`, with the exclusions in force at that close
+/// and `nodata` under `policy`. The generated month is November 2026.
+fn reference_budget_incidents(
+    evs: &[Ev],
+    stream: &[(Topic, String, String)],
+    end: i64,
+    policy: &str,
+) -> Vec<IncidentKey> {
+    use slaflow::engine::incidents::incident_id;
+    use slaflow::model::Rule;
+    const MINUTE: i64 = 60_000;
+    let e = 1.0 - 99.9 / 100.0;
+    let month = (T0 - 86_400_000, T0 + 29 * 86_400_000);
+    let mut out = Vec::new();
+    for (svc, any, office) in [("s0", false, false), ("s1", true, true)] {
+        let mine: Vec<&Ev> = evs
+            .iter()
+            .filter(|e| operational(e) && e.key == svc)
+            .collect();
+        let Some(first) = mine.first().map(|e| e.ts) else {
+            continue;
+        };
+        let mut pieces: BTreeMap<Vec<(i64, i64)>, Vec<_>> = BTreeMap::new();
+        let (mut breached, mut open) = (false, BTreeMap::new());
+        let mut x = (first.div_euclid(MINUTE) + 1) * MINUTE;
+        while x <= end {
+            let excl = (exclusions_in_force(evs, stream, x).remove(svc)).unwrap_or_default();
+            let segments = (pieces.entry(excl.clone()))
+                .or_insert_with(|| reference_segments(&mine, any, office, &excl, (month.0, end)));
+            let window = |a: i64| measured_and_downtime(&times_of(segments, (a, x)), x - a, policy);
+            let (measured, down) = window(month.0);
+            let left = if office {
+                office_between(x, month.1)
+            } else {
+                month.1 - x
+            };
+            if !breached && down as f64 > e * (measured + left) as f64 {
+                breached = true;
+                let id = incident_id(Rule::AvailabilityBreach, svc, x);
+                out.push((
+                    "availability_breach".to_owned(),
+                    id,
+                    "Trigger".to_owned(),
+                    x,
+                ));
+            }
+            for (alert, long, short, factor) in ALERTS {
+                let burns = |w: i64| {
+                    let (measured, down) = window((x - w).max(first));
+                    measured > 0 && down as f64 >= factor * e * measured as f64
+                };
+                let holds = burns(long) && burns(short);
+                let key = format!("{svc}/{alert}");
+                let action = match (holds, open.get(alert)) {
+                    (true, None) => {
+                        open.insert(alert, x);
+                        ("Trigger", x)
+                    }
+                    (false, Some(&started)) => {
+                        open.remove(alert);
+                        ("Resolve", started)
+                    }
+                    _ => continue,
+                };
+                let id = incident_id(Rule::BurnRate, &key, action.1);
+                out.push(("burn_rate".to_owned(), id, action.0.to_owned(), x));
+            }
+            x += MINUTE;
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Milliseconds of [a, b) inside the office hours of [`office_open`], on the
+/// half-hour grid of November 2026 (computed once).
+fn office_between(a: i64, b: i64) -> i64 {
+    static OPEN: std::sync::OnceLock<Vec<(i64, bool)>> = std::sync::OnceLock::new();
+    let half_hour = 1_800_000;
+    let slots = OPEN.get_or_init(|| {
+        let from = T0 - 86_400_000;
+        (0..31 * 48)
+            .map(|k| from + k * half_hour)
+            .map(|s| (s, office_open(s)))
+            .collect()
+    });
+    (slots.iter())
+        .filter(|&&(_, open)| open)
+        .map(|&(s, _)| ((s + half_hour).min(b) - s.max(a)).max(0))
+        .sum()
+}
+
 /// Seconds per contractual class of one service over [from, to), from scratch:
 /// the operational state of [`state_at`], then maintenance, excluded, outside
 /// hours (section 13's order). With `exclusions` empty this is the raw view.
@@ -1015,6 +1109,31 @@ fn reference_times(
     exclusions: &[(i64, i64)],
     (from, to): (i64, i64),
 ) -> RefTimes {
+    times_of(
+        &reference_segments(evs, any, office, exclusions, (from, to)),
+        (from, to),
+    )
+}
+
+/// Section 13's contractual state: the first match of maintenance, excluded,
+/// outside hours, then the operational state.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Contractual {
+    Maintenance,
+    Excluded,
+    Outside,
+    In(State),
+}
+
+/// [from, to) cut where the contractual state may change, each piece with
+/// its state, from scratch ([`state_at`] at the piece's start).
+fn reference_segments(
+    evs: &[&Ev],
+    any: bool,
+    office: bool,
+    exclusions: &[(i64, i64)],
+    (from, to): (i64, i64),
+) -> Vec<(i64, i64, Contractual)> {
     let mut points = vec![from, to];
     for e in evs {
         points.extend([e.ts, e.ts + STALE]);
@@ -1031,17 +1150,36 @@ fn reference_times(
     points.retain(|&p| from <= p && p <= to);
     points.sort();
     points.dedup();
+    (points.windows(2))
+        .map(|w| {
+            let a = w[0];
+            let state = match state_at(evs, a, any) {
+                State::Maintenance => Contractual::Maintenance,
+                _ if exclusions.iter().any(|&(s, e)| s <= a && a < e) => Contractual::Excluded,
+                _ if office && !office_open(a) => Contractual::Outside,
+                s => Contractual::In(s),
+            };
+            (w[0], w[1], state)
+        })
+        .collect()
+}
+
+/// Seconds per contractual class of the pieces' part in [a, b).
+fn times_of(segments: &[(i64, i64, Contractual)], (a, b): (i64, i64)) -> RefTimes {
     let mut t = RefTimes::default();
-    for w in points.windows(2) {
-        let (a, len) = (w[0], w[1] - w[0]);
-        let slot = match state_at(evs, a, any) {
-            State::Maintenance => &mut t.maintenance,
-            _ if exclusions.iter().any(|&(s, e)| s <= a && a < e) => &mut t.excluded,
-            _ if office && !office_open(a) => &mut t.outside,
-            State::NoData => &mut t.nodata,
-            State::Down => &mut t.down,
-            State::Degraded => &mut t.degraded,
-            State::Up => &mut t.up,
+    for &(s, e, state) in segments {
+        let len = e.min(b) - s.max(a);
+        if len <= 0 {
+            continue;
+        }
+        let slot = match state {
+            Contractual::Maintenance | Contractual::In(State::Maintenance) => &mut t.maintenance,
+            Contractual::Excluded => &mut t.excluded,
+            Contractual::Outside => &mut t.outside,
+            Contractual::In(State::NoData) => &mut t.nodata,
+            Contractual::In(State::Down) => &mut t.down,
+            Contractual::In(State::Degraded) => &mut t.degraded,
+            Contractual::In(State::Up) => &mut t.up,
         };
         *slot += len;
     }
@@ -1272,5 +1410,13 @@ proptest! {
             .collect();
         burns.sort();
         prop_assert_eq!(burns, reference_slo_burns(&evs, &stream, end));
+
+        // Sections 5, 11 and 13: availability_breach and burn_rate from the
+        // contractual timeline of the raw events.
+        let got: Vec<IncidentKey> = (r.incidents.iter())
+            .filter(|i| i.0 == "availability_breach" || i.0 == "burn_rate")
+            .cloned()
+            .collect();
+        prop_assert_eq!(got, reference_budget_incidents(&evs, &stream, end, policy));
     }
 }
