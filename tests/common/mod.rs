@@ -410,15 +410,61 @@ pub fn incident_pairs(
         .collect()
 }
 
-/// Every message on a topic up to its current end (at most `timeout` reading).
+/// Every message on `topic` up to the partition ends as they are when called:
+/// each partition is read until its position reaches that end, so nothing
+/// there is missed and nothing produced later is included. A broker that does
+/// not deliver them within `timeout` fails the test (never a short read).
 pub fn values(
     brokers: &str,
     topic: &str,
     partitions: i32,
     timeout: Duration,
 ) -> Vec<(String, String)> {
-    let want: i64 = end_offsets(brokers, topic, partitions).values().sum();
-    consume_all(brokers, topic, partitions, want.max(0) as usize, timeout)
+    let ends = end_offsets(brokers, topic, partitions);
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", unique("reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .expect("tpl");
+    }
+    c.assign(&tpl).expect("assign");
+    let mut next: HashMap<i32, i64> = (0..partitions).map(|p| (p, 0)).collect();
+    let mut out = Vec::new();
+    let deadline = Instant::now() + timeout;
+    while ends.iter().any(|(p, end)| next[p] < *end) {
+        assert!(
+            Instant::now() < deadline,
+            "{topic}: read to {next:?} of {ends:?} in {timeout:?}"
+        );
+        let Some(m) = c.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let m = m.expect("message");
+        if m.offset() < ends[&m.partition()] {
+            let text =
+                |b: Option<&[u8]>| String::from_utf8_lossy(b.unwrap_or_default()).into_owned();
+            out.push((text(m.key()), text(m.payload())));
+        }
+        next.insert(m.partition(), m.offset() + 1);
+    }
+    out
+}
+
+/// Whether `group` has committed every record of each of `topics`: every
+/// record's fate is decided and the outputs its state produced are
+/// acknowledged (slaflow commits only after that).
+pub fn caught_up(brokers: &str, group: &str, topics: &[&str], partitions: i32) -> bool {
+    topics.iter().all(|topic| {
+        let ends: HashMap<i32, i64> = (end_offsets(brokers, topic, partitions).into_iter())
+            .filter(|(_, o)| *o > 0)
+            .collect();
+        committed(brokers, group, topic, partitions) == ends
+    })
 }
 
 /// Fresh topics and a consumer group for one live test.
