@@ -211,3 +211,79 @@ fn a_truncated_checkpoint_is_detected_and_recovered_from() {
     assert!(run.log_text().contains("rebuilding from the beginning"));
     assert!(run.terminate().success());
 }
+
+/// Issue 32: with `engine.checkpoint_key_env`, a live run refuses state it
+/// cannot authenticate, on disk and on the changelog alike (docs/security.md),
+/// and rebuilds from the topics to the same outputs: first the unsigned state
+/// of a run without a key, then state signed under another key. Under the
+/// same key it restores its own state.
+#[test]
+fn under_a_state_key_unsigned_and_forged_state_is_refused_live() {
+    let scenario = Scenario::new(PARTITIONS, 6 * 60);
+    let (brokers, t, dir) = (&scenario.brokers, &scenario.t, &scenario.dir);
+    let data = dir.path().join("data");
+    let engine = "idle_timeout = \"1s\"\ncheckpoint_interval = \"1s\"";
+    let plain = dir.path().join("plain.toml");
+    std::fs::write(
+        &plain,
+        t.live_config(brokers, &scenario_config(), engine, &data),
+    )
+    .expect("config");
+    let var = "SLAFLOW_TEST_STATE_KEY";
+    let keyed = dir.path().join("keyed.toml");
+    let engine = format!("{engine}\ncheckpoint_key_env = \"{var}\"");
+    std::fs::write(
+        &keyed,
+        t.live_config(brokers, &scenario_config(), &engine, &data),
+    )
+    .expect("config");
+    let streams = 2 * PARTITIONS as usize;
+    let refusals = |log: &str| {
+        let changelog = log.matches("changelog checkpoint refused").count();
+        (
+            log.matches("checkpoint refused").count() - changelog,
+            changelog,
+        )
+    };
+
+    let run = Running::start(&plain, &dir.path().join("plain.log"));
+    scenario.check(&run);
+    assert!(run.terminate().success());
+
+    for (round, key) in [("unsigned", "key one"), ("forged", "key two")] {
+        let run = Running::start_with(
+            &keyed,
+            &dir.path().join(format!("{round}.log")),
+            &[(var, key)],
+        );
+        scenario.check(&run);
+        let log = run.log_text();
+        let (local, changelog) = refusals(&log);
+        assert_eq!(
+            local, streams,
+            "{round}: every local checkpoint refused\n{log}"
+        );
+        assert!(
+            changelog >= streams,
+            "{round}: every changelog copy refused\n{log}"
+        );
+        assert_eq!(
+            log.matches("rebuilding from the beginning").count(),
+            streams,
+            "{log}"
+        );
+        assert!(!log.contains("partition restored"), "{round}: {log}");
+        assert!(run.terminate().success());
+    }
+
+    let run = Running::start_with(
+        &keyed,
+        &dir.path().join("same-key.log"),
+        &[(var, "key two")],
+    );
+    scenario.check(&run);
+    let log = run.log_text();
+    assert_eq!(refusals(&log), (0, 0), "{log}");
+    assert_eq!(log.matches("partition restored").count(), streams, "{log}");
+    assert!(run.terminate().success());
+}

@@ -41,6 +41,7 @@ service_hours = "office"
 [[calendars]]
 id = "office"
 timezone = "Europe/Paris"
+holidays = ["2026-11-10"]
 [calendars.hours]
 mon = "01:00-02:30,03:00-06:00"
 tue = "09:00-18:00"
@@ -61,7 +62,7 @@ good = "ok"
 [[slas]]
 id = "sla"
 customer = "acme"
-calendar = "24x7"
+calendar = "office"
 kinds = ["incident"]
 pause_statuses = ["waiting"]
 warn_at = 0.75
@@ -627,7 +628,8 @@ fn reference_outages(
     out
 }
 
-/// A clock of the reference model (24x7 calendar: business time = wall time).
+/// A clock of the reference model; times are business milliseconds on the
+/// office calendar ([`office_between`], [`office_after`]).
 #[derive(Default, Clone)]
 struct RefClock {
     acc: i64,
@@ -690,14 +692,14 @@ fn reference_tickets(evs: &[Ev], end: i64) -> (Vec<String>, Vec<IncidentKey>) {
                 let Some(since) = c.since else { continue };
                 let target = targets(prio)[k];
                 let warn = (0.75 * target as f64).round() as i64;
-                let elapsed = c.acc + (x - since);
+                let elapsed = c.acc + office_between(since, x);
                 for (threshold, is_breach) in [(warn, false), (target, true)] {
                     let done = if is_breach {
                         c.breached.is_some()
                     } else {
                         c.warned.is_some()
                     };
-                    let at = x + (threshold - elapsed).max(0);
+                    let at = office_after(x, (threshold - elapsed).max(0));
                     if !done && at < y {
                         let rule = if is_breach { rules[k].1 } else { rules[k].0 };
                         incidents.push((
@@ -719,7 +721,7 @@ fn reference_tickets(evs: &[Ev], end: i64) -> (Vec<String>, Vec<IncidentKey>) {
             x = e.ts;
             let stop = |c: &mut RefClock, incidents: &mut Vec<_>| {
                 if let Some(s) = c.since.take() {
-                    c.acc += x - s;
+                    c.acc += office_between(s, x);
                 }
                 c.stopped = true;
                 for (rule, at) in c.open.drain(..) {
@@ -740,7 +742,7 @@ fn reference_tickets(evs: &[Ev], end: i64) -> (Vec<String>, Vec<IncidentKey>) {
                     } else if s == "waiting" {
                         let c = &mut clocks[1];
                         if let Some(since) = c.since.take() {
-                            c.acc += x - since;
+                            c.acc += office_between(since, x);
                         }
                         c.stopped = false;
                     } else if clocks[1].since.is_none() {
@@ -826,14 +828,17 @@ proptest! {
 
 // ------------------------------------------------------------ reference report
 
-/// Monday 2026-11-02 in Europe/Paris: [01:00, 02:30) and [03:00, 06:00) local;
-/// Tuesday [09:00, 18:00); else closed. Written from the calendar's text, not
+/// Mondays in Europe/Paris: [01:00, 02:30) and [03:00, 06:00) local;
+/// Tuesdays [09:00, 18:00) but the holiday 2026-11-10; else closed. Written from the calendar's text, not
 /// the engine's calendar code.
 fn office_open(t: i64) -> bool {
     use chrono::{Datelike, TimeZone, Timelike, Weekday};
     let Some(local) = chrono_tz::Europe::Paris.timestamp_millis_opt(t).single() else {
         return false;
     };
+    if local.date_naive() == chrono::NaiveDate::from_ymd_opt(2026, 11, 10).expect("a date") {
+        return false; // the calendar's holiday
+    }
     let minute = local.hour() * 60 + local.minute();
     match local.weekday() {
         Weekday::Mon => (60..150).contains(&minute) || (180..360).contains(&minute),
@@ -1070,22 +1075,43 @@ fn reference_budget_incidents(
     out
 }
 
-/// Milliseconds of [a, b) inside the office hours of [`office_open`], on the
-/// half-hour grid of November 2026 (computed once).
-fn office_between(a: i64, b: i64) -> i64 {
-    static OPEN: std::sync::OnceLock<Vec<(i64, bool)>> = std::sync::OnceLock::new();
-    let half_hour = 1_800_000;
-    let slots = OPEN.get_or_init(|| {
+const HALF_HOUR: i64 = 1_800_000;
+
+/// The open half hours of [`office_open`] in November 2026 (computed once).
+fn office_slots() -> &'static [i64] {
+    static OPEN: std::sync::OnceLock<Vec<i64>> = std::sync::OnceLock::new();
+    OPEN.get_or_init(|| {
         let from = T0 - 86_400_000;
-        (0..31 * 48)
-            .map(|k| from + k * half_hour)
-            .map(|s| (s, office_open(s)))
+        (0..30 * 48)
+            .map(|k| from + k * HALF_HOUR)
+            .filter(|&s| office_open(s))
             .collect()
-    });
-    (slots.iter())
-        .filter(|&&(_, open)| open)
-        .map(|&(s, _)| ((s + half_hour).min(b) - s.max(a)).max(0))
+    })
+}
+
+/// Milliseconds of [a, b) inside the office hours (November 2026).
+fn office_between(a: i64, b: i64) -> i64 {
+    (office_slots().iter())
+        .map(|&s| ((s + HALF_HOUR).min(b) - s.max(a)).max(0))
         .sum()
+}
+
+/// The first instant at which `d` office milliseconds have passed since `x`
+/// (`x` itself for 0); `i64::MAX` past November.
+fn office_after(x: i64, d: i64) -> i64 {
+    let mut left = d;
+    if left == 0 {
+        return x;
+    }
+    for &s in office_slots().iter().filter(|&&s| s + HALF_HOUR > x) {
+        let start = s.max(x);
+        let open = s + HALF_HOUR - start;
+        if left <= open {
+            return start + left;
+        }
+        left -= open;
+    }
+    i64::MAX
 }
 
 /// Seconds per contractual class of one service over [from, to), from scratch:
@@ -1145,8 +1171,7 @@ fn reference_segments(
         points.extend([start, end]);
     }
     // Office hours change only on the half hour (Paris is a whole-hour offset).
-    let half_hour = 1_800_000;
-    points.extend((from.div_euclid(half_hour)..=to.div_euclid(half_hour)).map(|k| k * half_hour));
+    points.extend((from.div_euclid(HALF_HOUR)..=to.div_euclid(HALF_HOUR)).map(|k| k * HALF_HOUR));
     points.retain(|&p| from <= p && p <= to);
     points.sort();
     points.dedup();

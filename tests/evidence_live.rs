@@ -114,7 +114,66 @@ fn a_live_pack_verifies_against_the_topics() {
             .expect("json");
     let live: Value = serde_json::from_str(&live).expect("json");
     assert_eq!(comparable(packed), comparable(live));
+
+    // One pack at a time: of three asked at once, one is built, two get 429.
+    let url = format!("{base}/v1/evidence?customer=acme&month=2026-11");
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(3));
+    let asked: Vec<_> = (0..3)
+        .map(|_| {
+            let (url, barrier) = (url.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                http_get_bytes(&url)
+            })
+        })
+        .collect();
+    let mut answers: Vec<(u16, Vec<u8>)> = asked
+        .into_iter()
+        .map(|a| a.join().expect("client"))
+        .collect();
+    answers.sort_by_key(|a| a.0);
+    assert_eq!(
+        answers.iter().map(|a| a.0).collect::<Vec<_>>(),
+        [200, 429, 429]
+    );
+    let busy: Value = serde_json::from_slice(&answers[1].1).expect("a JSON error");
+    assert!(
+        busy["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("being built")),
+        "{busy}"
+    );
     assert!(run.terminate().success());
+
+    // api.evidence_max_records bounds what a pack reads: exactly the records
+    // the topics hold are read; one fewer allowed is a 400 naming the setting.
+    for (most, status) in [(total - 1, 400), (total, 200)] {
+        let cfg = dir.path().join(format!("most-{most}.toml"));
+        let text = std::fs::read_to_string(dir.path().join("live.toml")).expect("config");
+        let text = text.replacen(
+            "[api]\n",
+            &format!("[api]\nevidence_max_records = {most}\n"),
+            1,
+        );
+        std::fs::write(&cfg, text).expect("config");
+        let run = Running::start(&cfg, &dir.path().join(format!("most-{most}.log")));
+        let (s, body) = http_get_bytes(&format!(
+            "http://{}/v1/evidence?customer=acme&month=2026-11",
+            run.api_addr()
+        ));
+        assert_eq!(s, status, "{}", String::from_utf8_lossy(&body));
+        if s == 400 {
+            let e: Value = serde_json::from_slice(&body).expect("a JSON error");
+            let e = e["error"].as_str().unwrap_or_default().to_owned();
+            assert!(
+                e.contains(&format!(
+                    "more than {most} records (api.evidence_max_records)"
+                )),
+                "{e}"
+            );
+        }
+        assert!(run.terminate().success());
+    }
 
     // An edited report is named.
     let report = std::fs::read_to_string(pack.join("report.csv")).expect("csv");

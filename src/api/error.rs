@@ -84,9 +84,11 @@ impl From<axum::extract::rejection::QueryRejection> for ApiError {
 
 impl From<axum::extract::rejection::JsonRejection> for ApiError {
     fn from(e: axum::extract::rejection::JsonRejection) -> Self {
-        // A body over the limit is 413; any other unreadable body is a bad request.
+        // A body over the limit is 413, one that stalled 408; any other
+        // unreadable body is a bad request.
         let status = match e.status() {
             StatusCode::PAYLOAD_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
+            _ if body_stalled(&e) => StatusCode::REQUEST_TIMEOUT,
             _ => StatusCode::BAD_REQUEST,
         };
         ApiError {
@@ -98,11 +100,23 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
 
 impl From<axum::extract::rejection::BytesRejection> for ApiError {
     fn from(e: axum::extract::rejection::BytesRejection) -> Self {
+        let status = if body_stalled(&e) {
+            StatusCode::REQUEST_TIMEOUT
+        } else {
+            e.status()
+        };
         ApiError {
-            status: e.status(),
+            status,
             message: e.body_text(),
         }
     }
+}
+
+/// Whether reading the body failed because the client stopped sending it
+/// (`RequestBodyTimeoutLayer`): the client's fault, so 408, not a 5xx.
+fn body_stalled(e: &(dyn std::error::Error + 'static)) -> bool {
+    std::iter::successors(Some(e), |e| e.source())
+        .any(|e| e.is::<tower_http::timeout::TimeoutError>())
 }
 
 /// Turns every error answer that is not JSON yet (a 413 from the body limit, a

@@ -3,7 +3,7 @@
 //! Both input topics are read back by offset and replayed like files, so
 //! `slaflow verify` can re-read the same ranges and re-derive the same bytes.
 //! One pack is built at a time, on the blocking pool, and a pack reads at most
-//! [`LIVE_MAX_RECORDS`] records.
+//! `api.evidence_max_records` records.
 
 use std::sync::Arc;
 
@@ -18,7 +18,7 @@ use utoipa::IntoParams;
 use super::auth::Principal;
 use super::error::ApiError;
 use super::routes::customer_param;
-use crate::evidence::{EvidenceError, LIVE_MAX_RECORDS, live_pack, parse_month, tar_gz};
+use crate::evidence::{EvidenceError, live_pack, parse_month, tar_gz};
 use crate::source::kafka_range::RangeError;
 use crate::state::Shared;
 use crate::time::wall_now;
@@ -61,6 +61,7 @@ pub async fn evidence(
         ApiError::too_many_requests("an evidence pack is being built; retry shortly")
     })?;
     let (config, now) = (shared.config.clone(), wall_now());
+    let most = config.evidence_max_records();
     // Also a file name in a header: only characters that need no quoting.
     let safe: String = (customer.chars())
         .map(|c| {
@@ -78,7 +79,7 @@ pub async fn evidence(
     });
     let files = built.await.map_err(ApiError::internal)?.map_err(|e| match e {
         EvidenceError::Kafka(RangeError::TooMany(_)) => ApiError::bad_request(format!(
-            "the input topics hold more than {LIVE_MAX_RECORDS} records: export them and run `slaflow evidence` on the files"
+            "the input topics hold more than {most} records (api.evidence_max_records): export them and run `slaflow evidence` on the files"
         )),
         EvidenceError::Kafka(e) => ApiError::unavailable(format!("cannot read the input topics: {e}")),
         e => ApiError::internal(e),

@@ -21,7 +21,7 @@ use axum::{Extension, Router};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::classify::ServerErrorsFailureClass;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::timeout::TimeoutLayer;
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -37,6 +37,8 @@ const INGEST_BODY_LIMIT: usize = 8 * 1024 * 1024;
 
 /// No request holds a worker longer than this.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// A request body that sends nothing for this long is cut with 408.
+pub const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The dashboard page (no build step: plain HTML, CSS and JS).
 const DASHBOARD: &str = include_str!("dashboard.html");
@@ -101,6 +103,7 @@ pub fn router(shared: Arc<Shared>) -> std::io::Result<(Router, utoipa::openapi::
         .layer(Extension(queries))
         .fallback(|| async { error::ApiError::not_found("no such endpoint") })
         .layer(CatchPanicLayer::new())
+        .layer(RequestBodyTimeoutLayer::new(BODY_IDLE_TIMEOUT))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             REQUEST_TIMEOUT,

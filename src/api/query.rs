@@ -5,7 +5,8 @@
 //! protection covers the rest), the memory all queries hold together is bounded
 //! by `api.query_memory`, and queries run on their own runtime, at most
 //! [`MAX_RUNNING`] at a time, so `/healthz` and reports answer meanwhile. The
-//! time limit is kept by the API's runtime, so it holds for plans that never yield.
+//! time limit is kept by the API's runtime; every operator of a plan yields
+//! regularly, so a query stopped at the limit also frees its place.
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -14,10 +15,13 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::{Extension, Json};
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::config::Dialect;
 use datafusion::execution::context::{SQLOptions, SessionConfig};
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::physical_plan::coop::CooperativeExec;
+use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{Expr, Visit, Visitor};
 use serde::{Deserialize, Serialize};
@@ -192,10 +196,11 @@ async fn execute(
         .map_err(bad)?;
     options.verify_plan(&plan).map_err(bad)?;
     let df = ctx.execute_logical_plan(plan).await.map_err(bad)?;
-    let batches = df
-        .limit(0, Some(limit + 1))
-        .map_err(bad)?
-        .collect()
+    let physical = (df.limit(0, Some(limit + 1)).map_err(bad)?)
+        .create_physical_plan()
+        .await
+        .map_err(bad)?;
+    let batches = collect(yielding(physical).map_err(bad)?, ctx.task_ctx())
         .await
         .map_err(bad)?;
     let columns: Vec<String> = batches
@@ -225,6 +230,22 @@ async fn execute(
         rows,
         truncated,
     })
+}
+
+/// `plan` with every operator's output spending the task's scheduling budget.
+/// DataFusion spends it only where batches come from (scans, exchanges), so
+/// an operator that makes many batches from few, as a cross join does, would
+/// run for minutes without yielding; a task that never yields cannot be
+/// stopped when its time is up, and keeps its place among [`MAX_RUNNING`].
+fn yielding(plan: Arc<dyn ExecutionPlan>) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+    let wrapped = plan.transform_up(|node| {
+        Ok(if node.children().is_empty() {
+            Transformed::no(node)
+        } else {
+            Transformed::yes(Arc::new(CooperativeExec::new(node)) as Arc<dyn ExecutionPlan>)
+        })
+    })?;
+    Ok(wrapped.data)
 }
 
 /// Refuses expressions nested deeper than [`MAX_EXPR_DEPTH`] (e.g. `1+1+…+1`

@@ -1,5 +1,7 @@
 //! `[api]`: listen address, tokens, query limits.
 
+use std::num::NonZeroU64;
+
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -14,7 +16,14 @@ pub struct ApiConfig {
     /// Memory all running `POST /v1/query` statements may hold together; a
     /// query that needs more is refused with 400.
     pub query_memory: bytesize::ByteSize,
+    /// Most input records one `GET /v1/evidence` reads back from Kafka (both
+    /// topics together); more are refused with 400: bounds the memory and
+    /// time one live pack takes.
+    pub evidence_max_records: NonZeroU64,
 }
+
+/// Default `api.evidence_max_records`.
+pub const EVIDENCE_MAX_RECORDS: NonZeroU64 = NonZeroU64::new(5_000_000).expect("nonzero");
 
 impl Default for ApiConfig {
     fn default() -> Self {
@@ -22,6 +31,7 @@ impl Default for ApiConfig {
             listen: "127.0.0.1:8080".into(),
             tokens: Vec::new(),
             query_memory: bytesize::ByteSize::mib(256),
+            evidence_max_records: EVIDENCE_MAX_RECORDS,
         }
     }
 }

@@ -247,6 +247,11 @@ impl Config {
     pub fn kafka_or_default(&self) -> KafkaConfig {
         self.kafka.clone().unwrap_or_default()
     }
+
+    /// `api.evidence_max_records`, or its default.
+    pub fn evidence_max_records(&self) -> std::num::NonZeroU64 {
+        (self.api.as_ref()).map_or(api::EVIDENCE_MAX_RECORDS, |a| a.evidence_max_records)
+    }
 }
 
 #[cfg(test)]

@@ -269,10 +269,6 @@ pub fn evidence(args: &EvidenceArgs) -> Result<Manifest, EvidenceError> {
     Ok(manifest)
 }
 
-/// Most records a live pack reads back from Kafka (both topics together):
-/// bounds the memory and time one `GET /v1/evidence` can take.
-pub const LIVE_MAX_RECORDS: usize = 5_000_000;
-
 /// A live pack (`GET /v1/evidence`): every record both input topics retain now
 /// is read back by offset and replayed like files; the manifest lists each
 /// partition's range and hash instead of files. Returns the pack's files,
@@ -287,7 +283,7 @@ pub fn live_pack(
     let kafka = config.kafka_or_default();
     let consumer = kafka_range::reader(&kafka)?;
     let (mut inputs, mut streams) = (Vec::new(), Vec::new());
-    let mut budget = LIVE_MAX_RECORDS;
+    let mut budget = usize::try_from(config.evidence_max_records().get()).unwrap_or(usize::MAX);
     for topic in [Topic::Monitoring, Topic::Tickets] {
         for range in kafka_range::retained(&consumer, kafka.topic_name(topic), READ_TIMEOUT)? {
             let (input, records) = read_partition(&consumer, topic, &range, budget)?;

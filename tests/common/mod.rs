@@ -195,10 +195,16 @@ pub struct Running {
 impl Running {
     /// Starts `slaflow run --config config`, logging to `log`.
     pub fn start(config: &Path, log: &Path) -> Running {
+        Running::start_with(config, log, &[])
+    }
+
+    /// [`Running::start`] with extra environment variables.
+    pub fn start_with(config: &Path, log: &Path, env: &[(&str, &str)]) -> Running {
         let f = std::fs::File::create(log).expect("log file");
         let child = slaflow()
             .args(["run", "--config"])
             .arg(config)
+            .envs(env.iter().copied())
             .env("SLAFLOW_LOG", "info,slaflow::run=debug")
             .stdout(Stdio::null())
             .stderr(f)
