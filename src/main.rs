@@ -53,6 +53,8 @@ enum Measurement {
     Span,
     /// Checkpoint bytes per interval, incremental against full, over the generated week.
     Checkpoint,
+    /// The HTTP API with concurrent clients: SLA reports and availability series.
+    Api,
 }
 
 /// What a token from `slaflow token` may do beyond reading.
@@ -285,6 +287,9 @@ struct BenchArgs {
     /// Steady input rate (events/s) of the burst measurement; the burst is 10×.
     #[arg(long, default_value_t = 1_000)]
     burst_rate: u64,
+    /// Concurrent clients of the API measurement.
+    #[arg(long, default_value_t = 8)]
+    clients: usize,
     /// Run only these measurements (comma-separated); default: all that apply.
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<Measurement>,
@@ -529,6 +534,9 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
     }
     if wanted(Measurement::Checkpoint) {
         rows.extend(slaflow::bench::checkpoint_rows(args.days));
+    }
+    if wanted(Measurement::Api) {
+        rows.extend(slaflow::bench::api_rows(args.days, args.clients));
     }
     if let Some(brokers) = &args.brokers {
         if wanted(Measurement::Live) {

@@ -17,7 +17,7 @@ use crate::eventtime::StreamId;
 use crate::ingest::{Intake, RecentIds};
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
-use crate::report::{ReportError, Tables};
+use crate::report::{ReportCache, ReportError, Tables};
 use crate::time::Millis;
 
 /// The processing state: pipeline plus every incident action so far.
@@ -194,6 +194,8 @@ pub struct Snapshot {
     pub records_read: u64,
     /// The partitions the core owned ([`Core::owned`]).
     pub owned: BTreeSet<StreamId>,
+    /// Report tables and reports made from this snapshot, on first use.
+    pub reports: ReportCache,
 }
 
 impl Snapshot {
@@ -209,6 +211,7 @@ impl Snapshot {
             min_ts: p.min_ts(),
             records_read: p.counts().read,
             owned: core.owned.clone(),
+            reports: ReportCache::default(),
         }
     }
 
@@ -226,9 +229,9 @@ impl Snapshot {
         Tables::from_engine(&self.engine, &self.incidents)
     }
 
-    /// The tables the SLA report reads.
-    pub fn report_tables(&self) -> Result<Tables, ReportError> {
-        Tables::for_sla_report(&self.engine)
+    /// The tables the SLA report reads (built once per snapshot).
+    pub fn report_tables(&self) -> Result<&Tables, ReportError> {
+        self.reports.tables(&self.engine)
     }
 }
 

@@ -115,23 +115,27 @@ pub(super) fn customer_param(
     Ok(customer)
 }
 
-/// The SLA report of `customer` over `[from, to)` from a published snapshot.
+/// The SLA report of `customer` over `[from, to)` from a published snapshot
+/// (computed once per snapshot and period).
 async fn snapshot_report(
     config: &Config,
     snap: &Snapshot,
     customer: &str,
     (from, to): (Millis, Millis),
-) -> Result<SlaReport, ApiError> {
+) -> Result<Arc<SlaReport>, ApiError> {
     let tables = snap.report_tables().map_err(ApiError::internal)?;
-    let report = sla_report(
-        config,
-        &tables,
-        &snap.incidents,
-        customer,
-        from,
-        to,
-        snap.now,
-    );
+    let compute = || {
+        sla_report(
+            config,
+            tables,
+            &snap.incidents,
+            customer,
+            from,
+            to,
+            snap.now,
+        )
+    };
+    let report = snap.reports.report(customer, (from, to), compute);
     report.await.map_err(ApiError::internal)
 }
 
@@ -165,7 +169,7 @@ pub async fn sla(
         )
             .into_response())
     } else {
-        Ok(Json(report).into_response())
+        Ok(Json(report.as_ref()).into_response())
     }
 }
 
@@ -191,6 +195,7 @@ pub async fn sla_html(
     let report = snapshot_report(&shared.config, &snap, &customer, (from, to)).await?;
     let config = shared.config.clone();
     let page = tokio::task::spawn_blocking(move || {
+        let report = SlaReport::clone(&report);
         report_html(&config, &snap.engine, &snap.incidents, report, (from, to))
     });
     let page = page.await.map_err(ApiError::internal)?;

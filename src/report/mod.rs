@@ -28,11 +28,13 @@ pub const EXCLUSIONS_SQL: &str = include_str!("../../queries/exclusions.sql");
 /// The ticket SLA query.
 pub const TICKETS_SQL: &str = include_str!("../../queries/tickets.sql");
 
+pub mod cache;
 pub mod changes;
 pub mod html;
 pub mod page;
 pub mod slo;
 pub mod tables;
+pub use cache::ReportCache;
 pub use page::{CustomerPage, customer_page};
 pub use tables::Tables;
 

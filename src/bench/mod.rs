@@ -4,6 +4,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+mod api;
+pub use api::api_rows;
+
 use crate::config::{Config, KafkaConfig};
 use crate::engine::Outputs;
 use crate::event::{RawRecord, Topic};
