@@ -79,9 +79,10 @@ pub fn replay(config: Arc<Config>, args: &ReplayArgs) -> Result<Counts, ReplayEr
         dead_out.write_dead_letters(d)
     })?;
     dead_out.close()?;
+    let incident_lines: Result<Vec<String>, _> = incidents.iter().map(Incident::to_json).collect();
     write_ndjson(
         &args.out.join("incidents.ndjson"),
-        incidents.iter().map(Incident::to_json),
+        incident_lines?.into_iter(),
     )?;
     let lines = pipeline.engine().tickets().lines();
     let lines: Result<Vec<String>, _> = lines.iter().map(serde_json::to_string).collect();

@@ -66,6 +66,9 @@ pub enum RunError {
     /// Settings that cannot work (e.g. a state key variable that is unset).
     #[error("{0}")]
     Setup(String),
+    /// An incident could not be encoded (a bug: every incident serialises).
+    #[error("cannot encode an incident: {0}")]
+    Encode(#[from] serde_json::Error),
 }
 
 /// Events posted over HTTP in `run` go to their Kafka topic (keyed like any
@@ -764,7 +767,7 @@ fn publish(sink: &KafkaSink, kafka: &KafkaConfig, out: &mut Outputs) -> Result<(
         sink.send(&kafka.deadletter_topic, &d.key(), &d.to_json())?;
     }
     for i in out.incidents.drain(..) {
-        sink.send(&kafka.incidents_topic, &i.incident_id, &i.to_json())?;
+        sink.send(&kafka.incidents_topic, &i.incident_id, &i.to_json()?)?;
     }
     Ok(())
 }

@@ -304,10 +304,8 @@ impl Merged {
         let incidents = self
             .live(INCIDENT)
             .map(|(key, s)| {
-                std::str::from_utf8(s)
-                    .ok()
-                    .and_then(Incident::from_json)
-                    .ok_or_else(|| format!("incident {key:?}: not an incident record"))
+                serde_json::from_slice::<Incident>(s)
+                    .map_err(|e| format!("incident {key:?}: not an incident record: {e}"))
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Checkpoint {

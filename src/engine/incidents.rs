@@ -1,13 +1,25 @@
 //! Incident records (contract section 5): deterministic ids, actions, ordering.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::model::{Rule, Severity};
 use crate::time::{Millis, format_ms, parse_rfc3339};
 
 /// `trigger` or `resolve`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     /// The incident starts.
@@ -23,8 +35,10 @@ pub fn incident_id(rule: Rule, key: &str, started_at: Millis) -> String {
     hex::encode(&digest[..8])
 }
 
-/// One incident action, serialised exactly as the contract's record.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+/// One incident action, serialised exactly as the contract's record and read
+/// back from it (outbox files, checkpoints), its instants parsed again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(try_from = "IncidentRecord")]
 pub struct Incident {
     /// Deterministic id.
     pub incident_id: String,
@@ -98,39 +112,52 @@ impl Incident {
     }
 
     /// One JSON line.
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
+    pub fn to_json(&self) -> Result<String, serde_json::Error> {
+        serde_json::to_string(self)
     }
+}
 
-    /// Reads a record written by [`Incident::to_json`] back (checkpoints);
-    /// `None` if it is not one.
-    pub fn from_json(text: &str) -> Option<Incident> {
-        let v: serde_json::Value = serde_json::from_str(text).ok()?;
-        let s = |k: &str| v.get(k).and_then(serde_json::Value::as_str);
-        let opt = |k: &str| s(k).map(str::to_owned);
-        let rule = Rule::parse(s("rule")?)?;
-        let severity = Severity::parse(s("severity")?)?;
-        let action = match s("action")? {
-            "trigger" => Action::Trigger,
-            "resolve" => Action::Resolve,
-            _ => return None,
+/// The contract's incident record as read: [`Incident`] with its instants as
+/// text only.
+#[derive(Deserialize)]
+struct IncidentRecord {
+    incident_id: String,
+    action: Action,
+    rule: Rule,
+    severity: Severity,
+    customer: String,
+    service: Option<String>,
+    ticket: Option<String>,
+    started_at: String,
+    at: String,
+    ended_at: Option<String>,
+    summary: String,
+    #[serde(default)]
+    details: serde_json::Value,
+}
+
+impl TryFrom<IncidentRecord> for Incident {
+    type Error = String;
+
+    fn try_from(r: IncidentRecord) -> Result<Self, String> {
+        let instant = |field: &str, text: &str| {
+            parse_rfc3339(text).map_err(|e| format!("{field} {text:?}: {e}"))
         };
-        let (started_at, at) = (s("started_at")?.to_owned(), s("at")?.to_owned());
-        Some(Incident {
-            incident_id: s("incident_id")?.to_owned(),
-            action,
-            rule,
-            severity,
-            customer: s("customer")?.to_owned(),
-            service: opt("service"),
-            ticket: opt("ticket"),
-            started_ms: parse_rfc3339(&started_at).ok()?,
-            at_ms: parse_rfc3339(&at).ok()?,
-            started_at,
-            at,
-            ended_at: opt("ended_at"),
-            summary: s("summary")?.to_owned(),
-            details: v.get("details").cloned().unwrap_or_default(),
+        Ok(Incident {
+            started_ms: instant("started_at", &r.started_at)?,
+            at_ms: instant("at", &r.at)?,
+            incident_id: r.incident_id,
+            action: r.action,
+            rule: r.rule,
+            severity: r.severity,
+            customer: r.customer,
+            service: r.service,
+            ticket: r.ticket,
+            started_at: r.started_at,
+            at: r.at,
+            ended_at: r.ended_at,
+            summary: r.summary,
+            details: r.details,
         })
     }
 }
@@ -163,7 +190,11 @@ mod tests {
             Some(1_793_613_800_000),
             "web down".into(),
         );
-        assert_eq!(Incident::from_json(&i.to_json()), Some(i));
-        assert_eq!(Incident::from_json("{}"), None);
+        let line = i.to_json().expect("encodes");
+        assert_eq!(serde_json::from_str::<Incident>(&line).expect("reads"), i);
+        assert!(serde_json::from_str::<Incident>("{}").is_err());
+        let mut bad: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+        bad["at"] = "yesterday".into();
+        assert!(serde_json::from_value::<Incident>(bad).is_err());
     }
 }

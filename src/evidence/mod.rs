@@ -505,7 +505,10 @@ fn render_month(
         config, tables, incidents, customer, from, to, now,
     ))?;
     let theirs = |i: &&Incident| i.customer == customer && (from..to).contains(&i.at_ms);
-    let incident_lines = (incidents.iter().filter(theirs)).map(Incident::to_json);
+    let incident_lines = (incidents.iter().filter(theirs))
+        .map(Incident::to_json)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| EvidenceError::Args(format!("cannot encode an incident: {e}")))?;
     let ticket_lines = tickets_created(engine, customer, (from, to))
         .iter()
         .map(serde_json::to_string)
@@ -520,7 +523,7 @@ fn render_month(
         ("report.json", report),
         ("report.csv", csv),
         ("report.html", html.into_bytes()),
-        ("incidents.ndjson", ndjson(incident_lines)),
+        ("incidents.ndjson", ndjson(incident_lines.into_iter())),
         ("tickets.ndjson", ndjson(ticket_lines.into_iter())),
     ];
     Ok((files, kept))

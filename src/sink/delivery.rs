@@ -22,8 +22,8 @@ use serde_json::{Value, json};
 
 use super::outbox::{Outbox, OutboxError};
 use crate::config::{Config, DeliveryConfig, DeliveryTarget, DeliveryType};
-use crate::engine::incidents::Incident;
-use crate::model::Rule;
+use crate::engine::incidents::{Action, Incident};
+use crate::model::{Rule, Severity};
 use crate::sign::hmac_hex;
 
 /// PagerDuty's Events API v2 endpoint.
@@ -35,9 +35,6 @@ pub enum DeliveryError {
     /// The outbox could not be written or read.
     #[error(transparent)]
     Outbox(#[from] OutboxError),
-    /// An incident could not be encoded (a bug: every incident serialises).
-    #[error("cannot encode an incident: {0}")]
-    Encode(serde_json::Error),
     /// The delivery thread could not start.
     #[error("cannot start the delivery thread: {0}")]
     Thread(std::io::Error),
@@ -172,62 +169,63 @@ impl Target {
     }
 
     /// Body and extra headers for one incident record, signed at `unix_s`.
-    fn request(&self, incident: &Value, unix_s: i64) -> (String, Vec<(String, String)>) {
-        match &self.format {
+    fn request(
+        &self,
+        incident: &Incident,
+        unix_s: i64,
+    ) -> Result<(String, Vec<(String, String)>), serde_json::Error> {
+        Ok(match &self.format {
             Format::PagerDuty { routing_key } => (
-                pagerduty_event(routing_key, incident).to_string(),
+                pagerduty_event(routing_key, incident)?.to_string(),
                 Vec::new(),
             ),
             Format::Webhook { secret, header } => {
-                let body = incident.to_string();
+                let body = incident.to_json()?;
                 let headers = secret
                     .as_deref()
                     .map(|s| vec![(header.clone(), sign(s, unix_s, body.as_bytes()))])
                     .unwrap_or_default();
                 (body, headers)
             }
-        }
+        })
     }
 }
 
 /// A PagerDuty Events API v2 event for a contract incident record: `dedup_key` is
 /// the incident id, so PagerDuty merges repeats and matches the `resolve`.
-pub fn pagerduty_event(routing_key: &str, incident: &Value) -> Value {
-    let text = |k: &str| incident[k].as_str().unwrap_or_default();
-    if text("action") == "resolve" {
-        return json!({
+pub fn pagerduty_event(routing_key: &str, incident: &Incident) -> Result<Value, serde_json::Error> {
+    if incident.action == Action::Resolve {
+        return Ok(json!({
             "routing_key": routing_key,
             "event_action": "resolve",
-            "dedup_key": text("incident_id"),
-        });
+            "dedup_key": incident.incident_id,
+        }));
     }
     // PagerDuty knows critical, error, warning, info.
-    let severity = match text("severity") {
-        "critical" => "critical",
-        "major" => "error",
-        "minor" | "warning" => "warning",
-        _ => "info",
+    let severity = match incident.severity {
+        Severity::Critical => "critical",
+        Severity::Major => "error",
+        Severity::Minor | Severity::Warning => "warning",
     };
-    let source = incident["service"]
-        .as_str()
-        .or(incident["ticket"].as_str())
+    let source = (incident.service.as_deref())
+        .or(incident.ticket.as_deref())
         .unwrap_or("slaflow");
-    let summary: String = text("summary").chars().take(1024).collect();
-    json!({
+    let summary: String = incident.summary.chars().take(1024).collect();
+    Ok(json!({
         "routing_key": routing_key,
         "event_action": "trigger",
-        "dedup_key": text("incident_id"),
+        "dedup_key": incident.incident_id,
         "payload": {
             "summary": summary,
             "source": source,
             "severity": severity,
-            "timestamp": text("started_at"),
-            "component": incident["service"],
-            "group": text("customer"),
-            "class": text("rule"),
-            "custom_details": incident,
+            "timestamp": incident.started_at,
+            "component": incident.service,
+            "group": incident.customer,
+            "class": incident.rule.as_str(),
+            "custom_details": serde_json::to_value(incident)?,
         },
-    })
+    }))
 }
 
 /// The webhook signature header's value: `t=<unix_s>,v1=<hex HMAC-SHA256(secret,
@@ -358,11 +356,10 @@ impl Delivery {
         }
         let mut q = self.inner.lock();
         for i in incidents {
-            let record = serde_json::to_value(i).map_err(DeliveryError::Encode)?;
             for t in self.inner.targets.iter().filter(|t| t.wants(i)) {
-                let (_, dropped) = q.outbox.push(&t.id, record.clone())?;
+                let (_, dropped) = q.outbox.push(&t.id, i.clone())?;
                 for d in dropped {
-                    tracing::error!(target = %d.target, incident = %d.incident["incident_id"], action = %d.incident["action"], "outbox full: oldest incident dropped (trigger with its resolve)");
+                    tracing::error!(target = %d.target, incident = %d.incident.incident_id, action = ?d.incident.action, "outbox full: oldest incident dropped (trigger with its resolve)");
                     self.inner.metrics.count(&d.target, "dropped");
                     self.inner
                         .metrics
@@ -433,8 +430,11 @@ fn deliver(inner: &Inner) {
             continue;
         };
         drop(q);
-        let (body, headers) = target.request(&incident, crate::time::wall_now().div_euclid(1000));
-        let outcome = post(&agent, &target.url, &body, &headers);
+        let outcome = match target.request(&incident, crate::time::wall_now().div_euclid(1000)) {
+            Ok((body, headers)) => post(&agent, &target.url, &body, &headers),
+            // Every incident serialises; were one not to, it is not sent.
+            Err(e) => Outcome::Rejected(format!("cannot encode the incident: {e}")),
+        };
         q = inner.lock();
         let id = &target.id;
         let finished = match outcome {
@@ -443,7 +443,7 @@ fn deliver(inner: &Inner) {
                 true
             }
             Outcome::Rejected(why) => {
-                tracing::error!(target = %id, incident = %incident["incident_id"], error = %why, "delivery rejected by the receiver; not retried");
+                tracing::error!(target = %id, incident = %incident.incident_id, error = %why, "delivery rejected by the receiver; not retried");
                 inner.metrics.count(id, "rejected");
                 true
             }
@@ -453,7 +453,7 @@ fn deliver(inner: &Inner) {
                     inner.settings.min_backoff.0.max(1) as f64 * 2f64.powi(attempts as i32 - 1);
                 let delay =
                     base.min(inner.settings.max_backoff.0 as f64) * rng.random_range(0.8..1.2);
-                tracing::warn!(target = %id, incident = %incident["incident_id"], error = %why, attempts, retry_in_ms = delay as u64, "delivery failed; will retry");
+                tracing::warn!(target = %id, incident = %incident.incident_id, error = %why, attempts, retry_in_ms = delay as u64, "delivery failed; will retry");
                 inner.metrics.count(id, "retry");
                 q.backoff.insert(
                     id.clone(),
@@ -481,22 +481,23 @@ fn deliver(inner: &Inner) {
 mod tests {
     use super::*;
 
-    fn incident(action: &str) -> Value {
-        json!({"incident_id":"3f2a9c0b1d4e5f60","action":action,"rule":"outage","severity":"critical",
+    fn incident(action: &str) -> Incident {
+        let record = json!({"incident_id":"3f2a9c0b1d4e5f60","action":action,"rule":"outage","severity":"critical",
             "customer":"acme","service":"web","ticket":null,"started_at":"2026-11-02T10:00:00.000Z",
-            "at":"2026-11-02T10:01:00.000Z","ended_at":null,"summary":"web down since 10:00","details":{}})
+            "at":"2026-11-02T10:01:00.000Z","ended_at":null,"summary":"web down since 10:00","details":{}});
+        serde_json::from_value(record).expect("a contract incident record")
     }
 
     #[test]
     fn pagerduty_shape() {
-        let e = pagerduty_event("R1", &incident("trigger"));
+        let e = pagerduty_event("R1", &incident("trigger")).expect("encodes");
         assert_eq!(e["event_action"], "trigger");
         assert_eq!(e["dedup_key"], "3f2a9c0b1d4e5f60");
         assert_eq!(e["payload"]["severity"], "critical");
         assert_eq!(e["payload"]["source"], "web");
         assert_eq!(e["payload"]["timestamp"], "2026-11-02T10:00:00.000Z");
         assert_eq!(e["payload"]["summary"], "web down since 10:00");
-        let r = pagerduty_event("R1", &incident("resolve"));
+        let r = pagerduty_event("R1", &incident("resolve")).expect("encodes");
         assert_eq!(
             r,
             json!({"routing_key":"R1","event_action":"resolve","dedup_key":"3f2a9c0b1d4e5f60"})
@@ -506,10 +507,10 @@ mod tests {
     #[test]
     fn burn_rate_incidents_page_with_their_alerts_severity() {
         let mut i = incident("trigger");
-        i["rule"] = json!("burn_rate");
-        i["severity"] = json!("minor");
-        i["details"] = json!({"alert":"ticket","factor":1.0,"long":"3d","short":"6h","long_burn":1.5,"short_burn":2.0});
-        let e = pagerduty_event("R1", &i);
+        i.rule = Rule::BurnRate;
+        i.severity = Severity::Minor;
+        i.details = json!({"alert":"ticket","factor":1.0,"long":"3d","short":"6h","long_burn":1.5,"short_burn":2.0});
+        let e = pagerduty_event("R1", &i).expect("encodes");
         assert_eq!(e["payload"]["severity"], "warning");
         assert_eq!(e["payload"]["class"], "burn_rate");
         assert_eq!(e["payload"]["custom_details"]["details"]["alert"], "ticket");

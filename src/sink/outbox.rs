@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::incidents::{Action, Incident};
+
 /// Outbox failures (disk).
 #[derive(Debug, thiserror::Error)]
 #[error("outbox {path}: {source}")]
@@ -30,7 +32,8 @@ fn at(path: &Path) -> impl FnOnce(std::io::Error) -> OutboxError + '_ {
     }
 }
 
-/// One pending delivery: which target, and the incident record (contract JSON).
+/// One pending delivery: which target, and the incident (stored as the
+/// contract's record).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
     /// Position in the outbox (file name); increases with every entry.
@@ -38,15 +41,14 @@ pub struct Entry {
     pub seq: u64,
     /// Delivery target id.
     pub target: String,
-    /// The incident record.
-    pub incident: serde_json::Value,
+    /// The incident action.
+    pub incident: Incident,
 }
 
 impl Entry {
     /// `incident_id/action`, to skip an action already pending for the same target.
-    fn key(&self) -> (String, String) {
-        let field = |k: &str| self.incident[k].as_str().unwrap_or_default().to_owned();
-        (field("incident_id"), field("action"))
+    fn key(&self) -> (&str, Action) {
+        (&self.incident.incident_id, self.incident.action)
     }
 }
 
@@ -134,7 +136,7 @@ impl Outbox {
     pub fn push(
         &mut self,
         target: &str,
-        incident: serde_json::Value,
+        incident: Incident,
     ) -> Result<(bool, Vec<Entry>), OutboxError> {
         let entry = Entry {
             seq: self.next_seq,
@@ -143,17 +145,14 @@ impl Outbox {
         };
         let (incident_id, action) = entry.key();
         let queue = self.queues.entry(target.to_owned()).or_default();
-        let orphan = action == "resolve"
-            && self
-                .dropped
-                .iter()
-                .any(|(t, id)| t == target && *id == incident_id);
+        let orphan = action == Action::Resolve
+            && (self.dropped.iter()).any(|(t, id)| t == target && id.as_str() == incident_id);
         if orphan || queue.iter().any(|e| e.key() == entry.key()) {
             return Ok((false, Vec::new()));
         }
         let path = self.path(entry.seq);
         let tmp = path.with_extension("tmp");
-        let bytes = serde_json::to_vec(&entry).unwrap_or_default();
+        let bytes = serde_json::to_vec(&entry).map_err(|e| at(&tmp)(std::io::Error::other(e)))?;
         let mut file = File::create(&tmp).map_err(at(&tmp))?;
         file.write_all(&bytes).map_err(at(&tmp))?;
         file.sync_all().map_err(at(&tmp))?;
@@ -181,9 +180,9 @@ impl Outbox {
             .queues
             .values()
             .flatten()
-            .filter(|e| e.key().1 == "trigger")
+            .filter(|e| e.incident.action == Action::Trigger)
             .min_by_key(|e| e.seq)
-            .map(|e| (e.target.clone(), e.key().0));
+            .map(|e| (e.target.clone(), e.incident.incident_id.clone()));
         let Some((target, incident_id)) = oldest else {
             return Ok(Vec::new());
         };
@@ -191,7 +190,7 @@ impl Outbox {
         if let Some(queue) = self.queues.get_mut(&target) {
             let (drop, keep): (VecDeque<Entry>, VecDeque<Entry>) = std::mem::take(queue)
                 .into_iter()
-                .partition(|e| e.key().0 == incident_id);
+                .partition(|e| e.incident.incident_id == incident_id);
             *queue = keep;
             gone.extend(drop);
         }
@@ -231,10 +230,28 @@ fn remove(path: &Path) -> Result<(), OutboxError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::model::{Rule, Severity};
 
-    fn incident(id: &str, action: &str) -> serde_json::Value {
-        json!({"incident_id": id, "action": action})
+    fn incident(id: &str, action: &str) -> Incident {
+        let action = if action == "trigger" {
+            Action::Trigger
+        } else {
+            Action::Resolve
+        };
+        let mut i = Incident::service(
+            Rule::Outage,
+            Severity::Critical,
+            id,
+            "acme",
+            id,
+            action,
+            1_793_613_600_000,
+            1_793_613_660_000,
+            None,
+            format!("{id} down"),
+        );
+        i.incident_id = id.to_owned();
+        i
     }
 
     #[test]
@@ -261,6 +278,24 @@ mod tests {
         assert_eq!(o.len(), 2);
         assert_eq!(o.head("pd").unwrap().incident, incident("a", "resolve"));
         assert_eq!(o.head("hook").unwrap().incident, incident("a", "trigger"));
+    }
+
+    /// Entries written before incidents were typed (the record as a JSON
+    /// value, keys sorted) are read back as incidents.
+    #[test]
+    fn reads_entries_written_as_json_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = serde_json::to_value(incident("a", "trigger")).unwrap();
+        let entry = serde_json::json!({"target": "pd", "incident": record});
+        std::fs::write(
+            dir.path().join(format!("{:020}.json", 7)),
+            entry.to_string(),
+        )
+        .unwrap();
+        let (o, corrupt) = Outbox::open(dir.path(), 10).unwrap();
+        assert!(corrupt.is_empty());
+        let head = o.head("pd").unwrap();
+        assert_eq!((head.seq, &head.incident), (7, &incident("a", "trigger")));
     }
 
     #[test]
