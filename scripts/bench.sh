@@ -10,4 +10,7 @@ cargo build --release
 # Heap bytes per ticket and per source, counted by the bench's own allocator.
 cargo bench --bench memory --quiet
 ./scripts/bench-peer.sh
+# slaflow run's live loop on an in-process mock broker, on one core (the
+# table below has it on all cores).
+taskset -c 0 "$CARGO_TARGET_DIR/release/slaflow" bench --only live-mock
 exec ./scripts/with-broker.sh sh -c '"$CARGO_TARGET_DIR/release/slaflow" bench --brokers "$SLAFLOW_TEST_BROKERS" "$@"' bench "$@"

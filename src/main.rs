@@ -55,6 +55,8 @@ enum Measurement {
     Checkpoint,
     /// The HTTP API with concurrent clients: SLA reports and availability series.
     Api,
+    /// `slaflow run`'s live loop fed by an in-process mock broker, next to replay.
+    LiveMock,
 }
 
 /// What a token from `slaflow token` may do beyond reading.
@@ -537,6 +539,9 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
     }
     if wanted(Measurement::Api) {
         rows.extend(slaflow::bench::api_rows(args.days, args.clients));
+    }
+    if wanted(Measurement::LiveMock) {
+        rows.extend(slaflow::bench::mock_live_rows()?);
     }
     if let Some(brokers) = &args.brokers {
         if wanted(Measurement::Live) {

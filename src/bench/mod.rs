@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 mod api;
+mod mock;
 pub use api::api_rows;
+pub use mock::mock_live_rows;
 
 use crate::config::{Config, KafkaConfig};
 use crate::engine::Outputs;
