@@ -60,7 +60,7 @@ fn retention_in_run_forgets_before_the_horizon_and_keeps_later_reports_unchanged
     let sql = format!("SELECT count(*) AS n FROM availability_intervals WHERE end_ms <= {horizon}");
     let before = || {
         let body = serde_json::json!({ "sql": sql });
-        let (s, b) = post_json(&format!("{base}/v1/query"), &body.to_string());
+        let (s, b) = http_post_json(&format!("{base}/v1/query"), ADMIN, &body.to_string());
         assert_eq!(s, 200, "{b}");
         serde_json::from_str::<Value>(&b).expect("json")["rows"][0]["n"].as_i64()
     };
@@ -113,22 +113,4 @@ fn retention_in_run_forgets_before_the_horizon_and_keeps_later_reports_unchanged
         assert!(refused.contains("engine.retention"), "{refused}");
     }
     assert!(run.terminate().success());
-}
-
-/// (status, body) of an admin POST with a JSON body.
-fn post_json(url: &str, body: &str) -> (u16, String) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let mut r = agent
-        .post(url)
-        .header("Authorization", &format!("Bearer {ADMIN}"))
-        .header("Content-Type", "application/json")
-        .send(body)
-        .expect("POST");
-    (
-        r.status().as_u16(),
-        r.body_mut().read_to_string().unwrap_or_default(),
-    )
 }

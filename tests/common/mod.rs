@@ -87,44 +87,6 @@ pub fn produce(brokers: &str, topic: &str, messages: &[(String, String)]) {
     p.flush(Duration::from_secs(30)).expect("flush");
 }
 
-/// Reads a topic from the beginning until `want` messages arrived or `timeout`.
-pub fn consume_all(
-    brokers: &str,
-    topic: &str,
-    partitions: i32,
-    want: usize,
-    timeout: Duration,
-) -> Vec<(String, String)> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", unique("reader"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .expect("tpl");
-    }
-    c.assign(&tpl).expect("assign");
-    let mut out = Vec::new();
-    let deadline = Instant::now() + timeout;
-    while out.len() < want && Instant::now() < deadline {
-        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
-            let k = m
-                .key()
-                .map(|k| String::from_utf8_lossy(k).into_owned())
-                .unwrap_or_default();
-            let v = m
-                .payload()
-                .map(|v| String::from_utf8_lossy(v).into_owned())
-                .unwrap_or_default();
-            out.push((k, v));
-        }
-    }
-    out
-}
-
 /// Committed offsets of `group` on `topic` (partition → offset), via OffsetFetch.
 pub fn committed(brokers: &str, group: &str, topic: &str, partitions: i32) -> HashMap<i32, i64> {
     let c: BaseConsumer = ClientConfig::new()
@@ -547,6 +509,26 @@ pub fn http_get(url: &str, token: &str) -> (u16, String) {
         .get(url)
         .header("Authorization", &format!("Bearer {token}"))
         .call()
+    {
+        Ok(mut r) => (
+            r.status().as_u16(),
+            r.body_mut().read_to_string().unwrap_or_default(),
+        ),
+        Err(e) => (0, e.to_string()),
+    }
+}
+
+/// (status, body) of a POST with a JSON body.
+pub fn http_post_json(url: &str, token: &str, body: &str) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    match agent
+        .post(url)
+        .header("Authorization", &format!("Bearer {token}"))
+        .header("Content-Type", "application/json")
+        .send(body)
     {
         Ok(mut r) => (
             r.status().as_u16(),
