@@ -61,7 +61,6 @@ pub async fn evidence(
         ApiError::too_many_requests("an evidence pack is being built; retry shortly")
     })?;
     let (config, now) = (shared.config.clone(), wall_now());
-    let most = config.evidence_max_records();
     // Also a file name in a header: only characters that need no quoting.
     let safe: String = (customer.chars())
         .map(|c| {
@@ -78,7 +77,7 @@ pub async fn evidence(
         live_pack(config, &customer, &month, now)
     });
     let files = built.await.map_err(ApiError::internal)?.map_err(|e| match e {
-        EvidenceError::Kafka(RangeError::TooMany(_)) => ApiError::bad_request(format!(
+        EvidenceError::Kafka(RangeError::TooMany(most)) => ApiError::bad_request(format!(
             "the input topics hold more than {most} records (api.evidence_max_records): export them and run `slaflow evidence` on the files"
         )),
         EvidenceError::Kafka(e) => ApiError::unavailable(format!("cannot read the input topics: {e}")),

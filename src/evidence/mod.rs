@@ -283,10 +283,15 @@ pub fn live_pack(
     let kafka = config.kafka_or_default();
     let consumer = kafka_range::reader(&kafka)?;
     let (mut inputs, mut streams) = (Vec::new(), Vec::new());
-    let mut budget = usize::try_from(config.evidence_max_records().get()).unwrap_or(usize::MAX);
+    let most = usize::try_from(config.evidence_max_records().get()).unwrap_or(usize::MAX);
+    let mut budget = most;
     for topic in [Topic::Monitoring, Topic::Tickets] {
         for range in kafka_range::retained(&consumer, kafka.topic_name(topic), READ_TIMEOUT)? {
-            let (input, records) = read_partition(&consumer, topic, &range, budget)?;
+            // A partition's read knows only what is left: the error names the bound.
+            let (input, records) = match read_partition(&consumer, topic, &range, budget) {
+                Err(RangeError::TooMany(_)) => return Err(RangeError::TooMany(most).into()),
+                read => read?,
+            };
             budget -= input.records as usize; // counted from a Vec, so it fits
             inputs.push(Input::Partition(input));
             streams.push(records);
