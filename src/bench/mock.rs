@@ -5,13 +5,12 @@
 
 use rdkafka::ClientConfig;
 use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 
 use super::{
-    Row, Topic, bare_consumer_rate, config, live_consumer_rate, replay_in_memory, send_waiting,
-    traffic,
+    Row, bare_consumer_rate, config, live_config, live_consumer_rate, produce_traffic,
+    replay_in_memory, traffic,
 };
-use crate::generate::{Generated, scenario_config};
+use crate::generate::Generated;
 use crate::run::RunError;
 
 /// Partitions per topic. The mock keeps at most 5 MB per partition and
@@ -31,13 +30,15 @@ pub fn mock_live_rows() -> Result<Vec<Row>, RunError> {
     }
     let events = traffic(1, 11, 1.0);
     let n = events.len();
-    produce(&brokers, &events, mon, tkt)?;
+    produce_traffic(&brokers, &events, mon, tkt)?;
     check_retained(&brokers, &[mon, tkt])?;
 
     let bare = bare_consumer_rate(&brokers, "bare", &[mon, tkt], n)?;
-    let text = format!(
-        "{}\n[kafka]\nbrokers = \"{brokers}\"\ngroup_id = \"slaflow\"\noptions = {{ \"fetch.wait.max.ms\" = \"100\" }}\nmonitoring_topic = \"{mon}\"\ntickets_topic = \"{tkt}\"\nincidents_topic = \"{inc}\"\ndeadletter_topic = \"{dl}\"\nstate_topic = \"{state}\"\n",
-        scenario_config(),
+    let text = live_config(
+        &brokers,
+        "slaflow",
+        [mon, tkt, inc, dl],
+        &format!("state_topic = \"{state}\"\n"),
     );
     let live = live_consumer_rate(&text, n)?;
     let all: Vec<&Generated> = events.iter().collect();
@@ -69,25 +70,6 @@ pub fn mock_live_rows() -> Result<Vec<Row>, RunError> {
             target: String::new(),
         },
     ])
-}
-
-/// The generated events onto the mock's two input topics.
-fn produce(brokers: &str, events: &[Generated], mon: &str, tkt: &str) -> Result<(), RunError> {
-    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("linger.ms", "20")
-        .set("batch.num.messages", "10000")
-        .create()?;
-    for g in events {
-        let t = if g.topic == Topic::Monitoring {
-            mon
-        } else {
-            tkt
-        };
-        send_waiting(&producer, BaseRecord::to(t).key(&g.key).payload(&g.line))?;
-    }
-    producer.flush(std::time::Duration::from_secs(120))?;
-    Ok(())
 }
 
 /// Fails when the mock dropped the start of a partition's log.

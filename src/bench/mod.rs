@@ -558,30 +558,13 @@ pub fn table(rows: &[Row]) -> String {
 /// Live measurements through a real broker: slaflow's consume+process rate next to
 /// a bare rdkafka consumer's on the same topic and settings, and incident latency.
 pub fn live_rows(brokers: &str) -> Result<Vec<Row>, crate::run::RunError> {
-    use rdkafka::ClientConfig;
-    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-    use std::time::Duration;
-
     let tag = format!("bench-{}-{}", std::process::id(), crate::time::wall_now());
     let topic = |t: &str| format!("{tag}-{t}");
     let (mon, tkt, inc, dl) = (topic("mon"), topic("tkt"), topic("inc"), topic("dl"));
     create_topics(brokers, &[&mon, &tkt, &inc, &dl])?;
-    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("linger.ms", "20")
-        .set("batch.num.messages", "10000")
-        .create()?;
     let events = traffic(3, 11, 1.0);
     let n = events.len();
-    for g in &events {
-        let t = if g.topic == Topic::Monitoring {
-            &mon
-        } else {
-            &tkt
-        };
-        send_waiting(&producer, BaseRecord::to(t).key(&g.key).payload(&g.line))?;
-    }
-    producer.flush(Duration::from_secs(120))?;
+    produce_traffic(brokers, &events, &mon, &tkt)?;
 
     // Three pairs, each reading the same topics from the start under fresh
     // groups, alternating: one run is a few seconds, where a group join or a
@@ -590,10 +573,7 @@ pub fn live_rows(brokers: &str) -> Result<Vec<Row>, crate::run::RunError> {
     for run in 0..3 {
         let bare = bare_consumer_rate(brokers, &topic(&format!("bare{run}")), &[&mon, &tkt], n)?;
         let group = topic(&format!("slaflow{run}"));
-        let text = format!(
-            "{}\n[kafka]\nbrokers = \"{brokers}\"\ngroup_id = \"{group}\"\noptions = {{ \"fetch.wait.max.ms\" = \"100\" }}\nmonitoring_topic = \"{mon}\"\ntickets_topic = \"{tkt}\"\nincidents_topic = \"{inc}\"\ndeadletter_topic = \"{dl}\"\n",
-            scenario_config(),
-        );
+        let text = live_config(brokers, &group, [&mon, &tkt, &inc, &dl], "");
         pairs.push((bare, live_consumer_rate(&text, n)?));
     }
     let ratios: Vec<f64> = (pairs.iter())
@@ -632,6 +612,42 @@ pub fn live_rows(brokers: &str) -> Result<Vec<Row>, crate::run::RunError> {
     ];
     rows.push(incident_latency(brokers, &tag)?);
     Ok(rows)
+}
+
+/// The generated scenario's config reading `mon` and `tkt` on `brokers`
+/// under `group`, writing to `inc` and `dl`; `extra` lines go into `[kafka]`.
+fn live_config(brokers: &str, group: &str, [mon, tkt, inc, dl]: [&str; 4], extra: &str) -> String {
+    format!(
+        "{}\n[kafka]\nbrokers = \"{brokers}\"\ngroup_id = \"{group}\"\noptions = {{ \"fetch.wait.max.ms\" = \"100\" }}\nmonitoring_topic = \"{mon}\"\ntickets_topic = \"{tkt}\"\nincidents_topic = \"{inc}\"\ndeadletter_topic = \"{dl}\"\n{extra}",
+        scenario_config(),
+    )
+}
+
+/// Produces generated `events` to `mon` and `tkt` (keyed as generated) and
+/// waits until all are delivered.
+fn produce_traffic(
+    brokers: &str,
+    events: &[Generated],
+    mon: &str,
+    tkt: &str,
+) -> Result<(), crate::run::RunError> {
+    use rdkafka::ClientConfig;
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "20")
+        .set("batch.num.messages", "10000")
+        .create()?;
+    for g in events {
+        let t = if g.topic == Topic::Monitoring {
+            mon
+        } else {
+            tkt
+        };
+        send_waiting(&producer, BaseRecord::to(t).key(&g.key).payload(&g.line))?;
+    }
+    producer.flush(std::time::Duration::from_secs(120))?;
+    Ok(())
 }
 
 /// A consumer's run: seconds from start to its first record, and events per
