@@ -86,12 +86,13 @@ fn apply(c: &mut Criterion) {
                                 &RawRecord::numbered(chunk, 0, (i * 4096) as i64),
                                 now,
                                 &mut out,
-                            );
-                            p.advance(None, &mut out);
+                            )
+                            .expect("decoded rows");
+                            p.advance(None, &mut out).expect("decoded rows");
                         }
                         p.eventtime_mut().finish_stream(s);
                     }
-                    p.finish(None, &mut out);
+                    p.finish(None, &mut out).expect("decoded rows");
                     black_box(out.incidents.len())
                 },
                 BatchSize::LargeInput,

@@ -12,6 +12,7 @@ use crate::api::auth::fresh_token;
 use crate::config::Config;
 use crate::engine::Outputs;
 use crate::event::DeadLetter;
+use crate::event::rows::Corrupt;
 use crate::event::{RawRecord, Topic};
 use crate::eventtime::StreamId;
 use crate::generate::{Generator, roughen, scenario_config};
@@ -54,6 +55,9 @@ pub enum DemoError {
     /// Socket or runtime.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// A decoded batch broke the decoder's invariants (a bug).
+    #[error(transparent)]
+    Corrupt(#[from] Corrupt),
 }
 
 /// Events posted over HTTP, queued for the generator's streams.
@@ -128,7 +132,7 @@ struct Feeder {
 }
 
 impl Feeder {
-    fn step(&mut self, shared: &Shared, minutes: u32) {
+    fn step(&mut self, shared: &Shared, minutes: u32) -> Result<(), Corrupt> {
         let started = Instant::now();
         let mut records = Vec::new();
         for _ in 0..minutes {
@@ -162,12 +166,13 @@ impl Feeder {
             let first = self.offsets[stream.topic.index()];
             let recs = RawRecord::numbered(ls, 0, first);
             self.offsets[stream.topic.index()] += recs.len() as i64;
-            core.pipeline.ingest(stream, &recs, now, &mut out);
+            core.pipeline.ingest(stream, &recs, now, &mut out)?;
         }
         core.now = now;
-        core.step(None, &mut out);
+        core.step(None, &mut out)?;
         core.observe(&shared.metrics, started.elapsed(), &out.incidents);
         shared.publish(&core, true);
+        Ok(())
     }
 }
 
@@ -203,7 +208,7 @@ pub fn demo(args: DemoArgs) -> Result<(), DemoError> {
             crate::api::serve(listener, shared, shutdown).await
         })
     };
-    run_clock(&mut feeder, &shared, &stop, args.speed);
+    run_clock(&mut feeder, &shared, &stop, args.speed)?;
     println!("slaflow demo: stopping");
     match runtime.block_on(server) {
         Ok(r) => r?,
@@ -237,7 +242,7 @@ fn load_history(config: Arc<Config>, args: &DemoArgs) -> Result<(Arc<Shared>, Fe
     );
     let t0 = Instant::now();
     while feeder.generator.now() < wall_now() {
-        feeder.step(&shared, 60);
+        feeder.step(&shared, 60)?;
     }
     shared.set_ready(true);
     let core = shared.core();
@@ -287,13 +292,13 @@ fn print_banner(addr: &std::net::SocketAddr, tokens: &Tokens, args: &DemoArgs) {
 
 /// Simulated time at `speed` minutes per second until `stop`, with a status
 /// line every 10 s.
-fn run_clock(feeder: &mut Feeder, shared: &Shared, stop: &Stop, speed: u32) {
+fn run_clock(feeder: &mut Feeder, shared: &Shared, stop: &Stop, speed: u32) -> Result<(), Corrupt> {
     let tick = Duration::from_millis(100);
     let per_tick = speed.div_ceil(10).max(1);
     let mut last_report = Instant::now();
     while !stop.requested() {
         let t = Instant::now();
-        feeder.step(shared, per_tick);
+        feeder.step(shared, per_tick)?;
         if last_report.elapsed() >= Duration::from_secs(10) {
             last_report = Instant::now();
             let core = shared.core();
@@ -309,4 +314,5 @@ fn run_clock(feeder: &mut Feeder, shared: &Shared, stop: &Stop, speed: u32) {
             break;
         }
     }
+    Ok(())
 }

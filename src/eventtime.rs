@@ -16,6 +16,7 @@ use datafusion::arrow::datatypes::Int64Type;
 use crate::event::schema::col;
 use serde::{Deserialize, Serialize};
 
+use crate::event::rows::Corrupt;
 use crate::event::{DeadLetter, DecodedChunk, Decoder, RawRecord, Reason, Topic};
 use crate::time::{Millis, format_ms};
 
@@ -41,9 +42,9 @@ pub struct EventTimeConfig {
     pub max_future: Millis,
 }
 
-/// A business check run after dedup (unknown service/customer); returns the
-/// dead-letter reason and message to reject the row.
-pub type Admit<'a> = dyn FnMut(Topic, &RecordBatch, usize) -> Option<(Reason, String)> + 'a;
+/// A business check run after dedup (unknown service/customer) on a row of the
+/// chunk being ingested; returns the dead-letter reason and message to reject it.
+pub type Admit<'a> = dyn FnMut(usize) -> Result<Option<(Reason, String)>, Corrupt> + 'a;
 
 #[derive(Debug)]
 struct Stream {
@@ -486,7 +487,7 @@ impl EventTime {
         now: Millis,
         admit: &mut Admit,
         dead: &mut Vec<DeadLetter>,
-    ) {
+    ) -> Result<(), Corrupt> {
         let id = StreamId {
             topic: chunk.topic,
             partition: chunk.partition,
@@ -506,7 +507,7 @@ impl EventTime {
         let mut kept: Vec<(Millis, u64, u32)> = Vec::with_capacity(batch.num_rows());
 
         let Some(stream) = self.streams.get_mut(&id) else {
-            return;
+            return Ok(());
         };
         if chunk_len > 0 {
             stream.last_record_wall = now;
@@ -542,7 +543,7 @@ impl EventTime {
                 reject(reason, error, dead);
                 continue;
             }
-            if let Some((reason, error)) = admit(id.topic, &batch, r) {
+            if let Some((reason, error)) = admit(r)? {
                 reject(reason, error, dead);
                 continue;
             }
@@ -550,6 +551,7 @@ impl EventTime {
             kept.push((ts, self.seq, r as u32));
         }
         self.buffer(id, batch, kept);
+        Ok(())
     }
 
     /// Recomputes the global watermark (`wall` = live wall clock, `None` in replay)
@@ -759,11 +761,12 @@ mod tests {
         let recs = RawRecord::numbered(lines, stream.partition, first_offset);
         let chunk = Decoder::new(stream.topic, "monitoring.events").decode(stream.partition, &recs);
         let mut dead = Vec::new();
-        let mut admit = |_: Topic, b: &RecordBatch, r: usize| {
-            (b.column(col::KEY).as_string::<i32>().value(r) == "ghost")
-                .then(|| (Reason::UnknownService, "no".to_owned()))
+        let services = chunk.batch.column(col::KEY).as_string::<i32>().clone();
+        let mut admit = |r: usize| {
+            Ok((services.value(r) == "ghost").then(|| (Reason::UnknownService, "no".to_owned())))
         };
-        et.ingest(chunk, 0, &mut admit, &mut dead);
+        et.ingest(chunk, 0, &mut admit, &mut dead)
+            .expect("decoded rows");
         dead
     }
 

@@ -671,7 +671,7 @@ pub fn run_through(
     config: &std::sync::Arc<crate::config::Config>,
     events: &[Generated],
     wall: Millis,
-) -> (crate::pipeline::Pipeline, crate::engine::Outputs) {
+) -> Result<(crate::pipeline::Pipeline, crate::engine::Outputs), crate::event::rows::Corrupt> {
     use crate::event::RawRecord;
     use crate::eventtime::StreamId;
     let mut p = crate::pipeline::Pipeline::new(config.clone(), ["m".into(), "t".into()]);
@@ -686,11 +686,11 @@ pub fn run_through(
             .filter(|e| e.topic == topic)
             .map(|e| e.line.as_str())
             .collect();
-        p.ingest(s, &RawRecord::numbered(&lines, 0, 0), wall, &mut out);
+        p.ingest(s, &RawRecord::numbered(&lines, 0, 0), wall, &mut out)?;
         p.eventtime_mut().finish_stream(s);
     }
-    p.finish(None, &mut out);
-    (p, out)
+    p.finish(None, &mut out)?;
+    Ok((p, out))
 }
 
 /// Applies what real pipelines do to a time-ordered stream: arrival jitter within

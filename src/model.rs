@@ -27,6 +27,18 @@ macro_rules! named {
                     .ok_or_else(|| format!("unknown {what} {name:?} ({})", Self::names()))
             }
 
+            /// The value's code in decoded Arrow columns (its declaration index).
+            pub fn code(self) -> u8 {
+                self as u8
+            }
+
+            /// The value with this code, `None` for a code no value has.
+            pub fn from_code(code: u8) -> Option<Self> {
+                <$t as VariantArray>::VARIANTS
+                    .get(usize::from(code))
+                    .copied()
+            }
+
             /// Every name, `a | b | c`, for error messages.
             pub fn names() -> String {
                 <$t as VariantArray>::VARIANTS
@@ -248,6 +260,13 @@ mod tests {
         assert_eq!(Severity::names(), "critical | major | minor | warning");
         assert_eq!(TicketKind::names(), "incident | request");
         assert_eq!(Topic::parse("tickets"), Some(Topic::Tickets));
+        for &k in MonitoringKind::VARIANTS {
+            assert_eq!(MonitoringKind::from_code(k.code()), Some(k));
+        }
+        for &p in Priority::VARIANTS {
+            assert_eq!(Priority::from_code(p.code()), Some(p));
+        }
+        assert_eq!(ChangeOutcome::from_code(3), None);
         for r in Rule::VARIANTS {
             let json = serde_json::to_string(r).expect("serialises");
             assert_eq!(json, format!("\"{r}\""));

@@ -5,12 +5,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{AsArray, RecordBatch};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::engine::{Engine, EngineSlice, Outputs};
-use crate::event::schema::{col, tkt};
+use crate::event::rows::{Corrupt, Rows};
 use crate::event::{Decoder, RawRecord, Reason, Topic};
 use crate::eventtime::{EventTime, EventTimeConfig, StreamId, StreamState};
 use crate::time::Millis;
@@ -158,19 +157,20 @@ impl Pipeline {
         records: &[RawRecord],
         now: Millis,
         out: &mut Outputs,
-    ) {
+    ) -> Result<(), Corrupt> {
         if records.is_empty() {
-            return;
+            return Ok(());
         }
         self.counts.read += records.len() as u64;
         let chunk = self.decoders[stream.topic.index()].decode(stream.partition, records);
+        let batch = chunk.batch.clone();
+        let rows = Rows::new(stream.topic, &batch)?;
         let config = &self.config;
-        let mut admit =
-            |topic: Topic, batch: &RecordBatch, row: usize| admit(config, topic, batch, row);
+        let mut admit = |row: usize| admit(config, &rows, row);
         let before = out.dead_letters.len();
-        self.eventtime
-            .ingest(chunk, now, &mut admit, &mut out.dead_letters);
+        let ingested = (self.eventtime).ingest(chunk, now, &mut admit, &mut out.dead_letters);
         self.count_dead(out, before);
+        ingested
     }
 
     /// The state one input stream owns, `None` before its first record.
@@ -202,34 +202,41 @@ impl Pipeline {
     }
 
     /// Recomputes the watermark, applies released records and fires due deadlines.
-    pub fn advance(&mut self, wall: Option<Millis>, out: &mut Outputs) {
+    pub fn advance(&mut self, wall: Option<Millis>, out: &mut Outputs) -> Result<(), Corrupt> {
         let released = self.eventtime.advance(wall);
         let watermark = self.eventtime.watermark();
-        self.apply(released, watermark, out);
+        self.apply(released, watermark, out)
     }
 
     /// End of replay input: the watermark becomes the later of `to` and the highest
     /// `ts` read; everything buffered is applied and deadlines up to it fire.
-    pub fn finish(&mut self, to: Option<Millis>, out: &mut Outputs) {
+    pub fn finish(&mut self, to: Option<Millis>, out: &mut Outputs) -> Result<(), Corrupt> {
         let final_wm = match (to, self.max_ts()) {
             (Some(a), Some(b)) => a.max(b),
             (a, b) => a.or(b).unwrap_or(Millis::MIN),
         };
         let released = self.eventtime.finish(final_wm);
         // Input is complete: deadlines at the final watermark itself fire too.
-        self.apply(released, final_wm.saturating_add(1), out);
+        self.apply(released, final_wm.saturating_add(1), out)
     }
 
     /// Applies released records, then fires deadlines strictly before `horizon`.
-    fn apply(&mut self, released: crate::eventtime::Released, horizon: Millis, out: &mut Outputs) {
+    fn apply(
+        &mut self,
+        released: crate::eventtime::Released,
+        horizon: Millis,
+        out: &mut Outputs,
+    ) -> Result<(), Corrupt> {
         let before = out.dead_letters.len();
         let applied_before = out.applied;
         self.counts.handed_off += released.handed_off;
-        self.engine.apply_monitoring(&released.monitoring, out);
-        self.engine.apply_tickets(&released.tickets, out);
-        self.engine.advance(horizon, out);
+        let applied = (self.engine.apply_monitoring(&released.monitoring, out))
+            .and_then(|()| self.engine.apply_tickets(&released.tickets, out));
         self.counts.applied += out.applied - applied_before;
         self.count_dead(out, before);
+        applied?;
+        self.engine.advance(horizon, out);
+        Ok(())
     }
 
     fn count_dead(&mut self, out: &Outputs, from: usize) {
@@ -255,13 +262,12 @@ pub struct PartitionState {
 /// Config-based admission after dedup: `unknown_service`, `unknown_customer`.
 pub(crate) fn admit(
     config: &Config,
-    topic: Topic,
-    batch: &RecordBatch,
+    rows: &Rows,
     row: usize,
-) -> Option<(Reason, String)> {
-    match topic {
-        Topic::Monitoring => {
-            let service = batch.column(col::KEY).as_string::<i32>().value(row);
+) -> Result<Option<(Reason, String)>, Corrupt> {
+    Ok(match rows {
+        Rows::Monitoring(rows) => {
+            let service = rows.service(row)?;
             config.service(service).is_none().then(|| {
                 (
                     Reason::UnknownService,
@@ -269,20 +275,15 @@ pub(crate) fn admit(
                 )
             })
         }
-        Topic::Tickets => {
-            let customers = batch.column(tkt::CUSTOMER).as_string::<i32>();
-            if batch.column(tkt::TYPE).as_string::<i32>().value(row) != "created" {
-                return None;
-            }
-            let customer = customers.value(row);
+        Rows::Tickets(rows) => rows.created_for(row)?.and_then(|customer| {
             config.customer(customer).is_none().then(|| {
                 (
                     Reason::UnknownCustomer,
                     format!("customer {customer:?} is not configured"),
                 )
             })
-        }
-    }
+        }),
+    })
 }
 
 #[cfg(test)]
@@ -305,8 +306,8 @@ mod tests {
     fn feed(p: &mut Pipeline, stream: StreamId, lines: &[&str]) -> Outputs {
         let recs = RawRecord::numbered(lines, 0, 0);
         let mut out = Outputs::default();
-        p.ingest(stream, &recs, 0, &mut out);
-        p.finish(None, &mut out);
+        p.ingest(stream, &recs, 0, &mut out).expect("decoded rows");
+        p.finish(None, &mut out).expect("decoded rows");
         out
     }
 
@@ -364,7 +365,7 @@ mod tests {
         );
         assert_eq!(p.eventtime().watermark(), 5000);
         let mut out = Outputs::default();
-        p.finish(Some(9000), &mut out);
+        p.finish(Some(9000), &mut out).expect("decoded rows");
         assert_eq!(p.eventtime().watermark(), 9000);
         assert_eq!(p.max_ts(), Some(5000));
     }

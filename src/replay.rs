@@ -9,6 +9,7 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::engine::Outputs;
 use crate::engine::incidents::Incident;
+use crate::event::rows::Corrupt;
 use crate::event::{DeadLetter, RawRecord, Topic};
 use crate::eventtime::StreamId;
 use crate::pipeline::{Counts, Pipeline};
@@ -56,6 +57,9 @@ pub enum ReplayError {
     /// An output record could not be encoded (a bug).
     #[error("cannot encode an output record: {0}")]
     Encode(#[from] serde_json::Error),
+    /// A decoded batch broke the decoder's invariants (a bug).
+    #[error(transparent)]
+    Corrupt(#[from] Corrupt),
 }
 
 /// Runs a replay and returns the final counts.
@@ -157,15 +161,15 @@ pub fn run<S: ChunkSource>(
                     payload: l,
                 })
                 .collect();
-            pipeline.ingest(f.stream(), &recs, now, &mut out);
+            pipeline.ingest(f.stream(), &recs, now, &mut out)?;
             if f.is_done() {
                 pipeline.eventtime_mut().finish_stream(f.stream());
             }
         }
-        pipeline.advance(None, &mut out);
+        pipeline.advance(None, &mut out)?;
         drain(&mut out, &mut incidents)?;
     }
-    pipeline.finish(to, &mut out);
+    pipeline.finish(to, &mut out)?;
     drain(&mut out, &mut incidents)?;
     incidents.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
     Ok(Replayed {

@@ -25,6 +25,7 @@ use crate::config::{Config, KafkaConfig};
 use crate::engine::Outputs;
 use crate::event::DeadLetter;
 use crate::event::RawRecord;
+use crate::event::rows::Corrupt;
 use crate::eventtime::StreamId;
 use crate::ingest::{Event, Intake};
 use crate::metrics::CheckpointMetrics;
@@ -69,6 +70,10 @@ pub enum RunError {
     /// An incident could not be encoded (a bug: every incident serialises).
     #[error("cannot encode an incident: {0}")]
     Encode(#[from] serde_json::Error),
+    /// A decoded batch broke the decoder's invariants: the loop stops before
+    /// committing anything of it.
+    #[error(transparent)]
+    Corrupt(#[from] Corrupt),
 }
 
 /// Events posted over HTTP in `run` go to their Kafka topic (keyed like any
@@ -626,7 +631,7 @@ impl<'a> LiveLoop<'a> {
             for ev in events {
                 match ev {
                     SourceEvent::Records(stream, recs) => {
-                        self.on_records(&mut core, stream, &recs, wall)
+                        self.on_records(&mut core, stream, &recs, wall)?
                     }
                     SourceEvent::Assigned(streams) => self.on_assigned(&mut core, streams, wall),
                     SourceEvent::Revoked(streams) => self.on_revoked(&mut core, &streams),
@@ -636,17 +641,23 @@ impl<'a> LiveLoop<'a> {
                 }
             }
             // A moving watermark releases records and fires deadlines without any new event.
-            changed |= core.step(Some(wall), &mut self.out);
+            changed |= core.step(Some(wall), &mut self.out)?;
             core.observe(&self.shared.metrics, started.elapsed(), &self.out.incidents);
             self.shared.publish(&core, changed);
         }
         self.on_tick()
     }
 
-    fn on_records(&mut self, core: &mut Core, stream: StreamId, recs: &[OwnedRecord], wall: i64) {
+    fn on_records(
+        &mut self,
+        core: &mut Core,
+        stream: StreamId,
+        recs: &[OwnedRecord],
+        wall: i64,
+    ) -> Result<(), Corrupt> {
         // Records fetched for a partition no longer ours are its new owner's.
         if !core.owned.contains(&stream) {
-            return;
+            return Ok(());
         }
         let raw: Vec<RawRecord> = recs
             .iter()
@@ -656,8 +667,9 @@ impl<'a> LiveLoop<'a> {
                 payload: &r.payload,
             })
             .collect();
-        core.pipeline.ingest(stream, &raw, wall, &mut self.out);
+        core.pipeline.ingest(stream, &raw, wall, &mut self.out)?;
         core.pipeline.eventtime_mut().set_caught_up(stream, false);
+        Ok(())
     }
 
     fn on_assigned(&mut self, core: &mut Core, streams: Vec<StreamId>, wall: i64) {

@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::engine::incidents::{Action, Incident};
 use crate::engine::{Engine, Outputs};
 use crate::event::Topic;
+use crate::event::rows::Corrupt;
 use crate::eventtime::StreamId;
 use crate::ingest::{Intake, RecentIds};
 use crate::metrics::Metrics;
@@ -68,12 +69,12 @@ impl Core {
     /// watermark (with the live wall clock, or `None`: the inputs' own), which
     /// releases records and fires deadlines, logs the incidents and applies
     /// retention. Returns whether the watermark moved.
-    pub fn step(&mut self, wall: Option<Millis>, out: &mut Outputs) -> bool {
+    pub fn step(&mut self, wall: Option<Millis>, out: &mut Outputs) -> Result<bool, Corrupt> {
         let before = self.pipeline.eventtime().watermark();
-        self.pipeline.advance(wall, out);
+        self.pipeline.advance(wall, out)?;
         self.record(&out.incidents);
         self.prune();
-        self.pipeline.eventtime().watermark() != before
+        Ok(self.pipeline.eventtime().watermark() != before)
     }
 
     /// Applies `engine.retention` at the watermark: the engine's intervals,
@@ -442,13 +443,15 @@ mod tests {
             let mut out = Outputs::default();
             let mut core = shared.core();
             let first = step * 10;
-            core.pipeline.ingest(
-                mon,
-                &RawRecord::numbered(&lines, 0, first),
-                T0 + D * 10,
-                &mut out,
-            );
-            core.pipeline.advance(None, &mut out);
+            core.pipeline
+                .ingest(
+                    mon,
+                    &RawRecord::numbered(&lines, 0, first),
+                    T0 + D * 10,
+                    &mut out,
+                )
+                .expect("decoded rows");
+            core.pipeline.advance(None, &mut out).expect("decoded rows");
             core.record(&out.incidents);
             shared.publish(&core, true);
         }
@@ -517,14 +520,16 @@ mod tests {
             &RawRecord::numbered(&lines, 0, 0),
             T0 + 3 * D,
             &mut out,
-        );
+        )
+        .expect("decoded rows");
         p.ingest(
             tkt,
             &RawRecord::numbered(&tickets, 0, 0),
             T0 + 3 * D,
             &mut out,
-        );
-        p.finish(None, &mut out);
+        )
+        .expect("decoded rows");
+        p.finish(None, &mut out).expect("decoded rows");
         assert!(out.dead_letters.is_empty(), "{:?}", out.dead_letters);
         core.record(&out.incidents);
         let opened = core.open.len();

@@ -23,7 +23,7 @@ fn hashed_ids_flag_every_resend_of_a_generated_week_and_nothing_else() {
         .filter(|w| w[0].line == w[1].line)
         .map(|w| w[1].line.as_str())
         .collect();
-    let (_, out) = run_through(&config, &events, START + 8 * DAY);
+    let (_, out) = run_through(&config, &events, START + 8 * DAY).expect("decoded rows");
     let mut flagged: Vec<&str> = (out.dead_letters.iter())
         .filter(|d| d.reason == Reason::Duplicate)
         .map(|d| d.raw.as_str())

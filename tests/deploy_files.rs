@@ -85,7 +85,8 @@ fn exported_names() -> std::collections::BTreeSet<String> {
     );
     let mut g = slaflow::generate::Generator::new(3, 1_793_577_600_000, 5.0);
     let events: Vec<_> = (0..1440).flat_map(|_| g.minute()).collect();
-    let (p, out) = slaflow::generate::run_through(&config, &events, slaflow::time::wall_now());
+    let (p, out) = slaflow::generate::run_through(&config, &events, slaflow::time::wall_now())
+        .expect("decoded rows");
     let mut core = slaflow::state::Core::new(p);
     core.record(&out.incidents);
     let metrics = slaflow::metrics::Metrics::new();

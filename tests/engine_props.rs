@@ -448,7 +448,8 @@ fn run(
             let end = (at + chunk).min(lines.len());
             let recs = RawRecord::numbered(&lines[at..end], s.partition, at as i64);
             // The processing clock: a wall clock far past the generated records.
-            p.ingest(s, &recs, slaflow::time::MAX_MS / 2, &mut out);
+            p.ingest(s, &recs, slaflow::time::MAX_MS / 2, &mut out)
+                .expect("decoded rows");
             pos.insert(s, end);
             if end == lines.len() {
                 p.eventtime_mut().finish_stream(s);
@@ -460,13 +461,13 @@ fn run(
                 p.eventtime_mut().finish_stream(s);
             }
         }
-        p.advance(None, &mut out);
+        p.advance(None, &mut out).expect("decoded rows");
         if !progressed {
             break;
         }
     }
     let p = &mut core.pipeline;
-    p.finish(None, &mut out);
+    p.finish(None, &mut out).expect("decoded rows");
     let c = p.counts();
     assert_eq!(read + c.read, stream.len() as u64);
     assert_eq!(

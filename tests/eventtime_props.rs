@@ -111,10 +111,6 @@ fn actual(recs: &[Rec], chunks: &[usize]) -> (Vec<(usize, Reason)>, Vec<usize>) 
     let decoder = Decoder::new(Topic::Monitoring, "m");
     let mut dead = Vec::new();
     let mut released: Vec<RecordBatch> = Vec::new();
-    let mut admit = |_: Topic, b: &RecordBatch, r: usize| {
-        (b.column(col::KEY).as_string::<i32>().value(r) == "ghost")
-            .then(|| (Reason::UnknownService, String::new()))
-    };
     let mut i = 0;
     let mut c = 0;
     while i < recs.len() {
@@ -133,7 +129,12 @@ fn actual(recs: &[Rec], chunks: &[usize]) -> (Vec<(usize, Reason)>, Vec<usize>) 
                 payload: recs[k].line.as_bytes(),
             })
             .collect();
-        et.ingest(decoder.decode(s, &raw), NOW, &mut admit, &mut dead);
+        let chunk = decoder.decode(s, &raw);
+        let services = chunk.batch.column(col::KEY).as_string::<i32>().clone();
+        let mut admit = |r: usize| {
+            Ok((services.value(r) == "ghost").then(|| (Reason::UnknownService, String::new())))
+        };
+        (et.ingest(chunk, NOW, &mut admit, &mut dead)).expect("decoded rows");
         let r = et.advance(None);
         if let Some(b) = r.monitoring.to_batch() {
             assert!(

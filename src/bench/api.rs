@@ -95,7 +95,8 @@ impl Server {
         );
         let config = parse(&text);
         let events = traffic(days, 7, 1.0);
-        let (pipeline, out) = run_through(&config, &events, crate::time::wall_now());
+        let (pipeline, out) = run_through(&config, &events, crate::time::wall_now())
+            .map_err(std::io::Error::other)?;
         let end = pipeline.eventtime().watermark();
         let tables = Tables::for_sla_report(pipeline.engine()).map_err(std::io::Error::other)?;
         let mut core = Core::new(pipeline);

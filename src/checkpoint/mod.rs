@@ -228,8 +228,9 @@ mod tests {
             .collect();
         let mut out = Outputs::default();
         core.pipeline
-            .ingest(MON, &RawRecord::numbered(&lines, 2, 100), 0, &mut out);
-        core.pipeline.advance(None, &mut out);
+            .ingest(MON, &RawRecord::numbered(&lines, 2, 100), 0, &mut out)
+            .expect("decoded rows");
+        core.pipeline.advance(None, &mut out).expect("decoded rows");
         core.record(&out.incidents);
         (core.checkpoint(MON).unwrap(), config)
     }
@@ -446,8 +447,9 @@ mod tests {
         ];
         let mut out = Outputs::default();
         core.pipeline
-            .ingest(tkt, &RawRecord::numbered(&lines, 1, 0), 0, &mut out);
-        core.pipeline.advance(None, &mut out);
+            .ingest(tkt, &RawRecord::numbered(&lines, 1, 0), 0, &mut out)
+            .expect("decoded rows");
+        core.pipeline.advance(None, &mut out).expect("decoded rows");
         core.record(&out.incidents);
         let bytes = encode(&core.checkpoint(tkt).unwrap(), &config).expect("encodes");
         assert!(decode(&bytes, &config).is_ok());
@@ -461,8 +463,9 @@ mod tests {
         let full = store.write(&core.checkpoint(tkt).unwrap()).unwrap().bytes;
         let more = [r#"{"event_id":"r","ts":3000,"ticket":"T-1","type":"responded"}"#];
         core.pipeline
-            .ingest(tkt, &RawRecord::numbered(&more, 1, 3), 0, &mut out);
-        core.pipeline.advance(None, &mut out);
+            .ingest(tkt, &RawRecord::numbered(&more, 1, 3), 0, &mut out)
+            .expect("decoded rows");
+        core.pipeline.advance(None, &mut out).expect("decoded rows");
         let delta = store.write(&core.checkpoint(tkt).unwrap()).unwrap();
         assert_eq!(delta.delta(), 1);
         assert!(decode_chain(&[&full, &delta.bytes], &config).is_ok());

@@ -415,8 +415,13 @@ mod tests {
             let records = RawRecord::numbered(lines, self.stream.partition, self.next);
             // A processing clock past every record.
             let wall = crate::time::MAX_MS / 2;
-            (self.core.pipeline).ingest(self.stream, &records, wall, &mut out);
-            self.core.pipeline.advance(None, &mut out);
+            (self.core.pipeline)
+                .ingest(self.stream, &records, wall, &mut out)
+                .expect("decoded rows");
+            self.core
+                .pipeline
+                .advance(None, &mut out)
+                .expect("decoded rows");
             self.core.record(&out.incidents);
             assert!(out.dead_letters.is_empty(), "{:?}", out.dead_letters);
             self.next += lines.len() as i64;

@@ -616,7 +616,7 @@ mod tests {
             .flat_map(|_| g.minute())
             .filter(|e| !e.line.contains(r#""kind":"exclusion""#))
             .collect();
-        let (p, out) = run_through(&config, &events, T0 + 3 * 24 * H);
+        let (p, out) = run_through(&config, &events, T0 + 3 * 24 * H).expect("consistent rows");
         let mut compared = 0;
         for (id, t) in p.engine().services() {
             let cfg = config.service(id).expect("service");

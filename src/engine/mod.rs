@@ -17,22 +17,19 @@ pub mod tickets;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, AsArray, PrimitiveArray, RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{Float64Type, Int32Type, Int64Type};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{BurnAlert, Config};
-use crate::event::schema::{col, mon, tkt};
+use crate::event::rows::{
+    Corrupt, MonitoringEvent, MonitoringRows, TicketChange, TicketRow, TicketRows,
+};
 use crate::event::{DeadLetter, Reason, Topic};
 use crate::eventtime::{ReleasedRows, StreamId};
-use crate::model::{
-    ChangeOutcome, MonitoringKind, Priority, ProbeStatus, TicketEventType, TicketKind,
-};
 use crate::time::Millis;
 use availability::ServiceTimeline;
 use capacity::Series;
 use incidents::Incident;
-use tickets::{NewTicket, Refusal, Ticket, TicketEvent, Tickets};
+use tickets::{Refusal, Ticket, Tickets};
 
 /// The engine state of one input partition: what a checkpoint holds and what
 /// moves with the partition to another instance. State is partitioned by the
@@ -122,111 +119,120 @@ impl Engine {
 
     /// Applies released monitoring rows (in `ts` order). Rows were admitted
     /// against the config, so every service is known.
-    pub fn apply_monitoring(&mut self, released: &ReleasedRows, out: &mut Outputs) {
-        let chunks: Vec<MonitoringRows> =
-            released.batches.iter().map(MonitoringRows::new).collect();
+    pub fn apply_monitoring(
+        &mut self,
+        released: &ReleasedRows,
+        out: &mut Outputs,
+    ) -> Result<(), Corrupt> {
+        let chunks = (released.batches.iter())
+            .map(MonitoringRows::new)
+            .collect::<Result<Vec<_>, _>>()?;
         for &(b, r) in &released.rows {
-            let (rows, r) = (&chunks[b as usize], r as usize);
-            let (service, t) = (rows.service.value(r), rows.ts.value(r));
-            let Some(timeline) = self.services.get_mut(service) else {
-                continue;
+            let row = chunks[b as usize].row(r as usize)?;
+            let Some(timeline) = self.services.get_mut(row.service) else {
+                return Err(Corrupt {
+                    topic: Topic::Monitoring,
+                    row: r as usize,
+                    what: format!(
+                        "service {:?} was admitted but is not configured",
+                        row.service
+                    ),
+                });
             };
-            timeline.partition = Some(rows.partition.value(r));
-            let Some(kind) = MonitoringKind::parse(rows.kind.value(r)) else {
-                debug_assert!(false, "decoding admits only known kinds");
-                continue;
-            };
-            match kind {
-                MonitoringKind::Probe => {
-                    let Some(status) = ProbeStatus::parse(rows.status.value(r)) else {
-                        debug_assert!(false, "decoding admits only known probe statuses");
-                        continue;
-                    };
-                    timeline.probe(t, rows.source.value(r), status, &mut out.incidents)
+            timeline.partition = Some(row.partition);
+            let (t, incidents) = (row.ts, &mut out.incidents);
+            match row.event {
+                MonitoringEvent::Probe { source, status } => {
+                    timeline.probe(t, source, status, incidents)
                 }
-                MonitoringKind::Maintenance => {
-                    let window = (rows.start.value(r), rows.end.value(r));
-                    let change = rows.change_id.is_valid(r).then(|| rows.change_id.value(r));
-                    timeline.maintenance(t, window, change, &mut out.incidents)
+                MonitoringEvent::Maintenance { window, change_id } => {
+                    timeline.maintenance(t, window, change_id, incidents)
                 }
-                MonitoringKind::Exclusion => {
+                MonitoringEvent::Exclusion {
+                    id,
+                    window: (start, end),
+                    reason,
+                    approved_by,
+                } => {
                     let version = contract::Exclusion {
-                        start: rows.start.value(r),
-                        end: rows.end.value(r),
-                        reason: rows.reason.value(r).to_owned(),
-                        approved_by: rows.approved_by.value(r).to_owned(),
+                        start,
+                        end,
+                        reason: reason.to_owned(),
+                        approved_by: approved_by.to_owned(),
                         versions: 0,
                         ts: t,
                     };
-                    let id = rows.exclusion_id.value(r);
-                    timeline.exclusion(t, id, version, &mut out.incidents)
+                    timeline.exclusion(t, id, version, incidents)
                 }
-                MonitoringKind::Metric => {
-                    timeline.touch(t, &mut out.incidents);
-                    self.sample(rows, r, out);
+                MonitoringEvent::Metric {
+                    resource,
+                    metric,
+                    value,
+                    capacity,
+                } => {
+                    timeline.touch(t, incidents);
+                    let key = (row.service, resource, metric);
+                    self.sample(key, row.partition, t, (value, capacity), out);
                 }
-                MonitoringKind::Change => {
-                    let Some(outcome) = ChangeOutcome::parse(rows.status.value(r)) else {
-                        debug_assert!(false, "decoding admits only known outcomes");
-                        continue;
-                    };
-                    timeline.change(t, rows.change_id.value(r), outcome);
+                MonitoringEvent::Change { change_id, outcome } => {
+                    timeline.change(t, change_id, outcome)
                 }
-                MonitoringKind::Counter => {
-                    let (source, name) = (rows.source.value(r), rows.metric.value(r));
-                    let value = rows.value.value(r);
-                    timeline.counter(t, source, name, value, &mut out.incidents)
-                }
+                MonitoringEvent::Counter {
+                    source,
+                    name,
+                    value,
+                } => timeline.counter(t, source, name, value, incidents),
             }
             out.applied += 1;
         }
+        Ok(())
     }
 
-    /// One metric row into its capacity series (created on first sight).
-    fn sample(&mut self, rows: &MonitoringRows, r: usize, out: &mut Outputs) {
-        let key = (
-            rows.service.value(r).to_owned(),
-            rows.resource.value(r).to_owned(),
-            rows.metric.value(r).to_owned(),
-        );
+    /// One metric sample (value, capacity) at `t` into its capacity series
+    /// (created on first sight), keyed by (service, resource, metric).
+    fn sample(
+        &mut self,
+        (service, resource, metric): (&str, &str, &str),
+        partition: i32,
+        t: Millis,
+        (value, capacity): (f64, Option<f64>),
+        out: &mut Outputs,
+    ) {
+        let key = (service.to_owned(), resource.to_owned(), metric.to_owned());
         let series = match self.capacity.get_mut(&key) {
             Some(s) => s,
-            None => match self.config.service(&key.0) {
+            None => match self.config.service(service) {
                 Some(cfg) => {
-                    let series = Series::new(cfg, &key.1, &key.2);
+                    let series = Series::new(cfg, resource, metric);
                     self.capacity.entry(key).or_insert(series)
                 }
                 None => return,
             },
         };
-        series.partition = rows.partition.value(r);
-        let cap = rows.capacity.is_valid(r).then(|| rows.capacity.value(r));
-        series.sample(
-            rows.ts.value(r),
-            rows.value.value(r),
-            cap,
-            &mut out.incidents,
-        );
+        series.partition = partition;
+        series.sample(t, value, capacity, &mut out.incidents);
     }
 
     /// Applies released ticket rows (in `ts` order); `unknown_ticket` and
     /// `conflict` are decided here, in event-time order.
-    pub fn apply_tickets(&mut self, released: &ReleasedRows, out: &mut Outputs) {
-        let chunks: Vec<TicketRows> = released.batches.iter().map(TicketRows::new).collect();
+    pub fn apply_tickets(
+        &mut self,
+        released: &ReleasedRows,
+        out: &mut Outputs,
+    ) -> Result<(), Corrupt> {
+        let chunks = (released.batches.iter())
+            .map(TicketRows::new)
+            .collect::<Result<Vec<_>, _>>()?;
         for &(b, r) in &released.rows {
-            let (rows, r, batch) = (
-                &chunks[b as usize],
-                r as usize,
-                &released.batches[b as usize],
-            );
-            let (id, t) = (rows.ticket.value(r), rows.ts.value(r));
-            let Some(row) = rows.event(r) else {
-                debug_assert!(false, "decoding admits only complete ticket events");
-                continue;
-            };
-            let result = match row {
-                TicketRow::Created(c) => self.tickets.create(t, id, c, &mut out.incidents),
-                TicketRow::Change(ev) => self.tickets.apply(t, id, ev, &mut out.incidents),
+            let (batch, r) = (&released.batches[b as usize], r as usize);
+            let TicketRow {
+                ts: t,
+                ticket: id,
+                event,
+            } = chunks[b as usize].row(r)?;
+            let result = match event {
+                TicketChange::Created(c) => self.tickets.create(t, id, c, &mut out.incidents),
+                TicketChange::Change(ev) => self.tickets.apply(t, id, ev, &mut out.incidents),
             };
             let (reason, why) = match result {
                 Ok(()) => {
@@ -245,6 +251,7 @@ impl Engine {
             let dead = DeadLetter::from_row(batch, r, &self.tickets_topic, reason, why);
             out.dead_letters.push(dead);
         }
+        Ok(())
     }
 
     /// Fires every deadline strictly before `watermark` (everything before it is final;
@@ -374,99 +381,4 @@ fn timeline_of(
 pub fn service_hours(config: &Config, s: &crate::config::ServiceConfig) -> Arc<calendar::Calendar> {
     let id = s.service_hours.get_ref();
     Arc::new(calendar::Calendar::named(config, id).unwrap_or(calendar::Calendar::Always))
-}
-
-/// The columns of a decoded monitoring batch.
-struct MonitoringRows<'a> {
-    ts: &'a PrimitiveArray<Int64Type>,
-    service: &'a StringArray,
-    kind: &'a StringArray,
-    source: &'a StringArray,
-    status: &'a StringArray,
-    start: &'a PrimitiveArray<Int64Type>,
-    end: &'a PrimitiveArray<Int64Type>,
-    change_id: &'a StringArray,
-    exclusion_id: &'a StringArray,
-    reason: &'a StringArray,
-    approved_by: &'a StringArray,
-    resource: &'a StringArray,
-    metric: &'a StringArray,
-    value: &'a PrimitiveArray<Float64Type>,
-    capacity: &'a PrimitiveArray<Float64Type>,
-    partition: &'a PrimitiveArray<Int32Type>,
-}
-
-impl<'a> MonitoringRows<'a> {
-    fn new(batch: &'a RecordBatch) -> Self {
-        MonitoringRows {
-            ts: batch.column(col::TS).as_primitive(),
-            service: batch.column(col::KEY).as_string(),
-            kind: batch.column(mon::KIND).as_string(),
-            source: batch.column(mon::SOURCE).as_string(),
-            status: batch.column(mon::STATUS).as_string(),
-            start: batch.column(mon::START).as_primitive(),
-            end: batch.column(mon::END).as_primitive(),
-            change_id: batch.column(mon::CHANGE_ID).as_string(),
-            exclusion_id: batch.column(mon::EXCLUSION_ID).as_string(),
-            reason: batch.column(mon::REASON).as_string(),
-            approved_by: batch.column(mon::APPROVED_BY).as_string(),
-            resource: batch.column(mon::RESOURCE).as_string(),
-            metric: batch.column(mon::METRIC).as_string(),
-            value: batch.column(mon::VALUE).as_primitive(),
-            capacity: batch.column(mon::CAPACITY).as_primitive(),
-            partition: batch.column(col::PARTITION).as_primitive(),
-        }
-    }
-}
-
-/// A decoded ticket row, typed.
-enum TicketRow<'a> {
-    Created(NewTicket<'a>),
-    Change(TicketEvent<'a>),
-}
-
-/// The columns of a decoded tickets batch.
-struct TicketRows<'a> {
-    ts: &'a PrimitiveArray<Int64Type>,
-    ticket: &'a StringArray,
-    ty: &'a StringArray,
-    customer: &'a StringArray,
-    service: &'a StringArray,
-    priority: &'a StringArray,
-    kind: &'a StringArray,
-    status: &'a StringArray,
-    partition: &'a PrimitiveArray<Int32Type>,
-}
-
-impl<'a> TicketRows<'a> {
-    fn new(batch: &'a RecordBatch) -> Self {
-        TicketRows {
-            ts: batch.column(col::TS).as_primitive(),
-            ticket: batch.column(col::KEY).as_string(),
-            ty: batch.column(tkt::TYPE).as_string(),
-            customer: batch.column(tkt::CUSTOMER).as_string(),
-            service: batch.column(tkt::SERVICE).as_string(),
-            priority: batch.column(tkt::PRIORITY).as_string(),
-            kind: batch.column(tkt::KIND).as_string(),
-            status: batch.column(tkt::STATUS).as_string(),
-            partition: batch.column(col::PARTITION).as_primitive(),
-        }
-    }
-
-    /// The row as a typed event; `None` only if decoding let a bad row through.
-    fn event(&self, r: usize) -> Option<TicketRow<'a>> {
-        let priority = || Priority::parse(self.priority.value(r));
-        Some(match TicketEventType::parse(self.ty.value(r))? {
-            TicketEventType::Created => TicketRow::Created(NewTicket {
-                customer: self.customer.value(r),
-                service: self.service.is_valid(r).then(|| self.service.value(r)),
-                kind: TicketKind::parse(self.kind.value(r))?,
-                priority: priority()?,
-                partition: self.partition.value(r),
-            }),
-            TicketEventType::Responded => TicketRow::Change(TicketEvent::Responded),
-            TicketEventType::Priority => TicketRow::Change(TicketEvent::Priority(priority()?)),
-            TicketEventType::Status => TicketRow::Change(TicketEvent::Status(self.status.value(r))),
-        })
-    }
 }

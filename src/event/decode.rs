@@ -8,7 +8,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, Float64Builder, Int32Builder, Int64Builder, StringBuilder,
+    ArrayRef, Float64Builder, Int32Builder, Int64Builder, StringBuilder, UInt8Builder,
 };
 use datafusion::arrow::record_batch::RecordBatch;
 use serde::Deserialize;
@@ -316,9 +316,10 @@ impl Decoder {
     fn decode_monitoring(&self, partition: i32, records: &[RawRecord]) -> DecodedChunk {
         let n = records.len();
         let mut c = Common::new(n);
-        let mut kind = StringBuilder::with_capacity(n, n * 6);
+        let mut kind = UInt8Builder::with_capacity(n);
         let mut source = StringBuilder::with_capacity(n, n * 6);
-        let mut status = StringBuilder::with_capacity(n, n * 4);
+        let mut status = UInt8Builder::with_capacity(n);
+        let mut outcome = UInt8Builder::new();
         let mut latency = Float64Builder::with_capacity(n);
         let mut resource = StringBuilder::new();
         let mut metric = StringBuilder::new();
@@ -336,38 +337,42 @@ impl Decoder {
             let Some((raw, ev)) = self.parse::<MonitoringJson>(pos, r, &mut malformed) else {
                 continue;
             };
-            let checked = check_monitoring(&ev, self.max_window);
-            if let Err(e) = checked {
-                malformed.push(self.malformed(pos, r, e));
-                continue;
-            }
-            c.push(r, &ev.event_id, ev.ts.0, raw, &ev.service);
-            kind.append_value(&ev.kind);
-            let is = |k: &str| ev.kind == k;
-            let sourced = is("probe") || is("counter");
-            source.append_option(ev.source.as_deref().filter(|_| sourced));
-            // A change's `outcome` shares the probe status' column.
-            let status_of = if is("change") {
-                &ev.outcome
-            } else {
-                &ev.status
+            let checked = match check_monitoring(&ev, self.max_window) {
+                Ok(checked) => checked,
+                Err(e) => {
+                    malformed.push(self.malformed(pos, r, e));
+                    continue;
+                }
             };
-            status.append_option(status_of.as_deref().filter(|_| is("probe") || is("change")));
-            latency.append_option(ev.latency_ms.filter(|_| is("probe")));
-            resource.append_option(ev.resource.as_deref().filter(|_| is("metric")));
+            c.push(r, &ev.event_id, ev.ts.0, raw, &ev.service);
+            let k = checked.kind;
+            kind.append_value(k.code());
+            use MonitoringKind as K;
+            let is = |kinds: &[K]| kinds.contains(&k);
+            source.append_option(ev.source.as_deref().filter(|_| is(&[K::Probe, K::Counter])));
+            status.append_option(checked.status.map(ProbeStatus::code));
+            outcome.append_option(checked.outcome.map(ChangeOutcome::code));
+            latency.append_option(ev.latency_ms.filter(|_| is(&[K::Probe])));
+            resource.append_option(ev.resource.as_deref().filter(|_| is(&[K::Metric])));
             // A counter's `name` shares the metric name's column.
-            let name = if is("counter") { &ev.name } else { &ev.metric };
-            metric.append_option(name.as_deref().filter(|_| is("metric") || is("counter")));
-            value.append_option(ev.value.filter(|_| is("metric") || is("counter")));
-            capacity.append_option(ev.capacity.filter(|_| is("metric")));
-            let window = is("maintenance") || is("exclusion");
+            let name = if k == K::Counter {
+                &ev.name
+            } else {
+                &ev.metric
+            };
+            let measured = is(&[K::Metric, K::Counter]);
+            metric.append_option(name.as_deref().filter(|_| measured));
+            value.append_option(ev.value.filter(|_| measured));
+            capacity.append_option(ev.capacity.filter(|_| is(&[K::Metric])));
+            let window = is(&[K::Maintenance, K::Exclusion]);
             start.append_option(ev.start.map(|t| t.0).filter(|_| window));
             end.append_option(ev.end.map(|t| t.0).filter(|_| window));
-            let changed = is("maintenance") || is("change");
+            let changed = is(&[K::Maintenance, K::Change]);
             change.append_option(ev.change_id.as_deref().filter(|_| changed));
-            exclusion.append_option(ev.exclusion_id.as_deref().filter(|_| is("exclusion")));
-            reason.append_option(ev.reason.as_deref().filter(|_| is("exclusion")));
-            approved.append_option(ev.approved_by.as_deref().filter(|_| is("exclusion")));
+            let excluded = is(&[K::Exclusion]);
+            exclusion.append_option(ev.exclusion_id.as_deref().filter(|_| excluded));
+            reason.append_option(ev.reason.as_deref().filter(|_| excluded));
+            approved.append_option(ev.approved_by.as_deref().filter(|_| excluded));
         }
         let mut cols = c.finish();
         cols.extend([
@@ -385,6 +390,7 @@ impl Decoder {
             Arc::new(exclusion.finish()),
             Arc::new(reason.finish()),
             Arc::new(approved.finish()),
+            Arc::new(outcome.finish()),
         ]);
         self.chunk(partition, cols, malformed)
     }
@@ -392,11 +398,11 @@ impl Decoder {
     fn decode_tickets(&self, partition: i32, records: &[RawRecord]) -> DecodedChunk {
         let n = records.len();
         let mut c = Common::new(n);
-        let mut ty = StringBuilder::with_capacity(n, n * 8);
+        let mut ty = UInt8Builder::with_capacity(n);
         let mut customer = StringBuilder::new();
         let mut service = StringBuilder::new();
-        let mut priority = StringBuilder::new();
-        let mut kind = StringBuilder::new();
+        let mut priority = UInt8Builder::with_capacity(n);
+        let mut kind = UInt8Builder::with_capacity(n);
         let mut status = StringBuilder::new();
         let mut malformed = Vec::new();
 
@@ -404,23 +410,22 @@ impl Decoder {
             let Some((raw, ev)) = self.parse::<TicketJson>(pos, r, &mut malformed) else {
                 continue;
             };
-            let checked = check_ticket(&ev);
-            if let Err(e) = checked {
-                malformed.push(self.malformed(pos, r, e));
-                continue;
-            }
+            let checked = match check_ticket(&ev) {
+                Ok(checked) => checked,
+                Err(e) => {
+                    malformed.push(self.malformed(pos, r, e));
+                    continue;
+                }
+            };
             c.push(r, &ev.event_id, ev.ts.0, raw, &ev.ticket);
-            let t = ev.kind_of_event.as_ref();
-            ty.append_value(t);
-            customer.append_option(ev.customer.as_deref().filter(|_| t == "created"));
-            service.append_option(ev.service.as_deref().filter(|_| t == "created"));
-            priority.append_option(
-                ev.priority
-                    .as_deref()
-                    .filter(|_| t == "created" || t == "priority"),
-            );
-            kind.append_option(ev.kind.as_deref().filter(|_| t == "created"));
-            status.append_option(ev.status.as_deref().filter(|_| t == "status"));
+            let created = checked.ty == TicketEventType::Created;
+            ty.append_value(checked.ty.code());
+            customer.append_option(ev.customer.as_deref().filter(|_| created));
+            service.append_option(ev.service.as_deref().filter(|_| created));
+            priority.append_option(checked.priority.map(Priority::code));
+            kind.append_option(checked.kind.map(TicketKind::code));
+            let status_change = checked.ty == TicketEventType::Status;
+            status.append_option(ev.status.as_deref().filter(|_| status_change));
         }
         let mut cols = c.finish();
         cols.extend([
@@ -453,18 +458,33 @@ impl Decoder {
     }
 }
 
+/// A monitoring record's enums, parsed by [`check_monitoring`].
+struct CheckedMonitoring {
+    kind: MonitoringKind,
+    /// A probe's status.
+    status: Option<ProbeStatus>,
+    /// A change's outcome.
+    outcome: Option<ChangeOutcome>,
+}
+
 /// The fields a monitoring event of its kind needs (contract sections 1, 2 and 13).
-fn check_monitoring(ev: &MonitoringJson<'_>, max_window: Millis) -> Result<(), String> {
+fn check_monitoring(
+    ev: &MonitoringJson<'_>,
+    max_window: Millis,
+) -> Result<CheckedMonitoring, String> {
     non_empty(&ev.event_id, "event_id")?;
     non_empty(&ev.service, "service")?;
     let kind = MonitoringKind::parse_listed(&ev.kind, "monitoring kind")?;
+    let mut checked = CheckedMonitoring {
+        kind,
+        status: None,
+        outcome: None,
+    };
     match kind {
         MonitoringKind::Probe => {
             required(&ev.source, "source", "probe")?;
             match ev.status.as_deref() {
-                Some(s) => {
-                    ProbeStatus::parse_listed(s, "probe status")?;
-                }
+                Some(s) => checked.status = Some(ProbeStatus::parse_listed(s, "probe status")?),
                 None => return Err("probe event needs `status`".into()),
             }
             if ev.latency_ms.is_some_and(|l| !l.is_finite() || l < 0.0) {
@@ -487,7 +507,7 @@ fn check_monitoring(ev: &MonitoringJson<'_>, max_window: Millis) -> Result<(), S
             required(&ev.change_id, "change_id", "change")?;
             match ev.outcome.as_deref() {
                 Some(o) => {
-                    ChangeOutcome::parse_listed(o, "change outcome")?;
+                    checked.outcome = Some(ChangeOutcome::parse_listed(o, "change outcome")?)
                 }
                 None => return Err("change event needs `outcome`".into()),
             }
@@ -509,7 +529,7 @@ fn check_monitoring(ev: &MonitoringJson<'_>, max_window: Millis) -> Result<(), S
             check_window(ev, "exclusion", max_window)?;
         }
     }
-    Ok(())
+    Ok(checked)
 }
 
 /// A maintenance or exclusion window: `start` < `end`, at most `max_window` long.
@@ -528,24 +548,35 @@ fn check_window(ev: &MonitoringJson<'_>, what: &str, max_window: Millis) -> Resu
     }
 }
 
+/// A ticket record's enums, parsed by [`check_ticket`].
+struct CheckedTicket {
+    ty: TicketEventType,
+    /// The priority of a `created` or `priority` event.
+    priority: Option<Priority>,
+    /// The kind of a `created` event.
+    kind: Option<TicketKind>,
+}
+
 /// The fields a ticket event of its type needs (contract section 1).
-fn check_ticket(ev: &TicketJson<'_>) -> Result<(), String> {
+fn check_ticket(ev: &TicketJson<'_>) -> Result<CheckedTicket, String> {
     non_empty(&ev.event_id, "event_id")?;
     non_empty(&ev.ticket, "ticket")?;
-    let check_priority = |what: &str| match ev.priority.as_deref() {
-        Some(p) if Priority::parse(p).is_some() => Ok(()),
-        Some(p) => Err(format!("unknown priority {p:?} (P1..P4)")),
+    let priority = |what: &str| match ev.priority.as_deref() {
+        Some(p) => Priority::parse(p).ok_or_else(|| format!("unknown priority {p:?} (P1..P4)")),
         None => Err(format!("{what} event needs `priority`")),
     };
     let ty = TicketEventType::parse_listed(&ev.kind_of_event, "ticket event type")?;
+    let mut checked = CheckedTicket {
+        ty,
+        priority: None,
+        kind: None,
+    };
     match ty {
         TicketEventType::Created => {
             required(&ev.customer, "customer", "created")?;
-            check_priority("created")?;
+            checked.priority = Some(priority("created")?);
             match ev.kind.as_deref() {
-                Some(k) => {
-                    TicketKind::parse_listed(k, "ticket kind")?;
-                }
+                Some(k) => checked.kind = Some(TicketKind::parse_listed(k, "ticket kind")?),
                 None => return Err("created event needs `kind`".into()),
             }
         }
@@ -553,14 +584,17 @@ fn check_ticket(ev: &TicketJson<'_>) -> Result<(), String> {
         TicketEventType::Status => {
             required(&ev.status, "status", "status")?;
         }
-        TicketEventType::Priority => check_priority("priority")?,
+        TicketEventType::Priority => checked.priority = Some(priority("priority")?),
     }
-    Ok(())
+    Ok(checked)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::rows::{
+        MonitoringEvent, MonitoringRows, NewTicket, TicketChange, TicketEvent, TicketRows,
+    };
     use crate::event::schema::{col, mon, tkt};
     use datafusion::arrow::array::{Array, AsArray};
     use datafusion::arrow::datatypes::{Float64Type, Int64Type};
@@ -593,8 +627,22 @@ mod tests {
             (ts.value(0), ts.value(1), ts.value(2)),
             (1_793_613_600_000, 1_793_613_600_000, 1_793_613_600_000)
         );
-        assert_eq!(s(b, mon::KIND, 0).as_deref(), Some("probe"));
-        assert_eq!(s(b, mon::STATUS, 0).as_deref(), Some("up"));
+        let rows = MonitoringRows::new(b).expect("decoded schema");
+        let event = |r| rows.row(r).map(|row| row.event);
+        assert_eq!(
+            event(0),
+            Ok(MonitoringEvent::Probe {
+                source: "eu-1",
+                status: ProbeStatus::Up
+            })
+        );
+        assert_eq!(
+            event(2),
+            Ok(MonitoringEvent::Maintenance {
+                window: (1_793_656_800_000, 1_793_660_400_000),
+                change_id: Some("CHG-12")
+            })
+        );
         assert_eq!(
             b.column(mon::LATENCY_MS)
                 .as_primitive::<Float64Type>()
@@ -640,14 +688,31 @@ mod tests {
         );
         assert!(c.malformed.is_empty(), "{:?}", c.malformed);
         let b = &c.batch;
-        assert_eq!(s(b, tkt::TYPE, 0).as_deref(), Some("created"));
-        assert_eq!(s(b, tkt::CUSTOMER, 0).as_deref(), Some("acme"));
-        assert_eq!(s(b, tkt::KIND, 0).as_deref(), Some("incident"));
-        assert_eq!(s(b, tkt::PRIORITY, 0).as_deref(), Some("P2"));
-        assert_eq!(s(b, tkt::TYPE, 1).as_deref(), Some("responded"));
+        let rows = TicketRows::new(b).expect("decoded schema");
+        let event = |r| rows.row(r).map(|row| row.event);
+        assert_eq!(
+            event(0),
+            Ok(TicketChange::Created(NewTicket {
+                customer: "acme",
+                service: Some("web"),
+                kind: TicketKind::Incident,
+                priority: Priority::P2,
+                partition: 3,
+            }))
+        );
+        assert_eq!(event(1), Ok(TicketChange::Change(TicketEvent::Responded)));
+        assert_eq!(
+            event(2),
+            Ok(TicketChange::Change(TicketEvent::Status(
+                "pending_customer"
+            )))
+        );
+        assert_eq!(
+            event(3),
+            Ok(TicketChange::Change(TicketEvent::Priority(Priority::P1)))
+        );
+        assert_eq!(rows.row(3).map(|row| row.ticket), Ok("INC-1"));
         assert_eq!(s(b, tkt::STATUS, 2).as_deref(), Some("pending_customer"));
-        assert_eq!(s(b, tkt::PRIORITY, 3).as_deref(), Some("P1"));
-        assert_eq!(s(b, col::KEY, 3).as_deref(), Some("INC-1"));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod deadletter;
 pub mod decode;
+pub mod rows;
 pub mod schema;
 
 pub use deadletter::{DeadLetter, Reason};

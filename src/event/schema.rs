@@ -1,6 +1,7 @@
 //! Arrow schemas of decoded events, one per topic. Times are Int64 epoch
 //! milliseconds; `partition`/`offset`/`raw` keep each row's provenance so a row
 //! dead-lettered later (e.g. `unknown_ticket`) still carries its original text.
+//! Enum values are stored as their codes and read back through [`super::rows`].
 
 use std::sync::{Arc, LazyLock};
 
@@ -26,11 +27,11 @@ pub mod col {
 
 /// Monitoring-only columns (after the shared ones).
 pub mod mon {
-    /// `probe` | `metric` | `maintenance` | `exclusion` | `counter` | `change`.
+    /// [`crate::model::MonitoringKind`] code (UInt8).
     pub const KIND: usize = 6;
     /// Probe or counter source.
     pub const SOURCE: usize = 7;
-    /// Probe status `up` | `degraded` | `down`, or a change's outcome.
+    /// Probe status, a [`crate::model::ProbeStatus`] code (UInt8).
     pub const STATUS: usize = 8;
     /// Probe latency.
     pub const LATENCY_MS: usize = 9;
@@ -54,19 +55,21 @@ pub mod mon {
     pub const REASON: usize = 18;
     /// Who approved it (exclusion).
     pub const APPROVED_BY: usize = 19;
+    /// A change's outcome, a [`crate::model::ChangeOutcome`] code (UInt8).
+    pub const OUTCOME: usize = 20;
 }
 
 /// Ticket-only columns (after the shared ones).
 pub mod tkt {
-    /// `created` | `responded` | `status` | `priority`.
+    /// [`crate::model::TicketEventType`] code (UInt8).
     pub const TYPE: usize = 6;
     /// Customer (created).
     pub const CUSTOMER: usize = 7;
     /// Service (created, optional).
     pub const SERVICE: usize = 8;
-    /// Priority `P1`..`P4` (created, priority).
+    /// [`crate::model::Priority`] code (UInt8; created, priority).
     pub const PRIORITY: usize = 9;
-    /// `incident` | `request` (created).
+    /// [`crate::model::TicketKind`] code (UInt8; created).
     pub const KIND: usize = 10;
     /// New status (status).
     pub const STATUS: usize = 11;
@@ -86,9 +89,9 @@ fn shared(key: &str) -> Vec<Field> {
 static MONITORING: LazyLock<SchemaRef> = LazyLock::new(|| {
     let mut f = shared("service");
     f.extend([
-        Field::new("kind", DataType::Utf8, false),
+        Field::new("kind", DataType::UInt8, false),
         Field::new("source", DataType::Utf8, true),
-        Field::new("status", DataType::Utf8, true),
+        Field::new("status", DataType::UInt8, true),
         Field::new("latency_ms", DataType::Float64, true),
         Field::new("resource", DataType::Utf8, true),
         Field::new("metric", DataType::Utf8, true),
@@ -100,6 +103,7 @@ static MONITORING: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("exclusion_id", DataType::Utf8, true),
         Field::new("reason", DataType::Utf8, true),
         Field::new("approved_by", DataType::Utf8, true),
+        Field::new("outcome", DataType::UInt8, true),
     ]);
     Arc::new(Schema::new(f))
 });
@@ -107,11 +111,11 @@ static MONITORING: LazyLock<SchemaRef> = LazyLock::new(|| {
 static TICKETS: LazyLock<SchemaRef> = LazyLock::new(|| {
     let mut f = shared("ticket");
     f.extend([
-        Field::new("type", DataType::Utf8, false),
+        Field::new("type", DataType::UInt8, false),
         Field::new("customer", DataType::Utf8, true),
         Field::new("service", DataType::Utf8, true),
-        Field::new("priority", DataType::Utf8, true),
-        Field::new("kind", DataType::Utf8, true),
+        Field::new("priority", DataType::UInt8, true),
+        Field::new("kind", DataType::UInt8, true),
         Field::new("status", DataType::Utf8, true),
     ]);
     Arc::new(Schema::new(f))

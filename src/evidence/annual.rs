@@ -119,7 +119,7 @@ pub(super) fn build_year<S: ChunkSource>(
         if to > highest {
             // The month holding the highest ts: its own pack ends at its end.
             let mut fired = Outputs::default();
-            pipeline.finish(Some(to), &mut fired);
+            (pipeline.finish(Some(to), &mut fired)).map_err(crate::replay::ReplayError::from)?;
             incidents.append(&mut fired.incidents);
             incidents.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
             tables = Tables::for_sla_report(pipeline.engine())?;

@@ -18,6 +18,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
+use crate::event::rows::{Corrupt, Rows};
 use crate::event::schema::col;
 use crate::event::{DeadLetter, Decoder, RawRecord, Reason, Topic};
 use crate::time::{Millis, format_ms, wall_now};
@@ -153,7 +154,11 @@ pub fn validate(
     if let Some(m) = chunk.malformed.into_iter().next() {
         return Err((m.dead.reason, m.dead.error));
     }
-    if let Some(rejection) = crate::pipeline::admit(config, topic, &chunk.batch, 0) {
+    // A row the decoder built that its own view refuses is a bug, reported in
+    // the refusal rather than accepted unchecked.
+    let internal = |e: Corrupt| (Reason::Malformed, e.to_string());
+    let rows = Rows::new(topic, &chunk.batch).map_err(internal)?;
+    if let Some(rejection) = crate::pipeline::admit(config, &rows, 0).map_err(internal)? {
         return Err(rejection);
     }
     use datafusion::arrow::array::AsArray;

@@ -828,8 +828,8 @@ nodata = "up"
             topic: Topic::Monitoring,
             partition: 0,
         };
-        p.ingest(s, &recs, 40 * M, &mut out);
-        p.finish(Some(40 * M), &mut out);
+        p.ingest(s, &recs, 40 * M, &mut out).expect("decoded rows");
+        p.finish(Some(40 * M), &mut out).expect("decoded rows");
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime");
@@ -857,8 +857,9 @@ nodata = "up"
             topic: Topic::Monitoring,
             partition: 0,
         };
-        p.ingest(s, &RawRecord::numbered(&lines, 0, 0), 40 * M, &mut out);
-        p.finish(Some(40 * M), &mut out);
+        p.ingest(s, &RawRecord::numbered(&lines, 0, 0), 40 * M, &mut out)
+            .expect("decoded rows");
+        p.finish(Some(40 * M), &mut out).expect("decoded rows");
         for svc in ["web", "web2", "web3"] {
             let t = &p.engine().services()[svc];
             let iv: Vec<_> = t.intervals().collect();

@@ -59,7 +59,7 @@ pub fn server() -> &'static Server {
         let mut g = Generator::new(3, 1_793_577_600_000, 5.0);
         let evs: Vec<_> = (0..1440).flat_map(|_| g.minute()).collect();
         let evs = roughen(evs, 3, 20_000, 0.01, 0.002, 0.0);
-        let (p, out) = run_through(&config, &evs, slaflow::time::wall_now());
+        let (p, out) = run_through(&config, &evs, slaflow::time::wall_now()).expect("decoded rows");
         let mut core = Core::new(p);
         core.now = 1_793_577_600_000 + 86_400_000;
         core.record(&out.incidents);

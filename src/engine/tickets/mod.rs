@@ -183,31 +183,7 @@ pub struct TicketLine {
     pub resolution_met: Option<bool>,
 }
 
-/// What a `created` event says.
-#[derive(Debug, Clone, Copy)]
-pub struct NewTicket<'a> {
-    /// Owning customer.
-    pub customer: &'a str,
-    /// Service, if given.
-    pub service: Option<&'a str>,
-    /// `incident` or `request`.
-    pub kind: TicketKind,
-    /// Initial priority.
-    pub priority: Priority,
-    /// Input partition of the ticket's records.
-    pub partition: i32,
-}
-
-/// Ticket events (other than `created`) as the engine applies them.
-#[derive(Debug, Clone, Copy)]
-pub enum TicketEvent<'a> {
-    /// `responded`.
-    Responded,
-    /// `status`.
-    Status(&'a str),
-    /// `priority`.
-    Priority(Priority),
-}
+pub use crate::event::rows::{NewTicket, TicketEvent};
 
 /// Why a ticket event was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
