@@ -36,4 +36,7 @@ status=0
 # Every command of README.md and docs/, as written (it starts its own broker).
 echo "== scripts/docs-check.sh"
 ./scripts/docs-check.sh || status=$?
+# Every schemathesis check against a demo's /openapi.json (docs/api.md lists the exceptions).
+echo "== scripts/schemathesis.sh"
+./scripts/schemathesis.sh 100 || status=$?
 exit "$status"

@@ -943,6 +943,54 @@ fn openapi_document_matches_the_routes() {
     }
 }
 
+/// The document states where parameters go and what they must be, and the
+/// server refuses what it says is wrong (schemathesis checks both at large).
+#[test]
+fn openapi_parameters_are_query_parameters_with_their_bounds() {
+    let doc = json(&get("/openapi.json", None).1);
+    let param = |path: &str, name: &str| {
+        let params = doc["paths"][path]["get"]["parameters"].as_array().cloned();
+        (params.into_iter().flatten())
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{path} has no {name}"))
+    };
+    for path in ["/v1/reports/sla", "/v1/reports/capacity", "/v1/evidence"] {
+        let customer = param(path, "customer");
+        assert_eq!(
+            (&customer["in"], &customer["required"]),
+            (&"query".into(), &true.into()),
+            "{path}"
+        );
+    }
+    let from = param("/v1/reports/sla", "from");
+    assert_eq!(from["required"], false);
+    let pattern = from["schema"]["pattern"].as_str().expect("a time pattern");
+    assert!(pattern.contains("[0-9]{4}-[0-9]{2}-[0-9]{2}"), "{pattern}");
+    assert_eq!(param("/v1/incidents", "limit")["schema"]["maximum"], 5000);
+    let body = &doc["paths"]["/v1/ingest/alertmanager"]["post"]["requestBody"]["content"];
+    let required = &body["application/json"]["schema"]["required"];
+    assert_eq!(required, &serde_json::json!(["version", "alerts"]));
+    // What the document bounds, the server refuses.
+    for (q, why) in [
+        ("/v1/incidents?limit=5001", "above 5000"),
+        ("/v1/reports/sla?customer=acme&form=2026-11-02", "`form`"),
+        ("/v1/reports/sla.html?customer=acme&format=csv", "`format`"),
+        ("/v1/reports/sla?from=2026-11-02", "missing `customer`"),
+    ] {
+        let (s, b) = get(q, Some(ADMIN));
+        assert_eq!(s, 400, "{q}: {b}");
+        assert!(b.contains(why), "{q}: {b}");
+    }
+    let (s, b) = post(
+        "/v1/query",
+        Some(ADMIN),
+        r#"{"sql":"SELECT 1","limit":10001}"#,
+    );
+    assert!(s == 400 && b.contains("above 10000"), "{s} {b}");
+    let (s, b) = post("/v1/ingest/events", Some(ADMIN), " \n");
+    assert!(s == 400 && b.contains("empty body"), "{s} {b}");
+}
+
 /// Percent-encodes everything but unreserved characters (the client needs a valid URI).
 fn percent_encode(s: &str) -> String {
     s.bytes()

@@ -28,10 +28,14 @@ static BUILDING: Semaphore = Semaphore::const_new(1);
 
 /// `customer`, `month`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct EvidenceParams {
-    /// Customer id (a customer token's own by default).
+    /// Customer id; required with an admin token, a customer token's own by default.
+    #[param(required = true, min_length = 1)]
     customer: Option<String>,
     /// UTC calendar month, `YYYY-MM`.
+    #[param(required = true, pattern = "^[0-9]{4}-(0[1-9]|1[0-2])$")]
     month: Option<String>,
 }
 

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod error;
 pub mod evidence;
 pub mod ingest;
+pub mod openapi;
 pub mod query;
 pub mod routes;
 pub mod slo;
@@ -96,6 +97,7 @@ pub fn router(shared: Arc<Shared>) -> std::io::Result<(Router, utoipa::openapi::
         )
         .with_state(shared)
         .split_for_parts();
+    let api = openapi::exact(api).map_err(std::io::Error::other)?;
     let doc = api.clone();
     let router = router
         .route("/openapi.json", get(move || async move { axum::Json(doc) }))

@@ -51,8 +51,10 @@ const QUERY_STACK: usize = 32 * 1024 * 1024;
 pub struct QueryRequest {
     /// One SELECT statement. Tables: availability_intervals, availability_buckets,
     /// tickets, incidents, capacity_hours.
+    #[schema(min_length = 1)]
     pub sql: String,
-    /// Row limit (default 1000, max 10000).
+    /// Row limit (default 1000).
+    #[schema(minimum = 0, maximum = 10_000)]
     pub limit: Option<usize>,
 }
 
@@ -133,7 +135,12 @@ pub async fn query(
             "SQL text longer than {MAX_SQL_LEN} bytes"
         )));
     }
-    let limit = req.limit.unwrap_or(1000).min(MAX_ROWS);
+    let limit = req.limit.unwrap_or(1000);
+    if limit > MAX_ROWS {
+        return Err(ApiError::bad_request(format!(
+            "limit {limit} is above {MAX_ROWS}"
+        )));
+    }
     let permit = engine.running.clone().try_acquire_owned().map_err(|_| {
         ApiError::too_many_requests(format!("{MAX_RUNNING} queries are running; retry later"))
     })?;

@@ -29,19 +29,40 @@ type Shared_ = State<Arc<Shared>>;
 
 /// Longest report period accepted (guards against absurd ranges).
 const MAX_PERIOD: Millis = 400 * 86_400_000;
+/// At most this many incidents in one answer.
+const MAX_INCIDENTS: usize = 5_000;
 /// At most this many steps in an availability series.
 const MAX_STEPS: i64 = 5_000;
 
-/// `customer`, `from`, `to` (RFC 3339, epoch ms or YYYY-MM-DD).
+/// `customer`, `from`, `to` (RFC 3339, epoch ms or YYYY-MM-DD) of a report;
+/// another parameter is refused (400), not ignored.
 #[derive(Debug, Deserialize, IntoParams)]
-pub struct ReportParams {
-    /// Customer id.
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct PeriodParams {
+    /// Customer id; required with an admin token, a customer token's own by default.
+    #[param(required = true, min_length = 1)]
     customer: Option<String>,
     /// Period start; default `to` − 7 days (not before the first hour with data).
     from: Option<String>,
     /// Period end (exclusive); default the current watermark.
     to: Option<String>,
-    /// `json` (default) or `csv` (SLA report only).
+}
+
+/// [`PeriodParams`] and the SLA report's `format`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ReportParams {
+    /// Customer id; required with an admin token, a customer token's own by default.
+    #[param(required = true, min_length = 1)]
+    customer: Option<String>,
+    /// Period start; default `to` − 7 days (not before the first hour with data).
+    from: Option<String>,
+    /// Period end (exclusive); default the current watermark.
+    to: Option<String>,
+    /// `json` (default) or `csv`.
+    #[param(pattern = "^(json|csv)$")]
     format: Option<String>,
 }
 
@@ -141,8 +162,9 @@ async fn snapshot_report(
 
 /// SLA report of a customer (same JSON as `report-<customer>.json`), or CSV.
 #[utoipa::path(get, path = "/v1/reports/sla", params(ReportParams), security(("bearer" = [])),
-    responses((status = 200, body = SlaReport, description = "JSON report; `format=csv` gives one CSV row per service"),
-        (status = 400, description = "bad parameters"), (status = 401), (status = 403)))]
+    responses((status = 200, description = "JSON report; `format=csv` gives one CSV row per service",
+            content((SlaReport = "application/json"), (String = "text/csv"))),
+        (status = 400, description = "bad parameters"), (status = 401), (status = 403), (status = 404)))]
 pub async fn sla(
     State(shared): Shared_,
     who: Principal,
@@ -175,20 +197,15 @@ pub async fn sla(
 
 /// The customer report page of a period: the same page as an evidence pack's
 /// `report.html` (contract section 12), self-contained and printable.
-#[utoipa::path(get, path = "/v1/reports/sla.html", params(ReportParams), security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/reports/sla.html", params(PeriodParams), security(("bearer" = [])),
     responses((status = 200, content_type = "text/html", body = String, description = "one self-contained HTML page"),
         (status = 400, description = "bad parameters"), (status = 401), (status = 403), (status = 404)))]
 pub async fn sla_html(
     State(shared): Shared_,
     who: Principal,
-    q: Result<Query<ReportParams>, QueryRejection>,
+    q: Result<Query<PeriodParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = q?;
-    if q.format.is_some() {
-        return Err(ApiError::bad_request(
-            "`format` does not apply to the HTML report",
-        ));
-    }
     let customer = customer_param(&shared, &who, &q.customer)?;
     let snap = shared.snapshot();
     let (from, to) = period(&shared.config, &snap, &q.from, &q.to)?;
@@ -214,12 +231,12 @@ pub async fn sla_html(
 }
 
 /// Capacity report of a customer (same JSON as `capacity-<customer>.json`).
-#[utoipa::path(get, path = "/v1/reports/capacity", params(ReportParams), security(("bearer" = [])),
-    responses((status = 200, body = CapacityReport), (status = 400), (status = 401), (status = 403)))]
+#[utoipa::path(get, path = "/v1/reports/capacity", params(PeriodParams), security(("bearer" = [])),
+    responses((status = 200, body = CapacityReport), (status = 400), (status = 401), (status = 403), (status = 404)))]
 pub async fn capacity(
     State(shared): Shared_,
     who: Principal,
-    q: Result<Query<ReportParams>, QueryRejection>,
+    q: Result<Query<PeriodParams>, QueryRejection>,
 ) -> Result<Json<CapacityReport>, ApiError> {
     let Query(q) = q?;
     let customer = customer_param(&shared, &who, &q.customer)?;
@@ -233,6 +250,8 @@ pub async fn capacity(
 
 /// `from`, `to`, `step`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct SeriesParams {
     /// Start; default `to` − 1 day.
     from: Option<String>,
@@ -335,12 +354,16 @@ pub async fn availability(
 
 /// `status=open|all`, optional `customer`, `limit`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct IncidentParams {
     /// `open` (default): triggered and not resolved; `all`: every action, newest first.
+    #[param(pattern = "^(open|all)$")]
     status: Option<String>,
-    /// Only this customer.
+    /// Only this customer (an unknown one has none).
     customer: Option<String>,
-    /// At most this many (default 500, max 5000).
+    /// At most this many (default 500).
+    #[param(minimum = 0, maximum = 5000)]
     limit: Option<usize>,
 }
 
@@ -356,7 +379,15 @@ pub async fn incidents(
     if let Some(c) = &q.customer {
         who.check_customer(c)?;
     }
-    let limit = q.limit.unwrap_or(500).min(5000);
+    let limit = match q.limit {
+        None => 500,
+        Some(n) if n <= MAX_INCIDENTS => n,
+        Some(n) => {
+            return Err(ApiError::bad_request(format!(
+                "limit {n} is above {MAX_INCIDENTS}"
+            )));
+        }
+    };
     let keep = |i: &&Incident| {
         who.sees(&i.customer) && q.customer.as_ref().is_none_or(|c| *c == i.customer)
     };
@@ -440,12 +471,13 @@ pub async fn ticket(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct MaintenanceRequest {
     /// Service id.
+    #[schema(min_length = 1)]
     pub service: String,
-    /// Window start (RFC 3339 or epoch ms).
-    #[schema(value_type = String)]
+    /// Window start (RFC 3339, a date or epoch ms).
+    #[schema(schema_with = super::openapi::time_value)]
     pub start: serde_json::Value,
     /// Window end (exclusive).
-    #[schema(value_type = String)]
+    #[schema(schema_with = super::openapi::time_value)]
     pub end: serde_json::Value,
     /// Change reference.
     pub change_id: Option<String>,
@@ -501,18 +533,22 @@ pub async fn maintenance(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ExclusionRequest {
     /// Service id.
+    #[schema(min_length = 1)]
     pub service: String,
     /// Its identity per service: a later request with the same id replaces it.
+    #[schema(min_length = 1)]
     pub exclusion_id: String,
-    /// Window start (RFC 3339 or epoch ms); may lie in the past.
-    #[schema(value_type = String)]
+    /// Window start (RFC 3339, a date or epoch ms); may lie in the past.
+    #[schema(schema_with = super::openapi::time_value)]
     pub start: serde_json::Value,
     /// Window end (exclusive).
-    #[schema(value_type = String)]
+    #[schema(schema_with = super::openapi::time_value)]
     pub end: serde_json::Value,
     /// Why the time is excluded (e.g. "customer firewall change").
+    #[schema(min_length = 1)]
     pub reason: String,
     /// Who approved it.
+    #[schema(min_length = 1)]
     pub approved_by: String,
 }
 

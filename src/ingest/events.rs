@@ -7,10 +7,13 @@ use super::{Rejected, Translated};
 use crate::config::Config;
 use crate::event::Topic;
 
-/// Translates one body. `Err` only when a body that starts with `[` is not a JSON
-/// array; a bad NDJSON line is rejected on its own (index = 0-based line number).
+/// Translates one body. `Err` when the body is empty, or starts with `[` and is
+/// not a JSON array; a bad NDJSON line is rejected on its own (index = 0-based line number).
 pub fn translate(config: &Config, body: &[u8]) -> Result<Translated, Rejected> {
     let text = String::from_utf8_lossy(body);
+    if text.trim().is_empty() {
+        return Err(Rejected::malformed(0, "empty body: no event", ""));
+    }
     let mut out = Translated::default();
     if text.trim_start().starts_with('[') {
         let items: Vec<Value> = serde_json::from_str(&text)
