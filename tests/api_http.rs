@@ -812,7 +812,7 @@ fn slo_gauges_match_the_engine(m: &str) {
                 .shared
                 .config
                 .service(id)
-                .is_some_and(|s| s.service_hours.get_ref() == "24x7");
+                .is_some_and(|s| s.service_hours == "24x7");
             assert!(
                 got.is_some() || !always,
                 "{id} {w}: a day of data measures every window"

@@ -49,17 +49,11 @@ fn tokens_are_fresh_and_their_config_lines_load() {
         )
         .unwrap_or_else(|e| panic!("{e}\n{lines}"));
         let entry = &config.api.as_ref().expect("api").tokens[0];
-        assert_eq!(
-            *entry.sha256.get_ref(),
-            hex::encode(Sha256::digest(t1.as_bytes()))
-        );
-        assert_eq!(
-            entry.customer.as_ref().map(|c| c.get_ref().as_str()),
-            customer
-        );
+        assert_eq!(*entry.sha256, hex::encode(Sha256::digest(t1.as_bytes())));
+        assert_eq!(entry.customer.as_deref(), customer);
         assert_eq!(entry.scope.is_some(), ingest);
         if ingest {
-            let list = entry.customers.as_ref().map(|c| c.get_ref().clone());
+            let list = entry.customers.clone();
             assert_eq!(list, Some(vec!["acme".to_owned(), "globex".to_owned()]));
         }
     }

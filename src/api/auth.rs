@@ -113,16 +113,14 @@ pub fn authenticate(shared: &Shared, token: &str) -> Option<Principal> {
     let digest = Sha256::digest(token.as_bytes());
     let mut found = None;
     for t in shared.config.api.iter().flat_map(|a| a.tokens.iter()) {
-        let Ok(want) = hex::decode(t.sha256.get_ref()) else {
+        let Ok(want) = hex::decode(&t.sha256) else {
             continue;
         };
         // Compare every token, matched or not, so timing does not tell which one matched.
         if bool::from(digest.as_slice().ct_eq(&want)) && found.is_none() {
             found = Some(match (&t.customer, &t.scope) {
-                (Some(c), _) => Principal::Customer(c.get_ref().clone()),
-                (None, Some(_)) => {
-                    Principal::Ingest(t.customers.as_ref().map(|c| c.get_ref().clone()))
-                }
+                (Some(c), _) => Principal::Customer(c.clone()),
+                (None, Some(_)) => Principal::Ingest(t.customers.clone()),
                 (None, None) => Principal::Admin,
             });
         }

@@ -134,10 +134,7 @@ fn check_tenancy(shared: &Shared, who: &Principal, events: &[Event]) -> Result<(
     let mut created: HashMap<&str, String> = HashMap::new();
     for e in events {
         let customer = match e.topic {
-            Topic::Monitoring => shared
-                .config
-                .service(&e.key)
-                .map(|s| s.customer.get_ref().clone()),
+            Topic::Monitoring => shared.config.service(&e.key).map(|s| s.customer.clone()),
             Topic::Tickets => {
                 let v: serde_json::Value = serde_json::from_str(&e.json).unwrap_or_default();
                 match v["customer"].as_str() {
@@ -265,7 +262,7 @@ pub async fn github(
         .get("x-hub-signature-256")
         .and_then(|v| v.to_str().ok());
     let tag = signature.and_then(|s| s.strip_prefix("sha256="));
-    let secret = config.secret.get_ref().as_bytes();
+    let secret = config.secret.as_bytes();
     if !tag.is_some_and(|t| crate::sign::hmac_matches(secret, &[&body], &t.to_ascii_lowercase())) {
         return Err(ApiError::unauthorized(
             "X-Hub-Signature-256 does not match the body",

@@ -270,7 +270,7 @@ pub(super) fn visible_service<'a>(
 ) -> Result<&'a ServiceConfig, ApiError> {
     let unknown = || ApiError::not_found(format!("unknown service {id:?}"));
     let svc = config.service(id).ok_or_else(unknown)?;
-    if !who.sees(svc.customer.get_ref()) {
+    if !who.sees(&svc.customer) {
         return Err(unknown());
     }
     Ok(svc)
@@ -657,21 +657,21 @@ pub async fn overview(State(shared): Shared_, who: Principal) -> Json<Overview> 
         .config
         .customers
         .iter()
-        .filter(|c| who.sees(c.id.get_ref()))
+        .filter(|c| who.sees(&c.id))
         .map(|c| CustomerView {
-            id: c.id.get_ref().clone(),
+            id: c.id.clone(),
             name: c.name.clone(),
             services: shared
                 .config
                 .services
                 .iter()
-                .filter(|s| s.customer.get_ref() == c.id.get_ref())
-                .map(|s| s.id.get_ref().clone())
+                .filter(|s| s.customer == c.id)
+                .map(|s| s.id.clone())
                 .collect(),
             slos: (shared.config.slos.iter())
                 .filter(|s| {
                     let svc = shared.config.service(s.service());
-                    svc.is_some_and(|svc| svc.customer.get_ref() == c.id.get_ref())
+                    svc.is_some_and(|svc| svc.customer == c.id)
                 })
                 .map(|s| s.id().to_owned())
                 .collect(),

@@ -52,14 +52,14 @@ impl BurnAlertStatus {
         open: &[&str],
     ) -> Self {
         BurnAlertStatus {
-            name: a.name.get_ref().clone(),
+            name: a.name.clone(),
             severity: a.severity,
             factor: a.factor,
             long: a.long.text.clone(),
             short: a.short.text.clone(),
             long_burn,
             short_burn,
-            firing: open.contains(&a.name.get_ref().as_str()),
+            firing: open.contains(&a.name.as_str()),
         }
     }
 }
@@ -180,7 +180,7 @@ pub async fn request_slo(
         .collect();
     Ok(Json(RequestSloStatus {
         figures: SloReport::new(slo, t.slo_counts(slo, from, to)),
-        customer: svc.customer.get_ref().clone(),
+        customer: svc.customer.clone(),
         from: format_ms(from),
         to: format_ms(to),
         at: close.map(format_ms),

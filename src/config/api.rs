@@ -3,7 +3,6 @@
 use std::num::NonZeroU64;
 
 use serde::Deserialize;
-use toml::Spanned;
 
 /// `[api]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -41,17 +40,17 @@ impl Default for ApiConfig {
 #[serde(deny_unknown_fields)]
 pub struct TokenConfig {
     /// Lower-case hex SHA-256 of the bearer token.
-    pub sha256: Spanned<String>,
+    pub sha256: String,
     /// Restricts the token to one customer; absent = admin.
-    pub customer: Option<Spanned<String>>,
+    pub customer: Option<String>,
     /// `"ingest"`: the token may only post to `/v1/ingest/*` (for Alertmanager,
     /// ticket tools, collectors).
     #[serde(default)]
-    pub scope: Option<Spanned<TokenScope>>,
+    pub scope: Option<TokenScope>,
     /// With `scope = "ingest"`: the customers whose services and tickets the
     /// token may write (absent = all).
     #[serde(default)]
-    pub customers: Option<Spanned<Vec<String>>>,
+    pub customers: Option<Vec<String>>,
 }
 
 /// What a token is limited to.

@@ -3,7 +3,6 @@
 
 use serde::Deserialize;
 use serde::de::Deserializer;
-use toml::Spanned;
 
 use super::Dur;
 use crate::model::Severity;
@@ -32,7 +31,7 @@ impl<'de> Deserialize<'de> for WrittenDur {
 #[serde(deny_unknown_fields)]
 pub struct BurnAlert {
     /// Alert name, part of the incident key `{service}/{name}`.
-    pub name: Spanned<String>,
+    pub name: String,
     /// The long window.
     pub long: WrittenDur,
     /// The short window (shorter than `long`).
@@ -77,8 +76,7 @@ pub(super) fn default_burn_alerts() -> Vec<BurnAlert> {
     ]
     .into_iter()
     .map(|(name, long, short, factor, severity)| BurnAlert {
-        // No span: `Config::validate` knows these were not written.
-        name: Spanned::new(0..0, name.to_owned()),
+        name: name.to_owned(),
         long: written(long),
         short: written(short),
         factor,

@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use serde::Deserialize;
-use toml::Spanned;
 
 use super::Dur;
 use crate::model::Rule;
@@ -23,13 +22,13 @@ pub enum DeliveryType {
 #[serde(deny_unknown_fields)]
 pub struct DeliveryTarget {
     /// Target id (letters, digits, `-`, `_`): metrics label and outbox key.
-    pub id: Spanned<String>,
+    pub id: String,
     /// `pagerduty` or `webhook`.
     #[serde(rename = "type")]
     pub kind: DeliveryType,
     /// Endpoint; PagerDuty's by default for `pagerduty`.
     #[serde(default)]
-    pub url: Option<Spanned<String>>,
+    pub url: Option<String>,
     /// PagerDuty integration (routing) key.
     #[serde(default)]
     pub routing_key: Option<String>,
@@ -44,10 +43,10 @@ pub struct DeliveryTarget {
     pub signature_header: String,
     /// Only incidents of these customers (all if empty).
     #[serde(default)]
-    pub customers: Vec<Spanned<String>>,
+    pub customers: Vec<String>,
     /// Only incidents of these rules (all if empty).
     #[serde(default)]
-    pub rules: Vec<Spanned<Rule>>,
+    pub rules: Vec<Rule>,
 }
 
 fn default_signature_header() -> String {

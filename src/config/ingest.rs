@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
-use toml::Spanned;
 
 use super::Dur;
 
@@ -29,7 +28,7 @@ pub struct IngestConfig {
 #[serde(deny_unknown_fields)]
 pub struct GithubConfig {
     /// The webhook's secret: bodies are authenticated by `X-Hub-Signature-256`.
-    pub secret: Spanned<String>,
+    pub secret: String,
     /// Deployment environments that count (e.g. `["production"]`); empty: all.
     #[serde(default)]
     pub environments: Vec<String>,
@@ -79,7 +78,7 @@ impl Default for PrometheusConfig {
 #[serde(deny_unknown_fields)]
 pub struct PrometheusCounter {
     /// The series name (e.g. `http_requests_total`, `http_request_duration_seconds_bucket`).
-    pub series: Spanned<String>,
+    pub series: String,
     /// Label → regular expression the whole label value must match (e.g.
     /// `code = "5.."`, `le = "0.3"`); a missing label matches as empty.
     #[serde(default, rename = "match")]
@@ -106,7 +105,7 @@ impl<'de> Deserialize<'de> for LabelRegex {
 #[serde(deny_unknown_fields)]
 pub struct PrometheusMetric {
     /// The series name.
-    pub series: Spanned<String>,
+    pub series: String,
     /// Label naming the resource (e.g. `instance`, `mountpoint`).
     #[serde(default = "instance_label")]
     pub resource_label: String,

@@ -2,7 +2,9 @@
 //!
 //! A bad file is refused with the file, line and key at fault: syntax and type
 //! errors come from the TOML parser's span plus `serde_path_to_error`'s key path;
-//! cross-reference errors (an unknown customer, calendar…) use `Spanned` fields.
+//! cross-field errors (an unknown customer, calendar…) name their key path, and
+//! the line is that key's in the parsed document ([`line_of_key`]). The file is
+//! read into a private `ConfigFile`, checked, then moved into [`Config`].
 //!
 //! A leaf: it imports only [`crate::model`] and [`crate::time`], never the stages
 //! that read it. Each section has its own file.
@@ -69,69 +71,85 @@ pub enum ConfigError {
     },
 }
 
-/// The whole configuration file.
-#[derive(Debug, Clone, Deserialize)]
+/// The file as written: what serde reads. [`Config::parse`] checks it across
+/// fields and builds the [`Config`] the stages use from it.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(default)]
+    engine: EngineConfig,
+    #[serde(default)]
+    kafka: Option<KafkaConfig>,
+    #[serde(default)]
+    api: Option<ApiConfig>,
+    #[serde(default)]
+    customers: Vec<CustomerConfig>,
+    #[serde(default)]
+    calendars: Vec<CalendarConfig>,
+    #[serde(default)]
+    services: Vec<ServiceConfig>,
+    #[serde(default)]
+    slas: Vec<SlaConfig>,
+    #[serde(default)]
+    credits: Vec<CreditsConfig>,
+    #[serde(default)]
+    slos: Vec<SloConfig>,
+    #[serde(default)]
+    ingest: IngestConfig,
+    #[serde(default)]
+    delivery: DeliveryConfig,
+    #[serde(default)]
+    deliveries: Vec<DeliveryTarget>,
+    /// `None` when the file has no `burn_alerts`: the contract's three apply.
+    #[serde(default)]
+    burn_alerts: Option<Vec<BurnAlert>>,
+    #[serde(default)]
+    report: ReportConfig,
+}
+
+/// The checked configuration (contract section 8).
+#[derive(Debug, Clone)]
 pub struct Config {
     /// `[engine]`.
-    #[serde(default)]
     pub engine: EngineConfig,
     /// `[kafka]`, needed by `run`.
-    #[serde(default)]
     pub kafka: Option<KafkaConfig>,
     /// `[api]`, needed by `run` and `demo`.
-    #[serde(default)]
     pub api: Option<ApiConfig>,
     /// Customers.
-    #[serde(default)]
     pub customers: Vec<CustomerConfig>,
     /// Business calendars.
-    #[serde(default)]
     pub calendars: Vec<CalendarConfig>,
     /// Services.
-    #[serde(default)]
     pub services: Vec<ServiceConfig>,
     /// SLAs.
-    #[serde(default)]
     pub slas: Vec<SlaConfig>,
     /// Service credit tiers, at most one entry per customer (section 13).
-    #[serde(default)]
     pub credits: Vec<CreditsConfig>,
     /// Request-based SLOs (section 14).
-    #[serde(default)]
     pub slos: Vec<SloConfig>,
     /// `[ingest]`: mapping of Alertmanager and Jira payloads.
-    #[serde(default)]
     pub ingest: IngestConfig,
     /// `[delivery]`: outbox and retries.
-    #[serde(default)]
     pub delivery: DeliveryConfig,
     /// `[[deliveries]]`: incident delivery targets (PagerDuty, webhooks).
-    #[serde(default)]
     pub deliveries: Vec<DeliveryTarget>,
     /// `[[burn_alerts]]`: error-budget burn-rate alerts (the contract's three
     /// when omitted, none with `burn_alerts = []`).
-    #[serde(default = "burn::default_burn_alerts")]
     pub burn_alerts: Vec<BurnAlert>,
     /// `[report]`: what the customer report points out.
-    #[serde(default)]
     pub report: ReportConfig,
     /// SHA-256 hex of the file's bytes, quoted in reports.
-    #[serde(skip)]
     pub sha256: String,
     /// The file it was read from (evidence manifests name it).
-    #[serde(skip)]
     pub path: PathBuf,
     /// SHA-256 hex of the settings that shape engine state (everything but
     /// `[kafka]`, `[api]`, `[ingest]`, `[delivery]`, `[[deliveries]]`, `[report]` and
     /// `engine.{data_dir, checkpoint_interval, idle_timeout, max_future,
     /// shutdown_grace, checkpoint_key_env}`): checkpoints are
     /// only valid under the same value, on any instance.
-    #[serde(skip)]
     pub engine_sha256: String,
-    #[serde(skip)]
     service_index: IdIndex,
-    #[serde(skip)]
     customer_index: IdIndex,
 }
 
@@ -184,6 +202,53 @@ fn line_of(src: &str, offset: usize) -> usize {
         + 1
 }
 
+/// The line of a key path (`services[1].customer`, `api.tokens[0].sha256`) in
+/// the document, or of the deepest part of it written there (line 1 when none
+/// is: a default is at fault).
+fn line_of_key(text: &str, key: &str) -> usize {
+    use toml::de::{DeTable, DeValue};
+    let Ok(root) = DeTable::parse(text) else {
+        return 0;
+    };
+    let root = DeValue::Table(root.into_inner());
+    let (mut start, mut node) = (0, &root);
+    for part in key_parts(key) {
+        let next = match (node, part) {
+            (DeValue::Table(t), KeyPart::Name(name)) => (t.iter())
+                .find(|(k, _)| k.get_ref() == name)
+                .map(|(k, v)| (k.span().start, v.get_ref())),
+            (DeValue::Array(a), KeyPart::Index(i)) => {
+                (a.get(i)).map(|v| (v.span().start, v.get_ref()))
+            }
+            _ => None,
+        };
+        let Some(found) = next else { break };
+        (start, node) = found;
+    }
+    line_of(text, start)
+}
+
+/// A step of a key path: a table key or an array index.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum KeyPart<'a> {
+    Name(&'a str),
+    Index(usize),
+}
+
+/// `services[1].customer` → `services`, 1, `customer`.
+fn key_parts(key: &str) -> Vec<KeyPart<'_>> {
+    let mut parts = Vec::new();
+    for segment in key.split('.') {
+        let (name, indexes) = segment.split_once('[').unwrap_or((segment, ""));
+        if !name.is_empty() {
+            parts.push(KeyPart::Name(name));
+        }
+        let indexes = indexes.split(['[', ']']).filter(|i| !i.is_empty());
+        parts.extend(indexes.filter_map(|i| i.parse().ok()).map(KeyPart::Index));
+    }
+    parts
+}
+
 impl Config {
     /// Reads, parses and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -207,20 +272,45 @@ impl Config {
             line: e.span().map_or(0, |s| line_of(text, s.start)),
             message: e.message().trim().to_owned(),
         })?;
-        let mut config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
-            // `Spanned` fields show up in the path under serde_spanned's private name.
-            let key = (e.path().to_string()).replace(".$__serde_spanned_private_value", "");
+        let file: ConfigFile = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
             let inner = e.into_inner();
             let line = inner.span().map_or(0, |s| line_of(text, s.start));
             invalid(line, key, inner.message().to_owned())
         })?;
-        config.sha256 = hex::encode(Sha256::digest(text.as_bytes()));
-        config.path = path.to_owned();
-        config.engine_sha256 = engine_sha256(text);
-        config
-            .validate()
-            .map_err(|f| invalid(line_of(text, f.span.start), f.key, f.message))?;
-        Ok(config)
+        file.validate()
+            .map_err(|f| invalid(line_of_key(text, &f.key), f.key, f.message))?;
+        Ok(Config::checked(file, text, path))
+    }
+
+    /// The configuration of a file that passed [`ConfigFile::validate`].
+    fn checked(file: ConfigFile, text: &str, path: &Path) -> Config {
+        let index = |ids: Vec<&String>| -> IdIndex {
+            (ids.into_iter().enumerate())
+                .map(|(i, id)| (id.clone(), i))
+                .collect()
+        };
+        Config {
+            service_index: index(file.services.iter().map(|s| &s.id).collect()),
+            customer_index: index(file.customers.iter().map(|c| &c.id).collect()),
+            sha256: hex::encode(Sha256::digest(text.as_bytes())),
+            path: path.to_owned(),
+            engine_sha256: engine_sha256(text),
+            burn_alerts: (file.burn_alerts).unwrap_or_else(burn::default_burn_alerts),
+            engine: file.engine,
+            kafka: file.kafka,
+            api: file.api,
+            customers: file.customers,
+            calendars: file.calendars,
+            services: file.services,
+            slas: file.slas,
+            credits: file.credits,
+            slos: file.slos,
+            ingest: file.ingest,
+            delivery: file.delivery,
+            deliveries: file.deliveries,
+            report: file.report,
+        }
     }
 
     /// The service with this id, if configured.
@@ -235,7 +325,7 @@ impl Config {
 
     /// The service credit tiers of a customer, if it has any (section 13).
     pub fn credits_for(&self, customer: &str) -> Option<&CreditsConfig> {
-        (self.credits.iter()).find(|c| c.customer.get_ref() == customer)
+        (self.credits.iter()).find(|c| c.customer == customer)
     }
 
     /// The customer with this id, if configured.
@@ -483,7 +573,7 @@ resolution = "4h"
         let got: Vec<_> = (c.burn_alerts.iter())
             .map(|a| {
                 (
-                    a.name.get_ref().as_str(),
+                    a.name.as_str(),
                     a.long.ms,
                     a.short.text.as_str(),
                     a.factor,
@@ -546,12 +636,13 @@ resolution = "4h"
             let (line, key, msg) = err_of(&text);
             assert_eq!(key, want_key, "{msg}");
             assert!(msg.contains(want_msg), "{msg}");
-            assert!(
-                text.lines()
-                    .nth(line - 1)
-                    .is_some_and(|l| l.starts_with("name =")),
-                "line {line}"
-            );
+            // The line is the faulty key's own; for the duplicate, the second name's.
+            let field = want_key.rsplit('.').next().unwrap_or_default();
+            let at = text.lines().nth(line - 1).unwrap_or_default();
+            assert!(at.starts_with(&format!("{field} =")), "line {line}: {at}");
+            if want_key.starts_with("burn_alerts[1]") {
+                assert!(text.lines().take(line - 1).any(|l| l == "name = \"a\""));
+            }
         }
         let (_, key, msg) =
             err_of(&alert("long = \"1h\"\nshort = \"5m\"").replace("factor = 2.0", "factor = 0.0"));
@@ -562,9 +653,36 @@ resolution = "4h"
     }
 
     #[test]
+    fn a_fault_names_the_line_of_its_key_or_of_the_nearest_part_written() {
+        assert_eq!(
+            key_parts("api.tokens[2].sha256"),
+            vec![
+                KeyPart::Name("api"),
+                KeyPart::Name("tokens"),
+                KeyPart::Index(2),
+                KeyPart::Name("sha256")
+            ]
+        );
+        let text = format!(
+            "{GOOD}\n[[services]]\nid = \"shop\"\ncustomer = \"acme\"\navailability_target = 120\n"
+        );
+        let (line, key, _) = err_of(&text);
+        assert_eq!(key, "services[1].availability_target");
+        assert_eq!(
+            text.lines().nth(line - 1),
+            Some("availability_target = 120")
+        );
+        // A key not written (a default at fault) points at what is: its table.
+        let header = line_of_key(&text, "services[1].stale_after");
+        assert_eq!(text.lines().nth(header - 1), Some("[[services]]"));
+        assert_eq!(header, line - 3);
+        assert_eq!(line_of_key(&text, "nothing.here"), 1);
+    }
+
+    #[test]
     fn builtin_calendar_is_default() {
         let c = parse(&GOOD.replace("calendar = \"office\"\n", "")).unwrap();
-        assert_eq!(c.slas[0].calendar.get_ref(), BUILTIN_24X7);
+        assert_eq!(c.slas[0].calendar, BUILTIN_24X7);
     }
 
     #[test]

@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use serde::Deserialize;
 use serde::de::{self, Deserializer};
-use toml::Spanned;
 
 use super::{Dur, Tz};
 use crate::model::{Priority, TicketKind};
@@ -15,7 +14,7 @@ use crate::model::{Priority, TicketKind};
 #[serde(deny_unknown_fields)]
 pub struct CustomerConfig {
     /// Customer id.
-    pub id: Spanned<String>,
+    pub id: String,
     /// Display name.
     #[serde(default)]
     pub name: Option<String>,
@@ -32,7 +31,7 @@ pub type DayHours = Vec<(u32, u32)>;
 #[serde(deny_unknown_fields)]
 pub struct CalendarConfig {
     /// Calendar id.
-    pub id: Spanned<String>,
+    pub id: String,
     /// Timezone of the hours and holidays.
     #[serde(default)]
     pub timezone: Tz,
@@ -117,9 +116,9 @@ pub enum NoData {
 #[serde(deny_unknown_fields)]
 pub struct ServiceConfig {
     /// Service id (the monitoring message key).
-    pub id: Spanned<String>,
+    pub id: String,
     /// Owning customer.
-    pub customer: Spanned<String>,
+    pub customer: String,
     /// Availability target, percent.
     #[serde(default = "default_target")]
     pub availability_target: f64,
@@ -150,7 +149,7 @@ pub struct ServiceConfig {
     /// Calendar id of the agreed service hours (contract section 13): time
     /// outside them is neither measured nor down.
     #[serde(default = "default_calendar")]
-    pub service_hours: Spanned<String>,
+    pub service_hours: String,
 }
 
 /// `[[credits]]`: service credit tiers of one customer (contract section 13).
@@ -158,7 +157,7 @@ pub struct ServiceConfig {
 #[serde(deny_unknown_fields)]
 pub struct CreditsConfig {
     /// The customer.
-    pub customer: Spanned<String>,
+    pub customer: String,
     /// Tiers: the largest `credit_pct` among those whose `below` the
     /// availability is under applies.
     pub tiers: Vec<CreditTier>,
@@ -209,8 +208,8 @@ fn default_forecast_window() -> Dur {
 fn default_warn_at() -> f64 {
     0.75
 }
-fn default_calendar() -> Spanned<String> {
-    Spanned::new(0..0, BUILTIN_24X7.to_owned())
+fn default_calendar() -> String {
+    BUILTIN_24X7.to_owned()
 }
 
 /// The built-in always-open calendar.
@@ -231,14 +230,14 @@ pub struct Targets {
 #[serde(deny_unknown_fields)]
 pub struct SlaConfig {
     /// SLA id.
-    pub id: Spanned<String>,
+    pub id: String,
     /// Customer it applies to.
-    pub customer: Spanned<String>,
+    pub customer: String,
     /// Calendar id, or `24x7`.
     #[serde(default = "default_calendar")]
-    pub calendar: Spanned<String>,
+    pub calendar: String,
     /// Ticket kinds it covers (`incident`, `request`).
-    pub kinds: Spanned<Vec<TicketKind>>,
+    pub kinds: Vec<TicketKind>,
     /// Statuses that pause the resolution clock.
     #[serde(default)]
     pub pause_statuses: Vec<String>,

@@ -2,7 +2,6 @@
 
 use serde::Deserialize;
 use serde::de::Deserializer;
-use toml::Spanned;
 
 use super::WrittenDur;
 use crate::time::Millis;
@@ -53,9 +52,9 @@ impl<'de> Deserialize<'de> for SloWindow {
 #[serde(deny_unknown_fields)]
 pub struct SloConfig {
     /// SLO id (letters, digits, `-_.`), part of the incident key `{slo}/{alert}`.
-    pub id: Spanned<String>,
+    pub id: String,
     /// The service whose counters it reads.
-    pub service: Spanned<String>,
+    pub service: String,
     /// Objective, percent of good events.
     pub objective: f64,
     /// Rolling duration or `"month"`.
@@ -82,12 +81,12 @@ pub enum SloSide<'a> {
 impl SloConfig {
     /// The SLO's id.
     pub fn id(&self) -> &str {
-        self.id.get_ref()
+        &self.id
     }
 
     /// Its service's id.
     pub fn service(&self) -> &str {
-        self.service.get_ref()
+        &self.service
     }
 
     /// Its bad or good counter (validation guarantees exactly one).

@@ -133,8 +133,8 @@ impl ServiceTimeline {
     ) -> Self {
         ServiceTimeline {
             partition: None,
-            id: cfg.id.get_ref().clone(),
-            customer: cfg.customer.get_ref().clone(),
+            id: cfg.id.clone(),
+            customer: cfg.customer.clone(),
             down_when: cfg.down_when,
             stale_after: cfg.stale_after.0,
             bucket,

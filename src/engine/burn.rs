@@ -148,7 +148,7 @@ impl BurnAlerts {
     /// instants in range.
     pub fn check(&self, rules: &[BurnAlert]) -> Result<(), String> {
         for (name, &at) in &self.open {
-            if !rules.iter().any(|r| r.name.get_ref() == name) {
+            if !rules.iter().any(|r| r.name == *name) {
                 return Err(format!("burn alert {name:?} is not configured"));
             }
             check_instant("burn alert start", at)?;
@@ -174,7 +174,7 @@ impl BurnAlerts {
         for (rule, [hl, hs]) in self.rules.iter().zip(self.hints.iter_mut()) {
             let (long, short) = (window(rule.long.ms, hl), window(rule.short.ms, hs));
             let holds = long.burns(rule.factor, e) && short.burns(rule.factor, e);
-            let name = rule.name.get_ref();
+            let name = &rule.name;
             let (action, started) = match (holds, self.open.get(name)) {
                 (true, None) => {
                     self.open.insert(name.clone(), at);
@@ -206,7 +206,7 @@ fn incident(
 ) -> Incident {
     let e = subject.budget_ratio;
     let (long_burn, short_burn) = (long.burn_rate(e), short.burn_rate(e));
-    let name = rule.name.get_ref();
+    let name = &rule.name;
     let what = match subject.slo {
         Some(slo) => format!("SLO {slo} of {}", subject.service),
         None => subject.service.to_owned(),
@@ -579,7 +579,7 @@ mod tests {
             for r in rules {
                 let holds = Spent::from(window(x, r.long.ms)).burns(r.factor, e)
                     && Spent::from(window(x, r.short.ms)).burns(r.factor, e);
-                let name = r.name.get_ref().clone();
+                let name = r.name.clone();
                 match (holds, open.get(&name).copied()) {
                     (true, None) => {
                         open.insert(name.clone(), x);

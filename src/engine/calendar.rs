@@ -50,7 +50,7 @@ impl Calendar {
             return Some(Calendar::Always);
         }
         (config.calendars.iter())
-            .find(|c| c.id.get_ref() == id)
+            .find(|c| c.id == id)
             .map(Calendar::from_config)
     }
 

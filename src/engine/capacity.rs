@@ -198,8 +198,8 @@ impl Series {
     pub fn new(cfg: &ServiceConfig, resource: &str, metric: &str) -> Self {
         Series {
             partition: 0,
-            service: cfg.id.get_ref().clone(),
-            customer: cfg.customer.get_ref().clone(),
+            service: cfg.id.clone(),
+            customer: cfg.customer.clone(),
             resource: resource.to_owned(),
             metric: metric.to_owned(),
             threshold: cfg.capacity_threshold,

@@ -104,7 +104,7 @@ impl Engine {
         let services = (config.services.iter())
             .map(|s| {
                 let timeline = timeline_of(&config, s, &burn_alerts);
-                (s.id.get_ref().clone(), timeline)
+                (s.id.clone(), timeline)
             })
             .collect();
         Engine {
@@ -330,7 +330,7 @@ impl Engine {
         match stream.topic {
             Topic::Monitoring => {
                 for cfg in &self.config.services {
-                    if let Some(t) = self.services.get_mut(cfg.id.get_ref())
+                    if let Some(t) = self.services.get_mut(&cfg.id)
                         && t.partition == Some(p)
                     {
                         *t = timeline_of(&self.config, cfg, &self.burn_alerts);
@@ -370,7 +370,7 @@ fn timeline_of(
     alerts: &Arc<[BurnAlert]>,
 ) -> ServiceTimeline {
     let (bucket, hours) = (config.engine.bucket.0, service_hours(config, s));
-    let slos = requests::SloRules::of(config, s.id.get_ref());
+    let slos = requests::SloRules::of(config, &s.id);
     let change_window = config.engine.change_window.0;
     (ServiceTimeline::new(s, hours, bucket, alerts).with_slos(slos))
         .with_change_window(change_window)
@@ -379,6 +379,6 @@ fn timeline_of(
 /// A service's hours calendar (contract section 13). Validation refuses an
 /// unknown calendar id, so the `24x7` fallback is never reached from a loaded config.
 pub fn service_hours(config: &Config, s: &crate::config::ServiceConfig) -> Arc<calendar::Calendar> {
-    let id = s.service_hours.get_ref();
+    let id = &s.service_hours;
     Arc::new(calendar::Calendar::named(config, id).unwrap_or(calendar::Calendar::Always))
 }

@@ -154,7 +154,7 @@ pub fn translate(config: &Config, body: &[u8]) -> Result<Translated, Rejected> {
     for s in &series {
         let first = position;
         position += s.samples.len();
-        let metric = (map.metrics.iter()).find(|m| m.series.get_ref() == s.name);
+        let metric = (map.metrics.iter()).find(|m| m.series == s.name);
         let counters: Vec<&PrometheusCounter> =
             (map.counters.iter()).filter(|c| counts(c, s)).collect();
         if !counters.is_empty() {
@@ -190,7 +190,7 @@ pub fn translate(config: &Config, body: &[u8]) -> Result<Translated, Rejected> {
 /// Whether counter mapping `c` takes series `s`: its name, and every `match`
 /// regex on the whole label value (a missing label is empty, as in PromQL).
 fn counts(c: &PrometheusCounter, s: &Series) -> bool {
-    c.series.get_ref() == s.name
+    c.series == s.name
         && (c.matches.iter()).all(|(label, re)| re.0.is_match(s.label(label).unwrap_or("")))
 }
 

@@ -43,7 +43,7 @@ pub(super) async fn changes_report(
     let theirs = |service: &str| {
         config
             .service(service)
-            .is_some_and(|s| s.customer.get_ref() == customer)
+            .is_some_and(|s| s.customer == customer)
     };
     let mut r = ChangesReport::default();
     for b in &query(ctx, CHANGES_SQL, from, to).await? {

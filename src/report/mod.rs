@@ -204,18 +204,7 @@ pub async fn sla_reports(
 ) -> Result<Vec<SlaReport>, ReportError> {
     let mut out = Vec::new();
     for c in &config.customers {
-        out.push(
-            sla_report(
-                config,
-                tables,
-                incidents,
-                c.id.get_ref(),
-                from,
-                to,
-                generated_at,
-            )
-            .await?,
-        );
+        out.push(sla_report(config, tables, incidents, &c.id, from, to, generated_at).await?);
     }
     Ok(out)
 }
@@ -233,9 +222,9 @@ pub async fn sla_report(
     let ctx = tables.session()?;
     let mut per = service_times(&ctx, from, to).await?;
     let services: Vec<ServiceReport> = (config.services.iter())
-        .filter(|s| s.customer.get_ref() == customer)
+        .filter(|s| s.customer == customer)
         .map(|svc| {
-            let times = per.remove(svc.id.get_ref()).unwrap_or_default();
+            let times = per.remove(&svc.id).unwrap_or_default();
             service_report(config, svc, &times, incidents, from, to)
         })
         .collect();
@@ -410,7 +399,7 @@ fn service_report(
     from: Millis,
     to: Millis,
 ) -> ServiceReport {
-    let id = svc.id.get_ref();
+    let id = &svc.id;
     let hours = crate::engine::service_hours(config, svc);
     let excluded = merge_windows(times.exclusions.iter().map(|e| (e.start, e.end)));
     let iv = &times.intervals;
@@ -442,7 +431,7 @@ fn service_report(
         .map(|i| i.1 - i.0)
         .max()
         .unwrap_or(0);
-    let credits = config.credits_for(svc.customer.get_ref());
+    let credits = config.credits_for(&svc.customer);
     let exclusions = (times.exclusions.iter())
         .map(|e| {
             let (a, b) = (e.start.max(from), e.end.min(to));
@@ -678,7 +667,7 @@ fn report_target(
     config
         .slas
         .iter()
-        .filter(|s| s.customer.get_ref() == customer)
+        .filter(|s| s.customer == customer)
         .find_map(|s| {
             let t = s.targets.get(&priority)?;
             match kind {

@@ -108,7 +108,7 @@ pub(super) async fn slos_report(
         .filter(|s| {
             config
                 .service(s.service())
-                .is_some_and(|c| c.customer.get_ref() == customer)
+                .is_some_and(|c| c.customer == customer)
         })
         .collect();
     if theirs.is_empty() {

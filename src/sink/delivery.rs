@@ -130,7 +130,7 @@ fn env_secret(target: &str, var: &str) -> Result<String, DeliveryError> {
 
 impl Target {
     fn new(c: &DeliveryTarget) -> Result<Target, DeliveryError> {
-        let id = c.id.get_ref().clone();
+        let id = c.id.clone();
         let format = match c.kind {
             DeliveryType::Pagerduty => Format::PagerDuty {
                 routing_key: match (&c.routing_key, &c.routing_key_env) {
@@ -152,14 +152,14 @@ impl Target {
         let url = c
             .url
             .as_ref()
-            .map_or(PAGERDUTY_URL, |u| u.get_ref())
+            .map_or(PAGERDUTY_URL, |u| u.as_str())
             .to_owned();
         Ok(Target {
             id,
             url,
             format,
-            customers: c.customers.iter().map(|s| s.get_ref().clone()).collect(),
-            rules: c.rules.iter().map(|s| *s.get_ref()).collect(),
+            customers: c.customers.clone(),
+            rules: c.rules.clone(),
         })
     }
 

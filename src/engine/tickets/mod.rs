@@ -142,7 +142,7 @@ impl Ticket {
             && config
                 .slas
                 .get(i as usize)
-                .is_none_or(|s| *s.customer.get_ref() != self.customer)
+                .is_none_or(|s| *s.customer != self.customer)
         {
             return bad(format!("SLA #{i} is not one of its customer's"));
         }
@@ -209,15 +209,15 @@ impl Tickets {
         let calendars: HashMap<&str, Arc<Calendar>> = config
             .calendars
             .iter()
-            .map(|c| (c.id.get_ref().as_str(), Arc::new(Calendar::from_config(c))))
+            .map(|c| (c.id.as_str(), Arc::new(Calendar::from_config(c))))
             .collect();
         let slas = config
             .slas
             .iter()
             .map(|s| Sla {
-                customer: s.customer.get_ref().clone(),
-                kinds: s.kinds.get_ref().clone(),
-                calendar: match s.calendar.get_ref().as_str() {
+                customer: s.customer.clone(),
+                kinds: s.kinds.clone(),
+                calendar: match s.calendar.as_str() {
                     BUILTIN_24X7 => always.clone(),
                     id => calendars.get(id).cloned().unwrap_or_else(|| always.clone()),
                 },
