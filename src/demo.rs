@@ -16,7 +16,7 @@ use crate::event::rows::Corrupt;
 use crate::event::{RawRecord, Topic};
 use crate::eventtime::StreamId;
 use crate::generate::{Generator, roughen, scenario_config};
-use crate::ingest::{Event, Intake};
+use crate::ingest::{Event, Intake, IntakeError};
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 use crate::run::Stop;
@@ -70,16 +70,16 @@ impl Intake for Arc<QueueIntake> {
         self.1.load(Ordering::Relaxed)
     }
 
-    fn publish(&self, events: &[Event]) -> Result<(), String> {
+    fn publish(&self, events: &[Event]) -> Result<(), IntakeError> {
         self.0
             .lock()
-            .map_err(|_| "intake unavailable".to_owned())?
+            .map_err(|_| IntakeError::msg("intake unavailable"))?
             .extend_from_slice(events);
         Ok(())
     }
 
     /// The demo has no dead-letter output; refused items are logged.
-    fn dead_letter(&self, dead: &[DeadLetter]) -> Result<(), String> {
+    fn dead_letter(&self, dead: &[DeadLetter]) -> Result<(), IntakeError> {
         for d in dead {
             tracing::warn!(reason = d.reason.as_str(), error = %d.error, source = %d.topic, "ingest item refused");
         }

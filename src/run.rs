@@ -27,7 +27,7 @@ use crate::event::DeadLetter;
 use crate::event::RawRecord;
 use crate::event::rows::Corrupt;
 use crate::eventtime::StreamId;
-use crate::ingest::{Event, Intake};
+use crate::ingest::{Event, Intake, IntakeError};
 use crate::metrics::CheckpointMetrics;
 use crate::pipeline::Pipeline;
 use crate::sink::delivery::Delivery;
@@ -67,6 +67,9 @@ pub enum RunError {
     /// Settings that cannot work (e.g. a state key variable that is unset).
     #[error("{0}")]
     Setup(String),
+    /// `engine.checkpoint_key_env` names a variable without a key.
+    #[error(transparent)]
+    MissingKey(#[from] crate::checkpoint::MissingKey),
     /// An incident could not be encoded (a bug: every incident serialises).
     #[error("cannot encode an incident: {0}")]
     Encode(#[from] serde_json::Error),
@@ -85,28 +88,27 @@ struct KafkaIntake {
 }
 
 impl KafkaIntake {
-    fn flush(&self) -> Result<(), String> {
-        self.sink
-            .flush(Duration::from_secs(10))
-            .map_err(|e| e.to_string())
+    fn flush(&self) -> Result<(), IntakeError> {
+        let flushed = self.sink.flush(Duration::from_secs(10));
+        flushed.map_err(|e| IntakeError(e.into()))
     }
 }
 
 impl Intake for KafkaIntake {
-    fn publish(&self, events: &[Event]) -> Result<(), String> {
+    fn publish(&self, events: &[Event]) -> Result<(), IntakeError> {
         for e in events {
-            self.sink
+            (self.sink)
                 .send(self.kafka.topic_name(e.topic), &e.key, &e.json)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| IntakeError(e.into()))?;
         }
         self.flush()
     }
 
-    fn dead_letter(&self, dead: &[DeadLetter]) -> Result<(), String> {
+    fn dead_letter(&self, dead: &[DeadLetter]) -> Result<(), IntakeError> {
         for d in dead {
-            self.sink
+            (self.sink)
                 .send(&self.kafka.deadletter_topic, &d.key(), &d.to_json())
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| IntakeError(e.into()))?;
         }
         self.flush()
     }
@@ -115,7 +117,7 @@ impl Intake for KafkaIntake {
 /// Runs the live pipeline and the API until SIGTERM or SIGINT.
 pub fn run(config: Arc<Config>) -> Result<(), RunError> {
     // Settings that cannot work stop the start before anything listens.
-    let key = StateKey::from_config(&config).map_err(RunError::Setup)?;
+    let key = StateKey::from_config(&config)?;
     let kafka = config.kafka_or_default();
     let listen = config.api.clone().unwrap_or_default().listen;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -581,7 +583,7 @@ impl<'a> LiveLoop<'a> {
         kafka: &'a KafkaConfig,
     ) -> Result<(Self, KafkaSource, Receiver<ToConsumer>), RunError> {
         let config = shared.config.clone();
-        let key = StateKey::from_config(&config).map_err(RunError::Setup)?;
+        let key = StateKey::from_config(&config)?;
         if let Err(e) = changelog::ensure_topic(kafka) {
             tracing::warn!(error = %e, topic = %kafka.state_topic, "changelog topic not ensured");
         }

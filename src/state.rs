@@ -389,11 +389,14 @@ mod tests {
     struct NoIntake;
 
     impl Intake for NoIntake {
-        fn publish(&self, _: &[crate::ingest::Event]) -> Result<(), String> {
-            Err("no intake in this test".into())
+        fn publish(&self, _: &[crate::ingest::Event]) -> Result<(), crate::ingest::IntakeError> {
+            Err(crate::ingest::IntakeError::msg("no intake in this test"))
         }
-        fn dead_letter(&self, _: &[crate::event::DeadLetter]) -> Result<(), String> {
-            Err("no intake in this test".into())
+        fn dead_letter(
+            &self,
+            _: &[crate::event::DeadLetter],
+        ) -> Result<(), crate::ingest::IntakeError> {
+            Err(crate::ingest::IntakeError::msg("no intake in this test"))
         }
     }
 

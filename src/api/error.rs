@@ -146,3 +146,10 @@ impl From<axum::extract::rejection::PathRejection> for ApiError {
         ApiError::bad_request(e.body_text())
     }
 }
+
+impl From<crate::ingest::IntakeError> for ApiError {
+    /// Events not handed on: 503, so the sender retries.
+    fn from(e: crate::ingest::IntakeError) -> Self {
+        ApiError::unavailable(e.to_string())
+    }
+}

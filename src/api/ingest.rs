@@ -173,15 +173,12 @@ fn publish(shared: &Shared, endpoint: &str, t: Translated) -> Result<IngestRespo
         && let Err(e) = shared.intake.publish(&fresh)
     {
         shared.recent.forget(&fresh);
-        return Err(ApiError::unavailable(e));
+        return Err(e.into());
     }
     if !t.rejected.is_empty() {
         let source = format!("http:{endpoint}");
         let dead: Vec<_> = t.rejected.iter().map(|r| r.dead_letter(&source)).collect();
-        shared
-            .intake
-            .dead_letter(&dead)
-            .map_err(ApiError::unavailable)?;
+        shared.intake.dead_letter(&dead)?;
     }
     Ok(IngestResponse {
         accepted: fresh.len(),

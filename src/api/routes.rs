@@ -615,8 +615,7 @@ async fn publish_monitoring(
     let worker = shared.clone();
     tokio::task::spawn_blocking(move || worker.intake.publish(&[published]))
         .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::unavailable)?;
+        .map_err(ApiError::internal)??;
     Ok((StatusCode::ACCEPTED, Json(event)).into_response())
 }
 

@@ -1227,11 +1227,14 @@ fn parse(text: &str) -> Arc<Config> {
 struct NoIntake;
 
 impl crate::ingest::Intake for NoIntake {
-    fn publish(&self, _: &[crate::ingest::Event]) -> Result<(), String> {
-        Err("not available in bench".into())
+    fn publish(&self, _: &[crate::ingest::Event]) -> Result<(), crate::ingest::IntakeError> {
+        Err(crate::ingest::IntakeError::msg("not available in bench"))
     }
-    fn dead_letter(&self, _: &[crate::event::DeadLetter]) -> Result<(), String> {
-        Err("not available in bench".into())
+    fn dead_letter(
+        &self,
+        _: &[crate::event::DeadLetter],
+    ) -> Result<(), crate::ingest::IntakeError> {
+        Err(crate::ingest::IntakeError::msg("not available in bench"))
     }
 }
 

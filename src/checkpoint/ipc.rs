@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use std::io::Cursor;
 use std::sync::Arc;
 
+use super::Refusal;
+
 use datafusion::arrow::array::{
     Array, AsArray, BinaryArray, BinaryBuilder, RecordBatch, StringArray, StringBuilder,
 };
@@ -72,20 +74,21 @@ pub(super) struct IpcFile {
 
 impl IpcFile {
     /// Reads IPC bytes written by [`IpcWriter`].
-    pub(super) fn read(bytes: &[u8]) -> Result<IpcFile, String> {
+    pub(super) fn read(bytes: &[u8]) -> Result<IpcFile, Refusal> {
         // arrow-ipc panics on some malformed flatbuffers (found by fuzzing: a schema
         // message without fields unwraps a None). A checkpoint is untrusted input:
         // such bytes are refused like any corrupt file, never a dead process.
         std::panic::catch_unwind(|| read_unchecked(bytes))
             .unwrap_or_else(|_| Err("not a readable Arrow IPC file".into()))
+            .map_err(Refusal::Layout)
     }
 
     /// A metadata value, required.
-    pub(super) fn get(&self, key: &str) -> Result<&str, String> {
+    pub(super) fn get(&self, key: &str) -> Result<&str, Refusal> {
         self.metadata
             .get(key)
             .map(String::as_str)
-            .ok_or_else(|| format!("metadata {key} missing"))
+            .ok_or_else(|| Refusal::Layout(format!("metadata {key} missing")))
     }
 
     /// Every row as (kind, key, state), in file order.

@@ -56,9 +56,41 @@ pub enum CheckpointError {
         /// Which partition.
         stream: String,
         /// What is wrong.
-        reason: String,
+        reason: Refusal,
     },
 }
+
+/// Why checkpoint bytes are not used. Checkpoint files and changelog records
+/// are untrusted input: each refusal names its class and what was found.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Refusal {
+    /// A store's manifest that is unreadable, or disagrees with its files.
+    #[error("{0}")]
+    Manifest(String),
+    /// Not an Arrow IPC file of the checkpoint layout, or its metadata is missing.
+    #[error("{0}")]
+    Layout(String),
+    /// Written by another version of slaflow, or under another engine config.
+    #[error("{0}")]
+    Foreign(&'static str),
+    /// Files of a chain that do not follow one another.
+    #[error("{0}")]
+    Chain(String),
+    /// A row whose state does not decode, or rows that do not fit together.
+    #[error("{0}")]
+    Row(String),
+    /// State no run under this configuration could have produced.
+    #[error("{0}")]
+    State(String),
+    /// Unsigned or forged under `engine.checkpoint_key_env`.
+    #[error("{0}")]
+    Signature(&'static str),
+}
+
+/// `engine.checkpoint_key_env` names a variable that holds no key.
+#[derive(Debug, thiserror::Error)]
+#[error("engine.checkpoint_key_env names {0}, which is unset or empty")]
+pub struct MissingKey(pub String);
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
     move |source| CheckpointError::Io {
@@ -118,15 +150,13 @@ impl std::fmt::Debug for StateKey {
 impl StateKey {
     /// The key named by `engine.checkpoint_key_env`; an error when that variable
     /// is named but unset or empty (state would silently go unsigned).
-    pub fn from_config(config: &Config) -> Result<StateKey, String> {
+    pub fn from_config(config: &Config) -> Result<StateKey, MissingKey> {
         let Some(var) = &config.engine.checkpoint_key_env else {
             return Ok(StateKey(None));
         };
         match std::env::var(var) {
             Ok(k) if !k.is_empty() => Ok(StateKey(Some(k.into_bytes().into()))),
-            _ => Err(format!(
-                "engine.checkpoint_key_env names {var}, which is unset or empty"
-            )),
+            _ => Err(MissingKey(var.clone())),
         }
     }
 
@@ -145,7 +175,7 @@ impl StateKey {
     }
 
     /// `Err` when signing and `tag` is missing or forged.
-    pub fn verify(&self, next_offset: i64, sha256: &str, tag: Option<&str>) -> Result<(), String> {
+    pub fn verify(&self, next_offset: i64, sha256: &str, tag: Option<&str>) -> Result<(), Refusal> {
         let Some(key) = self.0.as_deref() else {
             return Ok(());
         };
@@ -153,8 +183,10 @@ impl StateKey {
         let parts: [&[u8]; 3] = [offset.as_bytes(), b":", sha256.as_bytes()];
         match tag {
             Some(t) if hmac_matches(key, &parts, t) => Ok(()),
-            Some(_) => Err("signature does not match the state key".into()),
-            None => Err("unsigned, but engine.checkpoint_key_env is set".into()),
+            Some(_) => Err(Refusal::Signature("signature does not match the state key")),
+            None => Err(Refusal::Signature(
+                "unsigned, but engine.checkpoint_key_env is set",
+            )),
         }
     }
 }
@@ -170,22 +202,22 @@ pub fn encode(cp: &Checkpoint, config: &Config) -> Result<Vec<u8>, CheckpointErr
 }
 
 /// Decodes one full file written by [`encode`] under `config`.
-pub fn decode(bytes: &[u8], config: &Config) -> Result<Checkpoint, String> {
+pub fn decode(bytes: &[u8], config: &Config) -> Result<Checkpoint, Refusal> {
     decode_chain(&[bytes], config)
 }
 
 /// Decodes a chain (a full file, then its deltas) written under `config` (its
 /// engine hash must match) and checks every entity against it, so nothing a
 /// run under this config could not have produced is ever used.
-pub fn decode_chain<B: AsRef<[u8]>>(files: &[B], config: &Config) -> Result<Checkpoint, String> {
+pub fn decode_chain<B: AsRef<[u8]>>(files: &[B], config: &Config) -> Result<Checkpoint, Refusal> {
     let cp = rows::decode_unchecked(files, &config.engine_sha256)?;
-    cp.state.eventtime.check()?;
-    cp.state.engine.check(config)?;
+    cp.state.eventtime.check().map_err(Refusal::State)?;
+    cp.state.engine.check(config).map_err(Refusal::State)?;
     for t in [cp.state.min_ts, cp.state.max_ts].into_iter().flatten() {
-        crate::time::check_instant("extent", t)?;
+        crate::time::check_instant("extent", t).map_err(Refusal::State)?;
     }
     if cp.state.min_ts > cp.state.max_ts {
-        return Err("extents out of order".into());
+        return Err(Refusal::State("extents out of order".into()));
     }
     Ok(cp)
 }
@@ -363,13 +395,15 @@ mod tests {
                 Arc::new(BinaryArray::from_vec(vec![b"x"])),
             ],
         );
-        assert!(decode(&ints, &config).unwrap_err().contains("schema"));
+        assert!(matches!(decode(&ints, &config), Err(Refusal::Layout(m)) if m.contains("schema")));
         let one_column = ipc(
             &config,
             vec![Field::new("kind", DataType::Utf8, false)],
             vec![Arc::new(StringArray::from(vec!["stream"]))],
         );
-        assert!(decode(&one_column, &config).unwrap_err().contains("schema"));
+        assert!(
+            matches!(decode(&one_column, &config), Err(Refusal::Layout(m)) if m.contains("schema"))
+        );
     }
 
     /// Re-encodes `cp` after editing one entity's CBOR as a JSON value.

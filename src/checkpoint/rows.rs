@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::ipc::{IpcFile, IpcWriter};
-use super::{Checkpoint, VERSION, stream_name};
+use super::{Checkpoint, Refusal, VERSION, stream_name};
 use crate::config::Config;
 use crate::engine::EngineSlice;
 use crate::engine::capacity::{Hour, Series};
@@ -238,18 +238,21 @@ impl Merged {
         }
     }
 
-    fn apply(&mut self, file: &IpcFile, first: bool) -> Result<(), String> {
+    fn apply(&mut self, file: &IpcFile, first: bool) -> Result<(), Refusal> {
         let kind_of = |k: &str| KINDS.iter().position(|&x| x == k);
         for (kind, key, state) in file.rows() {
             if kind == DELETED && !first {
                 let gone = std::str::from_utf8(state).ok().and_then(kind_of);
-                let gone = gone.ok_or_else(|| format!("deleted {key:?}: unknown kind"))?;
+                let unknown = || Refusal::Row(format!("deleted {key:?}: unknown kind"));
+                let gone = gone.ok_or_else(unknown)?;
                 if !self.index[gone].contains_key(key) {
-                    return Err(format!("deleted {key:?}: no such {}", KINDS[gone]));
+                    let what = format!("deleted {key:?}: no such {}", KINDS[gone]);
+                    return Err(Refusal::Row(what));
                 }
                 self.set(gone, key, None, false);
             } else {
-                let k = kind_of(kind).ok_or_else(|| format!("unknown row kind {kind:?}"))?;
+                let unknown = || Refusal::Row(format!("unknown row kind {kind:?}"));
+                let k = kind_of(kind).ok_or_else(unknown)?;
                 self.set(k, key, Some(state.to_vec()), first);
             }
         }
@@ -263,49 +266,55 @@ impl Merged {
     }
 
     /// Every live row of `kind`, decoded.
-    fn all<T: DeserializeOwned>(&self, kind: usize) -> Result<Vec<T>, String> {
+    fn all<T: DeserializeOwned>(&self, kind: usize) -> Result<Vec<T>, Refusal> {
         self.live(kind)
-            .map(|(key, s)| de(s).map_err(|e| format!("{} {key:?}: {e}", KINDS[kind])))
+            .map(|(key, s)| {
+                de(s).map_err(|e| Refusal::Row(format!("{} {key:?}: {e}", KINDS[kind])))
+            })
             .collect()
     }
 
     /// The capacity series with their hours rows put back.
-    fn series(&self) -> Result<Vec<Series>, String> {
+    fn series(&self) -> Result<Vec<Series>, Refusal> {
         let mut series: Vec<Series> = self.all(SERIES)?;
         let index: HashMap<&str, usize> = (self.live(SERIES).enumerate())
             .map(|(i, (key, _))| (key, i))
             .collect();
         for (key, hours) in self.all::<(String, Vec<(Millis, Hour)>)>(HOURS)? {
             let i = index.get(key.as_str());
-            let i = i.ok_or_else(|| format!("hours of {key:?}, which is no series"))?;
+            let orphan = || Refusal::Row(format!("hours of {key:?}, which is no series"));
+            let i = i.ok_or_else(orphan)?;
             series[*i].restore_hours(hours);
         }
         Ok(series)
     }
 
-    fn into_checkpoint(self, next_offset: &str) -> Result<Checkpoint, String> {
-        let one = |kind: usize| -> Result<&[u8], String> {
+    fn into_checkpoint(self, next_offset: &str) -> Result<Checkpoint, Refusal> {
+        let one = |kind: usize| -> Result<&[u8], Refusal> {
             let mut rows = self.live(kind);
             match (rows.next(), rows.next()) {
                 (Some((_, s)), None) => Ok(s),
-                (None, _) => Err(format!("no {} row", KINDS[kind])),
-                _ => Err(format!("more than one {} row", KINDS[kind])),
+                (None, _) => Err(Refusal::Row(format!("no {} row", KINDS[kind]))),
+                _ => Err(Refusal::Row(format!("more than one {} row", KINDS[kind]))),
             }
         };
-        let mut eventtime: StreamState = de(one(STREAM)?).map_err(|e| format!("stream: {e}"))?;
-        let extents: Extents = de(one(EXTENTS)?).map_err(|e| format!("extents: {e}"))?;
+        let row = |what: &'static str| move |e: String| Refusal::Row(format!("{what}: {e}"));
+        let mut eventtime: StreamState = de(one(STREAM)?).map_err(row("stream"))?;
+        let extents: Extents = de(one(EXTENTS)?).map_err(row("extents"))?;
         for ids in self.all(DEDUP)? {
             let ids: Vec<(DedupKey, Millis)> = ids;
             eventtime.dedup.extend(ids);
         }
         if next_offset != eventtime.next_offset.to_string() {
-            return Err("next offset in metadata and state differ".into());
+            let what = "next offset in metadata and state differ";
+            return Err(Refusal::Row(what.into()));
         }
         let incidents = self
             .live(INCIDENT)
             .map(|(key, s)| {
-                serde_json::from_slice::<Incident>(s)
-                    .map_err(|e| format!("incident {key:?}: not an incident record: {e}"))
+                serde_json::from_slice::<Incident>(s).map_err(|e| {
+                    Refusal::Row(format!("incident {key:?}: not an incident record: {e}"))
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Checkpoint {
@@ -330,7 +339,7 @@ impl Merged {
 pub(super) fn decode_unchecked<B: AsRef<[u8]>>(
     files: &[B],
     config_sha256: &str,
-) -> Result<Checkpoint, String> {
+) -> Result<Checkpoint, Refusal> {
     let mut merged = Merged::default();
     let mut previous: Option<String> = None;
     let mut next_offset = String::new();
@@ -339,20 +348,20 @@ pub(super) fn decode_unchecked<B: AsRef<[u8]>>(
         let bytes = bytes.as_ref();
         let file = IpcFile::read(bytes)?;
         if file.get("slaflow.version")? != VERSION {
-            return Err("unknown checkpoint version".into());
+            return Err(Refusal::Foreign("unknown checkpoint version"));
         }
         if file.get("slaflow.config_sha256")? != config_sha256 {
-            return Err("written under a different engine config".into());
+            return Err(Refusal::Foreign("written under a different engine config"));
         }
         if file.metadata.get(PREVIOUS) != previous.as_ref() {
-            return Err(match i {
+            return Err(Refusal::Chain(match i {
                 0 => "a delta without its full checkpoint".into(),
                 _ => format!("delta {i} does not follow the file before it"),
-            });
+            }));
         }
         let this_stream = file.get("slaflow.stream")?;
         if i > 0 && this_stream != stream {
-            return Err(format!("delta {i} is of another stream"));
+            return Err(Refusal::Chain(format!("delta {i} is of another stream")));
         }
         stream = this_stream.to_owned();
         next_offset = file.get("slaflow.next_offset")?.to_owned();

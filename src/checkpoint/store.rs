@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::rows::{self, Base, RowHashes};
-use super::{Checkpoint, CheckpointError, StateKey, decode_chain, io, stream_name};
+use super::{Checkpoint, CheckpointError, Refusal, StateKey, decode_chain, io, stream_name};
 use crate::config::{Config, KafkaConfig};
 use crate::event::Topic;
 use crate::eventtime::StreamId;
@@ -301,10 +301,11 @@ impl CheckpointStore {
     /// `Err(Corrupt)` when there is one that cannot be trusted.
     pub fn read(&self, s: StreamId) -> Result<Option<Checkpoint>, CheckpointError> {
         let dir = self.stream_dir(s);
-        let corrupt = |reason: String| CheckpointError::Corrupt {
+        let corrupt = |reason: Refusal| CheckpointError::Corrupt {
             stream: stream_name(s),
             reason,
         };
+        let manifest = |what: String| corrupt(Refusal::Manifest(what));
         let manifest_path = dir.join("MANIFEST.json");
         let text = match fs::read(&manifest_path) {
             Ok(t) => t,
@@ -312,22 +313,22 @@ impl CheckpointStore {
             Err(e) => return Err(io(&manifest_path)(e)),
         };
         let m: Manifest =
-            serde_json::from_slice(&text).map_err(|e| corrupt(format!("manifest: {e}")))?;
+            serde_json::from_slice(&text).map_err(|e| manifest(format!("manifest: {e}")))?;
         let known = m.version == MANIFEST_VERSION || (m.version == "2" && m.deltas.is_empty());
         if m.stream != s || !known {
-            return Err(corrupt("manifest names another stream or version".into()));
+            return Err(manifest("manifest names another stream or version".into()));
         }
         let files = m
             .files()
             .map(|f| read_named(&dir, f))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(corrupt)?;
-        self.key
+            .map_err(manifest)?;
+        (self.key)
             .verify(m.next_offset, &m.tip().sha256, m.hmac.as_deref())
-            .map_err(|e| corrupt(format!("manifest: {e}")))?;
+            .map_err(corrupt)?;
         let cp = decode_chain(&files, &self.config).map_err(corrupt)?;
         if cp.stream() != s || cp.next_offset() != m.next_offset {
-            return Err(corrupt("state and manifest disagree".into()));
+            return Err(manifest("state and manifest disagree".into()));
         }
         Ok(Some(cp))
     }

@@ -179,6 +179,19 @@ pub fn derived_id(prefix: &str, parts: &[&str]) -> String {
     format!("{prefix}-{}", hex::encode(&digest[..8]))
 }
 
+/// Events that could not be handed on (Kafka unavailable, the demo's queue
+/// poisoned): the API answers 503, so the sender retries.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct IntakeError(pub Box<dyn std::error::Error + Send + Sync>);
+
+impl IntakeError {
+    /// An error from a message.
+    pub fn msg(message: impl Into<String>) -> Self {
+        IntakeError(message.into().into())
+    }
+}
+
 /// Where ingested events go: Kafka in `run`, the engine directly in `demo`.
 pub trait Intake: Send + Sync {
     /// The processing clock of the `future` check: the wall clock, or the demo's
@@ -187,9 +200,9 @@ pub trait Intake: Send + Sync {
         wall_now()
     }
     /// Publishes validated events to their topics; returns once they are durable.
-    fn publish(&self, events: &[Event]) -> Result<(), String>;
+    fn publish(&self, events: &[Event]) -> Result<(), IntakeError>;
     /// Records dead letters for items that never became events.
-    fn dead_letter(&self, dead: &[DeadLetter]) -> Result<(), String>;
+    fn dead_letter(&self, dead: &[DeadLetter]) -> Result<(), IntakeError>;
 }
 
 type IdKey = (Topic, String);

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use slaflow::config::Config;
 use slaflow::event::DeadLetter;
 use slaflow::generate::{Generator, roughen, run_through, scenario_config};
-use slaflow::ingest::{Event, Intake};
+use slaflow::ingest::{Event, Intake, IntakeError};
 use slaflow::state::{Core, Shared};
 
 pub const ADMIN: &str = "admin-token-for-tests";
@@ -23,12 +23,12 @@ pub const INGEST_ACME: &str = "ingest-acme-token-for-tests";
 struct Recorder(Arc<Mutex<Vec<String>>>);
 
 impl Intake for Recorder {
-    fn publish(&self, events: &[Event]) -> Result<(), String> {
-        let mut submitted = self.0.lock().map_err(|e| e.to_string())?;
+    fn publish(&self, events: &[Event]) -> Result<(), IntakeError> {
+        let mut submitted = (self.0.lock()).map_err(|e| IntakeError::msg(e.to_string()))?;
         submitted.extend(events.iter().map(|e| e.json.clone()));
         Ok(())
     }
-    fn dead_letter(&self, _: &[DeadLetter]) -> Result<(), String> {
+    fn dead_letter(&self, _: &[DeadLetter]) -> Result<(), IntakeError> {
         Ok(())
     }
 }
