@@ -38,6 +38,46 @@ struct Inputs {
     tickets: Vec<PathBuf>,
 }
 
+/// `slaflow evidence`'s arguments.
+#[derive(clap::Args)]
+struct EvidenceCommand {
+    #[command(flatten)]
+    inputs: Inputs,
+    /// Customer id.
+    #[arg(long)]
+    customer: String,
+    /// UTC calendar month, YYYY-MM.
+    #[arg(long, required_unless_present = "year", conflicts_with = "year")]
+    month: Option<String>,
+    /// A year, YYYY: the annual pack (each month's pack, review.json and
+    /// review.html, one manifest over every file).
+    #[arg(long)]
+    year: Option<i32>,
+    /// Output folder.
+    #[arg(long)]
+    out: PathBuf,
+    /// Also print report.html to report.pdf (needs a headless Chromium).
+    #[arg(long)]
+    pdf: bool,
+}
+
+/// `slaflow demo`'s arguments.
+#[derive(clap::Args)]
+struct DemoCommand {
+    /// Listen address (loopback).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Simulated minutes per real second.
+    #[arg(long, default_value_t = 10)]
+    speed: u32,
+    /// Days of history generated before serving.
+    #[arg(long, default_value_t = 3)]
+    history_days: u32,
+    /// Generator seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
 /// The measurements of `slaflow bench`.
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Measurement {
@@ -69,20 +109,7 @@ enum TokenScopeArg {
 #[derive(Subcommand)]
 enum Command {
     /// Embedded generator + engine + API + dashboard; no external services.
-    Demo {
-        /// Listen address (loopback).
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: String,
-        /// Simulated minutes per real second.
-        #[arg(long, default_value_t = 10)]
-        speed: u32,
-        /// Days of history generated before serving.
-        #[arg(long, default_value_t = 3)]
-        history_days: u32,
-        /// Generator seed.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-    },
+    Demo(DemoCommand),
     /// Live: consume both Kafka topics, publish incidents and dead letters.
     Run {
         /// Config file (TOML).
@@ -108,26 +135,7 @@ enum Command {
     },
     /// Write a customer's evidence pack for a month: reports (JSON, CSV, HTML),
     /// incidents, tickets and a manifest of every input's and output's SHA-256.
-    Evidence {
-        #[command(flatten)]
-        inputs: Inputs,
-        /// Customer id.
-        #[arg(long)]
-        customer: String,
-        /// UTC calendar month, YYYY-MM.
-        #[arg(long, required_unless_present = "year", conflicts_with = "year")]
-        month: Option<String>,
-        /// A year, YYYY: the annual pack (each month's pack, review.json and
-        /// review.html, one manifest over every file).
-        #[arg(long)]
-        year: Option<i32>,
-        /// Output folder.
-        #[arg(long)]
-        out: PathBuf,
-        /// Also print report.html to report.pdf (needs a headless Chromium).
-        #[arg(long)]
-        pdf: bool,
-    },
+    Evidence(EvidenceCommand),
     /// Re-derive an evidence pack from its inputs and compare it byte for byte:
     /// prints "verified" (exit 0) or the first file and field that differ (exit 1).
     Verify {
@@ -301,41 +309,7 @@ struct BenchArgs {
 fn execute(command: Command) -> anyhow::Result<ExitCode> {
     let done = |()| ExitCode::SUCCESS;
     match command {
-        Command::Evidence {
-            inputs,
-            customer,
-            month: None,
-            year: Some(year),
-            out,
-            pdf,
-        } => write_year(&YearArgs {
-            config: inputs.config,
-            monitoring: inputs.monitoring,
-            tickets: inputs.tickets,
-            customer,
-            year,
-            out,
-            pdf,
-            now: slaflow::time::wall_now(),
-        }),
-        Command::Evidence {
-            inputs,
-            customer,
-            month,
-            out,
-            pdf,
-            ..
-        } => write_evidence(&EvidenceArgs {
-            config: inputs.config,
-            monitoring: inputs.monitoring,
-            tickets: inputs.tickets,
-            customer,
-            // clap requires --month without --year.
-            month: month.unwrap_or_default(),
-            out,
-            pdf,
-            now: slaflow::time::wall_now(),
-        }),
+        Command::Evidence(args) => evidence_command(args),
         Command::Verify {
             dir,
             config,
@@ -349,17 +323,12 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
             tickets,
             brokers,
         }),
-        Command::Demo {
-            listen,
-            speed,
-            history_days,
-            seed,
-        } => {
+        Command::Demo(d) => {
             let args = slaflow::demo::DemoArgs {
-                listen,
-                speed: speed.max(1),
-                history_days,
-                seed,
+                listen: d.listen,
+                speed: d.speed.max(1),
+                history_days: d.history_days,
+                seed: d.seed,
             };
             slaflow::demo::demo(args)?;
             Ok(ExitCode::SUCCESS)
@@ -394,6 +363,34 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
                 now: now.unwrap_or_else(slaflow::time::wall_now),
             },
         ),
+    }
+}
+
+/// `slaflow evidence`: a month's pack, or with `--year` the annual one.
+fn evidence_command(e: EvidenceCommand) -> anyhow::Result<ExitCode> {
+    let now = slaflow::time::wall_now();
+    match (e.month, e.year) {
+        (None, Some(year)) => write_year(&YearArgs {
+            config: e.inputs.config,
+            monitoring: e.inputs.monitoring,
+            tickets: e.inputs.tickets,
+            customer: e.customer,
+            year,
+            out: e.out,
+            pdf: e.pdf,
+            now,
+        }),
+        (month, _) => write_evidence(&EvidenceArgs {
+            config: e.inputs.config,
+            monitoring: e.inputs.monitoring,
+            tickets: e.inputs.tickets,
+            customer: e.customer,
+            // clap requires --month without --year.
+            month: month.unwrap_or_default(),
+            out: e.out,
+            pdf: e.pdf,
+            now,
+        }),
     }
 }
 

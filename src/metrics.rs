@@ -222,7 +222,7 @@ impl SloMetrics {
         self.changes_failed.clear();
         for t in engine.services().values() {
             let Some(cursor) = t.cursor() else { continue };
-            let month = crate::engine::availability::month_of(cursor).0;
+            let month = crate::time::month_of(cursor).0;
             let (customer, service) = (t.customer().to_owned(), t.id().to_owned());
             let mut failed = 0;
             for c in t.changes().iter().filter(|c| c.ts >= month) {
@@ -419,6 +419,35 @@ impl Metrics {
     fn register_all(&self, live: bool) -> Registry {
         let m = self;
         let mut registry = Registry::with_prefix("slaflow");
+        m.register_records(&mut registry);
+        m.register_incidents(&mut registry);
+        registry.register("services", "Services by current state", m.services.clone());
+        registry.register(
+            "processing_latency_seconds",
+            "Duration of one processing step",
+            m.latency.clone(),
+        );
+        registry.register(
+            "ingest_items",
+            "Items posted to /v1/ingest/*, by endpoint and result (accepted, duplicate, ignored, rejected)",
+            m.ingest.clone(),
+        );
+        m.slo.register(&mut registry);
+        if live {
+            registry.register(
+                "consumer_lag_records",
+                "Records behind the partition end",
+                m.consumer_lag.clone(),
+            );
+            m.delivery.register(&mut registry);
+            m.checkpoints.register(&mut registry);
+        }
+        registry
+    }
+
+    /// Records read, applied, dead-lettered and held; watermarks.
+    fn register_records(&self, registry: &mut Registry) {
+        let m = self;
         registry.register("records_read", "Input records read", m.read.clone());
         registry.register(
             "records_applied",
@@ -435,6 +464,26 @@ impl Metrics {
             "Event-time now minus each stream's watermark",
             m.watermark_lag.clone(),
         );
+        registry.register(
+            "watermark_seconds",
+            "Global event-time watermark (Unix seconds)",
+            m.watermark.clone(),
+        );
+        registry.register(
+            "records_buffered",
+            "Records held until the watermark passes them (grows with input rate × allowed lateness)",
+            m.buffered.clone(),
+        );
+        registry.register(
+            "dedup_ids",
+            "Event ids remembered for deduplication (grows with input rate × engine.dedup_horizon)",
+            m.dedup_ids.clone(),
+        );
+    }
+
+    /// Incident actions, open incidents and tickets, change-induced outages.
+    fn register_incidents(&self, registry: &mut Registry) {
+        let m = self;
         registry.register(
             "incidents",
             "Incident actions, by rule and action",
@@ -455,48 +504,11 @@ impl Metrics {
             "Tickets whose resolution clock has not stopped",
             m.open_tickets.clone(),
         );
-        registry.register("services", "Services by current state", m.services.clone());
         registry.register(
             "change_induced_outages",
             "Outages whose trigger names the change that induced them (contract section 15)",
             m.induced_outages.clone(),
         );
-        registry.register(
-            "processing_latency_seconds",
-            "Duration of one processing step",
-            m.latency.clone(),
-        );
-        registry.register(
-            "watermark_seconds",
-            "Global event-time watermark (Unix seconds)",
-            m.watermark.clone(),
-        );
-        registry.register(
-            "records_buffered",
-            "Records held until the watermark passes them (grows with input rate × allowed lateness)",
-            m.buffered.clone(),
-        );
-        registry.register(
-            "dedup_ids",
-            "Event ids remembered for deduplication (grows with input rate × engine.dedup_horizon)",
-            m.dedup_ids.clone(),
-        );
-        registry.register(
-            "ingest_items",
-            "Items posted to /v1/ingest/*, by endpoint and result (accepted, duplicate, ignored, rejected)",
-            m.ingest.clone(),
-        );
-        m.slo.register(&mut registry);
-        if live {
-            registry.register(
-                "consumer_lag_records",
-                "Records behind the partition end",
-                m.consumer_lag.clone(),
-            );
-            m.delivery.register(&mut registry);
-            m.checkpoints.register(&mut registry);
-        }
-        registry
     }
 
     /// Updates after a processing step that took `step` and fired `fired`;
@@ -510,7 +522,15 @@ impl Metrics {
         fired: &[Incident],
     ) {
         self.latency.observe(step.as_secs_f64());
-        let c = pipeline.counts();
+        self.observe_counts(pipeline.counts());
+        self.observe_fired(fired);
+        self.observe_open(open);
+        self.observe_eventtime(pipeline.eventtime(), now);
+        self.observe_engine(pipeline.engine());
+    }
+
+    /// The record counters, by what the counts grew since the last step.
+    fn observe_counts(&self, c: &crate::pipeline::Counts) {
         if let Ok(mut last) = self.last.lock() {
             self.read.inc_by(c.read.saturating_sub(last.read));
             self.applied.inc_by(c.applied.saturating_sub(last.applied));
@@ -524,6 +544,10 @@ impl Metrics {
             }
             *last = c.clone();
         }
+    }
+
+    /// The incident action counters, and outages induced by changes.
+    fn observe_fired(&self, fired: &[Incident]) {
         for i in fired {
             let action = if i.action == Action::Trigger {
                 "trigger"
@@ -547,6 +571,10 @@ impl Metrics {
                 self.induced_outages.get_or_create(&label).inc();
             }
         }
+    }
+
+    /// Open incidents, in all and by rule.
+    fn observe_open(&self, open: &BTreeMap<String, Incident>) {
         self.open_incidents.set(open.len() as i64);
         let mut by_rule: BTreeMap<Rule, i64> = Rule::VARIANTS.iter().map(|&r| (r, 0)).collect();
         for i in open.values() {
@@ -558,7 +586,10 @@ impl Metrics {
             };
             self.open_by_rule.get_or_create(&label).set(n);
         }
-        let et = pipeline.eventtime();
+    }
+
+    /// Buffered records, remembered ids and watermarks at the driver's `now`.
+    fn observe_eventtime(&self, et: &crate::eventtime::EventTime, now: Millis) {
         self.buffered.set(et.buffered() as i64);
         self.dedup_ids.set(et.dedup_ids() as i64);
         let wm = et.watermark();
@@ -572,7 +603,10 @@ impl Metrics {
                     .set((now - w) as f64 / 1000.0);
             }
         }
-        let engine = pipeline.engine();
+    }
+
+    /// Open tickets and services by state.
+    fn observe_engine(&self, engine: &crate::engine::Engine) {
         self.open_tickets.set(engine.tickets().open_count() as i64);
         let mut by_state = BTreeMap::new();
         for t in engine.services().values() {

@@ -122,6 +122,27 @@ pub fn wall_now() -> Millis {
     Utc::now().timestamp_millis()
 }
 
+/// The UTC calendar month containing `t`: `[start, end)`.
+pub fn month_of(t: Millis) -> (Millis, Millis) {
+    use chrono::{Datelike, TimeZone, Utc};
+    let Some(d) = Utc.timestamp_millis_opt(t).single() else {
+        return (t, t.saturating_add(1));
+    };
+    let start = Utc
+        .with_ymd_and_hms(d.year(), d.month(), 1, 0, 0, 0)
+        .single();
+    let (ny, nm) = if d.month() == 12 {
+        (d.year() + 1, 1)
+    } else {
+        (d.year(), d.month() + 1)
+    };
+    let end = Utc.with_ymd_and_hms(ny, nm, 1, 0, 0, 0).single();
+    match (start, end) {
+        (Some(s), Some(e)) => (s.timestamp_millis(), e.timestamp_millis()),
+        _ => (t, t.saturating_add(1)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

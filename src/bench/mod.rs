@@ -237,12 +237,7 @@ pub fn replay_rows(days: u32, threads: usize) -> Vec<Row> {
     let bytes: usize = events.iter().map(|g| g.line.len() + 1).sum();
     let all: Vec<&Generated> = events.iter().collect();
     let probe_heavy = all.len();
-    // Median of three runs: the first run also pays for faulting in fresh memory.
-    let median = |f: &dyn Fn() -> f64| {
-        let mut v = [f(), f(), f()];
-        v.sort_by(f64::total_cmp);
-        v[1]
-    };
+    let median = median_of_3;
     let secs = median(&|| replay_in_memory(&config, &all));
     let mut rows = vec![Row {
         name: format!("replay, 1 core ({probe_heavy} events, probe-heavy; median of 3)"),
@@ -282,24 +277,7 @@ pub fn replay_rows(days: u32, threads: usize) -> Vec<Row> {
         target: "the ceiling of the row above".into(),
     });
     let threads = threads.max(1);
-    let parts: Vec<Vec<&Generated>> = (0..threads)
-        .map(|t| {
-            all.iter()
-                .copied()
-                .filter(|g| split(&g.key, threads) == t)
-                .collect()
-        })
-        .collect();
-    let secs = median(&|| {
-        let started = Instant::now();
-        std::thread::scope(|scope| {
-            for part in &parts {
-                let config = config.clone();
-                scope.spawn(move || replay_in_memory(&config, part));
-            }
-        });
-        started.elapsed().as_secs_f64()
-    });
+    let secs = median(&|| replay_split(&config, &all, threads));
     rows.push(Row {
         name: format!(
             "replay, {threads} {} (keys split across pipelines; median of 3)",
@@ -313,6 +291,32 @@ pub fn replay_rows(days: u32, threads: usize) -> Vec<Row> {
         target: "scales with cores".into(),
     });
     rows
+}
+
+/// Median of three runs: the first run also pays for faulting in fresh memory.
+fn median_of_3(f: &dyn Fn() -> f64) -> f64 {
+    let mut v = [f(), f(), f()];
+    v.sort_by(f64::total_cmp);
+    v[1]
+}
+
+/// Seconds to replay `all` on `threads` pipelines at once, keys split among them.
+fn replay_split(config: &Arc<Config>, all: &[&Generated], threads: usize) -> f64 {
+    let parts: Vec<Vec<&Generated>> = (0..threads)
+        .map(|t| {
+            (all.iter().copied())
+                .filter(|g| split(&g.key, threads) == t)
+                .collect()
+        })
+        .collect();
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for part in &parts {
+            let config = config.clone();
+            scope.spawn(move || replay_in_memory(&config, part));
+        }
+    });
+    started.elapsed().as_secs_f64()
 }
 
 /// Which pipeline a key goes to: the scenario's six services round-robin (so the
@@ -441,13 +445,7 @@ impl MemoryGauge {
 /// sources, then `services` counter series are added.
 pub fn memory_rows(tickets: usize, services: usize, gauge: MemoryGauge) -> Vec<Row> {
     let bytes = || (gauge.bytes)().unwrap_or(0);
-    let mut text = String::from("[[customers]]\nid = \"c\"\n");
-    for i in 0..services {
-        text.push_str(&format!("[[services]]\nid = \"s{i}\"\ncustomer = \"c\"\n"));
-    }
-    text.push_str("[[slas]]\nid = \"sla\"\ncustomer = \"c\"\nkinds = [\"incident\"]\n[slas.targets.P1]\nresponse = \"100d\"\nresolution = \"100d\"\n");
-    text.push_str("[[slos]]\nid = \"req\"\nservice = \"s0\"\nobjective = 99.0\nwindow = \"28d\"\ntotal = \"requests\"\nbad = \"errors\"\n");
-    let config = parse(&text);
+    let config = memory_config(services);
     let mut p = Pipeline::new(config.clone(), ["m".into(), "t".into()]);
     let now = crate::time::wall_now();
     let mut out = Outputs::default();
@@ -469,6 +467,32 @@ pub fn memory_rows(tickets: usize, services: usize, gauge: MemoryGauge) -> Vec<R
     }
     p.finish(None, &mut out).expect(CONSISTENT);
     let after_tickets = bytes();
+    probe_services(&mut p, services, now, &mut out);
+    let after_services = bytes();
+    let per_counter = counter_series_bytes(&config, services, &bytes);
+    let per_ticket = after_tickets.saturating_sub(before) as f64 / tickets as f64;
+    let per_source = after_services.saturating_sub(after_tickets) as f64 / (services * 3) as f64;
+    memory_table(
+        tickets,
+        services,
+        gauge.unit,
+        [per_ticket, per_source, per_counter],
+    )
+}
+
+/// One customer with `services` services, an SLA and a request SLO.
+fn memory_config(services: usize) -> Arc<Config> {
+    let mut text = String::from("[[customers]]\nid = \"c\"\n");
+    for i in 0..services {
+        text.push_str(&format!("[[services]]\nid = \"s{i}\"\ncustomer = \"c\"\n"));
+    }
+    text.push_str("[[slas]]\nid = \"sla\"\ncustomer = \"c\"\nkinds = [\"incident\"]\n[slas.targets.P1]\nresponse = \"100d\"\nresolution = \"100d\"\n");
+    text.push_str("[[slos]]\nid = \"req\"\nservice = \"s0\"\nobjective = 99.0\nwindow = \"28d\"\ntotal = \"requests\"\nbad = \"errors\"\n");
+    parse(&text)
+}
+
+/// Two rounds of probes from three sources for each of `services` services.
+fn probe_services(p: &mut Pipeline, services: usize, now: Millis, out: &mut Outputs) {
     let mon = StreamId {
         topic: Topic::Monitoring,
         partition: 0,
@@ -484,20 +508,21 @@ pub fn memory_rows(tickets: usize, services: usize, gauge: MemoryGauge) -> Vec<R
                     })
                 })
                 .collect();
-            p.ingest(mon, &RawRecord::numbered(&lines, 0, offset), now, &mut out)
+            p.ingest(mon, &RawRecord::numbered(&lines, 0, offset), now, out)
                 .expect(CONSISTENT);
             offset += lines.len() as i64;
         }
-        p.advance(None, &mut out).expect(CONSISTENT);
+        p.advance(None, out).expect(CONSISTENT);
     }
-    p.finish(None, &mut out).expect(CONSISTENT);
-    let after_services = bytes();
-    let per_counter = counter_series_bytes(&config, services, &bytes);
-    let per_ticket = after_tickets.saturating_sub(before) as f64 / tickets as f64;
-    let per_source = after_services.saturating_sub(after_tickets) as f64 / (services * 3) as f64;
+    p.finish(None, out).expect(CONSISTENT);
+}
+
+/// The memory rows: bytes per open ticket, per service source, per counter series.
+fn memory_table(tickets: usize, services: usize, unit: &str, per: [f64; 3]) -> Vec<Row> {
+    let [per_ticket, per_source, per_counter] = per;
     vec![
         Row {
-            name: format!("memory per open ticket ({tickets} tickets, {})", gauge.unit),
+            name: format!("memory per open ticket ({tickets} tickets, {unit})"),
             value: format!(
                 "{per_ticket:.0} B ({:.1} MiB per 100,000)",
                 per_ticket * 1e5 / 1048576.0
@@ -505,10 +530,7 @@ pub fn memory_rows(tickets: usize, services: usize, gauge: MemoryGauge) -> Vec<R
             target: "≤ 512 B".into(),
         },
         Row {
-            name: format!(
-                "memory per service source ({services} services × 3 sources, {})",
-                gauge.unit
-            ),
+            name: format!("memory per service source ({services} services × 3 sources, {unit})"),
             value: format!(
                 "{per_source:.0} B ({:.1} MiB per 10,000 services)",
                 per_source * 3.0 * 1e4 / 1048576.0
@@ -517,8 +539,7 @@ pub fn memory_rows(tickets: usize, services: usize, gauge: MemoryGauge) -> Vec<R
         },
         Row {
             name: format!(
-                "memory per counter series ({services} series of one service, Prometheus-style sources, {})",
-                gauge.unit
+                "memory per counter series ({services} series of one service, Prometheus-style sources, {unit})"
             ),
             value: format!("{per_counter:.0} B"),
             target: "≤ 256 B".into(),

@@ -24,7 +24,7 @@ use crate::engine::requests::{Owner, Requests, SloCounts, SloRules};
 use crate::engine::runs::Runs;
 pub use crate::engine::states::{State, StateDurations, measured_and_downtime};
 use crate::model::{ChangeOutcome, ProbeStatus, Rule, Severity};
-use crate::time::{Millis, check_instant, format_ms};
+use crate::time::{Millis, check_instant, format_ms, month_of};
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 struct Window {
@@ -1027,27 +1027,6 @@ struct Here {
     since: Millis,
     /// Where service hours or exclusions change next.
     until: Millis,
-}
-
-/// The UTC calendar month containing `t`: `[start, end)`.
-pub fn month_of(t: Millis) -> (Millis, Millis) {
-    use chrono::{Datelike, TimeZone, Utc};
-    let Some(d) = Utc.timestamp_millis_opt(t).single() else {
-        return (t, t.saturating_add(1));
-    };
-    let start = Utc
-        .with_ymd_and_hms(d.year(), d.month(), 1, 0, 0, 0)
-        .single();
-    let (ny, nm) = if d.month() == 12 {
-        (d.year() + 1, 1)
-    } else {
-        (d.year(), d.month() + 1)
-    };
-    let end = Utc.with_ymd_and_hms(ny, nm, 1, 0, 0, 0).single();
-    match (start, end) {
-        (Some(s), Some(e)) => (s.timestamp_millis(), e.timestamp_millis()),
-        _ => (t, t.saturating_add(1)),
-    }
 }
 
 #[cfg(test)]

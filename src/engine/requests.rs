@@ -391,7 +391,7 @@ impl Requests {
     pub fn window_of(slo: &SloConfig, at: Millis) -> (Millis, Millis) {
         match slo.window.rolling_ms() {
             Some(w) => (at.saturating_sub(w), at),
-            None => (crate::engine::availability::month_of(at).0.min(at), at),
+            None => (crate::time::month_of(at).0.min(at), at),
         }
     }
 

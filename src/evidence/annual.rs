@@ -24,13 +24,13 @@ use super::{
 };
 use crate::config::Config;
 use crate::engine::Outputs;
-use crate::engine::availability::month_of;
 use crate::engine::incidents::{Action, Incident};
 use crate::model::Rule;
 use crate::replay::{self, Replayed};
 use crate::report::{SlaReport, Tables};
 use crate::sink::file::json_document;
 use crate::source::ChunkSource;
+use crate::time::month_of;
 use crate::time::{Millis, format_ms, parse_rfc3339};
 
 /// The year's review, as data.

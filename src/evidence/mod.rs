@@ -208,7 +208,7 @@ pub fn parse_month(s: &str) -> Result<(Millis, Millis), EvidenceError> {
         return Err(bad());
     }
     let start = parse_rfc3339(&format!("{y}-{m}-01T00:00:00Z")).map_err(|_| bad())?;
-    Ok(crate::engine::availability::month_of(start))
+    Ok(crate::time::month_of(start))
 }
 
 /// Writes the pack of `args.customer` and `args.month` into `args.out`.
