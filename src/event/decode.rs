@@ -16,6 +16,7 @@ use serde::de::{self, Deserializer, Visitor};
 
 use super::Topic;
 use super::deadletter::{DeadLetter, Reason};
+use super::flat::{self, Value};
 use super::schema::schema;
 use crate::model::{
     ChangeOutcome, MonitoringKind, Priority, ProbeStatus, TicketEventType, TicketKind,
@@ -153,6 +154,184 @@ struct MonitoringJson<'a> {
     approved_by: Option<Cow<'a, str>>,
 }
 
+/// One member of a record on the fast path ([`flat::scan`]): `slot` is `None`
+/// until the key is seen, so a repeated key (an error to serde) is refused.
+fn set<T>(slot: &mut Option<T>, value: Option<T>) -> Option<()> {
+    match (slot.is_some(), value) {
+        (false, Some(v)) => {
+            *slot = Some(v);
+            Some(())
+        }
+        _ => None,
+    }
+}
+
+/// A string member as serde reads it into `Cow<str>`.
+fn text(v: Value<'_>) -> Option<Cow<'_, str>> {
+    match v {
+        Value::Str(s) => Some(Cow::Borrowed(s)),
+        _ => None,
+    }
+}
+
+/// An optional string member: `null` is `None`.
+fn opt_text(v: Value<'_>) -> Option<Option<Cow<'_, str>>> {
+    match v {
+        Value::Null => Some(None),
+        v => text(v).map(Some),
+    }
+}
+
+/// An optional number member as serde reads it into `f64`.
+fn opt_number(v: Value<'_>) -> Option<Option<f64>> {
+    match v {
+        Value::Null => Some(None),
+        Value::Int(i) => Some(Some(i as f64)),
+        Value::Float(f) => Some(Some(f)),
+        Value::Str(_) => None,
+    }
+}
+
+/// A time member as [`Ts`] reads it; `None` where serde would fail (the serde
+/// path then words the error).
+fn time(v: Value<'_>) -> Option<Ts> {
+    match v {
+        Value::Int(i) => checked_ms(i).ok().map(Ts),
+        Value::Str(s) => parse_rfc3339(s).ok().map(Ts),
+        Value::Float(_) | Value::Null => None,
+    }
+}
+
+fn opt_time(v: Value<'_>) -> Option<Option<Ts>> {
+    match v {
+        Value::Null => Some(None),
+        v => time(v).map(Some),
+    }
+}
+
+/// A record type with a fast path: `None` sends the record to serde.
+trait Fast<'a>: Sized {
+    fn fast(text: &'a str) -> Option<Self>;
+}
+
+impl<'a> Fast<'a> for MonitoringJson<'a> {
+    fn fast(text_: &'a str) -> Option<Self> {
+        #[derive(Default)]
+        struct Seen<'a> {
+            event_id: Option<Cow<'a, str>>,
+            ts: Option<Ts>,
+            service: Option<Cow<'a, str>>,
+            kind: Option<Cow<'a, str>>,
+            strings: [Option<Option<Cow<'a, str>>>; 10],
+            numbers: [Option<Option<f64>>; 3],
+            times: [Option<Option<Ts>>; 2],
+        }
+        const STRINGS: [&str; 10] = [
+            "source",
+            "status",
+            "resource",
+            "metric",
+            "name",
+            "change_id",
+            "outcome",
+            "exclusion_id",
+            "reason",
+            "approved_by",
+        ];
+        const NUMBERS: [&str; 3] = ["latency_ms", "value", "capacity"];
+        let mut m = Seen::default();
+        flat::scan(text_, |key, v| match key {
+            "event_id" => set(&mut m.event_id, text(v)),
+            "ts" => set(&mut m.ts, time(v)),
+            "service" => set(&mut m.service, text(v)),
+            "kind" => set(&mut m.kind, text(v)),
+            "start" => set(&mut m.times[0], opt_time(v)),
+            "end" => set(&mut m.times[1], opt_time(v)),
+            k => match (
+                STRINGS.iter().position(|s| *s == k),
+                NUMBERS.iter().position(|s| *s == k),
+            ) {
+                (Some(i), _) => set(&mut m.strings[i], opt_text(v)),
+                (_, Some(i)) => set(&mut m.numbers[i], opt_number(v)),
+                // serde ignores other members.
+                _ => Some(()),
+            },
+        })?;
+        let [
+            source,
+            status,
+            resource,
+            metric,
+            name,
+            change_id,
+            outcome,
+            exclusion_id,
+            reason,
+            approved_by,
+        ] = m.strings.map(Option::flatten);
+        let [latency_ms, value, capacity] = m.numbers.map(Option::flatten);
+        let [start, end] = m.times.map(Option::flatten);
+        Some(MonitoringJson {
+            event_id: m.event_id?,
+            ts: m.ts?,
+            service: m.service?,
+            kind: m.kind?,
+            source,
+            status,
+            latency_ms,
+            resource,
+            metric,
+            name,
+            value,
+            capacity,
+            start,
+            end,
+            change_id,
+            outcome,
+            exclusion_id,
+            reason,
+            approved_by,
+        })
+    }
+}
+
+impl<'a> Fast<'a> for TicketJson<'a> {
+    fn fast(text_: &'a str) -> Option<Self> {
+        #[derive(Default)]
+        struct Seen<'a> {
+            event_id: Option<Cow<'a, str>>,
+            ts: Option<Ts>,
+            ticket: Option<Cow<'a, str>>,
+            kind_of_event: Option<Cow<'a, str>>,
+            strings: [Option<Option<Cow<'a, str>>>; 5],
+        }
+        const STRINGS: [&str; 5] = ["customer", "service", "priority", "kind", "status"];
+        let mut t = Seen::default();
+        flat::scan(text_, |key, v| match key {
+            "event_id" => set(&mut t.event_id, text(v)),
+            "ts" => set(&mut t.ts, time(v)),
+            "ticket" => set(&mut t.ticket, text(v)),
+            "type" => set(&mut t.kind_of_event, text(v)),
+            k => match STRINGS.iter().position(|s| *s == k) {
+                Some(i) => set(&mut t.strings[i], opt_text(v)),
+                None => Some(()),
+            },
+        })?;
+        let [customer, service, priority, kind, status] = t.strings.map(Option::flatten);
+        Some(TicketJson {
+            event_id: t.event_id?,
+            ts: t.ts?,
+            ticket: t.ticket?,
+            kind_of_event: t.kind_of_event?,
+            customer,
+            service,
+            priority,
+            kind,
+            status,
+        })
+    }
+}
+
 #[derive(Deserialize)]
 struct TicketJson<'a> {
     #[serde(borrow)]
@@ -240,6 +419,8 @@ pub struct Decoder {
     topic_name: Arc<str>,
     /// Longest maintenance or exclusion window (`engine.max_window`).
     max_window: Millis,
+    /// Whether plain records take the fast path ([`flat::scan`]).
+    fast: bool,
 }
 
 impl Decoder {
@@ -249,7 +430,15 @@ impl Decoder {
             topic,
             topic_name: Arc::from(topic_name),
             max_window: DEFAULT_MAX_WINDOW,
+            fast: true,
         }
+    }
+
+    /// This decoder reading every record with serde, as before the fast path
+    /// (the reference of the equivalence test, and a bench row).
+    pub fn serde_only(mut self) -> Self {
+        self.fast = false;
+        self
     }
 
     /// This decoder with `engine.max_window` = `ms`.
@@ -291,7 +480,7 @@ impl Decoder {
     }
 
     /// UTF-8 and JSON decoding of one record; on failure it is recorded as malformed.
-    fn parse<'r, T: Deserialize<'r>>(
+    fn parse<'r, T: Deserialize<'r> + Fast<'r>>(
         &self,
         pos: usize,
         r: &RawRecord<'r>,
@@ -304,6 +493,9 @@ impl Decoder {
                 return None;
             }
         };
+        if let Some(ev) = self.fast.then(|| T::fast(raw)).flatten() {
+            return Some((raw, ev));
+        }
         match serde_json::from_str(raw) {
             Ok(ev) => Some((raw, ev)),
             Err(e) => {
@@ -598,6 +790,7 @@ mod tests {
     use crate::event::schema::{col, mon, tkt};
     use datafusion::arrow::array::{Array, AsArray};
     use datafusion::arrow::datatypes::{Float64Type, Int64Type};
+    use proptest::prelude::*;
 
     fn decode(topic: Topic, lines: &[&str]) -> DecodedChunk {
         let recs = RawRecord::numbered(lines, 3, 0);
@@ -780,5 +973,223 @@ mod tests {
         assert_eq!(c.malformed.len(), 1);
         assert_eq!(c.malformed[0].dead.topic, "tickets.events");
         assert!(c.malformed[0].dead.raw.contains('\u{FFFD}'));
+    }
+
+    /// A value of a member, valid for some fields and not for others, with the
+    /// numbers, times, escapes and unicode where two JSON readers might differ.
+    fn any_value() -> impl Strategy<Value = String> {
+        let fixed = [
+            "null",
+            "true",
+            "0",
+            "-0",
+            "-1",
+            "7",
+            "01",
+            "12.5",
+            "1e3",
+            "1E-2",
+            "-2.5e+2",
+            "1.",
+            "9223372036854775807",
+            "18446744073709551616",
+            "123456789012345678",
+            "1234567890123456789",
+            "1793613600000",
+            "253402300800000",
+            "-62167219200001",
+            "1.7976931348623157e308",
+            "1e400",
+            "0.1",
+            "3.000000000000000444",
+            "NaN",
+            r#""2026-11-02T10:00:00Z""#,
+            r#""2026-11-02T11:00:00.25+01:00""#,
+            r#""2026-11-02""#,
+            r#""2026-11-02 10:00:00""#,
+            r#""yesterday""#,
+            r#""""#,
+            r#""up""#,
+            r#""down""#,
+            r#""degraded""#,
+            r#""probe""#,
+            r#""metric""#,
+            r#""maintenance""#,
+            r#""exclusion""#,
+            r#""counter""#,
+            r#""change""#,
+            r#""success""#,
+            r#""created""#,
+            r#""P1""#,
+            r#""incident""#,
+            r#""web""#,
+            r#""acme""#,
+            r#""a\"b""#,
+            r#""\u00e9""#,
+            r#""é☃""#,
+            r#""\ud800""#,
+            "\"tab\there\"",
+            "{}",
+            r#"{"a":1}"#,
+            "[1]",
+            "\"x\"y",
+        ];
+        prop_oneof![
+            3 => prop::sample::select(fixed.to_vec()).prop_map(str::to_owned),
+            1 => "[a-z0-9 ]{0,6}".prop_map(|s| format!("\"{s}\"")),
+            1 => any::<i64>().prop_map(|i| i.to_string()),
+            1 => any::<f64>().prop_map(|f| format!("{f:?}")),
+        ]
+    }
+
+    /// Valid records of every kind, to be mutated.
+    const TEMPLATES: [(Topic, &str); 10] = [
+        (
+            Topic::Monitoring,
+            r#"{"event_id":"p1","ts":1793613600000,"service":"web","kind":"probe","source":"eu-1","status":"up","latency_ms":41.5}"#,
+        ),
+        (
+            Topic::Monitoring,
+            r#"{"event_id":"m1","ts":"2026-11-02T10:00:00Z","service":"db","kind":"metric","resource":"db-1","metric":"disk","value":812,"capacity":1000.0}"#,
+        ),
+        (
+            Topic::Monitoring,
+            r#"{"event_id":"w1","ts":1793613600000,"service":"web","kind":"maintenance","start":"2026-11-02T22:00:00Z","end":1793660400000,"change_id":null}"#,
+        ),
+        (
+            Topic::Monitoring,
+            r#"{"event_id":"x1","ts":1793613600000,"service":"web","kind":"exclusion","exclusion_id":"e","start":1793613600000,"end":1793617200000,"reason":"r","approved_by":"a"}"#,
+        ),
+        (
+            Topic::Monitoring,
+            r#"{"event_id":"c1","ts":1793613600000,"service":"web","kind":"counter","source":"lb","name":"requests","value":12}"#,
+        ),
+        (
+            Topic::Monitoring,
+            r#"{"event_id":"g1","ts":1793613600000,"service":"web","kind":"change","change_id":"42","outcome":"rolled_back"}"#,
+        ),
+        (
+            Topic::Tickets,
+            r#"{"event_id":"t1","ts":1793613600000,"ticket":"INC-1","type":"created","customer":"acme","service":"web","priority":"P2","kind":"incident"}"#,
+        ),
+        (
+            Topic::Tickets,
+            r#"{"event_id":"t2","ts":"2026-11-02T10:05:00+00:00","ticket":"INC-1","type":"responded"}"#,
+        ),
+        (
+            Topic::Tickets,
+            r#"{"event_id":"t3","ts":1793614000000,"ticket":"INC-1","type":"status","status":"pending_customer"}"#,
+        ),
+        (
+            Topic::Tickets,
+            r#"{"event_id":"t4","ts":1793614000000,"ticket":"INC-1","type":"priority","priority":"P1"}"#,
+        ),
+    ];
+
+    /// One change to a record's members.
+    #[derive(Debug, Clone)]
+    enum Edit {
+        Replace(usize, String),
+        Remove(usize),
+        Repeat(usize),
+        Add(String, String),
+        Trailing(String),
+    }
+
+    fn any_edit() -> impl Strategy<Value = Edit> {
+        let key = prop::sample::select(vec![
+            "event_id",
+            "ts",
+            "service",
+            "kind",
+            "source",
+            "status",
+            "latency_ms",
+            "value",
+            "capacity",
+            "start",
+            "end",
+            "name",
+            "outcome",
+            "ticket",
+            "type",
+            "priority",
+            "customer",
+            "x",
+            "é",
+            "a\\\"b",
+        ]);
+        prop_oneof![
+            4 => (0..12usize, any_value()).prop_map(|(i, v)| Edit::Replace(i, v)),
+            1 => (0..12usize).prop_map(Edit::Remove),
+            1 => (0..12usize).prop_map(Edit::Repeat),
+            1 => (key, any_value()).prop_map(|(k, v)| Edit::Add(k.to_owned(), v)),
+            1 => prop::sample::select(vec!["x", "}", ",", " \n", "\t"]).prop_map(|t| Edit::Trailing(t.to_owned())),
+        ]
+    }
+
+    /// `template` with `edits` applied, written with `spaces` around tokens.
+    fn edited(template: &str, edits: &[Edit], spaced: bool) -> String {
+        let v: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(template).expect("a template");
+        let mut members: Vec<(String, String)> = (v.into_iter())
+            .map(|(k, v)| (format!("{k:?}"), v.to_string()))
+            .collect();
+        let mut trailing = String::new();
+        for e in edits {
+            let n = members.len().max(1);
+            match e {
+                Edit::Replace(i, value) if !members.is_empty() => members[i % n].1 = value.clone(),
+                Edit::Remove(i) if !members.is_empty() => {
+                    members.remove(i % n);
+                }
+                Edit::Repeat(i) if !members.is_empty() => members.push(members[i % n].clone()),
+                Edit::Add(k, value) => members.push((format!("\"{k}\""), value.clone())),
+                Edit::Trailing(t) => trailing.push_str(t),
+                _ => {}
+            }
+        }
+        let sp = if spaced { " " } else { "" };
+        let body: Vec<String> = (members.iter())
+            .map(|(k, v)| format!("{sp}{k}{sp}:{sp}{v}{sp}"))
+            .collect();
+        format!("{sp}{{{}}}{trailing}", body.join(","))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// The fast path gives exactly the rows and dead letters serde gives.
+        #[test]
+        fn the_fast_path_decodes_as_serde_does(
+            picks in prop::collection::vec(
+                (0..TEMPLATES.len(), prop::collection::vec(any_edit(), 0..3), any::<bool>()),
+                1..12,
+            ),
+        ) {
+            for topic in Topic::ALL {
+                let lines: Vec<String> = (picks.iter())
+                    .filter(|(t, ..)| TEMPLATES[*t].0 == topic)
+                    .map(|(t, edits, spaced)| edited(TEMPLATES[*t].1, edits, *spaced))
+                    .collect();
+                let recs = RawRecord::numbered(&lines, 1, 0);
+                let fast = Decoder::new(topic, "t").decode(1, &recs);
+                let serde = Decoder::new(topic, "t").serde_only().decode(1, &recs);
+                prop_assert_eq!(&fast.batch, &serde.batch, "{:?}", lines);
+                let dead = |c: &DecodedChunk| -> Vec<(usize, String)> {
+                    c.malformed.iter().map(|m| (m.position, m.dead.error.clone())).collect()
+                };
+                prop_assert_eq!(dead(&fast), dead(&serde), "{:?}", lines);
+            }
+        }
+    }
+
+    #[test]
+    fn generated_traffic_takes_the_fast_path() {
+        let lines = [TEMPLATES[0].1, TEMPLATES[1].1, TEMPLATES[4].1];
+        for l in lines {
+            assert!(MonitoringJson::fast(l).is_some(), "{l}");
+        }
+        assert!(TicketJson::fast(TEMPLATES[6].1).is_some());
     }
 }

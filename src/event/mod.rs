@@ -3,6 +3,7 @@
 
 pub mod deadletter;
 pub mod decode;
+mod flat;
 pub mod rows;
 pub mod schema;
 

@@ -1,0 +1,175 @@
+//! The decoder's fast path: one pass over a flat JSON object whose members are
+//! plain strings (no escapes), numbers or `null`, the shape every contract
+//! record has. Anything else (an escape, a nested value, `true`, a number
+//! serde_json reads another way, text after the object, …) makes [`scan`]
+//! answer `None`, and the decoder reads the record with serde instead, which
+//! also words every error. The two paths give the same rows: a property test in
+//! `decode.rs` compares them on random records.
+
+/// A member's value, as the fast path reads it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Value<'a> {
+    /// A string without escapes.
+    Str(&'a str),
+    /// An integer that fits an `i64` (at most 18 digits).
+    Int(i64),
+    /// A number with a fraction or exponent, as serde_json reads it.
+    Float(f64),
+    /// `null`.
+    Null,
+}
+
+/// Calls `member(key, value)` for each member of the object `text`, in order;
+/// `None` when `text` is not a plain flat object or `member` refuses one.
+pub(super) fn scan<'a>(
+    text: &'a str,
+    mut member: impl FnMut(&'a str, Value<'a>) -> Option<()>,
+) -> Option<()> {
+    let b = text.as_bytes();
+    let mut i = skip_ws(b, 0);
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    i = skip_ws(b, i + 1);
+    if b.get(i) == Some(&b'}') {
+        return end(b, i + 1);
+    }
+    loop {
+        let (key, next) = string(text, i)?;
+        i = skip_ws(b, next);
+        if b.get(i) != Some(&b':') {
+            return None;
+        }
+        i = skip_ws(b, i + 1);
+        let (value, next) = value(text, i)?;
+        member(key, value)?;
+        i = skip_ws(b, next);
+        match b.get(i) {
+            Some(b',') => i = skip_ws(b, i + 1),
+            Some(b'}') => return end(b, i + 1),
+            _ => return None,
+        }
+    }
+}
+
+/// Only whitespace may follow the object.
+fn end(b: &[u8], i: usize) -> Option<()> {
+    (skip_ws(b, i) == b.len()).then_some(())
+}
+
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while let Some(b' ' | b'\t' | b'\n' | b'\r') = b.get(i) {
+        i += 1;
+    }
+    i
+}
+
+/// The string starting at `text[i]` (a `"`) and the index after it; `None`
+/// for an escape or a control character.
+fn string(text: &str, i: usize) -> Option<(&str, usize)> {
+    let b = text.as_bytes();
+    if b.get(i) != Some(&b'"') {
+        return None;
+    }
+    let start = i + 1;
+    // Strings here are short ids and names: a plain loop beats a SIMD search's setup.
+    let len = (b[start..].iter()).position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+    let end = start + len;
+    if b[end] != b'"' {
+        return None;
+    }
+    // `"` is ASCII, so `start..end` lies on character boundaries.
+    Some((text.get(start..end)?, end + 1))
+}
+
+fn value(text: &str, i: usize) -> Option<(Value<'_>, usize)> {
+    let b = text.as_bytes();
+    match b.get(i)? {
+        b'"' => string(text, i).map(|(s, next)| (Value::Str(s), next)),
+        b'n' => text[i..]
+            .starts_with("null")
+            .then_some((Value::Null, i + 4)),
+        b'-' | b'0'..=b'9' => number(text, i),
+        _ => None,
+    }
+}
+
+/// A number token as serde_json reads it: an integer of at most 18 digits
+/// (no leading zero, not `-0`, which serde_json reads as a float), or a
+/// fraction/exponent parsed by serde_json itself, so the `f64` is the same.
+fn number(text: &str, i: usize) -> Option<(Value<'_>, usize)> {
+    let b = text.as_bytes();
+    let mut j = i + usize::from(b[i] == b'-');
+    let digits = j;
+    while b.get(j).is_some_and(u8::is_ascii_digit) {
+        j += 1;
+    }
+    let n_digits = j - digits;
+    if n_digits == 0 || (b[digits] == b'0' && (n_digits > 1 || b[i] == b'-')) {
+        return None;
+    }
+    if !matches!(b.get(j), Some(b'.' | b'e' | b'E')) {
+        if n_digits > 18 {
+            return None;
+        }
+        return Some((Value::Int(text[i..j].parse().ok()?), j));
+    }
+    while b
+        .get(j)
+        .is_some_and(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-'))
+    {
+        j += 1;
+    }
+    let f: f64 = serde_json::from_str(&text[i..j]).ok()?;
+    Some((Value::Float(f), j))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn members(text: &str) -> Option<Vec<(&str, Value<'_>)>> {
+        let mut out = Vec::new();
+        scan(text, |k, v| {
+            out.push((k, v));
+            Some(())
+        })?;
+        Some(out)
+    }
+
+    #[test]
+    fn plain_objects_are_read_and_the_rest_left_to_serde() {
+        let got = members(r#" { "a" : "x\u00e9" , "b":-12,"c":1.5e2,"d":null } "#);
+        assert_eq!(got, None, "an escape is left to serde");
+        let got = members(r#" { "a" : "xé" , "b":-12,"c":1.5e2,"d":null } "#);
+        assert_eq!(
+            got,
+            Some(vec![
+                ("a", Value::Str("xé")),
+                ("b", Value::Int(-12)),
+                ("c", Value::Float(150.0)),
+                ("d", Value::Null)
+            ])
+        );
+        assert_eq!(members("{}"), Some(vec![]));
+        for text in [
+            "",
+            "[]",
+            r#"{"a":1}x"#,
+            r#"{"a":1,}"#,
+            r#"{"a":true}"#,
+            r#"{"a":{"b":1}}"#,
+            r#"{"a":[1]}"#,
+            r#"{"a":01}"#,
+            r#"{"a":-0}"#,
+            r#"{"a":1234567890123456789}"#,
+            r#"{"a":1.}"#,
+            r#"{"a":"x
+y"}"#,
+            r#"{"a" 1}"#,
+            r#"{"a":nul}"#,
+        ] {
+            assert_eq!(members(text), None, "{text}");
+        }
+    }
+}
