@@ -549,15 +549,10 @@ impl Metrics {
     /// The incident action counters, and outages induced by changes.
     fn observe_fired(&self, fired: &[Incident]) {
         for i in fired {
-            let action = if i.action == Action::Trigger {
-                "trigger"
-            } else {
-                "resolve"
-            };
             self.incidents
                 .get_or_create(&IncidentLabel {
                     rule: i.rule.as_str().to_owned(),
-                    action: action.to_owned(),
+                    action: i.action.as_str().to_owned(),
                 })
                 .inc();
             let induced = i.rule == Rule::Outage && i.action == Action::Trigger;

@@ -151,6 +151,19 @@ domain_enum! {
 }
 
 domain_enum! {
+    /// An incident action: `trigger` or `resolve`.
+    #[derive(utoipa::ToSchema)]
+    #[serde(rename_all = "lowercase")]
+    #[strum(serialize_all = "lowercase")]
+    pub enum Action {
+        /// The incident starts.
+        Trigger,
+        /// The incident ends.
+        Resolve,
+    }
+}
+
+domain_enum! {
     /// A ticket priority.
     #[derive(utoipa::ToSchema)]
     pub enum Priority {

@@ -6,27 +6,7 @@ use sha2::{Digest, Sha256};
 use crate::model::{Rule, Severity};
 use crate::time::{Millis, format_ms, parse_rfc3339};
 
-/// `trigger` or `resolve`.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    utoipa::ToSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    /// The incident starts.
-    Trigger,
-    /// The incident ends.
-    Resolve,
-}
+pub use crate::model::Action;
 
 /// `first 16 hex chars of SHA-256("{rule}|{key}|{started_at_ms}")`: the same on
 /// every instance and after every restart.

@@ -331,12 +331,7 @@ fn incidents_table(incidents: &[Incident]) -> Result<RecordBatch, ReportError> {
         ],
         vec![
             s(|i| Some(i.incident_id.as_str())),
-            s(|i| {
-                Some(match i.action {
-                    crate::engine::incidents::Action::Trigger => "trigger",
-                    crate::engine::incidents::Action::Resolve => "resolve",
-                })
-            }),
+            s(|i| Some(i.action.as_str())),
             s(|i| Some(i.rule.as_str())),
             s(|i| Some(i.severity.as_str())),
             s(|i| Some(i.customer.as_str())),

@@ -233,11 +233,7 @@ mod tests {
     use crate::model::{Rule, Severity};
 
     fn incident(id: &str, action: &str) -> Incident {
-        let action = if action == "trigger" {
-            Action::Trigger
-        } else {
-            Action::Resolve
-        };
+        let action = Action::parse(action).expect("trigger or resolve");
         let mut i = Incident::service(
             Rule::Outage,
             Severity::Critical,
