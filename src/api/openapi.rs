@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::request_body::RequestBody;
-use utoipa::openapi::schema::{Object, Schema};
+use utoipa::openapi::schema::{Object, ObjectBuilder, OneOfBuilder, Schema, Type};
 use utoipa::openapi::{OpenApi, RefOr};
 
 /// The syntax of a time: epoch milliseconds, a date or an RFC 3339 instant.
@@ -15,14 +15,17 @@ pub const TIME_PATTERN: &str = r"^(-?[0-9]{1,15}|[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt]
 /// The query parameters that are times.
 const TIME_PARAMETERS: [&str; 2] = ["from", "to"];
 
-/// A time in a JSON body: a string as [`TIME_PATTERN`], or integer epoch ms.
+/// A time in a JSON body: a string as [`TIME_PATTERN`], or integer epoch ms
+/// in years 0000-9999.
 pub fn time_value() -> Schema {
-    let one_of = json!({ "oneOf": [
-        { "type": "string", "pattern": TIME_PATTERN },
-        { "type": "integer", "minimum": -62_167_219_200_000_i64, "maximum": 253_402_300_799_999_i64 },
-    ]});
-    // A literal this module's test parses; the fallback is never reached.
-    serde_json::from_value(one_of).unwrap_or_default()
+    let text = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(TIME_PATTERN));
+    let ms = ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(-62_167_219_200_000_i64))
+        .maximum(Some(253_402_300_799_999_i64));
+    Schema::OneOf(OneOfBuilder::new().item(text).item(ms).build())
 }
 
 /// The fields of Alertmanager's webhook body (version 4, its
@@ -123,6 +126,9 @@ mod tests {
     #[test]
     fn the_literal_schemas_parse_and_the_time_pattern_matches_what_parses() {
         assert!(matches!(time_value(), Schema::OneOf(_)));
+        let doc = serde_json::to_value(time_value()).expect("serialises");
+        assert_eq!(doc["oneOf"][0]["pattern"], TIME_PATTERN);
+        assert_eq!(doc["oneOf"][1]["maximum"], 253_402_300_799_999_i64);
         for body in [alertmanager(), jira()] {
             assert!(serde_json::from_value::<Schema>(body).is_ok());
         }
