@@ -158,6 +158,11 @@ pub struct Config {
 /// fast seeded hash is enough; SipHash was 1.5 % of a replay's instructions.
 type IdIndex = HashMap<String, usize, foldhash::fast::RandomState>;
 
+/// Each id's position.
+fn index<'a>(ids: impl Iterator<Item = &'a String>) -> IdIndex {
+    ids.enumerate().map(|(i, id)| (id.clone(), i)).collect()
+}
+
 /// Hash of the engine-relevant sections, independent of formatting, comments and
 /// key order (the parsed table, serialised canonically).
 fn engine_sha256(text: &str) -> String {
@@ -285,14 +290,9 @@ impl Config {
 
     /// The configuration of a file that passed [`ConfigFile::validate`].
     fn checked(file: ConfigFile, text: &str, path: &Path) -> Config {
-        let index = |ids: Vec<&String>| -> IdIndex {
-            (ids.into_iter().enumerate())
-                .map(|(i, id)| (id.clone(), i))
-                .collect()
-        };
         Config {
-            service_index: index(file.services.iter().map(|s| &s.id).collect()),
-            customer_index: index(file.customers.iter().map(|c| &c.id).collect()),
+            service_index: index(file.services.iter().map(|s| &s.id)),
+            customer_index: index(file.customers.iter().map(|c| &c.id)),
             sha256: hex::encode(Sha256::digest(text.as_bytes())),
             path: path.to_owned(),
             engine_sha256: engine_sha256(text),
