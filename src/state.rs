@@ -385,27 +385,12 @@ mod tests {
     // may make it be recomputed), so three days from here prune October.
     const T0: Millis = 1_793_318_400_000;
 
-    /// A ticket-less intake for tests.
-    struct NoIntake;
-
-    impl Intake for NoIntake {
-        fn publish(&self, _: &[crate::ingest::Event]) -> Result<(), crate::ingest::IntakeError> {
-            Err(crate::ingest::IntakeError::msg("no intake in this test"))
-        }
-        fn dead_letter(
-            &self,
-            _: &[crate::event::DeadLetter],
-        ) -> Result<(), crate::ingest::IntakeError> {
-            Err(crate::ingest::IntakeError::msg("no intake in this test"))
-        }
-    }
-
     #[test]
     fn readers_see_whole_steps_while_the_writer_advances() {
         let text = "[[customers]]\nid = \"c\"\n[[services]]\nid = \"web\"\ncustomer = \"c\"\noutage_after = \"1m\"\nresolve_after = \"1m\"\n";
         let config = Arc::new(Config::parse(text, std::path::Path::new("t.toml")).expect("config"));
         let core = Core::new(Pipeline::new(config.clone(), ["m".into(), "t".into()]));
-        let shared = Arc::new(Shared::new(config, core, Box::new(NoIntake)));
+        let shared = Arc::new(Shared::new(config, core, Box::new(crate::ingest::NoIntake)));
         let mon = StreamId {
             topic: Topic::Monitoring,
             partition: 0,

@@ -11,8 +11,9 @@ use sha2::{Digest, Sha256};
 use datafusion::physical_plan::collect;
 use datafusion::scalar::ScalarValue;
 
-use super::{NoIntake, Row, parse, traffic};
+use super::{Row, parse, traffic};
 use crate::generate::{run_through, scenario_config};
+use crate::ingest::NoIntake;
 use crate::report::changes::CHANGES_SQL;
 use crate::report::slo::SLOS_SQL;
 use crate::report::{AVAILABILITY_SQL, EXCLUSIONS_SQL, TICKETS_SQL, Tables};

@@ -1200,7 +1200,7 @@ impl LiveLoop {
         let shared = Arc::new(crate::state::Shared::new(
             config.clone(),
             crate::state::Core::new(Pipeline::new(config, topics)),
-            Box::new(NoIntake),
+            Box::new(crate::ingest::NoIntake),
         ));
         let stop = crate::run::Stop::default();
         let worker = {
@@ -1254,20 +1254,6 @@ fn parse(text: &str) -> Arc<Config> {
         Config::parse(text, std::path::Path::new("<bench>"))
             .unwrap_or_else(|e| panic!("bench config: {e}")),
     )
-}
-
-struct NoIntake;
-
-impl crate::ingest::Intake for NoIntake {
-    fn publish(&self, _: &[crate::ingest::Event]) -> Result<(), crate::ingest::IntakeError> {
-        Err(crate::ingest::IntakeError::msg("not available in bench"))
-    }
-    fn dead_letter(
-        &self,
-        _: &[crate::event::DeadLetter],
-    ) -> Result<(), crate::ingest::IntakeError> {
-        Err(crate::ingest::IntakeError::msg("not available in bench"))
-    }
 }
 
 /// Creates the benchmark's topics (4 partitions each) on `brokers`.

@@ -205,6 +205,19 @@ pub trait Intake: Send + Sync {
     fn dead_letter(&self, dead: &[DeadLetter]) -> Result<(), IntakeError>;
 }
 
+/// An intake that takes nothing, for a core no event may be posted to
+/// (benchmarks, tests): every post is refused as unavailable.
+pub struct NoIntake;
+
+impl Intake for NoIntake {
+    fn publish(&self, _: &[Event]) -> Result<(), IntakeError> {
+        Err(IntakeError::msg("this server takes no events"))
+    }
+    fn dead_letter(&self, _: &[DeadLetter]) -> Result<(), IntakeError> {
+        Err(IntakeError::msg("this server takes no events"))
+    }
+}
+
 type IdKey = (Topic, String);
 
 /// Event ids published recently, per topic, so that webhook retries and
