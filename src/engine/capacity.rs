@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::config::ServiceConfig;
+pub use crate::engine::dist::Dist;
 use crate::engine::episodes::{EpisodeEvent, Episodes};
 use crate::engine::incidents::{Action, Incident};
 use crate::model::{Rule, Severity};
@@ -16,151 +16,6 @@ use crate::time::{Millis, check_instant, format_ms};
 /// One hour in milliseconds.
 pub const HOUR: Millis = 3_600_000;
 const DAY: f64 = 86_400_000.0;
-/// Values are recorded in thousandths; HdrHistogram keeps 2 significant digits (≤1%).
-const SCALE: f64 = 1000.0;
-
-/// A distribution: exact count/min/max/sum, approximate quantiles. Serialised
-/// as its recorded (value, count) pairs, which rebuild the same histogram buckets.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(into = "DistState", from = "DistState")]
-pub struct Dist {
-    count: u64,
-    min: f64,
-    max: f64,
-    sum: f64,
-    pos: Option<Histogram<u64>>,
-    neg: Option<Histogram<u64>>,
-}
-
-impl Dist {
-    fn new() -> Self {
-        Dist {
-            count: 0,
-            min: f64::INFINITY,
-            max: f64::NEG_INFINITY,
-            sum: 0.0,
-            pos: Histogram::new(2).ok(),
-            neg: Histogram::new(2).ok(),
-        }
-    }
-
-    fn record(&mut self, v: f64) {
-        self.count += 1;
-        self.min = self.min.min(v);
-        self.max = self.max.max(v);
-        self.sum += v;
-        let h = if v < 0.0 {
-            &mut self.neg
-        } else {
-            &mut self.pos
-        };
-        if let Some(h) = h {
-            // `record` grows the histogram as needed; saturate only if that fails.
-            let x = (v.abs() * SCALE).round() as u64;
-            if h.record(x).is_err() {
-                h.saturating_record(x);
-            }
-        }
-    }
-
-    /// Nearest-rank quantile `q` (within HdrHistogram's 1%), clamped to [min, max].
-    pub fn quantile(&self, q: f64) -> f64 {
-        if self.count == 0 {
-            return 0.0;
-        }
-        let rank = ((q * self.count as f64).ceil() as u64).clamp(1, self.count);
-        let neg_n = self.neg.as_ref().map_or(0, Histogram::len);
-        let v = if rank <= neg_n {
-            // Negatives ascend as their magnitudes descend.
-            let q = (neg_n - rank + 1) as f64 / neg_n as f64;
-            -(self.neg.as_ref().map_or(0, |h| h.value_at_quantile(q)) as f64) / SCALE
-        } else {
-            let pos_n = self.count - neg_n;
-            let q = (rank - neg_n) as f64 / pos_n.max(1) as f64;
-            self.pos.as_ref().map_or(0, |h| h.value_at_quantile(q)) as f64 / SCALE
-        };
-        v.clamp(self.min, self.max)
-    }
-
-    /// Samples recorded.
-    pub fn count(&self) -> u64 {
-        self.count
-    }
-    /// Smallest sample.
-    pub fn min(&self) -> f64 {
-        self.min
-    }
-    /// Largest sample.
-    pub fn max(&self) -> f64 {
-        self.max
-    }
-    /// Arithmetic mean.
-    pub fn mean(&self) -> f64 {
-        if self.count == 0 {
-            0.0
-        } else {
-            self.sum / self.count as f64
-        }
-    }
-}
-
-/// The serialised form of a [`Dist`].
-#[derive(Serialize, Deserialize)]
-struct DistState {
-    count: u64,
-    min: f64,
-    max: f64,
-    sum: f64,
-    /// (value, count) recorded in the positive and negative histograms.
-    pos: Vec<(u64, u64)>,
-    neg: Vec<(u64, u64)>,
-}
-
-fn recorded(h: &Option<Histogram<u64>>) -> Vec<(u64, u64)> {
-    h.iter()
-        .flat_map(|h| {
-            h.iter_recorded()
-                .map(|v| (v.value_iterated_to(), v.count_at_value()))
-        })
-        .collect()
-}
-
-fn rebuilt(pairs: &[(u64, u64)]) -> Option<Histogram<u64>> {
-    let mut h = Histogram::new(2).ok()?;
-    for &(v, n) in pairs {
-        if h.record_n(v, n).is_err() {
-            h.saturating_record_n(v, n);
-        }
-    }
-    Some(h)
-}
-
-impl From<Dist> for DistState {
-    fn from(d: Dist) -> Self {
-        DistState {
-            count: d.count,
-            min: d.min,
-            max: d.max,
-            sum: d.sum,
-            pos: recorded(&d.pos),
-            neg: recorded(&d.neg),
-        }
-    }
-}
-
-impl From<DistState> for Dist {
-    fn from(s: DistState) -> Self {
-        Dist {
-            count: s.count,
-            min: s.min,
-            max: s.max,
-            sum: s.sum,
-            pos: rebuilt(&s.pos),
-            neg: rebuilt(&s.neg),
-        }
-    }
-}
-
 /// Statistics of one series in one hour.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Hour {
@@ -298,12 +153,12 @@ impl Series {
             .hours
             .entry(ts.div_euclid(HOUR) * HOUR)
             .or_insert_with(|| Hour {
-                value: Dist::new(),
+                value: Dist::default(),
                 util: None,
             });
         hour.value.record(value);
         if let Some(u) = util {
-            hour.util.get_or_insert_with(Dist::new).record(u);
+            hour.util.get_or_insert_with(Dist::default).record(u);
         }
         self.last = Some((ts, util));
         self.settle(ts, out);
@@ -482,17 +337,6 @@ mod tests {
         let u = h.util.as_ref().expect("utilisation");
         assert!((u.quantile(0.95) - 0.57).abs() <= 0.0057);
         assert_eq!(u.max(), 0.6);
-    }
-
-    #[test]
-    fn negative_values_have_percentiles_too() {
-        let mut d = Dist::new();
-        for v in [-30.0, -20.0, -10.0, 10.0] {
-            d.record(v);
-        }
-        assert_eq!(d.quantile(0.25), -30.0);
-        assert!((d.quantile(0.5) + 20.0).abs() <= 0.2);
-        assert!((d.quantile(1.0) - 10.0).abs() <= 0.1);
     }
 
     #[test]

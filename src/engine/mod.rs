@@ -7,6 +7,7 @@ pub mod calendar;
 pub mod capacity;
 pub mod changes;
 pub mod contract;
+pub mod dist;
 pub mod episodes;
 pub mod incidents;
 pub mod requests;
