@@ -96,7 +96,10 @@ fn value(text: &str, i: usize) -> Option<(Value<'_>, usize)> {
 
 /// A number token as serde_json reads it: an integer of at most 18 digits
 /// (no leading zero, not `-0`, which serde_json reads as a float), or a
-/// fraction/exponent parsed by serde_json itself, so the `f64` is the same.
+/// fraction/exponent. A float whose digits fit an `f64` exactly and whose
+/// power of ten is exact (|e| ≤ 22) is one correctly rounded operation, the
+/// value serde_json computes whether or not its `float_roundtrip` feature is
+/// on; any other is parsed by serde_json itself, so the `f64` is the same.
 fn number(text: &str, i: usize) -> Option<(Value<'_>, usize)> {
     let b = text.as_bytes();
     let mut j = i + usize::from(b[i] == b'-');
@@ -114,19 +117,129 @@ fn number(text: &str, i: usize) -> Option<(Value<'_>, usize)> {
         }
         return Some((Value::Int(text[i..j].parse().ok()?), j));
     }
+    let fraction = j;
     while b
         .get(j)
         .is_some_and(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-'))
     {
         j += 1;
     }
-    let f: f64 = serde_json::from_str(&text[i..j]).ok()?;
-    Some((Value::Float(f), j))
+    let token = &text[i..j];
+    let f = exact_float(&text[digits..fraction], &text[fraction..j])
+        .map(|f| if b[i] == b'-' { -f } else { f });
+    match f {
+        Some(f) => Some((Value::Float(f), j)),
+        None => Some((Value::Float(serde_json::from_str(token).ok()?), j)),
+    }
+}
+
+/// `int` then `rest` (`.digits`, `e±digits`, or both) as one exact operation,
+/// when there is one.
+fn exact_float(int: &str, rest: &str) -> Option<f64> {
+    const POW10: [f64; 23] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+        1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+    ];
+    let (fraction, exponent) = match rest.find(['e', 'E']) {
+        Some(at) => (&rest[..at], Some(&rest[at + 1..])),
+        None => (rest, None),
+    };
+    let fraction = match fraction.strip_prefix('.') {
+        Some(f) if !f.is_empty() && f.bytes().all(|c| c.is_ascii_digit()) => f,
+        Some(_) => return None,
+        None if fraction.is_empty() => "",
+        None => return None,
+    };
+    // At most 15 digits: the significand is below 2^53, so exact as an f64.
+    if int.len() + fraction.len() > 15 {
+        return None;
+    }
+    let mut significand = 0u64;
+    for c in int.bytes().chain(fraction.bytes()) {
+        significand = significand * 10 + u64::from(c - b'0');
+    }
+    let e = match exponent {
+        None => 0,
+        Some(e) => {
+            let digits = e.strip_prefix(['+', '-']).unwrap_or(e);
+            if digits.is_empty() || digits.len() > 3 || !digits.bytes().all(|c| c.is_ascii_digit())
+            {
+                return None;
+            }
+            e.parse::<i32>().ok()?
+        }
+    } - fraction.len() as i32;
+    let pow = *POW10.get(e.unsigned_abs() as usize)?;
+    Some(if e >= 0 {
+        significand as f64 * pow
+    } else {
+        significand as f64 / pow
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// Decimal tokens of every shape: 1 to 20 digits, the point anywhere,
+    /// exponents in and out of the exact range, every exponent spelling.
+    fn decimal() -> impl Strategy<Value = String> {
+        let exponent =
+            prop::option::of((-40i32..40, prop::sample::select(vec!["e", "E", "e+", "E-"])));
+        (1u32..21, any::<u64>(), 0usize..21, exponent, any::<bool>()).prop_map(
+            |(len, m, point, exponent, negative)| {
+                let digits = format!("{m:020}")[20 - len as usize..]
+                    .trim_start_matches('0')
+                    .to_owned();
+                let digits = if digits.is_empty() {
+                    "0".to_owned()
+                } else {
+                    digits
+                };
+                let split = digits.len() - point % digits.len();
+                let (int, frac) = digits.split_at(split.max(1));
+                let mut token = format!("{}{int}", if negative { "-" } else { "" });
+                if !frac.is_empty() || exponent.is_none() {
+                    token = format!("{token}.{}", if frac.is_empty() { "0" } else { frac });
+                }
+                if let Some((e, spelling)) = exponent {
+                    let e = if spelling.ends_with('-') {
+                        -e.abs()
+                    } else {
+                        e.abs()
+                    };
+                    token = format!(
+                        "{token}{}{}",
+                        &spelling[..1],
+                        if spelling.len() > 1 && e >= 0 {
+                            format!("+{e}")
+                        } else {
+                            e.to_string()
+                        }
+                    );
+                }
+                token
+            },
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(5000))]
+        #[test]
+        fn floats_are_the_bits_serde_json_reads(token in decimal()) {
+            let serde: Option<f64> = serde_json::from_str(&token).ok();
+            let fast = match number(&token, 0) {
+                Some((Value::Float(f), end)) if end == token.len() => Some(f),
+                Some((v, end)) => panic!("{token}: {v:?} up to {end}"),
+                None => None,
+            };
+            // `-0.x` is left to serde entirely (the `None` above).
+            if let Some(fast) = fast {
+                prop_assert_eq!(Some(fast.to_bits()), serde.map(f64::to_bits), "{}", token);
+            }
+        }
+    }
 
     fn members(text: &str) -> Option<Vec<(&str, Value<'_>)>> {
         let mut out = Vec::new();
