@@ -157,7 +157,7 @@ pub fn run<S: ChunkSource>(
                 .iter()
                 .map(|(n, l)| RawRecord {
                     partition: f.stream().partition,
-                    offset: *n,
+                    offset: n,
                     payload: l,
                 })
                 .collect();

@@ -226,20 +226,9 @@ impl<'a> Fast<'a> for MonitoringJson<'a> {
             numbers: [Option<Option<f64>>; 3],
             times: [Option<Option<Ts>>; 2],
         }
-        const STRINGS: [&str; 10] = [
-            "source",
-            "status",
-            "resource",
-            "metric",
-            "name",
-            "change_id",
-            "outcome",
-            "exclusion_id",
-            "reason",
-            "approved_by",
-        ];
-        const NUMBERS: [&str; 3] = ["latency_ms", "value", "capacity"];
         let mut m = Seen::default();
+        // One `match`: the compiler compares each key by length, then by
+        // constant-length words, instead of a call to memcmp per candidate.
         flat::scan(text_, |key, v| match key {
             "event_id" => set(&mut m.event_id, text(v)),
             "ts" => set(&mut m.ts, time(v)),
@@ -247,15 +236,21 @@ impl<'a> Fast<'a> for MonitoringJson<'a> {
             "kind" => set(&mut m.kind, text(v)),
             "start" => set(&mut m.times[0], opt_time(v)),
             "end" => set(&mut m.times[1], opt_time(v)),
-            k => match (
-                STRINGS.iter().position(|s| *s == k),
-                NUMBERS.iter().position(|s| *s == k),
-            ) {
-                (Some(i), _) => set(&mut m.strings[i], opt_text(v)),
-                (_, Some(i)) => set(&mut m.numbers[i], opt_number(v)),
-                // serde ignores other members.
-                _ => Some(()),
-            },
+            "latency_ms" => set(&mut m.numbers[0], opt_number(v)),
+            "value" => set(&mut m.numbers[1], opt_number(v)),
+            "capacity" => set(&mut m.numbers[2], opt_number(v)),
+            "source" => set(&mut m.strings[0], opt_text(v)),
+            "status" => set(&mut m.strings[1], opt_text(v)),
+            "resource" => set(&mut m.strings[2], opt_text(v)),
+            "metric" => set(&mut m.strings[3], opt_text(v)),
+            "name" => set(&mut m.strings[4], opt_text(v)),
+            "change_id" => set(&mut m.strings[5], opt_text(v)),
+            "outcome" => set(&mut m.strings[6], opt_text(v)),
+            "exclusion_id" => set(&mut m.strings[7], opt_text(v)),
+            "reason" => set(&mut m.strings[8], opt_text(v)),
+            "approved_by" => set(&mut m.strings[9], opt_text(v)),
+            // serde ignores other members.
+            _ => Some(()),
         })?;
         let [
             source,
@@ -305,17 +300,18 @@ impl<'a> Fast<'a> for TicketJson<'a> {
             kind_of_event: Option<Cow<'a, str>>,
             strings: [Option<Option<Cow<'a, str>>>; 5],
         }
-        const STRINGS: [&str; 5] = ["customer", "service", "priority", "kind", "status"];
         let mut t = Seen::default();
         flat::scan(text_, |key, v| match key {
             "event_id" => set(&mut t.event_id, text(v)),
             "ts" => set(&mut t.ts, time(v)),
             "ticket" => set(&mut t.ticket, text(v)),
             "type" => set(&mut t.kind_of_event, text(v)),
-            k => match STRINGS.iter().position(|s| *s == k) {
-                Some(i) => set(&mut t.strings[i], opt_text(v)),
-                None => Some(()),
-            },
+            "customer" => set(&mut t.strings[0], opt_text(v)),
+            "service" => set(&mut t.strings[1], opt_text(v)),
+            "priority" => set(&mut t.strings[2], opt_text(v)),
+            "kind" => set(&mut t.strings[3], opt_text(v)),
+            "status" => set(&mut t.strings[4], opt_text(v)),
+            _ => Some(()),
         })?;
         let [customer, service, priority, kind, status] = t.strings.map(Option::flatten);
         Some(TicketJson {

@@ -46,7 +46,9 @@ impl ChunkSource for Records {
 
     fn read_chunk(&mut self, max: usize, out: &mut Lines) -> Result<(), FileSourceError> {
         out.clear();
-        out.extend(self.records.by_ref().take(max));
+        for (offset, payload) in self.records.by_ref().take(max) {
+            out.push(offset, &payload);
+        }
         Ok(())
     }
 }
