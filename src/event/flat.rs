@@ -72,14 +72,41 @@ fn string(text: &str, i: usize) -> Option<(&str, usize)> {
         return None;
     }
     let start = i + 1;
-    // Strings here are short ids and names: a plain loop beats a SIMD search's setup.
-    let len = (b[start..].iter()).position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
-    let end = start + len;
+    let end = start + special(&b[start..])?;
     if b[end] != b'"' {
         return None;
     }
     // `"` is ASCII, so `start..end` lies on character boundaries.
     Some((text.get(start..end)?, end + 1))
+}
+
+/// The index of the first `"`, `\\` or control character in `b`. Strings
+/// here are short ids and names, too short for a SIMD search's setup, so eight
+/// bytes are tested at a time in a `u64` ("Bit Twiddling Hacks": a byte
+/// equal to `c` is a zero byte of `w ^ c`; `hasless`). Borrows can flag bytes
+/// above a true match, never below it, so the lowest flag is exact.
+fn special(b: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const HIGH: u64 = ONES * 0x80;
+    let below = |w: u64, n: u8| w.wrapping_sub(ONES * u64::from(n)) & !w & HIGH;
+    let mut words = b.chunks_exact(8);
+    let mut at = 0;
+    for word in words.by_ref() {
+        let w = u64::from_le_bytes(word.try_into().ok()?);
+        let flags = below(w ^ (ONES * u64::from(b'"')), 1)
+            | below(w ^ (ONES * u64::from(b'\\')), 1)
+            | below(w, 0x20);
+        if flags != 0 {
+            return Some(at + flags.trailing_zeros() as usize / 8);
+        }
+        at += 8;
+    }
+    let rest = words.remainder();
+    Some(
+        at + rest
+            .iter()
+            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?,
+    )
 }
 
 fn value(text: &str, i: usize) -> Option<(Value<'_>, usize)> {
@@ -104,7 +131,10 @@ fn number(text: &str, i: usize) -> Option<(Value<'_>, usize)> {
     let b = text.as_bytes();
     let mut j = i + usize::from(b[i] == b'-');
     let digits = j;
-    while b.get(j).is_some_and(u8::is_ascii_digit) {
+    // Wrapping: a value of more than 18 digits is refused below anyway.
+    let mut magnitude = 0i64;
+    while let Some(&c) = b.get(j).filter(|c| c.is_ascii_digit()) {
+        magnitude = magnitude.wrapping_mul(10).wrapping_add(i64::from(c - b'0'));
         j += 1;
     }
     let n_digits = j - digits;
@@ -115,7 +145,8 @@ fn number(text: &str, i: usize) -> Option<(Value<'_>, usize)> {
         if n_digits > 18 {
             return None;
         }
-        return Some((Value::Int(text[i..j].parse().ok()?), j));
+        let int = if b[i] == b'-' { -magnitude } else { magnitude };
+        return Some((Value::Int(int), j));
     }
     let fraction = j;
     while b
@@ -226,6 +257,14 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(5000))]
+        #[test]
+        fn special_finds_the_first_quote_backslash_or_control(b in prop::collection::vec(prop_oneof![
+            8 => 0x20u8..0x7f, 1 => 0u8..0x20, 1 => 0x7fu8..=0xff, 1 => Just(b'"'), 1 => Just(b'\\'),
+        ], 0..40)) {
+            let plain = b.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
+            prop_assert_eq!(special(&b), plain);
+        }
+
         #[test]
         fn floats_are_the_bits_serde_json_reads(token in decimal()) {
             let serde: Option<f64> = serde_json::from_str(&token).ok();
