@@ -84,7 +84,8 @@ impl Magnitudes {
             Magnitudes::Many(h) => return h.value_at_quantile(q),
             Magnitudes::Few(few) => few,
         };
-        let q = q.min(1.0);
+        // As the histogram caps it (`min` would also turn NaN into 1).
+        let q = if q > 1.0 { 1.0 } else { q };
         let rank = ((q * few.len() as f64).ceil() as u64).max(1);
         // The histogram answers 0 past its last count (an empty one, or a
         // rank rounded above the total).
@@ -276,18 +277,27 @@ mod tests {
         d
     }
 
-    /// Magnitudes at every scale, the edges of HdrHistogram's buckets among
-    /// them, and some past where the list hands over to the histogram.
-    fn sample() -> impl Strategy<Value = f64> {
+    /// Magnitudes the list keeps: every scale below [`LARGE`], the edges of
+    /// HdrHistogram's buckets among them.
+    fn kept() -> impl Strategy<Value = f64> {
         prop_oneof![
-            -1000.0..1000.0f64,
-            (0u32..64, any::<bool>()).prop_map(|(e, neg)| {
-                let v = 2f64.powi(e as i32) / SCALE;
+            6 => -1000.0..1000.0f64,
+            3 => (0i32..53, any::<bool>()).prop_map(|(e, neg)| {
+                let v = 2f64.powi(e) / SCALE;
                 if neg { -v } else { v }
             }),
-            (0u32..20, 0u64..1000).prop_map(|(e, m)| m as f64 * 10f64.powi(e as i32 - 3)),
-            Just(0.0),
-            Just(1e300),
+            3 => (0i32..13, 0u64..1000).prop_map(|(e, m)| m as f64 * 10f64.powi(e - 3)),
+            1 => Just(0.0),
+        ]
+    }
+
+    /// Kept magnitudes, and now and then one past where the list hands over
+    /// to the histogram.
+    fn samples() -> impl Strategy<Value = Vec<f64>> {
+        let huge = prop_oneof![Just(1e300), (53i32..64).prop_map(|e| 2f64.powi(e) / SCALE)];
+        prop_oneof![
+            3 => prop::collection::vec(kept(), 0..300),
+            1 => prop::collection::vec(prop_oneof![20 => kept(), 1 => huge], 0..600),
         ]
     }
 
@@ -295,13 +305,17 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(500))]
         #[test]
         fn the_list_answers_as_the_histograms_do(
-            samples in prop::collection::vec(sample(), 0..600),
-            qs in prop::collection::vec(0.0..=1.0f64, 1..8),
+            samples in samples(),
+            qs in prop::collection::vec(prop_oneof![0.0..=1.0f64, Just(f64::NAN), Just(-0.5), Just(1.5)], 1..8),
         ) {
             let few = recorded(&samples);
             let many = histograms_only(&samples);
             for q in qs.iter().copied().chain([0.0, 0.5, 0.95, 0.99, 1.0]) {
                 prop_assert_eq!(few.quantile(q).to_bits(), many.quantile(q).to_bits(), "q {}", q);
+            }
+            // The list answers any `q` as the histogram does, NaN and out of range too.
+            for q in qs.iter().copied().chain([0.0, 1.0]) {
+                prop_assert_eq!(few.pos.value_at_quantile(q), many.pos.value_at_quantile(q), "q {}", q);
             }
             let (a, b) = (DistState::from(few.clone()), DistState::from(many));
             prop_assert_eq!((&a.pos, &a.neg), (&b.pos, &b.neg));
