@@ -216,15 +216,28 @@ trait Fast<'a>: Sized {
 
 impl<'a> Fast<'a> for MonitoringJson<'a> {
     fn fast(text_: &'a str) -> Option<Self> {
+        /// Each member as read so far; `None` until its key is seen.
         #[derive(Default)]
         struct Seen<'a> {
             event_id: Option<Cow<'a, str>>,
             ts: Option<Ts>,
             service: Option<Cow<'a, str>>,
             kind: Option<Cow<'a, str>>,
-            strings: [Option<Option<Cow<'a, str>>>; 10],
-            numbers: [Option<Option<f64>>; 3],
-            times: [Option<Option<Ts>>; 2],
+            source: Option<Option<Cow<'a, str>>>,
+            status: Option<Option<Cow<'a, str>>>,
+            latency_ms: Option<Option<f64>>,
+            resource: Option<Option<Cow<'a, str>>>,
+            metric: Option<Option<Cow<'a, str>>>,
+            name: Option<Option<Cow<'a, str>>>,
+            value: Option<Option<f64>>,
+            capacity: Option<Option<f64>>,
+            start: Option<Option<Ts>>,
+            end: Option<Option<Ts>>,
+            change_id: Option<Option<Cow<'a, str>>>,
+            outcome: Option<Option<Cow<'a, str>>>,
+            exclusion_id: Option<Option<Cow<'a, str>>>,
+            reason: Option<Option<Cow<'a, str>>>,
+            approved_by: Option<Option<Cow<'a, str>>>,
         }
         let mut m = Seen::default();
         // One `match`: the compiler compares each key by length, then by
@@ -234,71 +247,62 @@ impl<'a> Fast<'a> for MonitoringJson<'a> {
             "ts" => set(&mut m.ts, time(v)),
             "service" => set(&mut m.service, text(v)),
             "kind" => set(&mut m.kind, text(v)),
-            "start" => set(&mut m.times[0], opt_time(v)),
-            "end" => set(&mut m.times[1], opt_time(v)),
-            "latency_ms" => set(&mut m.numbers[0], opt_number(v)),
-            "value" => set(&mut m.numbers[1], opt_number(v)),
-            "capacity" => set(&mut m.numbers[2], opt_number(v)),
-            "source" => set(&mut m.strings[0], opt_text(v)),
-            "status" => set(&mut m.strings[1], opt_text(v)),
-            "resource" => set(&mut m.strings[2], opt_text(v)),
-            "metric" => set(&mut m.strings[3], opt_text(v)),
-            "name" => set(&mut m.strings[4], opt_text(v)),
-            "change_id" => set(&mut m.strings[5], opt_text(v)),
-            "outcome" => set(&mut m.strings[6], opt_text(v)),
-            "exclusion_id" => set(&mut m.strings[7], opt_text(v)),
-            "reason" => set(&mut m.strings[8], opt_text(v)),
-            "approved_by" => set(&mut m.strings[9], opt_text(v)),
+            "start" => set(&mut m.start, opt_time(v)),
+            "end" => set(&mut m.end, opt_time(v)),
+            "latency_ms" => set(&mut m.latency_ms, opt_number(v)),
+            "value" => set(&mut m.value, opt_number(v)),
+            "capacity" => set(&mut m.capacity, opt_number(v)),
+            "source" => set(&mut m.source, opt_text(v)),
+            "status" => set(&mut m.status, opt_text(v)),
+            "resource" => set(&mut m.resource, opt_text(v)),
+            "metric" => set(&mut m.metric, opt_text(v)),
+            "name" => set(&mut m.name, opt_text(v)),
+            "change_id" => set(&mut m.change_id, opt_text(v)),
+            "outcome" => set(&mut m.outcome, opt_text(v)),
+            "exclusion_id" => set(&mut m.exclusion_id, opt_text(v)),
+            "reason" => set(&mut m.reason, opt_text(v)),
+            "approved_by" => set(&mut m.approved_by, opt_text(v)),
             // serde ignores other members.
             _ => Some(()),
         })?;
-        let [
-            source,
-            status,
-            resource,
-            metric,
-            name,
-            change_id,
-            outcome,
-            exclusion_id,
-            reason,
-            approved_by,
-        ] = m.strings.map(Option::flatten);
-        let [latency_ms, value, capacity] = m.numbers.map(Option::flatten);
-        let [start, end] = m.times.map(Option::flatten);
         Some(MonitoringJson {
             event_id: m.event_id?,
             ts: m.ts?,
             service: m.service?,
             kind: m.kind?,
-            source,
-            status,
-            latency_ms,
-            resource,
-            metric,
-            name,
-            value,
-            capacity,
-            start,
-            end,
-            change_id,
-            outcome,
-            exclusion_id,
-            reason,
-            approved_by,
+            source: m.source.flatten(),
+            status: m.status.flatten(),
+            latency_ms: m.latency_ms.flatten(),
+            resource: m.resource.flatten(),
+            metric: m.metric.flatten(),
+            name: m.name.flatten(),
+            value: m.value.flatten(),
+            capacity: m.capacity.flatten(),
+            start: m.start.flatten(),
+            end: m.end.flatten(),
+            change_id: m.change_id.flatten(),
+            outcome: m.outcome.flatten(),
+            exclusion_id: m.exclusion_id.flatten(),
+            reason: m.reason.flatten(),
+            approved_by: m.approved_by.flatten(),
         })
     }
 }
 
 impl<'a> Fast<'a> for TicketJson<'a> {
     fn fast(text_: &'a str) -> Option<Self> {
+        /// Each member as read so far; `None` until its key is seen.
         #[derive(Default)]
         struct Seen<'a> {
             event_id: Option<Cow<'a, str>>,
             ts: Option<Ts>,
             ticket: Option<Cow<'a, str>>,
             kind_of_event: Option<Cow<'a, str>>,
-            strings: [Option<Option<Cow<'a, str>>>; 5],
+            customer: Option<Option<Cow<'a, str>>>,
+            service: Option<Option<Cow<'a, str>>>,
+            priority: Option<Option<Cow<'a, str>>>,
+            kind: Option<Option<Cow<'a, str>>>,
+            status: Option<Option<Cow<'a, str>>>,
         }
         let mut t = Seen::default();
         flat::scan(text_, |key, v| match key {
@@ -306,24 +310,23 @@ impl<'a> Fast<'a> for TicketJson<'a> {
             "ts" => set(&mut t.ts, time(v)),
             "ticket" => set(&mut t.ticket, text(v)),
             "type" => set(&mut t.kind_of_event, text(v)),
-            "customer" => set(&mut t.strings[0], opt_text(v)),
-            "service" => set(&mut t.strings[1], opt_text(v)),
-            "priority" => set(&mut t.strings[2], opt_text(v)),
-            "kind" => set(&mut t.strings[3], opt_text(v)),
-            "status" => set(&mut t.strings[4], opt_text(v)),
+            "customer" => set(&mut t.customer, opt_text(v)),
+            "service" => set(&mut t.service, opt_text(v)),
+            "priority" => set(&mut t.priority, opt_text(v)),
+            "kind" => set(&mut t.kind, opt_text(v)),
+            "status" => set(&mut t.status, opt_text(v)),
             _ => Some(()),
         })?;
-        let [customer, service, priority, kind, status] = t.strings.map(Option::flatten);
         Some(TicketJson {
             event_id: t.event_id?,
             ts: t.ts?,
             ticket: t.ticket?,
             kind_of_event: t.kind_of_event?,
-            customer,
-            service,
-            priority,
-            kind,
-            status,
+            customer: t.customer.flatten(),
+            service: t.service.flatten(),
+            priority: t.priority.flatten(),
+            kind: t.kind.flatten(),
+            status: t.status.flatten(),
         })
     }
 }
