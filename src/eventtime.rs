@@ -130,7 +130,10 @@ impl DedupKey {
 #[derive(Debug, Default)]
 struct Dedup {
     /// [`id_hash`] of an event id → (ts, partition) of its last sighting.
-    seen: HashMap<u64, (Millis, i32)>,
+    /// The key is already a hash: foldhash (randomly seeded per process, so
+    /// crafted ids cannot pile into one bucket) mixes it in about a
+    /// nanosecond, where SipHash would hash the hash again.
+    seen: HashMap<u64, (Millis, i32), foldhash::fast::RandomState>,
     swept_at: Millis,
 }
 

@@ -2,6 +2,8 @@
 //! count/min/max/mean, HdrHistogram percentiles within 1%), sustained-threshold
 //! incidents with episodes, and a least-squares exhaustion forecast.
 
+use std::borrow::Borrow;
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -24,6 +26,55 @@ pub struct Hour {
     /// Utilisation (value / capacity) of samples that had a capacity.
     pub util: Option<Dist>,
 }
+
+/// A series' key: (service, resource, metric).
+pub type SeriesKey = (String, String, String);
+
+/// A [`SeriesKey`] or its borrowed parts, so that a map keyed by
+/// [`SeriesKey`] is searched per metric sample without allocating the key.
+pub trait SeriesKeyParts {
+    /// (service, resource, metric).
+    fn parts(&self) -> (&str, &str, &str);
+}
+
+impl SeriesKeyParts for SeriesKey {
+    fn parts(&self) -> (&str, &str, &str) {
+        (&self.0, &self.1, &self.2)
+    }
+}
+
+impl SeriesKeyParts for (&str, &str, &str) {
+    fn parts(&self) -> (&str, &str, &str) {
+        *self
+    }
+}
+
+impl<'a> Borrow<dyn SeriesKeyParts + 'a> for SeriesKey {
+    fn borrow(&self) -> &(dyn SeriesKeyParts + 'a) {
+        self
+    }
+}
+
+// The order of the parts as strs is that of the owned tuple, as `Borrow` requires.
+impl Ord for dyn SeriesKeyParts + '_ {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.parts().cmp(&other.parts())
+    }
+}
+
+impl PartialOrd for dyn SeriesKeyParts + '_ {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for dyn SeriesKeyParts + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for dyn SeriesKeyParts + '_ {}
 
 /// One metric series: (service, resource, metric).
 #[derive(Debug, Clone, Serialize, Deserialize)]

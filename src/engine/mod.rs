@@ -28,7 +28,7 @@ use crate::event::{DeadLetter, Reason, Topic};
 use crate::eventtime::{ReleasedRows, StreamId};
 use crate::time::Millis;
 use availability::ServiceTimeline;
-use capacity::Series;
+use capacity::{Series, SeriesKey, SeriesKeyParts};
 use incidents::Incident;
 use tickets::{Refusal, Ticket, Tickets};
 
@@ -92,7 +92,7 @@ pub struct Engine {
     /// Availability per configured service.
     services: BTreeMap<String, ServiceTimeline>,
     /// Capacity per metric series (service, resource, metric).
-    capacity: BTreeMap<(String, String, String), Series>,
+    capacity: BTreeMap<SeriesKey, Series>,
     /// `[[burn_alerts]]`, shared by every timeline.
     burn_alerts: Arc<[BurnAlert]>,
     config: Arc<Config>,
@@ -193,22 +193,23 @@ impl Engine {
     /// (created on first sight), keyed by (service, resource, metric).
     fn sample(
         &mut self,
-        (service, resource, metric): (&str, &str, &str),
+        key: (&str, &str, &str),
         partition: i32,
         t: Millis,
         (value, capacity): (f64, Option<f64>),
         out: &mut Outputs,
     ) {
-        let key = (service.to_owned(), resource.to_owned(), metric.to_owned());
-        let series = match self.capacity.get_mut(&key) {
+        let series = match self.capacity.get_mut(&key as &dyn SeriesKeyParts) {
             Some(s) => s,
-            None => match self.config.service(service) {
-                Some(cfg) => {
-                    let series = Series::new(cfg, resource, metric);
-                    self.capacity.entry(key).or_insert(series)
-                }
-                None => return,
-            },
+            None => {
+                let (service, resource, metric) = key;
+                let Some(cfg) = self.config.service(service) else {
+                    return;
+                };
+                let series = Series::new(cfg, resource, metric);
+                let key = (service.to_owned(), resource.to_owned(), metric.to_owned());
+                self.capacity.entry(key).or_insert(series)
+            }
         };
         series.partition = partition;
         series.sample(t, value, capacity, &mut out.incidents);
@@ -349,7 +350,7 @@ impl Engine {
     }
 
     /// Capacity series by (service, resource, metric).
-    pub fn capacity(&self) -> &BTreeMap<(String, String, String), Series> {
+    pub fn capacity(&self) -> &BTreeMap<SeriesKey, Series> {
         &self.capacity
     }
 
