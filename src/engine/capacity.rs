@@ -2,8 +2,6 @@
 //! count/min/max/mean, HdrHistogram percentiles within 1%), sustained-threshold
 //! incidents with episodes, and a least-squares exhaustion forecast.
 
-use std::borrow::Borrow;
-use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -30,51 +28,72 @@ pub struct Hour {
 /// A series' key: (service, resource, metric).
 pub type SeriesKey = (String, String, String);
 
-/// A [`SeriesKey`] or its borrowed parts, so that a map keyed by
-/// [`SeriesKey`] is searched per metric sample without allocating the key.
-pub trait SeriesKeyParts {
-    /// (service, resource, metric).
-    fn parts(&self) -> (&str, &str, &str);
-}
+/// A [`SeriesKey`]'s parts, borrowed: it hashes as the key does (a tuple
+/// hashes its fields in order), so a metric sample finds its series without
+/// allocating the key.
+#[derive(Hash)]
+struct SeriesRef<'a>(&'a str, &'a str, &'a str);
 
-impl SeriesKeyParts for SeriesKey {
-    fn parts(&self) -> (&str, &str, &str) {
-        (&self.0, &self.1, &self.2)
+impl hashbrown::Equivalent<SeriesKey> for SeriesRef<'_> {
+    fn equivalent(&self, key: &SeriesKey) -> bool {
+        (self.0, self.1, self.2) == (key.0.as_str(), key.1.as_str(), key.2.as_str())
     }
 }
 
-impl SeriesKeyParts for (&str, &str, &str) {
-    fn parts(&self) -> (&str, &str, &str) {
-        *self
-    }
+/// Every capacity series, found by hash per sample and listed in key order
+/// (reports, checkpoints and deadlines see one deterministic order).
+#[derive(Debug, Clone, Default)]
+pub struct SeriesMap {
+    series: hashbrown::HashMap<SeriesKey, Series, foldhash::fast::RandomState>,
 }
 
-impl<'a> Borrow<dyn SeriesKeyParts + 'a> for SeriesKey {
-    fn borrow(&self) -> &(dyn SeriesKeyParts + 'a) {
-        self
+impl SeriesMap {
+    /// The series (service, resource, metric), if it exists.
+    pub fn get_mut(&mut self, service: &str, resource: &str, metric: &str) -> Option<&mut Series> {
+        self.series.get_mut(&SeriesRef(service, resource, metric))
+    }
+
+    /// Adds `series`, or replaces the one with its key.
+    pub fn insert(&mut self, series: Series) -> &mut Series {
+        let key = (series.service.clone(), series.resource.clone(), series.metric.clone());
+        match self.series.entry(key) {
+            hashbrown::hash_map::Entry::Occupied(mut e) => {
+                e.insert(series);
+                e.into_mut()
+            }
+            hashbrown::hash_map::Entry::Vacant(e) => e.insert(series),
+        }
+    }
+
+    /// The series in key order.
+    pub fn values(&self) -> impl Iterator<Item = &Series> {
+        let mut all: Vec<(&SeriesKey, &Series)> = self.series.iter().collect();
+        all.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        all.into_iter().map(|(_, s)| s)
+    }
+
+    /// The series in key order, to change.
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Series> {
+        let mut all: Vec<(&SeriesKey, &mut Series)> = self.series.iter_mut().collect();
+        all.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        all.into_iter().map(|(_, s)| s)
+    }
+
+    /// Keeps only the series for which `keep` holds.
+    pub fn retain(&mut self, mut keep: impl FnMut(&Series) -> bool) {
+        self.series.retain(|_, s| keep(s));
+    }
+
+    /// How many series there are.
+    pub fn len(&self) -> usize {
+        self.series.len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.series.is_empty()
     }
 }
-
-// The order of the parts as strs is that of the owned tuple, as `Borrow` requires.
-impl Ord for dyn SeriesKeyParts + '_ {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.parts().cmp(&other.parts())
-    }
-}
-
-impl PartialOrd for dyn SeriesKeyParts + '_ {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl PartialEq for dyn SeriesKeyParts + '_ {
-    fn eq(&self, other: &Self) -> bool {
-        self.parts() == other.parts()
-    }
-}
-
-impl Eq for dyn SeriesKeyParts + '_ {}
 
 /// One metric series: (service, resource, metric).
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -28,7 +28,7 @@ use crate::event::{DeadLetter, Reason, Topic};
 use crate::eventtime::{ReleasedRows, StreamId};
 use crate::time::Millis;
 use availability::ServiceTimeline;
-use capacity::{Series, SeriesKey, SeriesKeyParts};
+use capacity::{Series, SeriesMap};
 use incidents::Incident;
 use tickets::{Refusal, Ticket, Tickets};
 
@@ -92,7 +92,7 @@ pub struct Engine {
     /// Availability per configured service.
     services: BTreeMap<String, ServiceTimeline>,
     /// Capacity per metric series (service, resource, metric).
-    capacity: BTreeMap<SeriesKey, Series>,
+    capacity: SeriesMap,
     /// `[[burn_alerts]]`, shared by every timeline.
     burn_alerts: Arc<[BurnAlert]>,
     config: Arc<Config>,
@@ -111,7 +111,7 @@ impl Engine {
         Engine {
             tickets_topic: tickets_topic.to_owned(),
             tickets: Tickets::new(&config),
-            capacity: BTreeMap::new(),
+            capacity: SeriesMap::default(),
             burn_alerts,
             config,
             services,
@@ -193,22 +193,19 @@ impl Engine {
     /// (created on first sight), keyed by (service, resource, metric).
     fn sample(
         &mut self,
-        key: (&str, &str, &str),
+        (service, resource, metric): (&str, &str, &str),
         partition: i32,
         t: Millis,
         (value, capacity): (f64, Option<f64>),
         out: &mut Outputs,
     ) {
-        let series = match self.capacity.get_mut(&key as &dyn SeriesKeyParts) {
+        let series = match self.capacity.get_mut(service, resource, metric) {
             Some(s) => s,
             None => {
-                let (service, resource, metric) = key;
                 let Some(cfg) = self.config.service(service) else {
                     return;
                 };
-                let series = Series::new(cfg, resource, metric);
-                let key = (service.to_owned(), resource.to_owned(), metric.to_owned());
-                self.capacity.entry(key).or_insert(series)
+                self.capacity.insert(Series::new(cfg, resource, metric))
             }
         };
         series.partition = partition;
@@ -306,8 +303,7 @@ impl Engine {
         }
         for s in slice.capacity {
             if self.config.service(&s.service).is_some() {
-                self.capacity
-                    .insert((s.service.clone(), s.resource.clone(), s.metric.clone()), s);
+                self.capacity.insert(s);
             }
         }
         self.tickets.import(slice.tickets);
@@ -338,7 +334,7 @@ impl Engine {
                         *t = timeline_of(&self.config, cfg, &self.burn_alerts);
                     }
                 }
-                self.capacity.retain(|_, s| s.partition != p);
+                self.capacity.retain(|s| s.partition != p);
             }
             Topic::Tickets => self.tickets.forget(p),
         }
@@ -350,7 +346,7 @@ impl Engine {
     }
 
     /// Capacity series by (service, resource, metric).
-    pub fn capacity(&self) -> &BTreeMap<SeriesKey, Series> {
+    pub fn capacity(&self) -> &SeriesMap {
         &self.capacity
     }
 
