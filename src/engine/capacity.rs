@@ -55,7 +55,11 @@ impl SeriesMap {
 
     /// Adds `series`, or replaces the one with its key.
     pub fn insert(&mut self, series: Series) -> &mut Series {
-        let key = (series.service.clone(), series.resource.clone(), series.metric.clone());
+        let key = (
+            series.service.clone(),
+            series.resource.clone(),
+            series.metric.clone(),
+        );
         match self.series.entry(key) {
             hashbrown::hash_map::Entry::Occupied(mut e) => {
                 e.insert(series);

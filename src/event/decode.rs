@@ -8,7 +8,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, Float64Builder, Int32Builder, Int64Builder, StringBuilder, UInt8Builder,
+    ArrayRef, ArrowPrimitiveType, Float64Builder, Int32Builder, Int64Builder, PrimitiveBuilder,
+    StringBuilder, UInt8Builder,
 };
 use datafusion::arrow::record_batch::RecordBatch;
 use serde::Deserialize;
@@ -408,6 +409,72 @@ impl Common {
     }
 }
 
+/// A column builder that takes runs of nulls in one call.
+trait NullRuns {
+    /// What one value of the column is.
+    type Item<'a>;
+    fn append_nulls(&mut self, n: usize);
+    fn append(&mut self, v: Self::Item<'_>);
+    fn finish_array(&mut self) -> ArrayRef;
+}
+
+impl NullRuns for StringBuilder {
+    type Item<'a> = &'a str;
+    fn append_nulls(&mut self, n: usize) {
+        StringBuilder::append_nulls(self, n);
+    }
+    fn append(&mut self, v: &str) {
+        self.append_value(v);
+    }
+    fn finish_array(&mut self) -> ArrayRef {
+        Arc::new(self.finish())
+    }
+}
+
+impl<T: ArrowPrimitiveType> NullRuns for PrimitiveBuilder<T> {
+    type Item<'a> = T::Native;
+    fn append_nulls(&mut self, n: usize) {
+        PrimitiveBuilder::append_nulls(self, n);
+    }
+    fn append(&mut self, v: T::Native) {
+        self.append_value(v);
+    }
+    fn finish_array(&mut self) -> ArrayRef {
+        Arc::new(self.finish())
+    }
+}
+
+/// A column most records leave null (a probe has no `resource`, a metric no
+/// `source`): nulls are counted and appended as one run before the next
+/// value, a call per value instead of one per record.
+struct Sparse<B> {
+    builder: B,
+    nulls: usize,
+}
+
+impl<B: NullRuns> Sparse<B> {
+    fn new(builder: B) -> Self {
+        Sparse { builder, nulls: 0 }
+    }
+
+    fn append_option(&mut self, v: Option<B::Item<'_>>) {
+        match v {
+            None => self.nulls += 1,
+            Some(v) => {
+                if self.nulls > 0 {
+                    self.builder.append_nulls(std::mem::take(&mut self.nulls));
+                }
+                self.builder.append(v);
+            }
+        }
+    }
+
+    fn finish(mut self) -> ArrayRef {
+        self.builder.append_nulls(self.nulls);
+        self.builder.finish_array()
+    }
+}
+
 /// The contract's default `engine.max_window` (31 days).
 pub const DEFAULT_MAX_WINDOW: Millis = 31 * 86_400_000;
 
@@ -508,20 +575,20 @@ impl Decoder {
         let n = records.len();
         let mut c = Common::new(n);
         let mut kind = UInt8Builder::with_capacity(n);
-        let mut source = StringBuilder::with_capacity(n, n * 6);
-        let mut status = UInt8Builder::with_capacity(n);
-        let mut outcome = UInt8Builder::new();
-        let mut latency = Float64Builder::with_capacity(n);
-        let mut resource = StringBuilder::new();
-        let mut metric = StringBuilder::new();
-        let mut value = Float64Builder::with_capacity(n);
-        let mut capacity = Float64Builder::with_capacity(n);
-        let mut start = Int64Builder::with_capacity(n);
-        let mut end = Int64Builder::with_capacity(n);
-        let mut change = StringBuilder::new();
-        let mut exclusion = StringBuilder::new();
-        let mut reason = StringBuilder::new();
-        let mut approved = StringBuilder::new();
+        let mut source = Sparse::new(StringBuilder::with_capacity(n, n * 6));
+        let mut status = Sparse::new(UInt8Builder::with_capacity(n));
+        let mut outcome = Sparse::new(UInt8Builder::new());
+        let mut latency = Sparse::new(Float64Builder::with_capacity(n));
+        let mut resource = Sparse::new(StringBuilder::new());
+        let mut metric = Sparse::new(StringBuilder::new());
+        let mut value = Sparse::new(Float64Builder::with_capacity(n));
+        let mut capacity = Sparse::new(Float64Builder::with_capacity(n));
+        let mut start = Sparse::new(Int64Builder::with_capacity(n));
+        let mut end = Sparse::new(Int64Builder::with_capacity(n));
+        let mut change = Sparse::new(StringBuilder::new());
+        let mut exclusion = Sparse::new(StringBuilder::new());
+        let mut reason = Sparse::new(StringBuilder::new());
+        let mut approved = Sparse::new(StringBuilder::new());
         let mut malformed = Vec::new();
 
         for (pos, r) in records.iter().enumerate() {
@@ -568,20 +635,20 @@ impl Decoder {
         let mut cols = c.finish();
         cols.extend([
             Arc::new(kind.finish()) as ArrayRef,
-            Arc::new(source.finish()),
-            Arc::new(status.finish()),
-            Arc::new(latency.finish()),
-            Arc::new(resource.finish()),
-            Arc::new(metric.finish()),
-            Arc::new(value.finish()),
-            Arc::new(capacity.finish()),
-            Arc::new(start.finish()),
-            Arc::new(end.finish()),
-            Arc::new(change.finish()),
-            Arc::new(exclusion.finish()),
-            Arc::new(reason.finish()),
-            Arc::new(approved.finish()),
-            Arc::new(outcome.finish()),
+            source.finish(),
+            status.finish(),
+            latency.finish(),
+            resource.finish(),
+            metric.finish(),
+            value.finish(),
+            capacity.finish(),
+            start.finish(),
+            end.finish(),
+            change.finish(),
+            exclusion.finish(),
+            reason.finish(),
+            approved.finish(),
+            outcome.finish(),
         ]);
         self.chunk(partition, cols, malformed)
     }
@@ -590,11 +657,11 @@ impl Decoder {
         let n = records.len();
         let mut c = Common::new(n);
         let mut ty = UInt8Builder::with_capacity(n);
-        let mut customer = StringBuilder::new();
-        let mut service = StringBuilder::new();
-        let mut priority = UInt8Builder::with_capacity(n);
-        let mut kind = UInt8Builder::with_capacity(n);
-        let mut status = StringBuilder::new();
+        let mut customer = Sparse::new(StringBuilder::new());
+        let mut service = Sparse::new(StringBuilder::new());
+        let mut priority = Sparse::new(UInt8Builder::with_capacity(n));
+        let mut kind = Sparse::new(UInt8Builder::with_capacity(n));
+        let mut status = Sparse::new(StringBuilder::new());
         let mut malformed = Vec::new();
 
         for (pos, r) in records.iter().enumerate() {
@@ -621,11 +688,11 @@ impl Decoder {
         let mut cols = c.finish();
         cols.extend([
             Arc::new(ty.finish()) as ArrayRef,
-            Arc::new(customer.finish()),
-            Arc::new(service.finish()),
-            Arc::new(priority.finish()),
-            Arc::new(kind.finish()),
-            Arc::new(status.finish()),
+            customer.finish(),
+            service.finish(),
+            priority.finish(),
+            kind.finish(),
+            status.finish(),
         ]);
         self.chunk(partition, cols, malformed)
     }
