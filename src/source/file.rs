@@ -146,22 +146,28 @@ mod tests {
     use crate::event::Topic;
     use crate::source::ChunkSource;
 
-    #[test]
-    fn lines_keep_their_bytes_and_numbers_across_chunks() {
+    /// Every line of a file holding `text`, read `max` lines a chunk.
+    fn read_back(text: &[u8], max: usize) -> Vec<(i64, Vec<u8>)> {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("in.ndjson");
-        std::fs::write(&path, b"a\r\r\n\nb\r\n\r\n{\"x\":1}\nlast\r").expect("write");
+        std::fs::write(&path, text).expect("write");
         let stream = StreamId {
             topic: Topic::Monitoring,
             partition: 0,
         };
         let mut file = NdjsonFile::open(&path, stream).expect("open");
         let mut lines = Lines::new();
-        let mut got: Vec<(i64, Vec<u8>)> = Vec::new();
+        let mut got = Vec::new();
         while !file.is_done() {
-            file.read_chunk(2, &mut lines).expect("read");
+            file.read_chunk(max, &mut lines).expect("read");
             got.extend(lines.iter().map(|(n, l)| (n, l.to_vec())));
         }
+        got
+    }
+
+    #[test]
+    fn lines_keep_their_bytes_and_numbers_across_chunks() {
+        let got = read_back(b"a\r\r\n\nb\r\n\r\n{\"x\":1}\nlast\r", 2);
         let want: [&[u8]; 6] = [b"a\r", b"", b"b", b"", b"{\"x\":1}", b"last\r"];
         let want: Vec<(i64, Vec<u8>)> = (0..).zip(want.map(<[u8]>::to_vec)).collect();
         assert_eq!(got, want);
@@ -180,20 +186,6 @@ mod tests {
             want.push((n, line));
         }
         assert!(text.len() > 3 << 20);
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("in.ndjson");
-        std::fs::write(&path, &text).expect("write");
-        let stream = StreamId {
-            topic: Topic::Monitoring,
-            partition: 0,
-        };
-        let mut file = NdjsonFile::open(&path, stream).expect("open");
-        let mut lines = Lines::new();
-        let mut got: Vec<(i64, Vec<u8>)> = Vec::new();
-        while !file.is_done() {
-            file.read_chunk(1000, &mut lines).expect("read");
-            got.extend(lines.iter().map(|(n, l)| (n, l.to_vec())));
-        }
-        assert_eq!(got, want);
+        assert_eq!(read_back(&text, 1000), want);
     }
 }
