@@ -131,8 +131,8 @@ impl DedupKey {
 struct Dedup {
     /// [`id_hash`] of an event id → (ts, partition) of its last sighting.
     /// The key is already a hash: foldhash (randomly seeded per process, so
-    /// crafted ids cannot pile into one bucket) mixes it in about a
-    /// nanosecond, where SipHash would hash the hash again.
+    /// crafted ids cannot pile into one bucket) only mixes it, where SipHash
+    /// would hash the hash again.
     seen: HashMap<u64, (Millis, i32), foldhash::fast::RandomState>,
     swept_at: Millis,
 }

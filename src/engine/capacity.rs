@@ -26,7 +26,7 @@ pub struct Hour {
 }
 
 /// A series' key: (service, resource, metric).
-pub type SeriesKey = (String, String, String);
+type SeriesKey = (String, String, String);
 
 /// A [`SeriesKey`]'s parts, borrowed: it hashes as the key does (a tuple
 /// hashes its fields in order), so a metric sample finds its series without
@@ -60,13 +60,7 @@ impl SeriesMap {
             series.resource.clone(),
             series.metric.clone(),
         );
-        match self.series.entry(key) {
-            hashbrown::hash_map::Entry::Occupied(mut e) => {
-                e.insert(series);
-                e.into_mut()
-            }
-            hashbrown::hash_map::Entry::Vacant(e) => e.insert(series),
-        }
+        self.series.entry(key).insert(series).into_mut()
     }
 
     /// The series in key order.
@@ -86,16 +80,6 @@ impl SeriesMap {
     /// Keeps only the series for which `keep` holds.
     pub fn retain(&mut self, mut keep: impl FnMut(&Series) -> bool) {
         self.series.retain(|_, s| keep(s));
-    }
-
-    /// How many series there are.
-    pub fn len(&self) -> usize {
-        self.series.len()
-    }
-
-    /// Whether there is none.
-    pub fn is_empty(&self) -> bool {
-        self.series.is_empty()
     }
 }
 
