@@ -545,30 +545,36 @@ impl Decoder {
         }
     }
 
-    /// UTF-8 and JSON decoding of one record; on failure it is recorded as malformed.
-    fn parse<'r, T: Deserialize<'r> + Fast<'r>>(
+    /// Reads each record (UTF-8, then JSON) and hands it to `row`, which
+    /// checks it and appends it to the columns. A record that fails any step
+    /// becomes a malformed one at its position. `row` borrows the record, so
+    /// the parsed struct (hundreds of bytes) is not moved once per record.
+    fn each<'r, T: Deserialize<'r> + Fast<'r>>(
         &self,
-        pos: usize,
-        r: &RawRecord<'r>,
+        records: &[RawRecord<'r>],
         malformed: &mut Vec<Malformed>,
-    ) -> Option<(&'r str, T)> {
-        let raw = match std::str::from_utf8(r.payload) {
-            Ok(s) => s,
-            Err(e) => {
-                malformed.push(self.malformed(pos, r, format!("not UTF-8: {e}")));
-                return None;
-            }
-        };
-        if let Some(ev) = self.fast.then(|| T::fast(raw)).flatten() {
-            return Some((raw, ev));
-        }
-        match serde_json::from_str(raw) {
-            Ok(ev) => Some((raw, ev)),
-            Err(e) => {
-                malformed.push(self.malformed(pos, r, e.to_string()));
-                None
+        mut row: impl FnMut(&RawRecord<'r>, &'r str, &T) -> Result<(), String>,
+    ) {
+        for (pos, r) in records.iter().enumerate() {
+            if let Err(e) = self.read(r, &mut row) {
+                malformed.push(self.malformed(pos, r, e));
             }
         }
+    }
+
+    fn read<'r, T: Deserialize<'r> + Fast<'r>>(
+        &self,
+        r: &RawRecord<'r>,
+        row: &mut impl FnMut(&RawRecord<'r>, &'r str, &T) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let raw = std::str::from_utf8(r.payload).map_err(|e| format!("not UTF-8: {e}"))?;
+        if self.fast
+            && let Some(ev) = T::fast(raw)
+        {
+            return row(r, raw, &ev);
+        }
+        let ev = serde_json::from_str(raw).map_err(|e| e.to_string())?;
+        row(r, raw, &ev)
     }
 
     fn decode_monitoring(&self, partition: i32, records: &[RawRecord]) -> DecodedChunk {
@@ -591,17 +597,8 @@ impl Decoder {
         let mut approved = Sparse::new(StringBuilder::new());
         let mut malformed = Vec::new();
 
-        for (pos, r) in records.iter().enumerate() {
-            let Some((raw, ev)) = self.parse::<MonitoringJson>(pos, r, &mut malformed) else {
-                continue;
-            };
-            let checked = match check_monitoring(&ev, self.max_window) {
-                Ok(checked) => checked,
-                Err(e) => {
-                    malformed.push(self.malformed(pos, r, e));
-                    continue;
-                }
-            };
+        self.each(records, &mut malformed, |r, raw, ev: &MonitoringJson| {
+            let checked = check_monitoring(ev, self.max_window)?;
             c.push(r, &ev.event_id, ev.ts.0, raw, &ev.service);
             let k = checked.kind;
             kind.append_value(k.code());
@@ -631,7 +628,8 @@ impl Decoder {
             exclusion.append_option(ev.exclusion_id.as_deref().filter(|_| excluded));
             reason.append_option(ev.reason.as_deref().filter(|_| excluded));
             approved.append_option(ev.approved_by.as_deref().filter(|_| excluded));
-        }
+            Ok(())
+        });
         let mut cols = c.finish();
         cols.extend([
             Arc::new(kind.finish()) as ArrayRef,
@@ -664,17 +662,8 @@ impl Decoder {
         let mut status = Sparse::new(StringBuilder::new());
         let mut malformed = Vec::new();
 
-        for (pos, r) in records.iter().enumerate() {
-            let Some((raw, ev)) = self.parse::<TicketJson>(pos, r, &mut malformed) else {
-                continue;
-            };
-            let checked = match check_ticket(&ev) {
-                Ok(checked) => checked,
-                Err(e) => {
-                    malformed.push(self.malformed(pos, r, e));
-                    continue;
-                }
-            };
+        self.each(records, &mut malformed, |r, raw, ev: &TicketJson| {
+            let checked = check_ticket(ev)?;
             c.push(r, &ev.event_id, ev.ts.0, raw, &ev.ticket);
             let created = checked.ty == TicketEventType::Created;
             ty.append_value(checked.ty.code());
@@ -684,7 +673,8 @@ impl Decoder {
             kind.append_option(checked.kind.map(TicketKind::code));
             let status_change = checked.ty == TicketEventType::Status;
             status.append_option(ev.status.as_deref().filter(|_| status_change));
-        }
+            Ok(())
+        });
         let mut cols = c.finish();
         cols.extend([
             Arc::new(ty.finish()) as ArrayRef,
