@@ -562,6 +562,7 @@ impl Decoder {
         }
     }
 
+    /// One record through UTF-8, then the fast path or serde, then `row`.
     fn read<'r, T: Deserialize<'r> + Fast<'r>>(
         &self,
         r: &RawRecord<'r>,
