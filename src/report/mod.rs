@@ -202,9 +202,21 @@ pub async fn sla_reports(
     to: Millis,
     generated_at: Millis,
 ) -> Result<Vec<SlaReport>, ReportError> {
-    let mut out = Vec::new();
-    for c in &config.customers {
-        out.push(sla_report(config, tables, incidents, &c.id, from, to, generated_at).await?);
+    let ctx = tables.session()?;
+    let customers: Vec<&str> = config.customers.iter().map(|c| c.id.as_str()).collect();
+    let every = EveryService::read(&ctx, config, &customers, (from, to)).await?;
+    let (mut out, period) = (Vec::new(), (from, to));
+    for customer in customers {
+        let report = customer_report(
+            config,
+            &ctx,
+            &every,
+            incidents,
+            customer,
+            period,
+            generated_at,
+        );
+        out.push(report.await?);
     }
     Ok(out)
 }
@@ -220,18 +232,69 @@ pub async fn sla_report(
     generated_at: Millis,
 ) -> Result<SlaReport, ReportError> {
     let ctx = tables.session()?;
-    let mut per = service_times(&ctx, from, to).await?;
+    let every = EveryService::read(&ctx, config, &[customer], (from, to)).await?;
+    customer_report(
+        config,
+        &ctx,
+        &every,
+        incidents,
+        customer,
+        (from, to),
+        generated_at,
+    )
+    .await
+}
+
+/// What the report's queries read of every service, whichever customer a
+/// report is for: read once when several customers' reports are built.
+struct EveryService {
+    times: BTreeMap<String, ServiceTimes>,
+    counter_sums: slo::CounterSums,
+}
+
+impl EveryService {
+    async fn read(
+        ctx: &SessionContext,
+        config: &Config,
+        customers: &[&str],
+        (from, to): (Millis, Millis),
+    ) -> Result<Self, ReportError> {
+        // Counters are summed only when one of these customers has an SLO.
+        let slos = (customers.iter()).any(|c| !slo::slos_of(config, c).is_empty());
+        let counter_sums = if slos {
+            slo::counter_sums(ctx, from, to).await?
+        } else {
+            slo::CounterSums::new()
+        };
+        Ok(EveryService {
+            times: service_times(ctx, from, to).await?,
+            counter_sums,
+        })
+    }
+}
+
+/// The SLA report of `customer` for `[from, to)`.
+async fn customer_report(
+    config: &Config,
+    ctx: &SessionContext,
+    every: &EveryService,
+    incidents: &[Incident],
+    customer: &str,
+    (from, to): (Millis, Millis),
+    generated_at: Millis,
+) -> Result<SlaReport, ReportError> {
+    let none = ServiceTimes::default();
     let services: Vec<ServiceReport> = (config.services.iter())
         .filter(|s| s.customer == customer)
         .map(|svc| {
-            let times = per.remove(&svc.id).unwrap_or_default();
-            service_report(config, svc, &times, incidents, from, to)
+            let times = every.times.get(&svc.id).unwrap_or(&none);
+            service_report(config, svc, times, incidents, from, to)
         })
         .collect();
     let credit_pct_max = (services.iter().filter_map(|s| s.credit_pct)).reduce(f64::max);
-    let tickets = tickets_report(&ctx, config, customer, from, to).await?;
-    let slos = slo::slos_report(&ctx, config, customer, from, to).await?;
-    let changes = changes::changes_report(&ctx, config, incidents, customer, (from, to)).await?;
+    let tickets = tickets_report(ctx, config, customer, from, to).await?;
+    let slos = slo::slos_report(config, customer, &every.counter_sums);
+    let changes = changes::changes_report(ctx, config, incidents, customer, (from, to)).await?;
     let mut by_rule = BTreeMap::new();
     let mut triggered = 0;
     for i in incidents.iter().filter(|i| {

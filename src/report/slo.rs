@@ -96,25 +96,32 @@ impl SloReport {
     }
 }
 
-/// The SLOs of `customer`'s services over `[from, to)`, in config order.
-pub(super) async fn slos_report(
-    ctx: &SessionContext,
-    config: &Config,
-    customer: &str,
-    from: Millis,
-    to: Millis,
-) -> Result<Vec<SloReport>, ReportError> {
-    let theirs: Vec<&SloConfig> = (config.slos.iter())
+/// Each (service, counter)'s counted increases in the report period, summed
+/// in sample order (`SLOS_SQL`).
+pub(super) type CounterSums = BTreeMap<(String, String), f64>;
+
+/// The SLOs of `customer`'s services.
+pub(super) fn slos_of<'c>(config: &'c Config, customer: &str) -> Vec<&'c SloConfig> {
+    (config.slos.iter())
         .filter(|s| {
             config
                 .service(s.service())
                 .is_some_and(|c| c.customer == customer)
         })
-        .collect();
-    if theirs.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut sums: BTreeMap<(String, String), f64> = BTreeMap::new();
+        .collect()
+}
+
+/// Sums `SLOS_SQL`'s rows per (service, counter). The rows come sorted by
+/// (service, counter), so each key's run is summed in a local and stored
+/// once: the same additions in the same order as adding each row into the
+/// map, without two `String`s and a map search per row.
+pub(super) async fn counter_sums(
+    ctx: &SessionContext,
+    from: Millis,
+    to: Millis,
+) -> Result<CounterSums, ReportError> {
+    let mut sums = CounterSums::new();
+    let mut run: Option<((String, String), f64)> = None;
     for b in &query(ctx, SLOS_SQL, from, to).await? {
         let (service, counter) = (
             b.column(0).as_string::<i32>(),
@@ -122,14 +129,34 @@ pub(super) async fn slos_report(
         );
         let increase = b.column(2).as_primitive::<Float64Type>();
         for r in 0..b.num_rows() {
-            let key = (service.value(r).to_owned(), counter.value(r).to_owned());
-            *sums.entry(key).or_insert(0.0) += increase.value(r);
+            let key = (service.value(r), counter.value(r));
+            if run
+                .as_ref()
+                .is_some_and(|((s, c), _)| (s.as_str(), c.as_str()) != key)
+                && let Some((done, sum)) = run.take()
+            {
+                sums.insert(done, sum);
+            }
+            let (_, sum) = run.get_or_insert_with(|| {
+                let key = (key.0.to_owned(), key.1.to_owned());
+                let sum = sums.remove(&key).unwrap_or(0.0);
+                (key, sum)
+            });
+            *sum += increase.value(r);
         }
     }
+    if let Some((done, sum)) = run {
+        sums.insert(done, sum);
+    }
+    Ok(sums)
+}
+
+/// The SLOs of `customer`'s services, in config order, from the period's `sums`.
+pub(super) fn slos_report(config: &Config, customer: &str, sums: &CounterSums) -> Vec<SloReport> {
     let sum = |s: &SloConfig, name: &str| {
         let key = (s.service().to_owned(), name.to_owned());
         sums.get(&key).copied().unwrap_or(0.0)
     };
     let report = |s: &SloConfig| SloReport::new(s, SloCounts::of(s, |name| sum(s, name)));
-    Ok(theirs.into_iter().map(report).collect())
+    slos_of(config, customer).into_iter().map(report).collect()
 }
