@@ -17,6 +17,7 @@ use crate::eventtime::StreamId;
 use crate::generate::{Generated, Generator, SERVICES, roughen, scenario_config};
 use crate::kafka::TopicSpec;
 use crate::pipeline::Pipeline;
+use crate::source::file::Lines;
 use crate::time::Millis;
 
 const START: i64 = 1_793_577_600_000;
@@ -73,25 +74,23 @@ fn decode_only(events: &[&Generated], fast: bool) -> f64 {
         let d = Decoder::new(t, t.as_str());
         if fast { d } else { d.serde_only() }
     });
-    let blocks: Vec<(&Decoder, String, Vec<usize>)> = (events.chunks(8192))
+    let blocks: Vec<(&Decoder, Lines)> = (events.chunks(8192))
         .flat_map(|chunk| decoders.iter().map(move |d| (chunk, d)))
         .map(|(chunk, d)| {
-            let (mut block, mut ends) = (String::new(), Vec::new());
-            for g in chunk.iter().filter(|g| g.topic == d.topic()) {
-                block.push_str(&g.line);
-                ends.push(block.len());
+            let mut lines = Lines::new();
+            for (n, g) in (0..).zip(chunk.iter().filter(|g| g.topic == d.topic())) {
+                lines.push(n, g.line.as_bytes());
             }
-            (d, block, ends)
+            (d, lines)
         })
         .collect();
     let chunks: Vec<(&Decoder, Vec<RawRecord>)> = (blocks.iter())
-        .map(|(d, block, ends)| {
-            let starts = std::iter::once(0).chain(ends.iter().copied());
-            let records = (starts.zip(ends).enumerate())
-                .map(|(i, (s, &e))| RawRecord {
+        .map(|(d, lines)| {
+            let records = (lines.iter())
+                .map(|(offset, payload)| RawRecord {
                     partition: 0,
-                    offset: i as i64,
-                    payload: &block.as_bytes()[s..e],
+                    offset,
+                    payload,
                 })
                 .collect();
             (*d, records)
