@@ -85,6 +85,8 @@ enum Measurement {
     Memory,
     /// Replay throughput on one core and on all.
     Replay,
+    /// The JSON → Arrow decoder alone, with and without its fast path.
+    Decode,
     /// Live throughput and incident latency (needs --brokers).
     Live,
     /// Memory of `slaflow run` under a 10× burst (needs --brokers).
@@ -527,6 +529,9 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
     }
     if wanted(Measurement::Replay) {
         rows.extend(slaflow::bench::replay_rows(args.days, threads));
+    }
+    if wanted(Measurement::Decode) {
+        rows.extend(slaflow::bench::decode_rows(args.days));
     }
     if wanted(Measurement::Span) {
         rows.extend(slaflow::bench::span_rows(args.span_services));

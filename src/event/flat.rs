@@ -133,6 +133,11 @@ fn number(text: &str, i: usize) -> Option<(Value<'_>, usize)> {
     let digits = j;
     // Wrapping: a value of more than 18 digits is refused below anyway.
     let mut magnitude = 0i64;
+    // Eight digits at a time while there are eight (epoch milliseconds have 13).
+    while let Some(eight) = b.get(j..j + 8).and_then(eight_digits) {
+        magnitude = magnitude.wrapping_mul(100_000_000).wrapping_add(eight);
+        j += 8;
+    }
     while let Some(&c) = b.get(j).filter(|c| c.is_ascii_digit()) {
         magnitude = magnitude.wrapping_mul(10).wrapping_add(i64::from(c - b'0'));
         j += 1;
@@ -162,6 +167,29 @@ fn number(text: &str, i: usize) -> Option<(Value<'_>, usize)> {
         Some(f) => Some((Value::Float(f), j)),
         None => Some((Value::Float(serde_json::from_str(token).ok()?), j)),
     }
+}
+
+/// The value of `b`, eight ASCII digits, or `None` when one is not a digit
+/// (simdjson's `is_made_of_eight_digits_fast` and
+/// `parse_eight_digits_unrolled`: the digits are summed in pairs, then fours,
+/// then eights, in three multiplications).
+fn eight_digits(b: &[u8]) -> Option<i64> {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    let w = u64::from_le_bytes(b.try_into().ok()?);
+    // A digit's high nibble is 3, and still 3 after adding 6 to the byte.
+    let high = ONES * 0xF0;
+    if (w & high) | ((w.wrapping_add(ONES * 6) & high) >> 4) != ONES * 0x33 {
+        return None;
+    }
+    let w = w - ONES * u64::from(b'0');
+    let pairs = w.wrapping_mul(10).wrapping_add(w >> 8);
+    const MASK: u64 = 0x0000_00FF_0000_00FF;
+    const MUL1: u64 = 100 + (1_000_000 << 32);
+    const MUL2: u64 = 1 + (10_000 << 32);
+    let eights = ((pairs & MASK).wrapping_mul(MUL1))
+        .wrapping_add(((pairs >> 16) & MASK).wrapping_mul(MUL2))
+        >> 32;
+    Some(i64::from(eights as u32))
 }
 
 /// `int` then `rest` (`.digits`, `e±digits`, or both) as one exact operation,
@@ -263,6 +291,34 @@ mod tests {
         ], 0..40)) {
             let plain = b.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
             prop_assert_eq!(special(&b), plain);
+        }
+
+        #[test]
+        fn eight_digits_at_a_time_read_as_one_at_a_time(b in prop::collection::vec(prop_oneof![
+            8 => b'0'..=b'9', 1 => any::<u8>(),
+        ], 8)) {
+            let one_at_a_time = (b.iter().all(u8::is_ascii_digit))
+                .then(|| b.iter().fold(0i64, |n, c| n * 10 + i64::from(c - b'0')));
+            prop_assert_eq!(eight_digits(&b), one_at_a_time);
+        }
+
+        #[test]
+        fn integers_are_the_values_serde_json_reads(token in "-?[0-9]{1,20}") {
+            let serde: Option<i64> = serde_json::from_str(&token).ok();
+            match number(&token, 0) {
+                Some((Value::Int(i), end)) => {
+                    prop_assert_eq!(end, token.len());
+                    prop_assert_eq!(Some(i), serde, "{}", token);
+                }
+                None => {
+                    // Left to serde: a leading zero, `-0`, more than 18 digits.
+                    let digits = token.trim_start_matches('-');
+                    let refused = digits.len() > 18
+                        || (digits.starts_with('0') && (digits.len() > 1 || token.starts_with('-')));
+                    prop_assert!(refused, "{}", token);
+                }
+                Some(v) => prop_assert!(false, "{}: {:?}", token, v),
+            }
         }
 
         #[test]
