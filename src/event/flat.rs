@@ -53,10 +53,12 @@ pub(super) fn scan<'a>(
 }
 
 /// Only whitespace may follow the object.
+#[inline(always)]
 fn end(b: &[u8], i: usize) -> Option<()> {
     (skip_ws(b, i) == b.len()).then_some(())
 }
 
+#[inline(always)]
 fn skip_ws(b: &[u8], mut i: usize) -> usize {
     while let Some(b' ' | b'\t' | b'\n' | b'\r') = b.get(i) {
         i += 1;
@@ -66,6 +68,7 @@ fn skip_ws(b: &[u8], mut i: usize) -> usize {
 
 /// The string starting at `text[i]` (a `"`) and the index after it; `None`
 /// for an escape or a control character.
+#[inline(always)]
 fn string(text: &str, i: usize) -> Option<(&str, usize)> {
     let b = text.as_bytes();
     if b.get(i) != Some(&b'"') {
@@ -85,6 +88,7 @@ fn string(text: &str, i: usize) -> Option<(&str, usize)> {
 /// bytes are tested at a time in a `u64` ("Bit Twiddling Hacks": a byte
 /// equal to `c` is a zero byte of `w ^ c`; `hasless`). Borrows can flag bytes
 /// above a true match, never below it, so the lowest flag is exact.
+#[inline(always)]
 fn special(b: &[u8]) -> Option<usize> {
     const ONES: u64 = u64::from_ne_bytes([1; 8]);
     const HIGH: u64 = ONES * 0x80;
@@ -109,6 +113,7 @@ fn special(b: &[u8]) -> Option<usize> {
     )
 }
 
+#[inline(always)]
 fn value(text: &str, i: usize) -> Option<(Value<'_>, usize)> {
     let b = text.as_bytes();
     match b.get(i)? {
