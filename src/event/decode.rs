@@ -88,7 +88,7 @@ impl DecodedChunk {
 }
 
 /// An event time as it appears on input: RFC 3339 string or integer epoch ms.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 struct Ts(Millis);
 
 impl<'de> Deserialize<'de> for Ts {
@@ -114,7 +114,8 @@ impl<'de> Deserialize<'de> for Ts {
     }
 }
 
-#[derive(Deserialize)]
+/// `Default` is the fast path's blank record, filled member by member.
+#[derive(Deserialize, Default)]
 struct MonitoringJson<'a> {
     #[serde(borrow)]
     event_id: Cow<'a, str>,
@@ -234,27 +235,7 @@ trait Fast<'a>: Sized {
 
 impl<'a> Fast<'a> for MonitoringJson<'a> {
     fn fast<R>(text_: &'a str, row: impl FnOnce(&Self) -> R) -> Option<R> {
-        let mut m = MonitoringJson {
-            event_id: Cow::Borrowed(""),
-            ts: Ts(0),
-            service: Cow::Borrowed(""),
-            kind: Cow::Borrowed(""),
-            source: None,
-            status: None,
-            latency_ms: None,
-            resource: None,
-            metric: None,
-            name: None,
-            value: None,
-            capacity: None,
-            start: None,
-            end: None,
-            change_id: None,
-            outcome: None,
-            exclusion_id: None,
-            reason: None,
-            approved_by: None,
-        };
+        let mut m = MonitoringJson::default();
         let mut seen = Seen::default();
         // One `match`: the compiler compares each key by length, then by
         // constant-length words, instead of a call to memcmp per candidate.
@@ -288,18 +269,9 @@ impl<'a> Fast<'a> for MonitoringJson<'a> {
 
 impl<'a> Fast<'a> for TicketJson<'a> {
     fn fast<R>(text_: &'a str, row: impl FnOnce(&Self) -> R) -> Option<R> {
-        let mut t = TicketJson {
-            event_id: Cow::Borrowed(""),
-            ts: Ts(0),
-            ticket: Cow::Borrowed(""),
-            kind_of_event: Cow::Borrowed(""),
-            customer: None,
-            service: None,
-            priority: None,
-            kind: None,
-            status: None,
-        };
+        let mut t = TicketJson::default();
         let mut seen = Seen::default();
+        // Bits 0..4 are the required members.
         flat::scan(text_, |key, v| match key {
             "event_id" => seen.set(0, &mut t.event_id, text(v)),
             "ts" => seen.set(1, &mut t.ts, time(v)),
@@ -316,7 +288,7 @@ impl<'a> Fast<'a> for TicketJson<'a> {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct TicketJson<'a> {
     #[serde(borrow)]
     event_id: Cow<'a, str>,
