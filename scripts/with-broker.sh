@@ -21,7 +21,9 @@ echo "== starting tansu on $url (data in $workdir)"
 # tansu resolves sqlite:// paths relative to its working directory.
 # setsid: Ctrl-C in the terminal reaches the command, which stops first; the
 # broker stops after it (cleanup), so a clean shutdown can still commit.
-(cd "$workdir" && exec setsid tansu broker --listener-url "$url" --advertised-listener-url "$url" \
+# The group coordinator's info lines (members joining, leaders, missed
+# heartbeats) are kept: a failing run prints them.
+(cd "$workdir" && RUST_LOG="warn,tansu_broker::coordinator::group=info" exec setsid tansu broker --listener-url "$url" --advertised-listener-url "$url" \
     --storage-engine "sqlite://tansu.db" >"$workdir/tansu.log" 2>&1) &
 broker=$!
 cleanup() {
@@ -44,4 +46,10 @@ done
 
 export SLAFLOW_TEST_BROKERS="127.0.0.1:$port"
 echo "== $* (broker $SLAFLOW_TEST_BROKERS)"
-"$@"
+status=0
+"$@" || status=$?
+if [ "$status" -ne 0 ]; then
+    echo "== the broker's last log lines (tansu, group coordinator at info)"
+    sed 's/\x1b\[[0-9;]*m//g' "$workdir/tansu.log" | grep -v 'BrokenPipe\|TopicAlreadyExists' | tail -n 60
+fi
+exit "$status"

@@ -916,8 +916,13 @@ impl CheckpointWriter {
         self.changelog.flush(Duration::from_secs(60))?;
         if !covered.is_empty() {
             let took_ms = started.elapsed().as_millis() as u64;
+            // Which partitions, up to which offset: what a restart resumes from.
+            let next_offsets: Vec<String> = (covered.iter())
+                .map(|&(s, next)| format!("{}@{next}", stream_name(s)))
+                .collect();
             tracing::debug!(
                 partitions = covered.len(),
+                next_offsets = %next_offsets.join(","),
                 deltas,
                 took_ms,
                 bytes = total_bytes,

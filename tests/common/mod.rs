@@ -2,6 +2,8 @@
 //! `scripts/test.sh`, topic creation, producing, consuming, and running the binary.
 #![allow(dead_code)]
 
+pub mod sockets;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::Value;
@@ -218,15 +220,36 @@ impl Running {
     }
 
     /// [`Running::kill9`], then waits until the broker must count the dead
-    /// member as gone (its session timed out), as a supervisor's restart delay
-    /// would. tansu 0.6 needs this before a replacement joins: when the new
-    /// member joins while the dead one is still the group's leader, tansu
-    /// evicts that leader during the sync and leaves the new member with an
-    /// empty assignment and no further rebalance (seen in its log: "missed
-    /// heartbeat for leader", then heartbeats answered OK for minutes).
-    /// Apache Kafka rebalances in that case.
+    /// member as gone, as a supervisor's restart delay would. tansu 0.6 needs
+    /// this before a replacement joins: when the new member joins while the
+    /// dead one is still the group's leader, tansu evicts that leader during the
+    /// sync and leaves the new member with an empty assignment and no further
+    /// rebalance (its log: "missed heartbeat for leader", then heartbeats
+    /// answered OK for minutes); Apache Kafka rebalances in that case.
+    ///
+    /// tansu times the session from the last request it handled, not from the
+    /// kill: a loaded broker still handles the dead member's queued heartbeats
+    /// and commits seconds after it died (2 s seen). So the session is waited
+    /// out from the moment the broker has closed every connection of the dead
+    /// process, after which it can read none of its requests.
     pub fn kill9_and_wait_out_session(self) {
+        let port = (brokers().rsplit(':').next()).and_then(|p| p.parse().ok());
+        let broker_side = port.map(|port| sockets::BrokerSide::of(self.child.id(), port));
+        let killed = Instant::now();
         self.kill9();
+        match broker_side {
+            Some(side) if !side.is_empty() => assert!(
+                wait_until(Duration::from_secs(120), || !side.still_open()),
+                "the broker still holds the killed instance's connections after 120 s"
+            ),
+            _ => eprintln!("broker not on this host: the session is timed from the kill"),
+        }
+        let closed = killed.elapsed();
+        if closed > Duration::from_millis(500) {
+            eprintln!(
+                "the broker closed the killed instance's connections {closed:?} after the kill"
+            );
+        }
         std::thread::sleep(Duration::from_millis(SESSION_TIMEOUT_MS + 1_000));
     }
 
@@ -243,8 +266,12 @@ impl Drop for Running {
     }
 }
 
-/// `session.timeout.ms` of the instances the tests start.
-pub const SESSION_TIMEOUT_MS: u64 = 6_000;
+/// `session.timeout.ms` of the instances the tests start. It must outlast the
+/// broker's stalls: under the suite's load tansu (sqlite) answers nothing for
+/// seconds at a time (6 to 8 s seen), and a member whose session expires in
+/// one can leave tansu 0.6 with a group whose leader is gone and that never
+/// assigns again ("missed heartbeat", then empty assignments for minutes).
+pub const SESSION_TIMEOUT_MS: u64 = 20_000;
 
 /// Generated traffic produced to the broker, and the same lines for replay.
 pub struct Prepared {
