@@ -134,59 +134,91 @@ fn value(text: &str, i: usize) -> Option<(Value<'_>, usize)> {
 /// on; any other is parsed by serde_json itself, so the `f64` is the same.
 fn number(text: &str, i: usize) -> Option<(Value<'_>, usize)> {
     let b = text.as_bytes();
-    let mut j = i + usize::from(b[i] == b'-');
-    let digits = j;
-    // Wrapping: a value of more than 18 digits is refused below anyway.
-    let mut magnitude = 0i64;
-    // Eight digits at a time while there are eight (epoch milliseconds have 13).
-    while let Some(eight) = b.get(j..j + 8).and_then(eight_digits) {
-        magnitude = magnitude.wrapping_mul(100_000_000).wrapping_add(eight);
-        j += 8;
-    }
-    while let Some(&c) = b.get(j).filter(|c| c.is_ascii_digit()) {
-        magnitude = magnitude.wrapping_mul(10).wrapping_add(i64::from(c - b'0'));
-        j += 1;
-    }
-    let n_digits = j - digits;
-    if n_digits == 0 || (b[digits] == b'0' && (n_digits > 1 || b[i] == b'-')) {
+    let negative = b[i] == b'-';
+    let start = i + usize::from(negative);
+    let (magnitude, n_digits) = digits(&b[start..]);
+    let j = start + n_digits;
+    if n_digits == 0 || (b[start] == b'0' && (n_digits > 1 || negative)) {
         return None;
     }
     if !matches!(b.get(j), Some(b'.' | b'e' | b'E')) {
         if n_digits > 18 {
             return None;
         }
-        let int = if b[i] == b'-' { -magnitude } else { magnitude };
+        let int = if negative { -magnitude } else { magnitude };
         return Some((Value::Int(int), j));
     }
-    let fraction = j;
-    while b
-        .get(j)
-        .is_some_and(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-'))
+    // `magnitude` wraps past 18 digits; `exact_float` refuses more than 15.
+    if let Some((f, len)) = exact_float(magnitude as u64, n_digits, &b[j..])
+        && !b.get(j + len).is_some_and(|&c| is_number_byte(c))
     {
-        j += 1;
+        return Some((Value::Float(if negative { -f } else { f }), j + len));
     }
-    let token = &text[i..j];
-    let f = exact_float(&text[digits..fraction], &text[fraction..j])
-        .map(|f| if b[i] == b'-' { -f } else { f });
-    match f {
-        Some(f) => Some((Value::Float(f), j)),
-        None => Some((Value::Float(serde_json::from_str(token).ok()?), j)),
-    }
+    // The token as far as it looks like a number; serde_json judges it.
+    let end = j
+        + (b[j..].iter())
+            .position(|&c| !is_number_byte(c))
+            .unwrap_or(b.len() - j);
+    Some((Value::Float(serde_json::from_str(&text[i..end]).ok()?), end))
 }
 
-/// The value of `b`, eight ASCII digits, or `None` when one is not a digit
-/// (simdjson's `is_made_of_eight_digits_fast` and
-/// `parse_eight_digits_unrolled`: the digits are summed in pairs, then fours,
-/// then eights, in three multiplications).
-fn eight_digits(b: &[u8]) -> Option<i64> {
-    const ONES: u64 = u64::from_ne_bytes([1; 8]);
-    let w = u64::from_le_bytes(b.try_into().ok()?);
-    // A digit's high nibble is 3, and still 3 after adding 6 to the byte.
-    let high = ONES * 0xF0;
-    if (w & high) | ((w.wrapping_add(ONES * 6) & high) >> 4) != ONES * 0x33 {
-        return None;
+fn is_number_byte(c: u8) -> bool {
+    c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-')
+}
+
+/// Powers of ten that fit an `i64`.
+const POW10_I64: [i64; 19] = {
+    let mut p = [1i64; 19];
+    let mut k = 1;
+    while k < 19 {
+        p[k] = p[k - 1] * 10;
+        k += 1;
     }
-    let w = w - ONES * u64::from(b'0');
+    p
+};
+
+/// The run of ASCII digits at the start of `b`: its value (wrapping past 18
+/// digits) and its length. Eight bytes at a time while eight are left (epoch
+/// milliseconds have 13 digits), then one at a time.
+fn digits(b: &[u8]) -> (i64, usize) {
+    let (mut value, mut n) = (0i64, 0);
+    while let Some(word) = b.get(n..n + 8) {
+        let (v, k) = leading_digits(word);
+        value = value.wrapping_mul(POW10_I64[k]).wrapping_add(v);
+        n += k;
+        if k < 8 {
+            return (value, n);
+        }
+    }
+    while let Some(&c) = b.get(n).filter(|c| c.is_ascii_digit()) {
+        value = value.wrapping_mul(10).wrapping_add(i64::from(c - b'0'));
+        n += 1;
+    }
+    (value, n)
+}
+
+/// The digits that start `word` (eight bytes): their value and how many. A
+/// byte is a digit when its high nibble is 3, and still 3 after adding 6 to
+/// its low seven bits (no carry reaches the next byte); the digits are moved
+/// to the top of the word behind `'0'`s and summed as eight (simdjson's
+/// `parse_eight_digits_unrolled`: pairs, then fours, then eights, in three
+/// multiplications).
+fn leading_digits(word: &[u8]) -> (i64, usize) {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    let Ok(bytes) = <[u8; 8]>::try_from(word) else {
+        return (0, 0);
+    };
+    let w = u64::from_le_bytes(bytes);
+    let (high, zeros) = (ONES * 0xF0, ONES * u64::from(b'0'));
+    let plus_six = ((w & (ONES * 0x7F)) + ONES * 6) & high;
+    let not_digit = ((w & high) ^ zeros) | (plus_six ^ zeros);
+    let k = (not_digit.trailing_zeros() / 8) as usize;
+    if k == 0 {
+        return (0, 0);
+    }
+    // Little-endian: the first byte is the most significant digit.
+    let shift = 8 * (8 - k as u32);
+    let w = ((w << shift) | (zeros & ((1u64 << shift) - 1))) - zeros;
     let pairs = w.wrapping_mul(10).wrapping_add(w >> 8);
     const MASK: u64 = 0x0000_00FF_0000_00FF;
     const MUL1: u64 = 100 + (1_000_000 << 32);
@@ -194,51 +226,51 @@ fn eight_digits(b: &[u8]) -> Option<i64> {
     let eights = ((pairs & MASK).wrapping_mul(MUL1))
         .wrapping_add(((pairs >> 16) & MASK).wrapping_mul(MUL2))
         >> 32;
-    Some(i64::from(eights as u32))
+    (i64::from(eights as u32), k)
 }
 
-/// `int` then `rest` (`.digits`, `e±digits`, or both) as one exact operation,
-/// when there is one.
-fn exact_float(int: &str, rest: &str) -> Option<f64> {
+/// The integer part (`int`, of `int_digits` digits) and then what follows it
+/// in `rest` (`.digits`, `e±digits`, or both) as one exact operation, when
+/// there is one: the value and the length read from `rest`.
+fn exact_float(int: u64, int_digits: usize, rest: &[u8]) -> Option<(f64, usize)> {
     const POW10: [f64; 23] = [
         1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
         1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
     ];
-    let (fraction, exponent) = match rest.find(['e', 'E']) {
-        Some(at) => (&rest[..at], Some(&rest[at + 1..])),
-        None => (rest, None),
-    };
-    let fraction = match fraction.strip_prefix('.') {
-        Some(f) if !f.is_empty() && f.bytes().all(|c| c.is_ascii_digit()) => f,
-        Some(_) => return None,
-        None if fraction.is_empty() => "",
-        None => return None,
-    };
+    let (mut significand, mut fraction_digits, mut k) = (int, 0, 0);
+    if rest.first() == Some(&b'.') {
+        let (fraction, n) = digits(&rest[1..]);
+        fraction_digits = n;
+        k = 1 + n;
+        if n == 0 || int_digits + n > 15 {
+            return None;
+        }
+        significand = significand * POW10_I64[n] as u64 + fraction as u64;
+    }
     // At most 15 digits: the significand is below 2^53, so exact as an f64.
-    if int.len() + fraction.len() > 15 {
+    if int_digits + fraction_digits > 15 {
         return None;
     }
-    let mut significand = 0u64;
-    for c in int.bytes().chain(fraction.bytes()) {
-        significand = significand * 10 + u64::from(c - b'0');
-    }
-    let e = match exponent {
-        None => 0,
-        Some(e) => {
-            let digits = e.strip_prefix(['+', '-']).unwrap_or(e);
-            if digits.is_empty() || digits.len() > 3 || !digits.bytes().all(|c| c.is_ascii_digit())
-            {
-                return None;
-            }
-            e.parse::<i32>().ok()?
+    let mut e = 0i32;
+    if matches!(rest.get(k), Some(b'e' | b'E')) {
+        k += 1;
+        let negative = rest.get(k) == Some(&b'-');
+        k += usize::from(matches!(rest.get(k), Some(b'+' | b'-')));
+        let (value, n) = digits(&rest[k..]);
+        if n == 0 || n > 3 {
+            return None;
         }
-    } - fraction.len() as i32;
+        k += n;
+        e = if negative { -value } else { value } as i32;
+    }
+    let e = e - fraction_digits as i32;
     let pow = *POW10.get(e.unsigned_abs() as usize)?;
-    Some(if e >= 0 {
+    let f = if e >= 0 {
         significand as f64 * pow
     } else {
         significand as f64 / pow
-    })
+    };
+    Some((f, k))
 }
 
 #[cfg(test)]
@@ -288,6 +320,15 @@ mod tests {
         )
     }
 
+    /// The digits that start `b`, summed one at a time (wrapping), and how many.
+    fn one_at_a_time(b: &[u8]) -> (i64, usize) {
+        let n = b.iter().take_while(|c| c.is_ascii_digit()).count();
+        let value = (b[..n].iter()).fold(0i64, |v, c| {
+            v.wrapping_mul(10).wrapping_add(i64::from(c - b'0'))
+        });
+        (value, n)
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(5000))]
         #[test]
@@ -299,12 +340,40 @@ mod tests {
         }
 
         #[test]
-        fn eight_digits_at_a_time_read_as_one_at_a_time(b in prop::collection::vec(prop_oneof![
+        fn a_word_of_digits_reads_as_one_digit_at_a_time(b in prop::collection::vec(prop_oneof![
             8 => b'0'..=b'9', 1 => any::<u8>(),
         ], 8)) {
-            let one_at_a_time = (b.iter().all(u8::is_ascii_digit))
-                .then(|| b.iter().fold(0i64, |n, c| n * 10 + i64::from(c - b'0')));
-            prop_assert_eq!(eight_digits(&b), one_at_a_time);
+            prop_assert_eq!(leading_digits(&b), one_at_a_time(&b));
+        }
+
+        #[test]
+        fn a_run_of_digits_reads_as_one_digit_at_a_time(b in prop::collection::vec(prop_oneof![
+            8 => b'0'..=b'9', 1 => any::<u8>(),
+        ], 0..40)) {
+            let (value, n) = one_at_a_time(&b);
+            let read = digits(&b);
+            prop_assert_eq!(read.1, n);
+            if n <= 18 {
+                prop_assert_eq!(read.0, value);
+            }
+        }
+
+        #[test]
+        fn number_like_tokens_are_read_as_serde_json_reads_them(token in "-?[0-9][0-9.eE+-]{0,14}") {
+            let serde: Option<f64> = serde_json::from_str(&token).ok();
+            match number(&token, 0) {
+                Some((Value::Float(f), end)) => {
+                    prop_assert_eq!(end, token.len(), "{}", token);
+                    prop_assert_eq!(Some(f.to_bits()), serde.map(f64::to_bits), "{}", token);
+                }
+                Some((Value::Int(i), end)) if end == token.len() => {
+                    prop_assert_eq!(Some(i as f64), serde, "{}", token);
+                }
+                // An integer followed by `+` or `-`: the scanner refuses what follows.
+                Some((Value::Int(_), end)) => prop_assert!(matches!(token.as_bytes()[end], b'+' | b'-')),
+                Some(v) => prop_assert!(false, "{}: {:?}", token, v),
+                None => {}
+            }
         }
 
         #[test]
