@@ -697,9 +697,7 @@ impl EventTime {
         let Some(generation) = self.streams.get(&id).map(|s| s.generation) else {
             return;
         };
-        if !rows.is_sorted() {
-            rows.sort_unstable();
-        }
+        sort_rows(&mut rows);
         let Some(&(ts, seq, _)) = rows.first() else {
             return;
         };
@@ -724,10 +722,59 @@ impl EventTime {
     }
 }
 
+/// Sorts (ts, arrival seq, row) triples. Rows as `ingest` keeps them rise in
+/// seq with their position, so their order is that of ts, then position: one
+/// `u64` per row (ts above, position below) sorts faster than the 24-byte
+/// triples (a few percent of a replay). Rows restored from a checkpoint, or
+/// too many or too far apart in ts for a `u64`, are sorted as they are.
+fn sort_rows(rows: &mut Vec<(Millis, u64, u32)>) {
+    const POSITION_BITS: u32 = 20;
+    if rows.is_sorted() {
+        return;
+    }
+    let (min, max) = (rows.iter()).fold((Millis::MAX, Millis::MIN), |(lo, hi), r| {
+        (lo.min(r.0), hi.max(r.0))
+    });
+    let fits = rows.len() < 1 << POSITION_BITS
+        && (max.checked_sub(min)).is_some_and(|span| span < 1 << (63 - POSITION_BITS));
+    if !fits || !rows.is_sorted_by_key(|r| r.1) {
+        rows.sort_unstable();
+        return;
+    }
+    let mut keys: Vec<u64> = (rows.iter().enumerate())
+        .map(|(i, r)| ((r.0 - min) as u64) << POSITION_BITS | i as u64)
+        .collect();
+    keys.sort_unstable();
+    let mask = (1u64 << POSITION_BITS) - 1;
+    *rows = (keys.iter()).map(|k| rows[(k & mask) as usize]).collect();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::event::{Decoder, RawRecord};
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn rows_sort_as_their_triples_do(
+            ts in prop_oneof![
+                prop::collection::vec(0i64..50, 0..300),
+                prop::collection::vec(prop_oneof![30 => 0i64..50, 1 => any::<i64>()], 0..300),
+            ],
+            shuffled_seqs in any::<bool>(),
+        ) {
+            // Arrival order (seq rising with position), or seqs in any order.
+            let n = ts.len() as u64;
+            let mut rows: Vec<(Millis, u64, u32)> = (ts.iter().enumerate())
+                .map(|(i, &t)| (t, if shuffled_seqs { (i as u64 * 7919) % (n + 1) } else { i as u64 }, i as u32))
+                .collect();
+            let mut want = rows.clone();
+            want.sort_unstable();
+            sort_rows(&mut rows);
+            prop_assert_eq!(rows, want);
+        }
+    }
 
     const MON: StreamId = StreamId {
         topic: Topic::Monitoring,
