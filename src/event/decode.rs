@@ -986,6 +986,11 @@ mod tests {
         assert_eq!(c.malformed.len(), 1);
         assert_eq!(c.malformed[0].dead.topic, "tickets.events");
         assert!(c.malformed[0].dead.raw.contains('\u{FFFD}'));
+        // std's wording, with the position.
+        assert_eq!(
+            c.malformed[0].dead.error,
+            "not UTF-8: invalid utf-8 sequence of 1 bytes from index 5"
+        );
     }
 
     /// A value of a member, valid for some fields and not for others, with the
