@@ -229,9 +229,9 @@ impl Running {
     ///
     /// tansu times the session from the last request it handled, not from the
     /// kill: a loaded broker still handles the dead member's queued heartbeats
-    /// and commits seconds after it died (2 s seen). So the session is waited
-    /// out from the moment the broker has closed every connection of the dead
-    /// process, after which it can read none of its requests.
+    /// and commits seconds after it died (up to 2.6 s seen). So the session is
+    /// waited out from the moment the broker has closed every connection of
+    /// the dead process, after which it can read none of its requests.
     pub fn kill9_and_wait_out_session(self) {
         let port = (brokers().rsplit(':').next()).and_then(|p| p.parse().ok());
         let broker_side = port.map(|port| sockets::BrokerSide::of(self.child.id(), port));
