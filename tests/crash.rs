@@ -151,11 +151,7 @@ fn progressed(log: &str, ends: &HashMap<i32, i64>) -> bool {
         return checkpoints.next().is_some();
     }
     checkpoints.any(|l| {
-        let covered = l
-            .split("next_offsets=")
-            .nth(1)
-            .and_then(|v| v.split_whitespace().next());
-        (covered.unwrap_or("").split(','))
+        (log_field(l, "next_offsets").unwrap_or("").split(','))
             .filter_map(|c| c.split_once('@'))
             .any(|(stream, next)| {
                 stream.starts_with("monitoring-") && next.parse().is_ok_and(|n: i64| n > at(stream))

@@ -257,7 +257,7 @@ fn checkpoint_table(sizes: &[(usize, usize, usize)], days: u32) -> Vec<Row> {
 /// without its fast path (`--only decode`).
 pub fn decode_rows(days: u32) -> Vec<Row> {
     let events = traffic(days, 7, 1.0);
-    let bytes: usize = events.iter().map(|g| g.line.len() + 1).sum();
+    let bytes = ndjson_bytes(&events);
     let all: Vec<&Generated> = events.iter().collect();
     let mut rows = Vec::new();
     for (fast, name, target) in [
@@ -271,15 +271,25 @@ pub fn decode_rows(days: u32) -> Vec<Row> {
         let secs = median_of_3(&|| decode_only(&all, fast));
         rows.push(Row {
             name: format!("parse only: the same events through {name} (median of 3)"),
-            value: format!(
-                "{:.0} events/s, {:.1} MB/s",
-                all.len() as f64 / secs,
-                bytes as f64 / secs / 1e6
-            ),
+            value: rate(all.len(), bytes, secs),
             target: target.into(),
         });
     }
     rows
+}
+
+/// The size of `events` as NDJSON (each line and its newline).
+fn ndjson_bytes(events: &[Generated]) -> usize {
+    events.iter().map(|g| g.line.len() + 1).sum()
+}
+
+/// `events` records of `bytes` bytes in `secs`, as events/s and MB/s.
+fn rate(events: usize, bytes: usize, secs: f64) -> String {
+    format!(
+        "{:.0} events/s, {:.1} MB/s",
+        events as f64 / secs,
+        bytes as f64 / secs / 1e6
+    )
 }
 
 /// Replay throughput on one core and on `threads` cores (services split by key
@@ -287,18 +297,14 @@ pub fn decode_rows(days: u32) -> Vec<Row> {
 pub fn replay_rows(days: u32, threads: usize) -> Vec<Row> {
     let config = config();
     let events = traffic(days, 7, 1.0);
-    let bytes: usize = events.iter().map(|g| g.line.len() + 1).sum();
+    let bytes = ndjson_bytes(&events);
     let all: Vec<&Generated> = events.iter().collect();
     let probe_heavy = all.len();
     let median = median_of_3;
     let secs = median(&|| replay_in_memory(&config, &all));
     let mut rows = vec![Row {
         name: format!("replay, 1 core ({probe_heavy} events, probe-heavy; median of 3)"),
-        value: format!(
-            "{:.0} events/s, {:.1} MB/s",
-            probe_heavy as f64 / secs,
-            bytes as f64 / secs / 1e6
-        ),
+        value: rate(probe_heavy, bytes, secs),
         target: "≥ 1,000,000 events/s".into(),
     }];
     // Section 14's counter samples alone (a quarter of the generated traffic).
@@ -325,11 +331,7 @@ pub fn replay_rows(days: u32, threads: usize) -> Vec<Row> {
             "replay, {threads} {} (keys split across pipelines; median of 3)",
             if threads == 1 { "core" } else { "cores" }
         ),
-        value: format!(
-            "{:.0} events/s, {:.1} MB/s",
-            probe_heavy as f64 / secs,
-            bytes as f64 / secs / 1e6
-        ),
+        value: rate(probe_heavy, bytes, secs),
         target: "scales with cores".into(),
     });
     rows

@@ -205,8 +205,7 @@ impl Running {
         wait_until(Duration::from_secs(60), || {
             addr = self.log_text().lines().find_map(|l| {
                 let rest = l.split("API listening").nth(1)?;
-                let v = rest.split("listen=").nth(1)?;
-                Some(v.split_whitespace().next()?.to_owned())
+                Some(log_field(rest, "listen")?.to_owned())
             });
             addr.is_some()
         });
@@ -791,16 +790,18 @@ pub fn restores(log: &str) -> Vec<(String, i64)> {
     log.lines()
         .filter(|l| l.contains("partition restored"))
         .filter_map(|l| {
-            let field = |k: &str| {
-                l.split(&format!("{k}="))
-                    .nth(1)?
-                    .split_whitespace()
-                    .next()
-                    .map(str::to_owned)
-            };
-            Some((field("stream")?, field("next_offset")?.parse().ok()?))
+            let stream = log_field(l, "stream")?.to_owned();
+            Some((stream, log_field(l, "next_offset")?.parse().ok()?))
         })
         .collect()
+}
+
+/// The value of `key=value` in a log line (up to the next whitespace).
+pub fn log_field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    line.split(&format!("{key}="))
+        .nth(1)?
+        .split_whitespace()
+        .next()
 }
 
 /// Checks a `report.html` against the `report.json` of the same customer and
