@@ -5,8 +5,11 @@
 -- availability_intervals holds maximal intervals: adjacent intervals never share a state.
 SELECT service,
        state,
-       GREATEST(start_ms, $1) AS start_ms,
-       LEAST(end_ms, $2) AS end_ms
+       GREATEST(start_ms, $1) AS clipped_start_ms,
+       LEAST(end_ms, $2) AS clipped_end_ms
 FROM availability_intervals
 WHERE end_ms > $1 AND start_ms < $2
+-- Ordered by the table's own start_ms: the same order as the clipped one
+-- (a service's intervals do not overlap, so only its first can start before
+-- $1), and the order the table is built in, so the rows need no sort.
 ORDER BY service, start_ms

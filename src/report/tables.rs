@@ -6,7 +6,8 @@ use datafusion::arrow::array::{
     BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray, UInt64Array,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::prelude::SessionContext;
+use datafusion::datasource::MemTable;
+use datafusion::prelude::{SessionConfig, SessionContext, col};
 
 use super::ReportError;
 use crate::engine::Engine;
@@ -25,7 +26,36 @@ use crate::engine::tickets::{ClockKind, Ticket, Verdict};
 /// - `capacity_hours(service, resource, metric, hour_ms, count, min, max, mean, p50, p95, p99, util_mean, util_max, util_p95)`.
 #[derive(Debug, Clone)]
 pub struct Tables {
-    tables: Vec<(&'static str, RecordBatch)>,
+    tables: Vec<(&'static str, Table)>,
+}
+
+/// One table's rows and, when they are known to be in that order, the
+/// columns they are sorted by (ascending): DataFusion then answers an
+/// `ORDER BY` on them without sorting. The order is checked on the rows
+/// themselves when the table is built, never assumed: a wrong declared order
+/// would make DataFusion return rows out of order.
+#[derive(Debug, Clone)]
+struct Table {
+    batch: RecordBatch,
+    sorted_by: &'static [&'static str],
+}
+
+impl Table {
+    fn unsorted(batch: RecordBatch) -> Self {
+        Table {
+            batch,
+            sorted_by: &[],
+        }
+    }
+}
+
+/// `columns` when `keys`, one per row in the columns' order, never decrease;
+/// else no columns.
+fn order_if_sorted<K: PartialOrd>(
+    columns: &'static [&'static str],
+    keys: impl Iterator<Item = K>,
+) -> &'static [&'static str] {
+    if keys.is_sorted() { columns } else { &[] }
 }
 
 impl Tables {
@@ -34,13 +64,16 @@ impl Tables {
         Ok(Tables {
             tables: vec![
                 ("availability_intervals", availability_intervals(engine)?),
-                ("availability_buckets", availability_buckets(engine)?),
+                (
+                    "availability_buckets",
+                    Table::unsorted(availability_buckets(engine)?),
+                ),
                 ("exclusions", exclusions_table(engine)?),
                 ("counter_increases", counter_increases(engine)?),
                 ("changes", changes_table(engine)?),
-                ("tickets", tickets_table(engine)?),
-                ("incidents", incidents_table(incidents)?),
-                ("capacity_hours", capacity_hours(engine)?),
+                ("tickets", Table::unsorted(tickets_table(engine)?)),
+                ("incidents", Table::unsorted(incidents_table(incidents)?)),
+                ("capacity_hours", Table::unsorted(capacity_hours(engine)?)),
             ],
         })
     }
@@ -54,14 +87,18 @@ impl Tables {
                 ("exclusions", exclusions_table(engine)?),
                 ("counter_increases", counter_increases(engine)?),
                 ("changes", changes_table(engine)?),
-                ("tickets", tickets_table(engine)?),
+                ("tickets", Table::unsorted(tickets_table(engine)?)),
             ],
         })
     }
 
-    /// A DataFusion session with every table of the snapshot registered.
+    /// A DataFusion session with every table of the snapshot registered, for
+    /// the reports' queries. One partition: the tables are small and in
+    /// memory, and split across cores their rows would be merged back into
+    /// the order they are built in.
     pub fn session(&self) -> Result<SessionContext, ReportError> {
-        self.session_in(SessionContext::new())
+        let config = SessionConfig::new().with_target_partitions(1);
+        self.session_in(SessionContext::new_with_config(config))
     }
 
     /// The tables in a session with its own settings and memory pool.
@@ -74,8 +111,17 @@ impl Tables {
     }
 
     fn session_in(&self, ctx: SessionContext) -> Result<SessionContext, ReportError> {
-        for (name, batch) in &self.tables {
-            ctx.register_batch(*name, batch.clone())?;
+        for (name, t) in &self.tables {
+            let order: Vec<_> = (t.sorted_by.iter())
+                .map(|c| col(*c).sort(true, false))
+                .collect();
+            let mem = MemTable::try_new(t.batch.schema(), vec![vec![t.batch.clone()]])?;
+            let mem = if order.is_empty() {
+                mem
+            } else {
+                mem.with_sort_order(vec![order])
+            };
+            ctx.register_table(*name, Arc::new(mem))?;
         }
         Ok(ctx)
     }
@@ -90,7 +136,7 @@ fn batch(
 
 /// `availability_intervals(service, state, start_ms, end_ms)`: every maximal state
 /// interval of every service, up to each service's accounted time.
-fn availability_intervals(engine: &Engine) -> Result<RecordBatch, ReportError> {
+fn availability_intervals(engine: &Engine) -> Result<Table, ReportError> {
     let (mut service, mut state, mut start, mut end) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (id, t) in engine.services() {
@@ -107,7 +153,8 @@ fn availability_intervals(engine: &Engine) -> Result<RecordBatch, ReportError> {
         Field::new("start_ms", DataType::Int64, false),
         Field::new("end_ms", DataType::Int64, false),
     ]);
-    Ok(RecordBatch::try_new(
+    let sorted_by = order_if_sorted(&["service", "start_ms"], service.iter().zip(&start));
+    let batch = RecordBatch::try_new(
         Arc::new(schema),
         vec![
             Arc::new(StringArray::from(service)),
@@ -115,13 +162,14 @@ fn availability_intervals(engine: &Engine) -> Result<RecordBatch, ReportError> {
             Arc::new(Int64Array::from(start)),
             Arc::new(Int64Array::from(end)),
         ],
-    )?)
+    )?;
+    Ok(Table { batch, sorted_by })
 }
 
 /// `exclusions(service, exclusion_id, start_ms, end_ms, reason, approved_by,
 /// versions, ts_ms)`: every exclusion in force (contract section 13), the
 /// version applied last with the count of versions applied.
-fn exclusions_table(engine: &Engine) -> Result<RecordBatch, ReportError> {
+fn exclusions_table(engine: &Engine) -> Result<Table, ReportError> {
     let (mut service, mut id, mut start, mut end) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut reason, mut approver, mut versions, mut ts) =
@@ -138,7 +186,9 @@ fn exclusions_table(engine: &Engine) -> Result<RecordBatch, ReportError> {
             ts.push(e.ts);
         }
     }
-    batch(
+    let keys = (service.iter().zip(&start).zip(&id)).map(|((s, t), x)| (s, t, x));
+    let sorted_by = order_if_sorted(&["service", "start_ms", "exclusion_id"], keys);
+    let batch = batch(
         vec![
             Field::new("service", DataType::Utf8, false),
             Field::new("exclusion_id", DataType::Utf8, false),
@@ -159,13 +209,14 @@ fn exclusions_table(engine: &Engine) -> Result<RecordBatch, ReportError> {
             Arc::new(Int64Array::from(versions)),
             Arc::new(Int64Array::from(ts)),
         ],
-    )
+    )?;
+    Ok(Table { batch, sorted_by })
 }
 
 /// `counter_increases(service, counter, ts_ms, increase, excluded)`: every
 /// counted increase kept (maintenance and outside hours already dropped),
 /// `excluded` when an exclusion in force holds its sample time.
-fn counter_increases(engine: &Engine) -> Result<RecordBatch, ReportError> {
+fn counter_increases(engine: &Engine) -> Result<Table, ReportError> {
     let (mut service, mut counter, mut ts, mut increase, mut excluded) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (svc, t) in engine.services() {
@@ -179,7 +230,9 @@ fn counter_increases(engine: &Engine) -> Result<RecordBatch, ReportError> {
             }
         }
     }
-    batch(
+    let keys = (service.iter().zip(&counter).zip(&ts)).map(|((s, c), t)| (s, c, t));
+    let sorted_by = order_if_sorted(&["service", "counter", "ts_ms"], keys);
+    let batch = batch(
         vec![
             Field::new("service", DataType::Utf8, false),
             Field::new("counter", DataType::Utf8, false),
@@ -194,12 +247,13 @@ fn counter_increases(engine: &Engine) -> Result<RecordBatch, ReportError> {
             Arc::new(Float64Array::from(increase)),
             Arc::new(BooleanArray::from(excluded)),
         ],
-    )
+    )?;
+    Ok(Table { batch, sorted_by })
 }
 
 /// `changes(service, change_id, ts_ms, outcome, induced_outages)`: every
 /// change kept, with its last outcome and the outages attributed to it.
-fn changes_table(engine: &Engine) -> Result<RecordBatch, ReportError> {
+fn changes_table(engine: &Engine) -> Result<Table, ReportError> {
     let (mut service, mut id, mut ts, mut outcome, mut induced) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (svc, t) in engine.services() {
@@ -211,7 +265,9 @@ fn changes_table(engine: &Engine) -> Result<RecordBatch, ReportError> {
             induced.push(i64::try_from(c.induced.len()).unwrap_or(i64::MAX));
         }
     }
-    batch(
+    let keys = (service.iter().zip(&ts).zip(&id)).map(|((s, t), x)| (s, t, x));
+    let sorted_by = order_if_sorted(&["service", "ts_ms", "change_id"], keys);
+    let batch = batch(
         vec![
             Field::new("service", DataType::Utf8, false),
             Field::new("change_id", DataType::Utf8, false),
@@ -226,7 +282,8 @@ fn changes_table(engine: &Engine) -> Result<RecordBatch, ReportError> {
             Arc::new(StringArray::from(outcome)),
             Arc::new(Int64Array::from(induced)),
         ],
-    )
+    )?;
+    Ok(Table { batch, sorted_by })
 }
 
 /// `tickets(ticket, customer, priority, created_ms, response_ms, response_verdict,
@@ -410,4 +467,95 @@ fn capacity_hours(engine: &Engine) -> Result<RecordBatch, ReportError> {
         cols.push(Arc::new(Float64Array::from(std::mem::take(&mut u[i]))));
     }
     batch(fields, cols)
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::Int64Type;
+
+    use super::*;
+    use crate::report::{AVAILABILITY_SQL, query};
+
+    /// `availability_intervals` of `(service, start_ms)` rows, as built.
+    fn intervals(rows: &[(&str, i64)]) -> Tables {
+        let service: Vec<&str> = rows.iter().map(|r| r.0).collect();
+        let start: Vec<i64> = rows.iter().map(|r| r.1).collect();
+        let sorted_by = order_if_sorted(&["service", "start_ms"], service.iter().zip(&start));
+        let end: Vec<i64> = start.iter().map(|s| s + 10).collect();
+        let batch = batch(
+            vec![
+                Field::new("service", DataType::Utf8, false),
+                Field::new("state", DataType::Utf8, false),
+                Field::new("start_ms", DataType::Int64, false),
+                Field::new("end_ms", DataType::Int64, false),
+            ],
+            vec![
+                Arc::new(StringArray::from(service)),
+                Arc::new(StringArray::from(vec!["up"; rows.len()])),
+                Arc::new(Int64Array::from(start)),
+                Arc::new(Int64Array::from(end)),
+            ],
+        )
+        .expect("batch");
+        Tables {
+            tables: vec![("availability_intervals", Table { batch, sorted_by })],
+        }
+    }
+
+    /// The report's interval query on `t`: its rows and whether its plan sorts.
+    fn run(t: &Tables) -> (Vec<(String, i64)>, bool) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let ctx = t.session().expect("session");
+        let explain = format!("EXPLAIN {AVAILABILITY_SQL}");
+        let plan = rt
+            .block_on(query(&ctx, &explain, 0, 1000))
+            .expect("explain");
+        let plan = format!(
+            "{}",
+            datafusion::arrow::util::pretty::pretty_format_batches(&plan).expect("plan")
+        );
+        let batches = rt
+            .block_on(query(&ctx, AVAILABILITY_SQL, 0, 1000))
+            .expect("rows");
+        let mut rows = Vec::new();
+        for b in &batches {
+            let (s, t) = (
+                b.column(0).as_string::<i32>(),
+                b.column(2).as_primitive::<Int64Type>(),
+            );
+            rows.extend((0..b.num_rows()).map(|r| (s.value(r).to_owned(), t.value(r))));
+        }
+        let physical = plan.split("physical_plan").nth(1).expect("a physical plan");
+        (rows, physical.contains("Sort"))
+    }
+
+    #[test]
+    fn rows_built_in_order_are_queried_in_order_without_a_sort() {
+        let (rows, sorts) = run(&intervals(&[("a", 1), ("a", 5), ("b", 0), ("b", 2)]));
+        assert!(
+            !sorts,
+            "a table declared sorted is neither sorted nor merged"
+        );
+        let want = [("a", 1), ("a", 5), ("b", 0), ("b", 2)].map(|(s, t)| (s.to_owned(), t));
+        assert_eq!(rows, want);
+    }
+
+    #[test]
+    fn rows_out_of_order_are_not_declared_sorted_and_are_sorted_by_the_query() {
+        let t = intervals(&[("b", 0), ("a", 5), ("a", 1)]);
+        assert!(t.tables[0].1.sorted_by.is_empty());
+        let (rows, sorts) = run(&t);
+        assert!(sorts);
+        let want = [("a", 1), ("a", 5), ("b", 0)].map(|(s, t)| (s.to_owned(), t));
+        assert_eq!(rows, want);
+    }
+
+    #[test]
+    fn equal_keys_are_in_order() {
+        assert_eq!(order_if_sorted(&["x"], [1, 1, 2].iter()), &["x"]);
+        assert!(order_if_sorted(&["x"], [1, 2, 1].iter()).is_empty());
+    }
 }
