@@ -125,28 +125,22 @@ impl Server {
     /// time; medians of 20.
     fn query_costs(&self) -> Row {
         let (from, to) = (self.end - 7 * 86_400_000, self.end);
-        let params = |customer: bool| {
-            let mut p = vec![ScalarValue::Int64(Some(from)), ScalarValue::Int64(Some(to))];
-            if customer {
-                p.insert(0, ScalarValue::Utf8(Some("acme".into())));
-            }
-            p
-        };
+        let params = || vec![ScalarValue::Int64(Some(from)), ScalarValue::Int64(Some(to))];
         let queries = [
-            (AVAILABILITY_SQL, false),
-            (EXCLUSIONS_SQL, false),
-            (TICKETS_SQL, true),
-            (SLOS_SQL, false),
-            (CHANGES_SQL, false),
+            AVAILABILITY_SQL,
+            EXCLUSIONS_SQL,
+            TICKETS_SQL,
+            SLOS_SQL,
+            CHANGES_SQL,
         ];
         let once = || -> datafusion::error::Result<(Duration, Duration)> {
             let ctx = (self.tables.session())
                 .map_err(|e| datafusion::error::DataFusionError::External(e.into()))?;
             let (mut planning, mut execution) = (Duration::ZERO, Duration::ZERO);
-            for (sql, customer) in queries {
+            for sql in queries {
                 let started = Instant::now();
                 let plan = self.runtime.block_on(async {
-                    let df = ctx.sql(sql).await?.with_param_values(params(customer))?;
+                    let df = ctx.sql(sql).await?.with_param_values(params())?;
                     df.create_physical_plan().await
                 })?;
                 let planned = Instant::now();

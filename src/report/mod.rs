@@ -250,6 +250,8 @@ pub async fn sla_report(
 struct EveryService {
     times: BTreeMap<String, ServiceTimes>,
     counter_sums: slo::CounterSums,
+    /// Every customer's ticket figures, by customer, then priority.
+    tickets: BTreeMap<String, BTreeMap<String, TicketFigures>>,
 }
 
 impl EveryService {
@@ -269,6 +271,7 @@ impl EveryService {
         Ok(EveryService {
             times: service_times(ctx, from, to).await?,
             counter_sums,
+            tickets: ticket_figures(ctx, from, to).await?,
         })
     }
 }
@@ -292,7 +295,7 @@ async fn customer_report(
         })
         .collect();
     let credit_pct_max = (services.iter().filter_map(|s| s.credit_pct)).reduce(f64::max);
-    let tickets = tickets_report(ctx, config, customer, from, to).await?;
+    let tickets = tickets_report(config, customer, every.tickets.get(customer));
     let slos = slo::slos_report(config, customer, &every.counter_sums);
     let changes = changes::changes_report(ctx, config, incidents, customer, (from, to)).await?;
     let mut by_rule = BTreeMap::new();
@@ -534,43 +537,47 @@ fn service_report(
     }
 }
 
-async fn tickets_report(
+/// The ticket query's figures of one (customer, priority): count, then each
+/// clock's met, breached, pending, p50 and p90 (`TICKETS_SQL`'s columns).
+type TicketFigures = [Option<i64>; 11];
+
+/// `TICKETS_SQL`'s rows over `[from, to)`, by customer, then priority.
+async fn ticket_figures(
     ctx: &SessionContext,
-    config: &Config,
-    customer: &str,
     from: Millis,
     to: Millis,
-) -> Result<TicketsReport, ReportError> {
-    let params = vec![
-        ScalarValue::Utf8(Some(customer.to_owned())),
-        ScalarValue::Int64(Some(from)),
-        ScalarValue::Int64(Some(to)),
-    ];
-    let batches = ctx
-        .sql(TICKETS_SQL)
-        .await?
-        .with_param_values(params)?
-        .collect()
-        .await?;
-    let mut rows: BTreeMap<String, [Option<i64>; 11]> = BTreeMap::new();
-    for b in &batches {
-        let prio = b.column(0).as_string::<i32>();
-        for r in 0..b.num_rows() {
+) -> Result<BTreeMap<String, BTreeMap<String, TicketFigures>>, ReportError> {
+    let mut rows: BTreeMap<String, BTreeMap<String, TicketFigures>> = BTreeMap::new();
+    for b in &query(ctx, TICKETS_SQL, from, to).await? {
+        let customer = b.column(0).as_string::<i32>();
+        let prio = b.column(1).as_string::<i32>();
+        for r in (0..b.num_rows()).filter(|&r| customer.is_valid(r)) {
             let mut vals = [None; 11];
             for (i, v) in vals.iter_mut().enumerate() {
-                let c = b.column(i + 1);
+                let c = b.column(i + 2);
                 let c = datafusion::arrow::compute::cast(c, &DataType::Int64)?;
                 let c = c.as_primitive::<Int64Type>();
                 *v = c.is_valid(r).then(|| c.value(r));
             }
-            rows.insert(prio.value(r).to_owned(), vals);
+            let of_customer = rows.entry(customer.value(r).to_owned()).or_default();
+            of_customer.insert(prio.value(r).to_owned(), vals);
         }
     }
+    Ok(rows)
+}
+
+/// The ticket block of `customer` from its query `rows` (none without tickets).
+fn tickets_report(
+    config: &Config,
+    customer: &str,
+    rows: Option<&BTreeMap<String, TicketFigures>>,
+) -> TicketsReport {
     let secs = |ms: Option<i64>| ms.map(ms_to_s);
     let by_priority = [Priority::P1, Priority::P2, Priority::P3, Priority::P4]
         .into_iter()
         .map(|p| {
-            let v = rows.get(p.as_str()).copied().unwrap_or([None; 11]);
+            let v = (rows.and_then(|r| r.get(p.as_str()))).copied();
+            let v = v.unwrap_or([None; 11]);
             let clock = |k: ClockKind, o: usize| ClockReport {
                 target_s: secs(report_target(config, customer, p, k)),
                 met: v[o].unwrap_or(0),
@@ -587,7 +594,7 @@ async fn tickets_report(
             }
         })
         .collect();
-    Ok(TicketsReport { by_priority })
+    TicketsReport { by_priority }
 }
 
 /// Utilisation statistics of one hour.
@@ -890,6 +897,74 @@ nodata = "up"
             .block_on(sla_reports(&config, &tables, &out.incidents, from, to, 0))
             .expect("report");
         (r.into_iter().next().expect("acme"), out.incidents)
+    }
+
+    /// The ticket query runs once for every customer: each customer's block
+    /// counts and ranks its own tickets only.
+    #[test]
+    fn each_customers_ticket_block_holds_its_own_tickets() {
+        let config = format!(
+            "{CONFIG}[[customers]]\nid = \"beta\"\n[[services]]\nid = \"b\"\ncustomer = \"beta\"\n\
+             [[slas]]\nid = \"a\"\ncustomer = \"acme\"\nkinds = [\"incident\"]\n[slas.targets.P1]\nresponse = \"1h\"\nresolution = \"4h\"\n\
+             [[slas]]\nid = \"b\"\ncustomer = \"beta\"\nkinds = [\"incident\"]\n[slas.targets.P1]\nresponse = \"1h\"\nresolution = \"4h\"\n"
+        );
+        let config = Arc::new(Config::parse(&config, Path::new("t.toml")).expect("config"));
+        let mut p = Pipeline::new(config.clone(), ["m".into(), "t".into()]);
+        // acme: responses after 2 and 4 minutes; beta: one after 10 minutes.
+        let tickets = [("A1", "acme", 2), ("A2", "acme", 4), ("B1", "beta", 10)];
+        // In time order: every ticket is created at 0.
+        let mut lines: Vec<String> = (tickets.iter())
+            .map(|(t, customer, _)| format!(r#"{{"event_id":"{t}c","ts":0,"ticket":"{t}","type":"created","customer":"{customer}","priority":"P1","kind":"incident"}}"#))
+            .collect();
+        for (t, _, responded) in tickets {
+            let ts = responded * M;
+            lines.push(format!(
+                r#"{{"event_id":"{t}r","ts":{ts},"ticket":"{t}","type":"responded"}}"#
+            ));
+        }
+        let recs = RawRecord::numbered(&lines, 0, 0);
+        let mut out = Outputs::default();
+        let s = StreamId {
+            topic: Topic::Tickets,
+            partition: 0,
+        };
+        p.ingest(s, &recs, 20 * M, &mut out).expect("decoded rows");
+        p.finish(Some(20 * M), &mut out).expect("decoded rows");
+        let tables = Tables::for_sla_report(p.engine()).expect("tables");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let all = rt
+            .block_on(sla_reports(&config, &tables, &out.incidents, 0, 20 * M, 0))
+            .expect("reports");
+        let one = rt
+            .block_on(sla_report(
+                &config,
+                &tables,
+                &out.incidents,
+                "beta",
+                0,
+                20 * M,
+                0,
+            ))
+            .expect("report");
+        let p1 = |r: &SlaReport| {
+            let p1 = &r.tickets.by_priority[0];
+            (
+                r.customer.clone(),
+                p1.count,
+                p1.response.met,
+                p1.response.p50_s,
+                p1.response.p90_s,
+            )
+        };
+        let got: Vec<_> = all.iter().map(p1).collect();
+        let want = vec![
+            ("acme".to_owned(), 2, 2, Some(120.0), Some(240.0)),
+            ("beta".to_owned(), 1, 1, Some(600.0), Some(600.0)),
+        ];
+        assert_eq!(got, want);
+        assert_eq!(p1(&one), want[1]);
     }
 
     #[test]
