@@ -3,7 +3,8 @@
 //! and finds the instant at which an amount of business time is reached, by
 //! walking the open intervals (correct across DST changes, never polling).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone};
 use chrono_tz::Tz;
@@ -28,7 +29,49 @@ pub enum Calendar {
         week: Box<[DayHours; 7]>,
         /// Local dates without hours.
         holidays: HashSet<NaiveDate>,
+        /// Days already converted to UTC.
+        days: DayCache,
     },
+}
+
+/// Each local date's open intervals in UTC ms, as converted before. The
+/// engine asks for the same few days over and over (every bucket close,
+/// every walk step), and each conversion goes through the timezone's rules.
+/// A pure function of the date, so a cached day is always right.
+#[derive(Debug, Default)]
+pub struct DayCache(Mutex<HashMap<NaiveDate, OpenDay, foldhash::fast::RandomState>>);
+
+/// One local date's open intervals in UTC ms.
+type OpenDay = Arc<[(Millis, Millis)]>;
+
+/// Days kept before the cache starts afresh (about eleven years of dates).
+const MAX_CACHED_DAYS: usize = 4_096;
+
+impl Clone for DayCache {
+    fn clone(&self) -> Self {
+        DayCache::default()
+    }
+}
+
+impl DayCache {
+    /// The open intervals of `date`, `convert`ed on first use.
+    fn get(&self, date: NaiveDate, convert: impl FnOnce() -> Vec<(Millis, Millis)>) -> OpenDay {
+        // A panic while holding the lock cannot leave a wrong entry: an entry
+        // is inserted whole.
+        let mut days = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(day) = days.get(&date) {
+            return Arc::clone(day);
+        }
+        if days.len() >= MAX_CACHED_DAYS {
+            days.clear();
+        }
+        let day: OpenDay = convert().into();
+        days.insert(date, Arc::clone(&day));
+        day
+    }
 }
 
 impl Calendar {
@@ -39,6 +82,7 @@ impl Calendar {
             tz: c.timezone.0,
             week,
             holidays: c.holidays.iter().copied().collect(),
+            days: DayCache::default(),
         }
     }
 
@@ -162,18 +206,23 @@ impl Calendar {
     /// (touching intervals are not merged: sums and walks do not need it). Ends
     /// once `MAX_EMPTY_DAYS` consecutive days have no hours.
     fn open_intervals(&self, a: Millis) -> impl Iterator<Item = (Millis, Millis)> + '_ {
-        let (tz, week, holidays) = match self {
-            Calendar::Weekly { tz, week, holidays } => (Some(*tz), Some(week), Some(holidays)),
-            Calendar::Always => (None, None, None),
+        let weekly = match self {
+            Calendar::Weekly {
+                tz,
+                week,
+                holidays,
+                days,
+            } => Some((*tz, week, holidays, days)),
+            Calendar::Always => None,
         };
         // Start a day early: a local day can begin before `a`'s UTC date.
-        let first = tz
-            .and_then(|tz| tz.timestamp_millis_opt(a).earliest())
+        let first = weekly
+            .and_then(|(tz, ..)| tz.timestamp_millis_opt(a).earliest())
             .map(|t| t.date_naive() - Duration::days(1));
         let mut empty = 0i64;
         std::iter::successors(first, |d| d.succ_opt())
             .map_while(move |d| {
-                let (tz, week, holidays) = (tz?, week?, holidays?);
+                let (tz, week, holidays, days) = weekly?;
                 let hours: &[(u32, u32)] = if holidays.contains(&d) {
                     &[]
                 } else {
@@ -181,10 +230,15 @@ impl Calendar {
                 };
                 empty = if hours.is_empty() { empty + 1 } else { 0 };
                 (empty <= MAX_EMPTY_DAYS).then(|| {
-                    hours
-                        .iter()
-                        .map(move |&(m1, m2)| (local_to_utc(tz, d, m1), local_to_utc(tz, d, m2)))
-                        .collect::<Vec<_>>()
+                    let day = (!hours.is_empty()).then(|| {
+                        days.get(d, || {
+                            (hours.iter())
+                                .map(|&(m1, m2)| (local_to_utc(tz, d, m1), local_to_utc(tz, d, m2)))
+                                .collect()
+                        })
+                    });
+                    day.into_iter()
+                        .flat_map(|day| (0..day.len()).map(move |i| day[i]))
                 })
             })
             .flatten()
@@ -320,5 +374,47 @@ mod tests {
             c.business_between(t("2026-11-02T00:00:00Z"), t("2026-11-04T00:00:00Z")),
             8 * H
         );
+    }
+}
+
+#[cfg(test)]
+mod cache_props {
+    use super::*;
+    use crate::config::Config;
+    use proptest::prelude::*;
+    use std::path::Path;
+
+    /// A Paris calendar crossing DST changes, with a holiday.
+    fn paris() -> Calendar {
+        let text = "[[calendars]]\nid = \"c\"\ntimezone = \"Europe/Paris\"\n\
+                    holidays = [\"2026-10-26\"]\n[calendars.hours]\n\
+                    mon = \"01:00-02:30,03:00-06:00\"\nsun = \"00:00-24:00\"\nwed = \"09:00-18:00\"\n";
+        let c = Config::parse(text, Path::new("t.toml")).expect("config");
+        Calendar::from_config(&c.calendars[0])
+    }
+
+    const T0: Millis = 1_792_000_000_000; // 2026-10-14
+
+    proptest! {
+        /// One calendar answering a run of queries (its days cached, and the
+        /// cache started afresh on the way) answers each as a calendar that
+        /// has never converted a day.
+        #[test]
+        fn a_cached_calendar_answers_as_a_fresh_one(
+            queries in prop::collection::vec((0..60 * 86_400_000i64, 0..10 * 86_400_000i64), 1..40),
+        ) {
+            let cached = paris();
+            for (i, (from, len)) in queries.into_iter().enumerate() {
+                let (a, b) = (T0 + from, T0 + from + len);
+                if i == 20 && let Calendar::Weekly { days, .. } = &cached {
+                    days.0.lock().expect("unpoisoned").clear();
+                }
+                let fresh = paris();
+                prop_assert_eq!(cached.spans(a, b), fresh.spans(a, b));
+                prop_assert_eq!(cached.business_between(a, b), fresh.business_between(a, b));
+                prop_assert_eq!(cached.add_business(a, len), fresh.add_business(a, len));
+                prop_assert_eq!(cached.stretch_at(a), fresh.stretch_at(a));
+            }
+        }
     }
 }
