@@ -866,9 +866,28 @@ customer = "acme"
 nodata = "up"
 "#;
 
+    /// A pipeline of `config` fed `lines` (in time order) on one partition of
+    /// `topic`, finished at `end`.
+    fn fed(
+        config: &Arc<Config>,
+        topic: Topic,
+        lines: &[String],
+        end: Millis,
+    ) -> (Pipeline, Outputs) {
+        let mut p = Pipeline::new(config.clone(), ["m".into(), "t".into()]);
+        let mut out = Outputs::default();
+        let s = StreamId {
+            topic,
+            partition: 0,
+        };
+        let recs = RawRecord::numbered(lines, 0, 0);
+        p.ingest(s, &recs, end, &mut out).expect("decoded rows");
+        p.finish(Some(end), &mut out).expect("decoded rows");
+        (p, out)
+    }
+
     fn reports(from: Millis, to: Millis) -> (SlaReport, Vec<Incident>) {
         let config = Arc::new(Config::parse(CONFIG, Path::new("t.toml")).expect("config"));
-        let mut p = Pipeline::new(config.clone(), ["m".into(), "t".into()]);
         let mut lines = Vec::new();
         // One stream, in time order.
         for i in 0..30 {
@@ -881,14 +900,7 @@ nodata = "up"
                 lines.push(format!(r#"{{"event_id":"{svc}-{i}","ts":{},"service":"{svc}","kind":"probe","source":"a","status":"{status}"}}"#, i * M));
             }
         }
-        let recs = RawRecord::numbered(&lines, 0, 0);
-        let mut out = Outputs::default();
-        let s = StreamId {
-            topic: Topic::Monitoring,
-            partition: 0,
-        };
-        p.ingest(s, &recs, 40 * M, &mut out).expect("decoded rows");
-        p.finish(Some(40 * M), &mut out).expect("decoded rows");
+        let (p, out) = fed(&config, Topic::Monitoring, &lines, 40 * M);
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime");
@@ -909,7 +921,6 @@ nodata = "up"
              [[slas]]\nid = \"b\"\ncustomer = \"beta\"\nkinds = [\"incident\"]\n[slas.targets.P1]\nresponse = \"1h\"\nresolution = \"4h\"\n"
         );
         let config = Arc::new(Config::parse(&config, Path::new("t.toml")).expect("config"));
-        let mut p = Pipeline::new(config.clone(), ["m".into(), "t".into()]);
         // acme: responses after 2 and 4 minutes; beta: one after 10 minutes.
         let tickets = [("A1", "acme", 2), ("A2", "acme", 4), ("B1", "beta", 10)];
         // In time order: every ticket is created at 0.
@@ -922,14 +933,7 @@ nodata = "up"
                 r#"{{"event_id":"{t}r","ts":{ts},"ticket":"{t}","type":"responded"}}"#
             ));
         }
-        let recs = RawRecord::numbered(&lines, 0, 0);
-        let mut out = Outputs::default();
-        let s = StreamId {
-            topic: Topic::Tickets,
-            partition: 0,
-        };
-        p.ingest(s, &recs, 20 * M, &mut out).expect("decoded rows");
-        p.finish(Some(20 * M), &mut out).expect("decoded rows");
+        let (p, out) = fed(&config, Topic::Tickets, &lines, 20 * M);
         let tables = Tables::for_sla_report(p.engine()).expect("tables");
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
@@ -971,7 +975,6 @@ nodata = "up"
     fn series_steps_follow_each_services_nodata_policy_like_reports() {
         let config = Arc::new(Config::parse(CONFIG, Path::new("t.toml")).expect("config"));
         let (r, _) = reports(0, 40 * M);
-        let mut p = Pipeline::new(config.clone(), ["m".into(), "t".into()]);
         let lines: Vec<String> = (0..30)
             .filter(|i| !(10..20).contains(i))
             .flat_map(|i| {
@@ -979,14 +982,7 @@ nodata = "up"
                 ["web", "web2", "web3"].map(|svc| format!(r#"{{"event_id":"{svc}-{i}","ts":{},"service":"{svc}","kind":"probe","source":"a","status":"{status}"}}"#, i * M))
             })
             .collect();
-        let mut out = Outputs::default();
-        let s = StreamId {
-            topic: Topic::Monitoring,
-            partition: 0,
-        };
-        p.ingest(s, &RawRecord::numbered(&lines, 0, 0), 40 * M, &mut out)
-            .expect("decoded rows");
-        p.finish(Some(40 * M), &mut out).expect("decoded rows");
+        let (p, _) = fed(&config, Topic::Monitoring, &lines, 40 * M);
         for svc in ["web", "web2", "web3"] {
             let t = &p.engine().services()[svc];
             let iv: Vec<_> = t.intervals().collect();
