@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds a release binary and prints the benchmark table: heap bytes per
-# ticket and per source (benches/memory.rs), the replay-vs-DuckDB
-# rows (scripts/bench-peer.sh), then `slaflow bench` with the live rows
-# (through a tansu broker started by scripts/with-broker.sh).
+# ticket and per source (benches/memory.rs), the replay-vs-DuckDB rows
+# (scripts/bench-peer.sh), the release binary's size, then `slaflow bench`
+# with the live rows (through a tansu broker started by scripts/with-broker.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/slaflow-target}"
@@ -10,6 +10,9 @@ cargo build --release
 # Heap bytes per ticket and per source, counted by the bench's own allocator.
 cargo bench --bench memory --quiet
 ./scripts/bench-peer.sh
+# The binary a user builds and ships (issue 29: at most 200 MB).
+bytes=$(stat -c %s "$CARGO_TARGET_DIR/release/slaflow")
+echo "| release binary (\`cargo build --release\`) | $(python3 -c "print(f'{$bytes / 1e6:.1f}')") MB | ≤ 200 MB |"
 # slaflow run's live loop on an in-process mock broker, on one core (the
 # table below has it on all cores).
 taskset -c 0 "$CARGO_TARGET_DIR/release/slaflow" bench --only live-mock
