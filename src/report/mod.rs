@@ -551,11 +551,13 @@ async fn ticket_figures(
     for b in &query(ctx, TICKETS_SQL, from, to).await? {
         let customer = b.column(0).as_string::<i32>();
         let prio = b.column(1).as_string::<i32>();
+        // Each figure column as Int64, cast once per batch (not once per row).
+        let figures = (2..2 + 11)
+            .map(|i| datafusion::arrow::compute::cast(b.column(i), &DataType::Int64))
+            .collect::<Result<Vec<_>, _>>()?;
         for r in (0..b.num_rows()).filter(|&r| customer.is_valid(r)) {
             let mut vals = [None; 11];
-            for (i, v) in vals.iter_mut().enumerate() {
-                let c = b.column(i + 2);
-                let c = datafusion::arrow::compute::cast(c, &DataType::Int64)?;
+            for (v, c) in vals.iter_mut().zip(&figures) {
                 let c = c.as_primitive::<Int64Type>();
                 *v = c.is_valid(r).then(|| c.value(r));
             }

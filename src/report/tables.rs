@@ -147,15 +147,25 @@ fn availability_intervals(engine: &Engine) -> Result<Table, ReportError> {
             end.push(b);
         }
     }
-    let schema = Schema::new(vec![
-        Field::new("service", DataType::Utf8, false),
-        Field::new("state", DataType::Utf8, false),
-        Field::new("start_ms", DataType::Int64, false),
-        Field::new("end_ms", DataType::Int64, false),
-    ]);
+    intervals_table(service, state, start, end)
+}
+
+/// The `availability_intervals` table of these rows (one per index), with
+/// its order when they are in (service, start) order.
+fn intervals_table(
+    service: Vec<&str>,
+    state: Vec<&str>,
+    start: Vec<i64>,
+    end: Vec<i64>,
+) -> Result<Table, ReportError> {
     let sorted_by = order_if_sorted(&["service", "start_ms"], service.iter().zip(&start));
-    let batch = RecordBatch::try_new(
-        Arc::new(schema),
+    let batch = batch(
+        vec![
+            Field::new("service", DataType::Utf8, false),
+            Field::new("state", DataType::Utf8, false),
+            Field::new("start_ms", DataType::Int64, false),
+            Field::new("end_ms", DataType::Int64, false),
+        ],
         vec![
             Arc::new(StringArray::from(service)),
             Arc::new(StringArray::from(state)),
@@ -479,27 +489,12 @@ mod tests {
 
     /// `availability_intervals` of `(service, start_ms)` rows, as built.
     fn intervals(rows: &[(&str, i64)]) -> Tables {
-        let service: Vec<&str> = rows.iter().map(|r| r.0).collect();
+        let service = rows.iter().map(|r| r.0).collect();
         let start: Vec<i64> = rows.iter().map(|r| r.1).collect();
-        let sorted_by = order_if_sorted(&["service", "start_ms"], service.iter().zip(&start));
-        let end: Vec<i64> = start.iter().map(|s| s + 10).collect();
-        let batch = batch(
-            vec![
-                Field::new("service", DataType::Utf8, false),
-                Field::new("state", DataType::Utf8, false),
-                Field::new("start_ms", DataType::Int64, false),
-                Field::new("end_ms", DataType::Int64, false),
-            ],
-            vec![
-                Arc::new(StringArray::from(service)),
-                Arc::new(StringArray::from(vec!["up"; rows.len()])),
-                Arc::new(Int64Array::from(start)),
-                Arc::new(Int64Array::from(end)),
-            ],
-        )
-        .expect("batch");
+        let end = start.iter().map(|s| s + 10).collect();
+        let table = intervals_table(service, vec!["up"; rows.len()], start, end).expect("table");
         Tables {
-            tables: vec![("availability_intervals", Table { batch, sorted_by })],
+            tables: vec![("availability_intervals", table)],
         }
     }
 
