@@ -537,9 +537,13 @@ fn service_report(
     }
 }
 
+/// How many figures `TICKETS_SQL` gives per (customer, priority), after
+/// its two key columns.
+const TICKET_FIGURES: usize = 11;
+
 /// The ticket query's figures of one (customer, priority): count, then each
 /// clock's met, breached, pending, p50 and p90 (`TICKETS_SQL`'s columns).
-type TicketFigures = [Option<i64>; 11];
+type TicketFigures = [Option<i64>; TICKET_FIGURES];
 
 /// `TICKETS_SQL`'s rows over `[from, to)`, by customer, then priority.
 async fn ticket_figures(
@@ -552,13 +556,13 @@ async fn ticket_figures(
         let customer = b.column(0).as_string::<i32>();
         let prio = b.column(1).as_string::<i32>();
         // Each figure column as Int64, cast once per batch (not once per row).
-        let figures = (2..2 + 11)
+        let cast = (2..2 + TICKET_FIGURES)
             .map(|i| datafusion::arrow::compute::cast(b.column(i), &DataType::Int64))
             .collect::<Result<Vec<_>, _>>()?;
+        let figures: Vec<_> = cast.iter().map(|c| c.as_primitive::<Int64Type>()).collect();
         for r in (0..b.num_rows()).filter(|&r| customer.is_valid(r)) {
-            let mut vals = [None; 11];
+            let mut vals: TicketFigures = [None; TICKET_FIGURES];
             for (v, c) in vals.iter_mut().zip(&figures) {
-                let c = c.as_primitive::<Int64Type>();
                 *v = c.is_valid(r).then(|| c.value(r));
             }
             let of_customer = rows.entry(customer.value(r).to_owned()).or_default();
@@ -579,7 +583,7 @@ fn tickets_report(
         .into_iter()
         .map(|p| {
             let v = (rows.and_then(|r| r.get(p.as_str()))).copied();
-            let v = v.unwrap_or([None; 11]);
+            let v = v.unwrap_or([None; TICKET_FIGURES]);
             let clock = |k: ClockKind, o: usize| ClockReport {
                 target_s: secs(report_target(config, customer, p, k)),
                 met: v[o].unwrap_or(0),
