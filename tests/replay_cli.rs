@@ -363,6 +363,50 @@ fn a_probe_stamped_2099_is_future_and_the_rest_of_its_stream_is_applied() {
     assert!(err.contains("now") || err.contains("bad time"), "{err}");
 }
 
+/// Contract section 2 with the record size limit (docs/semantics.md): a line
+/// over 64 KiB is one `malformed` dead letter whose `raw` is its first 64 KiB,
+/// and the lines around it are applied; a megabytes-long line is read without
+/// being held whole.
+#[test]
+fn lines_over_the_record_limit_are_malformed_and_the_rest_is_applied() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let probe = |i: i64, pad: usize| {
+        format!(
+            r#"{{"event_id":"m{i}","ts":{},"service":"web","kind":"probe","source":"a","status":"up","pad":"{}"}}"#,
+            T0 + i * 1_000,
+            "x".repeat(pad)
+        )
+    };
+    let mut lines: Vec<String> = (0..100).map(|i| probe(i, 0)).collect();
+    lines[10] = probe(10, 70_000);
+    lines[20] = probe(20, 5 << 20);
+    lines[30] = probe(30, 60_000);
+    let s = replay_monitoring(dir.path(), &lines, "2026-11-03");
+    assert_eq!(s["deadletter"]["malformed"], 2, "{s}");
+    assert_eq!(s["applied"], 98, "{s}");
+    let out = dir.path().join("out-2026-11-03/deadletter.ndjson");
+    let dead: Vec<serde_json::Value> = std::fs::read_to_string(out)
+        .expect("dead letters")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let got: Vec<(u64, usize)> = dead
+        .iter()
+        .map(|d| {
+            (
+                d["offset"].as_u64().unwrap_or(0),
+                d["raw"].as_str().map_or(0, str::len),
+            )
+        })
+        .collect();
+    assert_eq!(got, [(10, 65_536), (20, 65_536)], "{dead:?}");
+    assert!(lines[20].starts_with(dead[1]["raw"].as_str().unwrap_or("-")));
+    assert_eq!(
+        dead[0]["error"],
+        "record longer than 65536 bytes; `raw` holds its first 65536"
+    );
+}
+
 /// A first record stamped 1970 (an agent with an uninitialised clock) before a
 /// day of generated traffic changes nothing in that day's outputs.
 #[test]

@@ -431,6 +431,13 @@ impl<B: NullRuns> Sparse<B> {
     }
 }
 
+/// The longest record read, in bytes. Contract records are a few hundred
+/// bytes. The limit keeps a hostile input from pushing a chunk's text columns
+/// past Arrow's 2 GiB of offsets (a panic), and keeps every dead letter (its
+/// `raw` holds at most this many bytes) under Kafka's default 1 MB message
+/// size even when each byte needs a six-byte escape.
+pub const MAX_RECORD_BYTES: usize = 64 * 1024;
+
 /// The contract's default `engine.max_window` (31 days).
 pub const DEFAULT_MAX_WINDOW: Millis = 31 * 86_400_000;
 
@@ -496,7 +503,8 @@ impl Decoder {
                 topic: self.topic_name.to_string(),
                 partition: r.partition,
                 offset: r.offset,
-                raw: String::from_utf8_lossy(r.payload).into_owned(),
+                raw: String::from_utf8_lossy(&r.payload[..r.payload.len().min(MAX_RECORD_BYTES)])
+                    .into_owned(),
             },
         }
     }
@@ -524,6 +532,11 @@ impl Decoder {
         r: &RawRecord<'r>,
         row: &mut impl FnMut(&RawRecord<'r>, &'r str, &T) -> Result<(), String>,
     ) -> Result<(), String> {
+        if r.payload.len() > MAX_RECORD_BYTES {
+            return Err(format!(
+                "record longer than {MAX_RECORD_BYTES} bytes; `raw` holds its first {MAX_RECORD_BYTES}"
+            ));
+        }
         let raw = std::str::from_utf8(r.payload).map_err(|e| format!("not UTF-8: {e}"))?;
         if self.fast
             && let Some(result) = T::fast(raw, |ev| row(r, raw, ev))
@@ -991,6 +1004,31 @@ mod tests {
             c.malformed[0].dead.error,
             "not UTF-8: invalid utf-8 sequence of 1 bytes from index 5"
         );
+    }
+
+    #[test]
+    fn records_over_the_limit_are_malformed_with_raw_cut_to_it() {
+        // A valid probe padded with an ignored member to `len` bytes.
+        let padded = |len: usize| {
+            let head = r#"{"event_id":"a","ts":5,"service":"web","kind":"probe","source":"x","status":"up","pad":""#;
+            format!("{head}{}\"}}", "x".repeat(len - head.len() - 2))
+        };
+        let (at, over) = (padded(MAX_RECORD_BYTES), padded(MAX_RECORD_BYTES + 1));
+        assert_eq!(
+            (at.len(), over.len()),
+            (MAX_RECORD_BYTES, MAX_RECORD_BYTES + 1)
+        );
+        let c = decode(Topic::Monitoring, &[&at, &over]);
+        assert_eq!(c.batch.num_rows(), 1);
+        assert_eq!(c.malformed.len(), 1);
+        let dead = &c.malformed[0].dead;
+        assert_eq!(c.malformed[0].position, 1);
+        assert_eq!(dead.reason, Reason::Malformed);
+        assert_eq!(
+            dead.error,
+            "record longer than 65536 bytes; `raw` holds its first 65536"
+        );
+        assert_eq!(dead.raw, over[..MAX_RECORD_BYTES]);
     }
 
     /// A value of a member, valid for some fields and not for others, with the

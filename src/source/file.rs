@@ -4,6 +4,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
+use crate::event::MAX_RECORD_BYTES;
 use crate::eventtime::StreamId;
 
 /// Error opening or reading an input file.
@@ -99,10 +100,13 @@ impl super::ChunkSource for NdjsonFile {
 
     /// Reads up to `max` lines into `out` (cleared first). A blank line is still a
     /// record (it will be dead-lettered as malformed): nothing is skipped silently.
+    /// A line longer than [`MAX_RECORD_BYTES`] keeps only its first
+    /// `MAX_RECORD_BYTES + 1` bytes, enough for the decoder to refuse it, so
+    /// one endless line cannot exhaust memory.
     fn read_chunk(&mut self, max: usize, out: &mut Lines) -> Result<(), FileSourceError> {
         out.clear();
-        // Where the line being read starts in `out.bytes`.
-        let mut start = 0;
+        // Bytes of the line being read so far, kept or not.
+        let mut line_len = 0usize;
         while out.len() < max {
             let buf = (self.reader.fill_buf()).map_err(|source| FileSourceError {
                 path: self.path.clone(),
@@ -110,31 +114,36 @@ impl super::ChunkSource for NdjsonFile {
             })?;
             // The memchr crate's vectorised search over the whole buffered
             // block: `read_until` searched line by line with core's slower one.
-            let (taken, ended) = match memchr::memchr(b'\n', buf) {
-                Some(at) => (at + 1, true),
-                None => (buf.len(), false),
+            let (content, taken) = match memchr::memchr(b'\n', buf) {
+                Some(at) => (at, at + 1),
+                None => (buf.len(), buf.len()),
             };
             if taken == 0 {
                 // End of file: a last line without a newline is still a line.
-                if out.bytes.len() == start {
+                if line_len == 0 {
                     self.done = true;
                     break;
                 }
             } else {
-                out.bytes.extend_from_slice(&buf[..taken]);
+                let room = (MAX_RECORD_BYTES + 1).saturating_sub(line_len);
+                out.bytes.extend_from_slice(&buf[..content.min(room)]);
+                line_len = line_len.saturating_add(content);
                 self.reader.consume(taken);
-                if !ended {
+                if taken == content {
                     continue;
                 }
-                out.bytes.pop();
-                // Only this line's bytes (from `start`) may lose a `\r`.
-                if out.bytes.len() > start && out.bytes.last() == Some(&b'\r') {
+                // A `\r` before the newline is not the line's, unless bytes
+                // were dropped: the line is refused as too long either way.
+                if line_len > 0
+                    && line_len <= MAX_RECORD_BYTES + 1
+                    && out.bytes.last() == Some(&b'\r')
+                {
                     out.bytes.pop();
                 }
             }
             out.ends.push((self.next_line, out.bytes.len()));
             self.next_line += 1;
-            start = out.bytes.len();
+            line_len = 0;
         }
         Ok(())
     }
@@ -171,6 +180,32 @@ mod tests {
         let want: [&[u8]; 6] = [b"a\r", b"", b"b", b"", b"{\"x\":1}", b"last\r"];
         let want: Vec<(i64, Vec<u8>)> = (0..).zip(want.map(<[u8]>::to_vec)).collect();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn lines_over_the_record_limit_keep_one_byte_past_it() {
+        let limit = MAX_RECORD_BYTES;
+        let long = |n: usize| vec![b'a'; n];
+        // Over the limit (by one, and by megabytes across the read buffer),
+        // and lines whose `\r` is the byte past the limit.
+        let mut text = Vec::new();
+        for (line, end) in [
+            (long(limit + 1), &b"\n"[..]),
+            (long(3 << 20), b"\r\n"),
+            (long(limit), b"\r\n"),
+            ([long(limit), b"\r".to_vec()].concat(), b"\r\n"),
+            (b"next".to_vec(), b"\n"),
+            (long(limit + 7), b""),
+        ] {
+            text.extend_from_slice(&line);
+            text.extend_from_slice(end);
+        }
+        let got = read_back(&text, 4);
+        let lens: Vec<(i64, usize)> = got.iter().map(|(n, l)| (*n, l.len())).collect();
+        let want = [limit + 1, limit + 1, limit, limit + 1, 4, limit + 1];
+        assert_eq!(lens, (0..).zip(want).collect::<Vec<_>>());
+        assert_eq!(got[3].1.last(), Some(&b'\r'));
+        assert_eq!(got[4].1, b"next");
     }
 
     #[test]

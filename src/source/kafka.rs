@@ -16,7 +16,7 @@ use rdkafka::message::Message;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList, TopicPartitionListElem};
 
 use crate::config::KafkaConfig;
-use crate::event::Topic;
+use crate::event::{MAX_RECORD_BYTES, Topic};
 use crate::eventtime::StreamId;
 use crate::kafka::consumer_config;
 
@@ -183,7 +183,9 @@ impl KafkaSource {
                         topic,
                         partition: m.partition(),
                     };
-                    let payload = m.payload().map(<[u8]>::to_vec).unwrap_or_default();
+                    // Past the record limit, only enough for the decoder to refuse it.
+                    let payload = m.payload().unwrap_or_default();
+                    let payload = payload[..payload.len().min(MAX_RECORD_BYTES + 1)].to_vec();
                     pending.entry(stream).or_default().push(OwnedRecord {
                         offset: m.offset(),
                         payload,
