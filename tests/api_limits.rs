@@ -307,3 +307,54 @@ fn a_stalled_request_body_is_answered_408_after_10_s() {
     let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
     assert!(json(body)["error"].is_string(), "{answer}");
 }
+
+/// A client that sends its body a byte every 2 s never stalls long enough for
+/// the idle timeout, but is still the client's fault: 20 s after its headers
+/// it gets 408 with a JSON error (docs/api.md), not the request timeout's 503.
+#[test]
+fn a_request_body_trickled_past_20_s_is_answered_408() {
+    use std::io::{Read, Write};
+    let addr = server().base.trim_start_matches("http://").to_owned();
+    let mut conn = std::net::TcpStream::connect(&addr).expect("connect");
+    conn.set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    let head = format!(
+        "POST /v1/query HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {ADMIN}\r\nContent-Type: application/json\r\nContent-Length: 100\r\nConnection: close\r\n\r\n"
+    );
+    let started = Instant::now();
+    conn.write_all(head.as_bytes()).expect("write");
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    // One byte, then wait up to 2 s for an answer, until the server answers
+    // (or the test gives up, long after the request timeout).
+    while started.elapsed() < Duration::from_secs(60) {
+        if conn.write_all(b" ").is_err() {
+            break;
+        }
+        match conn.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => continue,
+            Err(_) => break,
+        }
+    }
+    let _ = conn.read_to_end(&mut answer);
+    let took = started.elapsed();
+    let answer = String::from_utf8_lossy(&answer);
+    let status: u16 = (answer.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no answer after {took:?}: {answer:?}"));
+    assert_eq!(status, 408, "{answer}");
+    assert!(
+        (Duration::from_secs(20)..Duration::from_secs(30)).contains(&took),
+        "answered after {took:?}: {answer}"
+    );
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    assert!(
+        json(body)["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("20 s")),
+        "{answer}"
+    );
+}

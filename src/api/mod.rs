@@ -2,6 +2,7 @@
 //! from the route definitions, Prometheus metrics and the dashboard.
 
 pub mod auth;
+mod deadline;
 pub mod error;
 pub mod evidence;
 pub mod ingest;
@@ -40,6 +41,7 @@ const INGEST_BODY_LIMIT: usize = 8 * 1024 * 1024;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// A request body that sends nothing for this long is cut with 408.
 pub const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+pub use deadline::{BODY_DEADLINE, BodyDeadline};
 
 /// The dashboard page (no build step: plain HTML, CSS and JS).
 const DASHBOARD: &str = include_str!("dashboard.html");
@@ -106,6 +108,7 @@ pub fn router(shared: Arc<Shared>) -> std::io::Result<(Router, utoipa::openapi::
         .fallback(|| async { error::ApiError::not_found("no such endpoint") })
         .layer(CatchPanicLayer::new())
         .layer(RequestBodyTimeoutLayer::new(BODY_IDLE_TIMEOUT))
+        .layer(axum::middleware::map_request(deadline::limit_body_time))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             REQUEST_TIMEOUT,
