@@ -79,6 +79,13 @@ fn run_dead_letters_bad_records_and_commits_offsets() {
         mon.push(("web".to_owned(), format!(r#"{{"event_id":"p{i}","ts":{ts},"service":"web","kind":"probe","source":"eu-1","status":"up"}}"#)));
     }
     mon.push(("web".into(), "this is not json".into()));
+    // Over the 64 KiB record limit: malformed, its dead letter holding the
+    // first 64 KiB (docs/semantics.md).
+    let long = format!(
+        r#"{{"event_id":"big","ts":{now},"service":"web","kind":"probe","source":"eu-1","status":"up","pad":"{}"}}"#,
+        "x".repeat(200_000)
+    );
+    mon.push(("web".into(), long.clone()));
     mon.push(("ghost".into(), format!(r#"{{"event_id":"g1","ts":{now},"service":"ghost","kind":"probe","source":"eu-1","status":"up"}}"#)));
     mon.push(("web".into(), format!(r#"{{"event_id":"p3","ts":{now},"service":"web","kind":"probe","source":"eu-1","status":"up"}}"#)));
     // A probe with a broken clock is `future` and moves no watermark: the next
@@ -130,7 +137,7 @@ fn run_dead_letters_bad_records_and_commits_offsets() {
     );
     let dead = values(&brokers, &t.dl, PARTITIONS, Duration::from_secs(60));
     let want: BTreeMap<String, usize> = [
-        ("malformed", 1),
+        ("malformed", 2),
         ("future", 1),
         ("unknown_service", 1),
         ("duplicate", 1),
@@ -146,6 +153,16 @@ fn run_dead_letters_bad_records_and_commits_offsets() {
         want,
         "dead letters: {dead:?}\nlog:\n{}",
         run.log_text()
+    );
+    let cut = dead.iter().find_map(|(_, v)| {
+        let j: serde_json::Value = serde_json::from_str(v).ok()?;
+        let raw = j["raw"].as_str()?.to_owned();
+        raw.starts_with(r#"{"event_id":"big""#).then_some(raw)
+    });
+    assert_eq!(
+        cut.as_deref(),
+        Some(&long[..65_536]),
+        "dead letters: {dead:?}"
     );
     let log1 = run.log_text();
     let status = run.terminate();
@@ -165,11 +182,11 @@ fn run_dead_letters_bad_records_and_commits_offsets() {
     let dead = values(&brokers, &t.dl, PARTITIONS, Duration::from_secs(60));
     assert_eq!(
         dead.len(),
-        8,
+        9,
         "re-read after restart: {dead:?}\nlog:\n{}",
         run.log_text()
     );
-    assert_eq!(reasons(&dead)["malformed"], 2);
+    assert_eq!(reasons(&dead)["malformed"], 3);
     let status = run.terminate();
     assert!(status.success());
 }
