@@ -278,64 +278,30 @@ fn sql_runs_two_at_a_time_answers_429_beyond_and_stops_each_after_10_s() {
     );
 }
 
-/// A client that sends its headers and then stalls in the middle of the body
-/// is the client's fault: after 10 s without a byte it gets 408 with a JSON
-/// error (docs/api.md), not a 5xx and not a connection held forever.
-#[test]
-fn a_stalled_request_body_is_answered_408_after_10_s() {
-    use std::io::{Read, Write};
-    let addr = server().base.trim_start_matches("http://").to_owned();
-    let mut conn = std::net::TcpStream::connect(&addr).expect("connect");
-    conn.set_read_timeout(Some(Duration::from_secs(90)))
-        .expect("timeout");
-    let head = format!(
-        "POST /v1/query HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {ADMIN}\r\nContent-Type: application/json\r\nContent-Length: 100\r\nConnection: close\r\n\r\n{{\"sql\": \"SEL"
-    );
-    let started = Instant::now();
-    conn.write_all(head.as_bytes()).expect("write");
-    let mut answer = String::new();
-    let _ = conn.read_to_string(&mut answer);
-    let took = started.elapsed();
-    let status: u16 = (answer.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no answer after {took:?}: {answer:?}"));
-    assert_eq!(status, 408, "{answer}");
-    assert!(
-        (Duration::from_secs(10)..Duration::from_secs(30)).contains(&took),
-        "answered after {took:?}: {answer}"
-    );
-    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
-    assert!(json(body)["error"].is_string(), "{answer}");
-}
-
-/// A client that sends its body a byte every 2 s never stalls long enough for
-/// the idle timeout, but is still the client's fault: 20 s after its headers
-/// it gets 408 with a JSON error (docs/api.md), not the request timeout's 503.
-#[test]
-fn a_request_body_trickled_past_20_s_is_answered_408() {
-    use std::io::{Read, Write};
+/// Sends a query whose 100-byte body never arrives whole, over raw TCP: the
+/// headers and `first` bytes of the body, then, while `trickle`, one byte
+/// every 2 s. Returns how long the answer took, its status and its JSON body.
+fn unfinished_body(first: &str, trickle: bool) -> (Duration, u16, serde_json::Value) {
+    use std::io::{ErrorKind, Read, Write};
     let addr = server().base.trim_start_matches("http://").to_owned();
     let mut conn = std::net::TcpStream::connect(&addr).expect("connect");
     conn.set_read_timeout(Some(Duration::from_secs(2)))
         .expect("timeout");
     let head = format!(
-        "POST /v1/query HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {ADMIN}\r\nContent-Type: application/json\r\nContent-Length: 100\r\nConnection: close\r\n\r\n"
+        "POST /v1/query HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {ADMIN}\r\nContent-Type: application/json\r\nContent-Length: 100\r\nConnection: close\r\n\r\n{first}"
     );
     let started = Instant::now();
     conn.write_all(head.as_bytes()).expect("write");
-    let mut answer = Vec::new();
-    let mut buf = [0u8; 4096];
-    // One byte, then wait up to 2 s for an answer, until the server answers
-    // (or the test gives up, long after the request timeout).
-    while started.elapsed() < Duration::from_secs(60) {
-        if conn.write_all(b" ").is_err() {
+    let (mut answer, mut buf) = (Vec::new(), [0u8; 4096]);
+    // Until the server answers and closes, or long after the request timeout.
+    while started.elapsed() < Duration::from_secs(90) {
+        if trickle && conn.write_all(b" ").is_err() {
             break;
         }
         match conn.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => answer.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => continue,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
             Err(_) => break,
         }
     }
@@ -345,16 +311,37 @@ fn a_request_body_trickled_past_20_s_is_answered_408() {
     let status: u16 = (answer.split_whitespace().nth(1))
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no answer after {took:?}: {answer:?}"));
-    assert_eq!(status, 408, "{answer}");
-    assert!(
-        (Duration::from_secs(20)..Duration::from_secs(30)).contains(&took),
-        "answered after {took:?}: {answer}"
-    );
     let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    (took, status, json(body))
+}
+
+/// A client that sends its headers and then stalls in the middle of the body
+/// is the client's fault: after 10 s without a byte it gets 408 with a JSON
+/// error (docs/api.md), not a 5xx and not a connection held forever.
+#[test]
+fn a_stalled_request_body_is_answered_408_after_10_s() {
+    let (took, status, body) = unfinished_body("{\"sql\": \"SEL", false);
+    assert_eq!(status, 408, "{body}");
+    let secs = Duration::from_secs;
     assert!(
-        json(body)["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("20 s")),
-        "{answer}"
+        (secs(10)..secs(20)).contains(&took),
+        "after {took:?}: {body}"
     );
+    assert!(body["error"].is_string(), "{body}");
+}
+
+/// A client that sends its body a byte every 2 s never stalls long enough for
+/// the idle timeout, but is still the client's fault: 20 s after its headers
+/// it gets 408 with a JSON error (docs/api.md), not the request timeout's 503.
+#[test]
+fn a_request_body_trickled_past_20_s_is_answered_408() {
+    let (took, status, body) = unfinished_body("", true);
+    assert_eq!(status, 408, "{body}");
+    let secs = Duration::from_secs;
+    assert!(
+        (secs(20)..secs(30)).contains(&took),
+        "after {took:?}: {body}"
+    );
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(error.contains("20 s"), "{body}");
 }
