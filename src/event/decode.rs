@@ -438,6 +438,13 @@ impl<B: NullRuns> Sparse<B> {
 /// size even when each byte needs a six-byte escape.
 pub const MAX_RECORD_BYTES: usize = 64 * 1024;
 
+/// The error of a record over [`MAX_RECORD_BYTES`]; cold, so the formatting
+/// stays out of the per-record loop it is called from.
+#[cold]
+fn too_long() -> String {
+    format!("record longer than {MAX_RECORD_BYTES} bytes; `raw` holds its first {MAX_RECORD_BYTES}")
+}
+
 /// The contract's default `engine.max_window` (31 days).
 pub const DEFAULT_MAX_WINDOW: Millis = 31 * 86_400_000;
 
@@ -533,9 +540,7 @@ impl Decoder {
         row: &mut impl FnMut(&RawRecord<'r>, &'r str, &T) -> Result<(), String>,
     ) -> Result<(), String> {
         if r.payload.len() > MAX_RECORD_BYTES {
-            return Err(format!(
-                "record longer than {MAX_RECORD_BYTES} bytes; `raw` holds its first {MAX_RECORD_BYTES}"
-            ));
+            return Err(too_long());
         }
         let raw = std::str::from_utf8(r.payload).map_err(|e| format!("not UTF-8: {e}"))?;
         if self.fast
