@@ -113,11 +113,12 @@ impl From<axum::extract::rejection::BytesRejection> for ApiError {
 }
 
 /// Whether reading the body failed because the client stopped sending it
-/// (`RequestBodyTimeoutLayer`) or sent it too slowly ([`super::BodyDeadline`]):
+/// (`RequestBodyTimeoutLayer`) or sent it too slowly ([`super::deadline::BodyDeadline`]):
 /// the client's fault, so 408, not a 5xx.
 fn body_stalled(e: &(dyn std::error::Error + 'static)) -> bool {
-    std::iter::successors(Some(e), |e| e.source())
-        .any(|e| e.is::<tower_http::timeout::TimeoutError>() || e.is::<super::BodyDeadline>())
+    std::iter::successors(Some(e), |e| e.source()).any(|e| {
+        e.is::<tower_http::timeout::TimeoutError>() || e.is::<super::deadline::BodyDeadline>()
+    })
 }
 
 /// Turns every error answer that is not JSON yet (a 413 from the body limit, a

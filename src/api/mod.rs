@@ -41,7 +41,6 @@ const INGEST_BODY_LIMIT: usize = 8 * 1024 * 1024;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// A request body that sends nothing for this long is cut with 408.
 pub const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
-pub use deadline::{BODY_DEADLINE, BodyDeadline};
 
 /// The dashboard page (no build step: plain HTML, CSS and JS).
 const DASHBOARD: &str = include_str!("dashboard.html");
