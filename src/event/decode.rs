@@ -438,6 +438,11 @@ impl<B: NullRuns> Sparse<B> {
 /// size even when each byte needs a six-byte escape.
 pub const MAX_RECORD_BYTES: usize = 64 * 1024;
 
+/// The most of one record a source needs to keep: one byte past
+/// [`MAX_RECORD_BYTES`] is enough for the decoder to refuse it, so a source
+/// can drop the rest and an endless record cannot exhaust memory.
+pub const KEPT_RECORD_BYTES: usize = MAX_RECORD_BYTES + 1;
+
 /// The error of a record over [`MAX_RECORD_BYTES`]; cold, so the formatting
 /// stays out of the per-record loop it is called from.
 #[cold]

@@ -8,6 +8,8 @@ pub mod rows;
 pub mod schema;
 
 pub use deadletter::{DeadLetter, Reason};
-pub use decode::{DecodedChunk, Decoder, MAX_RECORD_BYTES, Malformed, RawRecord};
+pub use decode::{
+    DecodedChunk, Decoder, KEPT_RECORD_BYTES, MAX_RECORD_BYTES, Malformed, RawRecord,
+};
 
 pub use crate::model::Topic;

@@ -4,7 +4,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
-use crate::event::MAX_RECORD_BYTES;
+use crate::event::KEPT_RECORD_BYTES;
 use crate::eventtime::StreamId;
 
 /// Error opening or reading an input file.
@@ -100,9 +100,7 @@ impl super::ChunkSource for NdjsonFile {
 
     /// Reads up to `max` lines into `out` (cleared first). A blank line is still a
     /// record (it will be dead-lettered as malformed): nothing is skipped silently.
-    /// A line longer than [`MAX_RECORD_BYTES`] keeps only its first
-    /// `MAX_RECORD_BYTES + 1` bytes, enough for the decoder to refuse it, so
-    /// one endless line cannot exhaust memory.
+    /// A line keeps at most its first [`KEPT_RECORD_BYTES`].
     fn read_chunk(&mut self, max: usize, out: &mut Lines) -> Result<(), FileSourceError> {
         out.clear();
         // Bytes of the line being read so far, kept or not.
@@ -125,7 +123,7 @@ impl super::ChunkSource for NdjsonFile {
                     break;
                 }
             } else {
-                let room = (MAX_RECORD_BYTES + 1).saturating_sub(line_len);
+                let room = KEPT_RECORD_BYTES.saturating_sub(line_len);
                 out.bytes.extend_from_slice(&buf[..content.min(room)]);
                 line_len = line_len.saturating_add(content);
                 self.reader.consume(taken);
@@ -134,9 +132,7 @@ impl super::ChunkSource for NdjsonFile {
                 }
                 // A `\r` before the newline is not the line's, unless bytes
                 // were dropped: the line is refused as too long either way.
-                if line_len > 0
-                    && line_len <= MAX_RECORD_BYTES + 1
-                    && out.bytes.last() == Some(&b'\r')
+                if line_len > 0 && line_len <= KEPT_RECORD_BYTES && out.bytes.last() == Some(&b'\r')
                 {
                     out.bytes.pop();
                 }
@@ -184,7 +180,7 @@ mod tests {
 
     #[test]
     fn lines_over_the_record_limit_keep_one_byte_past_it() {
-        let limit = MAX_RECORD_BYTES;
+        let limit = crate::event::MAX_RECORD_BYTES;
         let long = |n: usize| vec![b'a'; n];
         // Over the limit (by one, and by megabytes across the read buffer),
         // and lines whose `\r` is the byte past the limit.

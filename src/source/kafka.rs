@@ -16,7 +16,7 @@ use rdkafka::message::Message;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList, TopicPartitionListElem};
 
 use crate::config::KafkaConfig;
-use crate::event::{MAX_RECORD_BYTES, Topic};
+use crate::event::{KEPT_RECORD_BYTES, Topic};
 use crate::eventtime::StreamId;
 use crate::kafka::consumer_config;
 
@@ -183,9 +183,8 @@ impl KafkaSource {
                         topic,
                         partition: m.partition(),
                     };
-                    // Past the record limit, only enough for the decoder to refuse it.
                     let payload = m.payload().unwrap_or_default();
-                    let payload = payload[..payload.len().min(MAX_RECORD_BYTES + 1)].to_vec();
+                    let payload = payload[..payload.len().min(KEPT_RECORD_BYTES)].to_vec();
                     pending.entry(stream).or_default().push(OwnedRecord {
                         offset: m.offset(),
                         payload,
