@@ -19,11 +19,72 @@ pub(super) enum Value<'a> {
     Null,
 }
 
-/// Calls `member(key, value)` for each member of the object `text`, in order;
+/// The member names a record type reads. [`scan`] tells which one a member
+/// is by comparing the 16 bytes at its `"` with each candidate `"name":` at
+/// once (the candidates are the names starting with the member's first
+/// letter), instead of finding the name's closing quote and then comparing
+/// strings; a member it cannot tell that way (a name it does not know,
+/// whitespace before the `:`, the object's last 16 bytes) is read the long way.
+pub(super) struct Names {
+    names: &'static [&'static str],
+    /// Per name: `"name":` as the low bytes of a little-endian `u128`, the
+    /// mask of those bytes, and their length.
+    patterns: [(u128, u128, usize); 32],
+    /// Per ASCII first letter, the names starting with it, one bit each.
+    by_first: [u32; 128],
+}
+
+impl Names {
+    /// The table for `names` (at most 32, each 1 to 13 plain ASCII bytes, so
+    /// that `"name":` fits 16 bytes). A member's index is its place in `names`.
+    pub(super) const fn new(names: &'static [&'static str]) -> Names {
+        assert!(names.len() <= 32);
+        let mut patterns = [(0, 0, 0); 32];
+        let mut by_first = [0; 128];
+        let mut k = 0;
+        while k < names.len() {
+            let name = names[k].as_bytes();
+            assert!(!name.is_empty() && name.len() <= 13);
+            let mut bytes = [0; 16];
+            bytes[0] = b'"';
+            let mut j = 0;
+            while j < name.len() {
+                assert!(name[j] > b' ' && name[j] < 0x7f && name[j] != b'"' && name[j] != b'\\');
+                bytes[j + 1] = name[j];
+                j += 1;
+            }
+            bytes[name.len() + 1] = b'"';
+            bytes[name.len() + 2] = b':';
+            let len = name.len() + 3;
+            let mask = if len == 16 {
+                u128::MAX
+            } else {
+                (1 << (8 * len)) - 1
+            };
+            patterns[k] = (u128::from_le_bytes(bytes), mask, len);
+            by_first[name[0] as usize] |= 1 << k;
+            k += 1;
+        }
+        Names {
+            names,
+            patterns,
+            by_first,
+        }
+    }
+
+    /// The index of `name`, `None` for a name not in the table.
+    fn index(&self, name: &str) -> Option<usize> {
+        self.names.iter().position(|n| *n == name)
+    }
+}
+
+/// Calls `member(index, value)` for each member of the object `text`, in
+/// order, with the index of its name in `names` (`None` for another name);
 /// `None` when `text` is not a plain flat object or `member` refuses one.
 pub(super) fn scan<'a>(
     text: &'a str,
-    mut member: impl FnMut(&'a str, Value<'a>) -> Option<()>,
+    names: &Names,
+    mut member: impl FnMut(Option<usize>, Value<'a>) -> Option<()>,
 ) -> Option<()> {
     let b = text.as_bytes();
     let mut i = skip_ws(b, 0);
@@ -35,14 +96,10 @@ pub(super) fn scan<'a>(
         return end(b, i + 1);
     }
     loop {
-        let (key, next) = string(text, i)?;
+        let (name, next) = name(text, i, names)?;
         i = skip_ws(b, next);
-        if b.get(i) != Some(&b':') {
-            return None;
-        }
-        i = skip_ws(b, i + 1);
         let (value, next) = value(text, i)?;
-        member(key, value)?;
+        member(name, value)?;
         i = skip_ws(b, next);
         match b.get(i) {
             Some(b',') => i = skip_ws(b, i + 1),
@@ -50,6 +107,31 @@ pub(super) fn scan<'a>(
             _ => return None,
         }
     }
+}
+
+/// The member name starting at `text[i]` (a `"`), as its index in `names`,
+/// and the index after its `:`.
+#[inline(always)]
+fn name(text: &str, i: usize, names: &Names) -> Option<(Option<usize>, usize)> {
+    let b = text.as_bytes();
+    if let (Some(word), Some(&first)) = (b.get(i..i + 16), b.get(i + 1)) {
+        let w = u128::from_le_bytes(word.try_into().ok()?);
+        let mut candidates = names.by_first.get(usize::from(first)).copied().unwrap_or(0);
+        while candidates != 0 {
+            let k = candidates.trailing_zeros() as usize;
+            let (pattern, mask, len) = names.patterns[k];
+            if w & mask == pattern {
+                return Some((Some(k), i + len));
+            }
+            candidates &= candidates - 1;
+        }
+    }
+    let (name, next) = string(text, i)?;
+    let i = skip_ws(b, next);
+    if b.get(i) != Some(&b':') {
+        return None;
+    }
+    Some((names.index(name), i + 1))
 }
 
 /// Only whitespace may follow the object.
@@ -416,13 +498,35 @@ mod tests {
         }
     }
 
+    const NAMES: Names = Names::new(&["a", "b", "c", "d", "event_id", "exclusion_id"]);
+
     fn members(text: &str) -> Option<Vec<(&str, Value<'_>)>> {
         let mut out = Vec::new();
-        scan(text, |k, v| {
-            out.push((k, v));
+        scan(text, &NAMES, |k, v| {
+            out.push((k.map_or("?", |k| NAMES.names[k]), v));
             Some(())
         })?;
         Some(out)
+    }
+
+    #[test]
+    fn names_are_told_apart_by_their_bytes_or_read_the_long_way() {
+        let long = r#"{"event_id":1,"event_idx":2,"exclusion_id":3,"e":4,"event_id" :5,"é":6}"#;
+        let padded = format!("{long:<80}");
+        for text in [long, padded.as_str()] {
+            let got = members(text).expect("a flat object");
+            let names: Vec<&str> = got.iter().map(|(k, _)| *k).collect();
+            assert_eq!(
+                names,
+                ["event_id", "?", "exclusion_id", "?", "event_id", "?"],
+                "{text}"
+            );
+        }
+        // The last members, under 16 bytes from the end, are read the long way.
+        assert_eq!(
+            members(r#"{"a":1,"b":2}"#),
+            Some(vec![("a", Value::Int(1)), ("b", Value::Int(2))])
+        );
     }
 
     #[test]
