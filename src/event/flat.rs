@@ -114,8 +114,10 @@ pub(super) fn scan<'a>(
 #[inline(always)]
 fn name(text: &str, i: usize, names: &Names) -> Option<(Option<usize>, usize)> {
     let b = text.as_bytes();
-    if let (Some(word), Some(&first)) = (b.get(i..i + 16), b.get(i + 1)) {
+    if let Some(word) = b.get(i..i + 16) {
         let w = u128::from_le_bytes(word.try_into().ok()?);
+        // The name's first letter is the byte after the quote.
+        let first = (w >> 8) as u8;
         let mut candidates = names.by_first.get(usize::from(first)).copied().unwrap_or(0);
         while candidates != 0 {
             let k = candidates.trailing_zeros() as usize;
