@@ -481,7 +481,7 @@ fn run(
         .engine()
         .services()
         .iter()
-        .map(|(id, t)| (id.clone(), t.intervals().collect()))
+        .map(|(id, t)| (id.to_owned(), t.intervals().collect()))
         .collect();
     let tickets = p
         .engine()

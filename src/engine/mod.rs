@@ -12,10 +12,10 @@ pub mod episodes;
 pub mod incidents;
 pub mod requests;
 pub mod runs;
+pub mod services;
 pub mod states;
 pub mod tickets;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -30,6 +30,7 @@ use crate::time::Millis;
 use availability::ServiceTimeline;
 use capacity::{Series, SeriesMap};
 use incidents::Incident;
+use services::Services;
 use tickets::{Refusal, Ticket, Tickets};
 
 /// The engine state of one input partition: what a checkpoint holds and what
@@ -90,7 +91,7 @@ pub struct Engine {
     /// Ticket clocks (also behind the `unknown_ticket`/`conflict` checks).
     tickets: Tickets,
     /// Availability per configured service.
-    services: BTreeMap<String, ServiceTimeline>,
+    services: Services,
     /// Capacity per metric series (service, resource, metric).
     capacity: SeriesMap,
     /// `[[burn_alerts]]`, shared by every timeline.
@@ -102,12 +103,8 @@ impl Engine {
     /// An empty engine for `config`; `tickets_topic` names the ticket topic in dead letters.
     pub fn new(config: Arc<Config>, tickets_topic: &str) -> Self {
         let burn_alerts: Arc<[BurnAlert]> = config.burn_alerts.clone().into();
-        let services = (config.services.iter())
-            .map(|s| {
-                let timeline = timeline_of(&config, s, &burn_alerts);
-                (s.id.clone(), timeline)
-            })
-            .collect();
+        let services =
+            Services::new((config.services.iter()).map(|s| timeline_of(&config, s, &burn_alerts)));
         Engine {
             tickets_topic: tickets_topic.to_owned(),
             tickets: Tickets::new(&config),
@@ -356,7 +353,7 @@ impl Engine {
     }
 
     /// Availability timelines by service id.
-    pub fn services(&self) -> &BTreeMap<String, ServiceTimeline> {
+    pub fn services(&self) -> &Services {
         &self.services
     }
 }

@@ -248,10 +248,14 @@ impl Requests {
     /// at `ts` is maintenance or outside service hours (its increase is dropped;
     /// the value still becomes the series' last).
     pub fn sample(&mut self, ts: Millis, source: &str, name: &str, value: f64, counted: bool) {
-        if !self.rules.reads(name) {
-            return;
-        }
-        let series = self.series.entry(name.to_owned()).or_default();
+        // A kept name is one some SLO reads (restored state is checked for
+        // it), so the rules are asked only about a new name, and only a new
+        // name's key is allocated.
+        let series = match self.series.get_mut(name) {
+            Some(series) => series,
+            None if self.rules.reads(name) => self.series.entry(name.to_owned()).or_default(),
+            None => return,
+        };
         let previous = match series.get_mut(source) {
             Some(last) => Some(std::mem::replace(last, value)),
             None => {
@@ -262,7 +266,11 @@ impl Requests {
         // A fall is a reset: the counter restarted from zero and counted `value` since.
         let increase = previous.map(|p| if value < p { value } else { value - p });
         if let Some(inc) = increase.filter(|_| counted) {
-            self.logs.entry(name.to_owned()).or_default().push(ts, inc);
+            let log = match self.logs.get_mut(name) {
+                Some(log) => log,
+                None => self.logs.entry(name.to_owned()).or_default(),
+            };
+            log.push(ts, inc);
         }
     }
 

@@ -141,7 +141,7 @@ fn availability_intervals(engine: &Engine) -> Result<Table, ReportError> {
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (id, t) in engine.services() {
         for (a, b, s) in t.intervals() {
-            service.push(id.as_str());
+            service.push(id);
             state.push(s.as_str());
             start.push(a);
             end.push(b);
@@ -186,7 +186,7 @@ fn exclusions_table(engine: &Engine) -> Result<Table, ReportError> {
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (svc, t) in engine.services() {
         for (x, e) in t.exclusions().iter() {
-            service.push(svc.as_str());
+            service.push(svc);
             id.push(x.as_str());
             start.push(e.start);
             end.push(e.end);
@@ -232,7 +232,7 @@ fn counter_increases(engine: &Engine) -> Result<Table, ReportError> {
     for (svc, t) in engine.services() {
         for (name, log) in t.requests().logs() {
             for (x, inc) in log.increases() {
-                service.push(svc.as_str());
+                service.push(svc);
                 counter.push(name.as_str());
                 ts.push(x);
                 increase.push(inc);
@@ -268,7 +268,7 @@ fn changes_table(engine: &Engine) -> Result<Table, ReportError> {
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (svc, t) in engine.services() {
         for c in t.changes().iter() {
-            service.push(svc.as_str());
+            service.push(svc);
             id.push(c.id.as_str());
             ts.push(c.ts);
             outcome.push(c.outcome.as_str());
@@ -351,7 +351,7 @@ fn availability_buckets(engine: &Engine) -> Result<RecordBatch, ReportError> {
     let mut per: [Vec<i64>; 5] = Default::default();
     for (id, t) in engine.services() {
         for (b, d) in t.buckets() {
-            svc.push(id.as_str());
+            svc.push(id);
             start.push(b);
             for s in State::ALL {
                 per[s as usize].push(d[s]);
