@@ -533,7 +533,7 @@ mod tests {
         core.prune();
         let horizon = core.pipeline.eventtime().watermark() - D;
         let engine = core.pipeline.engine();
-        let web = engine.services().get("web").expect("timeline");
+        let web = &engine.services()["web"];
         assert!(web.intervals().all(|(_, end, _)| end > horizon));
         assert!(web.intervals().next().is_some());
         let hours: Vec<usize> = engine

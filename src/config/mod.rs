@@ -156,10 +156,10 @@ pub struct Config {
 /// Position of each configured id. Looked up for every record with ids from
 /// input, but its keys come only from the config (lookups never insert), so a
 /// fast seeded hash is enough; SipHash was 1.5 % of a replay's instructions.
-type IdIndex = HashMap<String, usize, foldhash::fast::RandomState>;
+pub(crate) type IdIndex = HashMap<String, usize, foldhash::fast::RandomState>;
 
 /// Each id's position.
-fn index<'a>(ids: impl Iterator<Item = &'a String>) -> IdIndex {
+pub(crate) fn index<'a>(ids: impl Iterator<Item = &'a String>) -> IdIndex {
     ids.enumerate().map(|(i, id)| (id.clone(), i)).collect()
 }
 

@@ -1,16 +1,18 @@
 //! The availability timelines, one per configured service.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use super::availability::ServiceTimeline;
+use crate::config::{IdIndex, index};
 
 /// The timelines in id order, with an index by id. The engine finds one for
 /// every monitoring row: a hash lookup compares one string, where searching
-/// an ordered map compared several.
-#[derive(Debug, Clone, Default)]
+/// an ordered map compared several. The index is the config's kind: its
+/// keys come from the config's services, never from input.
+#[derive(Debug, Clone)]
 pub struct Services {
     timelines: Vec<ServiceTimeline>,
-    index: HashMap<String, usize, foldhash::fast::RandomState>,
+    index: IdIndex,
 }
 
 impl Services {
@@ -19,12 +21,9 @@ impl Services {
         let by_id: BTreeMap<String, ServiceTimeline> = (timelines.into_iter())
             .map(|t| (t.id().to_owned(), t))
             .collect();
-        let index = (by_id.keys().enumerate())
-            .map(|(i, id)| (id.clone(), i))
-            .collect();
         Services {
+            index: index(by_id.keys()),
             timelines: by_id.into_values().collect(),
-            index,
         }
     }
 

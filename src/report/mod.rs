@@ -990,7 +990,7 @@ nodata = "up"
             .collect();
         let (p, _) = fed(&config, Topic::Monitoring, &lines, 40 * M);
         for svc in ["web", "web2", "web3"] {
-            let t = p.engine().services().get(svc).expect("timeline");
+            let t = &p.engine().services()[svc];
             let iv: Vec<_> = t.intervals().collect();
             let policy = config.service(svc).expect("service").nodata;
             let terms = ContractTerms {
