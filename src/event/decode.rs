@@ -572,7 +572,11 @@ impl Decoder {
         if r.payload.len() > MAX_RECORD_BYTES {
             return Err(too_long());
         }
-        let raw = std::str::from_utf8(r.payload).map_err(|e| format!("not UTF-8: {e}"))?;
+        // SIMD validation (`simdutf8`, already in the tree through arrow);
+        // where it refuses, std decides and words the error.
+        let raw = (simdutf8::basic::from_utf8(r.payload))
+            .or_else(|_| std::str::from_utf8(r.payload))
+            .map_err(|e| format!("not UTF-8: {e}"))?;
         if self.fast
             && let Some(result) = T::fast(raw, |ev| row(r, raw, ev))
         {
@@ -1276,6 +1280,29 @@ mod tests {
                     c.malformed.iter().map(|m| (m.position, m.dead.error.clone())).collect()
                 };
                 prop_assert_eq!(dead(&fast), dead(&serde), "{:?}", lines);
+            }
+        }
+
+        /// A record is `not UTF-8` exactly when std says so, in std's words:
+        /// the SIMD check only decides what it accepts.
+        #[test]
+        fn utf8_is_judged_as_std_judges_it(
+            inserts in prop::collection::vec((any::<prop::sample::Index>(), prop_oneof![
+                any::<char>().prop_map(|c| c.to_string().into_bytes()),
+                prop::collection::vec(any::<u8>(), 1..4),
+            ]), 0..4),
+        ) {
+            let mut bytes = TEMPLATES[0].1.as_bytes().to_vec();
+            for (at, insert) in inserts {
+                let i = at.index(bytes.len());
+                bytes.splice(i..i, insert);
+            }
+            let recs = [RawRecord { partition: 0, offset: 0, payload: &bytes }];
+            let c = Decoder::new(Topic::Monitoring, "t").decode(0, &recs);
+            let error = c.malformed.first().map(|m| m.dead.error.clone());
+            match std::str::from_utf8(&bytes) {
+                Err(e) => prop_assert_eq!(error, Some(format!("not UTF-8: {e}"))),
+                Ok(_) => prop_assert!(!error.is_some_and(|e| e.starts_with("not UTF-8"))),
             }
         }
     }
