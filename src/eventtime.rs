@@ -487,6 +487,7 @@ impl EventTime {
             partition: chunk.partition,
         };
         self.add_stream(id, now);
+        let total = chunk.len();
         let batch = chunk.batch;
         let Some(mut refusals) = self.refuse_by_time(id, &batch, now) else {
             return Ok(());
@@ -495,14 +496,13 @@ impl EventTime {
         let Some(stream) = self.streams.get_mut(&id) else {
             return Ok(());
         };
-        if !chunk.malformed.is_empty() || batch.num_rows() > 0 {
+        if total > 0 {
             stream.last_record_wall = now;
         }
         let ts = batch.column(col::TS).as_primitive::<Int64Type>();
         let offsets = batch.column(col::OFFSET).as_primitive::<Int64Type>();
         let topic_name = &self.topic_names[id.topic.index()];
         let mut kept: Vec<(Millis, u64, u32)> = Vec::with_capacity(batch.num_rows());
-        let total = batch.num_rows() + chunk.malformed.len();
         let mut malformed = chunk.malformed.into_iter().peekable();
         let mut rows = refusals.into_iter().enumerate();
         for pos in 0..total {
