@@ -8,9 +8,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, ArrowPrimitiveType, Float64Builder, Int32Builder, Int64Builder, PrimitiveBuilder,
-    StringBuilder, UInt8Builder,
+    ArrayBuilder, ArrayRef, ArrowPrimitiveType, BooleanBufferBuilder, PrimitiveArray, StringBuilder,
 };
+use datafusion::arrow::buffer::NullBuffer;
+use datafusion::arrow::datatypes::{Float64Type, Int32Type, Int64Type, UInt8Type};
 use datafusion::arrow::record_batch::RecordBatch;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
@@ -351,10 +352,10 @@ fn non_empty(v: &str, name: &str) -> Result<(), String> {
 
 /// Column builders shared by both topics.
 struct Common {
-    partition: Int32Builder,
-    offset: Int64Builder,
+    partition: Dense<Int32Type>,
+    offset: Dense<Int64Type>,
     event_id: StringBuilder,
-    ts: Int64Builder,
+    ts: Dense<Int64Type>,
     raw: StringBuilder,
     key: StringBuilder,
 }
@@ -362,97 +363,125 @@ struct Common {
 impl Common {
     fn new(n: usize) -> Self {
         Common {
-            partition: Int32Builder::with_capacity(n),
-            offset: Int64Builder::with_capacity(n),
+            partition: Dense::with_capacity(n),
+            offset: Dense::with_capacity(n),
             event_id: StringBuilder::with_capacity(n, n * 16),
-            ts: Int64Builder::with_capacity(n),
+            ts: Dense::with_capacity(n),
             raw: StringBuilder::with_capacity(n, n * 160),
             key: StringBuilder::with_capacity(n, n * 8),
         }
     }
+    /// The rows pushed so far.
+    fn rows(&self) -> usize {
+        self.ts.0.len()
+    }
     fn push(&mut self, r: &RawRecord, event_id: &str, ts: Millis, raw: &str, key: &str) {
-        self.partition.append_value(r.partition);
-        self.offset.append_value(r.offset);
+        self.partition.push(r.partition);
+        self.offset.push(r.offset);
         self.event_id.append_value(event_id);
-        self.ts.append_value(ts);
+        self.ts.push(ts);
         self.raw.append_value(raw);
         self.key.append_value(key);
     }
     fn finish(mut self) -> Vec<ArrayRef> {
         vec![
-            Arc::new(self.partition.finish()),
-            Arc::new(self.offset.finish()),
+            self.partition.finish(),
+            self.offset.finish(),
             Arc::new(self.event_id.finish()),
-            Arc::new(self.ts.finish()),
+            self.ts.finish(),
             Arc::new(self.raw.finish()),
             Arc::new(self.key.finish()),
         ]
     }
 }
 
-/// A column builder that takes runs of nulls in one call.
-trait NullRuns {
-    /// What one value of the column is.
-    type Item<'a>;
-    fn append_nulls(&mut self, n: usize);
-    fn append(&mut self, v: Self::Item<'_>);
-    fn finish_array(&mut self) -> ArrayRef;
-}
+/// A primitive column every row has a value in: a push onto a `Vec`, which
+/// inlines (a builder's `append_value` is a call, and also counts validity).
+struct Dense<T: ArrowPrimitiveType>(Vec<T::Native>);
 
-impl NullRuns for StringBuilder {
-    type Item<'a> = &'a str;
-    fn append_nulls(&mut self, n: usize) {
-        StringBuilder::append_nulls(self, n);
+impl<T: ArrowPrimitiveType> Dense<T> {
+    fn with_capacity(n: usize) -> Self {
+        Dense(Vec::with_capacity(n))
     }
-    fn append(&mut self, v: &str) {
-        self.append_value(v);
+    fn push(&mut self, v: T::Native) {
+        self.0.push(v);
     }
-    fn finish_array(&mut self) -> ArrayRef {
-        Arc::new(self.finish())
-    }
-}
-
-impl<T: ArrowPrimitiveType> NullRuns for PrimitiveBuilder<T> {
-    type Item<'a> = T::Native;
-    fn append_nulls(&mut self, n: usize) {
-        PrimitiveBuilder::append_nulls(self, n);
-    }
-    fn append(&mut self, v: T::Native) {
-        self.append_value(v);
-    }
-    fn finish_array(&mut self) -> ArrayRef {
-        Arc::new(self.finish())
+    fn finish(self) -> ArrayRef {
+        Arc::new(PrimitiveArray::<T>::new(self.0.into(), None))
     }
 }
 
 /// A column most records leave null (a probe has no `resource`, a metric no
-/// `source`): nulls are counted and appended as one run before the next
-/// value, a call per value instead of one per record.
-struct Sparse<B> {
-    builder: B,
-    nulls: usize,
-}
+/// `source`), set by row in rising order: a record without a value, or of a
+/// kind the column is not read for, costs nothing. Every such column carries
+/// a validity buffer, even when no row is null, as the builders it replaced did.
+trait Sparse {
+    /// What one value of the column is.
+    type Item<'a>;
+    /// Sets `row`, which is after every row set before, to `v`.
+    fn set(&mut self, row: usize, v: Self::Item<'_>);
+    /// The column of `rows` rows.
+    fn finish(self, rows: usize) -> ArrayRef;
 
-impl<B: NullRuns> Sparse<B> {
-    fn new(builder: B) -> Self {
-        Sparse { builder, nulls: 0 }
-    }
-
-    fn append_option(&mut self, v: Option<B::Item<'_>>) {
-        match v {
-            None => self.nulls += 1,
-            Some(v) => {
-                if self.nulls > 0 {
-                    self.builder.append_nulls(std::mem::take(&mut self.nulls));
-                }
-                self.builder.append(v);
-            }
+    fn set_option(&mut self, row: usize, v: Option<Self::Item<'_>>) {
+        if let Some(v) = v {
+            self.set(row, v);
         }
     }
+}
 
-    fn finish(mut self) -> ArrayRef {
-        self.builder.append_nulls(self.nulls);
-        self.builder.finish_array()
+/// A sparse text column: the nulls before a value are appended as one run
+/// when the value comes.
+struct SparseText(StringBuilder);
+
+impl Sparse for SparseText {
+    type Item<'a> = &'a str;
+    fn set(&mut self, row: usize, v: &str) {
+        let len = self.0.len();
+        if row > len {
+            self.0.append_nulls(row - len);
+        }
+        self.0.append_value(v);
+    }
+    fn finish(mut self, rows: usize) -> ArrayRef {
+        let len = self.0.len();
+        self.0.append_nulls(rows.saturating_sub(len));
+        Arc::new(self.0.finish())
+    }
+}
+
+/// A sparse primitive column: a null slot per record up front, so a value is
+/// two stores (a builder's run of nulls before each value was a call and a
+/// `memset`, and runs here are short).
+struct SparseSlots<T: ArrowPrimitiveType> {
+    values: Vec<T::Native>,
+    valid: BooleanBufferBuilder,
+}
+
+impl<T: ArrowPrimitiveType> SparseSlots<T> {
+    /// A column for at most `n` rows.
+    fn new(n: usize) -> Self {
+        let mut valid = BooleanBufferBuilder::new(n);
+        valid.append_n(n, false);
+        SparseSlots {
+            values: vec![T::Native::default(); n],
+            valid,
+        }
+    }
+}
+
+impl<T: ArrowPrimitiveType> Sparse for SparseSlots<T> {
+    type Item<'a> = T::Native;
+    fn set(&mut self, row: usize, v: T::Native) {
+        // Rows are numbered among a chunk's records, so `row` < `n`.
+        self.values[row] = v;
+        self.valid.set_bit(row, true);
+    }
+    fn finish(mut self, rows: usize) -> ArrayRef {
+        self.values.truncate(rows);
+        self.valid.truncate(rows);
+        let nulls = NullBuffer::new(self.valid.finish());
+        Arc::new(PrimitiveArray::<T>::new(self.values.into(), Some(nulls)))
     }
 }
 
@@ -589,73 +618,84 @@ impl Decoder {
     fn decode_monitoring(&self, partition: i32, records: &[RawRecord]) -> DecodedChunk {
         let n = records.len();
         let mut c = Common::new(n);
-        let mut kind = UInt8Builder::with_capacity(n);
-        let mut source = Sparse::new(StringBuilder::with_capacity(n, n * 6));
-        let mut status = Sparse::new(UInt8Builder::with_capacity(n));
-        let mut outcome = Sparse::new(UInt8Builder::new());
-        let mut latency = Sparse::new(Float64Builder::with_capacity(n));
-        let mut resource = Sparse::new(StringBuilder::new());
-        let mut metric = Sparse::new(StringBuilder::new());
-        let mut value = Sparse::new(Float64Builder::with_capacity(n));
-        let mut capacity = Sparse::new(Float64Builder::with_capacity(n));
-        let mut start = Sparse::new(Int64Builder::with_capacity(n));
-        let mut end = Sparse::new(Int64Builder::with_capacity(n));
-        let mut change = Sparse::new(StringBuilder::new());
-        let mut exclusion = Sparse::new(StringBuilder::new());
-        let mut reason = Sparse::new(StringBuilder::new());
-        let mut approved = Sparse::new(StringBuilder::new());
+        let mut kind = Dense::<UInt8Type>::with_capacity(n);
+        let mut source = SparseText(StringBuilder::with_capacity(n, n * 6));
+        let mut status = SparseSlots::<UInt8Type>::new(n);
+        let mut outcome = SparseSlots::<UInt8Type>::new(n);
+        let mut latency = SparseSlots::<Float64Type>::new(n);
+        let mut resource = SparseText(StringBuilder::with_capacity(n, n * 8));
+        let mut metric = SparseText(StringBuilder::with_capacity(n, n * 16));
+        let mut value = SparseSlots::<Float64Type>::new(n);
+        let mut capacity = SparseSlots::<Float64Type>::new(n);
+        let mut start = SparseSlots::<Int64Type>::new(n);
+        let mut end = SparseSlots::<Int64Type>::new(n);
+        let mut change = SparseText(StringBuilder::new());
+        let mut exclusion = SparseText(StringBuilder::new());
+        let mut reason = SparseText(StringBuilder::new());
+        let mut approved = SparseText(StringBuilder::new());
         let mut malformed = Vec::new();
 
         self.each(records, &mut malformed, |r, raw, ev: &MonitoringJson| {
             let checked = check_monitoring(ev, self.max_window)?;
+            let row = c.rows();
             c.push(r, &ev.event_id, ev.ts.0, raw, &ev.service);
-            let k = checked.kind;
-            kind.append_value(k.code());
-            use MonitoringKind as K;
-            let is = |kinds: &[K]| kinds.contains(&k);
-            source.append_option(ev.source.as_deref().filter(|_| is(&[K::Probe, K::Counter])));
-            status.append_option(checked.status.map(ProbeStatus::code));
-            outcome.append_option(checked.outcome.map(ChangeOutcome::code));
-            latency.append_option(ev.latency_ms.filter(|_| is(&[K::Probe])));
-            resource.append_option(ev.resource.as_deref().filter(|_| is(&[K::Metric])));
-            // A counter's `name` shares the metric name's column.
-            let name = if k == K::Counter {
-                &ev.name
-            } else {
-                &ev.metric
-            };
-            let measured = is(&[K::Metric, K::Counter]);
-            metric.append_option(name.as_deref().filter(|_| measured));
-            value.append_option(ev.value.filter(|_| measured));
-            capacity.append_option(ev.capacity.filter(|_| is(&[K::Metric])));
-            let window = is(&[K::Maintenance, K::Exclusion]);
-            start.append_option(ev.start.map(|t| t.0).filter(|_| window));
-            end.append_option(ev.end.map(|t| t.0).filter(|_| window));
-            let changed = is(&[K::Maintenance, K::Change]);
-            change.append_option(ev.change_id.as_deref().filter(|_| changed));
-            let excluded = is(&[K::Exclusion]);
-            exclusion.append_option(ev.exclusion_id.as_deref().filter(|_| excluded));
-            reason.append_option(ev.reason.as_deref().filter(|_| excluded));
-            approved.append_option(ev.approved_by.as_deref().filter(|_| excluded));
+            kind.push(checked.kind.code());
+            // Only the members of the record's kind are read.
+            match checked.kind {
+                MonitoringKind::Probe => {
+                    source.set_option(row, ev.source.as_deref());
+                    status.set_option(row, checked.status.map(ProbeStatus::code));
+                    latency.set_option(row, ev.latency_ms);
+                }
+                MonitoringKind::Metric => {
+                    resource.set_option(row, ev.resource.as_deref());
+                    metric.set_option(row, ev.metric.as_deref());
+                    value.set_option(row, ev.value);
+                    capacity.set_option(row, ev.capacity);
+                }
+                MonitoringKind::Counter => {
+                    source.set_option(row, ev.source.as_deref());
+                    // A counter's `name` shares the metric name's column.
+                    metric.set_option(row, ev.name.as_deref());
+                    value.set_option(row, ev.value);
+                }
+                MonitoringKind::Maintenance => {
+                    start.set_option(row, ev.start.map(|t| t.0));
+                    end.set_option(row, ev.end.map(|t| t.0));
+                    change.set_option(row, ev.change_id.as_deref());
+                }
+                MonitoringKind::Change => {
+                    change.set_option(row, ev.change_id.as_deref());
+                    outcome.set_option(row, checked.outcome.map(ChangeOutcome::code));
+                }
+                MonitoringKind::Exclusion => {
+                    start.set_option(row, ev.start.map(|t| t.0));
+                    end.set_option(row, ev.end.map(|t| t.0));
+                    exclusion.set_option(row, ev.exclusion_id.as_deref());
+                    reason.set_option(row, ev.reason.as_deref());
+                    approved.set_option(row, ev.approved_by.as_deref());
+                }
+            }
             Ok(())
         });
+        let rows = c.rows();
         let mut cols = c.finish();
         cols.extend([
-            Arc::new(kind.finish()) as ArrayRef,
-            source.finish(),
-            status.finish(),
-            latency.finish(),
-            resource.finish(),
-            metric.finish(),
-            value.finish(),
-            capacity.finish(),
-            start.finish(),
-            end.finish(),
-            change.finish(),
-            exclusion.finish(),
-            reason.finish(),
-            approved.finish(),
-            outcome.finish(),
+            kind.finish(),
+            source.finish(rows),
+            status.finish(rows),
+            latency.finish(rows),
+            resource.finish(rows),
+            metric.finish(rows),
+            value.finish(rows),
+            capacity.finish(rows),
+            start.finish(rows),
+            end.finish(rows),
+            change.finish(rows),
+            exclusion.finish(rows),
+            reason.finish(rows),
+            approved.finish(rows),
+            outcome.finish(rows),
         ]);
         self.chunk(partition, cols, malformed)
     }
@@ -663,35 +703,40 @@ impl Decoder {
     fn decode_tickets(&self, partition: i32, records: &[RawRecord]) -> DecodedChunk {
         let n = records.len();
         let mut c = Common::new(n);
-        let mut ty = UInt8Builder::with_capacity(n);
-        let mut customer = Sparse::new(StringBuilder::new());
-        let mut service = Sparse::new(StringBuilder::new());
-        let mut priority = Sparse::new(UInt8Builder::with_capacity(n));
-        let mut kind = Sparse::new(UInt8Builder::with_capacity(n));
-        let mut status = Sparse::new(StringBuilder::new());
+        let mut ty = Dense::<UInt8Type>::with_capacity(n);
+        let mut customer = SparseText(StringBuilder::new());
+        let mut service = SparseText(StringBuilder::new());
+        let mut priority = SparseSlots::<UInt8Type>::new(n);
+        let mut kind = SparseSlots::<UInt8Type>::new(n);
+        let mut status = SparseText(StringBuilder::new());
         let mut malformed = Vec::new();
 
         self.each(records, &mut malformed, |r, raw, ev: &TicketJson| {
             let checked = check_ticket(ev)?;
+            let row = c.rows();
             c.push(r, &ev.event_id, ev.ts.0, raw, &ev.ticket);
-            let created = checked.ty == TicketEventType::Created;
-            ty.append_value(checked.ty.code());
-            customer.append_option(ev.customer.as_deref().filter(|_| created));
-            service.append_option(ev.service.as_deref().filter(|_| created));
-            priority.append_option(checked.priority.map(Priority::code));
-            kind.append_option(checked.kind.map(TicketKind::code));
-            let status_change = checked.ty == TicketEventType::Status;
-            status.append_option(ev.status.as_deref().filter(|_| status_change));
+            ty.push(checked.ty.code());
+            match checked.ty {
+                TicketEventType::Created => {
+                    customer.set_option(row, ev.customer.as_deref());
+                    service.set_option(row, ev.service.as_deref());
+                }
+                TicketEventType::Status => status.set_option(row, ev.status.as_deref()),
+                TicketEventType::Responded | TicketEventType::Priority => {}
+            }
+            priority.set_option(row, checked.priority.map(Priority::code));
+            kind.set_option(row, checked.kind.map(TicketKind::code));
             Ok(())
         });
+        let rows = c.rows();
         let mut cols = c.finish();
         cols.extend([
-            Arc::new(ty.finish()) as ArrayRef,
-            customer.finish(),
-            service.finish(),
-            priority.finish(),
-            kind.finish(),
-            status.finish(),
+            ty.finish(),
+            customer.finish(rows),
+            service.finish(rows),
+            priority.finish(rows),
+            kind.finish(rows),
+            status.finish(rows),
         ]);
         self.chunk(partition, cols, malformed)
     }

@@ -244,7 +244,17 @@ fn number(text: &str, i: usize) -> Option<(Value<'_>, usize)> {
     {
         return Some((Value::Float(if negative { -f } else { f }), j + len));
     }
-    // The token as far as it looks like a number; serde_json judges it.
+    judged_by_serde(text, i, j)
+}
+
+/// The number token starting at `text[i]`, its digits before `text[j]` read,
+/// as serde_json reads it. Rare (a float that is not one exact operation), so
+/// out of line: inlined, its frame and registers cost every number.
+#[cold]
+#[inline(never)]
+fn judged_by_serde(text: &str, i: usize, j: usize) -> Option<(Value<'_>, usize)> {
+    let b = text.as_bytes();
+    // The token as far as it looks like a number.
     let end = j
         + (b[j..].iter())
             .position(|&c| !is_number_byte(c))
