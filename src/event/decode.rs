@@ -624,84 +624,20 @@ impl Decoder {
         let n = records.len();
         let mut c = Common::new(n);
         let mut kind = Dense::<UInt8Type>::with_capacity(n);
-        let mut source = SparseText(StringBuilder::with_capacity(n, n * 6));
-        let mut status = SparseSlots::<UInt8Type>::new(n);
-        let mut outcome = SparseSlots::<UInt8Type>::new(n);
-        let mut latency = SparseSlots::<Float64Type>::new(n);
-        let mut resource = SparseText(StringBuilder::with_capacity(n, n * 8));
-        let mut metric = SparseText(StringBuilder::with_capacity(n, n * 16));
-        let mut value = SparseSlots::<Float64Type>::new(n);
-        let mut capacity = SparseSlots::<Float64Type>::new(n);
-        let mut start = SparseSlots::<Int64Type>::new(n);
-        let mut end = SparseSlots::<Int64Type>::new(n);
-        let mut change = SparseText(StringBuilder::new());
-        let mut exclusion = SparseText(StringBuilder::new());
-        let mut reason = SparseText(StringBuilder::new());
-        let mut approved = SparseText(StringBuilder::new());
+        let mut sparse = MonitoringSparse::new(n);
         let mut malformed = Vec::new();
 
         self.each(records, &mut malformed, |r, raw, ev: &MonitoringJson| {
             let checked = check_monitoring(ev, self.max_window)?;
-            let row = c.rows();
+            sparse.set(c.rows(), ev, &checked);
             c.push(r, &ev.event_id, ev.ts.0, raw, &ev.service);
             kind.push(checked.kind.code());
-            // Only the members of the record's kind are read.
-            match checked.kind {
-                MonitoringKind::Probe => {
-                    source.set_option(row, ev.source.as_deref());
-                    status.set_option(row, checked.status.map(ProbeStatus::code));
-                    latency.set_option(row, ev.latency_ms);
-                }
-                MonitoringKind::Metric => {
-                    resource.set_option(row, ev.resource.as_deref());
-                    metric.set_option(row, ev.metric.as_deref());
-                    value.set_option(row, ev.value);
-                    capacity.set_option(row, ev.capacity);
-                }
-                MonitoringKind::Counter => {
-                    source.set_option(row, ev.source.as_deref());
-                    // A counter's `name` shares the metric name's column.
-                    metric.set_option(row, ev.name.as_deref());
-                    value.set_option(row, ev.value);
-                }
-                MonitoringKind::Maintenance => {
-                    start.set_option(row, ev.start.map(|t| t.0));
-                    end.set_option(row, ev.end.map(|t| t.0));
-                    change.set_option(row, ev.change_id.as_deref());
-                }
-                MonitoringKind::Change => {
-                    change.set_option(row, ev.change_id.as_deref());
-                    outcome.set_option(row, checked.outcome.map(ChangeOutcome::code));
-                }
-                MonitoringKind::Exclusion => {
-                    start.set_option(row, ev.start.map(|t| t.0));
-                    end.set_option(row, ev.end.map(|t| t.0));
-                    exclusion.set_option(row, ev.exclusion_id.as_deref());
-                    reason.set_option(row, ev.reason.as_deref());
-                    approved.set_option(row, ev.approved_by.as_deref());
-                }
-            }
             Ok(())
         });
         let rows = c.rows();
         let mut cols = c.finish();
-        cols.extend([
-            kind.finish(),
-            source.finish(rows),
-            status.finish(rows),
-            latency.finish(rows),
-            resource.finish(rows),
-            metric.finish(rows),
-            value.finish(rows),
-            capacity.finish(rows),
-            start.finish(rows),
-            end.finish(rows),
-            change.finish(rows),
-            exclusion.finish(rows),
-            reason.finish(rows),
-            approved.finish(rows),
-            outcome.finish(rows),
-        ]);
+        cols.push(kind.finish());
+        cols.extend(sparse.finish(rows));
         self.chunk(partition, cols, malformed)
     }
 
@@ -762,6 +698,106 @@ impl Decoder {
             batch,
             malformed,
         }
+    }
+}
+
+/// The monitoring columns only some kinds fill, in the schema's order.
+struct MonitoringSparse {
+    source: SparseText,
+    status: SparseSlots<UInt8Type>,
+    latency: SparseSlots<Float64Type>,
+    resource: SparseText,
+    metric: SparseText,
+    value: SparseSlots<Float64Type>,
+    capacity: SparseSlots<Float64Type>,
+    start: SparseSlots<Int64Type>,
+    end: SparseSlots<Int64Type>,
+    change: SparseText,
+    exclusion: SparseText,
+    reason: SparseText,
+    approved: SparseText,
+    outcome: SparseSlots<UInt8Type>,
+}
+
+impl MonitoringSparse {
+    /// The columns for a chunk of `n` records.
+    fn new(n: usize) -> Self {
+        MonitoringSparse {
+            source: SparseText(StringBuilder::with_capacity(n, n * 6)),
+            status: SparseSlots::new(n),
+            latency: SparseSlots::new(n),
+            resource: SparseText(StringBuilder::with_capacity(n, n * 8)),
+            metric: SparseText(StringBuilder::with_capacity(n, n * 16)),
+            value: SparseSlots::new(n),
+            capacity: SparseSlots::new(n),
+            start: SparseSlots::new(n),
+            end: SparseSlots::new(n),
+            change: SparseText(StringBuilder::new()),
+            exclusion: SparseText(StringBuilder::new()),
+            reason: SparseText(StringBuilder::new()),
+            approved: SparseText(StringBuilder::new()),
+            outcome: SparseSlots::new(n),
+        }
+    }
+
+    /// Sets `row` from the record `ev`: only the members of its kind are read.
+    fn set(&mut self, row: usize, ev: &MonitoringJson<'_>, checked: &CheckedMonitoring) {
+        match checked.kind {
+            MonitoringKind::Probe => {
+                self.source.set_option(row, ev.source.as_deref());
+                self.status
+                    .set_option(row, checked.status.map(ProbeStatus::code));
+                self.latency.set_option(row, ev.latency_ms);
+            }
+            MonitoringKind::Metric => {
+                self.resource.set_option(row, ev.resource.as_deref());
+                self.metric.set_option(row, ev.metric.as_deref());
+                self.value.set_option(row, ev.value);
+                self.capacity.set_option(row, ev.capacity);
+            }
+            MonitoringKind::Counter => {
+                self.source.set_option(row, ev.source.as_deref());
+                // A counter's `name` shares the metric name's column.
+                self.metric.set_option(row, ev.name.as_deref());
+                self.value.set_option(row, ev.value);
+            }
+            MonitoringKind::Maintenance => {
+                self.start.set_option(row, ev.start.map(|t| t.0));
+                self.end.set_option(row, ev.end.map(|t| t.0));
+                self.change.set_option(row, ev.change_id.as_deref());
+            }
+            MonitoringKind::Change => {
+                self.change.set_option(row, ev.change_id.as_deref());
+                self.outcome
+                    .set_option(row, checked.outcome.map(ChangeOutcome::code));
+            }
+            MonitoringKind::Exclusion => {
+                self.start.set_option(row, ev.start.map(|t| t.0));
+                self.end.set_option(row, ev.end.map(|t| t.0));
+                self.exclusion.set_option(row, ev.exclusion_id.as_deref());
+                self.reason.set_option(row, ev.reason.as_deref());
+                self.approved.set_option(row, ev.approved_by.as_deref());
+            }
+        }
+    }
+
+    fn finish(self, rows: usize) -> [ArrayRef; 14] {
+        [
+            self.source.finish(rows),
+            self.status.finish(rows),
+            self.latency.finish(rows),
+            self.resource.finish(rows),
+            self.metric.finish(rows),
+            self.value.finish(rows),
+            self.capacity.finish(rows),
+            self.start.finish(rows),
+            self.end.finish(rows),
+            self.change.finish(rows),
+            self.exclusion.finish(rows),
+            self.reason.finish(rows),
+            self.approved.finish(rows),
+            self.outcome.finish(rows),
+        ]
     }
 }
 
