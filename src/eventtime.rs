@@ -512,7 +512,11 @@ impl EventTime {
                 continue;
             }
             let Some((r, refusal)) = rows.next() else {
-                break;
+                return Err(Corrupt {
+                    topic: id.topic,
+                    row: batch.num_rows(),
+                    what: format!("record {pos} of the chunk is neither a row nor malformed"),
+                });
             };
             stream.read_up_to(offsets.value(r));
             let refusal = match refusal {
