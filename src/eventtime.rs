@@ -489,7 +489,7 @@ impl EventTime {
         self.add_stream(id, now);
         let total = chunk.len();
         let batch = chunk.batch;
-        let Some(mut refusals) = self.refuse_by_time(id, &batch, now) else {
+        let Some(mut refusals) = self.time_refusals(id, &batch, now) else {
             return Ok(());
         };
         self.refuse_repeats(id, &batch, &mut refusals);
@@ -538,7 +538,7 @@ impl EventTime {
     /// arrival order: a row is late by the stream's max ts over the rows
     /// before it, which each row these checks pass raises. `None` for a
     /// stream not registered.
-    fn refuse_by_time(
+    fn time_refusals(
         &mut self,
         id: StreamId,
         batch: &RecordBatch,
