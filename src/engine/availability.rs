@@ -22,6 +22,7 @@ use crate::engine::episodes::{EpisodeEvent, Episodes};
 use crate::engine::incidents::{Action, Incident};
 use crate::engine::requests::{Owner, Requests, SloCounts, SloRules};
 use crate::engine::runs::Runs;
+use crate::engine::sources::Sources;
 pub use crate::engine::states::{State, StateDurations, measured_and_downtime};
 use crate::model::{ChangeOutcome, ProbeStatus, Rule, Severity};
 use crate::time::{Millis, check_instant, format_ms, month_of};
@@ -64,7 +65,7 @@ pub struct ServiceTimeline {
     down_when: DownWhen,
     stale_after: Millis,
     bucket: Millis,
-    sources: BTreeMap<String, (ProbeStatus, Millis)>,
+    sources: Sources,
     windows: Vec<Window>,
     /// Announced windows with their change ids, for reports.
     #[serde(default)]
@@ -138,7 +139,7 @@ impl ServiceTimeline {
             down_when: cfg.down_when,
             stale_after: cfg.stale_after.0,
             bucket,
-            sources: BTreeMap::new(),
+            sources: Sources::default(),
             windows: Vec::new(),
             maintenance_log: VecDeque::new(),
             cursor: None,
@@ -256,12 +257,7 @@ impl ServiceTimeline {
         out: &mut Vec<Incident>,
     ) {
         let ts = self.start_or_clamp(ts, out);
-        match self.sources.get_mut(source) {
-            Some(s) => *s = (status, ts),
-            None => {
-                self.sources.insert(source.to_owned(), (status, ts));
-            }
-        }
+        self.sources.set(source, status, ts);
         self.settle(ts, out);
     }
 

@@ -13,6 +13,7 @@ pub mod incidents;
 pub mod requests;
 pub mod runs;
 pub mod services;
+pub mod sources;
 pub mod states;
 pub mod tickets;
 
