@@ -222,6 +222,9 @@ fn value(text: &str, i: usize) -> Option<(Value<'_>, usize)> {
 /// power of ten is exact (|e| ≤ 22) is one correctly rounded operation, the
 /// value serde_json computes whether or not its `float_roundtrip` feature is
 /// on; any other is parsed by serde_json itself, so the `f64` is the same.
+// Inlined into `value`: as a call, its frame cost about 2.4 % of the
+// decoder's instructions (callgrind, the generated week).
+#[inline(always)]
 fn number(text: &str, i: usize) -> Option<(Value<'_>, usize)> {
     let b = text.as_bytes();
     let negative = b[i] == b'-';

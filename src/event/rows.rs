@@ -166,6 +166,7 @@ impl<'a> Shared<'a> {
         })
     }
 
+    #[cold]
     fn corrupt(&self, row: usize, what: impl Into<String>) -> Corrupt {
         Corrupt {
             topic: self.topic,
@@ -175,6 +176,8 @@ impl<'a> Shared<'a> {
     }
 
     /// `a`'s value at `r`, or [`Corrupt`] naming `field` when it is null.
+    // Inlined: the engine reads several fields of every row through it.
+    #[inline(always)]
     fn needs<A: Read<'a>>(&self, a: A, r: usize, field: &str) -> Result<A::Value, Corrupt> {
         a.read(r)
             .ok_or_else(|| self.corrupt(r, format!("`{field}` is null")))
@@ -202,6 +205,7 @@ trait Read<'a> {
 
 impl<'a> Read<'a> for &'a StringArray {
     type Value = &'a str;
+    #[inline(always)]
     fn read(self, r: usize) -> Option<&'a str> {
         self.is_valid(r).then(|| self.value(r))
     }
@@ -209,6 +213,7 @@ impl<'a> Read<'a> for &'a StringArray {
 
 impl<'a, T: ArrowPrimitiveType> Read<'a> for &'a PrimitiveArray<T> {
     type Value = T::Native;
+    #[inline(always)]
     fn read(self, r: usize) -> Option<T::Native> {
         self.is_valid(r).then(|| self.value(r))
     }
