@@ -172,9 +172,16 @@ impl BurnAlerts {
         let e = subject.budget_ratio;
         self.hints.resize(self.rules.len(), [usize::MAX; 2]);
         for (rule, [hl, hs]) in self.rules.iter().zip(self.hints.iter_mut()) {
-            let (long, short) = (window(rule.long.ms, hl), window(rule.short.ms, hs));
-            let holds = long.burns(rule.factor, e) && short.burns(rule.factor, e);
             let name = &rule.name;
+            let short = window(rule.short.ms, hs);
+            // An alert holds only while both windows burn: with it resolved
+            // and the short window under the factor nothing changes, so the
+            // long window is not summed (half the sums while all is well).
+            if !short.burns(rule.factor, e) && !self.open.contains_key(name) {
+                continue;
+            }
+            let long = window(rule.long.ms, hl);
+            let holds = long.burns(rule.factor, e) && short.burns(rule.factor, e);
             let (action, started) = match (holds, self.open.get(name)) {
                 (true, None) => {
                     self.open.insert(name.clone(), at);
