@@ -506,7 +506,11 @@ impl EventTime {
         let mut malformed = chunk.malformed.into_iter().peekable();
         let mut rows = refusals.into_iter().enumerate();
         for pos in 0..total {
-            if let Some(m) = malformed.next_if(|m| m.position == pos) {
+            // `peek`, not `next_if`: that moves the record out and back in
+            // for every row that is not malformed.
+            if malformed.peek().is_some_and(|m| m.position == pos)
+                && let Some(m) = malformed.next()
+            {
                 stream.read_up_to(m.dead.offset);
                 dead.push(m.dead);
                 continue;
