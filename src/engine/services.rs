@@ -6,9 +6,9 @@ use super::availability::ServiceTimeline;
 use crate::config::{IdIndex, index};
 
 /// The timelines in id order, with an index by id. The engine finds one for
-/// every monitoring row: a hash lookup compares one string, where searching
-/// an ordered map compared several. The index is the config's kind: its
-/// keys come from the config's services, never from input.
+/// every monitoring row, so the index is the config's kind ([`IdIndex`]),
+/// not an ordered map, whose search compared several strings: its keys come
+/// from the config's services, never from input.
 #[derive(Debug, Clone)]
 pub struct Services {
     timelines: Vec<ServiceTimeline>,
@@ -29,11 +29,11 @@ impl Services {
 
     /// The timeline of service `id`.
     pub fn get(&self, id: &str) -> Option<&ServiceTimeline> {
-        self.index.get(id).and_then(|&i| self.timelines.get(i))
+        self.index.get(id).and_then(|i| self.timelines.get(i))
     }
 
     pub(super) fn get_mut(&mut self, id: &str) -> Option<&mut ServiceTimeline> {
-        self.index.get(id).and_then(|&i| self.timelines.get_mut(i))
+        self.index.get(id).and_then(|i| self.timelines.get_mut(i))
     }
 
     /// `(id, timeline)` in id order.
