@@ -393,8 +393,9 @@ mod tests {
 
     #[test]
     fn an_index_of_few_ids_answers_as_one_of_many() {
-        for n in [0, 1, 3, FEW_IDS, FEW_IDS + 1, 40] {
-            // Ids of equal and different lengths, one repeated: the last wins.
+        for n in [0, 1, 3, FEW_IDS - 1, FEW_IDS, 40] {
+            // Ids of equal and different lengths, one repeated (the last
+            // wins); with the repeat, `FEW_IDS - 1` gives the most scanned.
             let mut ids: Vec<String> = (0..n).map(|i| format!("s{}", i % 12)).collect();
             ids.extend((n > 2).then(|| "s1".to_owned()));
             let index = index(ids.iter());
