@@ -165,8 +165,11 @@ pub(crate) enum IdIndex {
     /// The ids in position order.
     Few(Vec<String>),
     /// Position by id.
-    Many(HashMap<String, usize, foldhash::fast::RandomState>),
+    Many(IdMap),
 }
+
+/// [`IdIndex`]'s map, for more than [`FEW_IDS`] ids.
+type IdMap = HashMap<String, usize, foldhash::fast::RandomState>;
 
 /// The most ids [`IdIndex`] scans in place.
 const FEW_IDS: usize = 8;
@@ -184,10 +187,7 @@ impl IdIndex {
     }
 
     #[inline(never)]
-    fn look_up(
-        map: &HashMap<String, usize, foldhash::fast::RandomState>,
-        id: &str,
-    ) -> Option<usize> {
+    fn look_up(map: &IdMap, id: &str) -> Option<usize> {
         map.get(id).copied()
     }
 }

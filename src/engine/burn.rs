@@ -177,11 +177,12 @@ impl BurnAlerts {
             // An alert holds only while both windows burn: with it resolved
             // and the short window under the factor nothing changes, so the
             // long window is not summed (half the sums while all is well).
-            if !short.burns(rule.factor, e) && !self.open.contains_key(name) {
+            let short_burns = short.burns(rule.factor, e);
+            if !short_burns && !self.open.contains_key(name) {
                 continue;
             }
             let long = window(rule.long.ms, hl);
-            let holds = long.burns(rule.factor, e) && short.burns(rule.factor, e);
+            let holds = short_burns && long.burns(rule.factor, e);
             let (action, started) = match (holds, self.open.get(name)) {
                 (true, None) => {
                     self.open.insert(name.clone(), at);
