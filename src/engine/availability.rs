@@ -876,7 +876,15 @@ impl ServiceTimeline {
         }
     }
 
+    /// Inlined, since a settle calls it twice and mostly no outage is open.
+    #[inline(always)]
     fn fire_deadlines(&mut self, x: Millis, out: &mut Vec<Incident>) {
+        if self.outages.is_open() {
+            self.fire_due(x, out);
+        }
+    }
+
+    fn fire_due(&mut self, x: Millis, out: &mut Vec<Incident>) {
         let mut events = Vec::new();
         self.outages.fire(x, &mut |e| events.push(e));
         for e in events {

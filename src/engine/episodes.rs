@@ -105,6 +105,12 @@ impl Episodes {
         }
     }
 
+    /// True while an episode is open: only then can [`Episodes::fire`] fire.
+    #[inline(always)]
+    pub fn is_open(&self) -> bool {
+        self.episode.is_some()
+    }
+
     /// Fires what is due at or before `x`.
     pub fn fire(&mut self, x: Millis, out: &mut impl FnMut(EpisodeEvent)) {
         let Some(ep) = &mut self.episode else { return };
