@@ -49,6 +49,12 @@ impl IncreaseLog {
 
     /// The sum of the increases dated before `x`.
     fn before(&self, x: Millis) -> f64 {
+        // A window mostly ends after the newest increase: no search then.
+        if let (Some(&t), Some(&c)) = (self.ts.last(), self.cum.last())
+            && t < x
+        {
+            return c;
+        }
         match self.ts.partition_point(|&t| t < x) {
             0 => self.base,
             i => self.cum[i - 1],
