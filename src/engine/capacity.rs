@@ -207,13 +207,16 @@ impl Series {
             }
         };
         let util = capacity.filter(|c| *c > 0.0).map(|c| value / c);
-        let hour = self
-            .hours
-            .entry(ts.div_euclid(HOUR) * HOUR)
-            .or_insert_with(|| Hour {
+        let start = ts.div_euclid(HOUR) * HOUR;
+        // `ts` never goes back, so its hour is mostly the last one: taken
+        // without searching the map.
+        let hour = match self.hours.last_entry() {
+            Some(last) if *last.key() == start => last.into_mut(),
+            _ => self.hours.entry(start).or_insert_with(|| Hour {
                 value: Dist::default(),
                 util: None,
-            });
+            }),
+        };
         hour.value.record(value);
         if let Some(u) = util {
             hour.util.get_or_insert_with(Dist::default).record(u);

@@ -61,7 +61,12 @@ impl Magnitudes {
             let fits = usize::try_from(n).is_ok_and(|n| few.len().saturating_add(n) <= FEW);
             if fits && x < LARGE {
                 let at = few.partition_point(|&y| y <= x);
-                few.splice(at..at, std::iter::repeat_n(x, n as usize));
+                if n == 1 {
+                    // Every sample: `splice`'s machinery cost more than the move.
+                    few.insert(at, x);
+                } else {
+                    few.splice(at..at, std::iter::repeat_n(x, n as usize));
+                }
                 return;
             }
             *self = Magnitudes::Many(Box::new(histogram_of(few)));
