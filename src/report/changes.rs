@@ -32,31 +32,54 @@ pub struct ChangesReport {
     pub mttr_s: Option<f64>,
 }
 
-/// The block for `customer` over `[from, to)`.
-pub(super) async fn changes_report(
+/// A change deployed in the period: a row of `CHANGES_SQL`, whichever
+/// customer's service it is of.
+pub(super) struct ChangeRow {
+    service: String,
+    outcome: String,
+    induced_outages: i64,
+}
+
+/// Every change deployed in `[from, to)`, read once for every customer's report.
+pub(super) async fn change_rows(
     ctx: &SessionContext,
+    from: Millis,
+    to: Millis,
+) -> Result<Vec<ChangeRow>, ReportError> {
+    let mut rows = Vec::new();
+    for b in &query(ctx, CHANGES_SQL, from, to).await? {
+        let service = b.column(0).as_string::<i32>();
+        let outcome = b.column(2).as_string::<i32>();
+        let induced = b.column(3).as_primitive::<Int64Type>();
+        rows.extend((0..b.num_rows()).map(|i| ChangeRow {
+            service: service.value(i).to_owned(),
+            outcome: outcome.value(i).to_owned(),
+            induced_outages: induced.value(i),
+        }));
+    }
+    Ok(rows)
+}
+
+/// The block for `customer` over `[from, to)`, from the period's `changes`.
+pub(super) fn changes_report(
     config: &Config,
+    changes: &[ChangeRow],
     incidents: &[Incident],
     customer: &str,
     (from, to): (Millis, Millis),
-) -> Result<ChangesReport, ReportError> {
+) -> ChangesReport {
     let theirs = |service: &str| {
         config
             .service(service)
             .is_some_and(|s| s.customer == customer)
     };
     let mut r = ChangesReport::default();
-    for b in &query(ctx, CHANGES_SQL, from, to).await? {
-        let service = b.column(0).as_string::<i32>();
-        let outcome = b.column(2).as_string::<i32>();
-        let induced = b.column(3).as_primitive::<Int64Type>();
-        for i in (0..b.num_rows()).filter(|&i| theirs(service.value(i))) {
-            let n = u64::try_from(induced.value(i)).unwrap_or(0);
-            r.total += 1;
-            r.induced_outages += n;
-            if outcome.value(i) != ChangeOutcome::Success.as_str() || n > 0 {
-                r.failed += 1;
-            }
+    for c in changes.iter().filter(|c| theirs(&c.service)) {
+        let n = u64::try_from(c.induced_outages).unwrap_or(0);
+        r.total += 1;
+        r.induced_outages += n;
+        if c.outcome != ChangeOutcome::Success.as_str() || n > 0 {
+            r.failed += 1;
         }
     }
     r.failure_rate_pct = (r.total > 0).then(|| 100.0 * r.failed as f64 / r.total as f64);
@@ -72,5 +95,5 @@ pub(super) async fn changes_report(
         let sum: i128 = restored.iter().map(|&d| i128::from(d)).sum();
         round_ms(sum as f64 / restored.len() as f64 / 1000.0)
     });
-    Ok(r)
+    r
 }

@@ -205,20 +205,10 @@ pub async fn sla_reports(
     let ctx = tables.session()?;
     let customers: Vec<&str> = config.customers.iter().map(|c| c.id.as_str()).collect();
     let every = EveryService::read(&ctx, config, &customers, (from, to)).await?;
-    let (mut out, period) = (Vec::new(), (from, to));
-    for customer in customers {
-        let report = customer_report(
-            config,
-            &ctx,
-            &every,
-            incidents,
-            customer,
-            period,
-            generated_at,
-        );
-        out.push(report.await?);
-    }
-    Ok(out)
+    let period = (from, to);
+    let report =
+        |customer| customer_report(config, &every, incidents, customer, period, generated_at);
+    Ok(customers.into_iter().map(report).collect())
 }
 
 /// Builds the SLA report of one customer for `[from, to)`.
@@ -233,16 +223,15 @@ pub async fn sla_report(
 ) -> Result<SlaReport, ReportError> {
     let ctx = tables.session()?;
     let every = EveryService::read(&ctx, config, &[customer], (from, to)).await?;
-    customer_report(
+    let period = (from, to);
+    Ok(customer_report(
         config,
-        &ctx,
         &every,
         incidents,
         customer,
-        (from, to),
+        period,
         generated_at,
-    )
-    .await
+    ))
 }
 
 /// What the report's queries read of every service, whichever customer a
@@ -252,6 +241,8 @@ struct EveryService {
     counter_sums: slo::CounterSums,
     /// Every customer's ticket figures, by customer, then priority.
     tickets: BTreeMap<String, BTreeMap<String, TicketFigures>>,
+    /// Every customer's changes deployed in the period.
+    changes: Vec<changes::ChangeRow>,
 }
 
 impl EveryService {
@@ -272,20 +263,20 @@ impl EveryService {
             times: service_times(ctx, from, to).await?,
             counter_sums,
             tickets: ticket_figures(ctx, from, to).await?,
+            changes: changes::change_rows(ctx, from, to).await?,
         })
     }
 }
 
 /// The SLA report of `customer` for `[from, to)`.
-async fn customer_report(
+fn customer_report(
     config: &Config,
-    ctx: &SessionContext,
     every: &EveryService,
     incidents: &[Incident],
     customer: &str,
     (from, to): (Millis, Millis),
     generated_at: Millis,
-) -> Result<SlaReport, ReportError> {
+) -> SlaReport {
     let none = ServiceTimes::default();
     let services: Vec<ServiceReport> = (config.services.iter())
         .filter(|s| s.customer == customer)
@@ -297,7 +288,7 @@ async fn customer_report(
     let credit_pct_max = (services.iter().filter_map(|s| s.credit_pct)).reduce(f64::max);
     let tickets = tickets_report(config, customer, every.tickets.get(customer));
     let slos = slo::slos_report(config, customer, &every.counter_sums);
-    let changes = changes::changes_report(ctx, config, incidents, customer, (from, to)).await?;
+    let changes = changes::changes_report(config, &every.changes, incidents, customer, (from, to));
     let mut by_rule = BTreeMap::new();
     let mut triggered = 0;
     for i in incidents.iter().filter(|i| {
@@ -306,7 +297,7 @@ async fn customer_report(
         triggered += 1;
         *by_rule.entry(i.rule.as_str()).or_insert(0) += 1;
     }
-    Ok(SlaReport {
+    SlaReport {
         customer: customer.to_owned(),
         from: format_ms(from),
         to: format_ms(to),
@@ -318,7 +309,7 @@ async fn customer_report(
         credit_pct_max,
         tickets,
         incidents: IncidentCounts { triggered, by_rule },
-    })
+    }
 }
 
 /// One row of the SLA report as CSV.
