@@ -21,17 +21,27 @@ pub(super) enum Value<'a> {
 
 /// The member names a record type reads. [`scan`] tells which one a member
 /// is by comparing the 16 bytes at its `"` with each candidate `"name":` at
-/// once (the candidates are the names starting with the member's first
-/// letter), instead of finding the name's closing quote and then comparing
-/// strings; a member it cannot tell that way (a name it does not know,
-/// whitespace before the `:`, the object's last 16 bytes) is read the long way.
+/// once (the candidates are the names whose first three bytes after the `"`
+/// hash as the member's do: mostly one), instead of finding the name's
+/// closing quote and then comparing strings; a member it cannot tell that
+/// way (a name it does not know, whitespace before the `:`, the object's
+/// last 16 bytes) is read the long way.
 pub(super) struct Names {
     names: &'static [&'static str],
     /// Per name: `"name":` as the low bytes of a little-endian `u128`, the
     /// mask of those bytes, and their length.
     patterns: [(u128, u128, usize); 32],
-    /// Per ASCII first letter, the names starting with it, one bit each.
-    by_first: [u32; 128],
+    /// Per [`head_hash`] of the three bytes after the `"`, the names whose
+    /// own hash that is, one bit each (by first letter alone, `s` had four
+    /// names, three of them in every probe).
+    by_head: [u32; 256],
+}
+
+/// A hash of the three bytes after a member name's `"`, the low bytes of
+/// `head` (little-endian): for any name, its first letters, or its closing
+/// `":`, so they are the name's own.
+const fn head_hash(head: u32) -> usize {
+    ((head & 0xFF_FFFF).wrapping_mul(0x9E37_79B1) >> 24) as usize
 }
 
 impl Names {
@@ -40,7 +50,7 @@ impl Names {
     pub(super) const fn new(names: &'static [&'static str]) -> Names {
         assert!(names.len() <= 32);
         let mut patterns = [(0, 0, 0); 32];
-        let mut by_first = [0; 128];
+        let mut by_head = [0; 256];
         let mut k = 0;
         while k < names.len() {
             let name = names[k].as_bytes();
@@ -62,13 +72,14 @@ impl Names {
                 (1 << (8 * len)) - 1
             };
             patterns[k] = (u128::from_le_bytes(bytes), mask, len);
-            by_first[name[0] as usize] |= 1 << k;
+            let head = u32::from_le_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
+            by_head[head_hash(head)] |= 1 << k;
             k += 1;
         }
         Names {
             names,
             patterns,
-            by_first,
+            by_head,
         }
     }
 
@@ -116,9 +127,7 @@ fn name(text: &str, i: usize, names: &Names) -> Option<(Option<usize>, usize)> {
     let b = text.as_bytes();
     if let Some(word) = b.get(i..i + 16) {
         let w = u128::from_le_bytes(word.try_into().ok()?);
-        // The name's first letter is the byte after the quote.
-        let first = (w >> 8) as u8;
-        let mut candidates = names.by_first.get(usize::from(first)).copied().unwrap_or(0);
+        let mut candidates = names.by_head[head_hash((w >> 8) as u32)];
         while candidates != 0 {
             let k = candidates.trailing_zeros() as usize;
             let (pattern, mask, len) = names.patterns[k];
