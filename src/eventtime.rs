@@ -441,7 +441,6 @@ impl EventTime {
                 partition: id.partition,
                 offset: *offset,
                 payload: raw.as_bytes(),
-                text: Some(raw),
             })
             .collect();
         let batch = decoder.decode(id.partition, &records).batch;

@@ -667,7 +667,6 @@ impl<'a> LiveLoop<'a> {
                 partition: stream.partition,
                 offset: r.offset,
                 payload: &r.payload,
-                text: None,
             })
             .collect();
         core.pipeline.ingest(stream, &raw, wall, &mut self.out)?;

@@ -127,7 +127,6 @@ fn actual(recs: &[Rec], chunks: &[usize]) -> (Vec<(usize, Reason)>, Vec<usize>) 
                 partition: s,
                 offset: k as i64,
                 payload: recs[k].line.as_bytes(),
-                text: None,
             })
             .collect();
         let chunk = decoder.decode(s, &raw);

@@ -85,7 +85,16 @@ fn decode_only(events: &[&Generated], fast: bool) -> f64 {
         })
         .collect();
     let chunks: Vec<(&Decoder, Vec<RawRecord>)> = (blocks.iter())
-        .map(|(d, lines)| (*d, lines.records(0)))
+        .map(|(d, lines)| {
+            let records = (lines.iter())
+                .map(|(offset, payload)| RawRecord {
+                    partition: 0,
+                    offset,
+                    payload,
+                })
+                .collect();
+            (*d, records)
+        })
         .collect();
     let started = Instant::now();
     for (d, records) in &chunks {

@@ -35,10 +35,6 @@ pub struct RawRecord<'a> {
     pub offset: i64,
     /// The message value / NDJSON line.
     pub payload: &'a [u8],
-    /// `payload` as text, when whoever read it already knows it is UTF-8
-    /// (a `&str`, or a replay chunk checked whole): the decoder's own check,
-    /// a call of about 100 instructions per record, is skipped.
-    pub text: Option<&'a str>,
 }
 
 impl<'a> RawRecord<'a> {
@@ -55,7 +51,6 @@ impl<'a> RawRecord<'a> {
                 partition,
                 offset: first_offset + i as i64,
                 payload: l.as_ref(),
-                text: None,
             })
             .collect()
     }
@@ -619,12 +614,9 @@ impl Decoder {
         }
         // SIMD validation (`simdutf8`, already in the tree through arrow);
         // where it refuses, std decides and words the error.
-        let raw = match r.text {
-            Some(text) => text,
-            None => (simdutf8::basic::from_utf8(r.payload))
-                .or_else(|_| std::str::from_utf8(r.payload))
-                .map_err(|e| format!("not UTF-8: {e}"))?,
-        };
+        let raw = (simdutf8::basic::from_utf8(r.payload))
+            .or_else(|_| std::str::from_utf8(r.payload))
+            .map_err(|e| format!("not UTF-8: {e}"))?;
         if self.fast
             && let Some(result) = T::fast(raw, |ev| row(r, raw, ev))
         {
@@ -1133,7 +1125,6 @@ mod tests {
             partition: 0,
             offset: 9,
             payload: b"{\"a\":\xff}",
-            text: None,
         }];
         let c = Decoder::new(Topic::Tickets, "tickets.events").decode(0, &recs);
         assert_eq!(c.malformed.len(), 1);
@@ -1398,7 +1389,7 @@ mod tests {
                 let i = at.index(bytes.len());
                 bytes.splice(i..i, insert);
             }
-            let recs = [RawRecord { partition: 0, offset: 0, payload: &bytes, text: None }];
+            let recs = [RawRecord { partition: 0, offset: 0, payload: &bytes }];
             let c = Decoder::new(Topic::Monitoring, "t").decode(0, &recs);
             let error = c.malformed.first().map(|m| m.dead.error.clone());
             match std::str::from_utf8(&bytes) {

@@ -148,7 +148,6 @@ pub fn validate(
         partition: -1,
         offset: 0,
         payload: json.as_bytes(),
-        text: Some(json),
     };
     let chunk = (Decoder::new(topic, "http").with_max_window(config.engine.max_window.0))
         .decode(-1, &[record]);

@@ -4,7 +4,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
-use crate::event::{KEPT_RECORD_BYTES, RawRecord};
+use crate::event::KEPT_RECORD_BYTES;
 use crate::eventtime::StreamId;
 
 /// Error opening or reading an input file.
@@ -67,29 +67,8 @@ impl Lines {
 
     /// (line number, bytes) in order.
     pub fn iter(&self) -> impl Iterator<Item = (i64, &[u8])> {
-        self.spans().map(|(n, span)| (n, &self.bytes[span]))
-    }
-
-    /// (line number, where its bytes are) in order.
-    fn spans(&self) -> impl Iterator<Item = (i64, std::ops::Range<usize>)> {
         let starts = std::iter::once(0).chain(self.ends.iter().map(|&(_, end)| end));
-        (self.ends.iter().zip(starts)).map(|(&(n, end), start)| (n, start..end))
-    }
-
-    /// The lines as records of `partition`, numbered by line. The chunk is
-    /// checked as UTF-8 whole, one call instead of one per line; a line
-    /// whose ends are character boundaries of valid text is valid text
-    /// itself, and any other line is left for the decoder to check alone.
-    pub fn records(&self, partition: i32) -> Vec<RawRecord<'_>> {
-        let text = simdutf8::basic::from_utf8(&self.bytes).ok();
-        (self.spans())
-            .map(|(offset, span)| RawRecord {
-                partition,
-                offset,
-                text: text.and_then(|t| t.get(span.clone())),
-                payload: &self.bytes[span],
-            })
-            .collect()
+        (self.ends.iter().zip(starts)).map(|(&(n, end), start)| (n, &self.bytes[start..end]))
     }
 }
 
@@ -223,24 +202,6 @@ mod tests {
         assert_eq!(lens, (0..).zip(want).collect::<Vec<_>>());
         assert_eq!(got[3].1.last(), Some(&b'\r'));
         assert_eq!(got[4].1, b"next");
-    }
-
-    #[test]
-    fn records_carry_text_only_for_lines_that_are_text_alone() {
-        let mut lines = Lines::new();
-        // `é` (C3 A9) split across two lines: the chunk is valid UTF-8 whole,
-        // neither line is alone.
-        for line in [&b"{\"s\":\"\xc3\xa9\"}"[..], b"{\xc3", b"\xa9}", b"plain"] {
-            let n = lines.len() as i64;
-            lines.push(n, line);
-        }
-        let text: Vec<Option<&str>> = lines.records(3).iter().map(|r| r.text).collect();
-        assert_eq!(text, [Some("{\"s\":\"é\"}"), None, None, Some("plain")]);
-        // A chunk that is not valid UTF-8 whole carries no text at all.
-        lines.push(4, b"\xff");
-        assert!(lines.records(3).iter().all(|r| r.text.is_none()));
-        let r = &lines.records(3)[1];
-        assert_eq!((r.partition, r.offset, r.payload), (3, 1, &b"{\xc3"[..]));
     }
 
     #[test]
