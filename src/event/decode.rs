@@ -455,44 +455,38 @@ impl Sparse for SparseText {
     }
 }
 
-/// A sparse primitive column: a null slot per record, made at the first
-/// value (most chunks have no maintenance window or change outcome), so a
-/// value is two stores (a builder's run of nulls before each value was a
-/// call and a `memset`, and runs here are short).
+/// A sparse primitive column: a null slot per record up front, so a value is
+/// two stores (a builder's run of nulls before each value was a call and a
+/// `memset`, and runs here are short).
 struct SparseSlots<T: ArrowPrimitiveType> {
-    /// The chunk's records.
-    n: usize,
-    slots: Option<(Vec<T::Native>, BooleanBufferBuilder)>,
+    values: Vec<T::Native>,
+    valid: BooleanBufferBuilder,
 }
 
 impl<T: ArrowPrimitiveType> SparseSlots<T> {
     /// A column for at most `n` rows.
     fn new(n: usize) -> Self {
-        SparseSlots { n, slots: None }
+        let mut valid = BooleanBufferBuilder::new(n);
+        valid.append_n(n, false);
+        SparseSlots {
+            values: vec![T::Native::default(); n],
+            valid,
+        }
     }
 }
 
 impl<T: ArrowPrimitiveType> Sparse for SparseSlots<T> {
     type Item<'a> = T::Native;
     fn set(&mut self, row: usize, v: T::Native) {
-        let n = self.n;
-        let (values, valid) = self.slots.get_or_insert_with(|| {
-            let mut valid = BooleanBufferBuilder::new(n);
-            valid.append_n(n, false);
-            (vec![T::Native::default(); n], valid)
-        });
         // Rows are numbered among a chunk's records, so `row` < `n`.
-        values[row] = v;
-        valid.set_bit(row, true);
+        self.values[row] = v;
+        self.valid.set_bit(row, true);
     }
-    fn finish(self, rows: usize) -> ArrayRef {
-        let Some((mut values, mut valid)) = self.slots else {
-            return Arc::new(PrimitiveArray::<T>::new_null(rows));
-        };
-        values.truncate(rows);
-        valid.truncate(rows);
-        let nulls = NullBuffer::new(valid.finish());
-        Arc::new(PrimitiveArray::<T>::new(values.into(), Some(nulls)))
+    fn finish(mut self, rows: usize) -> ArrayRef {
+        self.values.truncate(rows);
+        self.valid.truncate(rows);
+        let nulls = NullBuffer::new(self.valid.finish());
+        Arc::new(PrimitiveArray::<T>::new(self.values.into(), Some(nulls)))
     }
 }
 
