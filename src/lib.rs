@@ -18,6 +18,7 @@ pub mod event;
 pub mod eventtime;
 pub mod evidence;
 pub mod generate;
+pub mod ids;
 pub mod ingest;
 pub mod kafka;
 pub mod metrics;

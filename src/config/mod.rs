@@ -181,7 +181,7 @@ impl IdIndex {
     #[inline(always)]
     pub(crate) fn get(&self, id: &str) -> Option<usize> {
         match self {
-            IdIndex::Few(ids) => ids.iter().rposition(|k| k == id),
+            IdIndex::Few(ids) => ids.iter().rposition(|k| crate::ids::same(k, id)),
             IdIndex::Many(map) => Self::look_up(map, id),
         }
     }

@@ -36,7 +36,8 @@ struct SeriesRef<'a>(&'a str, &'a str, &'a str);
 
 impl hashbrown::Equivalent<SeriesKey> for SeriesRef<'_> {
     fn equivalent(&self, key: &SeriesKey) -> bool {
-        (self.0, self.1, self.2) == (key.0.as_str(), key.1.as_str(), key.2.as_str())
+        use crate::ids::same;
+        same(self.0, &key.0) && same(self.1, &key.1) && same(self.2, &key.2)
     }
 }
 

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{BurnAlert, Config, SloConfig, SloSide};
 use crate::engine::burn::{BurnAlerts, BurnSubject, Spent};
 use crate::engine::incidents::Incident;
+use crate::ids;
 use crate::model::Rule;
 use crate::time::{Millis, check_instant};
 
@@ -257,12 +258,12 @@ impl Requests {
         // A kept name is one some SLO reads (restored state is checked for
         // it), so the rules are asked only about a new name, and only a new
         // name's key is allocated.
-        let series = match self.series.get_mut(name) {
+        let series = match ids::get_mut(&mut self.series, name) {
             Some(series) => series,
             None if self.rules.reads(name) => self.series.entry(name.to_owned()).or_default(),
             None => return,
         };
-        let previous = match series.get_mut(source) {
+        let previous = match ids::get_mut(series, source) {
             Some(last) => Some(std::mem::replace(last, value)),
             None => {
                 series.insert(source.to_owned(), value);
@@ -272,7 +273,7 @@ impl Requests {
         // A fall is a reset: the counter restarted from zero and counted `value` since.
         let increase = previous.map(|p| if value < p { value } else { value - p });
         if let Some(inc) = increase.filter(|_| counted) {
-            let log = match self.logs.get_mut(name) {
+            let log = match ids::get_mut(&mut self.logs, name) {
                 Some(log) => log,
                 None => self.logs.entry(name.to_owned()).or_default(),
             };

@@ -4,8 +4,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::ids::same;
 use crate::model::ProbeStatus;
 use crate::time::Millis;
+
+/// The most sources [`Sources::set`] scans for a name instead of searching.
+const FEW: usize = 8;
 
 /// The latest `(status, ts)` of each probe source, sorted by name. The
 /// timeline reads every entry at each step of its walk (staleness deadlines,
@@ -18,6 +22,14 @@ pub struct Sources(Vec<(String, (ProbeStatus, Millis))>);
 impl Sources {
     /// Records `status` seen at `ts` for `source`.
     pub fn set(&mut self, source: &str, status: ProbeStatus, ts: Millis) {
+        // A service has a few probe sources: scanned, without a `memcmp`
+        // call per step of a search.
+        if self.0.len() <= FEW
+            && let Some((_, slot)) = self.0.iter_mut().find(|(name, _)| same(name, source))
+        {
+            *slot = (status, ts);
+            return;
+        }
         match self
             .0
             .binary_search_by(|(name, _)| name.as_str().cmp(source))
