@@ -4,12 +4,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::ids::same;
+use crate::ids::{FEW, same};
 use crate::model::ProbeStatus;
 use crate::time::Millis;
-
-/// The most sources [`Sources::set`] scans for a name instead of searching.
-const FEW: usize = 8;
 
 /// The latest `(status, ts)` of each probe source, sorted by name. The
 /// timeline reads every entry at each step of its walk (staleness deadlines,
