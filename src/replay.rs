@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::engine::Outputs;
 use crate::engine::incidents::Incident;
 use crate::event::rows::Corrupt;
-use crate::event::{DeadLetter, RawRecord, Topic};
+use crate::event::{DeadLetter, Topic};
 use crate::eventtime::StreamId;
 use crate::pipeline::{Counts, Pipeline};
 use crate::report::{ReportError, Tables, capacity_report, sla_reports};
@@ -153,14 +153,7 @@ pub fn run<S: ChunkSource>(
     while files.iter().any(|f| !f.is_done()) {
         for f in files.iter_mut().filter(|f| !f.is_done()) {
             f.read_chunk(CHUNK_LINES, &mut lines)?;
-            let recs: Vec<RawRecord> = lines
-                .iter()
-                .map(|(n, l)| RawRecord {
-                    partition: f.stream().partition,
-                    offset: n,
-                    payload: l,
-                })
-                .collect();
+            let recs = lines.records(f.stream().partition);
             pipeline.ingest(f.stream(), &recs, now, &mut out)?;
             if f.is_done() {
                 pipeline.eventtime_mut().finish_stream(f.stream());

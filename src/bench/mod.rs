@@ -85,16 +85,7 @@ fn decode_only(events: &[&Generated], fast: bool) -> f64 {
         })
         .collect();
     let chunks: Vec<(&Decoder, Vec<RawRecord>)> = (blocks.iter())
-        .map(|(d, lines)| {
-            let records = (lines.iter())
-                .map(|(offset, payload)| RawRecord {
-                    partition: 0,
-                    offset,
-                    payload,
-                })
-                .collect();
-            (*d, records)
-        })
+        .map(|(d, lines)| (*d, lines.records(0)))
         .collect();
     let started = Instant::now();
     for (d, records) in &chunks {

@@ -4,7 +4,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
-use crate::event::KEPT_RECORD_BYTES;
+use crate::event::{KEPT_RECORD_BYTES, RawRecord};
 use crate::eventtime::StreamId;
 
 /// Error opening or reading an input file.
@@ -69,6 +69,17 @@ impl Lines {
     pub fn iter(&self) -> impl Iterator<Item = (i64, &[u8])> {
         let starts = std::iter::once(0).chain(self.ends.iter().map(|&(_, end)| end));
         (self.ends.iter().zip(starts)).map(|(&(n, end), start)| (n, &self.bytes[start..end]))
+    }
+
+    /// The lines as records of `partition`, numbered by line.
+    pub fn records(&self, partition: i32) -> Vec<RawRecord<'_>> {
+        (self.iter())
+            .map(|(offset, payload)| RawRecord {
+                partition,
+                offset,
+                payload,
+            })
+            .collect()
     }
 }
 
