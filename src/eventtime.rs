@@ -396,7 +396,7 @@ impl EventTime {
             .filter(|b| b.stream == id && b.generation == s.generation)
             .flat_map(|b| {
                 let offsets = b.batch.column(col::OFFSET).as_primitive::<Int64Type>();
-                let raw = b.batch.column(col::RAW).as_string::<i32>();
+                let raw = b.batch.column(col::RAW).as_string_view();
                 (b.waiting().iter()).map(move |&(_, seq, row)| {
                     let row = row as usize;
                     (offsets.value(row), seq, raw.value(row).to_owned())

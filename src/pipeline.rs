@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use datafusion::arrow::buffer::Buffer;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
@@ -158,11 +159,26 @@ impl Pipeline {
         now: Millis,
         out: &mut Outputs,
     ) -> Result<(), Corrupt> {
+        self.ingest_in(stream, records, None, now, out)
+    }
+
+    /// [`Pipeline::ingest`] for records whose payloads lie in `text` (a file
+    /// block): the buffered rows keep their text as views into it
+    /// ([`Decoder::decode_in`]).
+    pub fn ingest_in(
+        &mut self,
+        stream: StreamId,
+        records: &[RawRecord],
+        text: Option<&Buffer>,
+        now: Millis,
+        out: &mut Outputs,
+    ) -> Result<(), Corrupt> {
         if records.is_empty() {
             return Ok(());
         }
         self.counts.read += records.len() as u64;
-        let chunk = self.decoders[stream.topic.index()].decode(stream.partition, records);
+        let decoder = &self.decoders[stream.topic.index()];
+        let chunk = decoder.decode_in(stream.partition, records, text);
         let batch = chunk.batch.clone();
         let rows = Rows::new(stream.topic, &batch)?;
         let config = &self.config;

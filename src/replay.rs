@@ -16,7 +16,8 @@ use crate::pipeline::{Counts, Pipeline};
 use crate::report::{ReportError, Tables, capacity_report, sla_reports};
 use crate::sink::file::{FileSinkError, NdjsonWriter, write_json};
 use crate::source::ChunkSource;
-use crate::source::file::{FileSourceError, Lines, NdjsonFile};
+use crate::source::Lines;
+use crate::source::file::{FileSourceError, NdjsonFile};
 use crate::time::Millis;
 
 /// Lines read from each file per round.
@@ -153,8 +154,9 @@ pub fn run<S: ChunkSource>(
     while files.iter().any(|f| !f.is_done()) {
         for f in files.iter_mut().filter(|f| !f.is_done()) {
             f.read_chunk(CHUNK_LINES, &mut lines)?;
-            let recs = lines.records(f.stream().partition);
-            pipeline.ingest(f.stream(), &recs, now, &mut out)?;
+            let block = lines.take_block();
+            let recs = block.records(f.stream().partition);
+            pipeline.ingest_in(f.stream(), &recs, Some(block.text()), now, &mut out)?;
             if f.is_done() {
                 pipeline.eventtime_mut().finish_stream(f.stream());
             }

@@ -24,7 +24,6 @@ use crate::checkpoint::{
 use crate::config::{Config, KafkaConfig};
 use crate::engine::Outputs;
 use crate::event::DeadLetter;
-use crate::event::RawRecord;
 use crate::event::rows::Corrupt;
 use crate::eventtime::StreamId;
 use crate::ingest::{Event, Intake, IntakeError};
@@ -32,7 +31,8 @@ use crate::metrics::CheckpointMetrics;
 use crate::pipeline::Pipeline;
 use crate::sink::delivery::Delivery;
 use crate::sink::kafka::{KafkaSink, KafkaSinkError};
-use crate::source::kafka::{AssignHook, KafkaSource, KafkaSourceError, OwnedRecord, SourceEvent};
+use crate::source::LineBlock;
+use crate::source::kafka::{AssignHook, KafkaSource, KafkaSourceError, SourceEvent};
 use crate::state::{Core, Shared, Snapshot};
 use crate::time::wall_now;
 
@@ -654,22 +654,15 @@ impl<'a> LiveLoop<'a> {
         &mut self,
         core: &mut Core,
         stream: StreamId,
-        recs: &[OwnedRecord],
+        recs: &LineBlock,
         wall: i64,
     ) -> Result<(), Corrupt> {
         // Records fetched for a partition no longer ours are its new owner's.
         if !core.owned.contains(&stream) {
             return Ok(());
         }
-        let raw: Vec<RawRecord> = recs
-            .iter()
-            .map(|r| RawRecord {
-                partition: stream.partition,
-                offset: r.offset,
-                payload: &r.payload,
-            })
-            .collect();
-        core.pipeline.ingest(stream, &raw, wall, &mut self.out)?;
+        let raw = recs.records(stream.partition);
+        (core.pipeline).ingest_in(stream, &raw, Some(recs.text()), wall, &mut self.out)?;
         core.pipeline.eventtime_mut().set_caught_up(stream, false);
         Ok(())
     }

@@ -17,7 +17,7 @@ use crate::eventtime::StreamId;
 use crate::generate::{Generated, Generator, SERVICES, roughen, scenario_config};
 use crate::kafka::TopicSpec;
 use crate::pipeline::Pipeline;
-use crate::source::file::Lines;
+use crate::source::{LineBlock, Lines};
 use crate::time::Millis;
 
 const START: i64 = 1_793_577_600_000;
@@ -74,22 +74,22 @@ fn decode_only(events: &[&Generated], fast: bool) -> f64 {
         let d = Decoder::new(t, t.as_str());
         if fast { d } else { d.serde_only() }
     });
-    let blocks: Vec<(&Decoder, Lines)> = (events.chunks(8192))
+    let blocks: Vec<(&Decoder, LineBlock)> = (events.chunks(8192))
         .flat_map(|chunk| decoders.iter().map(move |d| (chunk, d)))
         .map(|(chunk, d)| {
             let mut lines = Lines::new();
             for (n, g) in (0..).zip(chunk.iter().filter(|g| g.topic == d.topic())) {
                 lines.push(n, g.line.as_bytes());
             }
-            (d, lines)
+            (d, lines.take_block())
         })
         .collect();
-    let chunks: Vec<(&Decoder, Vec<RawRecord>)> = (blocks.iter())
-        .map(|(d, lines)| (*d, lines.records(0)))
+    let chunks: Vec<(&Decoder, &LineBlock, Vec<RawRecord>)> = (blocks.iter())
+        .map(|(d, block)| (*d, block, block.records(0)))
         .collect();
     let started = Instant::now();
-    for (d, records) in &chunks {
-        std::hint::black_box(d.decode(0, records));
+    for (d, block, records) in &chunks {
+        std::hint::black_box(d.decode_in(0, records, Some(block.text())));
     }
     started.elapsed().as_secs_f64()
 }

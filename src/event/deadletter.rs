@@ -135,7 +135,7 @@ impl DeadLetter {
                 .value(row),
             raw: batch
                 .column(col::RAW)
-                .as_string::<i32>()
+                .as_string_view()
                 .value(row)
                 .to_owned(),
         }

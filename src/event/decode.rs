@@ -9,9 +9,10 @@ use std::mem::ManuallyDrop;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayBuilder, ArrayRef, ArrowPrimitiveType, BooleanBufferBuilder, PrimitiveArray, StringBuilder,
+    ArrayBuilder, ArrayRef, ArrowPrimitiveType, BooleanBufferBuilder, PrimitiveArray,
+    StringBuilder, StringViewBuilder,
 };
-use datafusion::arrow::buffer::NullBuffer;
+use datafusion::arrow::buffer::{Buffer, NullBuffer};
 use datafusion::arrow::datatypes::{Float64Type, Int32Type, Int64Type, UInt8Type};
 use datafusion::arrow::record_batch::RecordBatch;
 use serde::Deserialize;
@@ -361,18 +362,18 @@ struct Common {
     offset: Dense<Int64Type>,
     event_id: StringBuilder,
     ts: Dense<Int64Type>,
-    raw: StringBuilder,
+    raw: RawColumn,
     key: StringBuilder,
 }
 
 impl Common {
-    fn new(n: usize) -> Self {
+    fn new(n: usize, text: Option<&Buffer>) -> Self {
         Common {
             partition: Dense::with_capacity(n),
             offset: Dense::with_capacity(n),
             event_id: StringBuilder::with_capacity(n, n * 16),
             ts: Dense::with_capacity(n),
-            raw: StringBuilder::with_capacity(n, n * 160),
+            raw: RawColumn::new(n, text),
             key: StringBuilder::with_capacity(n, n * 8),
         }
     }
@@ -385,7 +386,7 @@ impl Common {
         self.offset.push(r.offset);
         self.event_id.append_value(event_id);
         self.ts.push(ts);
-        self.raw.append_value(raw);
+        self.raw.push(raw);
         self.key.append_value(key);
     }
     fn finish(mut self) -> Vec<ArrayRef> {
@@ -394,10 +395,51 @@ impl Common {
             self.offset.finish(),
             Arc::new(self.event_id.finish()),
             self.ts.finish(),
-            Arc::new(self.raw.finish()),
+            Arc::new(self.raw.0.finish()),
             Arc::new(self.key.finish()),
         ]
     }
+}
+
+/// The `raw` column: each row's record text. When the chunk's records lie in
+/// one buffer (a file block), a row is a view into it, and the text is not
+/// copied (it was 4 % of a replay's time, and a second pass over the
+/// chunk); any other record is copied into the column's own blocks.
+struct RawColumn(StringViewBuilder, Option<Buffer>);
+
+impl RawColumn {
+    /// The block views point into, when there is one.
+    const TEXT: u32 = 0;
+
+    fn new(n: usize, text: Option<&Buffer>) -> Self {
+        let mut views = StringViewBuilder::with_capacity(n);
+        // A view's offset is a `u32`; a larger chunk (not one a source makes)
+        // is copied instead.
+        let text = text.filter(|t| t.len() < u32::MAX as usize).cloned();
+        if let Some(t) = &text {
+            let block = views.append_block(t.clone());
+            debug_assert_eq!(block, Self::TEXT);
+        }
+        RawColumn(views, text)
+    }
+
+    fn push(&mut self, raw: &str) {
+        match self.1.as_ref().and_then(|t| offset_in(t, raw.as_bytes())) {
+            // SAFETY: block `TEXT` is `self.1`, appended in `new`;
+            // `offset_in` found `raw` at `offset` in it, so the range lies in
+            // the block and its bytes are `raw`'s, valid UTF-8.
+            Some(offset) => unsafe {
+                (self.0).append_view_unchecked(Self::TEXT, offset, raw.len() as u32)
+            },
+            None => self.0.append_value(raw),
+        }
+    }
+}
+
+/// Where `part` starts in `whole`, when it lies entirely in it.
+fn offset_in(whole: &[u8], part: &[u8]) -> Option<u32> {
+    let start = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
+    (start.checked_add(part.len())? <= whole.len()).then_some(start as u32)
 }
 
 /// A primitive column every row has a value in: a push onto a `Vec`, which
@@ -559,9 +601,22 @@ impl Decoder {
 
     /// Decodes a chunk of records that all come from `partition`.
     pub fn decode(&self, partition: i32, records: &[RawRecord]) -> DecodedChunk {
+        self.decode_in(partition, records, None)
+    }
+
+    /// [`Decoder::decode`] for records whose payloads lie in `text` (a file
+    /// block, [`crate::source::file::LineBlock`]): the batch's `raw` column
+    /// points into `text` instead of copying it. A record outside `text` is
+    /// copied, as `decode` does.
+    pub fn decode_in(
+        &self,
+        partition: i32,
+        records: &[RawRecord],
+        text: Option<&Buffer>,
+    ) -> DecodedChunk {
         match self.topic {
-            Topic::Monitoring => self.decode_monitoring(partition, records),
-            Topic::Tickets => self.decode_tickets(partition, records),
+            Topic::Monitoring => self.decode_monitoring(partition, records, text),
+            Topic::Tickets => self.decode_tickets(partition, records, text),
         }
     }
 
@@ -620,9 +675,14 @@ impl Decoder {
         row(r, raw, &ev)
     }
 
-    fn decode_monitoring(&self, partition: i32, records: &[RawRecord]) -> DecodedChunk {
+    fn decode_monitoring(
+        &self,
+        partition: i32,
+        records: &[RawRecord],
+        text: Option<&Buffer>,
+    ) -> DecodedChunk {
         let n = records.len();
-        let mut c = Common::new(n);
+        let mut c = Common::new(n, text);
         let mut kind = Dense::<UInt8Type>::with_capacity(n);
         let mut sparse = MonitoringSparse::new(n);
         let mut malformed = Vec::new();
@@ -641,9 +701,14 @@ impl Decoder {
         self.chunk(partition, cols, malformed)
     }
 
-    fn decode_tickets(&self, partition: i32, records: &[RawRecord]) -> DecodedChunk {
+    fn decode_tickets(
+        &self,
+        partition: i32,
+        records: &[RawRecord],
+        text: Option<&Buffer>,
+    ) -> DecodedChunk {
         let n = records.len();
-        let mut c = Common::new(n);
+        let mut c = Common::new(n, text);
         let mut ty = Dense::<UInt8Type>::with_capacity(n);
         let mut customer = SparseText(StringBuilder::new());
         let mut service = SparseText(StringBuilder::new());
@@ -1391,6 +1456,50 @@ mod tests {
                 Ok(_) => prop_assert!(!error.is_some_and(|e| e.starts_with("not UTF-8"))),
             }
         }
+    }
+
+    /// Records lying in one buffer decode to the rows scattered ones do,
+    /// their `raw` text a view into the buffer; a record outside it is copied.
+    #[test]
+    fn records_in_a_block_keep_their_text_in_it() {
+        let lines = [TEMPLATES[0].1, TEMPLATES[1].1, "{", TEMPLATES[4].1];
+        let text = Buffer::from(lines.concat().into_bytes());
+        let mut at = 0;
+        let mut recs: Vec<RawRecord> = (lines.iter().zip(0..))
+            .map(|(l, offset)| {
+                at += l.len();
+                let payload = &text[at - l.len()..at];
+                RawRecord {
+                    partition: 0,
+                    offset,
+                    payload,
+                }
+            })
+            .collect();
+        let outside = TEMPLATES[0].1.replace("\"p1\"", "\"p9\"");
+        recs.push(RawRecord {
+            partition: 0,
+            offset: 4,
+            payload: outside.as_bytes(),
+        });
+        let decoder = Decoder::new(Topic::Monitoring, "t");
+        let copied = decoder.decode(0, &recs);
+        let viewed = decoder.decode_in(0, &recs, Some(&text));
+        assert_eq!(viewed.batch, copied.batch);
+        assert_eq!(viewed.malformed.len(), 1);
+        let raw = viewed.batch.column(col::RAW).as_string_view();
+        assert_eq!(raw.value(3), outside);
+        let buffers = raw.data_buffers();
+        assert_eq!(
+            buffers[0].as_ptr(),
+            text.as_ptr(),
+            "the block itself, not a copy"
+        );
+        assert_eq!(
+            buffers.iter().map(|b| b.len()).sum::<usize>(),
+            text.len() + outside.len(),
+            "only the record outside the block was copied"
+        );
     }
 
     #[test]

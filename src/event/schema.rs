@@ -19,7 +19,8 @@ pub mod col {
     pub const EVENT_ID: usize = 2;
     /// Event time, epoch ms (Int64).
     pub const TS: usize = 3;
-    /// Original JSON text (Utf8).
+    /// Original JSON text (Utf8View: views into the records' own buffer
+    /// where the source has one).
     pub const RAW: usize = 4;
     /// The key: service (monitoring) or ticket (tickets) (Utf8).
     pub const KEY: usize = 5;
@@ -81,7 +82,7 @@ fn shared(key: &str) -> Vec<Field> {
         Field::new("offset", DataType::Int64, false),
         Field::new("event_id", DataType::Utf8, false),
         Field::new("ts", DataType::Int64, false),
-        Field::new("raw", DataType::Utf8, false),
+        Field::new("raw", DataType::Utf8View, false),
         Field::new(key, DataType::Utf8, false),
     ]
 }

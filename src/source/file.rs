@@ -4,7 +4,8 @@ use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
-use crate::event::{KEPT_RECORD_BYTES, RawRecord};
+use super::Lines;
+use crate::event::KEPT_RECORD_BYTES;
 use crate::eventtime::StreamId;
 
 /// Error opening or reading an input file.
@@ -25,62 +26,6 @@ pub struct NdjsonFile {
     pub stream: StreamId,
     next_line: i64,
     done: bool,
-}
-
-/// A chunk of lines read from a file: (line number, bytes without the
-/// newline). One buffer holds every line's bytes and is reused chunk after
-/// chunk, instead of an allocation per line.
-#[derive(Debug, Default)]
-pub struct Lines {
-    bytes: Vec<u8>,
-    /// (line number, end of its bytes); each starts where the previous ends.
-    ends: Vec<(i64, usize)>,
-}
-
-impl Lines {
-    /// No lines.
-    pub fn new() -> Self {
-        Lines::default()
-    }
-
-    /// Forgets every line, keeping the buffers.
-    pub fn clear(&mut self) {
-        self.bytes.clear();
-        self.ends.clear();
-    }
-
-    /// Lines held.
-    pub fn len(&self) -> usize {
-        self.ends.len()
-    }
-
-    /// True when no line is held.
-    pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
-    }
-
-    /// Adds line `number` with `bytes`.
-    pub fn push(&mut self, number: i64, bytes: &[u8]) {
-        self.bytes.extend_from_slice(bytes);
-        self.ends.push((number, self.bytes.len()));
-    }
-
-    /// (line number, bytes) in order.
-    pub fn iter(&self) -> impl Iterator<Item = (i64, &[u8])> {
-        let starts = std::iter::once(0).chain(self.ends.iter().map(|&(_, end)| end));
-        (self.ends.iter().zip(starts)).map(|(&(n, end), start)| (n, &self.bytes[start..end]))
-    }
-
-    /// The lines as records of `partition`, numbered by line.
-    pub fn records(&self, partition: i32) -> Vec<RawRecord<'_>> {
-        (self.iter())
-            .map(|(offset, payload)| RawRecord {
-                partition,
-                offset,
-                payload,
-            })
-            .collect()
-    }
 }
 
 impl NdjsonFile {

@@ -19,21 +19,14 @@ use crate::config::KafkaConfig;
 use crate::event::{KEPT_RECORD_BYTES, Topic};
 use crate::eventtime::StreamId;
 use crate::kafka::consumer_config;
-
-/// An owned record read from Kafka.
-#[derive(Debug, Clone)]
-pub struct OwnedRecord {
-    /// Offset in its partition.
-    pub offset: i64,
-    /// Message value (empty for a null value).
-    pub payload: Vec<u8>,
-}
+use crate::source::{LineBlock, Lines};
 
 /// What the source tells the driver, in order.
 #[derive(Debug)]
 pub enum SourceEvent {
-    /// Records of one partition, in offset order.
-    Records(StreamId, Vec<OwnedRecord>),
+    /// Records of one partition, in offset order: (offset, value; empty for
+    /// a null value).
+    Records(StreamId, LineBlock),
     /// Partitions assigned to this instance.
     Assigned(Vec<StreamId>),
     /// Partitions taken away from this instance.
@@ -166,7 +159,7 @@ impl KafkaSource {
     /// Returns events in the order they happened.
     pub fn poll_batch(&mut self, max_records: usize, timeout: Duration) -> Vec<SourceEvent> {
         let mut out = Vec::new();
-        let mut pending: BTreeMap<StreamId, Vec<OwnedRecord>> = BTreeMap::new();
+        let mut pending: BTreeMap<StreamId, Lines> = BTreeMap::new();
         let mut n = 0;
         let mut wait = timeout;
         while n < max_records {
@@ -184,11 +177,8 @@ impl KafkaSource {
                         partition: m.partition(),
                     };
                     let payload = m.payload().unwrap_or_default();
-                    let payload = payload[..payload.len().min(KEPT_RECORD_BYTES)].to_vec();
-                    pending.entry(stream).or_default().push(OwnedRecord {
-                        offset: m.offset(),
-                        payload,
-                    });
+                    let payload = &payload[..payload.len().min(KEPT_RECORD_BYTES)];
+                    pending.entry(stream).or_default().push(m.offset(), payload);
                     n += 1;
                 }
                 Some(Err(KafkaError::PartitionEOF(p))) => {
@@ -204,7 +194,7 @@ impl KafkaSource {
 
     fn take_rebalance_events(
         &self,
-        pending: &mut BTreeMap<StreamId, Vec<OwnedRecord>>,
+        pending: &mut BTreeMap<StreamId, Lines>,
         out: &mut Vec<SourceEvent>,
     ) {
         let events = match self.consumer.context().events.lock() {
@@ -357,8 +347,8 @@ impl KafkaSource {
     }
 }
 
-fn flush(pending: &mut BTreeMap<StreamId, Vec<OwnedRecord>>, out: &mut Vec<SourceEvent>) {
+fn flush(pending: &mut BTreeMap<StreamId, Lines>, out: &mut Vec<SourceEvent>) {
     for (s, recs) in std::mem::take(pending) {
-        out.push(SourceEvent::Records(s, recs));
+        out.push(SourceEvent::Records(s, recs.into_block()));
     }
 }

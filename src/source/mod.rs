@@ -3,9 +3,12 @@
 pub mod file;
 pub mod kafka;
 pub mod kafka_range;
+mod lines;
+
+pub use lines::{LineBlock, Lines};
 
 use crate::eventtime::StreamId;
-use file::{FileSourceError, Lines};
+use file::FileSourceError;
 
 /// One stream of records that replay reads chunk by chunk: an NDJSON file, or
 /// a topic partition read back (evidence packs).
