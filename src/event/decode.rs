@@ -427,7 +427,10 @@ impl RawColumn {
         match self.1.as_ref().and_then(|t| offset_in(t, raw.as_bytes())) {
             // SAFETY: block `TEXT` is `self.1`, appended in `new`;
             // `offset_in` found `raw` at `offset` in it, so the range lies in
-            // the block and its bytes are `raw`'s, valid UTF-8.
+            // the block and its bytes are `raw`'s, valid UTF-8. That is what
+            // the array needs (`StringViewArray::try_new` checks each view's
+            // bytes, not whole blocks; the text may hold a record that is not
+            // UTF-8, one the decoder refused).
             Some(offset) => unsafe {
                 (self.0).append_view_unchecked(Self::TEXT, offset, raw.len() as u32)
             },
@@ -1431,6 +1434,12 @@ mod tests {
                     c.malformed.iter().map(|m| (m.position, m.dead.error.clone())).collect()
                 };
                 prop_assert_eq!(dead(&fast), dead(&serde), "{:?}", lines);
+                // The same records laid in one buffer: `raw` viewed, not copied.
+                let (text, spans) = in_one_block(&lines);
+                let in_block = block_records(&text, &spans);
+                let viewed = Decoder::new(topic, "t").decode_in(1, &in_block, Some(&text));
+                prop_assert_eq!(&viewed.batch, &fast.batch, "{:?}", lines);
+                prop_assert_eq!(dead(&viewed), dead(&fast), "{:?}", lines);
             }
         }
 
@@ -1458,33 +1467,46 @@ mod tests {
         }
     }
 
+    /// `lines` laid end to end in one buffer, as a file block or a Kafka
+    /// poll lays them, and where each lies.
+    fn in_one_block<S: AsRef<str>>(lines: &[S]) -> (Buffer, Vec<(usize, usize)>) {
+        let mut text = Vec::new();
+        let spans = (lines.iter())
+            .map(|l| {
+                text.extend_from_slice(l.as_ref().as_bytes());
+                (text.len() - l.as_ref().len(), text.len())
+            })
+            .collect();
+        (Buffer::from(text), spans)
+    }
+
+    /// The records of partition 1 at `spans` of `text`.
+    fn block_records<'a>(text: &'a Buffer, spans: &[(usize, usize)]) -> Vec<RawRecord<'a>> {
+        (spans.iter().zip(0..))
+            .map(|(&(start, end), offset)| RawRecord {
+                partition: 1,
+                offset,
+                payload: &text[start..end],
+            })
+            .collect()
+    }
+
     /// Records lying in one buffer decode to the rows scattered ones do,
     /// their `raw` text a view into the buffer; a record outside it is copied.
     #[test]
     fn records_in_a_block_keep_their_text_in_it() {
         let lines = [TEMPLATES[0].1, TEMPLATES[1].1, "{", TEMPLATES[4].1];
-        let text = Buffer::from(lines.concat().into_bytes());
-        let mut at = 0;
-        let mut recs: Vec<RawRecord> = (lines.iter().zip(0..))
-            .map(|(l, offset)| {
-                at += l.len();
-                let payload = &text[at - l.len()..at];
-                RawRecord {
-                    partition: 0,
-                    offset,
-                    payload,
-                }
-            })
-            .collect();
+        let (text, spans) = in_one_block(&lines);
+        let mut recs = block_records(&text, &spans);
         let outside = TEMPLATES[0].1.replace("\"p1\"", "\"p9\"");
         recs.push(RawRecord {
-            partition: 0,
+            partition: 1,
             offset: 4,
             payload: outside.as_bytes(),
         });
         let decoder = Decoder::new(Topic::Monitoring, "t");
-        let copied = decoder.decode(0, &recs);
-        let viewed = decoder.decode_in(0, &recs, Some(&text));
+        let copied = decoder.decode(1, &recs);
+        let viewed = decoder.decode_in(1, &recs, Some(&text));
         assert_eq!(viewed.batch, copied.batch);
         assert_eq!(viewed.malformed.len(), 1);
         let raw = viewed.batch.column(col::RAW).as_string_view();
