@@ -163,8 +163,8 @@ impl Pipeline {
     }
 
     /// [`Pipeline::ingest`] for records whose payloads lie in `text` (a file
-    /// block): the buffered rows keep their text as views into it
-    /// ([`Decoder::decode_in`]).
+    /// block, a Kafka poll): the buffered rows keep their text as views into
+    /// it ([`Decoder::decode_in`]).
     pub fn ingest_in(
         &mut self,
         stream: StreamId,

@@ -402,9 +402,9 @@ impl Common {
 }
 
 /// The `raw` column: each row's record text. When the chunk's records lie in
-/// one buffer (a file block), a row is a view into it, and the text is not
-/// copied (it was 4 % of a replay's time, and a second pass over the
-/// chunk); any other record is copied into the column's own blocks.
+/// one buffer (a file block, a Kafka poll), a row is a view into it, and the
+/// text is not copied (a second pass over the whole input); any other record
+/// is copied into the column's own blocks.
 struct RawColumn(StringViewBuilder, Option<Buffer>);
 
 impl RawColumn {
@@ -607,10 +607,10 @@ impl Decoder {
         self.decode_in(partition, records, None)
     }
 
-    /// [`Decoder::decode`] for records whose payloads lie in `text` (a file
-    /// block, [`crate::source::file::LineBlock`]): the batch's `raw` column
-    /// points into `text` instead of copying it. A record outside `text` is
-    /// copied, as `decode` does.
+    /// [`Decoder::decode`] for records whose payloads lie in `text` (a
+    /// [`crate::source::LineBlock`]'s): the batch's `raw` column points into
+    /// `text` instead of copying it. A record outside `text` is copied, as
+    /// `decode` does.
     pub fn decode_in(
         &self,
         partition: i32,
