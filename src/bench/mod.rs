@@ -81,7 +81,7 @@ fn decode_only(events: &[&Generated], fast: bool) -> f64 {
             for (n, g) in (0..).zip(chunk.iter().filter(|g| g.topic == d.topic())) {
                 lines.push(n, g.line.as_bytes());
             }
-            (d, lines.take_block())
+            (d, lines.into_block())
         })
         .collect();
     let chunks: Vec<(&Decoder, &LineBlock, Vec<RawRecord>)> = (blocks.iter())

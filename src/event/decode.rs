@@ -1007,6 +1007,7 @@ mod tests {
         MonitoringEvent, MonitoringRows, NewTicket, TicketChange, TicketEvent, TicketRows,
     };
     use crate::event::schema::{col, mon, tkt};
+    use crate::source::{LineBlock, Lines};
     use datafusion::arrow::array::{Array, AsArray};
     use datafusion::arrow::datatypes::{Float64Type, Int64Type};
     use proptest::prelude::*;
@@ -1435,9 +1436,8 @@ mod tests {
                 };
                 prop_assert_eq!(dead(&fast), dead(&serde), "{:?}", lines);
                 // The same records laid in one buffer: `raw` viewed, not copied.
-                let (text, spans) = in_one_block(&lines);
-                let in_block = block_records(&text, &spans);
-                let viewed = Decoder::new(topic, "t").decode_in(1, &in_block, Some(&text));
+                let block = in_one_block(&lines);
+                let viewed = Decoder::new(topic, "t").decode_in(1, &block.records(1), Some(block.text()));
                 prop_assert_eq!(&viewed.batch, &fast.batch, "{:?}", lines);
                 prop_assert_eq!(dead(&viewed), dead(&fast), "{:?}", lines);
             }
@@ -1467,28 +1467,14 @@ mod tests {
         }
     }
 
-    /// `lines` laid end to end in one buffer, as a file block or a Kafka
-    /// poll lays them, and where each lies.
-    fn in_one_block<S: AsRef<str>>(lines: &[S]) -> (Buffer, Vec<(usize, usize)>) {
-        let mut text = Vec::new();
-        let spans = (lines.iter())
-            .map(|l| {
-                text.extend_from_slice(l.as_ref().as_bytes());
-                (text.len() - l.as_ref().len(), text.len())
-            })
-            .collect();
-        (Buffer::from(text), spans)
-    }
-
-    /// The records of partition 1 at `spans` of `text`.
-    fn block_records<'a>(text: &'a Buffer, spans: &[(usize, usize)]) -> Vec<RawRecord<'a>> {
-        (spans.iter().zip(0..))
-            .map(|(&(start, end), offset)| RawRecord {
-                partition: 1,
-                offset,
-                payload: &text[start..end],
-            })
-            .collect()
+    /// `lines` laid end to end in one buffer, as the file and Kafka sources
+    /// lay them ([`Lines`]), numbered from 0.
+    fn in_one_block<S: AsRef<str>>(lines: &[S]) -> LineBlock {
+        let mut laid = Lines::new();
+        for (n, l) in (0..).zip(lines) {
+            laid.push(n, l.as_ref().as_bytes());
+        }
+        laid.into_block()
     }
 
     /// Records lying in one buffer decode to the rows scattered ones do,
@@ -1496,8 +1482,9 @@ mod tests {
     #[test]
     fn records_in_a_block_keep_their_text_in_it() {
         let lines = [TEMPLATES[0].1, TEMPLATES[1].1, "{", TEMPLATES[4].1];
-        let (text, spans) = in_one_block(&lines);
-        let mut recs = block_records(&text, &spans);
+        let block = in_one_block(&lines);
+        let text = block.text();
+        let mut recs = block.records(1);
         let outside = TEMPLATES[0].1.replace("\"p1\"", "\"p9\"");
         recs.push(RawRecord {
             partition: 1,
@@ -1506,7 +1493,7 @@ mod tests {
         });
         let decoder = Decoder::new(Topic::Monitoring, "t");
         let copied = decoder.decode(1, &recs);
-        let viewed = decoder.decode_in(1, &recs, Some(&text));
+        let viewed = decoder.decode_in(1, &recs, Some(text));
         assert_eq!(viewed.batch, copied.batch);
         assert_eq!(viewed.malformed.len(), 1);
         let raw = viewed.batch.column(col::RAW).as_string_view();
