@@ -59,15 +59,22 @@ impl super::ChunkSource for NdjsonFile {
     /// A line keeps at most its first [`KEPT_RECORD_BYTES`].
     fn read_chunk(&mut self, max: usize, out: &mut Lines) -> Result<(), FileSourceError> {
         out.clear();
-        // Bytes of the line being read so far, kept or not.
-        let mut line_len = 0usize;
+        // Bytes of the line being read so far, kept or not, and where it
+        // starts in `out`.
+        let (mut line_len, mut line_start) = (0usize, 0usize);
         while out.len() < max {
             let buf = (self.reader.fill_buf()).map_err(|source| FileSourceError {
                 path: self.path.clone(),
                 source,
             })?;
-            // The memchr crate's vectorised search over the whole buffered
-            // block: `read_until` searched line by line with core's slower one.
+            if line_len == 0 {
+                let taken = whole_lines(buf, max, &mut self.next_line, out);
+                if taken > 0 {
+                    self.reader.consume(taken);
+                    continue;
+                }
+            }
+            // A line that does not end in the buffered block.
             let (content, taken) = match memchr::memchr(b'\n', buf) {
                 Some(at) => (at, at + 1),
                 None => (buf.len(), buf.len()),
@@ -79,6 +86,9 @@ impl super::ChunkSource for NdjsonFile {
                     break;
                 }
             } else {
+                if line_len == 0 {
+                    line_start = out.bytes.len();
+                }
                 let room = KEPT_RECORD_BYTES.saturating_sub(line_len);
                 out.bytes.extend_from_slice(&buf[..content.min(room)]);
                 line_len = line_len.saturating_add(content);
@@ -93,12 +103,39 @@ impl super::ChunkSource for NdjsonFile {
                     out.bytes.pop();
                 }
             }
-            out.ends.push((self.next_line, out.bytes.len()));
+            out.spans
+                .push((self.next_line, line_start, out.bytes.len()));
             self.next_line += 1;
             line_len = 0;
         }
         Ok(())
     }
+}
+
+/// The lines of `buf` that end in it, up to `max` in `out`: their bytes,
+/// newlines included, copied at once (a copy per line was a call per line),
+/// each line's span without its newline, a `\r` before it, or what passes
+/// [`KEPT_RECORD_BYTES`]. Returns the bytes of `buf` taken.
+fn whole_lines(buf: &[u8], max: usize, next_line: &mut i64, out: &mut Lines) -> usize {
+    let base = out.bytes.len();
+    let mut taken = 0;
+    for at in memchr::memchr_iter(b'\n', buf) {
+        if out.len() == max {
+            break;
+        }
+        let end = if at - taken > KEPT_RECORD_BYTES {
+            taken + KEPT_RECORD_BYTES
+        } else if at > taken && buf[at - 1] == b'\r' {
+            at - 1
+        } else {
+            at
+        };
+        out.spans.push((*next_line, base + taken, base + end));
+        *next_line += 1;
+        taken = at + 1;
+    }
+    out.bytes.extend_from_slice(&buf[..taken]);
+    taken
 }
 
 #[cfg(test)]
@@ -158,6 +195,45 @@ mod tests {
         assert_eq!(lens, (0..).zip(want).collect::<Vec<_>>());
         assert_eq!(got[3].1.last(), Some(&b'\r'));
         assert_eq!(got[4].1, b"next");
+    }
+
+    /// The lines of `text` as the contract reads them: split at `\n`, a
+    /// `\r` before it dropped, at most [`KEPT_RECORD_BYTES`] kept (then the
+    /// `\r` stays); a last line without a newline is a line as it is.
+    fn reference(text: &[u8]) -> Vec<(i64, Vec<u8>)> {
+        let mut parts: Vec<&[u8]> = text.split(|&c| c == b'\n').collect();
+        let last = parts.pop().filter(|l| !l.is_empty());
+        let whole = parts.into_iter().map(|l| match l {
+            [head @ .., b'\r'] if l.len() <= KEPT_RECORD_BYTES => head,
+            l => &l[..l.len().min(KEPT_RECORD_BYTES)],
+        });
+        let last = last.map(|l| &l[..l.len().min(KEPT_RECORD_BYTES)]);
+        (0..).zip(whole.chain(last).map(<[u8]>::to_vec)).collect()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+        /// Random lines (blank, short, at the record limit, past the 1 MiB
+        /// read buffer) with every line ending, in chunks of any size.
+        #[test]
+        fn lines_are_read_as_the_reference_splits_them(
+            lines in proptest::collection::vec((
+                proptest::prop_oneof![
+                    8 => 0usize..300,
+                    2 => KEPT_RECORD_BYTES - 2..KEPT_RECORD_BYTES + 2,
+                    1 => (1usize << 20) - 10..(1 << 20) + 300_000,
+                ],
+                proptest::sample::select(vec![&b"\n"[..], b"\r\n", b"\r\r\n", b"\r", b""]),
+            ), 0..40),
+            max in 1usize..20,
+        ) {
+            let mut text = Vec::new();
+            for (i, (len, end)) in lines.iter().enumerate() {
+                text.extend((0..*len).map(|k| b'a' + ((i + k) % 26) as u8));
+                text.extend_from_slice(end);
+            }
+            proptest::prop_assert_eq!(read_back(&text, max), reference(&text));
+        }
     }
 
     #[test]

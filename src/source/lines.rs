@@ -5,14 +5,16 @@ use datafusion::arrow::buffer::Buffer;
 
 use crate::event::RawRecord;
 
-/// A chunk of records of one stream, laid end to end: lines of a file (line
+/// A chunk of records of one stream in one buffer: lines of a file (line
 /// number, bytes without the newline) or Kafka messages (offset, value). One
 /// buffer holds every record's bytes, instead of an allocation per record.
 #[derive(Debug, Default)]
 pub struct Lines {
     pub(super) bytes: Vec<u8>,
-    /// (line number, end of its bytes); each starts where the previous ends.
-    pub(super) ends: Vec<(i64, usize)>,
+    /// (line number, start and end of its bytes), in order. A file's lines
+    /// keep their newlines between them: a block of whole lines is copied
+    /// at once.
+    pub(super) spans: Vec<(i64, usize, usize)>,
     /// The texts of the last blocks taken, to reuse once no batch points
     /// into them ([`Lines::take_block`]).
     handed: Vec<Buffer>,
@@ -31,28 +33,29 @@ impl Lines {
     /// Forgets every line, keeping the buffers.
     pub fn clear(&mut self) {
         self.bytes.clear();
-        self.ends.clear();
+        self.spans.clear();
     }
 
     /// Lines held.
     pub fn len(&self) -> usize {
-        self.ends.len()
+        self.spans.len()
     }
 
     /// True when no line is held.
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.spans.is_empty()
     }
 
     /// Adds line `number` with `bytes`.
     pub fn push(&mut self, number: i64, bytes: &[u8]) {
+        let start = self.bytes.len();
         self.bytes.extend_from_slice(bytes);
-        self.ends.push((number, self.bytes.len()));
+        self.spans.push((number, start, self.bytes.len()));
     }
 
     /// (line number, bytes) in order.
     pub fn iter(&self) -> impl Iterator<Item = (i64, &[u8])> {
-        numbered(&self.bytes, &self.ends)
+        numbered(&self.bytes, &self.spans)
     }
 
     /// The lines as one block: decoded batches keep its bytes (their `raw`
@@ -60,7 +63,7 @@ impl Lines {
     pub fn into_block(self) -> LineBlock {
         LineBlock {
             text: Buffer::from_vec(self.bytes),
-            ends: self.ends,
+            spans: self.spans,
         }
     }
 
@@ -74,9 +77,9 @@ impl Lines {
             .unwrap_or_else(|| Vec::with_capacity(self.bytes.capacity()));
         let block = LineBlock {
             text: Buffer::from_vec(std::mem::replace(&mut self.bytes, bytes)),
-            ends: self.ends.clone(),
+            spans: self.spans.clone(),
         };
-        self.ends.clear();
+        self.spans.clear();
         if self.handed.len() == KEPT_BLOCKS {
             self.handed.remove(0);
         }
@@ -104,7 +107,7 @@ impl Lines {
 #[derive(Debug)]
 pub struct LineBlock {
     text: Buffer,
-    ends: Vec<(i64, usize)>,
+    spans: Vec<(i64, usize, usize)>,
 }
 
 impl LineBlock {
@@ -116,7 +119,7 @@ impl LineBlock {
     /// The lines as records of `partition`, numbered by line; their payloads
     /// lie in [`LineBlock::text`].
     pub fn records(&self, partition: i32) -> Vec<RawRecord<'_>> {
-        (numbered(&self.text, &self.ends))
+        (numbered(&self.text, &self.spans))
             .map(|(offset, payload)| RawRecord {
                 partition,
                 offset,
@@ -126,14 +129,12 @@ impl LineBlock {
     }
 }
 
-/// (line number, bytes) of lines laid end to end in `bytes`, each ending
-/// where `ends` says.
+/// (line number, bytes) of the lines in `bytes` where `spans` says.
 fn numbered<'a>(
     bytes: &'a [u8],
-    ends: &'a [(i64, usize)],
+    spans: &'a [(i64, usize, usize)],
 ) -> impl Iterator<Item = (i64, &'a [u8])> {
-    let starts = std::iter::once(0).chain(ends.iter().map(|&(_, end)| end));
-    (ends.iter().zip(starts)).map(|(&(n, end), start)| (n, &bytes[start..end]))
+    (spans.iter()).map(|&(n, start, end)| (n, &bytes[start..end]))
 }
 
 #[cfg(test)]
