@@ -112,20 +112,19 @@ impl super::ChunkSource for NdjsonFile {
     }
 }
 
-/// The lines of `buf` that end in it, up to `max` in `out`: their bytes,
-/// newlines included, copied at once (a copy per line was a call per line),
-/// each line's span without its newline, a `\r` before it, or what passes
-/// [`KEPT_RECORD_BYTES`]. Returns the bytes of `buf` taken.
+/// The lines of `buf` that end in it, up to `max` in `out` and up to the
+/// first one longer than [`KEPT_RECORD_BYTES`] (the caller cuts that one,
+/// so that long lines never fill `out`): their bytes, newlines included,
+/// copied at once (a copy per line was a call per line), each line's span
+/// without its newline or a `\r` before it. Returns the bytes of `buf` taken.
 fn whole_lines(buf: &[u8], max: usize, next_line: &mut i64, out: &mut Lines) -> usize {
     let base = out.bytes.len();
     let mut taken = 0;
     for at in memchr::memchr_iter(b'\n', buf) {
-        if out.len() == max {
+        if out.len() == max || at - taken > KEPT_RECORD_BYTES {
             break;
         }
-        let end = if at - taken > KEPT_RECORD_BYTES {
-            taken + KEPT_RECORD_BYTES
-        } else if at > taken && buf[at - 1] == b'\r' {
+        let end = if at > taken && buf[at - 1] == b'\r' {
             at - 1
         } else {
             at
@@ -234,6 +233,29 @@ mod tests {
             }
             proptest::prop_assert_eq!(read_back(&text, max), reference(&text));
         }
+    }
+
+    /// Long lines that end in the read buffer are cut as they are copied:
+    /// a chunk holds at most the kept bytes of each.
+    #[test]
+    fn long_lines_never_fill_a_chunk_past_their_kept_bytes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("in.ndjson");
+        let line = [vec![b'a'; 300_000], b"\n".to_vec()].concat();
+        std::fs::write(&path, line.repeat(8)).expect("write");
+        let stream = StreamId {
+            topic: Topic::Monitoring,
+            partition: 0,
+        };
+        let mut file = NdjsonFile::open(&path, stream).expect("open");
+        let mut lines = Lines::new();
+        file.read_chunk(8, &mut lines).expect("read");
+        assert_eq!(lines.len(), 8);
+        assert!(
+            lines.bytes.len() <= 8 * KEPT_RECORD_BYTES,
+            "{}",
+            lines.bytes.len()
+        );
     }
 
     #[test]
