@@ -1467,8 +1467,8 @@ mod tests {
         }
     }
 
-    /// `lines` laid end to end in one buffer, as the file and Kafka sources
-    /// lay them ([`Lines`]), numbered from 0.
+    /// `lines` in one buffer, as the sources hand them over ([`Lines`]),
+    /// numbered from 0.
     fn in_one_block<S: AsRef<str>>(lines: &[S]) -> LineBlock {
         let mut laid = Lines::new();
         for (n, l) in (0..).zip(lines) {

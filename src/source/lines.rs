@@ -1,5 +1,4 @@
-//! Records laid end to end in one buffer, as sources hand them to the
-//! decoder.
+//! A chunk's records in one buffer, as sources hand them to the decoder.
 
 use datafusion::arrow::buffer::Buffer;
 
