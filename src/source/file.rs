@@ -1,7 +1,7 @@
 //! NDJSON file source for replay: each file is one stream; records are lines.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::Lines;
@@ -18,30 +18,51 @@ pub struct FileSourceError {
     pub source: std::io::Error,
 }
 
+/// Bytes read from the file at a time, straight into the chunk's buffer.
+/// What a chunk does not take (at most this much) is copied once to the
+/// next: reading through a 1 MiB `BufReader` copied every byte once more.
+const READ_BYTES: usize = 64 * 1024;
+
 /// One NDJSON file being read line by line.
 pub struct NdjsonFile {
     path: PathBuf,
-    reader: BufReader<File>,
+    file: File,
     /// The stream this file feeds.
     pub stream: StreamId,
     next_line: i64,
+    /// Bytes read past the last chunk's last line, for the next chunk.
+    pending: Vec<u8>,
     done: bool,
 }
 
 impl NdjsonFile {
     /// Opens `path` as stream `stream`.
     pub fn open(path: &Path, stream: StreamId) -> Result<Self, FileSourceError> {
-        let f = File::open(path).map_err(|source| FileSourceError {
+        let file = File::open(path).map_err(|source| FileSourceError {
             path: path.to_owned(),
             source,
         })?;
         Ok(NdjsonFile {
             path: path.to_owned(),
-            reader: BufReader::with_capacity(1 << 20, f),
+            file,
             stream,
             next_line: 0,
+            pending: Vec::new(),
             done: false,
         })
+    }
+
+    /// Appends up to [`READ_BYTES`] of the file to `bytes`; 0 at its end.
+    fn read_more(&mut self, bytes: &mut Vec<u8>) -> Result<usize, FileSourceError> {
+        bytes.reserve(READ_BYTES);
+        // `read_to_end` reads into the spare capacity without zeroing it.
+        (&mut self.file)
+            .take(READ_BYTES as u64)
+            .read_to_end(bytes)
+            .map_err(|source| FileSourceError {
+                path: self.path.clone(),
+                source,
+            })
     }
 }
 
@@ -56,85 +77,56 @@ impl super::ChunkSource for NdjsonFile {
 
     /// Reads up to `max` lines into `out` (cleared first). A blank line is still a
     /// record (it will be dead-lettered as malformed): nothing is skipped silently.
-    /// A line keeps at most its first [`KEPT_RECORD_BYTES`].
+    /// A line keeps at most its first [`KEPT_RECORD_BYTES`]; a `\r` before
+    /// its newline is dropped, unless bytes were (the line is refused as
+    /// too long either way).
     fn read_chunk(&mut self, max: usize, out: &mut Lines) -> Result<(), FileSourceError> {
         out.clear();
-        // Bytes of the line being read so far, kept or not, and where it
-        // starts in `out`.
-        let (mut line_len, mut line_start) = (0usize, 0usize);
+        out.bytes.append(&mut self.pending);
+        // The current line starts at `start`; `scan` is where its newline
+        // search goes on; `cut` when bytes past its kept ones were dropped.
+        let (mut start, mut scan, mut cut) = (0, 0, false);
         while out.len() < max {
-            let buf = (self.reader.fill_buf()).map_err(|source| FileSourceError {
-                path: self.path.clone(),
-                source,
-            })?;
-            if line_len == 0 {
-                let taken = whole_lines(buf, max, &mut self.next_line, out);
-                if taken > 0 {
-                    self.reader.consume(taken);
-                    continue;
+            let Some(at) = memchr::memchr(b'\n', &out.bytes[scan..]).map(|i| scan + i) else {
+                if out.bytes.len() - start > KEPT_RECORD_BYTES {
+                    out.bytes.truncate(start + KEPT_RECORD_BYTES);
+                    cut = true;
                 }
-            }
-            // A line that does not end in the buffered block.
-            let (content, taken) = match memchr::memchr(b'\n', buf) {
-                Some(at) => (at, at + 1),
-                None => (buf.len(), buf.len()),
-            };
-            if taken == 0 {
-                // End of file: a last line without a newline is still a line.
-                if line_len == 0 {
+                scan = out.bytes.len();
+                if self.read_more(&mut out.bytes)? == 0 {
+                    // End of file: a last line without a newline is still a line.
+                    if scan > start {
+                        out.spans.push((self.next_line, start, scan));
+                        self.next_line += 1;
+                        start = scan;
+                    }
                     self.done = true;
                     break;
                 }
+                continue;
+            };
+            // Past its kept bytes, a line loses the rest (so that long lines
+            // never fill a chunk), and keeps a `\r` at its end.
+            let long = cut || at - start > KEPT_RECORD_BYTES;
+            let newline = if long {
+                out.bytes.drain(start + KEPT_RECORD_BYTES..at);
+                start + KEPT_RECORD_BYTES
             } else {
-                if line_len == 0 {
-                    line_start = out.bytes.len();
-                }
-                let room = KEPT_RECORD_BYTES.saturating_sub(line_len);
-                out.bytes.extend_from_slice(&buf[..content.min(room)]);
-                line_len = line_len.saturating_add(content);
-                self.reader.consume(taken);
-                if taken == content {
-                    continue;
-                }
-                // A `\r` before the newline is not the line's, unless bytes
-                // were dropped: the line is refused as too long either way.
-                if line_len > 0 && line_len <= KEPT_RECORD_BYTES && out.bytes.last() == Some(&b'\r')
-                {
-                    out.bytes.pop();
-                }
-            }
-            out.spans
-                .push((self.next_line, line_start, out.bytes.len()));
+                at
+            };
+            let end = match newline > start && !long && out.bytes[newline - 1] == b'\r' {
+                true => newline - 1,
+                false => newline,
+            };
+            out.spans.push((self.next_line, start, end));
             self.next_line += 1;
-            line_len = 0;
+            start = newline + 1;
+            (scan, cut) = (start, false);
         }
+        self.pending.extend_from_slice(&out.bytes[start..]);
+        out.bytes.truncate(start);
         Ok(())
     }
-}
-
-/// The lines of `buf` that end in it, up to `max` in `out` and up to the
-/// first one longer than [`KEPT_RECORD_BYTES`] (the caller cuts that one,
-/// so that long lines never fill `out`): their bytes, newlines included,
-/// copied at once (a copy per line was a call per line), each line's span
-/// without its newline or a `\r` before it. Returns the bytes of `buf` taken.
-fn whole_lines(buf: &[u8], max: usize, next_line: &mut i64, out: &mut Lines) -> usize {
-    let base = out.bytes.len();
-    let mut taken = 0;
-    for at in memchr::memchr_iter(b'\n', buf) {
-        if out.len() == max || at - taken > KEPT_RECORD_BYTES {
-            break;
-        }
-        let end = if at > taken && buf[at - 1] == b'\r' {
-            at - 1
-        } else {
-            at
-        };
-        out.spans.push((*next_line, base + taken, base + end));
-        *next_line += 1;
-        taken = at + 1;
-    }
-    out.bytes.extend_from_slice(&buf[..taken]);
-    taken
 }
 
 #[cfg(test)]
@@ -174,7 +166,7 @@ mod tests {
     fn lines_over_the_record_limit_keep_one_byte_past_it() {
         let limit = crate::event::MAX_RECORD_BYTES;
         let long = |n: usize| vec![b'a'; n];
-        // Over the limit (by one, and by megabytes across the read buffer),
+        // Over the limit (by one, and by megabytes across many reads),
         // and lines whose `\r` is the byte past the limit.
         let mut text = Vec::new();
         for (line, end) in [
@@ -212,8 +204,8 @@ mod tests {
 
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
-        /// Random lines (blank, short, at the record limit, past the 1 MiB
-        /// read buffer) with every line ending, in chunks of any size.
+        /// Random lines (blank, short, at the record limit and the read
+        /// size, over a megabyte) with every line ending, in chunks of any size.
         #[test]
         fn lines_are_read_as_the_reference_splits_them(
             lines in proptest::collection::vec((
@@ -235,8 +227,8 @@ mod tests {
         }
     }
 
-    /// Long lines that end in the read buffer are cut as they are copied:
-    /// a chunk holds at most the kept bytes of each.
+    /// Long lines are cut as they are read: a chunk holds at most the kept
+    /// bytes of each, and its newline.
     #[test]
     fn long_lines_never_fill_a_chunk_past_their_kept_bytes() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -252,7 +244,7 @@ mod tests {
         file.read_chunk(8, &mut lines).expect("read");
         assert_eq!(lines.len(), 8);
         assert!(
-            lines.bytes.len() <= 8 * KEPT_RECORD_BYTES,
+            lines.bytes.len() <= 8 * (KEPT_RECORD_BYTES + 1),
             "{}",
             lines.bytes.len()
         );
@@ -261,7 +253,7 @@ mod tests {
     #[test]
     fn lines_across_the_read_buffer_edges_are_whole() {
         // Over 3 MiB of lines of every length up to 700 bytes, some ending in
-        // `\r\n`, so lines straddle the 1 MiB read buffer's refills.
+        // `\r\n`, so lines straddle the reads' edges.
         let mut text = Vec::new();
         let mut want: Vec<(i64, Vec<u8>)> = Vec::new();
         for n in 0..12_000i64 {
