@@ -114,10 +114,8 @@ impl super::ChunkSource for NdjsonFile {
             } else {
                 at
             };
-            let end = match newline > start && !long && out.bytes[newline - 1] == b'\r' {
-                true => newline - 1,
-                false => newline,
-            };
+            let cr = newline > start && !long && out.bytes[newline - 1] == b'\r';
+            let end = if cr { newline - 1 } else { newline };
             out.spans.push((self.next_line, start, end));
             self.next_line += 1;
             start = newline + 1;
