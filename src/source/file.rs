@@ -133,8 +133,8 @@ mod tests {
     use crate::event::Topic;
     use crate::source::ChunkSource;
 
-    /// Every line of a file holding `text`, read `max` lines a chunk.
-    fn read_back(text: &[u8], max: usize) -> Vec<(i64, Vec<u8>)> {
+    /// A file holding `text`, opened (with the directory that keeps it).
+    fn file_of(text: &[u8]) -> (tempfile::TempDir, NdjsonFile) {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("in.ndjson");
         std::fs::write(&path, text).expect("write");
@@ -142,7 +142,13 @@ mod tests {
             topic: Topic::Monitoring,
             partition: 0,
         };
-        let mut file = NdjsonFile::open(&path, stream).expect("open");
+        let file = NdjsonFile::open(&path, stream).expect("open");
+        (dir, file)
+    }
+
+    /// Every line of a file holding `text`, read `max` lines a chunk.
+    fn read_back(text: &[u8], max: usize) -> Vec<(i64, Vec<u8>)> {
+        let (_dir, mut file) = file_of(text);
         let mut lines = Lines::new();
         let mut got = Vec::new();
         while !file.is_done() {
@@ -229,15 +235,8 @@ mod tests {
     /// bytes of each, and its newline.
     #[test]
     fn long_lines_never_fill_a_chunk_past_their_kept_bytes() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("in.ndjson");
         let line = [vec![b'a'; 300_000], b"\n".to_vec()].concat();
-        std::fs::write(&path, line.repeat(8)).expect("write");
-        let stream = StreamId {
-            topic: Topic::Monitoring,
-            partition: 0,
-        };
-        let mut file = NdjsonFile::open(&path, stream).expect("open");
+        let (_dir, mut file) = file_of(&line.repeat(8));
         let mut lines = Lines::new();
         file.read_chunk(8, &mut lines).expect("read");
         assert_eq!(lines.len(), 8);
@@ -249,7 +248,7 @@ mod tests {
     }
 
     #[test]
-    fn lines_across_the_read_buffer_edges_are_whole() {
+    fn lines_across_the_reads_edges_are_whole() {
         // Over 3 MiB of lines of every length up to 700 bytes, some ending in
         // `\r\n`, so lines straddle the reads' edges.
         let mut text = Vec::new();

@@ -11,8 +11,7 @@ use crate::event::RawRecord;
 pub struct Lines {
     pub(super) bytes: Vec<u8>,
     /// (line number, start and end of its bytes), in order. A file's lines
-    /// keep their newlines between them: a block of whole lines is copied
-    /// at once.
+    /// keep their newlines between them: they stay where they were read.
     pub(super) spans: Vec<(i64, usize, usize)>,
     /// The texts of the last blocks taken, to reuse once no batch points
     /// into them ([`Lines::take_block`]).
