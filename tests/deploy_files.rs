@@ -1,10 +1,18 @@
 //! The configs shipped in `deploy/` stay valid.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// `deploy/` of the checkout under test. The directory comes from the
+/// environment cargo gives the running test, not from the build: a build
+/// cache shared by two checkouts may hand over a binary compiled in the other.
+fn deploy_dir() -> PathBuf {
+    let root = std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo test");
+    PathBuf::from(root).join("deploy")
+}
 
 #[test]
 fn deploy_configs_parse() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
+    let dir = deploy_dir();
     let mut n = 0;
     for entry in std::fs::read_dir(&dir).expect("deploy dir") {
         let path = entry.expect("entry").path();
@@ -34,7 +42,7 @@ fn deploy_configs_ship_no_guessable_tokens() {
         .iter()
         .map(|w| hex::encode(Sha256::digest(w.as_bytes())))
         .collect();
-    for path in files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy")) {
+    for path in files(&deploy_dir()) {
         let text = std::fs::read_to_string(&path).expect("read");
         for (word, hash) in words.iter().zip(&guessable) {
             assert!(
@@ -55,7 +63,7 @@ fn deploy_configs_ship_no_guessable_tokens() {
 }
 
 /// Every file under `dir`, recursively.
-fn files(dir: &Path) -> Vec<std::path::PathBuf> {
+fn files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).expect("dir") {
         let path = entry.expect("entry").path();
@@ -118,7 +126,7 @@ fn exported_names() -> std::collections::BTreeSet<String> {
 /// panel queries only metrics slaflow exports.
 #[test]
 fn grafana_is_provisioned_with_a_dashboard_of_exported_metrics() {
-    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
+    let deploy = deploy_dir();
     let compose = yaml(&deploy.join("docker-compose.yml"));
     let grafana = &compose["services"]["grafana"];
     let mounts: Vec<&str> = (grafana["volumes"]
@@ -236,7 +244,7 @@ fn metric_names(expr: &str) -> Vec<String> {
 /// grace, so their SIGKILL never lands while slaflow is still committing.
 #[test]
 fn compose_config_is_the_example_with_container_addresses_and_a_longer_grace() {
-    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
+    let deploy = deploy_dir();
     let read = |f: &str| std::fs::read_to_string(deploy.join(f)).expect(f);
     let (example, compose) = (read("slaflow.toml"), read("slaflow.compose.toml"));
     let body = |text: &str| -> Vec<String> {
