@@ -14,20 +14,26 @@ use crate::generate::Generated;
 use crate::run::RunError;
 
 /// Partitions per topic. The mock keeps at most 5 MB per partition and
-/// silently drops older data; records are keyed by service, so one day of
+/// silently drops older data; records are keyed by service, so [`DAYS`] of
 /// traffic is what stays whole ([`check_retained`] makes sure).
 const PARTITIONS: i32 = 16;
+
+/// Days of generated traffic: the busiest service writes about 2.2 MB a day
+/// to its partition, so two fit; the longer the processing, the less the
+/// clock's and the scheduler's granularity weigh.
+const DAYS: u32 = 2;
 
 /// Rounds of the three measurements; the row reports the median round.
 const ROUNDS: usize = 3;
 
-/// Rows: a bare consumer, slaflow's live loop and replay over the same day
-/// of generated traffic, on the cores this process may use (run it under
-/// `taskset` for 1 and 2). The live loop processes the day in about 70 ms,
-/// timed by a counter read every 5 ms, and one run shares the cores with the
-/// mock's threads: runs of one binary spread by more than 10 %, so each
-/// measurement runs [`ROUNDS`] times, alternating, and the round with the
-/// median ratio of live loop to replay is reported.
+/// Rows: a bare consumer, slaflow's live loop and replay over the same
+/// [`DAYS`] of generated traffic, on the cores this process may use (run it under
+/// `taskset` for 1 and 2). The live loop processes them in about 150 ms,
+/// timed by a counter read every millisecond, and one run shares the cores
+/// with the mock's threads: runs of one binary spread by more than 10 %, so
+/// each measurement runs [`ROUNDS`] times, alternating, and the round with
+/// the median ratio of live loop to replay is reported. Each measurement
+/// starts on a purged heap ([`purge_heap`]), as a fresh process would.
 pub fn mock_live_rows() -> Result<Vec<Row>, RunError> {
     let cluster = MockCluster::new(1)?;
     let brokers = cluster.bootstrap_servers();
@@ -39,7 +45,7 @@ pub fn mock_live_rows() -> Result<Vec<Row>, RunError> {
     {
         cluster.create_topic(t, PARTITIONS, 1)?;
     }
-    let events = traffic(1, 11, 1.0);
+    let events = traffic(DAYS, 11, 1.0);
     let n = events.len();
     produce_traffic(&brokers, &events, mon, tkt)?;
     check_retained(&brokers, &[mon, tkt])?;
@@ -48,6 +54,7 @@ pub fn mock_live_rows() -> Result<Vec<Row>, RunError> {
     let mut rounds = Vec::new();
     for (round, state) in states.iter().enumerate() {
         // Fresh groups and state topics: every round reads from the start.
+        purge_heap();
         let bare = bare_consumer_rate(&brokers, &format!("bare{round}"), &[mon, tkt], n)?;
         let text = live_config(
             &brokers,
@@ -55,7 +62,9 @@ pub fn mock_live_rows() -> Result<Vec<Row>, RunError> {
             [mon, tkt, inc, dl],
             &format!("state_topic = \"{state}\"\n"),
         );
+        purge_heap();
         let live = live_consumer_rate(&text, n)?;
+        purge_heap();
         let replay = n as f64 / replay_in_memory(&config(), &all);
         rounds.push((bare.rate, live.rate, replay));
     }
@@ -86,6 +95,17 @@ pub fn mock_live_rows() -> Result<Vec<Row>, RunError> {
             target: String::new(),
         },
     ])
+}
+
+/// Returns the heap's free pages to the system now. The live loop waits
+/// seconds for its partitions, longer than mimalloc keeps freed pages
+/// (`purge_delay`, 1 s), so it builds its state on fresh pages, each a page
+/// fault; a replay started right after it would reuse the pages it just
+/// freed. Purging before each measurement starts both the same way.
+fn purge_heap() {
+    // SAFETY: `mi_collect` has no preconditions; with another global
+    // allocator (the tests') it finds nothing to collect.
+    unsafe { libmimalloc_sys::mi_collect(true) }
 }
 
 /// Fails when the mock dropped the start of a partition's log.

@@ -750,7 +750,9 @@ fn live_consumer_rate(text: &str, n: usize) -> Result<ConsumerRun, crate::run::R
         if first.is_none() && read() > 0 {
             first = Some((Instant::now(), read()));
         }
-        std::thread::sleep(Duration::from_millis(5));
+        // The mock-broker row's input takes about 150 ms: a coarser poll
+        // would add up to its period to the measured time.
+        std::thread::sleep(Duration::from_millis(1));
     }
     let run = ConsumerRun::new(started, first, read());
     live.stop()?;
