@@ -27,8 +27,8 @@ const DAYS: u32 = 2;
 const ROUNDS: usize = 3;
 
 /// Rows: a bare consumer, slaflow's live loop and replay over the same
-/// [`DAYS`] of generated traffic, on the cores this process may use (run it under
-/// `taskset` for 1 and 2). The live loop processes them in about 150 ms,
+/// [`DAYS`] of generated traffic, on the cores this process may use (run it
+/// under `taskset` for 1 and 2). The live loop processes them in about 150 ms,
 /// timed by a counter read every millisecond, and one run shares the cores
 /// with the mock's threads: runs of one binary spread by more than 10 %, so
 /// each measurement runs [`ROUNDS`] times, alternating, and the round with
@@ -97,11 +97,12 @@ pub fn mock_live_rows() -> Result<Vec<Row>, RunError> {
     ])
 }
 
-/// Returns the heap's free pages to the system now. The live loop waits
-/// seconds for its partitions, longer than mimalloc keeps freed pages
-/// (`purge_delay`, 1 s), so it builds its state on fresh pages, each a page
-/// fault; a replay started right after it would reuse the pages it just
-/// freed. Purging before each measurement starts both the same way.
+/// Returns the heap's free pages to the system now. The live loop starts
+/// processing half a minute after its start (the group join, the changelog
+/// topic check the mock cannot answer), longer than mimalloc keeps freed
+/// pages (`purge_delay`, 1 s), so it builds its state on fresh pages, each
+/// a page fault; a replay started right after it would reuse the pages it
+/// just freed. Purging before each measurement starts all three alike.
 fn purge_heap() {
     // SAFETY: `mi_collect` has no preconditions; with another global
     // allocator (the tests') it finds nothing to collect.
