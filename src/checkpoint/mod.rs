@@ -463,7 +463,10 @@ mod tests {
         // The fuzz target's config: the same service, plus an SLA.
         let text = "[[customers]]\nid = \"acme\"\n[[services]]\nid = \"web\"\ncustomer = \"acme\"\n[[slas]]\nid = \"gold\"\ncustomer = \"acme\"\nkinds = [\"incident\"]\npause_statuses = [\"on_hold\"]\n[slas.targets.P1]\nresponse = \"15m\"\n";
         let config = Config::parse(text, Path::new("fuzz.toml")).unwrap();
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/checkpoint");
+        // From the running test's environment, not the build's: a build cache
+        // shared with another checkout may hand over a binary built there.
+        let root = std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo test");
+        let dir = Path::new(&root).join("fuzz/corpus/checkpoint");
         std::fs::create_dir_all(&dir).unwrap();
         let bytes = encode(&cp, &config).expect("encodes");
         assert!(decode(&bytes, &config).is_ok());
