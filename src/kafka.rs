@@ -14,7 +14,7 @@ use rdkafka::types::RDKafkaErrorCode;
 
 use crate::config::KafkaConfig;
 
-/// How long creating a topic may wait for the brokers.
+/// How long looking a topic up or creating it may wait for the brokers.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The input consumer's settings (also the bare-consumer benchmark's).
@@ -114,9 +114,27 @@ impl BrokerProbe {
 }
 
 /// Creates the topics that do not exist yet; existing ones are left as they are.
+///
+/// Each topic is looked up first, so topics an operator created ahead need no
+/// CREATE permission, and a broker without CreateTopics (librdkafka's mock)
+/// is not asked.
 pub fn create_topics(kafka: &KafkaConfig, topics: &[TopicSpec]) -> Result<(), KafkaError> {
-    let admin: AdminClient<DefaultClientContext> = client_config(kafka).create()?;
-    let new: Vec<NewTopic> = topics
+    let mut cfg = client_config(kafka);
+    // An admin client is a producer to librdkafka, whose metadata requests may
+    // otherwise let the broker create a missing topic with its defaults
+    // (never compacted): the lookup must not create what it looks for.
+    cfg.set("allow.auto.create.topics", "false");
+    let admin: AdminClient<DefaultClientContext> = cfg.create()?;
+    let mut missing = Vec::new();
+    for t in topics {
+        if !topic_exists(&admin, t.name)? {
+            missing.push(t);
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let new: Vec<NewTopic> = missing
         .iter()
         .map(|t| {
             let topic = NewTopic::new(t.name, t.partitions, TopicReplication::Fixed(-1));
@@ -144,6 +162,17 @@ pub fn create_topics(kafka: &KafkaConfig, topics: &[TopicSpec]) -> Result<(), Ka
         }
     }
     Ok(())
+}
+
+/// Whether the brokers know `name` with its partitions. Any other answer (an
+/// unknown topic, a leader election, no DESCRIBE permission) counts as
+/// missing, so creating it is still tried.
+fn topic_exists(admin: &AdminClient<DefaultClientContext>, name: &str) -> Result<bool, KafkaError> {
+    let metadata = admin.inner().fetch_metadata(Some(name), ADMIN_TIMEOUT)?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .any(|t| t.name() == name && t.error().is_none() && !t.partitions().is_empty()))
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::*;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 
 const PARTITIONS: i32 = 4;
 
@@ -194,6 +195,28 @@ fn run_dead_letters_bad_records_and_commits_offsets() {
 /// Issue 32: a config naming a checkpoint key variable that is not set is
 /// refused at start (docs/security.md), before any partition is read: state
 /// must not be written unsigned when signing was asked for.
+/// Topics are looked up before they are created: one that exists keeps the
+/// partitions it has, one that does not is created as asked.
+#[test]
+fn create_topics_leaves_existing_topics_and_creates_missing_ones() {
+    let brokers = brokers();
+    let existing = unique("existing");
+    create_topics(&brokers, &[&existing], 3);
+    let missing = unique("missing");
+    create_topics(&brokers, &[&existing, &missing], 2);
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .expect("consumer");
+    let partitions = |topic: &str| {
+        let metadata =
+            (consumer.fetch_metadata(Some(topic), Duration::from_secs(10))).expect("metadata");
+        metadata.topics()[0].partitions().len()
+    };
+    assert_eq!(partitions(&existing), 3);
+    assert_eq!(partitions(&missing), 2);
+}
+
 #[test]
 fn run_refuses_to_start_when_the_checkpoint_key_variable_is_unset() {
     let dir = tempfile::tempdir().expect("tempdir");
