@@ -63,12 +63,12 @@ pub fn mock_live_rows() -> Result<Vec<Row>, RunError> {
             &format!("state_topic = \"{state}\"\n"),
         );
         purge_heap();
-        let live = live_consumer_rate(&text, n)?;
+        let (live, decided) = live_consumer_rate(&text, n)?;
         purge_heap();
         let replay = n as f64 / replay_in_memory(&config(), &all);
-        rounds.push((bare.rate, live.rate, replay));
+        rounds.push((bare.rate, live.rate, replay, decided));
     }
-    let ((bare, live, replay), each) = median_round(&rounds, |r| r.1 / r.2.max(1.0));
+    let ((bare, live, replay, decided), each) = median_round(&rounds, |r| r.1 / r.2.max(1.0));
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     Ok(vec![
         Row {
@@ -80,7 +80,7 @@ pub fn mock_live_rows() -> Result<Vec<Row>, RunError> {
         },
         Row {
             name: format!(
-                "in-process mock broker, {cores} core(s): slaflow run's live loop (consume, process, publish, checkpoint; median of {ROUNDS} rounds: {each})"
+                "in-process mock broker, {cores} core(s): slaflow run's live loop (consume, process, publish, checkpoint; median of {ROUNDS} rounds: {each}; {decided} of {n} records decided)"
             ),
             value: format!(
                 "{live:.0} events/s ({:.0}% of replay, {:.0}% of bare)",
@@ -98,11 +98,11 @@ pub fn mock_live_rows() -> Result<Vec<Row>, RunError> {
 }
 
 /// Returns the heap's free pages to the system now. The live loop starts
-/// processing half a minute after its start (the group join, the changelog
-/// topic check the mock cannot answer), longer than mimalloc keeps freed
-/// pages (`purge_delay`, 1 s), so it builds its state on fresh pages, each
-/// a page fault; a replay started right after it would reuse the pages it
-/// just freed. Purging before each measurement starts all three alike.
+/// processing seconds after its start (the group join), longer than
+/// mimalloc keeps freed pages (`purge_delay`, 1 s), so it builds its state
+/// on fresh pages, each a page fault; a replay started right after it would
+/// reuse the pages it just freed. Purging before each measurement starts
+/// all three alike.
 fn purge_heap() {
     // SAFETY: `mi_collect` has no preconditions; with another global
     // allocator (the tests') it finds nothing to collect.
