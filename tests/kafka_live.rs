@@ -192,9 +192,6 @@ fn run_dead_letters_bad_records_and_commits_offsets() {
     assert!(status.success());
 }
 
-/// Issue 32: a config naming a checkpoint key variable that is not set is
-/// refused at start (docs/security.md), before any partition is read: state
-/// must not be written unsigned when signing was asked for.
 /// Topics are looked up before they are created: one that exists keeps the
 /// partitions it has, one that does not is created as asked.
 #[test]
@@ -217,6 +214,9 @@ fn create_topics_leaves_existing_topics_and_creates_missing_ones() {
     assert_eq!(partitions(&missing), 2);
 }
 
+/// Issue 32: a config naming a checkpoint key variable that is not set is
+/// refused at start (docs/security.md), before any partition is read: state
+/// must not be written unsigned when signing was asked for.
 #[test]
 fn run_refuses_to_start_when_the_checkpoint_key_variable_is_unset() {
     let dir = tempfile::tempdir().expect("tempdir");
